@@ -1,0 +1,3 @@
+from sloplane.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""Prometheus-style durations (`5m`, `1h30m`, `30d`), parsed once and printed canonically.
+
+Every system sloplane talks to (Prometheus, Alertmanager, Argo, OpenSLO) writes durations in this
+shape, so the declaration uses it too and renderers print it back the same way. Formatting uses
+days as the largest unit on purpose: `28d` reads better in a rule name than Prometheus' own `4w`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNIT_SECONDS: dict[str, float] = {
+    "y": 365 * 86400,
+    "w": 7 * 86400,
+    "d": 86400,
+    "h": 3600,
+    "m": 60,
+    "s": 1,
+    "ms": 0.001,
+}
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_UNITS_IN_ORDER = ("y", "w", "d", "h", "m", "s", "ms")
+_FORMAT_UNITS = (("d", 86400_000), ("h", 3600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
+
+
+class DurationError(ValueError):
+    """A text that is not a Prometheus duration; the message says what would be."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `1h30m`-style text; units y, w, d, h, m, s, ms, largest first, each at most once."""
+    stripped = text.strip()
+    match = _DURATION.match(stripped)
+    if not stripped or match is None:
+        raise DurationError(
+            f"'{text}' is not a duration: use a number and a unit, largest unit first, "
+            "e.g. 30s, 5m, 1h30m, 28d (units: y, w, d, h, m, s, ms)"
+        )
+    seconds = sum(
+        int(amount) * _UNIT_SECONDS[unit]
+        for amount, unit in zip(match.groups(), _UNITS_IN_ORDER, strict=True)
+        if amount is not None
+    )
+    if seconds <= 0:
+        raise DurationError(f"'{text}' is zero: a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Print a duration the way Prometheus parses it, days as the largest unit: 90m -> 1h30m."""
+    remaining = round(value.total_seconds() * 1000)
+    if remaining <= 0:
+        raise DurationError(f"cannot print a non-positive duration ({value})")
+    parts: list[str] = []
+    for unit, size in _FORMAT_UNITS:
+        amount, remaining = divmod(remaining, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)
+
+
+def minutes(value: timedelta) -> float:
+    """A duration in minutes, the unit people read error budgets in."""
+    return value.total_seconds() / 60

@@ -1,0 +1,192 @@
+"""What happens around the indicator: stages, exclusions, alerting and the deployment gate policy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+
+from sloplane.budget import Tier
+from sloplane.spec.sli import SLORef
+from sloplane.spec.types import (
+    CronSchedule,
+    Duration,
+    Labels,
+    Name,
+    Objective,
+    Percent,
+    PositiveFloat,
+    SpecModel,
+    StrictBool,
+    TimeZone,
+)
+
+
+def _check_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_check_url)]
+
+
+class Stage(SpecModel):
+    """A deployment stage (canary, production, ...) with its own objective and extra selector labels."""
+
+    name: Name
+    objective: Objective | None = None
+    """Defaults to the SLO's objective; canaries often get a looser one."""
+    selector: Labels = Field(default_factory=dict)
+    """Labels that pick this stage's traffic, added to every query (`{{selector}}` in hand-written ones)."""
+    production: StrictBool = False
+    """Marks the production stage; default: the stage named `production`, else the last one."""
+    counts_toward_production: StrictBool = False
+    """Whether this pre-production stage's events also count in the production SLO's budget."""
+
+
+class RecurringWindow(SpecModel):
+    """A window that repeats on a cron schedule, in a time zone (maintenance, release freezes)."""
+
+    name: Name
+    schedule: CronSchedule
+    duration: Duration
+    time_zone: TimeZone = "UTC"
+    stages: list[Name] = Field(default_factory=list)
+    """Stages the window applies to; empty means all."""
+
+
+def _require_order(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise ValueError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+
+
+class OneOffWindow(SpecModel):
+    """A single planned window, e.g. a data-centre migration."""
+
+    name: Name
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str = Field(min_length=1)
+    stages: list[Name] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _require_order(self.start, self.end)
+        return self
+
+
+class EmergencyChange(SpecModel):
+    """An emergency change taken out of the budget, with who approved it and why (for audits)."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+    ticket: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _require_order(self.start, self.end)
+        return self
+
+
+class Exclusions(SpecModel):
+    """Time taken out of the error budget, so planned work does not erode trust in the SLO."""
+
+    maintenance: list[RecurringWindow] = Field(default_factory=list)
+    windows: list[OneOffWindow] = Field(default_factory=list)
+    emergency_changes: list[EmergencyChange] = Field(default_factory=list)
+
+
+class Routing(SpecModel):
+    """Alertmanager receivers: breaches during a deployment go to one, background ones to another."""
+
+    deployment: str | None = None
+    background: str | None = None
+
+
+class Alerting(SpecModel):
+    """Burn-rate alert tiers and where they go."""
+
+    page: StrictBool = True
+    ticket: StrictBool = True
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    runbook: Url | None = None
+    routing: Routing = Field(default_factory=Routing)
+    deployment_signal: str | None = None
+    """PromQL that is > 0 while a rollout is in progress; alerts then say whether they fired during one."""
+
+    def enabled_tiers(self) -> tuple[Tier, ...]:
+        """The tiers switched on, in severity order."""
+        return tuple(tier for tier in Tier if getattr(self, tier.value))
+
+
+class GateMode(StrEnum):
+    """Blocking: the pipeline waits for a verdict. Async: it records the deployment and moves on."""
+
+    BLOCKING = "blocking"
+    ASYNC = "async"
+
+
+class NoDataOutcome(StrEnum):
+    """The decision when the SLI has no data at all."""
+
+    INCONCLUSIVE = "inconclusive"
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class BackendErrorPolicy(StrEnum):
+    """The decision when the metrics backend cannot be read."""
+
+    FAIL_CLOSED = "failClosed"
+    FAIL_OPEN = "failOpen"
+
+
+class GatePolicy(SpecModel):
+    """How deployments are judged against this SLO.
+
+    The defaults are also what an SLO without a `gate` gets: fail while a page-tier burn is active or
+    the budget is exhausted, pass otherwise; no data is inconclusive, a backend error fails closed.
+    """
+
+    mode: GateMode = GateMode.BLOCKING
+    min_budget_remaining: Percent = 0.0
+    """Percent of the period's budget that must be left to deploy; 0 only refuses an exhausted budget."""
+    max_burn_rate: PositiveFloat | None = None
+    """Highest burn rate tolerated during analysis, over `analysisWindow`."""
+    analysis_window: Duration = timedelta(minutes=10)
+    min_events: int = Field(default=0, ge=0, strict=True)
+    """Fewer events than this in the analysis window makes the decision inconclusive."""
+    on_no_data: NoDataOutcome = NoDataOutcome.INCONCLUSIVE
+    on_backend_error: BackendErrorPolicy = BackendErrorPolicy.FAIL_CLOSED
+    rollback_on: Tier = Tier.PAGE
+    """An active burn-rate alert of this tier (or louder) fails the gate and rolls back."""
+    dependencies: list[SLORef] = Field(default_factory=list)
+    """SLOs whose own outage makes a breach here external: inconclusive instead of a rollback."""
+    freeze_on_major_incident: StrictBool = True
+    freezes: list[RecurringWindow] = Field(default_factory=list)
+    """Scheduled release freezes (e.g. Friday afternoons, peak season)."""
+
+
+DEFAULT_GATE = GatePolicy()
+"""The documented policy for SLOs that declare none."""
+
+
+class Target(StrEnum):
+    """A system sloplane renders for."""
+
+    PROMETHEUS = "prometheus"
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    DATADOG = "datadog"
+    ARGO_ROLLOUTS = "argoRollouts"
+    ARGO_CD = "argoCD"
+    SPINNAKER = "spinnaker"
+
+
+DEFAULT_TARGETS = (Target.PROMETHEUS, Target.ALERTMANAGER, Target.GRAFANA)

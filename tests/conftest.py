@@ -1,0 +1,70 @@
+"""Shared helpers: the example folder, a minimal declaration, and running the real CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+# Deterministic examples: a CI run is reproducible and a failure is the same on every machine.
+settings.register_profile("sloplane", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("sloplane")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "slos"
+
+MINIMAL = """\
+apiVersion: sloplane.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata:
+  name: {name}
+spec:
+  service: checkout
+  owners: {{team: payments}}
+  objective: {objective}
+  sli:
+    http: {{metric: http_requests_total, selector: {{job: checkout}}}}
+"""
+
+
+def minimal(name: str = "checkout-availability", objective: float = 99.9) -> str:
+    """The ~10-line declaration the README promises."""
+    return MINIMAL.format(name=name, objective=objective)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None) -> CliResult:
+    """Run `python -m sloplane` as a user would, in a subprocess."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "sloplane", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=120,
+        check=False,
+    )
+    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.fixture
+def write(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """write('a.yaml', text) -> path, with the text dedented."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return _write

@@ -1,0 +1,140 @@
+"""OpenSLO import (v1, v2alpha) and export, and the round trip for every example."""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sloplane.spec import load_paths
+from sloplane.spec.model import BudgetingMethod, CalendarUnit, Declaration
+from sloplane.spec.openslo.exporter import export_openslo, shorthand
+from sloplane.spec.writer import dump_yaml
+from tests.conftest import EXAMPLES
+
+DATA = Path(__file__).parent / "data" / "openslo"
+
+
+def _load(*names: str) -> dict[str, Declaration]:
+    result = load_paths([DATA / name for name in names])
+    assert result.errors == [], [d.render() for d in result.errors]
+    return {slo.name: slo.declaration for slo in result.slos}
+
+
+def test_v1_with_references_across_documents() -> None:
+    slo = _load("v1-refs.yaml")["web-availability"]
+    assert slo.spec.service == "web" and slo.spec.owners.team == "storefront"
+    assert slo.metadata.labels == {"team": "storefront", "region": "eu,us"}
+    assert slo.metadata.annotations == {"sloplane.dev/display-name": "Web availability"}
+    assert slo.spec.objective == 99.9 and slo.spec.window.period.days == 28
+    ratio = slo.spec.sli.ratio
+    assert ratio is not None and ratio.good is not None
+    assert ratio.good.prometheus == 'sum(rate(http_requests_total{job="web",code!~"5.."}[{{window}}]))'
+    assert ratio.total.prometheus == 'sum(rate(http_requests_total{job="web"}[{{window}}]))'
+    assert (slo.spec.alerting.page, slo.spec.alerting.ticket) == (True, False)
+
+
+def test_v1_inline_objectives_calendar_and_timeslices() -> None:
+    slos = _load("v1-inline.yaml")
+    assert sorted(slos) == ["api-latency-relaxed", "api-latency-strict"]
+    strict, relaxed = slos["api-latency-strict"].spec, slos["api-latency-relaxed"].spec
+    assert strict.objective == 99 and relaxed.objective == 95
+    assert strict.window.calendar is CalendarUnit.MONTH and strict.window.time_zone == "Europe/Berlin"
+    assert strict.budgeting_method is BudgetingMethod.TIMESLICES
+    assert strict.timeslice is not None and strict.timeslice.target == 95
+    assert relaxed.timeslice is not None and relaxed.timeslice.window.total_seconds() == 300
+    assert strict.sli.ratio is not None and strict.sli.ratio.total.prometheus == (
+        "sum(rate(api_duration_seconds_count[{{window}}]))"
+    )
+
+
+def test_threshold_and_raw_metrics() -> None:
+    slos = _load("v1-threshold-raw.yaml")
+    threshold = slos["queue-age"].spec.sli.threshold
+    assert threshold is not None and threshold.op.value == "lte" and threshold.value == 300
+    assert threshold.query.prometheus == "max(queue_oldest_message_age_seconds)"
+    raw = slos["dd-success"].spec.sli.raw
+    assert raw is not None and raw.error_ratio.datadog == "1 - (avg:ingest.success_ratio{env:prod})"
+    assert slos["dd-success"].spec.window.period.days == 30
+
+
+def test_v2alpha_names_and_data_sources() -> None:
+    result = load_paths([DATA / "v2alpha.yaml"])
+    slo = result.slos[0].declaration
+    assert slo.spec.service == "web" and slo.spec.window.period.days == 7
+    ratio = slo.spec.sli.ratio
+    assert ratio is not None and ratio.errors is not None
+    assert ratio.errors.prometheus == 'sum(rate(http_requests_total{component="web",code=~"5.."}[{{window}}]))'
+    # an aggregated counter cannot take a range selector: wrapped in a subquery, with a warning
+    assert ratio.total.prometheus == 'sum(rate((sum(http_requests_total{component="web"}))[{{window}}:]))'
+    (warning,) = result.warnings
+    assert "subquery" in warning.message and warning.position.line == 28
+
+
+def test_composites_refer_to_standalone_slos_and_create_the_rest() -> None:
+    slos = _load("composite.yaml")
+    assert sorted(slos) == ["journey", "journey-browse", "payments"]
+    composite = slos["journey"].spec.sli.composite
+    assert composite is not None
+    assert [(c.slo, c.weight) for c in composite.components] == [("journey-browse", 1.0), ("payments", 3.0)]
+    assert slos["journey"].spec.objective == pytest.approx((99 + 3 * 99.9) / 4)
+    assert slos["journey-browse"].spec.objective == 99
+
+
+def test_errors_point_into_the_openslo_document(write: Any) -> None:
+    path = write(
+        "bad.yaml",
+        """\
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: broken}
+        spec:
+          service: web
+          indicatorRef: missing-sli
+          budgetingMethod: Occurrences
+          objectives:
+            - target: 0.99
+              tagret: 0.9
+        """,
+    )
+    messages = [(d.position.line, d.message) for d in load_paths([path]).errors]
+    assert (10, "unknown key 'tagret' (did you mean 'target'?)") in messages
+    path.write_text(path.read_text().replace("      tagret: 0.9\n", ""))
+    (error,) = load_paths([path]).errors
+    assert error.position.line == 6 and "unknown SLI 'missing-sli'" in error.message
+
+
+def test_every_example_survives_export_and_import(tmp_path: Path) -> None:
+    original = load_paths([EXAMPLES])
+    exported = export_openslo(original.declarations)
+    (tmp_path / "exported.yaml").write_text(dump_yaml(d for docs in exported.values() for d in docs))
+    back = load_paths([tmp_path])
+    assert back.diagnostics == []
+    assert {s.name: s.declaration for s in back.slos} == {s.name: s.declaration for s in original.slos}
+
+
+def test_export_writes_openslo_natively_and_annotates_only_the_rest() -> None:
+    slos = {s.name: s.declaration for s in load_paths([EXAMPLES]).slos}
+    documents = export_openslo([slos["payments-availability"]])["payments-availability"]
+    slo, sli = documents
+    assert slo["apiVersion"] == "openslo/v1" and sli["kind"] == "SLI"
+    assert slo["spec"]["objectives"] == [{"target": 0.9995}]
+    assert sli["spec"]["ratioMetric"]["bad"]["metricSource"]["type"] == "Prometheus"
+    assert [p["spec"]["conditions"][0]["spec"]["condition"]["threshold"] for p in slo["spec"]["alertPolicies"]] == [
+        14.4,
+        6.0,
+        3.0,
+        1.0,
+    ]
+    # both backends' queries cannot fit one OpenSLO metric source: the SLI travels as an annotation
+    assert set(slo["metadata"]["annotations"]) == {
+        "sloplane.dev/owners",
+        "sloplane.dev/sli",
+        "sloplane.dev/targets",
+        "sloplane.dev/tier",
+    }
+
+
+@pytest.mark.parametrize(("days", "text"), [(30, "30d"), (0.25, "6h"), (84 / 1440, "84m")])
+def test_shorthand(days: float, text: str) -> None:
+    assert shorthand(timedelta(days=days)) == text
