@@ -6,8 +6,9 @@ all ask this module, so an alert threshold, a gate decision and an explanation c
 The window table is the Google SRE Workbook's (chapter 5, "Alerting on SLOs") for a 30-day period.
 Each row spends a fixed *share* of the period's budget before it fires; the burn-rate factor follows
 from it: factor = share x period / long window (2% of a 30d budget in 1h -> 14.4). For other periods
-every window is scaled by period / 30d and rounded to the whole minute, so the factors stay those of
-the Workbook and the alert keeps its meaning (a 7d SLO pages on 2% of its budget in 14 minutes).
+every window is scaled by period / 30d and rounded to the whole minute (never under five minutes),
+so the factors stay those of the Workbook and the alert keeps its meaning (a 7d SLO pages on 2% of
+its budget in 14 minutes).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ WORKBOOK_WINDOWS: tuple[WindowPair, ...] = (
     WindowPair(Tier.TICKET, timedelta(days=3), timedelta(hours=6), 0.10),
 )
 WINDOW_GRANULARITY = timedelta(minutes=1)
-"""Scaled windows are rounded to this, and never shorter: rates over less are mostly noise."""
+"""Scaled windows are rounded to whole minutes."""
+MIN_WINDOW = timedelta(minutes=5)
+"""No window is shorter: rate() over fewer than a handful of scrapes is noise, or empty."""
 
 _FLOAT_DIGITS = 12
 """Factors and budgets are rounded to this many decimals so that 0.02 x 720 prints as 14.4."""
@@ -82,10 +85,9 @@ def budget_duration(objective_percent: float, period: timedelta) -> timedelta:
 
 
 def scale_window(window: timedelta, period: timedelta) -> timedelta:
-    """A Workbook window scaled to another period, whole minutes, at least one minute."""
+    """A Workbook window scaled to another period, in whole minutes, never under MIN_WINDOW."""
     scaled = window * (period / WORKBOOK_PERIOD)
-    steps = max(1, round(scaled / WINDOW_GRANULARITY))
-    return WINDOW_GRANULARITY * steps
+    return max(MIN_WINDOW, WINDOW_GRANULARITY * round(scaled / WINDOW_GRANULARITY))
 
 
 @dataclass(frozen=True)

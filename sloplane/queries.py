@@ -57,9 +57,11 @@ _INVERSE_OPERATOR = {
 
 @dataclass(frozen=True)
 class WindowedQueries:
-    """Templates over `{{window}}`: bad events, all events, and the error ratio.
+    """Templates over `{{window}}`: bad events, all events (both as counts), and the error ratio.
 
     `errors` and `total` are None where the SLI has no event counts (raw and threshold SLIs).
+    Counts rather than rates, so that the evaluator's minimum-events policy and dashboards read
+    events, and a period total can be added up from short windows.
     """
 
     error_ratio: str
@@ -110,10 +112,6 @@ def _bucket_bound(threshold: timedelta) -> str:
     return f"le={_quote(repr(seconds))}"
 
 
-def _rate_sum(metric: str, selector: dict[str, str], extra: tuple[str, ...] = ()) -> str:
-    return f"sum(rate({metric}{promql_matchers(selector, extra)}[{WINDOW_PLACEHOLDER}]))"
-
-
 def _increase_sum(metric: str, selector: dict[str, str], extra: tuple[str, ...] = ()) -> str:
     return f"sum(increase({metric}{promql_matchers(selector, extra)}[{WINDOW_PLACEHOLDER}]))"
 
@@ -127,7 +125,8 @@ def _handwritten(queries: BackendQueries, selector: dict[str, str], backend: Bac
     return None if query is None else expand_selector(query, selector, backend)
 
 
-def _deployment_reasons(sli: DeploymentSLI) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def deployment_reasons(sli: DeploymentSLI) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(bad, all) event reasons of a deployment SLI: the declaration's, else the source's defaults."""
     bad, every = DEPLOYMENT_REASONS[(sli.source, sli.measure)]
     return tuple(sli.bad_reasons or bad), tuple(sli.all_reasons or every)
 
@@ -148,11 +147,11 @@ def prometheus_queries(sli: SLI, selector: dict[str, str], interval: timedelta) 
     if sli.http is not None:
         labels = {**sli.http.selector, **selector}
         code = f"{sli.http.errors.label}=~{_quote(status_code_regex(sli.http.errors))}"
-        return _ratio(_rate_sum(sli.http.metric, labels, (code,)), _rate_sum(sli.http.metric, labels))
+        return _ratio(_increase_sum(sli.http.metric, labels, (code,)), _increase_sum(sli.http.metric, labels))
     if sli.latency is not None:
         labels = {**sli.latency.selector, **selector}
-        total = _rate_sum(f"{sli.latency.metric}_count", labels)
-        good = _rate_sum(f"{sli.latency.metric}_bucket", labels, (_bucket_bound(sli.latency.threshold),))
+        total = _increase_sum(f"{sli.latency.metric}_count", labels)
+        good = _increase_sum(f"{sli.latency.metric}_bucket", labels, (_bucket_bound(sli.latency.threshold),))
         return _ratio(f"{total} - {good}", total)
     if sli.probe is not None:
         selected = f"{sli.probe.metric}{promql_matchers({**sli.probe.selector, **selector})}[{WINDOW_PLACEHOLDER}]"
@@ -169,7 +168,7 @@ def prometheus_queries(sli: SLI, selector: dict[str, str], interval: timedelta) 
         step = format_duration(interval)
         return WindowedQueries(error_ratio=f"avg(avg_over_time(({bad})[{WINDOW_PLACEHOLDER}:{step}]))")
     if sli.deployment is not None:
-        bad_reasons, all_reasons = _deployment_reasons(sli.deployment)
+        bad_reasons, all_reasons = deployment_reasons(sli.deployment)
         labels = {**sli.deployment.selector, **selector}
         if sli.deployment.source is DeploymentSource.ARGO_ROLLOUTS:
             metric, label = ARGO_EVENTS_METRIC, "reason"

@@ -88,7 +88,7 @@ def test_reset_after_full_outage_is_just_under_the_short_window() -> None:
     ("period", "expected"),
     [
         (timedelta(days=28), ["56m/5m", "5h36m/28m", "22h24m/1h52m", "2d19h12m/5h36m"]),
-        (timedelta(days=7), ["14m/1m", "1h24m/7m", "5h36m/28m", "16h48m/1h24m"]),
+        (timedelta(days=7), ["14m/5m", "1h24m/7m", "5h36m/28m", "16h48m/1h24m"]),
         (timedelta(days=90), ["3h/15m", "18h/1h30m", "3d/6h", "9d/18h"]),
     ],
 )
@@ -98,13 +98,14 @@ def test_windows_scale_with_the_period_and_keep_the_workbook_factors(period: tim
     assert [a.factor for a in alerts] == [14.4, 6.0, 3.0, 1.0]
 
 
-def test_scaled_windows_are_whole_minutes_and_at_least_one() -> None:
-    assert scale_window(timedelta(minutes=5), timedelta(days=1)) == timedelta(minutes=1)
+def test_scaled_windows_are_whole_minutes_and_never_under_five() -> None:
+    assert scale_window(timedelta(minutes=5), timedelta(days=1)) == timedelta(minutes=5)
     for row in WORKBOOK_WINDOWS:
         for days in range(1, 400, 7):
-            scaled = scale_window(row.short, timedelta(days=days))
-            assert scaled >= timedelta(minutes=1)
-            assert scaled.total_seconds() % 60 == 0
+            for window in (row.short, row.long):
+                scaled = scale_window(window, timedelta(days=days))
+                assert scaled >= timedelta(minutes=5)
+                assert scaled.total_seconds() % 60 == 0
 
 
 def test_recording_windows_for_thirty_days() -> None:

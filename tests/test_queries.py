@@ -42,9 +42,9 @@ def test_http_shorthand_derives_promql_with_stage_labels() -> None:
     queries = prometheus_queries(sli, {"track": "canary"}, MINUTE)
     assert queries is not None
     assert queries.errors == (
-        'sum(rate(http_requests_total{job="checkout",track="canary",code=~"5..|429"}[{{window}}]))'
+        'sum(increase(http_requests_total{job="checkout",track="canary",code=~"5..|429"}[{{window}}]))'
     )
-    assert queries.total == 'sum(rate(http_requests_total{job="checkout",track="canary"}[{{window}}]))'
+    assert queries.total == 'sum(increase(http_requests_total{job="checkout",track="canary"}[{{window}}]))'
     assert queries.error_ratio == f"({queries.errors}) / ({queries.total})"
     _parses(queries)
 
@@ -84,7 +84,7 @@ def test_latency_uses_the_bucket_at_the_threshold() -> None:
     queries = prometheus_queries(sli, {}, MINUTE)
     assert queries is not None and queries.errors is not None
     assert 'http_request_duration_seconds_bucket{job="search",le="0.3"}' in queries.errors
-    assert queries.total == 'sum(rate(http_request_duration_seconds_count{job="search"}[{{window}}]))'
+    assert queries.total == 'sum(increase(http_request_duration_seconds_count{job="search"}[{{window}}]))'
     _parses(queries)
     whole = prometheus_queries(_sli({"latency": {"metric": "h", "threshold": "1s"}}), {}, MINUTE)
     assert whole is not None and whole.errors is not None and 'le=~"1(\\\\.0)?"' in whole.errors

@@ -1,0 +1,315 @@
+"""Prometheus recording rules and multiwindow, multi-burn-rate alerts for one SLO.
+
+Per subject (the SLO, or each stage) and per window the alerts read, three recordings: bad events,
+all events, and their ratio. Longer windows are computed from the raw series, not averaged from
+short ones, so every window is exact. The period ratio is then a true ratio of events: the sum of
+the shortest window's bad-event counts over the period divided by the sum of its event counts.
+Zero traffic makes a short window's ratio NaN, but never a count, so one quiet minute cannot poison
+a month; ratios are filtered with `>= 0`, which drops NaN.
+
+Cost: window rules read raw series once per evaluation, so their cost grows with the window's
+length (the 3d window dominates). The period rules read one recorded series each, and
+`sum_over_time` over the period touches period / interval samples (43,200 for 30d at 1m) per
+subject per evaluation: linear in the period. They live in a separate group so that Prometheus
+evaluates them concurrently with, and independently of, the alerting group.
+
+Composites combine their components' recorded ratios (weighted mean, or the worst); each component
+records whatever windows the composites above it need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sloplane.budget import BurnRateAlert, alert_windows, burn_rate_alerts, error_budget
+from sloplane.durations import format_duration
+from sloplane.explain import describe_window, human_duration
+from sloplane.queries import promql_matchers
+from sloplane.render import names
+from sloplane.spec.model import BudgetingMethod, Declaration, Lifecycle, Spec
+from sloplane.spec.sli import CompositeMethod
+from sloplane.subjects import Fleet, Subject, component_labels, subject_queries, subjects
+
+Rule = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Choices that are not part of a declaration but of where it is deployed."""
+
+    grafana_url: str = ""
+    """Base URL of Grafana for dashboard links in alerts (empty: links relative to Grafana)."""
+
+
+def _number(value: float) -> str:
+    """Shortest exact text for a float in PromQL: 0.0144, 14.4, 1e-05."""
+    return repr(round(value, 12))
+
+
+def own_windows(declaration: Declaration) -> set[timedelta]:
+    """Windows an SLO records for itself: every alert window, and the timeslice if it budgets by slices."""
+    spec = declaration.spec
+    windows = set(alert_windows(spec.window.period))
+    if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
+        windows.add(spec.timeslice.window)
+    return windows
+
+
+def recorded_windows(fleet: Fleet) -> dict[str, tuple[timedelta, ...]]:
+    """Windows each SLO records: its own plus those of every composite built on it (transitively)."""
+    needed = {name: own_windows(declaration) for name, declaration in fleet.items()}
+    changed = True
+    while changed:
+        changed = False
+        for name, declaration in fleet.items():
+            composite = declaration.spec.sli.composite
+            if composite is None:
+                continue
+            for component in composite.components:
+                if component.slo in needed and not needed[name] <= needed[component.slo]:
+                    needed[component.slo] |= needed[name]
+                    changed = True
+    return {name: tuple(sorted(windows)) for name, windows in needed.items()}
+
+
+def _selector(series: str, labels: dict[str, str]) -> str:
+    return f"{series}{promql_matchers(labels)}"
+
+
+def _aggregated(query: str) -> str:
+    """`sum(...)` around a query unless it already is one aggregate (recorded series must be single)."""
+    if query.startswith("sum(") and query.endswith(")"):
+        depth = 0
+        for index, char in enumerate(query[3:], start=3):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0:
+                return query if index == len(query) - 1 else f"sum({query})"
+    return f"sum({query})"
+
+
+def _record(series: str, expr: str, labels: dict[str, str]) -> Rule:
+    return {"record": series, "expr": expr, "labels": dict(labels)}
+
+
+def _window_rules(declaration: Declaration, subject: Subject, windows: Iterable[timedelta], fleet: Fleet) -> list[Rule]:
+    """Bad events, events and error ratio for each window of one subject."""
+    spec = declaration.spec
+    labels = subject.labels
+    composite = spec.sli.composite
+    rules: list[Rule] = []
+    if composite is not None:
+        parts = [(component, component_labels(component, fleet)) for component in composite.components]
+        for window in windows:
+            ratios = [(c.weight, _selector(names.windowed(names.ERROR_RATIO, window), p)) for c, p in parts if p]
+            if composite.method is CompositeMethod.WORST_OF:
+                expr = "max(" + " or ".join(series for _, series in ratios) + ")"
+            else:
+                total_weight = sum(weight for weight, _ in ratios)
+                weighted = " + ".join(f"{_number(weight)} * sum({series})" for weight, series in ratios)
+                expr = f"({weighted}) / {_number(total_weight)}"
+            rules.append(_record(names.windowed(names.ERROR_RATIO, window), expr, labels))
+        return rules
+    queries = subject_queries(spec, subject)
+    if queries is None:
+        return rules
+    for window in windows:
+        filled = queries.at(window)
+        ratio_series = names.windowed(names.ERROR_RATIO, window)
+        if filled.errors is not None and filled.total is not None:
+            bad = names.windowed(names.BAD_EVENTS, window)
+            events = names.windowed(names.EVENTS, window)
+            rules.append(_record(bad, f"{_aggregated(filled.errors)} or vector(0)", labels))
+            rules.append(_record(events, _aggregated(filled.total), labels))
+            ratio = f"({_selector(bad, labels)} / {_selector(events, labels)}) >= 0"
+        else:
+            ratio = f"avg(({filled.error_ratio}) >= 0)"
+        rules.append(_record(ratio_series, ratio, labels))
+    return rules
+
+
+def _period_ratio(declaration: Declaration, subject: Subject, base: timedelta, fleet: Fleet) -> str:
+    spec = declaration.spec
+    labels = subject.labels
+    period = format_duration(spec.window.period)
+    if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
+        slices = _selector(names.windowed(names.BAD_SLICES, spec.timeslice.window), labels)
+        return f"avg_over_time({slices}[{period}])"
+    composite = spec.sli.composite
+    if composite is not None:
+        parts = [
+            (c.weight, _selector(names.ERROR_RATIO_PERIOD, p))
+            for c in composite.components
+            if (p := component_labels(c, fleet))
+        ]
+        if composite.method is CompositeMethod.WORST_OF:
+            return "max(" + " or ".join(series for _, series in parts) + ")"
+        weighted = " + ".join(f"{_number(weight)} * sum({series})" for weight, series in parts)
+        return f"({weighted}) / {_number(sum(weight for weight, _ in parts))}"
+    queries = subject_queries(spec, subject)
+    if queries is not None and queries.errors is not None:
+        bad = _selector(names.windowed(names.BAD_EVENTS, base), labels)
+        events = _selector(names.windowed(names.EVENTS, base), labels)
+        return f"(sum_over_time({bad}[{period}]) / sum_over_time({events}[{period}])) >= 0"
+    return f"avg_over_time({_selector(names.windowed(names.ERROR_RATIO, base), labels)}[{period}])"
+
+
+def _slice_rule(spec: Spec, subject: Subject) -> Rule:
+    """One sample per time slice: 1 when the slice's error ratio broke its target, else 0.
+
+    `time() % slice < interval` holds at exactly one evaluation per slice, so the period ratio is an
+    average over slices without a subquery re-evaluating the whole period every time.
+    """
+    assert spec.timeslice is not None
+    window = spec.timeslice.window
+    ratio = _selector(names.windowed(names.ERROR_RATIO, window), subject.labels)
+    bad_above = _number(1 - spec.timeslice.target / 100)
+    slot = f"vector(time() % {_number(window.total_seconds())}) < {_number(spec.interval.total_seconds())}"
+    return _record(
+        names.windowed(names.BAD_SLICES, window), f"({ratio} > bool {bad_above}) and on() ({slot})", subject.labels
+    )
+
+
+def _budget_rules(declaration: Declaration, subject: Subject, base: timedelta, fleet: Fleet) -> list[Rule]:
+    """Period ratio, events, objective, budget, budget remaining, burn rates and the info series."""
+    spec = declaration.spec
+    labels = subject.labels
+    budget = _number(error_budget(subject.objective))
+    period_ratio = _selector(names.ERROR_RATIO_PERIOD, labels)
+    rules: list[Rule] = []
+    if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
+        rules.append(_slice_rule(spec, subject))
+    rules.append(_record(names.ERROR_RATIO_PERIOD, _period_ratio(declaration, subject, base, fleet), labels))
+    queries = subject_queries(spec, subject)
+    if spec.sli.composite is None and queries is not None and queries.total is not None:
+        overlap = _number(spec.interval / base)
+        events = _selector(names.windowed(names.EVENTS, base), labels)
+        period = format_duration(spec.window.period)
+        rules.append(_record(names.EVENTS_PERIOD, f"sum_over_time({events}[{period}]) * {overlap}", labels))
+    info_labels = {
+        **labels,
+        "team": spec.owners.team,
+        "tier": spec.tier.value,
+        "objective": f"{subject.objective:g}",
+        "period": format_duration(spec.window.period),
+        "sli": spec.sli.kind,
+        "lifecycle": spec.lifecycle.value,
+    }
+    rules += [
+        _record(names.OBJECTIVE, f"vector({_number(subject.objective / 100)})", labels),
+        _record(names.ERROR_BUDGET, f"vector({budget})", labels),
+        _record(names.BUDGET_REMAINING, f"1 - {period_ratio} / {budget}", labels),
+        _record(
+            names.BURN_RATE_CURRENT, f"{_selector(names.windowed(names.ERROR_RATIO, base), labels)} / {budget}", labels
+        ),
+        _record(names.BURN_RATE_PERIOD, f"{period_ratio} / {budget}", labels),
+        _record(names.INFO, "vector(1)", info_labels),
+    ]
+    return rules
+
+
+def dashboard_url(slo: str, options: RenderOptions, stage: str | None = None) -> str:
+    """Link to an SLO's dashboard, on the stage when there is one."""
+    url = f"{options.grafana_url.rstrip('/')}/d/{names.dashboard_uid(slo)}/{slo}"
+    return f"{url}?var-stage={stage}" if stage else url
+
+
+def _alert_annotations(
+    declaration: Declaration, subject: Subject, alert: BurnRateAlert, options: RenderOptions
+) -> dict[str, str]:
+    spec = declaration.spec
+    threshold = alert.error_ratio_threshold(subject.objective)
+    where = f"{subject.slo}" + (f" [{subject.stage}]" if subject.stage else "")
+    exhaustion = human_duration(spec.window.period / alert.factor)
+    annotations = {
+        "summary": (f"{where}: error budget burning {alert.factor:g}x too fast over {alert.name} ({alert.tier.value})"),
+        "description": (
+            f"The {subject.objective:g}% objective over {describe_window(spec.window)} allows "
+            f"{human_duration(spec.window.period * error_budget(subject.objective))} of full outage. "
+            f"Over the last {format_duration(alert.long_window)} the error ratio is "
+            "{{ $value | humanizePercentage }}, above "
+            f"{threshold * 100:.4g}% ({alert.factor:g}x the budget rate): {alert.budget_share:.0%} of the budget "
+            f"is gone within {format_duration(alert.long_window)}, all of it in {exhaustion} at this rate."
+        ),
+        "dashboard": dashboard_url(subject.slo, options, subject.stage),
+    }
+    if spec.alerting.runbook:
+        annotations["runbook_url"] = spec.alerting.runbook
+    annotations.update(spec.alerting.annotations)
+    return annotations
+
+
+def _alert_rules(declaration: Declaration, subject: Subject, options: RenderOptions) -> list[Rule]:
+    """One alert per enabled window pair (two when a deployment signal splits it by cause)."""
+    spec = declaration.spec
+    tiers = set(spec.alerting.enabled_tiers())
+    signal = spec.alerting.deployment_signal
+    rules: list[Rule] = []
+    for alert in burn_rate_alerts(spec.window.period):
+        if alert.tier not in tiers or not alert.can_fire(subject.objective):
+            continue
+        threshold = _number(alert.error_ratio_threshold(subject.objective))
+        long_ratio = _selector(names.windowed(names.ERROR_RATIO, alert.long_window), subject.labels)
+        short_ratio = _selector(names.windowed(names.ERROR_RATIO, alert.short_window), subject.labels)
+        expr = f"{long_ratio} > {threshold} and {short_ratio} > {threshold}"
+        labels = {
+            **spec.alerting.labels,
+            **subject.labels,
+            "severity": alert.tier.value,
+            "team": spec.owners.team,
+            "long_window": format_duration(alert.long_window),
+            "short_window": format_duration(alert.short_window),
+        }
+        annotations = _alert_annotations(declaration, subject, alert, options)
+        if signal is None:
+            rules.append({"alert": names.ALERT, "expr": expr, "labels": labels, "annotations": annotations})
+            continue
+        rollout = f"on() (({signal}) > 0)"
+        rules.append(
+            {
+                "alert": names.ALERT,
+                "expr": f"({expr}) and {rollout}",
+                "labels": {**labels, "during_deployment": "true"},
+                "annotations": annotations,
+            }
+        )
+        rules.append(
+            {
+                "alert": names.ALERT,
+                "expr": f"({expr}) unless {rollout}",
+                "labels": {**labels, "during_deployment": "false"},
+                "annotations": annotations,
+            }
+        )
+    return rules
+
+
+def rule_groups(declaration: Declaration, fleet: Fleet, options: RenderOptions | None = None) -> list[dict[str, Any]]:
+    """The rule groups for one SLO: window recordings with alerts, then period and budget series.
+
+    Archived SLOs render nothing; everything else renders, deprecated ones included.
+    """
+    if declaration.spec.lifecycle is Lifecycle.ARCHIVED:
+        return []
+    options = options or RenderOptions()
+    windows = recorded_windows(fleet).get(declaration.name) or tuple(sorted(own_windows(declaration)))
+    base = min(windows)
+    interval = format_duration(declaration.spec.interval)
+    window_rules: list[Rule] = []
+    alert_rules: list[Rule] = []
+    budget_rules: list[Rule] = []
+    for subject in subjects(declaration):
+        window_rules += _window_rules(declaration, subject, windows, fleet)
+        alert_rules += _alert_rules(declaration, subject, options)
+        budget_rules += _budget_rules(declaration, subject, base, fleet)
+    return [
+        {"name": names.rule_group(declaration.name), "interval": interval, "rules": window_rules + alert_rules},
+        {"name": names.budget_group(declaration.name), "interval": interval, "rules": budget_rules},
+    ]
+
+
+def rule_file(declaration: Declaration, fleet: Fleet, options: RenderOptions | None = None) -> dict[str, Any]:
+    """A Prometheus rule file (`groups:`) for one SLO."""
+    return {"groups": rule_groups(declaration, fleet, options)}

@@ -1,0 +1,326 @@
+"""`promtool test rules` files generated next to each rule file: healthy, full outage, slow burn.
+
+Each scenario feeds synthetic history into the rules and asserts, through the `ALERTS` series,
+which burn-rate alert fires and when, against the times the budget math predicts:
+
+- healthy: an error ratio of a tenth of the budget; nothing fires.
+- full outage: every request fails; the fastest alert fires within two intervals of its predicted
+  detection time (and not before, when that is long enough to tell).
+- slow burn: a burn rate 1.5x the second-fastest alert's factor; that alert fires, the fastest
+  one never does.
+
+Inputs are the raw series the rules read where sloplane derives the queries (http, latency, probe,
+deployment SLIs), so the recording expressions are tested too. For hand-written queries (ratio,
+raw, threshold) and composites, the inputs are the recorded error-ratio series themselves, computed
+exactly for a step change, so the alert logic is tested without guessing at the author's metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sloplane.budget import BurnRateAlert, burn_rate_alerts, error_budget
+from sloplane.durations import format_duration
+from sloplane.queries import deployment_reasons, promql_matchers
+from sloplane.render import names
+from sloplane.render.prometheus import recorded_windows
+from sloplane.spec.model import Declaration, Spec
+from sloplane.spec.sli import DeploymentSource
+from sloplane.subjects import Fleet, Subject, component_labels, counted_stages, production_subject
+
+EVENTS_PER_STEP = 600.0
+"""Synthetic traffic: requests (or rollouts) per step."""
+SLOW_BURN_MARGIN = 1.5
+"""The slow burn runs this much above the second-fastest alert's factor (and below the fastest's)."""
+DETECTION_TOLERANCE = 0.05
+"""Checks allow 5% of the predicted detection time either side (at least two evaluations)."""
+PROBE_STEP = timedelta(seconds=30)
+"""Probes are 0/1 samples: they need a fine step for a small error ratio to show in a window."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named incident: history at one error ratio, then a constant error ratio."""
+
+    name: str
+    error_ratio: float
+    history_steps: int
+    incident_steps: int
+    history_ratio: float = 0.0
+    """Incidents start after a clean history, as the detection times assume."""
+
+
+def _steps(duration: timedelta, step: timedelta) -> int:
+    return math.ceil(duration / step)
+
+
+def _counter(increments: list[float]) -> str:
+    """promtool series notation for a counter growing by the given increment at each step."""
+    tokens: list[str] = []
+    value = 0.0
+    index = 0
+    while index < len(increments):
+        run = 1
+        while index + run < len(increments) and increments[index + run] == increments[index]:
+            run += 1
+        step = increments[index]
+        first = value + step if tokens else value
+        tokens.append(f"{_float(first)}+{_float(step)}x{run - 1}" if run > 1 else _float(first))
+        value = first + step * (run - 1)
+        index += run
+    return " ".join(tokens)
+
+
+def _gauge(values: list[float]) -> str:
+    """promtool series notation for a gauge, runs compressed (`1x24` is 25 samples of 1)."""
+    tokens: list[str] = []
+    index = 0
+    while index < len(values):
+        run = 1
+        while index + run < len(values) and values[index + run] == values[index]:
+            run += 1
+        tokens.append(f"{_float(values[index])}x{run - 1}" if run > 1 else _float(values[index]))
+        index += run
+    return " ".join(tokens)
+
+
+def _float(value: float) -> str:
+    return repr(round(value, 9))
+
+
+def _ratio_schedule(scenario: Scenario, repeat: int = 1) -> list[float]:
+    """The error ratio at each input step (`repeat` input steps per evaluation step)."""
+    history = [scenario.history_ratio] * (scenario.history_steps * repeat)
+    return history + [scenario.error_ratio] * (scenario.incident_steps * repeat)
+
+
+def _event_series(bad_labels: dict[str, str], good_labels: dict[str, str], ratios: list[float]) -> list[dict[str, str]]:
+    bad = [EVENTS_PER_STEP * ratio for ratio in ratios]
+    good = [EVENTS_PER_STEP * (1 - ratio) for ratio in ratios]
+    return [
+        {"series": promql_series(bad_labels), "values": _counter(bad)},
+        {"series": promql_series(good_labels), "values": _counter(good)},
+    ]
+
+
+def promql_series(labels: dict[str, str]) -> str:
+    """`name{a="b"}` from a label set with `__name__`."""
+    name = labels.get("__name__", "")
+    rest = {key: value for key, value in labels.items() if key != "__name__"}
+    return f"{name}{promql_matchers(rest)}"
+
+
+def _stage_labels(spec: Spec, subject: Subject) -> dict[str, str]:
+    stages = counted_stages(spec, subject)
+    return dict(stages[0].selector) if stages else {}
+
+
+def _raw_inputs(spec: Spec, subject: Subject, ratios: list[float]) -> list[dict[str, str]] | None:
+    """Raw input series for SLI kinds whose queries sloplane derives; None for the others."""
+    sli = spec.sli
+    stage = _stage_labels(spec, subject)
+    if sli.http is not None:
+        base = {"__name__": sli.http.metric, **sli.http.selector, **stage}
+        bad_code = sli.http.errors.codes[0].lower().replace("x", "0")
+        return _event_series({**base, sli.http.errors.label: bad_code}, {**base, sli.http.errors.label: "200"}, ratios)
+    if sli.latency is not None:
+        labels = {**sli.latency.selector, **stage}
+        seconds = sli.latency.threshold.total_seconds()
+        bound = str(int(seconds)) if seconds.is_integer() else repr(seconds)
+        good = [EVENTS_PER_STEP * (1 - ratio) for ratio in ratios]
+        total = [EVENTS_PER_STEP] * len(ratios)
+        metric = sli.latency.metric
+        return [
+            {
+                "series": promql_series({"__name__": f"{metric}_bucket", **labels, "le": bound}),
+                "values": _counter(good),
+            },
+            {
+                "series": promql_series({"__name__": f"{metric}_bucket", **labels, "le": "+Inf"}),
+                "values": _counter(total),
+            },
+            {"series": promql_series({"__name__": f"{metric}_count", **labels}), "values": _counter(total)},
+        ]
+    if sli.probe is not None:
+        failures = 0.0
+        values = []
+        for ratio in ratios:
+            before = math.floor(failures)
+            failures += ratio
+            values.append(0.0 if math.floor(failures) > before else 1.0)
+        labels = {"__name__": sli.probe.metric, **sli.probe.selector, **stage}
+        return [{"series": promql_series(labels), "values": _gauge(values)}]
+    if sli.deployment is not None:
+        bad_reasons, all_reasons = deployment_reasons(sli.deployment)
+        is_argo = sli.deployment.source is DeploymentSource.ARGO_ROLLOUTS
+        metric, label = ("rollout_events_total", "reason") if is_argo else ("sloplane_gate_decisions_total", "decision")
+        base = {"__name__": metric, **sli.deployment.selector, **stage}
+        good_reason = next((r for r in all_reasons if r not in bad_reasons), None)
+        if good_reason is None:  # every counted reason is bad: totals come from the bad events alone
+            return None
+        if set(bad_reasons) <= set(all_reasons):
+            return _event_series({**base, label: bad_reasons[0]}, {**base, label: good_reason}, ratios)
+        # bad events are not among the counted ones (e.g. aborted over updated): total is its own series
+        total = [EVENTS_PER_STEP] * len(ratios)
+        bad = [EVENTS_PER_STEP * ratio for ratio in ratios]
+        return [
+            {"series": promql_series({**base, label: bad_reasons[0]}), "values": _counter(bad)},
+            {"series": promql_series({**base, label: good_reason}), "values": _counter(total)},
+        ]
+    return None
+
+
+def _window_ratio(ratios: list[float], window_steps: int, index: int) -> float:
+    """Error ratio over the `window_steps` steps ending at `index` (equal traffic per step)."""
+    start = max(0, index - window_steps + 1)
+    part = ratios[start : index + 1]
+    return sum(part) / len(part)
+
+
+def _recorded_inputs(
+    windows: Iterable[timedelta], step: timedelta, label_sets: list[dict[str, str]], ratios: list[float]
+) -> list[dict[str, str]]:
+    """The recorded error-ratio series themselves, for every window and label set."""
+    inputs = []
+    for window in windows:
+        window_steps = max(1, round(window / step))
+        values = [_window_ratio(ratios, window_steps, index) for index in range(len(ratios))]
+        for labels in label_sets:
+            series = promql_series({"__name__": names.windowed(names.ERROR_RATIO, window), **labels})
+            inputs.append({"series": series, "values": _gauge(values)})
+    return inputs
+
+
+def _alerts_expr(subject: Subject, alert: BurnRateAlert | None = None) -> str:
+    labels = {"alertname": names.ALERT, "alertstate": "firing", **subject.labels}
+    if alert is not None:
+        labels["long_window"] = format_duration(alert.long_window)
+        labels["short_window"] = format_duration(alert.short_window)
+    return f"count(ALERTS{promql_matchers(labels)}) or vector(0)"
+
+
+def _check(expr: str, at: timedelta, step: timedelta, value: int) -> dict[str, Any]:
+    """Assert `expr` at the first rule evaluation at or after `at`."""
+    aligned = step * math.ceil(at / step)
+    return {"expr": expr, "eval_time": format_duration(aligned), "exp_samples": [{"labels": "{}", "value": value}]}
+
+
+def _firing_alerts(declaration: Declaration, subject: Subject) -> list[BurnRateAlert]:
+    tiers = set(declaration.spec.alerting.enabled_tiers())
+    alerts = [a for a in burn_rate_alerts(declaration.spec.window.period) if a.tier in tiers]
+    return sorted((a for a in alerts if a.can_fire(subject.objective)), key=lambda a: -a.factor)
+
+
+def _margin(detection: timedelta, step: timedelta) -> timedelta:
+    """Two evaluations, or 5% of the detection time for long windows (sampling makes ratios step)."""
+    return max(step * 2, detection * DETECTION_TOLERANCE)
+
+
+def _scenario_checks(
+    scenario: Scenario, step: timedelta, subject: Subject, alerts: list[BurnRateAlert]
+) -> list[dict[str, Any]]:
+    onset = step * scenario.history_steps
+    end = step * (scenario.history_steps + scenario.incident_steps - 1)
+    if scenario.name == "healthy":
+        return [_check(_alerts_expr(subject), end, step, 0)]
+    objective = subject.objective
+    expected = min(
+        (a for a in alerts if a.detection_time(scenario.error_ratio, objective) is not None),
+        key=lambda a: a.detection_time(scenario.error_ratio, objective) or timedelta.max,
+    )
+    detection = expected.detection_time(scenario.error_ratio, objective)
+    assert detection is not None
+    margin = _margin(detection, step)
+    checks = [_check(_alerts_expr(subject, expected), onset + detection + margin, step, 1)]
+    if detection > margin * 2:
+        checks.append(_check(_alerts_expr(subject, expected), onset + detection - margin - step, step, 0))
+    for alert in alerts:
+        if alert.detection_time(scenario.error_ratio, objective) is None and alert.long_window <= onset:
+            checks.append(_check(_alerts_expr(subject, alert), end, step, 0))
+    return checks
+
+
+def _scenarios(declaration: Declaration, subject: Subject, step: timedelta) -> list[Scenario]:
+    """Healthy, full outage and slow burn, each with just enough history for the alerts it asserts.
+
+    A constant ratio reads the same over every window, so the healthy run needs no long history;
+    an incident needs clean history as long as the asserted alert's long window, or that window's
+    ratio would be inflated by the missing past.
+    """
+    budget = error_budget(subject.objective)
+    alerts = _firing_alerts(declaration, subject)
+    if not alerts:
+        return []
+    fast = alerts[0]
+    slow = alerts[1] if len(alerts) > 1 else alerts[0]
+    slow_ratio = min(1.0, SLOW_BURN_MARGIN * slow.factor * budget)
+    healthy_steps = _steps(max(a.short_window for a in alerts), step) + 2
+    scenarios = [Scenario("healthy", budget / 10, 1, healthy_steps, history_ratio=budget / 10)]
+    for name, ratio, alert in (("full outage", 1.0, fast), ("slow burn", slow_ratio, slow)):
+        detection = alert.detection_time(ratio, subject.objective) or alert.long_window
+        incident = _steps(detection + _margin(detection, step), step) + 4
+        scenarios.append(Scenario(name, ratio, _steps(alert.long_window, step), incident))
+    return scenarios
+
+
+LOOKBACK = timedelta(minutes=5)
+"""Prometheus' default lookback: a recorded sample older than this is invisible, so no step is longer."""
+
+
+def evaluation_step(declaration: Declaration, subject: Subject) -> timedelta:
+    """The test's step: the SLO's interval, or a fifth of the shortest asserted window, up to 5m.
+
+    Ticket-only SLOs assert nothing shorter than hours; stepping by minutes would only slow the test.
+    """
+    alerts = _firing_alerts(declaration, subject)
+    shortest = min((a.short_window for a in alerts), default=declaration.spec.interval)
+    minutes = max(declaration.spec.interval, shortest / 5) // timedelta(minutes=1)
+    return min(LOOKBACK, timedelta(minutes=max(1, minutes)))
+
+
+def promtool_test_file(
+    declaration: Declaration, fleet: Fleet, rule_file_name: str, evaluation_interval: timedelta | None = None
+) -> dict[str, Any] | None:
+    """A promtool test file for an SLO's production subject; None when no alert can fire."""
+    spec = declaration.spec
+    subject = production_subject(declaration)
+    step = evaluation_interval or evaluation_step(declaration, subject)
+    scenarios = _scenarios(declaration, subject, step)
+    if not scenarios:
+        return None
+    alerts = _firing_alerts(declaration, subject)
+    windows = recorded_windows(fleet).get(declaration.name, ())
+    tests = []
+    for scenario in scenarios:
+        input_step = min(step, PROBE_STEP) if spec.sli.probe is not None else step
+        ratios = _ratio_schedule(scenario, repeat=round(step / input_step))
+        inputs = _raw_inputs(spec, subject, ratios)
+        if inputs is None:
+            label_sets = _input_label_sets(declaration, subject, fleet)
+            inputs = _recorded_inputs(windows, input_step, label_sets, ratios)
+        tests.append(
+            {
+                "name": f"{declaration.name}: {scenario.name}",
+                "interval": format_duration(input_step),
+                "input_series": inputs,
+                "promql_expr_test": _scenario_checks(scenario, step, subject, alerts),
+            }
+        )
+    return {
+        "rule_files": [rule_file_name],
+        "evaluation_interval": format_duration(step),
+        "group_eval_order": [names.rule_group(declaration.name), names.budget_group(declaration.name)],
+        "tests": tests,
+    }
+
+
+def _input_label_sets(declaration: Declaration, subject: Subject, fleet: Fleet) -> list[dict[str, str]]:
+    """Whose recorded ratios to feed: the components' for a composite, else the subject's own."""
+    composite = declaration.spec.sli.composite
+    if composite is None:
+        return [subject.labels]
+    return [labels for component in composite.components if (labels := component_labels(component, fleet))]
