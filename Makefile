@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PATHS := examples/slos
 
-.PHONY: demo test setup lint typecheck unit clean
+.PHONY: demo test setup system-packages lint typecheck unit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# promtool, a Prometheus server and amtool, from Debian (tests run them as real parts).
+system-packages:
+	tools/install-system-packages.sh
+
 demo: setup
 	$(BIN)/sloplane validate $(PATHS)
 	$(BIN)/sloplane explain $(PATHS)
+	$(BIN)/sloplane render $(PATHS) --out out
+	$(BIN)/sloplane preview .
 
 lint: setup
 	$(BIN)/ruff check sloplane tests bench examples
@@ -29,7 +35,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy sloplane
 
-unit: setup
+unit: setup system-packages
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

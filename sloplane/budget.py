@@ -13,6 +13,7 @@ its budget in 14 minutes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -142,8 +143,12 @@ class BurnRateAlert:
         return self.long_window * self.error_ratio_threshold(objective_percent)
 
 
-def burn_rate_alerts(period: timedelta, table: Iterable[WindowPair] = WORKBOOK_WINDOWS) -> tuple[BurnRateAlert, ...]:
-    """The alert table for a period: windows scaled, factors derived from each row's budget share."""
+@functools.lru_cache(maxsize=256)
+def burn_rate_alerts(period: timedelta, table: tuple[WindowPair, ...] = WORKBOOK_WINDOWS) -> tuple[BurnRateAlert, ...]:
+    """The alert table for a period: windows scaled, factors derived from each row's budget share.
+
+    Cached: every renderer asks for it per SLO, and a fleet has only a handful of distinct periods.
+    """
     alerts = []
     for row in table:
         long_window = scale_window(row.long, period)

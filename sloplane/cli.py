@@ -15,10 +15,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.tree import Tree
 
-from sloplane.explain import EXPLAINED_ERROR_RATIOS, ObjectiveExplanation, explain, human_duration
-from sloplane.fileio import write_files
+from sloplane.explain import EXPLAINED_ERROR_RATIOS, ObjectiveExplanation, describe_window, explain, human_duration
+from sloplane.fileio import plan, write_files
+from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions, active, fleet_files
+from sloplane.render.kubernetes import KubernetesOptions
+from sloplane.render.prometheus import RenderOptions
 from sloplane.spec import LoadResult, load_paths
 from sloplane.spec.model import Declaration
 from sloplane.spec.openslo.exporter import export_openslo
@@ -167,8 +172,121 @@ def _emit(documents_by_name: dict[str, list[dict[str, Any]]], out: Path | None) 
         sys.stdout.write(dump_yaml(d for documents in documents_by_name.values() for d in documents))
         return
     files = {f"{name}.yaml": dump_yaml(documents) for name, documents in documents_by_name.items()}
-    changed = write_files(out, files)
+    changed = write_files(out, files).changed
     _err.print(f"wrote {len(changed)} file(s) to {out} ({len(files) - len(changed)} unchanged)", markup=False)
+
+
+PROGRESS_THRESHOLD = 50
+"""Fleets at least this large get a progress bar while rendering."""
+
+
+def _render_with_progress(declarations: list[Declaration], options: BundleOptions) -> dict[str, str]:
+    rendered = active(declarations)
+    if len(rendered) < PROGRESS_THRESHOLD:
+        return fleet_files(declarations, options)
+    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_err, transient=True) as progress:
+        task = progress.add_task("render", total=len(rendered))
+        return fleet_files(declarations, options, progress=lambda _: progress.advance(task))
+
+
+def _summary_table(declarations: list[Declaration], files: dict[str, str]) -> Table:
+    table = Table(title="rendered", title_justify="left")
+    for column in ("slo", "sli", "objective", "window", "stages", "rules", "alerts", "files"):
+        table.add_column(column, justify="right" if column in ("objective", "rules", "alerts", "files") else "left")
+    for declaration in active(declarations):
+        spec = declaration.spec
+        rules_text = files.get(f"prometheus/{declaration.name}.rules.yaml", "")
+        stages = ", ".join(stage.name for stage in spec.stages) or "-"
+        owned = [path for path in files if f"/{declaration.name}." in path]
+        table.add_row(
+            declaration.name,
+            spec.sli.kind,
+            f"{spec.objective:g}%",
+            describe_window(spec.window),
+            stages,
+            str(rules_text.count("- record:") + rules_text.count("- alert:")),
+            str(rules_text.count("- alert:")),
+            str(len(owned)),
+        )
+    return table
+
+
+@app.command()
+def render(
+    paths: Paths,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 listing files that would change (drift check).")
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="Namespace of the Kubernetes objects.")] = "monitoring",
+    grafana_url: Annotated[str, typer.Option(help="Grafana base URL for dashboard links in alerts.")] = "",
+    strict: Strict = False,
+) -> None:
+    """Render Prometheus rules and tests, PrometheusRules, Alertmanager routing and Grafana dashboards.
+
+    Writes DIR/prometheus/<slo>.rules.yaml and <slo>.test.yaml, DIR/kubernetes/<slo>.prometheusrule.yaml,
+    DIR/alertmanager/alertmanager.yaml, DIR/grafana/<slo>.json and DIR/grafana/overview.json. Nothing is
+    written unless everything rendered; unchanged files are not touched; files of removed SLOs are deleted.
+    """
+    result = _load(paths, strict)
+    options = BundleOptions(
+        render=RenderOptions(grafana_url=grafana_url), kubernetes=KubernetesOptions(namespace=namespace)
+    )
+    files = _render_with_progress(result.declarations, options)
+    if check:
+        drift = plan(out, files, MANAGED_FOLDERS)
+        for path in drift.changed:
+            _out.print(f"would write {out / path}", markup=False)
+        for path in drift.removed:
+            _out.print(f"would remove {out / path}", markup=False)
+        if not drift.clean:
+            _err.print(f"{len(drift.changed) + len(drift.removed)} file(s) out of date in {out}", markup=False)
+            raise typer.Exit(EXIT_INVALID)
+        _err.print(f"{out} is up to date ({len(files)} files)", markup=False)
+        return
+    written = write_files(out, files, MANAGED_FOLDERS)
+    _out.print(_summary_table(result.declarations, files))
+    _err.print(
+        f"{len(written.changed)} file(s) written, {len(written.removed)} removed, "
+        f"{len(files) - len(written.changed)} unchanged in {out}",
+        markup=False,
+    )
+
+
+@app.command()
+def preview(
+    project: Annotated[Path, typer.Argument(help="Folder with a Pulumi.yaml (default: here).")] = Path("."),
+) -> None:
+    """Offline: run a Pulumi program under the SDK's mocks and print the resources it would register.
+
+    This is not `pulumi preview`: there is no engine, state, provider or cloud, only the program and
+    mocks that record each registration (type, name, parent). Use it in pull requests to see what a
+    change to the declarations adds or removes where no Pulumi CLI or credentials are available.
+    """
+    import pulumi  # the Pulumi SDK is slow to import; only this command needs it
+
+    from sloplane.preview import run_program
+
+    try:
+        result = run_program(project)
+    except (FileNotFoundError, pulumi.RunError) as error:
+        _err.print(f"sloplane preview: {error}", style="red", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    tree = Tree(f"stack ({len(result.resources)} resources, mocked)")
+
+    def add(node: Tree, parent: str | None) -> None:
+        for resource in result.children(parent):
+            add(node.add(f"{resource.type}  {resource.name}", highlight=False), resource.urn)
+
+    add(tree, None)
+    _out.print(tree)
+    counts = Table(title="resources by type", title_justify="left")
+    counts.add_column("type")
+    counts.add_column("count", justify="right")
+    for resource_type, count in sorted(result.counts().items()):
+        counts.add_row(resource_type, str(count))
+    _out.print(counts)
 
 
 @import_app.command(name="openslo")

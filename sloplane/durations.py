@@ -7,6 +7,7 @@ days as the largest unit on purpose: `28d` reads better in a rule name than Prom
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -47,6 +48,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+@functools.lru_cache(maxsize=4096)
 def format_duration(value: timedelta) -> str:
     """Print a duration the way Prometheus parses it, days as the largest unit: 90m -> 1h30m."""
     remaining = round(value.total_seconds() * 1000)

@@ -9,16 +9,48 @@ gate decision. Series that sloplane records carry the subject's labels (`slo`, `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sloplane.queries import WindowedQueries, prometheus_queries
 from sloplane.spec.model import Declaration, Spec
 from sloplane.spec.policy import Stage
 from sloplane.spec.sli import SLORef
 
-Fleet = Mapping[str, Declaration]
-"""Every declaration by name: composites and dependencies are resolved against it."""
+T = TypeVar("T")
+
+
+class Fleet(Mapping[str, Declaration]):
+    """Every declaration by name: composites and dependencies are resolved against it.
+
+    Also a memo for facts about the whole fleet (which windows each SLO records), so rendering n
+    SLOs computes them once rather than n times.
+    """
+
+    def __init__(self, declarations: Iterable[Declaration]) -> None:
+        self._by_name = {declaration.name: declaration for declaration in declarations}
+        self._memo: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Declaration:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """`compute()` once per fleet (declarations are immutable, so the answer cannot go stale)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        result: T = self._memo[key]
+        return result
+
+
+FleetLike = Mapping[str, Declaration]
+"""What renderers accept: a Fleet, or any mapping of name to declaration (then nothing is memoised)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +129,7 @@ def subject_queries(spec: Spec, subject: Subject) -> WindowedQueries | None:
     return WindowedQueries(error_ratio=f"({errors}) / ({total})", errors=errors, total=total)
 
 
-def component_labels(reference: SLORef, fleet: Fleet) -> dict[str, str] | None:
+def component_labels(reference: SLORef, fleet: FleetLike) -> dict[str, str] | None:
     """Series labels of a composite's component (its production stage when none is named)."""
     target = fleet.get(reference.slo)
     if target is None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from tests.pulumi_mocks import Recorder, recording_mocks
 
 # Deterministic examples: a CI run is reproducible and a failure is the same on every machine.
 settings.register_profile("sloplane", derandomize=True, deadline=None, print_blob=True)
@@ -55,6 +58,12 @@ def run_cli(*args: str | Path, cwd: Path | None = None) -> CliResult:
         check=False,
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.fixture
+def mocks() -> Iterator[Recorder]:
+    """Pulumi SDK mocks with a fresh loop and stack, recording every registration."""
+    yield from recording_mocks()
 
 
 @pytest.fixture

@@ -175,3 +175,19 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
         elif isinstance(parent, dict):
             parent[draw(st.text(min_size=1, max_size=8))] = draw(JUNK)
     return data
+
+
+@st.composite
+def fleets(draw: st.DrawFn, size: int) -> list[dict[str, Any]]:
+    """`size` declarations with distinct names; some are composites over the others."""
+    names = draw(st.lists(NAMES, min_size=size, max_size=size, unique=True))
+    fleet = [draw(declarations(name=name)) for name in names]
+    composites, parts_pool = fleet[: size // 5], [d["metadata"]["name"] for d in fleet[size // 5 :]]
+    for document in composites:
+        parts = draw(st.lists(st.sampled_from(parts_pool), min_size=2, max_size=3, unique=True))
+        method = draw(st.sampled_from(["weighted", "worstOf"]))
+        document["spec"]["sli"] = {"composite": {"method": method, "components": [{"slo": p} for p in parts]}}
+        document["spec"].pop("stages", None)
+        document["spec"].pop("budgetingMethod", None)
+        document["spec"].pop("timeslice", None)
+    return fleet

@@ -130,3 +130,15 @@ def test_references_to_invalid_documents_are_not_reported_twice(write: Any) -> N
     dependent = minimal("checkout") + "  gate: {dependencies: [payments]}\n"
     result = _load(write("a.yaml", broken + "---\n" + dependent))
     assert [d.field for d in result.errors] == ["spec.objective"]
+
+
+def test_deployment_routing_without_a_signal_is_linted(write: Any) -> None:
+    text = minimal() + "  alerting: {routing: {deployment: releases, background: oncall}}\n"
+    (finding,) = _load(write("a.yaml", text)).warnings
+    assert finding.code == "lint/deployment-routing" and finding.field == "spec.alerting.routing.deployment"
+
+
+def test_random_cron_fields_are_refused(write: Any) -> None:
+    text = minimal() + "  exclusions: {maintenance: [{name: m, schedule: 'R 2 * * *', duration: 1h}]}\n"
+    (finding,) = _load(write("a.yaml", text)).errors
+    assert "random or hashed cron fields" in finding.message and finding.position.line == 11

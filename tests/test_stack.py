@@ -1,33 +1,11 @@
-"""The root Pulumi project and its example program, run under the Pulumi SDK's mocks."""
+"""The root Pulumi project, its example program, and `sloplane preview` (the program under mocks)."""
 
-import asyncio
-import runpy
-from collections.abc import Iterator
-from typing import Any
+from collections import Counter
 
-import pulumi
-import pytest
 import yaml
 
-from tests.conftest import ROOT
-
-
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-@pytest.fixture
-def pulumi_mocks() -> Iterator[None]:
-    """A fresh event loop and mocks per test (the SDK keeps state on both)."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    pulumi.runtime.set_mocks(_Mocks(), project="sloplane-examples", stack="test", preview=False)
-    yield
-    loop.close()
+from sloplane.preview import run_program
+from tests.conftest import ROOT, run_cli
 
 
 def test_pulumi_yaml_points_at_the_example_program() -> None:
@@ -36,15 +14,47 @@ def test_pulumi_yaml_points_at_the_example_program() -> None:
     assert (ROOT / project["main"] / "__main__.py").is_file()
 
 
-@pulumi.runtime.test
-def test_example_program_exports_the_fleet(pulumi_mocks: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    exported: dict[str, Any] = {}
-    monkeypatch.setattr(pulumi, "export", exported.__setitem__)
-    runpy.run_path(str(ROOT / "examples" / "stack" / "__main__.py"), run_name="__main__")
+def test_the_example_program_registers_the_fleet_under_mocks() -> None:
+    result = run_program(ROOT)
+    assert result.counts() == Counter(
+        {
+            "sloplane:index:ServiceLevelObjective": 5,
+            "kubernetes:monitoring.coreos.com/v1:PrometheusRule": 5,
+            "kubernetes:core/v1:ConfigMap": 6,
+            "kubernetes:monitoring.coreos.com/v1:Probe": 1,
+            "sloplane:index:SloFleet": 1,
+        }
+    )
+    (fleet,) = result.children(None)
+    assert fleet.type == "sloplane:index:SloFleet" and fleet.name == "examples"
+    slos = [r for r in result.children(fleet.urn) if r.type == "sloplane:index:ServiceLevelObjective"]
+    assert sorted(r.name for r in slos) == [
+        "admin-console-probe",
+        "checkout-availability",
+        "checkout-deploy-success",
+        "purchase-journey",
+        "search-latency",
+    ]
+    probe_children = {r.type for r in result.children(next(r.urn for r in slos if r.name == "admin-console-probe"))}
+    assert probe_children == {
+        "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
+        "kubernetes:monitoring.coreos.com/v1:Probe",
+        "kubernetes:core/v1:ConfigMap",
+    }
+    rule = next(r for r in result.resources if r.name == "search-latency-rules")
+    assert rule.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
-    def check(_: Any) -> None:
-        assert exported["slos"] == sorted(exported["objectives"])
-        assert len(exported["slos"]) == 6
-        assert exported["objectives"]["checkout-availability"] == 99.9
 
-    return pulumi.Output.from_input(exported).apply(check)
+def test_preview_command_prints_the_tree_and_says_it_is_not_pulumi_preview() -> None:
+    result = run_cli("preview", ROOT)
+    assert result.code == 0, result.stderr
+    assert "sloplane:index:SloFleet  examples" in result.stdout
+    assert "kubernetes:monitoring.coreos.com/v1:PrometheusRule  search-latency-rules" in result.stdout
+    assert "18 resources" in result.stdout
+    help_text = run_cli("preview", "--help")
+    assert "not `pulumi preview`" in help_text.stdout.replace("\n", " ").replace("  ", " ")
+
+
+def test_preview_of_a_folder_without_a_project_is_an_error(tmp_path: object) -> None:
+    result = run_cli("preview", tmp_path)
+    assert result.code == 1 and "Pulumi.yaml" in result.stderr and "Traceback" not in result.stderr

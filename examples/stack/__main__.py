@@ -1,20 +1,27 @@
-"""The example stack: for now it loads and checks the example fleet and exports what it found.
+"""The example stack: the fleet in examples/slos as sloplane components.
 
-The next milestone replaces this with `SloFleet(...)`, which registers the Prometheus rules and
-dashboards as component resources. `pulumi preview` runs it; so does `sloplane preview` offline.
+`pulumi preview` / `pulumi up` run it with the Pulumi CLI; `sloplane preview` runs it offline under
+the SDK's mocks. Namespace and labels match a kube-prometheus-stack installation's defaults.
 """
 
 from pathlib import Path
 
 import pulumi
 
-from sloplane.spec import load_declarations
+from sloplane.components import SloFleet
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "slos"
 
-declarations = load_declarations([EXAMPLES], strict=True)
-pulumi.export("slos", sorted(declaration.name for declaration in declarations))
-pulumi.export(
-    "objectives",
-    {declaration.name: declaration.spec.objective for declaration in declarations},
+config = pulumi.Config("sloplane")
+fleet = SloFleet(
+    "examples",
+    {
+        "path": str(EXAMPLES),
+        "namespace": config.get("namespace") or "monitoring",
+        "rule_labels": {"release": "kube-prometheus-stack"},
+        "dashboard_label": ["grafana_dashboard", "1"],
+        "grafana_url": config.get("grafanaUrl") or "",
+    },
 )
+pulumi.export("rules", fleet.rule_names)
+pulumi.export("dashboards", fleet.dashboard_names)

@@ -5,8 +5,8 @@ defined once. Every series carries the subject's labels: `slo`, `service`, and `
 
 | series | meaning |
 |---|---|
-| `sloplane:bad_events:increase<w>` | bad events counted over window w (event-based SLIs) |
-| `sloplane:events:increase<w>` | all events counted over w |
+| `sloplane:bad_events:increase<w>` | bad events counted over the shortest window w (event-based SLIs) |
+| `sloplane:events:increase<w>` | all events counted over the shortest window w |
 | `sloplane:error_ratio:rate<w>` | error ratio over w (every SLI kind, composites included) |
 | `sloplane:bad_slices:slice<w>` | timeslice budgeting: 1 for a slice that missed its target, else 0, once per slice |
 | `sloplane:error_ratio:period` | error ratio over the whole period (a true ratio of events, or of slices) |

@@ -1,8 +1,8 @@
 """Prometheus recording rules and multiwindow, multi-burn-rate alerts for one SLO.
 
-Per subject (the SLO, or each stage) and per window the alerts read, three recordings: bad events,
-all events, and their ratio. Longer windows are computed from the raw series, not averaged from
-short ones, so every window is exact. The period ratio is then a true ratio of events: the sum of
+Per subject (the SLO, or each stage) and per window the alerts read, the error ratio; for the
+shortest window also the bad and all event counts. Longer windows are computed from the raw series,
+not averaged from short ones, so every window is exact. The period ratio is then a true ratio of events: the sum of
 the shortest window's bad-event counts over the period divided by the sum of its event counts.
 Zero traffic makes a short window's ratio NaN, but never a count, so one quiet minute cannot poison
 a month; ratios are filtered with `>= 0`, which drops NaN.
@@ -31,7 +31,7 @@ from sloplane.queries import promql_matchers
 from sloplane.render import names
 from sloplane.spec.model import BudgetingMethod, Declaration, Lifecycle, Spec
 from sloplane.spec.sli import CompositeMethod
-from sloplane.subjects import Fleet, Subject, component_labels, subject_queries, subjects
+from sloplane.subjects import Fleet, FleetLike, Subject, component_labels, subject_queries, subjects
 
 Rule = dict[str, Any]
 
@@ -45,8 +45,9 @@ class RenderOptions:
 
 
 def _number(value: float) -> str:
-    """Shortest exact text for a float in PromQL: 0.0144, 14.4, 1e-05."""
-    return repr(round(value, 12))
+    """Shortest exact text for a number in PromQL: 0.0144, 14.4, 300, 1e-05."""
+    rounded = round(value, 12)
+    return str(int(rounded)) if rounded.is_integer() else repr(rounded)
 
 
 def own_windows(declaration: Declaration) -> set[timedelta]:
@@ -58,8 +59,14 @@ def own_windows(declaration: Declaration) -> set[timedelta]:
     return windows
 
 
-def recorded_windows(fleet: Fleet) -> dict[str, tuple[timedelta, ...]]:
+def recorded_windows(fleet: FleetLike) -> dict[str, tuple[timedelta, ...]]:
     """Windows each SLO records: its own plus those of every composite built on it (transitively)."""
+    if isinstance(fleet, Fleet):
+        return fleet.memo("recorded_windows", lambda: _recorded_windows(fleet))
+    return _recorded_windows(fleet)
+
+
+def _recorded_windows(fleet: FleetLike) -> dict[str, tuple[timedelta, ...]]:
     needed = {name: own_windows(declaration) for name, declaration in fleet.items()}
     changed = True
     while changed:
@@ -81,21 +88,42 @@ def _selector(series: str, labels: dict[str, str]) -> str:
 
 def _aggregated(query: str) -> str:
     """`sum(...)` around a query unless it already is one aggregate (recorded series must be single)."""
-    if query.startswith("sum(") and query.endswith(")"):
-        depth = 0
-        for index, char in enumerate(query[3:], start=3):
-            depth += {"(": 1, ")": -1}.get(char, 0)
-            if depth == 0:
-                return query if index == len(query) - 1 else f"sum({query})"
+    if query.startswith("sum(") and query.endswith(")") and _closes_at_end(query, 3):
+        return query
     return f"sum({query})"
+
+
+def _closes_at_end(text: str, opening: int) -> bool:
+    """Whether the parenthesis at `opening` is closed by the last character (not earlier)."""
+    depth = 0
+    position = opening
+    while True:
+        next_open = text.find("(", position + 1)
+        next_close = text.find(")", position + 1)
+        if next_close == -1:
+            return False
+        if next_open != -1 and next_open < next_close:
+            depth += 1
+            position = next_open
+            continue
+        if depth == 0:
+            return next_close == len(text) - 1
+        depth -= 1
+        position = next_close
 
 
 def _record(series: str, expr: str, labels: dict[str, str]) -> Rule:
     return {"record": series, "expr": expr, "labels": dict(labels)}
 
 
-def _window_rules(declaration: Declaration, subject: Subject, windows: Iterable[timedelta], fleet: Fleet) -> list[Rule]:
-    """Bad events, events and error ratio for each window of one subject."""
+def _window_rules(
+    declaration: Declaration, subject: Subject, windows: Iterable[timedelta], fleet: FleetLike
+) -> list[Rule]:
+    """The error ratio for each window of one subject, and event counts for the base window.
+
+    Only the base (shortest) window's counts are recorded: they are what the period ratio and the
+    period's event total add up. Every other window's ratio is one expression over the raw series.
+    """
     spec = declaration.spec
     labels = subject.labels
     composite = spec.sli.composite
@@ -115,22 +143,25 @@ def _window_rules(declaration: Declaration, subject: Subject, windows: Iterable[
     queries = subject_queries(spec, subject)
     if queries is None:
         return rules
+    base = min(windows)
     for window in windows:
         filled = queries.at(window)
         ratio_series = names.windowed(names.ERROR_RATIO, window)
-        if filled.errors is not None and filled.total is not None:
-            bad = names.windowed(names.BAD_EVENTS, window)
-            events = names.windowed(names.EVENTS, window)
-            rules.append(_record(bad, f"{_aggregated(filled.errors)} or vector(0)", labels))
-            rules.append(_record(events, _aggregated(filled.total), labels))
-            ratio = f"({_selector(bad, labels)} / {_selector(events, labels)}) >= 0"
-        else:
-            ratio = f"avg(({filled.error_ratio}) >= 0)"
-        rules.append(_record(ratio_series, ratio, labels))
+        if filled.errors is None or filled.total is None:
+            rules.append(_record(ratio_series, f"avg(({filled.error_ratio}) >= 0)", labels))
+            continue
+        bad_events = f"({_aggregated(filled.errors)} or vector(0))"
+        events = _aggregated(filled.total)
+        if window == base:  # counts of the base window build the period ratio and event totals
+            bad, counted = names.windowed(names.BAD_EVENTS, window), names.windowed(names.EVENTS, window)
+            rules.append(_record(bad, bad_events, labels))
+            rules.append(_record(counted, events, labels))
+            bad_events, events = _selector(bad, labels), _selector(counted, labels)
+        rules.append(_record(ratio_series, f"({bad_events} / {events}) >= 0", labels))
     return rules
 
 
-def _period_ratio(declaration: Declaration, subject: Subject, base: timedelta, fleet: Fleet) -> str:
+def _period_ratio(declaration: Declaration, subject: Subject, base: timedelta, fleet: FleetLike) -> str:
     spec = declaration.spec
     labels = subject.labels
     period = format_duration(spec.window.period)
@@ -172,7 +203,7 @@ def _slice_rule(spec: Spec, subject: Subject) -> Rule:
     )
 
 
-def _budget_rules(declaration: Declaration, subject: Subject, base: timedelta, fleet: Fleet) -> list[Rule]:
+def _budget_rules(declaration: Declaration, subject: Subject, base: timedelta, fleet: FleetLike) -> list[Rule]:
     """Period ratio, events, objective, budget, budget remaining, burn rates and the info series."""
     spec = declaration.spec
     labels = subject.labels
@@ -286,7 +317,9 @@ def _alert_rules(declaration: Declaration, subject: Subject, options: RenderOpti
     return rules
 
 
-def rule_groups(declaration: Declaration, fleet: Fleet, options: RenderOptions | None = None) -> list[dict[str, Any]]:
+def rule_groups(
+    declaration: Declaration, fleet: FleetLike, options: RenderOptions | None = None
+) -> list[dict[str, Any]]:
     """The rule groups for one SLO: window recordings with alerts, then period and budget series.
 
     Archived SLOs render nothing; everything else renders, deprecated ones included.
@@ -310,6 +343,6 @@ def rule_groups(declaration: Declaration, fleet: Fleet, options: RenderOptions |
     ]
 
 
-def rule_file(declaration: Declaration, fleet: Fleet, options: RenderOptions | None = None) -> dict[str, Any]:
+def rule_file(declaration: Declaration, fleet: FleetLike, options: RenderOptions | None = None) -> dict[str, Any]:
     """A Prometheus rule file (`groups:`) for one SLO."""
     return {"groups": rule_groups(declaration, fleet, options)}

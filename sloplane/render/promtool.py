@@ -30,7 +30,7 @@ from sloplane.render import names
 from sloplane.render.prometheus import recorded_windows
 from sloplane.spec.model import Declaration, Spec
 from sloplane.spec.sli import DeploymentSource
-from sloplane.subjects import Fleet, Subject, component_labels, counted_stages, production_subject
+from sloplane.subjects import FleetLike, Subject, component_labels, counted_stages, production_subject
 
 EVENTS_PER_STEP = 600.0
 """Synthetic traffic: requests (or rollouts) per step."""
@@ -58,33 +58,99 @@ def _steps(duration: timedelta, step: timedelta) -> int:
     return math.ceil(duration / step)
 
 
-def _counter(increments: list[float]) -> str:
-    """promtool series notation for a counter growing by the given increment at each step."""
+@dataclass(frozen=True)
+class Schedule:
+    """An error ratio over time: a history segment, then an incident segment, in input steps."""
+
+    history_steps: int
+    history_ratio: float
+    incident_steps: int
+    incident_ratio: float
+
+    @property
+    def length(self) -> int:
+        """Total input steps."""
+        return self.history_steps + self.incident_steps
+
+    def segments(self) -> list[tuple[int, float]]:
+        """(steps, ratio) pieces, empty ones left out."""
+        pieces = [(self.history_steps, self.history_ratio), (self.incident_steps, self.incident_ratio)]
+        return [(steps, ratio) for steps, ratio in pieces if steps > 0]
+
+    def per_step(self) -> list[float]:
+        """The ratio at every step (only for series that must be spelled sample by sample)."""
+        return [ratio for steps, ratio in self.segments() for _ in range(steps)]
+
+
+def _counter(segments: list[tuple[int, float]]) -> str:
+    """A counter growing by a constant increment per step in each segment, in promtool's notation."""
     tokens: list[str] = []
     value = 0.0
-    index = 0
-    while index < len(increments):
-        run = 1
-        while index + run < len(increments) and increments[index + run] == increments[index]:
-            run += 1
-        step = increments[index]
-        first = value + step if tokens else value
-        tokens.append(f"{_float(first)}+{_float(step)}x{run - 1}" if run > 1 else _float(first))
-        value = first + step * (run - 1)
-        index += run
+    for steps, increment in segments:
+        first = value + increment if tokens else value
+        tokens.append(f"{_float(first)}+{_float(increment)}x{steps - 1}" if steps > 1 else _float(first))
+        value = first + increment * (steps - 1)
     return " ".join(tokens)
 
 
+def _window_ratio_notation(schedule: Schedule, window_steps: int) -> str:
+    """The error ratio over a sliding window of a step change, analytically, as promtool notation.
+
+    Before the change: the history ratio. While the window is still filling from the start of the
+    series, each sample is an average over fewer steps (spelled out); once it is full, the ratio
+    climbs in a straight line for one window length; after that: the incident ratio.
+    """
+    h, e = schedule.history_ratio, schedule.incident_ratio
+    onset, total, width = schedule.history_steps, schedule.length, max(1, window_steps)
+    if h == e:
+        return f"{_float(e)}x{total - 1}"
+    values: list[str] = [f"{_float(h)}x{onset - 1}"] if onset > 1 else ([_float(h)] if onset == 1 else [])
+    index = onset
+    while index < total and index + 1 < width:  # partial windows at the start of the series
+        inside = index - onset + 1
+        values.append(_float((h * (index + 1 - inside) + e * inside) / (index + 1)))
+        index += 1
+    ramp_end = min(total, onset + width - 1)
+    if index < ramp_end:
+        inside = index - onset + 1
+        first = h + (e - h) * inside / width
+        step = (e - h) / width
+        count = ramp_end - index
+        sign = "+" if step >= 0 else "-"
+        values.append(f"{_float(first)}{sign}{_float(abs(step))}x{count - 1}" if count > 1 else _float(first))
+        index = ramp_end
+    if index < total:
+        values.append(f"{_float(e)}x{total - index - 1}" if total - index > 1 else _float(e))
+    return " ".join(values)
+
+
 def _gauge(values: list[float]) -> str:
-    """promtool series notation for a gauge, runs compressed (`1x24` is 25 samples of 1)."""
+    """promtool series notation for a gauge: constant runs as `axn`, straight ramps as `a+bxn`.
+
+    (`1x24` is 25 samples of 1; `0+0.5x4` is 0, 0.5, ... 2.) Ramps matter: a window's ratio climbs in
+    a straight line after a step change, and writing it sample by sample would bloat the file.
+    """
     tokens: list[str] = []
     index = 0
     while index < len(values):
-        run = 1
-        while index + run < len(values) and values[index + run] == values[index]:
-            run += 1
-        tokens.append(f"{_float(values[index])}x{run - 1}" if run > 1 else _float(values[index]))
-        index += run
+        start = values[index]
+        end = index + 1
+        step = values[end] - start if end < len(values) else 0.0
+        tolerance = 1e-12 * max(1.0, abs(start), abs(step))
+        while end < len(values) and abs(values[end] - (start + step * (end - index))) <= tolerance:
+            end += 1
+        run = end - index
+        if run == 2 and step != 0:
+            end = index + 1  # two values read better than a two-sample ramp
+            tokens.append(_float(start))
+        elif run == 1:
+            tokens.append(_float(start))
+        elif step == 0:
+            tokens.append(f"{_float(start)}x{run - 1}")
+        else:
+            sign = "+" if step > 0 else "-"
+            tokens.append(f"{_float(start)}{sign}{_float(abs(step))}x{run - 1}")
+        index = end
     return " ".join(tokens)
 
 
@@ -92,15 +158,17 @@ def _float(value: float) -> str:
     return repr(round(value, 9))
 
 
-def _ratio_schedule(scenario: Scenario, repeat: int = 1) -> list[float]:
-    """The error ratio at each input step (`repeat` input steps per evaluation step)."""
-    history = [scenario.history_ratio] * (scenario.history_steps * repeat)
-    return history + [scenario.error_ratio] * (scenario.incident_steps * repeat)
+def _schedule(scenario: Scenario, repeat: int = 1) -> Schedule:
+    """The scenario in input steps (`repeat` input steps per evaluation step)."""
+    return Schedule(
+        scenario.history_steps * repeat, scenario.history_ratio, scenario.incident_steps * repeat, scenario.error_ratio
+    )
 
 
-def _event_series(bad_labels: dict[str, str], good_labels: dict[str, str], ratios: list[float]) -> list[dict[str, str]]:
-    bad = [EVENTS_PER_STEP * ratio for ratio in ratios]
-    good = [EVENTS_PER_STEP * (1 - ratio) for ratio in ratios]
+def _event_series(bad_labels: dict[str, str], good_labels: dict[str, str], schedule: Schedule) -> list[dict[str, str]]:
+    segments = schedule.segments()
+    bad = [(steps, EVENTS_PER_STEP * ratio) for steps, ratio in segments]
+    good = [(steps, EVENTS_PER_STEP * (1 - ratio)) for steps, ratio in segments]
     return [
         {"series": promql_series(bad_labels), "values": _counter(bad)},
         {"series": promql_series(good_labels), "values": _counter(good)},
@@ -119,20 +187,22 @@ def _stage_labels(spec: Spec, subject: Subject) -> dict[str, str]:
     return dict(stages[0].selector) if stages else {}
 
 
-def _raw_inputs(spec: Spec, subject: Subject, ratios: list[float]) -> list[dict[str, str]] | None:
+def _raw_inputs(spec: Spec, subject: Subject, schedule: Schedule) -> list[dict[str, str]] | None:
     """Raw input series for SLI kinds whose queries sloplane derives; None for the others."""
     sli = spec.sli
     stage = _stage_labels(spec, subject)
     if sli.http is not None:
         base = {"__name__": sli.http.metric, **sli.http.selector, **stage}
         bad_code = sli.http.errors.codes[0].lower().replace("x", "0")
-        return _event_series({**base, sli.http.errors.label: bad_code}, {**base, sli.http.errors.label: "200"}, ratios)
+        return _event_series(
+            {**base, sli.http.errors.label: bad_code}, {**base, sli.http.errors.label: "200"}, schedule
+        )
     if sli.latency is not None:
         labels = {**sli.latency.selector, **stage}
         seconds = sli.latency.threshold.total_seconds()
         bound = str(int(seconds)) if seconds.is_integer() else repr(seconds)
-        good = [EVENTS_PER_STEP * (1 - ratio) for ratio in ratios]
-        total = [EVENTS_PER_STEP] * len(ratios)
+        good = [(steps, EVENTS_PER_STEP * (1 - ratio)) for steps, ratio in schedule.segments()]
+        total = [(schedule.length, EVENTS_PER_STEP)]
         metric = sli.latency.metric
         return [
             {
@@ -148,7 +218,7 @@ def _raw_inputs(spec: Spec, subject: Subject, ratios: list[float]) -> list[dict[
     if sli.probe is not None:
         failures = 0.0
         values = []
-        for ratio in ratios:
+        for ratio in schedule.per_step():
             before = math.floor(failures)
             failures += ratio
             values.append(0.0 if math.floor(failures) > before else 1.0)
@@ -163,10 +233,10 @@ def _raw_inputs(spec: Spec, subject: Subject, ratios: list[float]) -> list[dict[
         if good_reason is None:  # every counted reason is bad: totals come from the bad events alone
             return None
         if set(bad_reasons) <= set(all_reasons):
-            return _event_series({**base, label: bad_reasons[0]}, {**base, label: good_reason}, ratios)
+            return _event_series({**base, label: bad_reasons[0]}, {**base, label: good_reason}, schedule)
         # bad events are not among the counted ones (e.g. aborted over updated): total is its own series
-        total = [EVENTS_PER_STEP] * len(ratios)
-        bad = [EVENTS_PER_STEP * ratio for ratio in ratios]
+        total = [(schedule.length, EVENTS_PER_STEP)]
+        bad = [(steps, EVENTS_PER_STEP * ratio) for steps, ratio in schedule.segments()]
         return [
             {"series": promql_series({**base, label: bad_reasons[0]}), "values": _counter(bad)},
             {"series": promql_series({**base, label: good_reason}), "values": _counter(total)},
@@ -174,24 +244,24 @@ def _raw_inputs(spec: Spec, subject: Subject, ratios: list[float]) -> list[dict[
     return None
 
 
-def _window_ratio(ratios: list[float], window_steps: int, index: int) -> float:
-    """Error ratio over the `window_steps` steps ending at `index` (equal traffic per step)."""
-    start = max(0, index - window_steps + 1)
-    part = ratios[start : index + 1]
-    return sum(part) / len(part)
-
-
 def _recorded_inputs(
-    windows: Iterable[timedelta], step: timedelta, label_sets: list[dict[str, str]], ratios: list[float]
+    windows: Iterable[timedelta], step: timedelta, label_sets: list[dict[str, str]], schedule: Schedule
 ) -> list[dict[str, str]]:
-    """The recorded error-ratio series themselves, for every window and label set."""
+    """The recorded error-ratio series themselves, for each window and label set.
+
+    Windows longer than the clean history are left out of incidents: their ratio would only be an
+    artefact of where the synthetic series starts, and no check reads them.
+    """
     inputs = []
+    constant = schedule.history_ratio == schedule.incident_ratio
     for window in windows:
-        window_steps = max(1, round(window / step))
-        values = [_window_ratio(ratios, window_steps, index) for index in range(len(ratios))]
+        width = round(window / step)
+        if not constant and width > schedule.history_steps:
+            continue
+        notation = _window_ratio_notation(schedule, width)
         for labels in label_sets:
             series = promql_series({"__name__": names.windowed(names.ERROR_RATIO, window), **labels})
-            inputs.append({"series": series, "values": _gauge(values)})
+            inputs.append({"series": series, "values": notation})
     return inputs
 
 
@@ -283,7 +353,7 @@ def evaluation_step(declaration: Declaration, subject: Subject) -> timedelta:
 
 
 def promtool_test_file(
-    declaration: Declaration, fleet: Fleet, rule_file_name: str, evaluation_interval: timedelta | None = None
+    declaration: Declaration, fleet: FleetLike, rule_file_name: str, evaluation_interval: timedelta | None = None
 ) -> dict[str, Any] | None:
     """A promtool test file for an SLO's production subject; None when no alert can fire."""
     spec = declaration.spec
@@ -297,11 +367,11 @@ def promtool_test_file(
     tests = []
     for scenario in scenarios:
         input_step = min(step, PROBE_STEP) if spec.sli.probe is not None else step
-        ratios = _ratio_schedule(scenario, repeat=round(step / input_step))
-        inputs = _raw_inputs(spec, subject, ratios)
+        schedule = _schedule(scenario, repeat=round(step / input_step))
+        inputs = _raw_inputs(spec, subject, schedule)
         if inputs is None:
             label_sets = _input_label_sets(declaration, subject, fleet)
-            inputs = _recorded_inputs(windows, input_step, label_sets, ratios)
+            inputs = _recorded_inputs(windows, input_step, label_sets, schedule)
         tests.append(
             {
                 "name": f"{declaration.name}: {scenario.name}",
@@ -318,7 +388,7 @@ def promtool_test_file(
     }
 
 
-def _input_label_sets(declaration: Declaration, subject: Subject, fleet: Fleet) -> list[dict[str, str]]:
+def _input_label_sets(declaration: Declaration, subject: Subject, fleet: FleetLike) -> list[dict[str, str]]:
     """Whose recorded ratios to feed: the components' for a composite, else the subject's own."""
     composite = declaration.spec.sli.composite
     if composite is None:

@@ -177,6 +177,18 @@ def _lint_interval(slo: LoadedSLO) -> Iterator[Diagnostic]:
         )
 
 
+def _lint_routing(slo: LoadedSLO) -> Iterator[Diagnostic]:
+    alerting = slo.declaration.spec.alerting
+    if alerting.routing.deployment is not None and alerting.deployment_signal is None:
+        yield _warning(
+            slo,
+            ("spec", "alerting", "routing", "deployment"),
+            "a receiver for deployment-related breaches needs 'deploymentSignal' (PromQL > 0 while a rollout "
+            "runs): without it no alert is known to be deployment-related and this route never matches",
+            "lint/deployment-routing",
+        )
+
+
 def _lint_review(slo: LoadedSLO, today: date) -> Iterator[Diagnostic]:
     due = slo.declaration.spec.review.next
     if due is not None and due < today:
@@ -302,6 +314,7 @@ def run_checks(slos: list[LoadedSLO], *, today: date, declared: Collection[str] 
             _lint_queries,
             _lint_unreachable_tiers,
             _lint_interval,
+            _lint_routing,
         ):
             diagnostics.extend(check(slo))
         diagnostics.extend(_lint_review(slo, today))

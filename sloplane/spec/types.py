@@ -124,6 +124,8 @@ def _check_time_zone(value: str) -> str:
 
 def _check_cron(value: str) -> str:
     fields = value.split()
+    if any(field[:1] in ("R", "H") for field in fields):
+        raise ValueError(f"'{value}': random or hashed cron fields (R, H) have no fixed time to plan around")
     if len(fields) != 5 or not croniter.is_valid(value):
         raise ValueError(
             f"'{value}' is not a cron schedule: five fields, minute hour day-of-month month day-of-week "

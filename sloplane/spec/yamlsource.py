@@ -39,6 +39,15 @@ _WORDS_WITH_MEANING = frozenset(
 _PLAIN_TEXT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_/$")
 
 
+def is_plain_word(value: Any) -> bool:
+    """Whether text is certainly a plain string to YAML: starts like a word, no special meaning.
+
+    Text that starts with a letter and is not one of YAML's special words (null, true, yes, ...)
+    cannot resolve to anything but a string, so the regular-expression resolver can be skipped.
+    """
+    return bool(value) and value[0] in _PLAIN_TEXT_START and value not in _WORDS_WITH_MEANING
+
+
 class _Loader(_BaseLoader):
     """The C loader with a fast path for the commonest scalar: a plain word that is just text.
 
@@ -48,13 +57,7 @@ class _Loader(_BaseLoader):
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if (
-            kind is ScalarNode
-            and implicit[0]
-            and value
-            and value[0] in _PLAIN_TEXT_START
-            and value not in _WORDS_WITH_MEANING
-        ):
+        if kind is ScalarNode and implicit[0] and is_plain_word(value):
             return _STR_TAG
         return Resolver.resolve(self, kind, value, implicit)  # type: ignore[no-untyped-call]  # PyYAML is untyped
 

@@ -1,0 +1,153 @@
+"""`ServiceLevelObjective`: one declaration's PrometheusRule, Probe and dashboard ConfigMap.
+
+Thin on purpose: it loads the declaration, asks the renderers for the same dicts that
+`sloplane render` writes to files, and registers them as children. Kubernetes names are explicit
+(derived from the SLO name) and Pulumi resource names are derived from the component's name, so
+both are stable across runs. Should a child ever be renamed, it gets an alias to its old name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict, cast
+
+import pulumi
+from pulumi_kubernetes.apiextensions import CustomResource
+from pulumi_kubernetes.core.v1 import ConfigMap
+
+from sloplane.render import grafana, kubernetes, names
+from sloplane.render.kubernetes import KubernetesOptions
+from sloplane.render.prometheus import RenderOptions, rule_file
+from sloplane.render.serialize import to_json
+from sloplane.spec import DeclarationError, load_declarations
+from sloplane.spec.model import Declaration
+from sloplane.subjects import FleetLike
+
+TOKEN = "sloplane:index:ServiceLevelObjective"
+DEFAULT_CREATE = ("prometheusRule", "dashboard", "probe")
+
+
+class ServiceLevelObjectiveArgs(TypedDict):
+    """Inputs of the component (a TypedDict: what Pulumi's component hosting expects)."""
+
+    declaration: pulumi.Input[str | Mapping[str, Any]]
+    """A path to a YAML file with one declaration, or the declaration itself as a mapping."""
+    namespace: NotRequired[pulumi.Input[str]]
+    rule_labels: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Labels the Prometheus Operator's ruleSelector wants on PrometheusRules."""
+    dashboard_label: NotRequired[pulumi.Input[Sequence[str]]]
+    """(key, value) of the label the Grafana sidecar watches, default ("grafana_dashboard", "1")."""
+    create: NotRequired[pulumi.Input[Sequence[str]]]
+    """Which children to create: prometheusRule, dashboard, probe (default: all that apply)."""
+    grafana_url: NotRequired[pulumi.Input[str]]
+
+
+def run_error(message: str) -> pulumi.RunError:
+    """Pulumi prints a RunError's message without a stack trace."""
+    return pulumi.RunError(message)
+
+
+def resolve_declaration(value: str | Mapping[str, Any] | Declaration) -> Declaration:
+    """A Declaration from a path, a mapping, or itself; errors as one readable message."""
+    if isinstance(value, Declaration):
+        return value
+    if isinstance(value, str | Path):
+        try:
+            found = load_declarations([value], strict=False)
+        except DeclarationError as error:
+            raise run_error(str(error)) from None
+        if len(found) != 1:
+            raise run_error(f"{value}: expected one declaration, found {len(found)} (use SloFleet for folders)")
+        return found[0]
+    try:
+        return Declaration.model_validate(dict(value))
+    except ValueError as error:
+        raise run_error(f"invalid declaration: {error}") from None
+
+
+def kubernetes_options(args: Mapping[str, Any]) -> KubernetesOptions:
+    """Options from component args, with the renderers' defaults for what is not given."""
+    defaults = KubernetesOptions()
+    label = tuple(args.get("dashboard_label") or defaults.dashboard_label)
+    if len(label) != 2:
+        raise run_error("dashboard_label must be a (key, value) pair")
+    return KubernetesOptions(
+        namespace=str(args.get("namespace") or defaults.namespace),
+        rule_labels=dict(args.get("rule_labels") or defaults.rule_labels),
+        dashboard_label=(str(label[0]), str(label[1])),
+    )
+
+
+class ServiceLevelObjective(pulumi.ComponentResource):
+    """The monitoring objects of one SLO, as children of one component."""
+
+    rule_name: pulumi.Output[str | None]
+    """The PrometheusRule's Kubernetes name (None when not created)."""
+    dashboard_name: pulumi.Output[str | None]
+    """The dashboard ConfigMap's Kubernetes name (None when not created)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ServiceLevelObjectiveArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        fleet: FleetLike | None = None,
+        declaration: Declaration | None = None,
+    ) -> None:
+        """`fleet` and `declaration` are for SloFleet, which has already loaded and checked them.
+
+        Everything is checked before anything is registered, so bad input leaves nothing behind.
+        """
+        if declaration is None:
+            declaration = resolve_declaration(args["declaration"])  # type: ignore[arg-type]
+        fleet = fleet if fleet is not None else {declaration.name: declaration}
+        if declaration.spec.sli.composite is not None:
+            missing = [c.slo for c in declaration.spec.sli.composite.components if c.slo not in fleet]
+            if missing:
+                raise run_error(f"{declaration.name}: composite parts {missing} are not in this stack (use SloFleet)")
+        super().__init__(TOKEN, name, None, opts)
+        k8s = kubernetes_options(args)
+        render = RenderOptions(grafana_url=str(args.get("grafana_url") or ""))
+        create = set(cast(Sequence[str], args.get("create") or DEFAULT_CREATE))
+        child = pulumi.ResourceOptions(parent=self)
+        self.rule: CustomResource | None = None
+        self.probe: CustomResource | None = None
+        self.dashboard: ConfigMap | None = None
+        if "prometheusRule" in create:
+            rule_object = kubernetes.prometheus_rule(declaration, rule_file(declaration, fleet, render), k8s)
+            self.rule = custom_resource(f"{name}-rules", rule_object, child)
+        probe_object = kubernetes.probe(declaration, k8s)
+        if "probe" in create and probe_object is not None:
+            self.probe = custom_resource(f"{name}-probe", probe_object, child)
+        if "dashboard" in create:
+            dashboard_object = kubernetes.dashboard_config_map(
+                kubernetes.dashboard_config_map_name(declaration.name),
+                f"{declaration.name}.json",
+                to_json(grafana.dashboard(declaration, fleet, render)),
+                k8s,
+                slo=declaration.name,
+            )
+            self.dashboard = config_map(f"{name}-dashboard", dashboard_object, child)
+        self.rule_name = _name_of(self.rule, names.prometheus_rule(declaration.name))
+        self.dashboard_name = _name_of(self.dashboard, kubernetes.dashboard_config_map_name(declaration.name))
+        self.register_outputs({"rule_name": self.rule_name, "dashboard_name": self.dashboard_name})
+
+
+def _name_of(resource: CustomResource | ConfigMap | None, name: str) -> pulumi.Output[str | None]:
+    """The object's Kubernetes name, resolving once it is registered (None when not created)."""
+    if resource is None:
+        return pulumi.Output.from_input(None)
+    return resource.id.apply(lambda _: name)
+
+
+def custom_resource(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOptions) -> CustomResource:
+    """A rendered custom-resource dict registered as a Kubernetes CustomResource."""
+    return CustomResource(
+        name, api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj["spec"], opts=opts
+    )
+
+
+def config_map(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOptions) -> ConfigMap:
+    """A rendered ConfigMap dict registered as a Kubernetes ConfigMap."""
+    return ConfigMap(name, metadata=obj["metadata"], data=obj["data"], opts=opts)

@@ -1,0 +1,105 @@
+"""Everything `sloplane render` writes, as file paths and text, computed in memory first.
+
+Nothing is written until every file of the fleet has rendered, so an error leaves the output
+folder as it was. Which files an SLO gets follows its `targets`; archived SLOs get none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sloplane.render import alertmanager, grafana, kubernetes
+from sloplane.render.prometheus import RenderOptions, rule_file
+from sloplane.render.promtool import promtool_test_file
+from sloplane.render.serialize import to_json, to_yaml, to_yaml_documents
+from sloplane.spec.model import Declaration, Lifecycle
+from sloplane.spec.policy import Target
+from sloplane.subjects import Fleet, FleetLike
+
+MANAGED_FOLDERS = ("prometheus", "kubernetes", "alertmanager", "grafana")
+"""Folders under the output that sloplane owns: files there that it no longer renders are removed."""
+
+
+@dataclass(frozen=True)
+class BundleOptions:
+    """Deployment choices for everything rendered."""
+
+    render: RenderOptions = field(default_factory=RenderOptions)
+    kubernetes: kubernetes.KubernetesOptions = field(default_factory=kubernetes.KubernetesOptions)
+
+
+def active(declarations: Sequence[Declaration]) -> list[Declaration]:
+    """Declarations that render: all but archived ones, in name order."""
+    return sorted((d for d in declarations if d.spec.lifecycle is not Lifecycle.ARCHIVED), key=lambda d: d.name)
+
+
+Document = tuple[str, Any]
+"""A file's format ("yaml", "yaml-documents" or "json") and its data."""
+
+
+def slo_documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    """The files of one SLO as data, by path relative to the output folder."""
+    documents: dict[str, Document] = {}
+    name = declaration.name
+    targets = set(declaration.spec.targets)
+    if Target.PROMETHEUS in targets:
+        rules = rule_file(declaration, fleet, options.render)
+        documents[f"prometheus/{name}.rules.yaml"] = ("yaml", rules)
+        test = promtool_test_file(declaration, fleet, f"{name}.rules.yaml")
+        if test is not None:
+            documents[f"prometheus/{name}.test.yaml"] = ("yaml", test)
+        objects = [kubernetes.prometheus_rule(declaration, rules, options.kubernetes)]
+        probe = kubernetes.probe(declaration, options.kubernetes)
+        if probe is not None:
+            objects.append(probe)
+        documents[f"kubernetes/{name}.prometheusrule.yaml"] = ("yaml-documents", objects)
+    if Target.GRAFANA in targets:
+        documents[f"grafana/{name}.json"] = ("json", grafana.dashboard(declaration, fleet, options.render))
+    return documents
+
+
+def fleet_documents(
+    declarations: Sequence[Declaration],
+    options: BundleOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Document]:
+    """Every file for a fleet as data: per-SLO files, the Alertmanager configuration and the overview."""
+    options = options or BundleOptions()
+    fleet = Fleet(declarations)
+    rendered = active(declarations)
+    documents: dict[str, Document] = {}
+    for declaration in rendered:
+        documents.update(slo_documents(declaration, fleet, options))
+        if progress is not None:
+            progress(declaration.name)
+    routed = [d for d in rendered if Target.ALERTMANAGER in d.spec.targets]
+    documents["alertmanager/alertmanager.yaml"] = ("yaml", alertmanager.alertmanager_config(routed))
+    charted = [d for d in rendered if Target.GRAFANA in d.spec.targets]
+    documents["grafana/overview.json"] = ("json", grafana.overview(charted, fleet, options.render))
+    return dict(sorted(documents.items()))
+
+
+def serialize(documents: dict[str, Document]) -> dict[str, str]:
+    """File text for each document (rule files first, so PrometheusRules can reuse their text)."""
+    texts: dict[str, str] = {}
+    written: dict[int, str] = {}
+    for path, (kind, data) in documents.items():
+        if kind == "yaml":
+            texts[path] = written[id(data)] = to_yaml(data)
+    for path, (kind, data) in documents.items():
+        if kind == "yaml-documents":
+            texts[path] = to_yaml_documents(data, written)
+        elif kind == "json":
+            texts[path] = to_json(data)
+    return dict(sorted(texts.items()))
+
+
+def fleet_files(
+    declarations: Sequence[Declaration],
+    options: BundleOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """Every file for a fleet, as text by path."""
+    return serialize(fleet_documents(declarations, options, progress))

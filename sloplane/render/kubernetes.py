@@ -1,0 +1,95 @@
+"""Kubernetes objects for the Prometheus Operator and the Grafana sidecar, as plain dicts.
+
+The same dicts are written as files by `sloplane render` and registered by the Pulumi components,
+so both paths deploy byte-identical objects. Names are explicit and derived from the SLO name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sloplane.durations import format_duration
+from sloplane.render import names
+from sloplane.spec.model import Declaration
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "sloplane"}
+DEFAULT_PROBE_INTERVAL = "30s"
+
+
+@dataclass(frozen=True)
+class KubernetesOptions:
+    """Where and how the objects are picked up in a cluster."""
+
+    namespace: str = "monitoring"
+    rule_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "prometheus"})
+    """Labels the Prometheus Operator's ruleSelector matches."""
+    dashboard_label: tuple[str, str] = ("grafana_dashboard", "1")
+    """The label the Grafana sidecar watches for dashboard ConfigMaps."""
+
+
+def _metadata(name: str, options: KubernetesOptions, labels: Mapping[str, str], slo: str | None) -> dict[str, Any]:
+    all_labels = {**MANAGED_BY, **labels}
+    if slo is not None:
+        all_labels["sloplane.dev/slo"] = slo
+    return {"name": name, "namespace": options.namespace, "labels": all_labels}
+
+
+def prometheus_rule(
+    declaration: Declaration, rule_file: Mapping[str, Any], options: KubernetesOptions
+) -> dict[str, Any]:
+    """A `monitoring.coreos.com/v1` PrometheusRule holding an SLO's rule groups."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": _metadata(names.prometheus_rule(declaration.name), options, options.rule_labels, declaration.name),
+        "spec": rule_file,
+    }
+
+
+def probe(declaration: Declaration, options: KubernetesOptions) -> dict[str, Any] | None:
+    """A Prometheus Operator `Probe` producing a probe SLI's synthetic traffic; None for other SLIs.
+
+    The probe's job name and static labels are the SLI's selector, so the series it produces are
+    exactly the ones the SLI reads (the operator sets `instance` to the target itself).
+    """
+    sli = declaration.spec.sli.probe
+    if sli is None or sli.target is None:
+        return None
+    selector = dict(sli.selector)
+    job = selector.pop("job", names.prometheus_rule(declaration.name))
+    selector.pop("instance", None)
+    static: dict[str, Any] = {"static": [sli.target]}
+    if selector:
+        static["labels"] = selector
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Probe",
+        "metadata": _metadata(names.prometheus_rule(declaration.name), options, options.rule_labels, declaration.name),
+        "spec": {
+            "jobName": job,
+            "interval": format_duration(sli.interval) if sli.interval else DEFAULT_PROBE_INTERVAL,
+            "module": sli.module,
+            "prober": {"url": sli.prober},
+            "targets": {"staticConfig": static},
+        },
+    }
+
+
+def dashboard_config_map(
+    name: str, file_name: str, dashboard_json: str, options: KubernetesOptions, slo: str | None = None
+) -> dict[str, Any]:
+    """A ConfigMap the Grafana sidecar loads as a dashboard (found by its label)."""
+    key, value = options.dashboard_label
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(name, options, {key: value}, slo),
+        "data": {file_name: dashboard_json},
+    }
+
+
+def dashboard_config_map_name(slo: str | None) -> str:
+    """`sloplane-dashboard-<slo>`, or `sloplane-dashboard-overview`."""
+    return f"{names.PREFIX}-dashboard-{slo or 'overview'}"

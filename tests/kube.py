@@ -1,0 +1,29 @@
+"""Validating Kubernetes custom resources against the CRDs in ../shared/reference/crds/."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+CRDS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "crds"
+
+
+@cache
+def crd_validator(file_name: str, version: str = "v1") -> jsonschema.Draft202012Validator:
+    """The openAPIV3Schema of one CRD version as a JSON Schema validator."""
+    crd = yaml.safe_load((CRDS / file_name).read_text())
+    schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def crd_errors(obj: dict[str, Any], file_name: str) -> list[str]:
+    """Every schema violation of an object, as readable strings."""
+    version = obj["apiVersion"].split("/")[-1]
+    return [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in crd_validator(file_name, version).iter_errors(obj)
+    ]
