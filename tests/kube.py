@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-CRDS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "crds"
+CRDS = Path(__file__).resolve().parent / "data" / "crds"
 
 
 @cache
