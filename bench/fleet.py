@@ -55,6 +55,7 @@ def declaration(index: int, rng: random.Random) -> dict[str, Any]:
         "alerting": {
             "runbook": f"https://runbooks.example.com/{service}",
             "routing": {"deployment": f"team-{index % 40:02d}-releases", "background": f"team-{index % 40:02d}-oncall"},
+            "deploymentSignal": f'sum(rollout_info{{rollout="{service}",phase="Progressing"}})',
         },
         "gate": {"minBudgetRemaining": 10.0, "maxBurnRate": 6.0, "minEvents": 100},
     }

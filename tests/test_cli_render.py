@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 from bench.fleet import write_fleet
+from sloplane.render import bundle
+from sloplane.spec import load_paths
 from tests.conftest import EXAMPLES, minimal, run_cli
 
 EXPECTED = {
@@ -86,3 +88,14 @@ def test_a_large_fleet_renders_with_progress(tmp_path: Path) -> None:
     result = run_cli("render", tmp_path / "fleet", "--out", tmp_path / "out")
     assert result.code == 0, result.stderr
     assert len(list((tmp_path / "out" / "prometheus").glob("*.rules.yaml"))) == 60
+
+
+def test_parallel_rendering_gives_the_same_bytes(tmp_path: Path, monkeypatch: Any) -> None:
+    write_fleet(tmp_path / "fleet", 30, per_file=30)
+    declarations = load_paths([tmp_path / "fleet"]).declarations
+    serial = bundle.fleet_files(declarations)
+    monkeypatch.setattr(bundle, "PARALLEL_FROM", 10)
+    seen: list[str] = []
+    parallel = bundle.fleet_files(declarations, progress=seen.append)
+    assert parallel == serial
+    assert sorted(seen) == sorted(d.name for d in declarations)

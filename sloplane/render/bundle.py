@@ -1,17 +1,22 @@
 """Everything `sloplane render` writes, as file paths and text, computed in memory first.
 
 Nothing is written until every file of the fleet has rendered, so an error leaves the output
-folder as it was. Which files an SLO gets follows its `targets`; archived SLOs get none.
+folder as it was. Which files an SLO gets follows its `targets`; archived SLOs get none. Large
+fleets render in forked worker processes (each SLO's files depend only on the fleet), and the
+output is the same bytes either way.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sloplane.render import alertmanager, grafana, kubernetes
-from sloplane.render.prometheus import RenderOptions, rule_file
+from sloplane.render.prometheus import RenderOptions, recorded_windows, rule_file
 from sloplane.render.promtool import promtool_test_file
 from sloplane.render.serialize import to_json, to_yaml, to_yaml_documents
 from sloplane.spec.model import Declaration, Lifecycle
@@ -56,7 +61,7 @@ def slo_documents(declaration: Declaration, fleet: FleetLike, options: BundleOpt
             objects.append(probe)
         documents[f"kubernetes/{name}.prometheusrule.yaml"] = ("yaml-documents", objects)
     if Target.GRAFANA in targets:
-        documents[f"grafana/{name}.json"] = ("json", grafana.dashboard(declaration, fleet, options.render))
+        documents[f"grafana/{name}.json"] = ("json", grafana.dashboard_model(declaration, fleet, options.render))
     return documents
 
 
@@ -74,11 +79,18 @@ def fleet_documents(
         documents.update(slo_documents(declaration, fleet, options))
         if progress is not None:
             progress(declaration.name)
-    routed = [d for d in rendered if Target.ALERTMANAGER in d.spec.targets]
-    documents["alertmanager/alertmanager.yaml"] = ("yaml", alertmanager.alertmanager_config(routed))
-    charted = [d for d in rendered if Target.GRAFANA in d.spec.targets]
-    documents["grafana/overview.json"] = ("json", grafana.overview(charted, fleet, options.render))
+    documents.update(_fleet_wide_documents(rendered, fleet, options))
     return dict(sorted(documents.items()))
+
+
+def _fleet_wide_documents(rendered: list[Declaration], fleet: Fleet, options: BundleOptions) -> dict[str, Document]:
+    """The Alertmanager configuration and the overview dashboard, over every rendered SLO."""
+    routed = [d for d in rendered if Target.ALERTMANAGER in d.spec.targets]
+    charted = [d for d in rendered if Target.GRAFANA in d.spec.targets]
+    return {
+        "alertmanager/alertmanager.yaml": ("yaml", alertmanager.alertmanager_config(routed)),
+        "grafana/overview.json": ("json", grafana.overview(charted, fleet, options.render)),
+    }
 
 
 def serialize(documents: dict[str, Document]) -> dict[str, str]:
@@ -96,10 +108,55 @@ def serialize(documents: dict[str, Document]) -> dict[str, str]:
     return dict(sorted(texts.items()))
 
 
+PARALLEL_FROM = 200
+"""Fleets this large render in worker processes, one per core (rendering is per SLO, independent)."""
+
+_worker_state: tuple[Fleet, BundleOptions] | None = None
+"""The fleet a forked worker renders from (set before forking, so it is inherited, not pickled)."""
+
+
+def _render_chunk(names: list[str]) -> dict[str, str]:
+    assert _worker_state is not None
+    fleet, options = _worker_state
+    documents: dict[str, Document] = {}
+    for name in names:
+        documents.update(slo_documents(fleet[name], fleet, options))
+    return serialize(documents)
+
+
+def _workers(count: int) -> int:
+    if count < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(os.cpu_count() or 1, 8)
+
+
 def fleet_files(
     declarations: Sequence[Declaration],
     options: BundleOptions | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Every file for a fleet, as text by path."""
-    return serialize(fleet_documents(declarations, options, progress))
+    """Every file for a fleet, as text by path; large fleets render on every core."""
+    global _worker_state  # noqa: PLW0603 - handed to forked workers by inheritance
+    options = options or BundleOptions()
+    rendered = active(declarations)
+    workers = _workers(len(rendered))
+    if workers == 1:
+        return serialize(fleet_documents(declarations, options, progress))
+    fleet = Fleet(declarations)
+    recorded_windows(fleet)  # computed once here, inherited by every worker
+    names = [declaration.name for declaration in rendered]
+    chunks = [names[start : start + 50] for start in range(0, len(names), 50)]
+    texts: dict[str, str] = {}
+    _worker_state = (fleet, options)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for chunk, files in zip(chunks, pool.map(_render_chunk, chunks), strict=True):
+                texts.update(files)
+                if progress is not None:
+                    for name in chunk:
+                        progress(name)
+    finally:
+        _worker_state = None
+    texts.update(serialize(_fleet_wide_documents(rendered, fleet, options)))
+    return dict(sorted(texts.items()))

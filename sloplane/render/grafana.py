@@ -504,7 +504,14 @@ def _description(declaration: Declaration) -> str:
 
 
 def dashboard(declaration: Declaration, fleet: FleetLike, options: RenderOptions | None = None) -> dict[str, Any]:
-    """The dashboard of one SLO as Grafana dashboard JSON (uid from `names.dashboard_uid`).
+    """The dashboard of one SLO as Grafana dashboard JSON data (see `dashboard_model`)."""
+    return _encode(dashboard_model(declaration, fleet, options))
+
+
+def dashboard_model(
+    declaration: Declaration, fleet: FleetLike, options: RenderOptions | None = None
+) -> models.Dashboard:
+    """The dashboard of one SLO as the SDK's typed model (uid from `names.dashboard_uid`).
 
     Stats, SLI against the objective, budget remaining, burn rate per alert window with its
     thresholds, alert state, and annotations for firing alerts and rollouts. Archived SLOs are
@@ -538,7 +545,7 @@ def dashboard(declaration: Declaration, fleet: FleetLike, options: RenderOptions
     ]
     for panel in panels:
         builder = builder.with_panel(panel)
-    return _encode(builder.build())
+    return builder.build()
 
 
 # --- overview -----------------------------------------------------------------------------------

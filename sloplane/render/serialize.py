@@ -115,6 +115,14 @@ def to_yaml_documents(documents: list[Any], written: Mapping[int, str] | None = 
     return "".join(parts)
 
 
+def _json_default(value: Any) -> Any:
+    """Typed models (grafana-foundation-sdk) know their own JSON form."""
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return to_json()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 def to_json(document: Any) -> str:
-    """Indented JSON with a final newline; key order as built."""
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+    """Indented JSON with a final newline; key order as built; SDK models as their JSON."""
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2, default=_json_default).decode() + "\n"

@@ -99,27 +99,44 @@ def _pairs(node: MappingNode) -> list[tuple[Node, Node]]:
     return explicit
 
 
+class SourceText:
+    """A file's text, and its documents' node trees, composed on first use and then kept.
+
+    Shared by all documents of one file: a file with many documents and many diagnostics is
+    composed once, not once per diagnostic.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._roots: list[Node | None] | None = None
+
+    def root(self, index: int) -> Node | None:
+        """The node tree of the document at `index` (counting empty documents too)."""
+        if self._roots is None:
+            loader = _Loader(self.text)
+            try:
+                roots: list[Node | None] = []
+                while loader.check_node():
+                    roots.append(loader.get_node())
+                self._roots = roots
+            finally:
+                loader.dispose()
+        return self._roots[index] if index < len(self._roots) else None
+
+
 @dataclass
 class YamlDocument:
-    """One document of a file: its data and the node tree that says where each field was written."""
+    """One document of a file: its data and where to find the node tree that locates its fields."""
 
     path: str
     index: int
     data: Any
     start: Position
-    text: str | None = None
-    _root: Node | None = field(default=None, repr=False, compare=False)
+    source: SourceText | None = field(default=None, repr=False, compare=False)
 
     def root(self) -> Node | None:
-        """The document's node tree, composed again from the text on first use."""
-        if self._root is None and self.text is not None:
-            loader = _Loader(self.text)
-            try:
-                for _ in range(self.index + 1):
-                    self._root = loader.get_node() if loader.check_node() else None
-            finally:
-                loader.dispose()
-        return self._root
+        """The document's node tree (None for documents that were not read from text)."""
+        return self.source.root(self.index) if self.source is not None else None
 
     def _trail(self, loc: Loc) -> list[tuple[Node | None, Node]]:
         """(key node, value node) for each prefix of loc that exists in the tree, root first."""
@@ -215,6 +232,7 @@ class _Converter:
 def read_documents(path: str, text: str) -> list[YamlDocument]:
     """Every non-empty document of a YAML text; raises YamlSyntaxError with a position."""
     loader = _Loader(text)
+    source = SourceText(text)
     documents: list[YamlDocument] = []
     try:
         converter = _Converter(loader)
@@ -225,7 +243,7 @@ def read_documents(path: str, text: str) -> list[YamlDocument]:
                 break
             if not (isinstance(node, ScalarNode) and node.tag == _NULL_TAG):
                 data = converter.convert(node)
-                documents.append(YamlDocument(path=path, index=index, data=data, start=_position(node), text=text))
+                documents.append(YamlDocument(path=path, index=index, data=data, start=_position(node), source=source))
             index += 1
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
