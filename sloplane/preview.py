@@ -43,8 +43,11 @@ class PreviewResult:
     resources: list[Registration] = field(default_factory=list)
 
     def children(self, parent: str | None) -> list[Registration]:
-        """Resources whose parent is `parent` (None: the stack's direct children), in order."""
-        return [r for r in self.resources if r.parent == parent]
+        """Resources whose parent is `parent` (None: the stack's direct children), by name then type.
+
+        Registrations complete in no fixed order; sorting keeps the printed tree the same every run.
+        """
+        return sorted((r for r in self.resources if r.parent == parent), key=lambda r: (r.name, r.type))
 
     def counts(self) -> Counter[str]:
         """How many resources of each type."""
