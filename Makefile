@@ -22,11 +22,12 @@ setup: $(STAMP)
 system-packages:
 	tools/install-system-packages.sh
 
-demo: setup
+demo: setup system-packages
 	$(BIN)/sloplane validate $(PATHS)
 	$(BIN)/sloplane explain $(PATHS)
 	$(BIN)/sloplane render $(PATHS) --out out
 	$(BIN)/sloplane preview .
+	$(BIN)/python -m sloplane.demo $(PATHS)
 
 lint: setup
 	$(BIN)/ruff check sloplane tests bench examples

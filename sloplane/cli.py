@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
+from sloplane.evaluator.commands import register as register_evaluator_commands
 from sloplane.explain import EXPLAINED_ERROR_RATIOS, ObjectiveExplanation, describe_window, explain, human_duration
 from sloplane.fileio import plan, write_files
 from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions, active, fleet_files
@@ -301,6 +302,13 @@ def export_openslo_command(paths: Paths, out: OutDir = None, strict: Strict = Fa
     """Write declarations as OpenSLO v1; what OpenSLO cannot say is kept in sloplane.dev/ annotations."""
     result = _load(paths, strict)
     _emit(export_openslo(result.declarations), out)
+
+
+def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
+    return _load(paths, strict).declarations
+
+
+register_evaluator_commands(app, _declarations, _out, _err)
 
 
 def main() -> None:

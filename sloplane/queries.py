@@ -7,8 +7,9 @@ function and measure the same thing. Stage selectors are merged in here too.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sloplane.durations import format_duration
 from sloplane.spec.sli import (
@@ -68,16 +69,64 @@ class WindowedQueries:
     errors: str | None = None
     total: str | None = None
 
-    def at(self, window: timedelta) -> WindowedQueries:
-        """The same queries with the window filled in."""
+    def at(self, window: timedelta, end: datetime | None = None) -> WindowedQueries:
+        """The same queries over `window`; with `end`, anchored there (`[1h] @ 1700000000`).
+
+        Anchoring lets one query read a past interval (an excluded maintenance window) while every
+        other query of the same evaluation reads the present.
+        """
         text = format_duration(window)
+        anchor = "" if end is None else f" @ {end.timestamp():.3f}"
 
         def fill(query: str | None) -> str | None:
-            return None if query is None else query.replace(WINDOW_PLACEHOLDER, text)
+            if query is None:
+                return None
+            return _RANGE.sub(lambda match: f"[{text}{match.group(1) or ''}]{anchor}", query)
 
         error_ratio = fill(self.error_ratio)
         assert error_ratio is not None
         return WindowedQueries(error_ratio, fill(self.errors), fill(self.total))
+
+    def single_series(self) -> tuple[str | None, str | None, str]:
+        """(bad events, all events, error ratio), each one series, as recording rules and the evaluator read them.
+
+        Bad events default to 0 (a service that never failed has no error series at all); the ratio
+        drops NaN (no traffic) rather than carrying it.
+        """
+        if self.errors is None or self.total is None:
+            return None, None, f"avg(({self.error_ratio}) >= 0)"
+        bad, total = f"({aggregated(self.errors)} or vector(0))", aggregated(self.total)
+        return bad, total, f"({bad} / {total}) >= 0"
+
+
+_RANGE = re.compile(r"\[\{\{window\}\}(:[^\]]*)?\]")
+"""A range or subquery over the window placeholder: `[{{window}}]`, `[{{window}}:]`, `[{{window}}:1m]`."""
+
+
+def aggregated(query: str) -> str:
+    """`sum(...)` around a query unless it already is one aggregate (a recorded series must be single)."""
+    if query.startswith("sum(") and query.endswith(")") and _closes_at_end(query, 3):
+        return query
+    return f"sum({query})"
+
+
+def _closes_at_end(text: str, opening: int) -> bool:
+    """Whether the parenthesis at `opening` is closed by the last character (not earlier)."""
+    depth = 0
+    position = opening
+    while True:
+        next_open = text.find("(", position + 1)
+        next_close = text.find(")", position + 1)
+        if next_close == -1:
+            return False
+        if next_open != -1 and next_open < next_close:
+            depth += 1
+            position = next_open
+            continue
+        if depth == 0:
+            return next_close == len(text) - 1
+        depth -= 1
+        position = next_close
 
 
 def _quote(value: str) -> str:

@@ -86,32 +86,6 @@ def _selector(series: str, labels: dict[str, str]) -> str:
     return f"{series}{promql_matchers(labels)}"
 
 
-def _aggregated(query: str) -> str:
-    """`sum(...)` around a query unless it already is one aggregate (recorded series must be single)."""
-    if query.startswith("sum(") and query.endswith(")") and _closes_at_end(query, 3):
-        return query
-    return f"sum({query})"
-
-
-def _closes_at_end(text: str, opening: int) -> bool:
-    """Whether the parenthesis at `opening` is closed by the last character (not earlier)."""
-    depth = 0
-    position = opening
-    while True:
-        next_open = text.find("(", position + 1)
-        next_close = text.find(")", position + 1)
-        if next_close == -1:
-            return False
-        if next_open != -1 and next_open < next_close:
-            depth += 1
-            position = next_open
-            continue
-        if depth == 0:
-            return next_close == len(text) - 1
-        depth -= 1
-        position = next_close
-
-
 def _record(series: str, expr: str, labels: dict[str, str]) -> Rule:
     return {"record": series, "expr": expr, "labels": dict(labels)}
 
@@ -145,19 +119,15 @@ def _window_rules(
         return rules
     base = min(windows)
     for window in windows:
-        filled = queries.at(window)
+        bad_events, events, ratio = queries.at(window).single_series()
         ratio_series = names.windowed(names.ERROR_RATIO, window)
-        if filled.errors is None or filled.total is None:
-            rules.append(_record(ratio_series, f"avg(({filled.error_ratio}) >= 0)", labels))
-            continue
-        bad_events = f"({_aggregated(filled.errors)} or vector(0))"
-        events = _aggregated(filled.total)
-        if window == base:  # counts of the base window build the period ratio and event totals
+        if bad_events is not None and events is not None and window == base:
+            # counts of the base window build the period ratio and event totals
             bad, counted = names.windowed(names.BAD_EVENTS, window), names.windowed(names.EVENTS, window)
             rules.append(_record(bad, bad_events, labels))
             rules.append(_record(counted, events, labels))
-            bad_events, events = _selector(bad, labels), _selector(counted, labels)
-        rules.append(_record(ratio_series, f"({bad_events} / {events}) >= 0", labels))
+            ratio = f"({_selector(bad, labels)} / {_selector(counted, labels)}) >= 0"
+        rules.append(_record(ratio_series, ratio, labels))
     return rules
 
 

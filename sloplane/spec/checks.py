@@ -177,6 +177,21 @@ def _lint_interval(slo: LoadedSLO) -> Iterator[Diagnostic]:
         )
 
 
+def _lint_rate_events(slo: LoadedSLO) -> Iterator[Diagnostic]:
+    spec = slo.declaration.spec
+    if spec.sli.ratio is None or spec.effective_gate.min_events <= 0:
+        return
+    for path, query in spec.sli.handwritten_queries().items():
+        if path[-1] == Backend.PROMETHEUS.value and "rate(" in query and "increase(" not in query:
+            yield _warning(
+                slo,
+                ("spec", "sli", *path),
+                "gate.minEvents counts events, but this query is a rate (per second): use increase() so that "
+                "the evaluator reads event counts",
+                "lint/rate-events",
+            )
+
+
 def _lint_routing(slo: LoadedSLO) -> Iterator[Diagnostic]:
     alerting = slo.declaration.spec.alerting
     if alerting.routing.deployment is not None and alerting.deployment_signal is None:
@@ -315,6 +330,7 @@ def run_checks(slos: list[LoadedSLO], *, today: date, declared: Collection[str] 
             _lint_unreachable_tiers,
             _lint_interval,
             _lint_routing,
+            _lint_rate_events,
         ):
             diagnostics.extend(check(slo))
         diagnostics.extend(_lint_review(slo, today))

@@ -1,0 +1,393 @@
+"""The evaluator's HTTP API: gate decisions, SLOs, the decision log, health and metrics.
+
+The gate endpoint always answers 200 with a `decision` once the caller is authenticated: Argo
+Rollouts' web provider (and most pipeline steps) read `{$.decision}` and treat any other status
+as a failure of the analysis, so a malformed request or an evaluator fault must arrive as
+`decision: error` with a reason (which the policy can tell apart from `fail`), never as a 4xx/5xx
+that looks like an unhealthy release. Only authentication (401) and authorisation (403) fail
+otherwise: a caller that may not ask must not get an answer it could mistake for one.
+"""
+
+import copy
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from threading import Lock
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from sloplane import __version__
+from sloplane.evaluator import schemas
+from sloplane.evaluator.auth import Principal, Scope, TokenStore
+from sloplane.evaluator.contracts import GateService
+from sloplane.evaluator.metrics import EvaluatorMetrics
+from sloplane.evaluator.model import GateRequest, GateResult, Outcome, Reason
+
+logger = logging.getLogger(__name__)
+
+GATE_PATH = "/v1/gates/evaluate"
+MAX_BODY_BYTES = 64 * 1024
+"""A gate request is a few hundred bytes; reading stops past this, so no body can fill the memory."""
+
+DESCRIPTION = """\
+Decides whether a deployment may proceed against its service-level objectives, and keeps every
+decision in an append-only log.
+
+**Authentication.** Every `/v1` endpoint takes `Authorization: Bearer <token>`. Tokens carry
+scopes: `read` (SLOs, decisions), `gate` (ask for decisions; implies `read`) and `admin`
+(everything). A missing or unknown token is answered 401, a token without the scope 403.
+
+**The gate contract.** `POST /v1/gates/evaluate` answers 200 whenever the caller is authorised,
+with `decision` one of `pass`, `fail`, `inconclusive`, `error`: an invalid request or an
+evaluator fault is `error` with a reason saying what went wrong, so a pipeline fails only on a
+real `fail` (or as its policy treats `error`).
+"""
+
+TAGS = [
+    {"name": "gates", "description": "Ask whether a release may proceed."},
+    {"name": "slos", "description": "The SLOs the evaluator knows and their current measurements."},
+    {"name": "decisions", "description": "The decision log: every answer given, newest first."},
+    {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no authentication)."},
+]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="slp_<random>",
+    description="A sloplane token (`sloplane token new`); its scopes decide which endpoints it may call.",
+)
+
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.Problem, "description": "No bearer token, or an unknown one."},
+    403: {"model": schemas.Problem, "description": "The token lacks the scope this endpoint needs."},
+}
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON via orjson: NaN and infinities (a 0/0 ratio from a backend) become null instead of a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers whose token holds `scope` (401 without a known token, 403 without it)."""
+
+    async def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        principal = tokens.verify(credentials.credentials)
+        if principal is None:
+            challenge = 'Bearer error="invalid_token"'
+            raise HTTPException(401, "unknown bearer token", headers={"WWW-Authenticate": challenge})
+        if not principal.allows(scope):
+            challenge = f'Bearer error="insufficient_scope", scope="{scope.value}"'
+            detail = f"token {principal.name!r} lacks the {scope.value!r} scope"
+            raise HTTPException(403, detail, headers={"WWW-Authenticate": challenge})
+        return principal
+
+    return authorised
+
+
+def _error_answer(code: str, message: str, values: dict[str, Any]) -> dict[str, Any]:
+    """An `error` answer in the shape of `GateResult.to_dict()`, for a request that became no decision."""
+    reason = {**Reason(code=code, message=message, values=values).to_dict(), "slo": None, "stage": None}
+    return {**GateResult(decisions=()).to_dict(), "reasons": [reason]}
+
+
+def _invalid_request(error: ValidationError) -> dict[str, Any]:
+    problems = [
+        {"field": ".".join(str(part) for part in problem["loc"]) or "body", "message": problem["msg"]}
+        for problem in error.errors(include_url=False, include_input=False)
+    ]
+    text = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+    return _error_answer("invalid-request", f"the gate request is invalid: {text}", {"errors": problems})
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None once it grows past `MAX_BODY_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes | None, requested_by: str) -> GateRequest | dict[str, Any]:
+    """The request to decide, or the `error` answer saying why the body is not one."""
+    if body is None:
+        message = f"the gate request is invalid: body: larger than {MAX_BODY_BYTES} bytes"
+        return _error_answer("invalid-request", message, {"errors": [{"field": "body", "message": "too large"}]})
+    try:
+        parsed = schemas.GateRequest.model_validate_json(body or b"null")
+    except ValidationError as error:
+        return _invalid_request(error)
+    return GateRequest(**parsed.model_dump(), requested_by=requested_by)
+
+
+class _ServiceNames:
+    """SLO name → service name, from `service.slos()`; read again when a decision names an SLO not seen yet.
+
+    `Decision` does not carry its service; the decisions counter is labelled by it.
+    """
+
+    def __init__(self, service: GateService) -> None:
+        self._service = service
+        self._known: dict[str, str] = {}
+        self._lock = Lock()
+
+    def of(self, slo: str) -> str | None:
+        with self._lock:
+            if slo not in self._known:
+                self._refresh()
+            return self._known.get(slo)
+
+    def _refresh(self) -> None:
+        try:
+            summaries = self._service.slos()
+            self._known = {str(s["name"]): str(s["service"]) for s in summaries if s.get("service")}
+        except Exception:  # a label is not worth failing an answer for
+            logger.exception("could not list SLOs to label the decisions counter")
+
+
+class _Gate:
+    """Answers gate requests: parse, decide, count; never raises."""
+
+    def __init__(self, service: GateService, metrics: EvaluatorMetrics) -> None:
+        self._service = service
+        self._metrics = metrics
+        self._names = _ServiceNames(service)
+
+    def answer(self, body: bytes | None, requested_by: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        request = _parse(body, requested_by)
+        answer = request if isinstance(request, dict) else self._decide(request)
+        self._count(request, answer)
+        self._metrics.observe_decision_seconds(time.perf_counter() - started)
+        return answer
+
+    def _decide(self, request: GateRequest) -> dict[str, Any]:
+        try:
+            return self._service.gate(request).to_dict()
+        except Exception as exc:
+            logger.exception("the evaluator failed on a gate request for %s", request.slo or request.service)
+            message = f"the evaluator failed: {type(exc).__name__}: {exc}"
+            return _error_answer("internal-error", message, {"exception": type(exc).__name__})
+
+    def _count(self, request: GateRequest | dict[str, Any], answer: dict[str, Any]) -> None:
+        """Count the answer's decisions; a fault in counting is logged and never changes the answer."""
+        try:
+            self._count_decisions(request, answer)
+        except Exception:
+            logger.exception("could not count a gate answer in the metrics")
+
+    def _count_decisions(self, request: GateRequest | dict[str, Any], answer: dict[str, Any]) -> None:
+        """One count per decision; a request that became no decision counts once, as `error`, unlabelled.
+
+        Unlabelled because its names come from the caller, unchecked: they must not mint series.
+        """
+        if not answer["decisions"]:
+            self._metrics.record_decision(slo="", service="", stage="", decision=Outcome.ERROR)
+            return
+        asked_service = request.service if isinstance(request, GateRequest) else None
+        for decision in answer["decisions"]:
+            service = decision.get("service") or self._names.of(decision["slo"]) or asked_service
+            self._metrics.record_decision(
+                slo=decision["slo"], service=service, stage=decision["stage"], decision=decision["decision"]
+            )
+
+
+def create_app(service: GateService, tokens: TokenStore, metrics: EvaluatorMetrics) -> FastAPI:
+    """The evaluator's ASGI application around a gate service, its tokens and its metrics."""
+    app = FastAPI(
+        title="sloplane evaluator",
+        summary="May this deployment proceed? Gate decisions against service-level objectives.",
+        description=DESCRIPTION,
+        version=__version__,
+        openapi_tags=TAGS,
+        default_response_class=OrjsonResponse,
+        redoc_url=None,
+    )
+    _gate_routes(app, _Gate(service, metrics), tokens)
+    _read_routes(app, service, tokens)
+    _operation_routes(app, service, metrics)
+    _publish_request_schema(app)
+    return app
+
+
+def _gate_routes(app: FastAPI, gate: _Gate, tokens: TokenStore) -> None:
+    requires_gate = _requires(tokens, Scope.GATE)
+
+    @app.post(
+        GATE_PATH,
+        tags=["gates"],
+        summary="Decide whether a release may proceed",
+        description=(
+            "Decides on one SLO, or on every SLO of a service (the most severe outcome wins), and records "
+            "each decision. Scope `gate`. Always 200 for an authorised caller: an invalid body or an "
+            "evaluator fault is `decision: error` with a reason."
+        ),
+        response_model=None,
+        responses={
+            200: {"model": schemas.GateAnswer, "description": "The decision, with its reasons."},
+            **_AUTH_RESPONSES,
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GateRequest"}}},
+            }
+        },
+    )
+    async def evaluate(request: Request, principal: Annotated[Principal, Depends(requires_gate)]) -> Response:
+        """The body is read raw and validated here, after authentication, so that no body is ever a 422."""
+        body = await _read_body(request)
+        return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal.name))
+
+
+def _read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> None:
+    reader = [Depends(_requires(tokens, Scope.READ))]
+
+    @app.get(
+        "/v1/slos",
+        tags=["slos"],
+        summary="List the SLOs",
+        description="Every SLO the evaluator knows, summarised. Scope `read`.",
+        dependencies=reader,
+        response_model=None,
+        responses={200: {"model": list[schemas.SloSummary], "description": "The SLOs."}, **_AUTH_RESPONSES},
+    )
+    def list_slos() -> Response:
+        return OrjsonResponse(service.slos())
+
+    @app.get(
+        "/v1/slos/{name}",
+        tags=["slos"],
+        summary="One SLO and its current measurements",
+        description="The SLO's declaration summary and its measurements now, or as at `at`. Scope `read`.",
+        dependencies=reader,
+        response_model=None,
+        responses={
+            200: {"model": schemas.SloDetail, "description": "The SLO."},
+            404: {"model": schemas.Problem, "description": "No SLO of that name."},
+            **_AUTH_RESPONSES,
+        },
+    )
+    def get_slo(
+        name: str,
+        at: Annotated[AwareDatetime | None, Query(description="Measure as at this RFC 3339 instant.")] = None,
+    ) -> Response:
+        found = service.slo(name, at)
+        if found is None:
+            raise HTTPException(404, f"no SLO named {name!r}")
+        return OrjsonResponse(found)
+
+    _decision_routes(app, service, reader)
+
+
+def _decision_routes(app: FastAPI, service: GateService, reader: list[Any]) -> None:
+    @app.get(
+        "/v1/decisions",
+        tags=["decisions"],
+        summary="Query the decision log",
+        description="Recorded decisions matching every filter given, newest first. Scope `read`.",
+        dependencies=reader,
+        response_model=None,
+        responses={200: {"model": list[schemas.Decision], "description": "The decisions."}, **_AUTH_RESPONSES},
+    )
+    def list_decisions(
+        *,
+        slo: Annotated[str | None, Query(description="Only this SLO.")] = None,
+        stage: Annotated[str | None, Query(description="Only this stage.")] = None,
+        outcome: Annotated[Outcome | None, Query(description="Only this outcome.")] = None,
+        revision: Annotated[str | None, Query(description="Only this revision.")] = None,
+        since: Annotated[AwareDatetime | None, Query(description="Decided at or after (RFC 3339).")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="Decided at or before (RFC 3339).")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+    ) -> Response:
+        found = service.log.query(
+            slo=slo, stage=stage, outcome=outcome, revision=revision, since=since, until=until, limit=limit
+        )
+        return OrjsonResponse(found)
+
+
+def _operation_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetrics) -> None:
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness",
+        description="200 while the process serves requests.",
+        response_model=schemas.Health,
+        response_model_exclude_none=True,
+    )
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness",
+        description="200 when the backend answers and the decision log is writable; 503 with the reason otherwise.",
+        response_model=None,
+        responses={
+            200: {"model": schemas.Health},
+            503: {"model": schemas.Health, "description": "Not ready, and why."},
+        },
+    )
+    def readyz() -> Response:
+        ready, reason = _readiness(service)
+        if ready:
+            return OrjsonResponse({"status": "ready", "reason": reason or None})
+        return OrjsonResponse({"status": "not ready", "reason": reason}, status_code=503)
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        description="The evaluator's metrics in Prometheus' text format, among them `sloplane_gate_decisions_total`.",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "The metrics."}},
+    )
+    def prometheus_metrics() -> Response:
+        content, content_type = metrics.render()
+        return Response(content=content, media_type=content_type)
+
+
+def _readiness(service: GateService) -> tuple[bool, str]:
+    try:
+        return service.ready()
+    except Exception as exc:
+        logger.exception("the readiness check failed")
+        return False, f"the readiness check failed: {type(exc).__name__}: {exc}"
+
+
+def _publish_request_schema(app: FastAPI) -> None:
+    """Add the gate request's schema to the document: the endpoint reads its body raw (see `evaluate`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            components["GateRequest"] = schemas.GateRequest.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document (a copy the caller may change), e.g. for `sloplane` to print."""
+    return copy.deepcopy(app.openapi())

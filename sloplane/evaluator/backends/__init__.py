@@ -1,0 +1,1 @@
+"""Metrics backends the evaluator reads SLIs from, behind one interface."""

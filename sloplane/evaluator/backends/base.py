@@ -1,0 +1,59 @@
+"""The backend interface: instant queries at an explicit time, and typed failures.
+
+Every query of one evaluation is sent with the same evaluation time, so all windows and SLOs are
+read at one instant (tools that let the backend use "now" per query show phantom spikes when the
+queries straddle a scrape). Failures are typed so that policies can tell a timeout from a bad
+answer, and so that a rate-limited backend (Datadog answers 429 with X-RateLimit-Reset) says when
+to come back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class FailureKind(StrEnum):
+    """Why a backend could not answer."""
+
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    BAD_RESPONSE = "bad-response"
+    RATE_LIMITED = "rate-limited"
+    CIRCUIT_OPEN = "circuit-open"
+    QUERY = "query"
+    """The backend rejected the query itself (a bug in a declaration's PromQL, not an outage)."""
+
+
+class BackendError(Exception):
+    """A query that could not be answered, and why."""
+
+    def __init__(self, kind: FailureKind, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{kind.value}: {message}")
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One series of an instant-query result."""
+
+    labels: dict[str, str]
+    value: float
+
+
+class MetricsBackend(Protocol):
+    """A source of SLI numbers."""
+
+    name: str
+
+    def query(self, expression: str, at: datetime) -> list[Sample]:
+        """Evaluate an instant query at `at`; raises BackendError."""
+        ...
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether the backend answers at all, with a reason when it does not."""
+        ...

@@ -1,0 +1,383 @@
+"""The evaluator's commands: `evaluate`, `gate`, `serve`, `decisions`, `token`, `openapi`.
+
+Registered on the `sloplane` app by `register`. Gate exit codes are the contract pipelines rely
+on: 0 pass, 1 fail, 3 inconclusive, 2 error (usage errors exit 2 as well).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import requests
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from sloplane.durations import DurationError, format_duration, parse_duration
+from sloplane.evaluator.api import openapi_document
+from sloplane.evaluator.auth import TokenFileError, TokenStore, new_token
+from sloplane.evaluator.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.model import GateRequest, Measurement, Outcome
+from sloplane.evaluator.server import ServerConfig, build_app
+from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.spec.model import Declaration
+from sloplane.subjects import Fleet
+
+DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
+
+Loader = Callable[[list[Path], bool], Sequence[Declaration]]
+
+Paths = Annotated[list[Path], typer.Argument(help="Declaration files or folders.", show_default=False)]
+PrometheusUrl = Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")]
+At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
+Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
+Staleness = Annotated[str, typer.Option("--staleness", help="Reject data with no sample this recent.")]
+Format = Annotated[str, typer.Option("--format", help="table (or text) or json.")]
+
+
+GATE_HELP = (
+    "Decide whether a deployment may proceed. Exit codes: 0 pass, 1 fail, 3 inconclusive, 2 error.\n\n"
+    "With --prometheus the decision is made here and recorded in --db; with --evaluator it is asked of a "
+    "running `sloplane serve`, which records it. --at replays the decision at a past instant, for "
+    "back-testing a policy on history. --wait repeats inconclusive and error answers until pass or fail, "
+    "or until --timeout."
+)
+
+
+@dataclass
+class _Console:
+    """What the commands print with and load declarations with (set by `register`)."""
+
+    load: Loader
+    out: Console
+    err: Console
+
+
+def parse_instant(text: str | None) -> datetime | None:
+    """An RFC 3339 instant with a zone, or a usage error."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"'{text}' has no time zone: add Z or an offset such as +01:00")
+    return moment
+
+
+def parse_window(text: str, option: str) -> timedelta:
+    """A duration option, or a usage error naming the option."""
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3%}"
+
+
+def _burn(measurement: Measurement) -> str:
+    first = next((w for w in measurement.windows if w.burn_rate is not None), None)
+    if first is None or first.burn_rate is None:
+        return "-"
+    return f"{first.burn_rate:.2f}x ({format_duration(first.window)})"
+
+
+def _status(measurement: Measurement) -> str:
+    if measurement.error:
+        return measurement.error
+    if measurement.stale_seconds:
+        return "stale"
+    return "ok" if measurement.has_data else "no data"
+
+
+def measurement_table(measurements: list[Measurement]) -> Table:
+    """One row per subject: SLI over the period, budget left, burn rate, events, status."""
+    table = Table(title="measurements", title_justify="left")
+    for column in (
+        "slo",
+        "stage",
+        "source",
+        "SLI (period)",
+        "budget left",
+        "burn (shortest window)",
+        "events",
+        "status",
+    ):
+        table.add_column(column, justify="left" if column in ("slo", "stage", "source", "status") else "right")
+    for m in measurements:
+        sli = None if m.period_error_ratio is None else 1 - m.period_error_ratio
+        events = "-" if m.period_events is None else f"{m.period_events:,.0f}"
+        row = (
+            m.slo,
+            m.stage or "-",
+            m.source,
+            _percent(sli),
+            _percent(m.budget_remaining),
+            _burn(m),
+            events,
+            _status(m),
+        )
+        table.add_row(*row)
+    return table
+
+
+def answer_lines(answer: dict[str, Any]) -> list[str]:
+    """A gate answer for people: the decision, then each SLO's outcome and reasons."""
+    lines = [f"decision: {answer.get('decision')}"]
+    for decision in answer.get("decisions", []):
+        where = decision.get("slo", "?") + (f" [{decision['stage']}]" if decision.get("stage") else "")
+        lines.append(f"  {where}: {decision.get('decision')}")
+        lines += [f"    - {reason.get('message')}" for reason in decision.get("reasons", [])]
+    if not answer.get("decisions"):
+        lines += [f"  - {reason.get('message')}" for reason in answer.get("reasons", [])]
+    return lines
+
+
+def _local(evaluator: Evaluator, request: GateRequest) -> dict[str, Any]:
+    """Decide here (the evaluator records the decision)."""
+    return evaluator.gate(request).to_dict()
+
+
+def _remote(url: str, token: str | None, request: GateRequest, timeout: float = 30.0) -> dict[str, Any]:
+    """Ask a running evaluator; any transport problem is an `error` answer, not an exception."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {key: value for key, value in request.to_dict().items() if value is not None and key != "requestedBy"}
+    try:
+        response = requests.post(f"{url.rstrip('/')}/v1/gates/evaluate", json=body, headers=headers, timeout=timeout)
+    except requests.RequestException as error:
+        return {"decision": "error", "reasons": [{"message": f"evaluator unreachable: {type(error).__name__}"}]}
+    if response.status_code != 200:
+        return {"decision": "error", "reasons": [{"message": f"evaluator answered HTTP {response.status_code}"}]}
+    try:
+        answer: dict[str, Any] = response.json()
+    except ValueError:
+        return {"decision": "error", "reasons": [{"message": "evaluator answered with something that is not JSON"}]}
+    return answer
+
+
+def _outcome(answer: dict[str, Any]) -> Outcome:
+    value = answer.get("decision")
+    return Outcome(value) if value in {o.value for o in Outcome} else Outcome.ERROR
+
+
+@dataclass(frozen=True)
+class GateCall:
+    """How to ask: decide here against Prometheus, or ask a running evaluator."""
+
+    ask: Callable[[GateRequest], dict[str, Any]]
+    wait: bool
+    timeout: timedelta
+    poll: timedelta
+
+
+def run_gate(call: GateCall, request: GateRequest, err: Console) -> dict[str, Any]:
+    """Ask once, or (with --wait) until pass or fail or the timeout; returns the last answer."""
+    deadline = time.monotonic() + call.timeout.total_seconds()
+    while True:
+        answer = call.ask(request)
+        outcome = _outcome(answer)
+        finished = outcome in (Outcome.PASS, Outcome.FAIL) or not call.wait or request.at is not None
+        if finished or time.monotonic() + call.poll.total_seconds() > deadline:
+            return answer
+        err.print(f"{outcome.value}; asking again in {format_duration(call.poll)}", markup=False)
+        time.sleep(call.poll.total_seconds())
+
+
+class _NullLog:
+    """`evaluate` decides nothing, so it records nothing."""
+
+    def append(self, decision: Any) -> None:
+        return None
+
+    def query(self, **_: Any) -> list[dict[str, Any]]:
+        return []
+
+    def count(self) -> int:
+        return 0
+
+
+def _fleet(console: _Console, paths: list[Path]) -> Fleet:
+    return Fleet(console.load(paths, False))
+
+
+def _evaluate(
+    console: _Console, paths: list[Path], prometheus: str, at: str | None, output: str, staleness: str
+) -> None:
+    moment = parse_instant(at)
+    bound = parse_window(staleness, "--staleness")
+    evaluator = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), _NullLog(), staleness=bound)
+    measurements = evaluator.evaluate(moment)
+    if output == "json":
+        sys.stdout.write(json.dumps([m.to_dict() for m in measurements], indent=2) + "\n")
+    else:
+        console.out.print(measurement_table(measurements))
+
+
+def _decisions_table(found: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"decisions ({len(found)})", title_justify="left")
+    for column in ("decided at", "slo", "stage", "decision", "revision", "first reason"):
+        table.add_column(column)
+    for record in found:
+        first = record["reasons"][0]["message"] if record.get("reasons") else ""
+        revision = (record.get("request") or {}).get("revision") or "-"
+        table.add_row(
+            record["decidedAt"], record["slo"], record.get("stage") or "-", record["decision"], revision, first
+        )
+    return table
+
+
+def _token_store(path: Path, console: _Console) -> TokenStore:
+    try:
+        return TokenStore.from_file(path)
+    except TokenFileError as error:
+        console.err.print(f"sloplane serve: {error}", style="red", markup=False)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None:
+    """Add the evaluator's commands to the `sloplane` app (`load` is the CLI's declaration loader)."""
+    console = _Console(load, out, err)
+
+    @app.command()
+    def evaluate(
+        paths: Paths,
+        prometheus: PrometheusUrl,
+        at: At = None,
+        output_format: Format = "table",
+        staleness: Staleness = "5m",
+    ) -> None:
+        """Measure every SLO now (or --at): SLI per window and over the period, budget left, burn rates."""
+        _evaluate(console, paths, prometheus, at, output_format, staleness)
+
+    @app.command(help=GATE_HELP)
+    def gate(
+        paths: Paths,
+        slo: Annotated[str | None, typer.Option(help="The SLO to gate on.")] = None,
+        service: Annotated[str | None, typer.Option(help="Or: every SLO of this service.")] = None,
+        stage: Annotated[str | None, typer.Option(help="Stage (default: production).")] = None,
+        revision: Annotated[str | None, typer.Option(help="Commit or image digest being deployed.")] = None,
+        pipeline: Annotated[str | None, typer.Option(help="CI/CD pipeline or run id.")] = None,
+        rollout: Annotated[str | None, typer.Option(help="Argo Rollout name.")] = None,
+        prometheus: Annotated[str | None, typer.Option(help="Decide here, reading this Prometheus.")] = None,
+        evaluator: Annotated[str | None, typer.Option(help="Or ask a running evaluator (sloplane serve).")] = None,
+        token: Annotated[str | None, typer.Option(envvar="SLOPLANE_TOKEN", help="Token for --evaluator.")] = None,
+        at: At = None,
+        wait: Annotated[bool, typer.Option("--wait", help="Ask again until pass or fail (or --timeout).")] = False,
+        timeout: Annotated[str, typer.Option(help="How long --wait waits.")] = "10m",
+        poll: Annotated[str, typer.Option(help="Pause between attempts with --wait.")] = "30s",
+        db: Db = DEFAULT_DB,
+        output_format: Format = "text",
+    ) -> None:
+        if (prometheus is None) == (evaluator is None):
+            raise typer.BadParameter("give exactly one of --prometheus or --evaluator")
+        if (slo is None) == (service is None):
+            raise typer.BadParameter("give exactly one of --slo or --service")
+        request = GateRequest(slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli")
+        ask: Callable[[GateRequest], dict[str, Any]]
+        if prometheus is not None:
+            local = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), SqliteDecisionLog(db))
+            ask = functools.partial(_local, local)
+        else:
+            assert evaluator is not None
+            ask = functools.partial(_remote, evaluator, token)
+        call = GateCall(ask, wait, parse_window(timeout, "--timeout"), parse_window(poll, "--poll"))
+        answer = run_gate(call, request, console.err)
+        if output_format == "json":
+            sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+        else:
+            for line in answer_lines(answer):
+                console.out.print(line, markup=False, soft_wrap=True)
+        raise typer.Exit(_outcome(answer).exit_code)
+
+    _register_service_commands(app, console)
+
+
+def _register_service_commands(app: typer.Typer, console: _Console) -> None:
+    """`serve`, `openapi`, `token create` and `decisions`: running and inspecting the service."""
+    token_app = typer.Typer(help="Bearer tokens for the evaluator API.", no_args_is_help=True)
+    app.add_typer(token_app, name="token")
+
+    @app.command()
+    def serve(
+        paths: Paths,
+        prometheus: PrometheusUrl,
+        tokens: Annotated[Path, typer.Option(help="Token file (sloplane token create writes entries).")],
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+        db: Db = DEFAULT_DB,
+        staleness: Staleness = "5m",
+    ) -> None:
+        """Run the evaluator's HTTP API (gates, SLOs, decisions, /metrics) until interrupted."""
+        store = _token_store(tokens, console)
+        config = ServerConfig(prometheus, db, store, parse_window(staleness, "--staleness"))
+        application, _ = build_app(_fleet(console, paths), config)
+        console.err.print(f"sloplane evaluator on http://{host}:{port} (OpenAPI at /openapi.json)", markup=False)
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+
+    @app.command(name="openapi")
+    def openapi_command() -> None:
+        """Print the evaluator API's OpenAPI document."""
+        with tempfile.TemporaryDirectory() as folder:
+            config = ServerConfig("http://unused", Path(folder) / "unused.db", TokenStore([]))
+            application, _ = build_app(Fleet([]), config)
+            sys.stdout.write(json.dumps(openapi_document(application), indent=2, sort_keys=True) + "\n")
+
+    @token_app.command(name="create")
+    def create_token(
+        name: Annotated[str, typer.Argument(help="Who or what the token is for (e.g. argo-rollouts).")],
+        scope: Annotated[list[str], typer.Option("--scope", help="read, gate or admin (repeatable).")],
+    ) -> None:
+        """Make a token: prints it once (hand it over) and the hashed entry for the token file."""
+        try:
+            token, entry = new_token(name, scope)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+        console.err.print("token (shown once; store it as a secret):", markup=False)
+        sys.stdout.write(token + "\n")
+        console.err.print("entry for the token file (under tokens:):", markup=False)
+        console.err.print(json.dumps(entry.to_dict()), markup=False)
+
+    @app.command()
+    def decisions(
+        db: Db = DEFAULT_DB,
+        slo: Annotated[str | None, typer.Option()] = None,
+        stage: Annotated[str | None, typer.Option()] = None,
+        outcome: Annotated[str | None, typer.Option(help="pass, fail, inconclusive or error.")] = None,
+        revision: Annotated[str | None, typer.Option()] = None,
+        since: Annotated[str | None, typer.Option(help="RFC 3339.")] = None,
+        until: Annotated[str | None, typer.Option(help="RFC 3339.")] = None,
+        limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
+        output_format: Format = "table",
+    ) -> None:
+        """List recorded gate decisions, newest first."""
+        if not db.exists():
+            console.err.print(f"no decision log at {db}", markup=False)
+            raise typer.Exit(1)
+        found = SqliteDecisionLog(db).query(
+            slo=slo,
+            stage=stage,
+            outcome=outcome,
+            revision=revision,
+            since=parse_instant(since),
+            until=parse_instant(until),
+            limit=limit,
+        )
+        if output_format == "json":
+            sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        else:
+            console.out.print(_decisions_table(found))

@@ -1,0 +1,55 @@
+"""The seams between the evaluator's parts, so each can be built and tested on its own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from sloplane.evaluator.model import Decision, GateRequest, GateResult
+
+
+class DecisionLog(Protocol):
+    """Where decisions are kept: append-only, queryable."""
+
+    def append(self, decision: Decision) -> None:
+        """Record one decision (never changes or removes an earlier one)."""
+
+    def query(
+        self,
+        *,
+        slo: str | None = None,
+        stage: str | None = None,
+        outcome: str | None = None,
+        revision: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Recorded decisions (their `to_dict()` form), newest first."""
+        ...
+
+    def count(self) -> int:
+        """How many decisions are recorded."""
+        ...
+
+
+class GateService(Protocol):
+    """What the HTTP API and the CLI need from the evaluator."""
+
+    log: DecisionLog
+
+    def gate(self, request: GateRequest) -> GateResult:
+        """Decide (and record) a gate request; never raises for backend faults."""
+        ...
+
+    def slos(self) -> list[dict[str, Any]]:
+        """A summary of every SLO the evaluator knows (name, service, team, stages, objective, ...)."""
+        ...
+
+    def slo(self, name: str, at: datetime | None = None) -> dict[str, Any] | None:
+        """One SLO's declaration summary and its current measurements; None when unknown."""
+        ...
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether the backend answers and the log is writable, with a reason when not."""
+        ...

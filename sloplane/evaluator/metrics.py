@@ -1,0 +1,95 @@
+"""The evaluator's own Prometheus metrics, served at /metrics.
+
+A registry of its own rather than prometheus_client's global one: two evaluators in one process
+(tests, an embedding application) keep separate counts, and nothing another library registers
+globally leaks into the evaluator's page.
+
+`sloplane_gate_decisions_total{slo, service, stage, decision}` is a contract, not a detail: SLOs
+about the release process (`sli.deployment` with `source: sloplane`) read it, by those labels
+(see `sloplane.queries.SLOPLANE_DECISIONS_METRIC`). Its name and labels must not change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from sloplane.evaluator.model import Outcome
+from sloplane.queries import SLOPLANE_DECISIONS_METRIC
+
+DECISION_LABELS = ("slo", "service", "stage", "decision")
+
+BACKEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Up to 30 s: a month-long range query on a busy Prometheus can take seconds before it times out."""
+
+DECISION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""A decision may wait for several backend reads in turn (every SLO of a service)."""
+
+
+class EvaluatorMetrics:
+    """Counters and histograms of one evaluator, and their exposition."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._decisions = Counter(
+            SLOPLANE_DECISIONS_METRIC.removesuffix("_total"),
+            "Gate decisions made, by SLO, service, stage and outcome (pass, fail, inconclusive, error).",
+            DECISION_LABELS,
+            registry=self.registry,
+        )
+        self._backend = Histogram(
+            "sloplane_backend_request_seconds",
+            "Time spent on requests to metric backends, by backend and outcome.",
+            ("backend", "outcome"),
+            buckets=BACKEND_BUCKETS,
+            registry=self.registry,
+        )
+        self._cache = Counter(
+            "sloplane_cache_requests",
+            "Measurement cache lookups, by result (hit or miss).",
+            ("result",),
+            registry=self.registry,
+        )
+        self._decision_seconds = Histogram(
+            "sloplane_decision_seconds",
+            "Time taken to answer one gate request.",
+            buckets=DECISION_BUCKETS,
+            registry=self.registry,
+        )
+        for result in ("hit", "miss"):  # both series exist from the start, so a hit ratio is never undefined
+            self._cache.labels(result=result)
+
+    def record_decision(self, *, slo: str, service: str | None, stage: str | None, decision: Outcome | str) -> None:
+        """Count one decision; an unknown service or an unstaged SLO is the empty label value."""
+        self._decisions.labels(slo=slo, service=service or "", stage=stage or "", decision=str(decision)).inc()
+
+    def observe_decision_seconds(self, seconds: float) -> None:
+        """How long one gate request took to answer."""
+        self._decision_seconds.observe(seconds)
+
+    def observe_backend_request(self, *, backend: str, outcome: str, seconds: float) -> None:
+        """One request to a backend: its name (e.g. `prometheus`), `ok`/`error`/`timeout`, its duration."""
+        self._backend.labels(backend=backend, outcome=outcome).observe(seconds)
+
+    @contextmanager
+    def time_backend_request(self, backend: str) -> Iterator[None]:
+        """Time the block as one backend request: outcome `ok`, or `error` when it raises (and re-raise)."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            yield
+            outcome = "ok"
+        finally:
+            self.observe_backend_request(backend=backend, outcome=outcome, seconds=time.perf_counter() - started)
+
+    def record_cache(self, *, hit: bool) -> None:
+        """One measurement cache lookup."""
+        self._cache.labels(result="hit" if hit else "miss").inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition in Prometheus' text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

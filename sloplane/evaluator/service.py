@@ -1,0 +1,223 @@
+"""The evaluator as a service: resolve a request, measure, decide, record.
+
+Every request is answered with a decision and every decision is recorded, including the ones that
+could not be made (unknown SLO, backend down): an audit trail with gaps is not one. "Now" is the
+current time rounded down to the fleet's evaluation interval, so that concurrent gate calls read
+the same instant and share cached answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sloplane.evaluator.backends.base import MetricsBackend, Sample
+from sloplane.evaluator.cache import TTLCache
+from sloplane.evaluator.contracts import DecisionLog
+from sloplane.evaluator.decide import DecisionPipeline, GateContext
+from sloplane.evaluator.measure import Measurer, Target
+from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason
+from sloplane.spec.model import Declaration, Lifecycle
+from sloplane.spec.validation import did_you_mean
+from sloplane.spec.writer import declaration_data
+from sloplane.subjects import Fleet, subjects
+
+Clock = Callable[[], datetime]
+DecisionHook = Callable[[Decision], None]
+
+
+def utc_now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def policy_version(declaration: Declaration) -> str:
+    """A short hash of the declaration: decisions say which version of the rules they applied."""
+    text = json.dumps(declaration_data(declaration), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def align(moment: datetime, interval: timedelta) -> datetime:
+    """`moment` rounded down to a multiple of `interval` since the epoch."""
+    seconds = interval.total_seconds()
+    return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, UTC)
+
+
+class Evaluator:
+    """Measures and decides for one fleet against one backend, recording every decision."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        backend: MetricsBackend,
+        log: DecisionLog,
+        *,
+        staleness: timedelta = timedelta(minutes=5),
+        pipeline: DecisionPipeline | None = None,
+        clock: Clock = utc_now,
+        on_cache_lookup: Callable[[bool], None] | None = None,
+        on_decision: DecisionHook | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.backend = backend
+        self.log = log
+        self.pipeline = pipeline or DecisionPipeline()
+        self.clock = clock
+        self.interval = min((d.spec.interval for d in fleet.values()), default=timedelta(minutes=1))
+        cache: TTLCache[list[Sample]] = TTLCache(self.interval.total_seconds(), on_lookup=on_cache_lookup)
+        self.measurer = Measurer(fleet, backend, cache=cache, staleness=staleness)
+        self._on_decision = on_decision
+        self._versions = {name: policy_version(declaration) for name, declaration in fleet.items()}
+        self._lock = threading.Lock()
+
+    # -- measuring ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The evaluation instant for "now": the clock rounded down to the evaluation interval."""
+        return align(self.clock(), self.interval)
+
+    def active(self) -> list[Declaration]:
+        """Declarations that are evaluated: all but archived ones."""
+        return [d for d in self.fleet.values() if d.spec.lifecycle is not Lifecycle.ARCHIVED]
+
+    def evaluate(self, at: datetime | None = None, names: Sequence[str] | None = None) -> list[Measurement]:
+        """Measurements of every subject of the named (or all active) SLOs at one instant."""
+        chosen = [self.fleet[name] for name in names] if names is not None else self.active()
+        targets = [target for declaration in chosen for target in self.measurer.targets(declaration)]
+        found = self.measurer.measure(targets, at or self.now())
+        return [found[target.key] for target in targets]
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def _resolve(self, request: GateRequest) -> tuple[list[Target], list[Reason]]:
+        """The subjects a request is about, or the reasons it names none."""
+        if request.slo is not None:
+            declaration = self.fleet.get(request.slo)
+            if declaration is None:
+                hint = did_you_mean(request.slo, sorted(self.fleet))
+                return [], [Reason("unknown-slo", f"unknown SLO '{request.slo}'{hint}", {"slo": request.slo})]
+            chosen = [declaration]
+        elif request.service is not None:
+            chosen = [d for d in self.active() if d.spec.service == request.service]
+            if not chosen:
+                services = sorted({d.spec.service for d in self.active()})
+                hint = did_you_mean(request.service, services)
+                return [], [Reason("unknown-service", f"no SLOs for service '{request.service}'{hint}", {})]
+        else:
+            return [], [Reason("no-subject", "the request names neither an SLO nor a service", {})]
+        targets: list[Target] = []
+        problems: list[Reason] = []
+        for declaration in chosen:
+            subject_list = subjects(declaration)
+            if request.stage is None:
+                picked = [s for s in subject_list if s.production]
+            else:
+                picked = [s for s in subject_list if s.stage == request.stage]
+                if not picked and declaration.spec.stages:
+                    known = sorted(s.stage for s in subject_list if s.stage)
+                    hint = did_you_mean(request.stage, known)
+                    problems.append(
+                        Reason("unknown-stage", f"SLO '{declaration.name}' has no stage '{request.stage}'{hint}", {})
+                    )
+                    continue
+                if not picked:
+                    picked = subject_list  # unstaged SLOs gate every stage with their one objective
+            targets += [Target(declaration, subject) for subject in picked]
+        return targets, problems
+
+    def _error_decision(self, request: GateRequest, reasons: list[Reason]) -> Decision:
+        return Decision(
+            id=uuid.uuid4().hex,
+            decided_at=self.clock(),
+            request=request,
+            slo=request.slo or f"service:{request.service}",
+            stage=request.stage,
+            outcome=Outcome.ERROR,
+            reasons=tuple(reasons),
+            measurement=None,
+            policy={},
+            policy_version="",
+            service=request.service,
+        )
+
+    def decide(self, target: Target, request: GateRequest, measurements: dict[str, Measurement]) -> Decision:
+        """Run the pipeline for one subject whose measurement is in `measurements`."""
+        context = GateContext(target.declaration, target.subject, request, measurements[target.key], measurements)
+        outcome = self.pipeline.decide(context)
+        policy: dict[str, Any] = context.policy.model_dump(mode="json", by_alias=True)
+        policy["declared"] = target.declaration.spec.gate is not None
+        return Decision(
+            id=uuid.uuid4().hex,
+            decided_at=self.clock(),
+            request=request,
+            slo=target.declaration.name,
+            stage=target.subject.stage,
+            outcome=outcome,
+            reasons=tuple(context.reasons),
+            measurement=measurements[target.key],
+            policy=policy,
+            policy_version=self._versions[target.declaration.name],
+            service=target.declaration.spec.service,
+        )
+
+    def gate(self, request: GateRequest) -> GateResult:
+        """Decide and record; never raises for bad requests or backend faults."""
+        targets, problems = self._resolve(request)
+        if not targets:
+            decisions = [self._error_decision(request, problems)]
+        else:
+            at = request.at or self.now()
+            measurements = self.measurer.measure(targets, at)
+            decisions = [self.decide(target, request, measurements) for target in targets]
+            decisions += [self._error_decision(request, [problem]) for problem in problems]
+        for decision in decisions:
+            self.log.append(decision)
+            if self._on_decision is not None:
+                self._on_decision(decision)
+        return GateResult(tuple(decisions))
+
+    # -- describing -----------------------------------------------------------------------------
+
+    def _summary(self, declaration: Declaration) -> dict[str, Any]:
+        spec = declaration.spec
+        return {
+            "name": declaration.name,
+            "service": spec.service,
+            "team": spec.owners.team,
+            "tier": spec.tier.value,
+            "objective": spec.objective,
+            "window": declaration_data(declaration)["spec"].get("window", "30d"),
+            "sli": spec.sli.kind,
+            "stages": [stage.name for stage in spec.stages],
+            "lifecycle": spec.lifecycle.value,
+            "gate": spec.gate is not None,
+            "policyVersion": self._versions[declaration.name],
+        }
+
+    def slos(self) -> list[dict[str, Any]]:
+        """A summary of every SLO."""
+        return [self._summary(declaration) for declaration in sorted(self.fleet.values(), key=lambda d: d.name)]
+
+    def slo(self, name: str, at: datetime | None = None) -> dict[str, Any] | None:
+        """One SLO's summary and the current measurements of its subjects."""
+        declaration = self.fleet.get(name)
+        if declaration is None:
+            return None
+        measurements = self.evaluate(at, [name])
+        return {**self._summary(declaration), "measurements": [m.to_dict() for m in measurements]}
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready when the backend answers and the decision log can be read."""
+        healthy, reason = self.backend.healthy()
+        if not healthy:
+            return False, f"backend: {reason}"
+        try:
+            self.log.count()
+        except Exception as error:  # any storage failure means not ready; the reason says which
+            return False, f"decision log: {error}"
+        return True, "ok"
