@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,13 +22,13 @@ from rich.tree import Tree
 from sloplane.evaluator.commands import register as register_evaluator_commands
 from sloplane.explain import EXPLAINED_ERROR_RATIOS, ObjectiveExplanation, describe_window, explain, human_duration
 from sloplane.fileio import plan, write_files
-from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions, active, fleet_files
-from sloplane.render.kubernetes import KubernetesOptions
-from sloplane.render.prometheus import RenderOptions
 from sloplane.spec import LoadResult, load_paths
 from sloplane.spec.model import Declaration
 from sloplane.spec.openslo.exporter import export_openslo
 from sloplane.spec.writer import declaration_data, dump_yaml
+
+if TYPE_CHECKING:
+    from sloplane.render.bundle import BundleOptions
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -182,6 +182,8 @@ PROGRESS_THRESHOLD = 50
 
 
 def _render_with_progress(declarations: list[Declaration], options: BundleOptions) -> dict[str, str]:
+    from sloplane.render.bundle import active, fleet_files  # the Grafana SDK is slow to import
+
     rendered = active(declarations)
     if len(rendered) < PROGRESS_THRESHOLD:
         return fleet_files(declarations, options)
@@ -192,6 +194,8 @@ def _render_with_progress(declarations: list[Declaration], options: BundleOption
 
 
 def _summary_table(declarations: list[Declaration], files: dict[str, str]) -> Table:
+    from sloplane.render.bundle import active
+
     table = Table(title="rendered", title_justify="left")
     for column in ("slo", "sli", "objective", "window", "stages", "rules", "alerts", "files"):
         table.add_column(column, justify="right" if column in ("objective", "rules", "alerts", "files") else "left")
@@ -230,6 +234,10 @@ def render(
     DIR/alertmanager/alertmanager.yaml, DIR/grafana/<slo>.json and DIR/grafana/overview.json. Nothing is
     written unless everything rendered; unchanged files are not touched; files of removed SLOs are deleted.
     """
+    from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions
+    from sloplane.render.kubernetes import KubernetesOptions
+    from sloplane.render.prometheus import RenderOptions
+
     result = _load(paths, strict)
     options = BundleOptions(
         render=RenderOptions(grafana_url=grafana_url), kubernetes=KubernetesOptions(namespace=namespace)

@@ -8,6 +8,7 @@ function and measure the same thing. Stage selectors are merged in here too.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -226,6 +227,93 @@ def prometheus_queries(sli: SLI, selector: dict[str, str], interval: timedelta) 
         bad = _increase_sum(metric, labels, (f"{label}=~{_quote('|'.join(bad_reasons))}",))
         every = _increase_sum(metric, labels, (f"{label}=~{_quote('|'.join(all_reasons))}",))
         return _ratio(bad, every)
+    return None
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """One aggregated read that many SLIs share, told apart by the values of `keys`.
+
+    Derived SLIs of a fleet usually differ only in selector values (`job="checkout"`,
+    `job="search"`); asking once per window for `sum by (job) (increase(metric{...}[w]))` answers
+    them all, where one expression per SLI would cost Prometheus far more to parse and evaluate.
+    `function` None reads a series as it is (recorded series), `max by` the keys.
+    """
+
+    function: str | None
+    metric: str
+    keys: tuple[str, ...]
+    extra: tuple[str, ...] = ()
+
+    def query(self, values: Iterable[tuple[str, ...]], window: timedelta | None, end: datetime | None = None) -> str:
+        """The grouped query for the given key values (a regex per key), over `window`, ending at `end`."""
+        wanted = sorted(set(values))
+        matchers = list(self.extra)
+        for position, key in enumerate(self.keys):
+            alternatives = sorted({value[position] for value in wanted})
+            matchers.append(f"{key}=~{_quote('|'.join(re.escape(v) for v in alternatives))}")
+        selector = f"{self.metric}{{{','.join(matchers)}}}"
+        by = ", ".join(self.keys)
+        if self.function is None:
+            return f"max by ({by}) ({selector})"
+        anchor = "" if end is None else f" @ {end.timestamp():.3f}"
+        assert window is not None
+        return f"sum by ({by}) ({self.function}({selector}[{format_duration(window)}]{anchor}))"
+
+
+@dataclass(frozen=True)
+class Term:
+    """`sign` x the value an aggregation has for one set of key values."""
+
+    sign: float
+    aggregation: Aggregation
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EventTerms:
+    """Bad and all events of a derived SLI as sums of grouped reads (see Aggregation)."""
+
+    bad: tuple[Term, ...]
+    total: tuple[Term, ...]
+
+    def __add__(self, other: EventTerms) -> EventTerms:
+        return EventTerms(self.bad + other.bad, self.total + other.total)
+
+
+def _term(sign: float, function: str, metric: str, labels: dict[str, str], extra: tuple[str, ...] = ()) -> Term:
+    keys = tuple(sorted(labels))
+    return Term(sign, Aggregation(function, metric, keys, extra), tuple(labels[key] for key in keys))
+
+
+def event_terms(sli: SLI, selector: dict[str, str]) -> EventTerms | None:
+    """The grouped form of a derived SLI's bad and all events (same numbers as prometheus_queries).
+
+    None for SLIs whose queries are hand-written (ratio, raw, threshold) or composite.
+    """
+    if sli.http is not None:
+        labels = {**sli.http.selector, **selector}
+        code = f"{sli.http.errors.label}=~{_quote(status_code_regex(sli.http.errors))}"
+        return EventTerms(
+            (_term(1, "increase", sli.http.metric, labels, (code,)),), (_term(1, "increase", sli.http.metric, labels),)
+        )
+    if sli.latency is not None:
+        labels = {**sli.latency.selector, **selector}
+        count = _term(1, "increase", f"{sli.latency.metric}_count", labels)
+        good = _term(-1, "increase", f"{sli.latency.metric}_bucket", labels, (_bucket_bound(sli.latency.threshold),))
+        return EventTerms((count, good), (count,))
+    if sli.probe is not None:
+        labels = {**sli.probe.selector, **selector}
+        count = _term(1, "count_over_time", sli.probe.metric, labels)
+        return EventTerms((count, _term(-1, "sum_over_time", sli.probe.metric, labels)), (count,))
+    if sli.deployment is not None:
+        bad_reasons, all_reasons = deployment_reasons(sli.deployment)
+        labels = {**sli.deployment.selector, **selector}
+        is_argo = sli.deployment.source is DeploymentSource.ARGO_ROLLOUTS
+        metric, label = (ARGO_EVENTS_METRIC, "reason") if is_argo else (SLOPLANE_DECISIONS_METRIC, "decision")
+        bad = _term(1, "increase", metric, labels, (f"{label}=~{_quote('|'.join(bad_reasons))}",))
+        every = _term(1, "increase", metric, labels, (f"{label}=~{_quote('|'.join(all_reasons))}",))
+        return EventTerms((bad,), (every,))
     return None
 
 

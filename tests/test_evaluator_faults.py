@@ -59,6 +59,16 @@ def test_an_empty_answer_is_no_data(tmp_path: Path) -> None:
     assert (outcome, codes) == (Outcome.INCONCLUSIVE, ["no-data"])
 
 
+def test_a_failed_measurement_is_not_cached(tmp_path: Path) -> None:
+    log = SqliteDecisionLog(tmp_path / "log.db")
+    with serve(Script([Reply(500), Reply(body=EMPTY)])) as url:
+        evaluator = Evaluator(_fleet("failClosed"), PrometheusBackend(url, retries=0), log)
+        failed = evaluator.gate(GateRequest(slo="checkout-availability", at=AT))
+        recovered = evaluator.gate(GateRequest(slo="checkout-availability", at=AT))
+    assert [r.code for r in failed.decisions[0].reasons] == ["backend-error"]
+    assert [r.code for r in recovered.decisions[0].reasons] == ["no-data"]
+
+
 def test_unknown_slos_and_stages_are_error_decisions_recorded_too(tmp_path: Path) -> None:
     log = SqliteDecisionLog(tmp_path / "log.db")
     with serve(Script([Reply(body=EMPTY)])) as url:

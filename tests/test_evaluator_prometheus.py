@@ -266,8 +266,23 @@ def test_queries_grow_with_windows_not_with_slos(fleet: Fleet, prometheus: Prome
     one = sent(["healthy"])
     four = sent(["healthy", "outage", "slow", "quiet"])
     assert one == four  # same windows and period, four times the SLOs, the same number of queries
-    # which SLOs have rules; 8 distinct windows (7 alert windows for 7d, the 10m analysis); the period; freshness
-    assert one == 1 + 8 + 1 + 1
+    # which SLOs have rules; bad and all events (two grouped reads) for 8 distinct windows (7 alert windows
+    # of a 7d SLO and the 10m analysis window) and the period; freshness
+    assert one == 1 + 2 * (8 + 1) + 1
+
+
+def test_a_second_gate_in_the_same_interval_asks_nothing(
+    fleet: Fleet, prometheus: PrometheusSandbox, tmp_path: Path
+) -> None:
+    evaluator = Evaluator(fleet, PrometheusBackend(prometheus.url), SqliteDecisionLog(tmp_path / "c.db"))
+    first = _gate(evaluator, "healthy")
+    asked = evaluator.measurer.queries_sent
+    assert _gate(evaluator, "healthy") == first and evaluator.measurer.queries_sent == asked
+    fresh = Evaluator(fleet, PrometheusBackend(prometheus.url), SqliteDecisionLog(tmp_path / "f.db"))
+    assert evaluator.evaluate(END, ["healthy"]) == fresh.evaluate(END, ["healthy"])
+    _gate(evaluator, "healthy", END - timedelta(minutes=1))  # another instant is measured afresh
+    assert evaluator.measurer.queries_sent > asked
+    assert evaluator.log.count() == 3
 
 
 def test_stale_data_fails_closed(evaluator: Evaluator) -> None:

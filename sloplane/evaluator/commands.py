@@ -20,16 +20,13 @@ from typing import Annotated, Any
 
 import requests
 import typer
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
 from sloplane.durations import DurationError, format_duration, parse_duration
-from sloplane.evaluator.api import openapi_document
 from sloplane.evaluator.auth import TokenFileError, TokenStore, new_token
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import GateRequest, Measurement, Outcome
-from sloplane.evaluator.server import ServerConfig, build_app
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.store import SqliteDecisionLog
 from sloplane.spec.model import Declaration
@@ -323,6 +320,10 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
         staleness: Staleness = "5m",
     ) -> None:
         """Run the evaluator's HTTP API (gates, SLOs, decisions, /metrics) until interrupted."""
+        import uvicorn  # the web stack is slow to import; only this command needs it
+
+        from sloplane.evaluator.server import ServerConfig, build_app
+
         store = _token_store(tokens, console)
         config = ServerConfig(prometheus, db, store, parse_window(staleness, "--staleness"))
         application, _ = build_app(_fleet(console, paths), config)
@@ -332,6 +333,9 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
     @app.command(name="openapi")
     def openapi_command() -> None:
         """Print the evaluator API's OpenAPI document."""
+        from sloplane.evaluator.api import openapi_document
+        from sloplane.evaluator.server import ServerConfig, build_app
+
         with tempfile.TemporaryDirectory() as folder:
             config = ServerConfig("http://unused", Path(folder) / "unused.db", TokenStore([]))
             application, _ = build_app(Fleet([]), config)

@@ -1,9 +1,13 @@
 """Measuring subjects at one instant: every window, the period, the budget, in few backend queries.
 
-All questions of one evaluation are asked at the same instant. They are batched by window: each
-subject's expression for a window is tagged with `label_replace(..., "sloplane_ask", "<id>")` and
-the tagged expressions are joined with `or`, so the number of backend queries grows with the
-number of distinct windows, not with SLOs x windows.
+All questions of one evaluation are asked at the same instant, and batched by window so that the
+number of backend queries grows with the number of distinct windows, not with SLOs x windows:
+
+- SLIs sloplane derives (http, latency, probe, deployment) and recorded series are *grouped*: one
+  `sum by (<selector labels>) (increase(metric{...}[w]))` per shared shape answers every SLO of that
+  shape (they differ only in selector values), which is also far cheaper for Prometheus to run;
+- hand-written queries are tagged with `label_replace(..., "sloplane_ask", "<id>")` and joined
+  with `or`, in chunks.
 
 Where the recording rules of `sloplane render` exist (an `sloplane:slo:info` series is there for
 the SLO), window ratios and period totals are read from them; elsewhere from the raw series through
@@ -16,9 +20,11 @@ time by weighting instead. Composites are computed from their parts' measurement
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sloplane.budget import burn_rate_alerts, error_budget, time_to_exhaustion
@@ -27,16 +33,19 @@ from sloplane.evaluator.backends.base import BackendError, MetricsBackend, Sampl
 from sloplane.evaluator.cache import TTLCache
 from sloplane.evaluator.model import Exclusion, Measurement, WindowMeasurement
 from sloplane.evaluator.periods import exclusions, merged, period_start
-from sloplane.queries import ARGO_EVENTS_METRIC, SLOPLANE_DECISIONS_METRIC, WindowedQueries, promql_matchers
+from sloplane.queries import Aggregation, EventTerms, Term, WindowedQueries, event_terms
 from sloplane.render import names
 from sloplane.render.prometheus import recorded_windows
 from sloplane.spec.model import BudgetingMethod, Declaration
-from sloplane.spec.sli import CompositeMethod, DeploymentSource
+from sloplane.spec.sli import CompositeMethod
 from sloplane.subjects import Fleet, Subject, component_labels, counted_stages, subject_queries, subjects
 
 ASK_LABEL = "sloplane_ask"
-MAX_QUERY_LENGTH = 100_000
-"""Batched queries are split beyond this many characters (well under any server's form limit)."""
+PARALLEL_QUERIES = 8
+"""Queries of one evaluation sent at once (they are independent; Prometheus runs them concurrently)."""
+MAX_QUERY_LENGTH = 20_000
+"""Tagged `or` queries are split beyond this many characters: Prometheus' cost grows faster than
+their length (measured: 10k-25k character chunks are several times cheaper per operand than 100k)."""
 
 
 @dataclass(frozen=True)
@@ -62,18 +71,66 @@ class _Ask:
     expression: str
 
 
+@dataclass(frozen=True)
+class _GroupedAsk:
+    """One number wanted, as a signed sum of grouped reads over a window (ending at `end`)."""
+
+    target: str
+    part: str
+    batch: str
+    terms: tuple[Term, ...]
+    window: timedelta | None
+    end: datetime | None = None
+
+
 @dataclass
 class _Plan:
     asks: list[_Ask] = field(default_factory=list)
+    grouped: list[_GroupedAsk] = field(default_factory=list)
 
     def add(self, target: str, part: str, batch: str, expression: str) -> None:
         self.asks.append(_Ask(target, part, batch, expression))
+
+    def add_terms(
+        self,
+        target: str,
+        part: str,
+        batch: str,
+        terms: tuple[Term, ...],
+        *,
+        window: timedelta | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        self.grouped.append(_GroupedAsk(target, part, batch, terms, window, end))
 
     def batches(self) -> dict[str, list[_Ask]]:
         grouped: dict[str, list[_Ask]] = defaultdict(list)
         for ask in self.asks:
             grouped[ask.batch].append(ask)
         return grouped
+
+    def expressions(self) -> dict[str, list[str]]:
+        """What each target asked, for its measurement's record (grouped reads shown per target)."""
+        found: dict[str, list[str]] = defaultdict(list)
+        for ask in self.asks:
+            found[ask.target].append(ask.expression)
+        for grouped in self.grouped:
+            found[grouped.target] += [
+                term.aggregation.query([term.values], grouped.window, grouped.end) for term in grouped.terms
+            ]
+        return found
+
+
+def _collect(samples: list[Sample], ids: dict[str, _Ask], answers: dict[tuple[str, str, str], float | None]) -> None:
+    """Answers from a tagged query's samples (by their `sloplane_ask` label)."""
+    by_ask: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        ask_id = sample.labels.get(ASK_LABEL)
+        if ask_id in ids:
+            by_ask[ask_id].append(sample)
+    for ask_id, found in by_ask.items():
+        ask = ids[ask_id]
+        answers[(ask.target, ask.part, ask.batch)] = _value(found)
 
 
 def _value(samples: list[Sample]) -> float | None:
@@ -89,23 +146,25 @@ def _ratio(bad: float | None, total: float | None) -> float | None:
     return max(0.0, bad / total)
 
 
-def freshness_selector(declaration: Declaration, subject: Subject) -> str | None:
-    """A selector for the raw series an SLI is derived from (None for hand-written queries)."""
+def subject_terms(declaration: Declaration, subject: Subject) -> EventTerms | None:
+    """Grouped bad/all events of a subject (its counted stages added); None for hand-written SLIs."""
     spec = declaration.spec
     stages = counted_stages(spec, subject)
-    stage_labels = dict(stages[0].selector) if stages else {}
-    sli = spec.sli
-    if sli.http is not None:
-        return f"{sli.http.metric}{promql_matchers({**sli.http.selector, **stage_labels})}"
-    if sli.latency is not None:
-        return f"{sli.latency.metric}_count{promql_matchers({**sli.latency.selector, **stage_labels})}"
-    if sli.probe is not None:
-        return f"{sli.probe.metric}{promql_matchers({**sli.probe.selector, **stage_labels})}"
-    if sli.deployment is not None:
-        is_argo = sli.deployment.source is DeploymentSource.ARGO_ROLLOUTS
-        metric = ARGO_EVENTS_METRIC if is_argo else SLOPLANE_DECISIONS_METRIC
-        return f"{metric}{promql_matchers({**sli.deployment.selector, **stage_labels})}"
-    return None
+    selectors = [dict(stage.selector) for stage in stages] or [{}]
+    found = [event_terms(spec.sli, selector) for selector in selectors]
+    if any(terms is None for terms in found):
+        return None
+    total = found[0]
+    assert total is not None
+    for more in found[1:]:
+        assert more is not None
+        total = total + more
+    return total
+
+
+def _recorded(metric: str, subject: Subject) -> tuple[Term, ...]:
+    """The grouped read of one recorded series of a subject (by slo and stage)."""
+    return (Term(1, Aggregation(None, metric, ("slo", "stage")), (subject.slo, subject.stage or "")),)
 
 
 class Measurer:
@@ -117,15 +176,18 @@ class Measurer:
         backend: MetricsBackend,
         *,
         cache: TTLCache[list[Sample]] | None = None,
+        measurements: TTLCache[Measurement] | None = None,
         staleness: timedelta = timedelta(minutes=5),
         analysis_windows: Iterable[timedelta] = (),
     ) -> None:
         self.fleet = fleet
         self.backend = backend
         self.cache = cache
+        self.measurements = measurements
         self.staleness = staleness
         self.extra_windows = tuple(analysis_windows)
         self.queries_sent = 0
+        self._lock = threading.Lock()
 
     def targets(self, declaration: Declaration) -> list[Target]:
         """One target per subject of a declaration."""
@@ -168,42 +230,80 @@ class Measurer:
             if cached is not None:
                 return cached
         samples = self.backend.query(expression, at)
-        self.queries_sent += 1
+        with self._lock:
+            self.queries_sent += 1
         if self.cache is not None:
             self.cache.put(key, samples)
         return samples
 
+    def _run_all(self, expressions: list[str], at: datetime) -> list[list[Sample]]:
+        """Every query at once, in parallel: a cold evaluation waits for the slowest, not for the sum."""
+        if len(expressions) <= 1:
+            return [self._query(expression, at) for expression in expressions]
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_QUERIES, len(expressions))) as pool:
+            return list(pool.map(lambda expression: self._query(expression, at), expressions))
+
     def _answers(self, plan: _Plan, at: datetime) -> dict[tuple[str, str, str], float | None]:
-        """Run every batch (split by length) and map (target, part, batch) to its number."""
+        """Run every query of the plan (in parallel) and map (target, part, batch) to its number."""
+        grouped = self._grouped_queries(plan.grouped)
+        tagged = self._tagged_queries(plan)
+        expressions = [query for query, _ in grouped] + [query for query, _ in tagged]
+        results = self._run_all(expressions, at)
         answers: dict[tuple[str, str, str], float | None] = {}
-        for batch, asks in sorted(plan.batches().items()):
-            ids = {f"{index}": ask for index, ask in enumerate(asks)}
-            chunk: list[str] = []
-            length = 0
-            for ask_id, ask in ids.items():
-                tagged = f'label_replace({ask.expression}, "{ASK_LABEL}", "{ask_id}", "", "")'
-                if chunk and length + len(tagged) > MAX_QUERY_LENGTH:
-                    self._collect(" or ".join(chunk), at, ids, answers)
-                    chunk, length = [], 0
-                chunk.append(tagged)
-                length += len(tagged) + 4
-            if chunk:
-                self._collect(" or ".join(chunk), at, ids, answers)
-            for ask in asks:
-                answers.setdefault((ask.target, ask.part, batch), None)
+        found: dict[tuple[Aggregation, timedelta | None, datetime | None], dict[tuple[str, ...], float]] = {}
+        for (_, key), samples in zip(grouped, results, strict=False):
+            found[key] = {
+                tuple(sample.labels.get(name, "") for name in key[0].keys): sample.value
+                for sample in samples
+                if math.isfinite(sample.value)
+            }
+        for grouped_ask in plan.grouped:
+            values = [
+                term.sign * found[(term.aggregation, grouped_ask.window, grouped_ask.end)][term.values]
+                for term in grouped_ask.terms
+                if term.values in found[(term.aggregation, grouped_ask.window, grouped_ask.end)]
+            ]
+            # a bad-events read that found nothing is 0 (no errors yet); anything else is no data
+            value = sum(values) if values else (0.0 if grouped_ask.part == "bad" else None)
+            answers[(grouped_ask.target, grouped_ask.part, grouped_ask.batch)] = value
+        for (_, ids), samples in zip(tagged, results[len(grouped) :], strict=True):
+            _collect(samples, ids, answers)
+        for ask in plan.asks:
+            answers.setdefault((ask.target, ask.part, ask.batch), None)
         return answers
 
-    def _collect(
-        self, expression: str, at: datetime, ids: dict[str, _Ask], answers: dict[tuple[str, str, str], float | None]
-    ) -> None:
-        by_ask: dict[str, list[Sample]] = defaultdict(list)
-        for sample in self._query(expression, at):
-            ask_id = sample.labels.get(ASK_LABEL)
-            if ask_id in ids:
-                by_ask[ask_id].append(sample)
-        for ask_id, samples in by_ask.items():
-            ask = ids[ask_id]
-            answers[(ask.target, ask.part, ask.batch)] = _value(samples)
+    @staticmethod
+    def _grouped_queries(
+        asks: list[_GroupedAsk],
+    ) -> list[tuple[str, tuple[Aggregation, timedelta | None, datetime | None]]]:
+        """One query per (aggregation, window, end), covering every ask that reads it."""
+        wanted: dict[tuple[Aggregation, timedelta | None, datetime | None], set[tuple[str, ...]]] = defaultdict(set)
+        for ask in asks:
+            for term in ask.terms:
+                wanted[(term.aggregation, ask.window, ask.end)].add(term.values)
+        return [
+            (aggregation.query(values, window, end), (aggregation, window, end))
+            for (aggregation, window, end), values in wanted.items()
+        ]
+
+    @staticmethod
+    def _tagged_queries(plan: _Plan) -> list[tuple[str, dict[str, _Ask]]]:
+        """Hand-written expressions, tagged and joined with `or` per batch, in chunks."""
+        queries: list[tuple[str, dict[str, _Ask]]] = []
+        for batch_index, (_, asks) in enumerate(sorted(plan.batches().items())):
+            chunk: list[str] = []
+            ids: dict[str, _Ask] = {}
+            for index, ask in enumerate(asks):
+                ask_id = f"{batch_index}.{index}"
+                tagged = f'label_replace({ask.expression}, "{ASK_LABEL}", "{ask_id}", "", "")'
+                if chunk and sum(map(len, chunk)) + len(tagged) > MAX_QUERY_LENGTH:
+                    queries.append((" or ".join(chunk), ids))
+                    chunk, ids = [], {}
+                chunk.append(tagged)
+                ids[ask_id] = ask
+            if chunk:
+                queries.append((" or ".join(chunk), ids))
+        return queries
 
     def _recorded_slos(self, at: datetime) -> set[str]:
         samples = self._query(f"count by (slo) ({names.INFO})", at)
@@ -216,16 +316,22 @@ class Measurer:
         if declaration.spec.sli.composite is not None:
             return
         available = recorded_windows(self.fleet).get(declaration.name, ()) if declaration.name in recorded else ()
-        queries = subject_queries(declaration.spec, subject)
-        labels = promql_matchers(subject.labels)
-        counted = queries is not None and queries.errors is not None
+        terms = subject_terms(declaration, subject)
+        queries = subject_queries(declaration.spec, subject) if terms is None else None
+        counted = terms is not None or (queries is not None and queries.errors is not None)
         for window in windows:
             batch = format_duration(window)
             if window in available:
-                plan.add(target.key, "ratio", batch, f"{names.windowed(names.ERROR_RATIO, window)}{labels}")
+                plan.add_terms(
+                    target.key, "ratio", batch, _recorded(names.windowed(names.ERROR_RATIO, window), subject)
+                )
                 if counted and window == min(available):
-                    plan.add(target.key, "bad", batch, f"{names.windowed(names.BAD_EVENTS, window)}{labels}")
-                    plan.add(target.key, "total", batch, f"{names.windowed(names.EVENTS, window)}{labels}")
+                    bad, events = names.windowed(names.BAD_EVENTS, window), names.windowed(names.EVENTS, window)
+                    plan.add_terms(target.key, "bad", batch, _recorded(bad, subject))
+                    plan.add_terms(target.key, "total", batch, _recorded(events, subject))
+            elif terms is not None:
+                plan.add_terms(target.key, "bad", batch, terms.bad, window=window)
+                plan.add_terms(target.key, "total", batch, terms.total, window=window)
             elif queries is not None:
                 self._plan_raw(plan, target.key, batch, queries.at(window))
 
@@ -247,56 +353,67 @@ class Measurer:
             return
         start = period_start(spec.window, at)
         batch = f"period:{format_duration(at - start)}"
-        rolling_recorded = declaration.name in recorded and spec.window.rolling is not None and not excluded
+        terms = subject_terms(declaration, subject)
+        if declaration.name in recorded and spec.window.rolling is not None and not excluded:
+            plan.add_terms(target.key, "ratio", batch, _recorded(names.ERROR_RATIO_PERIOD, subject))
+            if terms is not None:
+                plan.add_terms(target.key, "total", batch, _recorded(names.EVENTS_PERIOD, subject))
+            return
         queries = subject_queries(spec, subject)
-        if rolling_recorded:
-            labels = promql_matchers(subject.labels)
-            plan.add(target.key, "ratio", batch, f"{names.ERROR_RATIO_PERIOD}{labels}")
-            if queries is not None and queries.errors is not None:
-                plan.add(target.key, "total", batch, f"{names.EVENTS_PERIOD}{labels}")
+        if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None and queries is not None:
+            for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
+                expression = _slices_expression(queries, spec.timeslice.window, spec.timeslice.target, length, end)
+                plan.add(target.key, "ratio", span_batch, expression)
             return
-        if queries is None:
-            return
-        if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
-            plan.add(
-                target.key,
-                "ratio",
-                batch,
-                _slices_expression(queries, spec.timeslice.window, spec.timeslice.target, at - start, None),
-            )
-            for span_start, span_end in excluded:
-                plan.add(
-                    target.key,
-                    "ratio",
-                    _span_batch(span_start, span_end),
-                    _slices_expression(
-                        queries, spec.timeslice.window, spec.timeslice.target, span_end - span_start, span_end
-                    ),
-                )
-            return
-        self._plan_raw(plan, target.key, batch, queries.at(at - start))
-        for span_start, span_end in excluded:
-            self._plan_raw(
-                plan, target.key, _span_batch(span_start, span_end), queries.at(span_end - span_start, span_end)
-            )
+        for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
+            if terms is not None:
+                plan.add_terms(target.key, "bad", span_batch, terms.bad, window=length, end=end)
+                plan.add_terms(target.key, "total", span_batch, terms.total, window=length, end=end)
+            elif queries is not None:
+                self._plan_raw(plan, target.key, span_batch, queries.at(length, end))
 
     def _plan_freshness(self, plan: _Plan, target: Target, recorded: set[str]) -> None:
-        bound = format_duration(self.staleness)
         if target.declaration.spec.sli.composite is not None:
             return
         if target.declaration.name in recorded:
-            selector = f"{names.INFO}{promql_matchers({'slo': target.declaration.name})}"
-        else:
-            found = freshness_selector(target.declaration, target.subject)
-            if found is None:
-                return
-            selector = found
-        plan.add(target.key, "fresh", "fresh", f"sum(count_over_time({selector}[{bound}]))")
+            info = Aggregation("count_over_time", names.INFO, ("slo",))
+            fresh = (Term(1, info, (target.declaration.name,)),)
+            plan.add_terms(target.key, "fresh", "fresh", fresh, window=self.staleness)
+            return
+        terms = subject_terms(target.declaration, target.subject)
+        if terms is None:
+            return
+        counting = tuple(Term(1, replace(t.aggregation, function="count_over_time"), t.values) for t in terms.total)
+        plan.add_terms(target.key, "fresh", "fresh", counting, window=self.staleness)
 
     # -- measuring ------------------------------------------------------------------------------
 
     def measure(self, targets: Sequence[Target], at: datetime) -> dict[str, Measurement]:
-        """Measurements of the targets (and nothing else) at `at`; backend faults become `error`."""
+        """Measurements of the targets (and nothing else) at `at`; backend faults become `error`.
+
+        With a measurement cache, a target measured at the same instant before is not planned or
+        asked again: every gate within one evaluation interval after the first is a lookup.
+        Failed measurements are never cached, so a backend that recovers is asked again at once.
+        """
+        if self.measurements is None:
+            return self._measure(targets, at)
+        stamp = at.timestamp()
+        found: dict[str, Measurement] = {}
+        for target in targets:
+            cached = self.measurements.get((target.key, stamp))
+            if cached is not None:
+                found[target.key] = cached
+        missing = [target for target in targets if target.key not in found]
+        if missing:
+            fresh = self._measure(missing, at)
+            for key, measurement in fresh.items():
+                if measurement.error is None:
+                    self.measurements.put((key, stamp), measurement)
+            found.update(fresh)
+        return {target.key: found[target.key] for target in targets}
+
+    def _measure(self, targets: Sequence[Target], at: datetime) -> dict[str, Measurement]:
+        """Measure the targets now, asking the backend (through the query cache)."""
         everything = self._with_components(targets)
         excluded = {t.key: self._exclusions(t, at) for t in everything}
         try:
@@ -311,8 +428,7 @@ class Measurer:
         except BackendError as error:
             return {t.key: self._failed(t, at, excluded[t.key], str(error)) for t in targets}
         run = _Run(at, answers, excluded, recorded)
-        for ask in plan.asks:
-            run.expressions[ask.target].append(ask.expression)
+        run.expressions.update(plan.expressions())
         results: dict[str, Measurement] = {}
         for target in everything:
             if target.declaration.spec.sli.composite is None:
@@ -345,17 +461,7 @@ class Measurer:
         Recording rules can exist without their period series (just deployed, or backfilled
         without the rules they depend on); the raw series still hold the answer.
         """
-        missing = [
-            t
-            for t in everything
-            if t.declaration.name in recorded
-            and any(a.target == t.key and a.batch.startswith("period:") for a in plan.asks)
-            and all(
-                answers.get((a.target, a.part, a.batch)) is None
-                for a in plan.asks
-                if a.target == t.key and a.batch.startswith("period:")
-            )
-        ]
+        missing = [t for t in everything if t.declaration.name in recorded and _period_unanswered(plan, answers, t.key)]
         if not missing:
             return
         fallback = _Plan()
@@ -364,6 +470,7 @@ class Measurer:
         found = self._answers(fallback, at)
         answers.update({key: value for key, value in found.items() if value is not None})
         plan.asks.extend(fallback.asks)
+        plan.grouped.extend(fallback.grouped)
 
     def _part_keys(self, target: Target) -> list[str]:
         """Subject keys of a composite's parts."""
@@ -486,6 +593,18 @@ class _Run:
 def _window_ratio(measurement: Measurement, window: timedelta) -> float | None:
     found = measurement.window(window)
     return None if found is None else found.error_ratio
+
+
+def _spans(excluded: list[tuple[datetime, datetime]]) -> list[tuple[str, timedelta, datetime]]:
+    """(batch, length, end) of each excluded span."""
+    return [(_span_batch(start, end), end - start, end) for start, end in excluded]
+
+
+def _period_unanswered(plan: _Plan, answers: dict[tuple[str, str, str], float | None], key: str) -> bool:
+    """Whether a target asked for its period and every period answer came back empty."""
+    asked = [(a.target, a.part, a.batch) for a in plan.asks if a.target == key and a.batch.startswith("period:")]
+    asked += [(a.target, a.part, a.batch) for a in plan.grouped if a.target == key and a.batch.startswith("period:")]
+    return bool(asked) and all(answers.get(found) is None for found in asked)
 
 
 def _span_batch(start: datetime, end: datetime) -> str:

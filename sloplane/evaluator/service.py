@@ -27,6 +27,12 @@ from sloplane.spec.validation import did_you_mean
 from sloplane.spec.writer import declaration_data
 from sloplane.subjects import Fleet, subjects
 
+QUERY_CACHE_ENTRIES = 100_000
+"""Answers kept per interval: a gate for one SLO asks about 20 narrow queries, so a fleet of a few
+thousand SLOs gated within one interval still fits."""
+MEASUREMENT_CACHE_ENTRIES = 50_000
+"""Measurements kept per interval (one per subject and instant)."""
+
 Clock = Callable[[], datetime]
 DecisionHook = Callable[[Decision], None]
 
@@ -69,8 +75,12 @@ class Evaluator:
         self.pipeline = pipeline or DecisionPipeline()
         self.clock = clock
         self.interval = min((d.spec.interval for d in fleet.values()), default=timedelta(minutes=1))
-        cache: TTLCache[list[Sample]] = TTLCache(self.interval.total_seconds(), on_lookup=on_cache_lookup)
-        self.measurer = Measurer(fleet, backend, cache=cache, staleness=staleness)
+        ttl = self.interval.total_seconds()
+        cache: TTLCache[list[Sample]] = TTLCache(ttl, max_entries=QUERY_CACHE_ENTRIES)
+        measurements: TTLCache[Measurement] = TTLCache(
+            ttl, max_entries=MEASUREMENT_CACHE_ENTRIES, on_lookup=on_cache_lookup
+        )
+        self.measurer = Measurer(fleet, backend, cache=cache, measurements=measurements, staleness=staleness)
         self._on_decision = on_decision
         self._versions = {name: policy_version(declaration) for name, declaration in fleet.items()}
         self._lock = threading.Lock()

@@ -8,6 +8,7 @@ caller's own deadline matters more. Every failure feeds the circuit breaker.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -57,6 +58,21 @@ def _samples(payload: Any) -> list[Sample]:
     raise BackendError(FailureKind.BAD_RESPONSE, f"unexpected result type {kind!r}")
 
 
+def session_for(url: str) -> requests.Session:
+    """A session whose environment settings (proxies, CA bundle) are read once, not per request.
+
+    With `trust_env` requests re-reads proxy variables and ~/.netrc on every call; a gate asks
+    some twenty queries, so that is measurable. The same variables are honoured, read here.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return session
+
+
 class PrometheusBackend:
     """Reads SLIs from a Prometheus (or anything speaking its HTTP API: Thanos, Mimir, VictoriaMetrics)."""
 
@@ -79,7 +95,7 @@ class PrometheusBackend:
         self.retries = retries
         self.backoff = backoff
         self.breaker = breaker or CircuitBreaker()
-        self._session = session or requests.Session()
+        self._session = session or session_for(url)
         self._observe = observe
         self._headers = headers or {}
 
