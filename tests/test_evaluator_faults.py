@@ -41,6 +41,8 @@ def _decide(reply: Reply, tmp_path: Path, policy: str = "failClosed") -> tuple[O
     [
         (Reply(500), "unavailable"),
         (Reply(body=b"<html>proxy error</html>"), "bad-response"),
+        (Reply(body=EMPTY[:30]), "bad-response"),  # JSON cut off mid-answer
+        (Reply(body=b'{"status": "success", "data": {"resultType": "vector", "result": [{"x": 1}]}}'), "bad-response"),
         (Reply(delay=1.0, body=EMPTY), "timeout"),
     ],
 )

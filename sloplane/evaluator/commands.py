@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import requests
 import typer
 from rich.console import Console
@@ -208,6 +209,11 @@ class _NullLog:
         return 0
 
 
+def _json(value: Any) -> str:
+    """Indented JSON for stdout; orjson, because a fleet's measurements are a large document."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
 def _fleet(console: _Console, paths: list[Path]) -> Fleet:
     return Fleet(console.load(paths, False))
 
@@ -220,7 +226,7 @@ def _evaluate(
     evaluator = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), _NullLog(), staleness=bound)
     measurements = evaluator.evaluate(moment)
     if output == "json":
-        sys.stdout.write(json.dumps([m.to_dict() for m in measurements], indent=2) + "\n")
+        sys.stdout.write(_json([m.to_dict() for m in measurements]))
     else:
         console.out.print(measurement_table(measurements))
 
@@ -295,7 +301,7 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         call = GateCall(ask, wait, parse_window(timeout, "--timeout"), parse_window(poll, "--poll"))
         answer = run_gate(call, request, console.err)
         if output_format == "json":
-            sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+            sys.stdout.write(_json(answer))
         else:
             for line in answer_lines(answer):
                 console.out.print(line, markup=False, soft_wrap=True)
@@ -382,6 +388,6 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
             limit=limit,
         )
         if output_format == "json":
-            sys.stdout.write(json.dumps(found, indent=2) + "\n")
+            sys.stdout.write(_json(found))
         else:
             console.out.print(_decisions_table(found))
