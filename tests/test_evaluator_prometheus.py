@@ -20,6 +20,7 @@ import requests
 import yaml
 
 from sloplane.budget import error_budget
+from sloplane.evaluator import measure
 from sloplane.evaluator.auth import TokenStore, new_token
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import GateRequest, Measurement, Outcome
@@ -257,18 +258,26 @@ def test_recording_rules_are_read_when_they_exist(evaluator: Evaluator) -> None:
     _assert_close(measurement.period_error_ratio, BASE)
 
 
-def test_queries_grow_with_windows_not_with_slos(fleet: Fleet, prometheus: PrometheusSandbox, tmp_path: Path) -> None:
-    def sent(names: list[str]) -> int:
+def test_queries_grow_with_windows_not_with_slos(
+    fleet: Fleet, prometheus: PrometheusSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def sent(names: list[str]) -> tuple[int, list[Measurement]]:
         evaluator = Evaluator(fleet, PrometheusBackend(prometheus.url), SqliteDecisionLog(tmp_path / "q.db"))
-        evaluator.evaluate(END, names)
-        return evaluator.measurer.queries_sent
+        measurements = evaluator.evaluate(END, names)
+        return evaluator.measurer.queries_sent, measurements
 
-    one = sent(["healthy"])
-    four = sent(["healthy", "outage", "slow", "quiet"])
+    names = ["healthy", "outage", "slow", "quiet"]
+    # which SLOs have rules; then every grouped read, short enough to be packed into one query
+    assert sent(names[:1])[0] == sent(names)[0] == 1 + 1
+    packed = sent(names)[1]
+    monkeypatch.setattr(measure, "PACK_BELOW", 0)  # every grouped read alone, as for a large fleet
+    one, _ = sent(names[:1])
+    four, alone = sent(names)
     assert one == four  # same windows and period, four times the SLOs, the same number of queries
-    # which SLOs have rules; bad and all events (two grouped reads) for 8 distinct windows (7 alert windows
-    # of a 7d SLO and the 10m analysis window) and the period; freshness
+    # bad and all events (two grouped reads) for 8 distinct windows (7 alert windows of a 7d SLO and the
+    # 10m analysis window) and the period; freshness
     assert one == 1 + 2 * (8 + 1) + 1
+    assert alone == packed
 
 
 def test_a_second_gate_in_the_same_interval_asks_nothing(

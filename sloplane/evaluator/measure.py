@@ -7,7 +7,8 @@ number of backend queries grows with the number of distinct windows, not with SL
   `sum by (<selector labels>) (increase(metric{...}[w]))` per shared shape answers every SLO of that
   shape (they differ only in selector values), which is also far cheaper for Prometheus to run;
 - hand-written queries are tagged with `label_replace(..., "sloplane_ask", "<id>")` and joined
-  with `or`, in chunks.
+  with `or`, in chunks; short grouped reads (a gate for one SLO) are packed the same way, so a
+  cold gate is two requests, while a whole fleet's long reads go one per query, in parallel.
 
 Where the recording rules of `sloplane render` exist (an `sloplane:slo:info` series is there for
 the SLO), window ratios and period totals are read from them; elsewhere from the raw series through
@@ -133,6 +134,55 @@ def _collect(samples: list[Sample], ids: dict[str, _Ask], answers: dict[tuple[st
         answers[(ask.target, ask.part, ask.batch)] = _value(found)
 
 
+_GroupKey = tuple[Aggregation, timedelta | None, datetime | None]
+"""What one grouped read is: an aggregation over a window (ending now, or at an instant)."""
+
+PACK_BELOW = 2_000
+"""Grouped reads shorter than this are tagged and sent several to a query: a gate for one SLO then
+costs two HTTP requests instead of twenty. Long reads (a whole fleet's selectors) go alone, in
+parallel, because Prometheus evaluates the operands of one query one after the other."""
+
+
+def _packed(grouped: list[tuple[str, _GroupKey]]) -> list[tuple[str, list[tuple[str | None, _GroupKey]]]]:
+    """Grouped reads as queries: long ones alone, short ones tagged and joined with `or`.
+
+    Each query comes with its reads as (tag, key); the tag is None for a read sent alone.
+    """
+    queries: list[tuple[str, list[tuple[str | None, _GroupKey]]]] = []
+    chunk: list[str] = []
+    keys: list[tuple[str | None, _GroupKey]] = []
+    length = 0
+    for index, (query, key) in enumerate(grouped):
+        if len(query) >= PACK_BELOW:
+            queries.append((query, [(None, key)]))
+            continue
+        tag = f"g{index}"
+        tagged = f'label_replace({query}, "{ASK_LABEL}", "{tag}", "", "")'
+        if chunk and length + len(tagged) > MAX_QUERY_LENGTH:
+            queries.append((" or ".join(chunk), keys))
+            chunk, keys, length = [], [], 0
+        chunk.append(tagged)
+        keys.append((tag, key))
+        length += len(tagged) + 4
+    if chunk:
+        queries.append((" or ".join(chunk), keys))
+    return queries
+
+
+def _unpacked(
+    keys: list[tuple[str | None, _GroupKey]], samples: list[Sample]
+) -> Iterable[tuple[_GroupKey, list[Sample]]]:
+    """The samples of each read of a (possibly packed) query."""
+    if len(keys) == 1 and keys[0][0] is None:
+        yield keys[0][1], samples
+        return
+    by_tag: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_tag[sample.labels.get(ASK_LABEL, "")].append(sample)
+    for tag, key in keys:
+        yield key, by_tag.get(tag or "", [])
+
+
 def _value(samples: list[Sample]) -> float | None:
     if not samples:
         return None
@@ -188,6 +238,7 @@ class Measurer:
         self.extra_windows = tuple(analysis_windows)
         self.queries_sent = 0
         self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
 
     def targets(self, declaration: Declaration) -> list[Target]:
         """One target per subject of a declaration."""
@@ -240,23 +291,31 @@ class Measurer:
         """Every query at once, in parallel: a cold evaluation waits for the slowest, not for the sum."""
         if len(expressions) <= 1:
             return [self._query(expression, at) for expression in expressions]
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_QUERIES, len(expressions))) as pool:
-            return list(pool.map(lambda expression: self._query(expression, at), expressions))
+        return list(self._pool().map(lambda expression: self._query(expression, at), expressions))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """One pool per measurer, shared by concurrent gates: threads are not started per gate, and
+        however many gates run at once, Prometheus sees at most PARALLEL_QUERIES queries from us."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=PARALLEL_QUERIES, thread_name_prefix="sloplane-query")
+            return self._executor
 
     def _answers(self, plan: _Plan, at: datetime) -> dict[tuple[str, str, str], float | None]:
         """Run every query of the plan (in parallel) and map (target, part, batch) to its number."""
-        grouped = self._grouped_queries(plan.grouped)
+        grouped = _packed(self._grouped_queries(plan.grouped))
         tagged = self._tagged_queries(plan)
         expressions = [query for query, _ in grouped] + [query for query, _ in tagged]
         results = self._run_all(expressions, at)
         answers: dict[tuple[str, str, str], float | None] = {}
-        found: dict[tuple[Aggregation, timedelta | None, datetime | None], dict[tuple[str, ...], float]] = {}
-        for (_, key), samples in zip(grouped, results, strict=False):
-            found[key] = {
-                tuple(sample.labels.get(name, "") for name in key[0].keys): sample.value
-                for sample in samples
-                if math.isfinite(sample.value)
-            }
+        found: dict[_GroupKey, dict[tuple[str, ...], float]] = {}
+        for (_, keys), samples in zip(grouped, results, strict=False):
+            for key, part in _unpacked(keys, samples):
+                found[key] = {
+                    tuple(sample.labels.get(name, "") for name in key[0].keys): sample.value
+                    for sample in part
+                    if math.isfinite(sample.value)
+                }
         for grouped_ask in plan.grouped:
             values = [
                 term.sign * found[(term.aggregation, grouped_ask.window, grouped_ask.end)][term.values]
@@ -273,11 +332,9 @@ class Measurer:
         return answers
 
     @staticmethod
-    def _grouped_queries(
-        asks: list[_GroupedAsk],
-    ) -> list[tuple[str, tuple[Aggregation, timedelta | None, datetime | None]]]:
+    def _grouped_queries(asks: list[_GroupedAsk]) -> list[tuple[str, _GroupKey]]:
         """One query per (aggregation, window, end), covering every ask that reads it."""
-        wanted: dict[tuple[Aggregation, timedelta | None, datetime | None], set[tuple[str, ...]]] = defaultdict(set)
+        wanted: dict[_GroupKey, set[tuple[str, ...]]] = defaultdict(set)
         for ask in asks:
             for term in ask.terms:
                 wanted[(term.aggregation, ask.window, ask.end)].add(term.values)
