@@ -95,7 +95,8 @@ def _burn(measurement: Measurement) -> str:
     return f"{first.burn_rate:.2f}x ({format_duration(first.window)})"
 
 
-def _status(measurement: Measurement) -> str:
+def _data_state(measurement: Measurement) -> str:
+    """Whether the numbers can be trusted: ok, stale, no data, or the backend error."""
     if measurement.error:
         return measurement.error
     if measurement.stale_seconds:
@@ -104,7 +105,7 @@ def _status(measurement: Measurement) -> str:
 
 
 def measurement_table(measurements: list[Measurement]) -> Table:
-    """One row per subject: SLI over the period, budget left, burn rate, events, status."""
+    """One row per subject: SLI over the period, budget left, burn rate, events, and whether data was there."""
     table = Table(title="measurements", title_justify="left")
     for column in (
         "slo",
@@ -114,9 +115,9 @@ def measurement_table(measurements: list[Measurement]) -> Table:
         "budget left",
         "burn (shortest window)",
         "events",
-        "status",
+        "data",
     ):
-        table.add_column(column, justify="left" if column in ("slo", "stage", "source", "status") else "right")
+        table.add_column(column, justify="left" if column in ("slo", "stage", "source", "data") else "right")
     for m in measurements:
         sli = None if m.period_error_ratio is None else 1 - m.period_error_ratio
         events = "-" if m.period_events is None else f"{m.period_events:,.0f}"
@@ -128,7 +129,7 @@ def measurement_table(measurements: list[Measurement]) -> Table:
             _percent(m.budget_remaining),
             _burn(m),
             events,
-            _status(m),
+            _data_state(m),
         )
         table.add_row(*row)
     return table
