@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from sloplane.evaluator.commands import register as register_evaluator_commands
+from sloplane.evaluator.export_command import register as register_export_command
 from sloplane.explain import EXPLAINED_ERROR_RATIOS, ObjectiveExplanation, describe_window, explain, human_duration
 from sloplane.fileio import plan, write_files
 from sloplane.spec import LoadResult, load_paths
@@ -317,6 +318,7 @@ def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
 
 
 register_evaluator_commands(app, _declarations, _out, _err)
+register_export_command(app, _err)
 
 
 def main() -> None:

@@ -54,6 +54,7 @@ CREATE INDEX IF NOT EXISTS decisions_by_slo ON decisions (slo, decided_at);
 CREATE INDEX IF NOT EXISTS decisions_by_outcome ON decisions (outcome, decided_at);
 CREATE INDEX IF NOT EXISTS decisions_by_decided_at ON decisions (decided_at);
 CREATE INDEX IF NOT EXISTS decisions_by_revision ON decisions (revision);
+CREATE INDEX IF NOT EXISTS decisions_by_service ON decisions (service, decided_at);
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
 BEGIN
     SELECT RAISE(ABORT, 'the decision log is append-only: recorded decisions cannot be changed');
@@ -228,6 +229,7 @@ class SqliteDecisionLog:
         stage: str | None = None,
         outcome: str | Outcome | None = None,
         revision: str | None = None,
+        service: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
@@ -235,7 +237,7 @@ class SqliteDecisionLog:
         """Recorded decisions (their `to_dict()` form), newest first; `since`/`until` bound `decidedAt`, inclusive."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        equal = {"slo": slo, "stage": stage, "outcome": outcome, "revision": revision}
+        equal = {"slo": slo, "stage": stage, "outcome": outcome, "revision": revision, "service": service}
         conditions, values = _filters(equal, since, until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = f"SELECT record FROM decisions {where} ORDER BY decided_at DESC, seq DESC LIMIT ?"
@@ -263,6 +265,31 @@ class SqliteDecisionLog:
             for _, record in rows:
                 yield orjson.loads(record)
             position = rows[-1][0]
+
+    def iter_with_seq(self, after_seq: int = 0, *, batch_size: int = 500) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every decision after `after_seq` with its `seq`, in the order it was recorded.
+
+        The `seq` is what a resumable export keeps as its position: a decision id says nothing
+        about order, while `seq` only grows, so "everything after N" is one indexed range scan.
+        Batches are separate short read transactions, as in `iter_all`.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        position = after_seq
+        while True:
+            rows = self._read(
+                "SELECT seq, record FROM decisions WHERE seq > ? ORDER BY seq LIMIT ?", (position, batch_size)
+            )
+            if not rows:
+                return
+            for seq, record in rows:
+                yield int(seq), orjson.loads(record)
+            position = rows[-1][0]
+
+    def last_seq(self) -> int:
+        """The `seq` of the newest decision (0 when empty): where an export run stops, so it is bounded."""
+        ((last,),) = self._read("SELECT coalesce(max(seq), 0) FROM decisions", ())
+        return int(last)
 
     def close(self) -> None:
         """Close every thread's connection; the log cannot be used afterwards."""
