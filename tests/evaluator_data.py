@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sloplane.evaluator.model import (
     Decision,
@@ -13,6 +14,8 @@ from sloplane.evaluator.model import (
     Reason,
     WindowMeasurement,
 )
+from sloplane.spec import load_paths
+from sloplane.subjects import Fleet
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -65,3 +68,11 @@ def make_decision(
         policy={"minBudgetRemaining": 0.0, "maxBurnRate": 14.4},
         policy_version="sha256:abc",
     )
+
+
+def load_fleet(folder: Path, text: str) -> Fleet:
+    """Declarations from YAML text (written to `folder/fleet.yaml`), which must load without errors."""
+    (folder / "fleet.yaml").write_text(text)
+    result = load_paths([folder])
+    assert result.errors == [], [d.render() for d in result.errors]
+    return Fleet(result.declarations)

@@ -38,9 +38,9 @@ from sloplane.sandbox import (
     free_port,
     http_traffic,
 )
-from sloplane.spec import load_paths
 from sloplane.subjects import Fleet
 from tests.conftest import ROOT, run_cli
+from tests.evaluator_data import load_fleet
 from tests.servers import served_app
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -124,11 +124,7 @@ TRAFFIC: dict[str, HttpTraffic] = {
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
-    folder = tmp_path_factory.mktemp("fleet")
-    (folder / "fleet.yaml").write_text(FLEET)
-    result = load_paths([folder])
-    assert result.errors == [], [d.render() for d in result.errors]
-    return Fleet(result.declarations)
+    return load_fleet(tmp_path_factory.mktemp("fleet"), FLEET)
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from sloplane.evaluator.context import FreezeLike, IncidentLike
 from sloplane.evaluator.model import Decision, GateRequest, GateResult
 
 
@@ -21,6 +23,7 @@ class DecisionLog(Protocol):
         stage: str | None = None,
         outcome: str | None = None,
         revision: str | None = None,
+        service: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
@@ -30,6 +33,18 @@ class DecisionLog(Protocol):
 
     def count(self) -> int:
         """How many decisions are recorded."""
+        ...
+
+
+class ReleaseControlsView(Protocol):
+    """What the decision pipeline reads from the freeze and incident store (`controls.py`)."""
+
+    def active_freezes(self, service: str, at: datetime) -> Sequence[FreezeLike]:
+        """Freezes in force at `at` that cover `service` (its own and global ones)."""
+        ...
+
+    def open_major_incidents(self, at: datetime) -> Sequence[IncidentLike]:
+        """Major incidents open at `at`."""
         ...
 
 

@@ -5,57 +5,30 @@ A decision runs through three kinds of steps, in order:
 - guards: conditions under which nothing else can be judged (the backend failed, the data is
   stale, there is none, there is too little traffic). The first guard that speaks decides.
 - checks: the policy's tests (budget left, burn rate during analysis, an active alert of the
-  rollback tier). All run, so every failing test is among the reasons.
-- adjusters: steps that may revise a failure in context (a failing dependency makes a breach
-  external). None by default.
+  rollback tier, the canary against its baseline). All run, so every failing test is among the
+  reasons; any fail fails, else any inconclusive (too little canary traffic) is inconclusive.
+- adjusters: steps that may revise the outcome in context (the baseline breaching too makes a
+  breach background, a dependency burning makes it external, break-glass lets a release through).
 
-Release-aware reasoning (freezes, canary attribution, dependencies, incidents) slots in as further
-guards, checks and adjusters rather than as special cases. Every step adds the numbers it looked
+Release-aware reasoning (freezes, canary attribution, dependencies, break-glass) lives in
+`release.py` as further guards, checks and adjusters rather than as special cases. Every step adds the numbers it looked
 at to the reasons, whether it passes or not, so a decision explains itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sloplane.budget import Tier, burn_rate_alerts
 from sloplane.durations import format_duration
-from sloplane.evaluator.model import GateRequest, Measurement, Outcome, Reason
-from sloplane.spec.model import Declaration
-from sloplane.spec.policy import BackendErrorPolicy, GatePolicy, NoDataOutcome
-from sloplane.subjects import Subject
+from sloplane.evaluator.context import Adjuster, GateContext, Related, Step, firing_alerts
+from sloplane.evaluator.model import Measurement, Outcome
+from sloplane.evaluator.release import ADJUSTERS, canary_attribution, frozen
+from sloplane.spec.policy import BackendErrorPolicy, NoDataOutcome
 
-TIER_LOUDNESS = (Tier.TICKET, Tier.PAGE)
-"""Quietest first: a policy that rolls back on tickets also rolls back on pages."""
-
-
-@dataclass
-class GateContext:
-    """Everything a step may look at, and the reasons gathered so far."""
-
-    declaration: Declaration
-    subject: Subject
-    request: GateRequest
-    measurement: Measurement
-    measurements: Mapping[str, Measurement] = field(default_factory=dict)
-    """Every subject measured for this request, by key (dependencies, stable stages, ...)."""
-    reasons: list[Reason] = field(default_factory=list)
-
-    @property
-    def policy(self) -> GatePolicy:
-        """The declared gate policy, or the documented defaults."""
-        return self.declaration.spec.effective_gate
-
-    def note(self, code: str, message: str, **values: Any) -> None:
-        """Add a reason."""
-        self.reasons.append(Reason(code, message, values))
-
-
-Step = Callable[[GateContext], Outcome | None]
-Adjuster = Callable[[GateContext, Outcome], Outcome]
+__all__ = ["DecisionPipeline", "GateContext", "Related"]
 
 
 def backend_fault(context: GateContext) -> Outcome | None:
@@ -165,24 +138,7 @@ def _burn(measurement: Measurement, window: timedelta) -> float | None:
 
 def active_alerts(context: GateContext) -> list[tuple[str, float]]:
     """Burn-rate alerts that would be firing now, loud enough to roll back: (name, burn rate)."""
-    spec = context.declaration.spec
-    rollback = TIER_LOUDNESS.index(context.policy.rollback_on)
-    firing = []
-    for alert in burn_rate_alerts(spec.window.period):
-        if TIER_LOUDNESS.index(alert.tier) < rollback:
-            continue
-        long_window = context.measurement.window(alert.long_window)
-        short_window = context.measurement.window(alert.short_window)
-        if (
-            long_window is None
-            or short_window is None
-            or long_window.burn_rate is None
-            or short_window.burn_rate is None
-        ):
-            continue
-        if long_window.burn_rate > alert.factor and short_window.burn_rate > alert.factor:
-            firing.append((f"{alert.tier.value} {alert.name}", long_window.burn_rate))
-    return firing
+    return firing_alerts(context.declaration, context.measurement, context.policy.rollback_on)
 
 
 def rollback_tier(context: GateContext) -> Outcome | None:
@@ -199,8 +155,8 @@ def rollback_tier(context: GateContext) -> Outcome | None:
     return Outcome.FAIL
 
 
-GUARDS: tuple[Step, ...] = (backend_fault, stale_data, no_data, low_traffic)
-CHECKS: tuple[Step, ...] = (budget_left, burn_during_analysis, rollback_tier)
+GUARDS: tuple[Step, ...] = (frozen, backend_fault, stale_data, no_data, low_traffic)
+CHECKS: tuple[Step, ...] = (budget_left, burn_during_analysis, rollback_tier, canary_attribution)
 
 
 @dataclass(frozen=True)
@@ -209,7 +165,7 @@ class DecisionPipeline:
 
     guards: Sequence[Step] = GUARDS
     checks: Sequence[Step] = CHECKS
-    adjusters: Sequence[Adjuster] = ()
+    adjusters: Sequence[Adjuster] = ADJUSTERS
 
     def decide(self, context: GateContext) -> Outcome:
         """The outcome; reasons accumulate on the context."""
@@ -220,7 +176,7 @@ class DecisionPipeline:
                 break
         if outcome is None:
             results = [check(context) for check in self.checks]
-            outcome = Outcome.FAIL if Outcome.FAIL in results else Outcome.PASS
+            outcome = next((o for o in (Outcome.FAIL, Outcome.INCONCLUSIVE) if o in results), Outcome.PASS)
         for adjust in self.adjusters:
             outcome = adjust(context, outcome)
         return outcome

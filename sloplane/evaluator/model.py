@@ -37,6 +37,18 @@ def _time(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class BreakGlass:
+    """A deliberate override: who let a release through against the gate, and why (kept in the log)."""
+
+    reason: str
+    identity: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {"reason": self.reason, "identity": self.identity}
+
+
+@dataclass(frozen=True)
 class GateRequest:
     """Who asks, about what: an SLO (or every SLO of a service), a stage, and the release."""
 
@@ -49,6 +61,7 @@ class GateRequest:
     at: datetime | None = None
     """Replay the decision at this instant (back-testing); None means now."""
     requested_by: str | None = None
+    break_glass: BreakGlass | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -61,6 +74,7 @@ class GateRequest:
             "rollout": self.rollout,
             "at": _time(self.at),
             "requestedBy": self.requested_by,
+            "breakGlass": None if self.break_glass is None else self.break_glass.to_dict(),
         }
 
 

@@ -16,20 +16,25 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sloplane.evaluator.backends.base import MetricsBackend, Sample
+from sloplane.budget import error_budget
+from sloplane.evaluator.attribution import IntervalReader, attribution_window, baseline_stage, compare
+from sloplane.evaluator.backends.base import BackendError, MetricsBackend, Sample
 from sloplane.evaluator.cache import TTLCache
-from sloplane.evaluator.contracts import DecisionLog
-from sloplane.evaluator.decide import DecisionPipeline, GateContext
+from sloplane.evaluator.contracts import DecisionLog, ReleaseControlsView
+from sloplane.evaluator.decide import DecisionPipeline, GateContext, Related
+from sloplane.evaluator.deployments import BurnSplit, burn_split, deployment_windows
 from sloplane.evaluator.measure import Measurer, Target
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason
 from sloplane.spec.model import Declaration, Lifecycle
 from sloplane.spec.validation import did_you_mean
 from sloplane.spec.writer import declaration_data
-from sloplane.subjects import Fleet, subjects
+from sloplane.subjects import Fleet, Subject, production_subject, subjects
 
 QUERY_CACHE_ENTRIES = 100_000
 """Answers kept per interval: a gate for one SLO asks about 20 narrow queries, so a fleet of a few
 thousand SLOs gated within one interval still fits."""
+DEPLOYMENT_RECORDS = 1_000_000
+"""Most decisions read for one service's deployment windows over one budget period."""
 MEASUREMENT_CACHE_ENTRIES = 50_000
 """Measurements kept per interval (one per subject and instant)."""
 
@@ -54,6 +59,13 @@ def align(moment: datetime, interval: timedelta) -> datetime:
     return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, UTC)
 
 
+def _subject_named(declaration: Declaration, stage: str | None) -> Subject | None:
+    """The named stage's subject, or the production one when no stage is named."""
+    if stage is None:
+        return production_subject(declaration)
+    return next((s for s in subjects(declaration) if s.stage == stage), None)
+
+
 class Evaluator:
     """Measures and decides for one fleet against one backend, recording every decision."""
 
@@ -68,6 +80,7 @@ class Evaluator:
         clock: Clock = utc_now,
         on_cache_lookup: Callable[[bool], None] | None = None,
         on_decision: DecisionHook | None = None,
+        controls: ReleaseControlsView | None = None,
     ) -> None:
         self.fleet = fleet
         self.backend = backend
@@ -82,6 +95,11 @@ class Evaluator:
         )
         self.measurer = Measurer(fleet, backend, cache=cache, measurements=measurements, staleness=staleness)
         self._on_decision = on_decision
+        self.controls = controls
+        self.intervals = IntervalReader(backend, ttl)
+        self._by_service: dict[str, list[Declaration]] = {}
+        for declaration in fleet.values():
+            self._by_service.setdefault(declaration.spec.service, []).append(declaration)
         self._versions = {name: policy_version(declaration) for name, declaration in fleet.items()}
         self._lock = threading.Lock()
 
@@ -155,9 +173,90 @@ class Evaluator:
             service=request.service,
         )
 
-    def decide(self, target: Target, request: GateRequest, measurements: dict[str, Measurement]) -> Decision:
-        """Run the pipeline for one subject whose measurement is in `measurements`."""
-        context = GateContext(target.declaration, target.subject, request, measurements[target.key], measurements)
+    # -- what else a decision looks at ----------------------------------------------------------
+
+    def related(self, target: Target) -> list[tuple[str, Target]]:
+        """Subjects measured alongside a target: its baseline stage, its dependencies, its service's other SLOs."""
+        declaration = target.declaration
+        policy = declaration.spec.effective_gate
+        found: list[tuple[str, Target]] = []
+        baseline = baseline_stage(declaration, target.subject.stage)
+        if baseline is not None:
+            subject = next(s for s in subjects(declaration) if s.stage == baseline.name)
+            found.append(("baseline", Target(declaration, subject)))
+        for reference in policy.dependencies:
+            depended = self.fleet.get(reference.slo)
+            if depended is None:
+                continue
+            picked = _subject_named(depended, reference.stage)
+            if picked is not None:
+                found.append(("dependency", Target(depended, picked)))
+        if policy.freeze_on_budget_exhausted:
+            for sibling in self._by_service.get(declaration.spec.service, []):
+                if sibling.name != declaration.name and sibling.spec.lifecycle is not Lifecycle.ARCHIVED:
+                    found.append(("sibling", Target(sibling, production_subject(sibling))))
+        return found
+
+    def _compare(self, target: Target, at: datetime) -> tuple[Any, str | None]:
+        """The canary comparison for a staged target (None without a baseline), or why it failed."""
+        declaration = target.declaration
+        stage_name = target.subject.stage
+        baseline = baseline_stage(declaration, stage_name)
+        canary = declaration.spec.stage(stage_name) if stage_name is not None else None
+        if baseline is None or canary is None:
+            return None, None
+        policy = declaration.spec.effective_gate
+        window, step = attribution_window(policy, declaration.spec.interval)
+        try:
+            canary_intervals = self.intervals.read(declaration, canary, at, window=window, step=step)
+            baseline_intervals = self.intervals.read(declaration, baseline, at, window=window, step=step)
+        except BackendError as error:
+            return None, str(error)
+        if canary_intervals is None or baseline_intervals is None:
+            return None, None
+        budget = error_budget(target.subject.objective)
+        comparison = compare(
+            canary_intervals, baseline_intervals, budget=budget, policy=policy.attribution, window=window, step=step
+        )
+        return comparison, None
+
+    def _controls(self, service: str, at: datetime) -> tuple[list[Any], list[Any], str | None]:
+        """Freezes covering the service and open major incidents at `at`, or why they could not be read."""
+        if self.controls is None:
+            return [], [], None
+        try:
+            return list(self.controls.active_freezes(service, at)), list(self.controls.open_major_incidents(at)), None
+        except Exception as error:  # any storage failure: the freeze guard fails closed and says why
+            return [], [], f"{type(error).__name__}: {error}"
+
+    def decide(
+        self,
+        target: Target,
+        request: GateRequest,
+        measurements: dict[str, Measurement],
+        related: list[tuple[str, Target]] | None = None,
+    ) -> Decision:
+        """Run the pipeline for one subject whose measurement (and related ones) are in `measurements`."""
+        at = measurements[target.key].at
+        freezes, incidents, controls_error = self._controls(target.declaration.spec.service, at)
+        comparison, comparison_error = self._compare(target, at)
+        context = GateContext(
+            target.declaration,
+            target.subject,
+            request,
+            measurements[target.key],
+            measurements,
+            related=[
+                Related(role, other.declaration, other.subject, measurements[other.key])
+                for role, other in (related if related is not None else self.related(target))
+                if other.key in measurements
+            ],
+            freezes=freezes,
+            incidents=incidents,
+            comparison=comparison,
+            comparison_error=comparison_error,
+            controls_error=controls_error,
+        )
         outcome = self.pipeline.decide(context)
         policy: dict[str, Any] = context.policy.model_dump(mode="json", by_alias=True)
         policy["declared"] = target.declaration.spec.gate is not None
@@ -182,14 +281,35 @@ class Evaluator:
             decisions = [self._error_decision(request, problems)]
         else:
             at = request.at or self.now()
-            measurements = self.measurer.measure(targets, at)
-            decisions = [self.decide(target, request, measurements) for target in targets]
+            related = {target.key: self.related(target) for target in targets}
+            everything = {target.key: target for target in targets}
+            for pairs in related.values():
+                everything.update((other.key, other) for _, other in pairs)
+            measurements = self.measurer.measure(list(everything.values()), at)
+            decisions = [self.decide(target, request, measurements, related[target.key]) for target in targets]
             decisions += [self._error_decision(request, [problem]) for problem in problems]
         for decision in decisions:
             self.log.append(decision)
             if self._on_decision is not None:
                 self._on_decision(decision)
         return GateResult(tuple(decisions))
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def deployment_burn(self, name: str, at: datetime | None = None) -> BurnSplit:
+        """The production budget of an SLO over its period, split into deployment windows and background.
+
+        Raises KeyError for an unknown SLO and BurnSplitError when it cannot be split (no counts).
+        """
+        declaration = self.fleet[name]
+        target = Target(declaration, production_subject(declaration))
+        (measurement,) = self.measurer.measure([target], at or self.now()).values()
+        lead = declaration.spec.effective_gate.analysis_window
+        records = self.log.query(
+            service=declaration.spec.service, since=measurement.period_start, limit=DEPLOYMENT_RECORDS
+        )
+        windows = deployment_windows(records, declaration.spec.service, lead)
+        return burn_split(self.backend, declaration, target.subject, measurement, windows)
 
     # -- describing -----------------------------------------------------------------------------
 

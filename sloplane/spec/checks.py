@@ -69,6 +69,10 @@ def _check_stages(slo: LoadedSLO) -> Iterator[Diagnostic]:
         for position, name in enumerate(names):
             if name not in seen:
                 yield slo.diagnostic((*loc, position), _unknown_stage_message(name, slo.name, sorted(seen)))
+    baseline = spec.effective_gate.attribution.baseline
+    if baseline is not None and baseline not in seen:
+        loc = ("spec", "gate", "attribution", "baseline")
+        yield slo.diagnostic(loc, _unknown_stage_message(baseline, slo.name, sorted(seen)))
 
 
 def _unknown_stage_message(stage: str, slo_name: str, known: list[str]) -> str:

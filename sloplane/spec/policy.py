@@ -147,6 +147,32 @@ class BackendErrorPolicy(StrEnum):
     FAIL_OPEN = "failOpen"
 
 
+class Attribution(SpecModel):
+    """How a canary stage is compared with the stage it will replace, to tell a bad release from a bad day.
+
+    The test runs on per-interval error ratios (one value per `step` over `window`), one-sided
+    Mann-Whitney U: it assumes no distribution, so bursty errors do not fool it as a pooled
+    proportion test would. A canary fails only when it is both significantly worse (`p < alpha`)
+    and worse by at least `minEffect`, measured in burn-rate units of the canary's budget, so a
+    real but negligible difference never rolls a release back.
+    """
+
+    enabled: StrictBool = True
+    baseline: Name | None = None
+    """The stage compared against; default: the production stage."""
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, strict=True)
+    min_effect: PositiveFloat = 1.0
+    """The canary's mean error ratio must exceed the baseline's by this many budget burn rates."""
+    min_canary_events: int = Field(default=100, ge=0, strict=True)
+    """Fewer canary events than this over the window: inconclusive (never a pass by default)."""
+    min_intervals: int = Field(default=5, ge=3, strict=True)
+    """Intervals with traffic needed on each side for the test to say anything."""
+    window: Duration | None = None
+    """Default: the gate's analysis window."""
+    step: Duration | None = None
+    """Default: the SLO's evaluation interval."""
+
+
 class GatePolicy(SpecModel):
     """How deployments are judged against this SLO.
 
@@ -169,8 +195,13 @@ class GatePolicy(SpecModel):
     dependencies: list[SLORef] = Field(default_factory=list)
     """SLOs whose own outage makes a breach here external: inconclusive instead of a rollback."""
     freeze_on_major_incident: StrictBool = True
+    """An open major incident (`sloplane incident open`, or a war room opened by the notifier) fails every gate."""
+    freeze_on_budget_exhausted: StrictBool = True
+    """Any SLO of the service with its budget spent freezes the service's releases (break-glass still works)."""
     freezes: list[RecurringWindow] = Field(default_factory=list)
     """Scheduled release freezes (e.g. Friday afternoons, peak season)."""
+    attribution: Attribution = Field(default_factory=Attribution)
+    """Canary versus baseline, for staged SLOs gated on a non-production stage."""
 
 
 DEFAULT_GATE = GatePolicy()

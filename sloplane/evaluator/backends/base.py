@@ -10,7 +10,7 @@ to come back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -45,6 +45,14 @@ class Sample:
     value: float
 
 
+@dataclass(frozen=True)
+class RangeSeries:
+    """One series of a range-query result: (unix seconds, value) points in time order."""
+
+    labels: dict[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
 class MetricsBackend(Protocol):
     """A source of SLI numbers."""
 
@@ -52,6 +60,10 @@ class MetricsBackend(Protocol):
 
     def query(self, expression: str, at: datetime) -> list[Sample]:
         """Evaluate an instant query at `at`; raises BackendError."""
+        ...
+
+    def query_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
+        """Evaluate at every `step` from `start` to `end` inclusive (canary analysis); raises BackendError."""
         ...
 
     def healthy(self) -> tuple[bool, str]:

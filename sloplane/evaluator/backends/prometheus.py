@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import requests
 
-from sloplane.evaluator.backends.base import BackendError, FailureKind, Sample
+from sloplane.evaluator.backends.base import BackendError, FailureKind, RangeSeries, Sample
 from sloplane.evaluator.backends.breaker import CircuitBreaker
 
+T = TypeVar("T")
 Observer = Callable[[float, str], None]
 """Called with (seconds, outcome) after every HTTP request, for latency metrics."""
 
@@ -56,6 +57,20 @@ def _samples(payload: Any) -> list[Sample]:
     except (KeyError, IndexError, TypeError, ValueError) as error:
         raise BackendError(FailureKind.BAD_RESPONSE, f"malformed result: {error}") from None
     raise BackendError(FailureKind.BAD_RESPONSE, f"unexpected result type {kind!r}")
+
+
+def _range_series(payload: Any) -> list[RangeSeries]:
+    """Series from a Prometheus range-query answer, or BackendError when it is not one."""
+    data = payload.get("data") if isinstance(payload, dict) and payload.get("status") == "success" else None
+    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+        raise BackendError(FailureKind.BAD_RESPONSE, f"not a range-query answer: {payload!r:.200}")
+    try:
+        return [
+            RangeSeries(dict(item["metric"]), tuple((float(t), float(v)) for t, v in item["values"]))
+            for item in data["result"]
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise BackendError(FailureKind.BAD_RESPONSE, f"malformed range result: {error}") from None
 
 
 def session_for(url: str) -> requests.Session:
@@ -99,16 +114,11 @@ class PrometheusBackend:
         self._observe = observe
         self._headers = headers or {}
 
-    def _post(self, expression: str, at: datetime) -> requests.Response:
+    def _post(self, path: str, form: dict[str, str]) -> requests.Response:
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = self._session.post(
-                f"{self.url}/api/v1/query",
-                data={"query": expression, "time": f"{at.timestamp():.3f}"},
-                timeout=self.timeout,
-                headers=self._headers,
-            )
+            response = self._session.post(f"{self.url}{path}", data=form, timeout=self.timeout, headers=self._headers)
             outcome = str(response.status_code)
             return response
         except requests.Timeout:
@@ -122,7 +132,20 @@ class PrometheusBackend:
                 self._observe(time.perf_counter() - started, outcome)
 
     def _attempt(self, expression: str, at: datetime) -> list[Sample]:
-        response = self._post(expression, at)
+        return _samples(self._answer("/api/v1/query", {"query": expression, "time": f"{at.timestamp():.3f}"}))
+
+    def _attempt_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
+        form = {
+            "query": expression,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+            "step": f"{step.total_seconds():g}",
+        }
+        return _range_series(self._answer("/api/v1/query_range", form))
+
+    def _answer(self, path: str, form: dict[str, str]) -> Any:
+        """The decoded JSON of a successful answer; typed BackendErrors for everything else."""
+        response = self._post(path, form)
         if response.status_code == 429:
             raise BackendError(FailureKind.RATE_LIMITED, "rate limited", _parse_retry_after(response))
         if response.status_code >= 500:
@@ -135,16 +158,24 @@ class PrometheusBackend:
             raise BackendError(FailureKind.QUERY, str(payload.get("error", "bad query")))
         if response.status_code != 200:
             raise BackendError(FailureKind.BAD_RESPONSE, f"HTTP {response.status_code}: {payload!r:.200}")
-        return _samples(payload)
+        return payload
 
     def query(self, expression: str, at: datetime) -> list[Sample]:
         """An instant query at `at`, retried on transient failures; raises BackendError."""
+        return self._retried(lambda: self._attempt(expression, at))
+
+    def query_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
+        """A range query, retried and guarded like instant queries; raises BackendError."""
+        return self._retried(lambda: self._attempt_range(expression, start, end, step))
+
+    def _retried(self, ask: Callable[[], T]) -> T:
+        """Run `ask`, retrying transient failures with backoff; every outcome feeds the breaker."""
         if not self.breaker.allow():
             raise BackendError(FailureKind.CIRCUIT_OPEN, f"{self.url} failed repeatedly; not asked again yet")
         attempt = 0
         while True:
             try:
-                samples = self._attempt(expression, at)
+                answer = ask()
             except BackendError as error:
                 retryable = error.kind in (FailureKind.UNAVAILABLE, FailureKind.RATE_LIMITED)
                 wait = self.backoff * (2**attempt)
@@ -158,7 +189,7 @@ class PrometheusBackend:
                 time.sleep(wait)
                 continue
             self.breaker.record_success()
-            return samples
+            return answer
 
     def healthy(self) -> tuple[bool, str]:
         """Ask Prometheus for a constant: proves the API answers, not only that a port is open."""

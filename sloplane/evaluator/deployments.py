@@ -1,0 +1,210 @@
+"""Budget burned during deployments, reported apart from background burn.
+
+A release that was rolled back within minutes may have burned a visible slice of the budget; a
+monthly report that lumps it with everything else tells the team their service is unreliable
+when their pipeline, in fact, did its job. The decision log knows when each revision was being
+gated; those stretches (from one analysis window before the first gate of a revision to its last
+gate) are deployment windows. Bad events inside them are counted apart, per revision and in total
+(overlapping windows counted once), and the rest is background. Excluded time (maintenance,
+emergency changes) is taken out of both, as it is out of the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sloplane.budget import error_budget
+from sloplane.evaluator.backends.base import MetricsBackend
+from sloplane.evaluator.model import Measurement
+from sloplane.evaluator.periods import merged
+from sloplane.spec.model import Declaration
+from sloplane.subjects import Subject, subject_queries
+
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class DeploymentWindow:
+    """One revision of one service being rolled out, as the gate decisions about it show."""
+
+    service: str
+    revision: str
+    pipeline: str | None
+    start: datetime
+    end: datetime
+    outcome: str
+    """The last decision's outcome: `fail` means the release was stopped (rolled back)."""
+    decisions: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "service": self.service,
+            "revision": self.revision,
+            "pipeline": self.pipeline,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "outcome": self.outcome,
+            "rolledBack": self.outcome == "fail",
+            "decisions": self.decisions,
+        }
+
+
+def deployment_windows(records: Iterable[Mapping[str, Any]], service: str, lead: timedelta) -> list[DeploymentWindow]:
+    """Windows of every revision of `service` found in decision records (their `to_dict()` form)."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        request = record.get("request") or {}
+        revision = request.get("revision") or request.get("pipeline")
+        if record.get("service") != service or not revision or record.get("evaluatedAt") is None:
+            continue
+        grouped.setdefault(revision, []).append(record)
+    windows = []
+    for revision, found in grouped.items():
+        found.sort(key=lambda r: (r["evaluatedAt"], r["decidedAt"]))
+        first, last = datetime.fromisoformat(found[0]["evaluatedAt"]), datetime.fromisoformat(found[-1]["evaluatedAt"])
+        windows.append(
+            DeploymentWindow(
+                service=service,
+                revision=revision,
+                pipeline=found[-1]["request"].get("pipeline"),
+                start=first - lead,
+                end=last,
+                outcome=found[-1]["decision"],
+                decisions=len(found),
+            )
+        )
+    return sorted(windows, key=lambda w: (w.start, w.revision))
+
+
+def subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
+    """`spans` with every instant of `holes` taken out (both lists sorted and non-overlapping)."""
+    result = []
+    for start, end in spans:
+        cursor = start
+        for hole_start, hole_end in holes:
+            if hole_end <= cursor or hole_start >= end:
+                continue
+            if hole_start > cursor:
+                result.append((cursor, hole_start))
+            cursor = max(cursor, hole_end)
+        if cursor < end:
+            result.append((cursor, end))
+    return result
+
+
+def _merge(spans: Iterable[Span]) -> list[Span]:
+    joined: list[Span] = []
+    for start, end in sorted(spans):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
+
+
+@dataclass(frozen=True)
+class BurnSplit:
+    """One subject's budget over its period: what deployments burned, and what the rest did."""
+
+    slo: str
+    stage: str | None
+    period_start: datetime
+    at: datetime
+    events: float
+    bad_events: float
+    allowed_bad_events: float
+    deployments: tuple[tuple[DeploymentWindow, float, float], ...]
+    """(window, bad events, events) per revision, inside the period and outside excluded time."""
+    deployment_bad_events: float
+    """Inside any deployment window, overlaps counted once."""
+
+    @property
+    def background_bad_events(self) -> float:
+        """Bad events outside every deployment window."""
+        return max(0.0, self.bad_events - self.deployment_bad_events)
+
+    def _share(self, bad: float) -> float | None:
+        return bad / self.allowed_bad_events if self.allowed_bad_events > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; budget shares are fractions of the period's whole budget."""
+        return {
+            "slo": self.slo,
+            "stage": self.stage,
+            "periodStart": self.period_start.isoformat(),
+            "at": self.at.isoformat(),
+            "events": self.events,
+            "badEvents": self.bad_events,
+            "allowedBadEvents": self.allowed_bad_events,
+            "budgetConsumed": self._share(self.bad_events),
+            "deploymentBudgetConsumed": self._share(self.deployment_bad_events),
+            "backgroundBudgetConsumed": self._share(self.background_bad_events),
+            "deploymentBadEvents": self.deployment_bad_events,
+            "backgroundBadEvents": self.background_bad_events,
+            "deployments": [
+                {**window.to_dict(), "badEvents": bad, "events": total, "budgetConsumed": self._share(bad)}
+                for window, bad, total in self.deployments
+            ],
+        }
+
+
+class BurnSplitError(Exception):
+    """The split cannot be computed (no event counts, no data); the message says why."""
+
+
+def _count(backend: MetricsBackend, expression: str, at: datetime) -> float:
+    return sum(sample.value for sample in backend.query(expression, at))
+
+
+def burn_split(
+    backend: MetricsBackend,
+    declaration: Declaration,
+    subject: Subject,
+    measurement: Measurement,
+    windows: list[DeploymentWindow],
+) -> BurnSplit:
+    """Split the period's bad events of a measured subject into deployment windows and background."""
+    queries = subject_queries(declaration.spec, subject)
+    if queries is None or queries.errors is None or queries.total is None:
+        raise BurnSplitError(f"SLO '{declaration.name}' has no event counts: burn cannot be split by deployment")
+    if measurement.period_bad_events is None or measurement.period_events is None:
+        raise BurnSplitError(
+            f"SLO '{subject.key}' has no event counts for its period ({measurement.error or 'no data'})"
+        )
+    excluded = merged(measurement.exclusions)
+
+    def counted(spans: list[Span]) -> tuple[float, float]:
+        bad = total = 0.0
+        for start, end in spans:
+            anchored = queries.at(end - start, end)
+            assert anchored.errors is not None and anchored.total is not None
+            bad += _count(backend, f"({anchored.errors}) or vector(0)", measurement.at)
+            total += _count(backend, anchored.total, measurement.at)
+        return bad, total
+
+    def inside(window: DeploymentWindow) -> list[Span]:
+        clipped = (max(window.start, measurement.period_start), min(window.end, measurement.at))
+        return subtract([clipped], excluded) if clipped[0] < clipped[1] else []
+
+    per_window = []
+    for window in windows:
+        bad, total = counted(inside(window))
+        per_window.append((window, bad, total))
+    union = _merge(span for window in windows for span in inside(window))
+    deployment_bad, _ = counted(union)
+    budget = error_budget(subject.objective)
+    return BurnSplit(
+        slo=declaration.name,
+        stage=subject.stage,
+        period_start=measurement.period_start,
+        at=measurement.at,
+        events=measurement.period_events,
+        bad_events=measurement.period_bad_events,
+        allowed_bad_events=budget * measurement.period_events,
+        deployments=tuple(per_window),
+        deployment_bad_events=min(deployment_bad, measurement.period_bad_events),
+    )
