@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -28,17 +30,49 @@ class Script:
     def next(self) -> Reply:
         return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
 
+    def answer(self, method: str, path: str, body: bytes) -> Reply:
+        """The reply to one request; subclasses may shape it from the request (the default: `next`)."""
+        return self.next()
+
+
+@dataclass
+class EventReceiver(Script):
+    """PagerDuty's Events API and webhooks as a receiver sees them: accepted events are kept by path.
+
+    A 202 scripted without a body answers as PagerDuty does, echoing the event's dedup key.
+    """
+
+    replies: list[Reply] = field(default_factory=lambda: [Reply(202)])
+    accepted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, method: str, path: str, body: bytes) -> Reply:
+        with self.lock:
+            reply = self.next()
+            event = json.loads(body) if body else {}
+            if 200 <= reply.status < 300:
+                self.accepted.append((path, event))
+        if reply.status == 202 and not reply.body:
+            answer = {"status": "success", "message": "Event processed", "dedup_key": event.get("dedup_key")}
+            return Reply(202, json.dumps(answer).encode(), reply.delay, {"Content-Type": "application/json"})
+        return reply
+
+    def events(self, path: str) -> list[dict[str, Any]]:
+        """Accepted bodies posted to `path`, in arrival order."""
+        with self.lock:
+            return [event for where, event in self.accepted if where == path]
+
 
 @contextmanager
-def serve(script: Script) -> Iterator[str]:
-    """Run the scripted server on 127.0.0.1; yields its base URL."""
+def serve(script: Script, port: int = 0) -> Iterator[str]:
+    """Run the scripted server on 127.0.0.1 (on `port`, or any free one); yields its base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             script.requests.append((self.command, self.path, dict(self.headers), body))
-            reply = script.next()
+            reply = script.answer(self.command, self.path, body)
             time.sleep(reply.delay)
             self.send_response(reply.status)
             for key, value in reply.headers.items():
@@ -55,7 +89,7 @@ def serve(script: Script) -> Iterator[str]:
     class Server(ThreadingHTTPServer):
         request_queue_size = 128  # the default 5 drops connects when a gate asks 8 queries at once
 
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 from sloplane.evaluator.api import GATE_PATH, MAX_BODY_BYTES, create_app, openapi_document
 from sloplane.evaluator.auth import TokenStore, new_token
 from sloplane.evaluator.contracts import DecisionLog, GateService
+from sloplane.evaluator.deployments import BurnSplit, BurnSplitError, DeploymentWindow
 from sloplane.evaluator.metrics import EvaluatorMetrics
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Outcome, Reason
 from sloplane.evaluator.store import SqliteDecisionLog
@@ -96,6 +97,19 @@ class FakeGateService:
             return None
         measurement = make_measurement(name, None, at or T0)
         return {**summary, "at": measurement.at.isoformat(), "measurements": [measurement.to_dict()]}
+
+    def deployment_burn(self, name: str, at: datetime | None = None) -> BurnSplit:
+        if not any(summary["name"] == name for summary in SLOS):
+            raise KeyError(name)
+        if name == "search-latency":
+            raise BurnSplitError("SLO 'search-latency' has no event counts: burn cannot be split by deployment")
+        when = at or T0
+        window = DeploymentWindow(
+            "checkout", "v7", "p-1", when - timedelta(hours=2), when - timedelta(hours=1), "fail", 3
+        )
+        return BurnSplit(
+            name, None, when - timedelta(days=30), when, 1e6, 900.0, 1000.0, ((window, 300.0, 5e3),), 300.0
+        )
 
     def ready(self) -> tuple[bool, str]:
         if self.ready_raises:
@@ -214,7 +228,7 @@ def test_gate_answers_the_decision_and_records_it(client: TestClient, stack: Sta
         }
     ]
     (decision,) = answer["decisions"]
-    assert decision["request"] == {**body, "service": None, "at": None, "requestedBy": "gate"}
+    assert decision["request"] == {**body, "service": None, "at": None, "requestedBy": "gate", "breakGlass": None}
     assert stack.log.query() == [decision]
 
 
@@ -411,6 +425,7 @@ def test_openapi_document_describes_paths_security_and_shapes(client: TestClient
         GATE_PATH,
         "/v1/slos",
         "/v1/slos/{name}",
+        "/v1/slos/{name}/burn",
         "/v1/decisions",
         "/healthz",
         "/readyz",
@@ -437,6 +452,7 @@ def test_openapi_document_describes_paths_security_and_shapes(client: TestClient
         "pipeline",
         "rollout",
         "at",
+        "breakGlass",
     }
     assert gate["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/GateAnswer"
@@ -500,3 +516,36 @@ def test_a_thousand_concurrent_gate_calls_are_all_answered_and_recorded(stack: S
     assert len({record["request"]["revision"] for record in stack.log.iter_all()}) == 1000
     text, _ = stack.metrics.render()
     assert b"sloplane_decision_seconds_count 1000.0" in text
+
+
+# --- break-glass and burn -----------------------------------------------------------------------------
+
+
+def test_break_glass_is_recorded_with_the_tokens_name_and_needs_admin(client: TestClient, stack: Stack) -> None:
+    body = {"slo": "checkout-availability", "revision": "v7", "breakGlass": {"reason": "INC-42 hotfix"}}
+    answer = client.post(GATE_PATH, json=body, headers=stack.headers("admin")).json()
+    (decision,) = answer["decisions"]
+    assert decision["request"]["breakGlass"] == {"reason": "INC-42 hotfix", "identity": "admin"}
+    (recorded,) = stack.log.query(limit=1)
+    assert recorded["request"]["breakGlass"] == {"reason": "INC-42 hotfix", "identity": "admin"}
+    refused = client.post(GATE_PATH, json=body, headers=stack.headers("gate"))
+    assert refused.status_code == 200
+    assert refused.json()["decision"] == "error"
+    assert refused.json()["reasons"][0]["code"] == "break-glass-refused"
+    assert stack.log.count() == 1  # the refused override decided nothing
+    empty = client.post(GATE_PATH, json={**body, "breakGlass": {"reason": ""}}, headers=stack.headers("admin"))
+    assert empty.json()["decision"] == "error" and empty.json()["reasons"][0]["code"] == "invalid-request"
+
+
+def test_burn_report_splits_deployments_from_background(client: TestClient, stack: Stack) -> None:
+    response = client.get("/v1/slos/checkout-availability/burn", headers=stack.headers("read"))
+    assert response.status_code == 200
+    report = response.json()
+    assert report["budgetConsumed"] == pytest.approx(0.9)
+    assert report["deploymentBudgetConsumed"] == pytest.approx(0.3)
+    assert report["backgroundBudgetConsumed"] == pytest.approx(0.6)
+    assert report["deployments"][0]["rolledBack"] is True
+    assert client.get("/v1/slos/nope/burn", headers=stack.headers("read")).status_code == 404
+    unsplittable = client.get("/v1/slos/search-latency/burn", headers=stack.headers("read"))
+    assert unsplittable.status_code == 409 and "no event counts" in unsplittable.json()["detail"]
+    assert client.get("/v1/slos/checkout-availability/burn").status_code == 401

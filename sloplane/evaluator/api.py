@@ -25,9 +25,12 @@ from starlette.concurrency import run_in_threadpool
 from sloplane import __version__
 from sloplane.evaluator import schemas
 from sloplane.evaluator.auth import Principal, Scope, TokenStore
+from sloplane.evaluator.backends.base import BackendError
 from sloplane.evaluator.contracts import GateService
+from sloplane.evaluator.controls import ReleaseControls
+from sloplane.evaluator.deployments import BurnSplitError
 from sloplane.evaluator.metrics import EvaluatorMetrics
-from sloplane.evaluator.model import GateRequest, GateResult, Outcome, Reason
+from sloplane.evaluator.model import BreakGlass, GateRequest, GateResult, Outcome, Reason
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,11 @@ TAGS = [
     {"name": "gates", "description": "Ask whether a release may proceed."},
     {"name": "slos", "description": "The SLOs the evaluator knows and their current measurements."},
     {"name": "decisions", "description": "The decision log: every answer given, newest first."},
+    {"name": "freezes", "description": "Release freezes: while one covers a service, its gates fail `frozen`."},
+    {
+        "name": "incidents",
+        "description": "While a major one is open, gates of its services (all, if none named) fail `frozen`.",
+    },
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no authentication)."},
 ]
 
@@ -76,7 +84,7 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
-def _requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Principal]]:
+def requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers whose token holds `scope` (401 without a known token, 403 without it)."""
 
     async def authorised(
@@ -95,6 +103,10 @@ def _requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Princ
         return principal
 
     return authorised
+
+
+_requires = requires
+"""The former name, kept for callers in this tree."""
 
 
 def _error_answer(code: str, message: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +136,12 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _parse(body: bytes | None, requested_by: str) -> GateRequest | dict[str, Any]:
-    """The request to decide, or the `error` answer saying why the body is not one."""
+def _parse(body: bytes | None, principal: Principal) -> GateRequest | dict[str, Any]:
+    """The request to decide, or the `error` answer saying why the body is not one.
+
+    A break-glass override takes the `admin` scope and the token's name as the identity: the
+    record must say who let the release through, and that cannot be something the body claims.
+    """
     if body is None:
         message = f"the gate request is invalid: body: larger than {MAX_BODY_BYTES} bytes"
         return _error_answer("invalid-request", message, {"errors": [{"field": "body", "message": "too large"}]})
@@ -133,7 +149,15 @@ def _parse(body: bytes | None, requested_by: str) -> GateRequest | dict[str, Any
         parsed = schemas.GateRequest.model_validate_json(body or b"null")
     except ValidationError as error:
         return _invalid_request(error)
-    return GateRequest(**parsed.model_dump(), requested_by=requested_by)
+    fields = parsed.model_dump(exclude={"breakGlass"})
+    override = None
+    if parsed.breakGlass is not None:
+        if not principal.allows(Scope.ADMIN):
+            message = f"break-glass needs the admin scope; token '{principal.name}' does not have it"
+            logger.warning("refused a break-glass request from token %s", principal.name)
+            return _error_answer("break-glass-refused", message, {"token": principal.name})
+        override = BreakGlass(parsed.breakGlass.reason, principal.name)
+    return GateRequest(**fields, requested_by=principal.name, break_glass=override)
 
 
 class _ServiceNames:
@@ -169,9 +193,9 @@ class _Gate:
         self._metrics = metrics
         self._names = _ServiceNames(service)
 
-    def answer(self, body: bytes | None, requested_by: str) -> dict[str, Any]:
+    def answer(self, body: bytes | None, principal: Principal) -> dict[str, Any]:
         started = time.perf_counter()
-        request = _parse(body, requested_by)
+        request = _parse(body, principal)
         answer = request if isinstance(request, dict) else self._decide(request)
         self._count(request, answer)
         self._metrics.observe_decision_seconds(time.perf_counter() - started)
@@ -208,8 +232,13 @@ class _Gate:
             )
 
 
-def create_app(service: GateService, tokens: TokenStore, metrics: EvaluatorMetrics) -> FastAPI:
-    """The evaluator's ASGI application around a gate service, its tokens and its metrics."""
+def create_app(
+    service: GateService, tokens: TokenStore, metrics: EvaluatorMetrics, controls: ReleaseControls | None = None
+) -> FastAPI:
+    """The evaluator's ASGI application around a gate service, its tokens and its metrics.
+
+    With `controls`, also the freezes and incidents endpoints (`controls_api`).
+    """
     app = FastAPI(
         title="sloplane evaluator",
         summary="May this deployment proceed? Gate decisions against service-level objectives.",
@@ -222,6 +251,10 @@ def create_app(service: GateService, tokens: TokenStore, metrics: EvaluatorMetri
     _gate_routes(app, _Gate(service, metrics), tokens)
     _read_routes(app, service, tokens)
     _operation_routes(app, service, metrics)
+    if controls is not None:
+        from sloplane.evaluator.controls_api import controls_router  # noqa: PLC0415 (it imports this module)
+
+        app.include_router(controls_router(controls, tokens))
     _publish_request_schema(app)
     return app
 
@@ -253,7 +286,7 @@ def _gate_routes(app: FastAPI, gate: _Gate, tokens: TokenStore) -> None:
     async def evaluate(request: Request, principal: Annotated[Principal, Depends(requires_gate)]) -> Response:
         """The body is read raw and validated here, after authentication, so that no body is ever a 422."""
         body = await _read_body(request)
-        return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal.name))
+        return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal))
 
 
 def _read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> None:
@@ -292,6 +325,38 @@ def _read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> None
         if found is None:
             raise HTTPException(404, f"no SLO named {name!r}")
         return OrjsonResponse(found)
+
+    @app.get(
+        "/v1/slos/{name}/burn",
+        tags=["slos"],
+        summary="Budget burned during deployments and in the background",
+        description=(
+            "The production budget over the SLO's period, split into deployment windows (from the decision "
+            "log: one analysis window before a revision's first gate to its last) and the rest. Scope `read`."
+        ),
+        dependencies=reader,
+        response_model=None,
+        responses={
+            200: {"model": schemas.BurnReport, "description": "The split."},
+            404: {"model": schemas.Problem, "description": "No SLO of that name."},
+            409: {"model": schemas.Problem, "description": "The SLO cannot be split (no event counts, no data)."},
+            503: {"model": schemas.Problem, "description": "The metrics backend could not be read."},
+            **_AUTH_RESPONSES,
+        },
+    )
+    def get_burn(
+        name: str,
+        at: Annotated[AwareDatetime | None, Query(description="As at this RFC 3339 instant.")] = None,
+    ) -> Response:
+        try:
+            split = service.deployment_burn(name, at)
+        except KeyError:
+            raise HTTPException(404, f"no SLO named {name!r}") from None
+        except BurnSplitError as error:
+            raise HTTPException(409, str(error)) from None
+        except BackendError as error:
+            raise HTTPException(503, f"the metrics backend could not be read: {error}") from None
+        return OrjsonResponse(split.to_dict())
 
     _decision_routes(app, service, reader)
 
@@ -338,7 +403,10 @@ def _operation_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetr
         "/readyz",
         tags=["operations"],
         summary="Readiness",
-        description="200 when the backend answers and the decision log is writable; 503 with the reason otherwise.",
+        description=(
+            "200 while the decision log can be read, with reason `degraded: ...` when the metrics backend does "
+            "not answer (gates then decide by their policy); 503 with the reason otherwise."
+        ),
         response_model=None,
         responses={
             200: {"model": schemas.Health},
@@ -380,9 +448,9 @@ def _publish_request_schema(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             components = document.setdefault("components", {}).setdefault("schemas", {})
-            components["GateRequest"] = schemas.GateRequest.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
+            request = schemas.GateRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(request.pop("$defs", {}))  # nested models (breakGlass) become components too
+            components["GateRequest"] = request
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import requests
@@ -27,9 +27,9 @@ from rich.table import Table
 from sloplane.durations import DurationError, format_duration, parse_duration
 from sloplane.evaluator.auth import TokenFileError, TokenStore, new_token
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
-from sloplane.evaluator.model import GateRequest, Measurement, Outcome
+from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.store import DecisionLogError, SqliteDecisionLog
 from sloplane.spec.model import Declaration
 from sloplane.subjects import Fleet
 
@@ -156,6 +156,8 @@ def _remote(url: str, token: str | None, request: GateRequest, timeout: float = 
     """Ask a running evaluator; any transport problem is an `error` answer, not an exception."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {key: value for key, value in request.to_dict().items() if value is not None and key != "requestedBy"}
+    if request.break_glass is not None:  # the evaluator records the token's name as the identity
+        body["breakGlass"] = {"reason": request.break_glass.reason}
     try:
         response = requests.post(f"{url.rstrip('/')}/v1/gates/evaluate", json=body, headers=headers, timeout=timeout)
     except requests.RequestException as error:
@@ -245,6 +247,35 @@ def _decisions_table(found: list[dict[str, Any]]) -> Table:
     return table
 
 
+T = TypeVar("T")
+
+
+def _identity() -> str:
+    """Who breaks the glass from this machine (`freeze` and `incident` name people the same way)."""
+    from sloplane.evaluator.controls_commands import RefusedError, local_user  # it imports this module
+
+    try:
+        return local_user()
+    except RefusedError as error:
+        raise typer.BadParameter(str(error), param_hint="--break-glass") from None
+
+
+def _built(console: _Console, build: Callable[[], T]) -> T:
+    """Build the service; a bad receivers file, S3 URL or store becomes a message and exit 1, not a traceback."""
+    from sloplane.evaluator.controls import ControlsError
+    from sloplane.evaluator.export import ExportError
+    from sloplane.evaluator.notify import ReceiversFileError
+
+    try:
+        return build()
+    except ReceiversFileError as error:
+        for problem in error.problems:
+            console.err.print(problem, markup=False, soft_wrap=True)
+    except (ExportError, ControlsError, DecisionLogError, ValueError) as error:
+        console.err.print(f"cannot start the evaluator: {error}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
 def _token_store(path: Path, console: _Console) -> TokenStore:
     try:
         return TokenStore.from_file(path)
@@ -284,6 +315,15 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         wait: Annotated[bool, typer.Option("--wait", help="Ask again until pass or fail (or --timeout).")] = False,
         timeout: Annotated[str, typer.Option(help="How long --wait waits.")] = "10m",
         poll: Annotated[str, typer.Option(help="Pause between attempts with --wait.")] = "30s",
+        break_glass: Annotated[
+            str | None,
+            typer.Option(
+                "--break-glass",
+                metavar="REASON",
+                help="Let the release through whatever the gate finds; recorded with REASON and who you are "
+                "($SLOPLANE_USER or the OS user; the token's name with --evaluator, which needs scope admin).",
+            ),
+        ] = None,
         db: Db = DEFAULT_DB,
         output_format: Format = "text",
     ) -> None:
@@ -291,7 +331,12 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
             raise typer.BadParameter("give exactly one of --prometheus or --evaluator")
         if (slo is None) == (service is None):
             raise typer.BadParameter("give exactly one of --slo or --service")
-        request = GateRequest(slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli")
+        override = None
+        if break_glass is not None:
+            if not break_glass.strip():
+                raise typer.BadParameter("give a reason", param_hint="--break-glass")
+            override = BreakGlass(break_glass.strip(), _identity())
+        request = GateRequest(slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli", override)
         ask: Callable[[GateRequest], dict[str, Any]]
         if prometheus is not None:
             local = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), SqliteDecisionLog(db))
@@ -309,6 +354,9 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         raise typer.Exit(_outcome(answer).exit_code)
 
     _register_service_commands(app, console)
+    from sloplane.evaluator.controls_commands import register as register_controls  # it imports this module
+
+    register_controls(app, console)
 
 
 def _register_service_commands(app: typer.Typer, console: _Console) -> None:
@@ -325,17 +373,48 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
         db: Db = DEFAULT_DB,
         staleness: Staleness = "5m",
+        controls: Annotated[
+            Path | None, typer.Option(help="Freezes and incidents (SQLite); default: the decision log's file.")
+        ] = None,
+        receivers: Annotated[
+            Path | None, typer.Option(help="PagerDuty and webhook receivers for incident notifications.")
+        ] = None,
+        outbox: Annotated[Path | None, typer.Option(help="Notification outbox; default: <db>-outbox.db.")] = None,
+        export_s3: Annotated[
+            str | None, typer.Option("--export-s3", help="Export the decision log to s3://bucket/prefix.")
+        ] = None,
+        export_interval: Annotated[str, typer.Option(help="How often to export with --export-s3.")] = "5m",
+        s3_endpoint_url: Annotated[
+            str | None, typer.Option("--s3-endpoint-url", help="S3-compatible endpoint (MinIO, Ceph).")
+        ] = None,
+        s3_region: Annotated[str | None, typer.Option("--s3-region", help="The bucket's region.")] = None,
     ) -> None:
-        """Run the evaluator's HTTP API (gates, SLOs, decisions, /metrics) until interrupted."""
+        """Run the evaluator's HTTP API (gates, SLOs, decisions, freezes, incidents, /metrics) until interrupted."""
         import uvicorn  # the web stack is slow to import; only this command needs it
 
-        from sloplane.evaluator.server import ServerConfig, build_app
+        from sloplane.evaluator.server import ServerConfig, build_service
 
         store = _token_store(tokens, console)
-        config = ServerConfig(prometheus, db, store, parse_window(staleness, "--staleness"))
-        application, _ = build_app(_fleet(console, paths), config)
+        config = ServerConfig(
+            prometheus,
+            db,
+            store,
+            parse_window(staleness, "--staleness"),
+            controls=controls,
+            receivers=receivers,
+            outbox=outbox,
+            export_s3=export_s3,
+            export_interval=parse_window(export_interval, "--export-interval"),
+            s3_endpoint_url=s3_endpoint_url,
+            s3_region=s3_region,
+        )
+        service = _built(console, lambda: build_service(_fleet(console, paths), config))
+        service.start()
         console.err.print(f"sloplane evaluator on http://{host}:{port} (OpenAPI at /openapi.json)", markup=False)
-        uvicorn.run(application, host=host, port=port, log_level="warning")
+        try:
+            uvicorn.run(service.app, host=host, port=port, log_level="warning")
+        finally:
+            service.close()
 
     @app.command(name="openapi")
     def openapi_command() -> None:

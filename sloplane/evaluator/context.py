@@ -48,6 +48,9 @@ class IncidentLike(Protocol):
     def title(self) -> str: ...
     @property
     def severity(self) -> str: ...
+    def covers(self, service: str | None) -> bool:
+        """Whether the incident concerns this service (every service when it names none)."""
+        ...
 
 
 @dataclass(frozen=True)

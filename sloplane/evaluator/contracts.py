@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sloplane.evaluator.context import FreezeLike, IncidentLike
+from sloplane.evaluator.deployments import BurnSplit
 from sloplane.evaluator.model import Decision, GateRequest, GateResult
 
 
@@ -63,6 +64,10 @@ class GateService(Protocol):
 
     def slo(self, name: str, at: datetime | None = None) -> dict[str, Any] | None:
         """One SLO's declaration summary and its current measurements; None when unknown."""
+        ...
+
+    def deployment_burn(self, name: str, at: datetime | None = None) -> BurnSplit:
+        """The SLO's production budget split into deployment windows and background (KeyError if unknown)."""
         ...
 
     def ready(self) -> tuple[bool, str]:

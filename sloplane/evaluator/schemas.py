@@ -22,6 +22,14 @@ _NAME = 253
 _TEXT = 1024
 
 
+class BreakGlassRequest(BaseModel):
+    """Let this release through whatever the gate finds; needs the `admin` scope, recorded with the token's name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=_TEXT, description="Why, for the audit trail (an incident, a fix).")
+
+
 class GateRequest(BaseModel):
     """A gate request: an SLO, or every SLO of a service, at a stage, for a release."""
 
@@ -45,6 +53,9 @@ class GateRequest(BaseModel):
     rollout: str | None = Field(None, max_length=_TEXT, description="The rollout asking (Argo Rollouts name).")
     at: AwareDatetime | None = Field(
         None, description="Decide as at this RFC 3339 instant (back-testing); now when absent."
+    )
+    breakGlass: BreakGlassRequest | None = Field(  # noqa: N815 (the wire name)
+        None, description="Override a failing gate (scope `admin`); the override and its reason are recorded."
     )
 
     @model_validator(mode="after")
@@ -86,6 +97,7 @@ class RecordedRequest(_Shape):
     rollout: str | None = None
     at: datetime | None = None
     requested_by: str | None = Field(None, description="The name of the token that asked.")
+    break_glass: dict[str, str] | None = Field(None, description="`reason` and `identity` of a break-glass override.")
 
 
 class WindowMeasurement(_Shape):
@@ -176,3 +188,37 @@ class Health(BaseModel):
 
     status: str
     reason: str | None = None
+
+
+class DeploymentBurn(_Shape):
+    """One revision's deployment window and the budget burned inside it."""
+
+    service: str
+    revision: str
+    pipeline: str | None = None
+    start: datetime
+    end: datetime
+    outcome: str = Field(description="The last decision about this revision; `fail` means it was stopped.")
+    rolled_back: bool
+    decisions: int
+    bad_events: float
+    events: float
+    budget_consumed: float | None = Field(description="Fraction of the period's whole budget.")
+
+
+class BurnReport(_Shape):
+    """An SLO's production budget over its period: burned during deployments, and in the background."""
+
+    slo: str
+    stage: str | None = None
+    period_start: datetime
+    at: datetime
+    events: float
+    bad_events: float
+    allowed_bad_events: float
+    budget_consumed: float | None
+    deployment_budget_consumed: float | None
+    background_budget_consumed: float | None
+    deployment_bad_events: float
+    background_bad_events: float
+    deployments: list[DeploymentBurn]

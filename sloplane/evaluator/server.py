@@ -1,12 +1,15 @@
-"""Assembling the evaluator service: backend, cache, decision log, tokens, metrics, HTTP app.
+"""Assembling the evaluator service: backend, cache, decision log, controls, notifier, export, HTTP app.
 
-`sloplane serve` and the tests build the same thing through `build_app`, so what is tested is what
-runs. Tokens are required: an evaluator that anyone on the network can ask to record decisions is
-an audit trail anyone can write to.
+`sloplane serve` and the tests build the same thing through `build_service` (or `build_app` for the
+app alone), so what is tested is what runs. Tokens are required: an evaluator that anyone on the
+network can ask to record decisions is an audit trail anyone can write to. The notifier and the S3
+exporter run on their own threads, started and stopped with the service: a decision never waits
+for a page to be delivered or a batch to be uploaded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +19,10 @@ from fastapi import FastAPI
 from sloplane.evaluator.api import create_app
 from sloplane.evaluator.auth import TokenStore
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.controls import ReleaseControls
+from sloplane.evaluator.export import PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.metrics import EvaluatorMetrics
+from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.store import SqliteDecisionLog
 from sloplane.subjects import Fleet
@@ -31,10 +37,78 @@ class ServerConfig:
     tokens: TokenStore
     staleness: timedelta = timedelta(minutes=5)
     timeout: float = 5.0
+    controls: Path | None = None
+    """The freezes and incidents file; None: the decision log's file."""
+    receivers: Path | None = None
+    """PagerDuty and webhook receivers (`--receivers`); None: no notifications."""
+    outbox: Path | None = None
+    """The notifier's outbox; None: `<db stem>-outbox.db` next to the decision log."""
+    export_s3: str | None = None
+    """`s3://bucket/prefix` to export the decision log to; None: no export."""
+    export_interval: timedelta = timedelta(minutes=5)
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    export_source: str | None = None
+    """The folder under the prefix this evaluator writes; None: the decision log's file stem."""
 
 
-def build_app(fleet: Fleet, config: ServerConfig) -> tuple[FastAPI, Evaluator]:
-    """The HTTP app and the evaluator behind it, wired to one metrics registry."""
+@dataclass
+class EvaluatorService:
+    """The HTTP app and what runs beside it; `start` and `close` the background threads."""
+
+    app: FastAPI
+    evaluator: Evaluator
+    controls: ReleaseControls
+    notifier: Notifier | None = None
+    exporter: PeriodicExporter | None = None
+
+    def start(self) -> None:
+        """Start delivering notifications and exporting decisions."""
+        if self.notifier is not None:
+            self.notifier.start()
+        if self.exporter is not None:
+            self.exporter.start()
+
+    def close(self) -> None:
+        """Stop the threads (a last export included) and close the stores."""
+        if self.exporter is not None:
+            self.exporter.stop()
+        if self.notifier is not None:
+            self.notifier.close()
+        self.controls.close()
+
+
+def open_war_room(controls: ReleaseControls) -> Callable[[WarRoom], None]:
+    """A hook for the notifier: several services failing on one release opens a major incident that
+    names no service, so it freezes every gate (`freezeOnMajorIncident`) until someone resolves it."""
+
+    def hook(room: WarRoom) -> None:
+        release = f"revision {room.revision}" if room.revision else room.key
+        title = f"{len(room.services)} services failing on {release}: {', '.join(room.services)}"
+        # No services named: a release breaking several services at once stops every release.
+        controls.open_incident(title, "major", "sloplane-notifier", key=room.dedup_key, source="notifier")
+
+    return hook
+
+
+def _notifier(fleet: Fleet, config: ServerConfig, controls: ReleaseControls) -> Notifier | None:
+    if config.receivers is None:
+        return None
+    outbox = config.outbox or config.db.with_name(f"{config.db.stem}-outbox.db")
+    return Notifier(fleet, load_receivers(config.receivers), outbox, on_war_room=open_war_room(controls))
+
+
+def _exporter(config: ServerConfig, log: SqliteDecisionLog) -> PeriodicExporter | None:
+    if config.export_s3 is None:
+        return None
+    client = s3_client(config.s3_endpoint_url, config.s3_region)
+    source = config.export_source or config.db.stem
+    location = S3Location.parse(config.export_s3)
+    return PeriodicExporter(log, client, location, source=source, interval=config.export_interval)
+
+
+def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
+    """Everything `sloplane serve` runs, not yet started. Raises on a bad receivers file or S3 URL."""
     metrics = EvaluatorMetrics()
 
     def observe(seconds: float, outcome: str) -> None:
@@ -44,7 +118,23 @@ def build_app(fleet: Fleet, config: ServerConfig) -> tuple[FastAPI, Evaluator]:
         metrics.record_cache(hit=hit)
 
     backend = PrometheusBackend(config.prometheus, timeout=config.timeout, observe=observe)
+    controls = ReleaseControls(config.controls or config.db)
+    log = SqliteDecisionLog(config.db)
+    notifier = _notifier(fleet, config, controls)
     evaluator = Evaluator(
-        fleet, backend, SqliteDecisionLog(config.db), staleness=config.staleness, on_cache_lookup=cache_lookup
+        fleet,
+        backend,
+        log,
+        staleness=config.staleness,
+        on_cache_lookup=cache_lookup,
+        controls=controls,
+        on_decision=None if notifier is None else notifier.on_decision,
     )
-    return create_app(evaluator, config.tokens, metrics), evaluator
+    app = create_app(evaluator, config.tokens, metrics, controls)
+    return EvaluatorService(app, evaluator, controls, notifier, _exporter(config, log))
+
+
+def build_app(fleet: Fleet, config: ServerConfig) -> tuple[FastAPI, Evaluator]:
+    """The HTTP app and the evaluator behind it (no notifier or export threads started)."""
+    service = build_service(fleet, config)
+    return service.app, service.evaluator

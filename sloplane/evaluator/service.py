@@ -221,11 +221,16 @@ class Evaluator:
         return comparison, None
 
     def _controls(self, service: str, at: datetime) -> tuple[list[Any], list[Any], str | None]:
-        """Freezes covering the service and open major incidents at `at`, or why they could not be read."""
+        """Freezes and open major incidents covering the service at `at`, or why they could not be read.
+
+        An incident that names services freezes those; one that names none (a war room, the house on
+        fire) freezes every release.
+        """
         if self.controls is None:
             return [], [], None
         try:
-            return list(self.controls.active_freezes(service, at)), list(self.controls.open_major_incidents(at)), None
+            incidents = [i for i in self.controls.open_major_incidents(at) if i.covers(service)]
+            return list(self.controls.active_freezes(service, at)), incidents, None
         except Exception as error:  # any storage failure: the freeze guard fails closed and says why
             return [], [], f"{type(error).__name__}: {error}"
 
@@ -238,7 +243,10 @@ class Evaluator:
     ) -> Decision:
         """Run the pipeline for one subject whose measurement (and related ones) are in `measurements`."""
         at = measurements[target.key].at
-        freezes, incidents, controls_error = self._controls(target.declaration.spec.service, at)
+        # Freezes are read at the real instant, not the interval-aligned one: a freeze made a few
+        # seconds ago must stop the next gate, even though that gate shares the interval's reads.
+        controls_at = request.at or self.clock()
+        freezes, incidents, controls_error = self._controls(target.declaration.spec.service, controls_at)
         comparison, comparison_error = self._compare(target, at)
         context = GateContext(
             target.declaration,
@@ -342,12 +350,16 @@ class Evaluator:
         return {**self._summary(declaration), "measurements": [m.to_dict() for m in measurements]}
 
     def ready(self) -> tuple[bool, str]:
-        """Ready when the backend answers and the decision log can be read."""
-        healthy, reason = self.backend.healthy()
-        if not healthy:
-            return False, f"backend: {reason}"
+        """Ready while the decision log can be read; a backend that does not answer only degrades.
+
+        An evaluator whose metrics backend is down still answers every gate by its policy (fail
+        closed, by default) and records why. Taking it out of its Service instead would turn those
+        recorded decisions into "evaluator unreachable" errors in every pipeline, and a rollout of
+        the evaluator itself would stall on readiness for as long as the backend is away.
+        """
         try:
             self.log.count()
         except Exception as error:  # any storage failure means not ready; the reason says which
             return False, f"decision log: {error}"
-        return True, "ok"
+        healthy, reason = self.backend.healthy()
+        return True, "ok" if healthy else f"degraded: backend: {reason} (gates answer by their onBackendError policy)"

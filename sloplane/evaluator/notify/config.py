@@ -1,0 +1,189 @@
+"""The receivers file of `sloplane serve --receivers FILE`: where incidents go and how hard to try.
+
+::
+
+    receivers:
+      payments-oncall:
+        pagerduty: {routingKey: R0UT1NGKEY, url: https://events.pagerduty.com/v2/enqueue}
+        webhook: {url: https://chat.example/hooks/slo, headers: {Authorization: Bearer ...}}
+    defaults: {deployment: payments-oncall, background: payments-oncall}
+    grouping: {wait: 30s, window: 15m, minServices: 2}
+    retry: {initial: 1s, max: 5m, maxAttempts: 0}   # 0: retry forever
+
+Parsed with the declaration models' conventions (camelCase keys, unknown keys refused) and reported
+the same way (`file:line:column: error: field: message`), so a typo in the file that decides who
+gets paged is caught at start-up with a pointer to the line, not discovered during an incident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from sloplane.spec.diagnostics import Diagnostic, Position, Severity
+from sloplane.spec.model import Declaration
+from sloplane.spec.policy import Url
+from sloplane.spec.types import Duration, SpecModel
+from sloplane.spec.validation import did_you_mean, validate
+from sloplane.spec.yamlsource import YamlSyntaxError, read_documents
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class ReceiversFileError(Exception):
+    """The receivers file is missing, malformed, or names receivers that do not exist."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class PagerDuty(SpecModel):
+    """A PagerDuty Events API v2 integration (the service's routing key)."""
+
+    routing_key: NonEmpty
+    url: Url = PAGERDUTY_EVENTS_URL
+    """Overridable for EU accounts, proxies and tests."""
+
+
+class Webhook(SpecModel):
+    """Any HTTP endpoint that takes the documented `sloplane.incident` JSON body."""
+
+    url: Url
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Receiver(SpecModel):
+    """One named destination; incidents go to every channel it has."""
+
+    pagerduty: PagerDuty | None = None
+    webhook: Webhook | None = None
+
+    @model_validator(mode="after")
+    def _has_a_channel(self) -> Self:
+        if self.pagerduty is None and self.webhook is None:
+            raise ValueError("a receiver needs 'pagerduty', 'webhook' or both")
+        return self
+
+
+class Defaults(SpecModel):
+    """Receivers for declarations that name none in `spec.alerting.routing`."""
+
+    deployment: str | None = None
+    background: str | None = None
+
+
+class Grouping(SpecModel):
+    """Turning many services failing on one release into one war room instead of a page storm."""
+
+    wait: Duration = timedelta(seconds=30)
+    """How long a deployment-related failure is held to see whether other services join it."""
+    window: Duration = timedelta(minutes=15)
+    """Failures this close together on one revision or pipeline count as one incident; also the
+    span within which repeats of one dedup key are suppressed."""
+    min_services: int = Field(default=2, ge=2, strict=True)
+
+
+class Retry(SpecModel):
+    """Exponential backoff with jitter for receivers that are down or overloaded."""
+
+    initial: Duration = timedelta(seconds=1)
+    max: Duration = timedelta(minutes=5)
+    max_attempts: int = Field(default=0, ge=0, strict=True)
+    """0 retries forever: an incident notification is never given up on silently."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max < self.initial:
+            raise ValueError("'max' must not be shorter than 'initial'")
+        return self
+
+
+class ReceiversConfig(SpecModel):
+    """The whole receivers file."""
+
+    receivers: dict[NonEmpty, Receiver] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    grouping: Grouping = Field(default_factory=Grouping)
+    retry: Retry = Field(default_factory=Retry)
+
+    @field_validator("defaults")
+    @classmethod
+    def _defaults_exist(cls, defaults: Defaults, info: ValidationInfo) -> Defaults:
+        known = sorted(info.data.get("receivers") or {})
+        for kind in ("deployment", "background"):
+            name = getattr(defaults, kind)
+            if name is not None and name not in known:
+                raise ValueError(f"'{kind}' names unknown receiver '{name}'{did_you_mean(name, known)}")
+        return defaults
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The receiver each SLO's incidents go to, by kind; None means the SLO notifies nobody."""
+
+    deployment: str | None
+    background: str | None
+
+    def for_kind(self, kind: str) -> str | None:
+        """The receiver for `deployment` or `background` incidents."""
+        return self.deployment if kind == "deployment" else self.background
+
+
+def _file_error(path: str, message: str, position: Position | None = None) -> ReceiversFileError:
+    where = position or Position(1, 1)
+    return ReceiversFileError([Diagnostic(path, where, "", message, Severity.ERROR, "receivers").render()])
+
+
+def load_receivers(path: str | Path) -> ReceiversConfig:
+    """Read and validate a receivers file; ReceiversFileError lists every problem with its line."""
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise _file_error(shown, f"cannot read the receivers file: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise _file_error(shown, "not UTF-8 text") from None
+    try:
+        documents = read_documents(shown, text)
+    except YamlSyntaxError as error:
+        raise _file_error(shown, error.message, error.position) from None
+    if len(documents) != 1 or not isinstance(documents[0].data, dict):
+        raise _file_error(
+            shown, "expected one YAML mapping with 'receivers' (and optionally defaults, grouping, retry)"
+        )
+    config, diagnostics = validate(ReceiversConfig, documents[0].data, documents[0])
+    if config is None:
+        raise ReceiversFileError([diagnostic.render() for diagnostic in diagnostics])
+    return config
+
+
+def resolve_routes(fleet: Mapping[str, Declaration], config: ReceiversConfig) -> dict[str, Routes]:
+    """Each SLO's receivers: its declared routing, else the file's defaults.
+
+    Raises ReceiversFileError naming every SLO that routes to a receiver the file does not define,
+    at start-up: finding out when the first incident is dropped would be too late.
+    """
+    routes: dict[str, Routes] = {}
+    problems: list[str] = []
+    known = sorted(config.receivers)
+    for name, declaration in sorted(fleet.items()):
+        routing = declaration.spec.alerting.routing
+        chosen = Routes(
+            routing.deployment or config.defaults.deployment, routing.background or config.defaults.background
+        )
+        for kind, receiver in (("deployment", routing.deployment), ("background", routing.background)):
+            if receiver is not None and receiver not in config.receivers:
+                hint = did_you_mean(receiver, known) or f" (known receivers: {', '.join(known) or 'none'})"
+                problems.append(f"SLO '{name}': spec.alerting.routing.{kind}: unknown receiver '{receiver}'{hint}")
+        routes[name] = chosen
+    if problems:
+        raise ReceiversFileError(problems)
+    return routes

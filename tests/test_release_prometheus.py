@@ -1,0 +1,264 @@
+"""Release-aware decisions against a real Prometheus holding synthetic history.
+
+One server, 26 hours of one-minute history. Each service is a scenario: a canary worse than
+stable, one outage on both stages, a dependency outage, too little canary traffic, a healthy
+service frozen by hand and by an incident, break-glass, and burn split by deployment windows.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sloplane.evaluator.auth import TokenStore
+from sloplane.evaluator.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.controls import ReleaseControls
+from sloplane.evaluator.model import BreakGlass, Decision, GateRequest, Outcome
+from sloplane.evaluator.server import ServerConfig, build_service
+from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_counts, http_traffic
+from sloplane.subjects import Fleet
+from tests.evaluator_data import load_fleet
+from tests.fake_http import EventReceiver, serve
+
+END = datetime(2024, 5, 1, tzinfo=UTC)
+START = END - timedelta(hours=26)
+BASE = 0.0005
+HALF_HOUR = timedelta(minutes=30)
+
+
+def _slo(name: str, extra: str = "", staged: bool = False) -> str:
+    stages = (
+        "stages:\n  - {name: canary, selector: {stage: canary}}\n  - {name: production, selector: {stage: stable}}\n"
+        if staged
+        else ""
+    )
+    body = f"service: {name}\nowners: {{team: sre}}\nobjective: 99.9\nwindow: 1d\n"
+    body += f"sli: {{http: {{metric: http_requests_total, selector: {{job: {name}}}}}}}\n{stages}{extra}"
+    header = f"apiVersion: sloplane.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {{name: {name}}}\nspec:\n"
+    return header + textwrap.indent(body, "  ")
+
+
+FLEET = "---\n".join(
+    [
+        _slo("shop", staged=True),
+        _slo("storm", staged=True),
+        _slo("thin", staged=True),
+        _slo("payments"),
+        _slo("frontend", "gate: {dependencies: [payments]}\n"),
+        _slo("calm"),
+        _slo("release"),
+        _slo("orders"),
+    ]
+)
+
+
+def _ending(last: list[Segment], rate: float = 600.0) -> list[Segment]:
+    tail = sum((s.duration for s in last), timedelta())
+    return [Segment(END - START - tail, rate, BASE), *last]
+
+
+DEPLOYED = END - timedelta(hours=3)
+"""`release` is deployed (revision r7) at this time; the deployment errs for 20 minutes and is rolled back."""
+SPIKE = END - timedelta(hours=6)
+"""`release` has a 10-minute background spike here, with no deployment in progress."""
+
+
+def _release() -> list[Segment]:
+    return [
+        Segment(SPIKE - START, 600.0, BASE),
+        Segment(timedelta(minutes=10), 600.0, 0.2),
+        Segment(DEPLOYED - SPIKE - timedelta(minutes=10), 600.0, BASE),
+        Segment(timedelta(minutes=20), 600.0, 0.2),
+        Segment(END - DEPLOYED - timedelta(minutes=20), 600.0, BASE),
+    ]
+
+
+def _traffic(job: str, segments: list[Segment], stage: str | None = None) -> HttpTraffic:
+    labels = {"job": job} if stage is None else {"job": job, "stage": stage}
+    return http_traffic(segments, start=START, labels=labels)
+
+
+TRAFFIC = [
+    _traffic("shop", _ending([]), "stable"),
+    _traffic("shop", _ending([Segment(HALF_HOUR, 60.0, 0.05)], rate=60.0), "canary"),
+    _traffic("storm", _ending([Segment(HALF_HOUR, 600.0, 1.0)]), "stable"),
+    _traffic("storm", _ending([Segment(HALF_HOUR, 60.0, 1.0)], rate=60.0), "canary"),
+    _traffic("thin", _ending([]), "stable"),
+    _traffic("thin", _ending([], rate=1.0), "canary"),
+    _traffic("payments", _ending([Segment(HALF_HOUR, 600.0, 1.0)])),
+    _traffic("frontend", _ending([Segment(HALF_HOUR, 600.0, 0.5)])),
+    _traffic("calm", _ending([])),
+    _traffic("orders", _ending([Segment(HALF_HOUR, 600.0, 1.0)])),
+]
+RELEASE = _traffic("release", _release())
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    return load_fleet(tmp_path_factory.mktemp("fleet"), FLEET)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusSandbox]:
+    with PrometheusSandbox(tmp_path_factory.mktemp("prometheus"), [*TRAFFIC, RELEASE]) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def controls(tmp_path: Path) -> Iterator[ReleaseControls]:
+    store = ReleaseControls(tmp_path / "controls.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def evaluator(fleet: Fleet, prometheus: PrometheusSandbox, controls: ReleaseControls, tmp_path: Path) -> Evaluator:
+    log = SqliteDecisionLog(tmp_path / "decisions.db")
+    return Evaluator(fleet, PrometheusBackend(prometheus.url), log, controls=controls)
+
+
+def _gate(evaluator: Evaluator, slo: str, stage: str | None = None, **fields: object) -> Decision:
+    request = GateRequest(slo=slo, stage=stage, at=fields.pop("at", END), revision="r1", **fields)  # type: ignore[arg-type]
+    (decision,) = evaluator.gate(request).decisions
+    return decision
+
+
+def _codes(decision: Decision) -> list[str]:
+    return [reason.code for reason in decision.reasons]
+
+
+def test_a_canary_worse_than_stable_fails_with_a_p_value(evaluator: Evaluator) -> None:
+    decision = _gate(evaluator, "shop", "canary")
+    assert decision.outcome is Outcome.FAIL
+    worse = next(reason for reason in decision.reasons if reason.code == "canary-worse")
+    values = worse.values
+    assert values["p_value"] < 0.001
+    assert values["canary_error_ratio"] == pytest.approx(0.05, rel=1e-9)
+    assert values["baseline_error_ratio"] == pytest.approx(BASE, rel=1e-9)
+    assert values["effect_burn_rate"] == pytest.approx((0.05 - BASE) / 0.001, rel=1e-9)
+    assert values["canary_intervals"] == values["baseline_intervals"] == 10
+    assert "background" not in _codes(decision)
+
+
+def test_stable_is_not_compared_with_itself(evaluator: Evaluator) -> None:
+    decision = _gate(evaluator, "shop", "production")
+    assert decision.outcome is Outcome.PASS
+    assert not {"canary-worse", "canary-comparable"} & set(_codes(decision))
+
+
+def test_the_same_outage_on_both_stages_is_background_not_a_rollback(evaluator: Evaluator) -> None:
+    decision = _gate(evaluator, "storm", "canary")
+    assert decision.outcome is Outcome.INCONCLUSIVE
+    codes = _codes(decision)
+    assert "alert-active" in codes and "canary-comparable" in codes and codes[-1] == "background"
+    assert decision.reasons[-1].values["baseline_stage"] == "production"
+
+
+def test_a_dependency_outage_is_inconclusive_and_named(evaluator: Evaluator) -> None:
+    decision = _gate(evaluator, "frontend")
+    assert decision.outcome is Outcome.INCONCLUSIVE
+    assert decision.reasons[-1].code == "dependency"
+    assert decision.reasons[-1].values["dependency"] == "payments"
+    assert "payments" in decision.reasons[-1].message
+    before = _gate(evaluator, "frontend", at=END - timedelta(hours=2))  # both healthy then
+    assert before.outcome is Outcome.PASS
+
+
+def test_too_little_canary_traffic_is_inconclusive(evaluator: Evaluator) -> None:
+    decision = _gate(evaluator, "thin", "canary")
+    assert decision.outcome is Outcome.INCONCLUSIVE
+    low = next(reason for reason in decision.reasons if reason.code == "canary-low-traffic")
+    assert low.values["canary_events"] == pytest.approx(10.0)
+
+
+def test_a_freeze_fails_a_healthy_slo_until_it_is_lifted(evaluator: Evaluator, controls: ReleaseControls) -> None:
+    assert _gate(evaluator, "calm").outcome is Outcome.PASS
+    freeze = controls.freeze("calm", "quarter-end close", "alice", at=END - timedelta(hours=1))
+    decision = _gate(evaluator, "calm")
+    assert decision.outcome is Outcome.FAIL and _codes(decision) == ["frozen"]
+    assert decision.reasons[0].values["freeze"] == freeze.id and "quarter-end close" in decision.reasons[0].message
+    assert _gate(evaluator, "calm", at=END - timedelta(hours=2)).outcome is Outcome.PASS  # replay: before it
+    controls.lift(freeze.id, "alice", "close done", at=END - timedelta(minutes=30))
+    assert _gate(evaluator, "calm").outcome is Outcome.PASS
+
+
+def test_an_open_major_incident_freezes_every_gate(evaluator: Evaluator, controls: ReleaseControls) -> None:
+    incident = controls.open_incident("checkout down", "major", "bob", at=END - timedelta(minutes=10))
+    decision = _gate(evaluator, "calm")
+    assert decision.outcome is Outcome.FAIL and decision.reasons[0].values["incident"] == incident.id
+    controls.open_incident("slow search", "minor", "bob", at=END - timedelta(minutes=10))
+    controls.open_incident("payments down", "major", "bob", services=["payments"], at=END - timedelta(minutes=10))
+    controls.resolve_incident(incident.id, "bob", at=END - timedelta(minutes=5))
+    assert _gate(evaluator, "calm").outcome is Outcome.PASS  # minor ones, and major ones of other services, do not
+
+
+def test_break_glass_passes_and_is_recorded(evaluator: Evaluator) -> None:
+    override = BreakGlass("rollback of the rollback: INC-7 fix", "carol")
+    decision = _gate(evaluator, "shop", "canary", break_glass=override)
+    assert decision.outcome is Outcome.PASS
+    assert _codes(decision)[-1] == "break-glass" and "canary-worse" in _codes(decision)
+    (recorded,) = evaluator.log.query(slo="shop", limit=1)
+    assert recorded["decision"] == "pass"
+    assert recorded["request"]["breakGlass"] == {"reason": "rollback of the rollback: INC-7 fix", "identity": "carol"}
+    assert recorded["reasons"][-1]["values"]["overridden"] == "fail"
+
+
+def test_burn_during_a_deployment_is_reported_apart_from_background(evaluator: Evaluator) -> None:
+    for minutes in (5, 15):  # the pipeline gates r7 twice while it errs; the second gate fails
+        evaluator.gate(GateRequest(slo="release", revision="r7", at=DEPLOYED + timedelta(minutes=minutes)))
+    split = evaluator.deployment_burn("release", END)
+    lead = timedelta(minutes=10)  # the analysis window before the first gate
+    window_start, window_end = DEPLOYED + timedelta(minutes=5) - lead, DEPLOYED + timedelta(minutes=15)
+    deployed_bad, deployed_all = expected_counts(RELEASE, window_end, window_end - window_start)
+    period_bad, period_all = expected_counts(RELEASE, END, timedelta(days=1))
+    (window, bad, total) = split.deployments[0]
+    assert (window.revision, window.outcome, window.decisions) == ("r7", "fail", 2)
+    assert bad == pytest.approx(deployed_bad, rel=1e-9) and total == pytest.approx(deployed_all, rel=1e-9)
+    assert split.bad_events == pytest.approx(period_bad, rel=1e-9)
+    assert split.background_bad_events == pytest.approx(period_bad - deployed_bad, rel=1e-9)
+    report = split.to_dict()
+    assert report["deploymentBudgetConsumed"] == pytest.approx(deployed_bad / (0.001 * period_all), rel=1e-9)
+    assert report["deployments"][0]["rolledBack"] is True
+
+
+RECEIVERS = """\
+receivers:
+  oncall:
+    pagerduty: {{routingKey: oncall-key, url: "{base}/v2/enqueue"}}
+defaults: {{deployment: oncall, background: oncall}}
+grouping: {{wait: 200ms, window: 15m, minServices: 2}}
+retry: {{initial: 50ms, max: 200ms}}
+"""
+
+
+def test_three_services_failing_on_one_revision_open_one_war_room_that_freezes_every_gate(
+    fleet: Fleet, prometheus: PrometheusSandbox, tmp_path: Path
+) -> None:
+    receiver = EventReceiver()
+    with serve(receiver) as base:
+        receivers = tmp_path / "receivers.yaml"
+        receivers.write_text(RECEIVERS.format(base=base))
+        config = ServerConfig(prometheus.url, tmp_path / "decisions.db", TokenStore([]), receivers=receivers)
+        service = build_service(fleet, config)
+        service.start()
+        try:
+            for slo, stage in (("payments", None), ("orders", None), ("shop", "canary")):
+                request = GateRequest(slo=slo, stage=stage, at=END, revision="r42", pipeline="deploy-9")
+                assert service.evaluator.gate(request).outcome is Outcome.FAIL
+            assert service.notifier is not None and service.notifier.flush(10, include_held=True)
+            (event,) = receiver.events("/v2/enqueue")
+            assert event["dedup_key"] == "sloplane/war-room/revision/r42"
+            assert event["routing_key"] == "oncall-key" and event["event_action"] == "trigger"
+            (incident,) = service.controls.open_major_incidents(datetime.now(UTC))
+            assert incident.title == "3 services failing on revision r42: orders, payments, shop"
+            assert incident.key == "sloplane/war-room/revision/r42" and incident.services == ()
+            frozen = service.evaluator.gate(GateRequest(slo="calm", revision="r43")).decisions[0]
+            assert frozen.outcome is Outcome.FAIL and frozen.reasons[0].values["incident"] == incident.id
+        finally:
+            service.close()
