@@ -1,9 +1,13 @@
 """Positions, duplicate keys and YAML 1.2-style scalars."""
 
+from pathlib import Path
+
 import pytest
 
+from sloplane.spec import load_paths
 from sloplane.spec.diagnostics import Position
 from sloplane.spec.yamlsource import YamlSyntaxError, read_documents
+from tests.conftest import minimal
 
 TEXT = """\
 a: 1
@@ -61,3 +65,16 @@ def test_unknown_tags_are_errors_not_crashes() -> None:
     with pytest.raises(YamlSyntaxError) as caught:
         read_documents("f.yaml", "a: !secret value\n")
     assert caught.value.position == Position(1, 4)
+
+
+def test_folders_skip_hidden_copies_such_as_a_mounted_configmaps(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as symlinks into a `..<timestamp>/` folder holding the same files."""
+    hidden = tmp_path / "..2026_11_26_12_00_00.123"
+    hidden.mkdir()
+    (hidden / "checkout.yaml").write_text(minimal())
+    (tmp_path / "..data").symlink_to(hidden.name)
+    (tmp_path / "checkout.yaml").symlink_to(Path("..data") / "checkout.yaml")
+    (tmp_path / ".draft.yaml").write_text(minimal("draft"))
+    result = load_paths([tmp_path])
+    assert result.errors == []
+    assert [declaration.name for declaration in result.declarations] == ["checkout-availability"]

@@ -1,6 +1,15 @@
 """Pulumi component resources: thin wrappers that register what the renderers produce."""
 
+from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, SloEvaluatorArgs
 from sloplane.components.fleet import SloFleet, SloFleetArgs
 from sloplane.components.slo import ServiceLevelObjective, ServiceLevelObjectiveArgs
 
-__all__ = ["ServiceLevelObjective", "ServiceLevelObjectiveArgs", "SloFleet", "SloFleetArgs"]
+__all__ = [
+    "EvaluatorArgs",
+    "ServiceLevelObjective",
+    "ServiceLevelObjectiveArgs",
+    "SloEvaluator",
+    "SloEvaluatorArgs",
+    "SloFleet",
+    "SloFleetArgs",
+]

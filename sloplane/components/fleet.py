@@ -12,6 +12,7 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
+from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.slo import (
     ServiceLevelObjective,
     ServiceLevelObjectiveArgs,
@@ -39,6 +40,8 @@ class SloFleetArgs(TypedDict):
     rule_labels: NotRequired[pulumi.Input[Mapping[str, str]]]
     dashboard_label: NotRequired[pulumi.Input[Sequence[str]]]
     grafana_url: NotRequired[pulumi.Input[str]]
+    evaluator: NotRequired[EvaluatorArgs]
+    """When given, one `SloEvaluator` child serves every declaration of the folder."""
 
 
 def _children_for(targets: Sequence[Target]) -> list[str]:
@@ -63,7 +66,7 @@ class SloFleet(pulumi.ComponentResource):
             raise run_error(str(error)) from None
         super().__init__(TOKEN, name, None, opts)
         fleet = Fleet(declarations)
-        shared: dict[str, Any] = {key: value for key, value in args.items() if key != "path"}
+        shared: dict[str, Any] = {key: value for key, value in args.items() if key not in ("path", "evaluator")}
         self.slos: dict[str, ServiceLevelObjective] = {}
         for declaration in active(declarations):
             create = _children_for(declaration.spec.targets)
@@ -83,6 +86,7 @@ class SloFleet(pulumi.ComponentResource):
             k8s,
         )
         self.overview = config_map(f"{name}-overview", overview, pulumi.ResourceOptions(parent=self))
+        self.evaluator: SloEvaluator | None = evaluator_for(name, args, declarations, self)
         rules = [slo.rule_name for slo in self.slos.values()]
         dashboards = [slo.dashboard_name for slo in self.slos.values()]
         self.rule_names = pulumi.Output.all(*rules).apply(lambda found: [n for n in found if n])

@@ -16,6 +16,7 @@ import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.core.v1 import ConfigMap
 
+from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.render import grafana, kubernetes, names
 from sloplane.render.kubernetes import KubernetesOptions
 from sloplane.render.prometheus import RenderOptions, rule_file
@@ -41,6 +42,8 @@ class ServiceLevelObjectiveArgs(TypedDict):
     create: NotRequired[pulumi.Input[Sequence[str]]]
     """Which children to create: prometheusRule, dashboard, probe (default: all that apply)."""
     grafana_url: NotRequired[pulumi.Input[str]]
+    evaluator: NotRequired[EvaluatorArgs]
+    """When given, an `SloEvaluator` child serves this declaration (Kubernetes name sloplane-evaluator-<slo>)."""
 
 
 def run_error(message: str) -> pulumi.RunError:
@@ -131,6 +134,9 @@ class ServiceLevelObjective(pulumi.ComponentResource):
             self.dashboard = config_map(f"{name}-dashboard", dashboard_object, child)
         self.rule_name = _name_of(self.rule, names.prometheus_rule(declaration.name))
         self.dashboard_name = _name_of(self.dashboard, kubernetes.dashboard_config_map_name(declaration.name))
+        self.evaluator: SloEvaluator | None = evaluator_for(
+            name, args, [declaration], self, default_name=f"{names.PREFIX}-evaluator-{declaration.name}"
+        )
         self.register_outputs({"rule_name": self.rule_name, "dashboard_name": self.dashboard_name})
 
 

@@ -60,12 +60,20 @@ def _file_error(path: str, message: str, code: str) -> Diagnostic:
     return Diagnostic(path, Position(1, 1), "", message, Severity.ERROR, code)
 
 
+def _visible(path: Path, base: Path) -> bool:
+    """Not hidden below `base`: a ConfigMap mounted as a folder keeps copies in `..<timestamp>/` folders,
+    and editors and git keep dot-files; reading those would declare every SLO twice."""
+    return not any(part.startswith(".") for part in path.relative_to(base).parts)
+
+
 def expand_paths(paths: Iterable[Path], diagnostics: list[Diagnostic]) -> list[Path]:
-    """Files as given, folders as every YAML file below them in name order."""
+    """Files as given, folders as every YAML file below them in name order (hidden files and folders skipped)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file() and _visible(p, path)
+            )
             if not found:
                 diagnostics.append(_file_error(str(path), "folder holds no *.yaml or *.yml files", "no-files"))
             files.extend(found)

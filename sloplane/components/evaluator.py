@@ -1,0 +1,235 @@
+"""`SloEvaluator`: `sloplane serve` deployed into the same cluster as the rules it reads.
+
+Thin on purpose, like the other components: the settings become an `EvaluatorSettings`, the
+renderer in `sloplane.render.evaluator` builds the objects, and each is registered as a child.
+The only thing added here is secrecy: the token and receiver files go into the Secret wrapped in
+`pulumi.Output.secret`, so they are encrypted in state and never appear in the other objects.
+
+Settings other than `tokens` and `receivers` must be plain values (not Outputs): they shape the
+objects, which are rendered once when the program runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict, cast
+
+import pulumi
+from pulumi_kubernetes.apps.v1 import Deployment
+from pulumi_kubernetes.core.v1 import ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount
+from pulumi_kubernetes.networking.v1 import NetworkPolicy
+from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
+
+from sloplane.render import evaluator as render
+from sloplane.render.evaluator import EvaluatorSettings, StorageSettings
+from sloplane.spec import DeclarationError, load_declarations
+from sloplane.spec.model import Declaration
+
+TOKEN = "sloplane:index:SloEvaluator"
+DEFAULT_NAME = "sloplane-evaluator"
+DEFAULT_NAMESPACE = "monitoring"
+EMPTY_RECEIVERS = "receivers: {}\n"
+"""No receivers: the file `serve` is pointed at always exists (only valid when no SLO routes alerts)."""
+SETTING_ARGS = (
+    "replicas",
+    "resources",
+    "log_level",
+    "labels",
+    "service_account_annotations",
+    "ingress_namespace_labels",
+    "ingress_from",
+    "prometheus_port",
+)
+
+
+class EvaluatorArgs(TypedDict):
+    """An evaluator without its declarations: what the `evaluator` argument of the SLO components takes."""
+
+    image: pulumi.Input[str]
+    prometheus_url: pulumi.Input[str]
+    tokens: pulumi.Input[str]
+    """The token file's content (`sloplane token create` entries); stored as a secret."""
+    receivers: NotRequired[pulumi.Input[str]]
+    """The receivers file's content (PagerDuty routing keys, webhook URLs); stored as a secret."""
+    name: NotRequired[pulumi.Input[str]]
+    """Kubernetes name of the Deployment, Service, ... (default `sloplane-evaluator`)."""
+    namespace: NotRequired[pulumi.Input[str]]
+    replicas: NotRequired[pulumi.Input[int]]
+    resources: NotRequired[pulumi.Input[Mapping[str, Mapping[str, str]]]]
+    storage: NotRequired[pulumi.Input[Mapping[str, Any]]]
+    """`mode` (volume or s3), `storage_class`, `size`, `access_mode`, `s3_url`, `export_interval`,
+    `s3_endpoint_url`, `region`."""
+    log_level: NotRequired[pulumi.Input[str]]
+    labels: NotRequired[pulumi.Input[Mapping[str, str]]]
+    service_account_annotations: NotRequired[pulumi.Input[Mapping[str, str]]]
+    ingress_namespace_labels: NotRequired[pulumi.Input[Sequence[Mapping[str, str]]]]
+    ingress_from: NotRequired[pulumi.Input[Sequence[Mapping[str, Any]]]]
+    prometheus_port: NotRequired[pulumi.Input[int]]
+
+
+class SloEvaluatorArgs(EvaluatorArgs):
+    """Inputs of the component: the evaluator's settings and the declarations it serves."""
+
+    declarations: pulumi.Input[Sequence[Any]]
+    """Declaration models, mappings, or paths of files or folders."""
+
+
+def _plain(args: Mapping[str, Any], key: str) -> Any:
+    """A setting that shapes the rendered objects, so it must be known when the program runs."""
+    value = args.get(key)
+    if isinstance(value, pulumi.Output):
+        raise pulumi.RunError(f"SloEvaluator: '{key}' must be a plain value, not an Output")
+    return value
+
+
+def resolve_declarations(values: Sequence[Any]) -> list[Declaration]:
+    """Declarations from models, mappings and paths; errors as one readable message."""
+    found: list[Declaration] = []
+    for value in values:
+        if isinstance(value, Declaration):
+            found.append(value)
+        elif isinstance(value, str | Path):
+            try:
+                found += load_declarations([value])
+            except DeclarationError as error:
+                raise pulumi.RunError(str(error)) from None
+        else:
+            try:
+                found.append(Declaration.model_validate(dict(value)))
+            except ValueError as error:
+                raise pulumi.RunError(f"invalid declaration: {error}") from None
+    if not found:
+        raise pulumi.RunError("SloEvaluator: no declarations to serve")
+    return found
+
+
+def _check_nothing_routed(declarations: Sequence[Declaration]) -> None:
+    """Without a receivers file, `serve` refuses SLOs that route incidents: say so now, not as a crash loop."""
+    routed = sorted(
+        d.name for d in declarations if d.spec.alerting.routing.deployment or d.spec.alerting.routing.background
+    )
+    if routed:
+        raise pulumi.RunError(f"SloEvaluator: {', '.join(routed)} route incidents to receivers: pass 'receivers'")
+
+
+def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
+    """`StorageSettings` from the `storage` argument (snake_case keys, as the dataclass)."""
+    try:
+        return StorageSettings(**dict(value or {}))
+    except TypeError as error:
+        raise pulumi.RunError(f"SloEvaluator: storage: {error}") from None
+
+
+def evaluator_settings(args: Mapping[str, Any]) -> EvaluatorSettings:
+    """The renderer's settings from component args; the renderer's defaults where none is given."""
+    given = {key: _plain(args, key) for key in SETTING_ARGS if args.get(key) is not None}
+    try:
+        return EvaluatorSettings(
+            name=str(_plain(args, "name") or DEFAULT_NAME),
+            namespace=str(_plain(args, "namespace") or DEFAULT_NAMESPACE),
+            image=str(_plain(args, "image")),
+            prometheus_url=str(_plain(args, "prometheus_url")),
+            storage=storage_settings(_plain(args, "storage")),
+            **given,
+        )
+    except ValueError as error:
+        raise pulumi.RunError(f"SloEvaluator: {error}") from None
+
+
+class SloEvaluator(pulumi.ComponentResource):
+    """The evaluator's Deployment and everything it needs, as children of one component."""
+
+    url: pulumi.Output[str]
+    """`http://<name>.<namespace>.svc.cluster.local`, for gates and Argo Rollouts."""
+
+    def __init__(self, name: str, args: SloEvaluatorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        """Everything is checked before anything is registered, so bad input leaves nothing behind."""
+        for key in ("image", "prometheus_url", "tokens", "declarations"):
+            if args.get(key) is None:
+                raise pulumi.RunError(f"SloEvaluator: '{key}' is required")
+        settings = evaluator_settings(args)
+        declarations = resolve_declarations(cast(Sequence[Any], _plain(args, "declarations")))
+        try:
+            configs = render.config_map(settings, declarations)
+        except ValueError as error:
+            raise pulumi.RunError(f"SloEvaluator: {error}") from None
+        receivers = args.get("receivers")
+        if receivers is None:
+            _check_nothing_routed(declarations)
+        secret_values = {
+            render.TOKENS_FILE: args["tokens"],
+            render.RECEIVERS_FILE: EMPTY_RECEIVERS if receivers is None else receivers,
+        }
+        super().__init__(TOKEN, name, None, opts)
+        self.settings = settings
+        child = pulumi.ResourceOptions(parent=self)
+        self.children = self._register(name, settings, configs, render.secret(settings, secret_values), child)
+        self.url = self.children["service"].id.apply(lambda _: render.service_url(settings))
+        self.register_outputs({"url": self.url})
+
+    @staticmethod
+    def _register(
+        name: str,
+        settings: EvaluatorSettings,
+        configs: dict[str, Any],
+        secret: dict[str, Any],
+        child: pulumi.ResourceOptions,
+    ) -> dict[str, pulumi.CustomResource]:
+        """Register the rendered objects; the Deployment waits for what its pods mount."""
+        account = render.service_account(settings)
+        claim = render.persistent_volume_claim(settings)
+        mounted: dict[str, pulumi.CustomResource] = {
+            "service_account": ServiceAccount(
+                f"{name}-service-account",
+                metadata=account["metadata"],
+                automount_service_account_token=account["automountServiceAccountToken"],
+                opts=child,
+            ),
+            "config_map": ConfigMap(f"{name}-slos", metadata=configs["metadata"], data=configs["data"], opts=child),
+            "secret": Secret(
+                f"{name}-secrets",
+                metadata=secret["metadata"],
+                type=secret["type"],
+                string_data=pulumi.Output.secret(secret["stringData"]),
+                opts=child,
+            ),
+            "claim": PersistentVolumeClaim(f"{name}-state", metadata=claim["metadata"], spec=claim["spec"], opts=child),
+        }
+        after = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(mounted.values())))
+        deployment = render.deployment(settings, configs["data"])
+        service = render.service(settings)
+        budget = render.pod_disruption_budget(settings)
+        policy = render.network_policy(settings)
+        return {
+            **mounted,
+            "deployment": Deployment(
+                f"{name}-deployment", metadata=deployment["metadata"], spec=deployment["spec"], opts=after
+            ),
+            "service": Service(f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child),
+            "pdb": PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"], opts=child),
+            "network_policy": NetworkPolicy(
+                f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=child
+            ),
+        }
+
+
+def evaluator_for(
+    name: str,
+    args: Mapping[str, Any],
+    declarations: Sequence[Declaration],
+    parent: pulumi.Resource,
+    default_name: str = DEFAULT_NAME,
+) -> SloEvaluator | None:
+    """The `evaluator` argument of ServiceLevelObjective and SloFleet, as a child; None without it.
+
+    The evaluator lands in the parent's namespace unless its settings name another one.
+    """
+    settings = args.get("evaluator")
+    if settings is None:
+        return None
+    if isinstance(settings, pulumi.Output):
+        raise pulumi.RunError("evaluator must be a plain mapping, not an Output")
+    defaults = {"name": default_name, "namespace": args.get("namespace") or DEFAULT_NAMESPACE}
+    evaluator_args = cast(SloEvaluatorArgs, {**defaults, **dict(settings), "declarations": list(declarations)})
+    return SloEvaluator(f"{name}-evaluator", evaluator_args, pulumi.ResourceOptions(parent=parent))

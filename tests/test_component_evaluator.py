@@ -1,0 +1,189 @@
+"""`SloEvaluator` under the SDK's mocks: what it registers, what is secret, and who its parent is."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+
+from sloplane.components import ServiceLevelObjective, SloFleet
+from sloplane.components.evaluator import SloEvaluator, SloEvaluatorArgs
+from sloplane.render.evaluator import EvaluatorSettings, config_map
+from sloplane.spec import load_declarations
+from tests.conftest import EXAMPLES
+from tests.pulumi_mocks import Recorder
+
+EVALUATOR = "sloplane:index:SloEvaluator"
+TOKEN = "tok_8fQz-secret-gate-token"
+ROUTING_KEY = "R0UT1NG-secret-key"
+RECEIVERS = (
+    f"receivers:\n  oncall:\n    pagerduty: {{routingKey: {ROUTING_KEY}}}\n"
+    "defaults: {deployment: oncall, background: oncall}\n"
+)
+CHILD_TYPES = {
+    "kubernetes:core/v1:ServiceAccount": "service-account",
+    "kubernetes:core/v1:ConfigMap": "slos",
+    "kubernetes:core/v1:Secret": "secrets",
+    "kubernetes:core/v1:PersistentVolumeClaim": "state",
+    "kubernetes:apps/v1:Deployment": "deployment",
+    "kubernetes:core/v1:Service": "service",
+    "kubernetes:policy/v1:PodDisruptionBudget": "pdb",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": "network-policy",
+}
+
+
+def evaluator_settings(**overrides: Any) -> dict[str, Any]:
+    return {
+        "image": "ghcr.io/example/sloplane:0.1.0",
+        "prometheus_url": "http://prometheus-operated.monitoring.svc:9090",
+        "tokens": TOKEN,
+        "receivers": RECEIVERS,
+        **overrides,
+    }
+
+
+def evaluator_args(**overrides: Any) -> SloEvaluatorArgs:
+    args: Any = {"declarations": [str(EXAMPLES)], "namespace": "observability", **evaluator_settings(**overrides)}
+    return args
+
+
+def unwrap_secret(value: Any) -> Any:
+    """The value inside the SDK's secret sentinel; fails when the value was not marked secret."""
+    assert isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig, value
+    return value["value"]
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def everything(component: SloEvaluator) -> pulumi.Output[list[Any]]:
+    """The component's URN, its url, and every child's URN: resolved once all are registered."""
+    children = [child.urn for child in component.children.values()]
+    return pulumi.Output.all(component.urn, component.url, *children)
+
+
+@pulumi.runtime.test
+def test_registers_every_object_with_explicit_names_as_children(mocks: Recorder) -> Any:
+    component = SloEvaluator("gates", evaluator_args())
+
+    def check(values: list[Any]) -> None:
+        urn, url, *child_urns = values
+        assert url == "http://sloplane-evaluator.observability.svc.cluster.local"
+        assert "sloplane:index:SloEvaluator::gates" in urn
+        registered = {(t, n) for t, n, _ in mocks.registered if t != EVALUATOR}
+        assert registered == {(t, f"gates-{suffix}") for t, suffix in CHILD_TYPES.items()}
+        for child in child_urns:
+            assert "sloplane:index:SloEvaluator$kubernetes:" in child, f"{child} is not a child of the component"
+        for typ, _, inputs in mocks.registered:
+            if typ != EVALUATOR:
+                assert inputs["metadata"]["namespace"] == "observability"
+                assert inputs["metadata"]["name"].startswith("sloplane-evaluator")
+
+    return everything(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_secret_files_are_secret_and_nothing_else_is(mocks: Recorder) -> Any:
+    # An Output that is not itself secret (a stack reference, a file read): it must still end up secret.
+    component = SloEvaluator("gates", evaluator_args(tokens=pulumi.Output.from_input(TOKEN)))
+
+    def check(_: Any) -> None:
+        (secret,) = mocks.of_type("kubernetes:core/v1:Secret").values()
+        assert unwrap_secret(secret["stringData"]) == {"tokens.yaml": TOKEN, "receivers.yaml": RECEIVERS}
+        (configs,) = mocks.of_type("kubernetes:core/v1:ConfigMap").values()
+        assert not is_secret(configs["data"]), "declarations are not secret; hiding them would hide diffs"
+        declarations = load_declarations([EXAMPLES])
+        settings = EvaluatorSettings("sloplane-evaluator", "observability", "img", "http://p:9090")
+        assert configs["data"] == config_map(settings, declarations)["data"]
+        for typ, name, inputs in mocks.registered:
+            if typ != "kubernetes:core/v1:Secret":
+                text = json.dumps(inputs)
+                assert TOKEN not in text and ROUTING_KEY not in text, f"a secret leaked into {name}"
+
+    return everything(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_deployment_carries_the_rendered_pod(mocks: Recorder) -> Any:
+    storage = {"mode": "s3", "s3_url": "s3://decisions/prod", "region": "eu-west-1"}
+    component = SloEvaluator("gates", evaluator_args(storage=storage, replicas=3))
+
+    def check(_: Any) -> None:
+        (deployment,) = mocks.of_type("kubernetes:apps/v1:Deployment").values()
+        assert deployment["spec"]["replicas"] == 3
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["args"][-4:] == ["--export-s3", "s3://decisions/prod", "--export-interval", "5m"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        (account,) = mocks.of_type("kubernetes:core/v1:ServiceAccount").values()
+        assert account["automountServiceAccountToken"] is False
+
+    return everything(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_fleet_with_an_evaluator_serves_every_declaration(mocks: Recorder) -> Any:
+    fleet = SloFleet("slos", {"path": str(EXAMPLES), "namespace": "observability", "evaluator": evaluator_settings()})  # type: ignore[typeddict-item]
+
+    def check(_: Any) -> None:
+        assert [name for t, name, _ in mocks.registered if t == EVALUATOR] == ["slos-evaluator"]
+        (configs,) = [i for t, n, i in mocks.registered if t == "kubernetes:core/v1:ConfigMap" and n.endswith("-slos")]
+        assert sorted(configs["data"]) == sorted(f"{d.name}.yaml" for d in load_declarations([EXAMPLES]))
+        assert configs["metadata"]["namespace"] == "observability", "the fleet's namespace is inherited"
+
+    assert fleet.evaluator is not None
+    assert all(slo.evaluator is None for slo in fleet.slos.values()), "one evaluator for the fleet, not one per SLO"
+    return pulumi.Output.all(fleet.urn, everything(fleet.evaluator)).apply(check)
+
+
+@pulumi.runtime.test
+def test_slo_with_an_evaluator_gets_its_own(mocks: Recorder) -> Any:
+    slo = ServiceLevelObjective(
+        "search",
+        {"declaration": str(EXAMPLES / "search-latency.yaml"), "evaluator": evaluator_settings()},  # type: ignore[typeddict-item]
+    )
+
+    def check(values: list[Any]) -> None:
+        urn = values[0]
+        assert "sloplane:index:ServiceLevelObjective$sloplane:index:SloEvaluator::search-evaluator" in urn
+        (deployment,) = mocks.of_type("kubernetes:apps/v1:Deployment").values()
+        assert deployment["metadata"]["name"] == "sloplane-evaluator-search-latency"
+        (configs,) = [i for t, n, i in mocks.registered if t == "kubernetes:core/v1:ConfigMap" and n.endswith("-slos")]
+        assert list(configs["data"]) == ["search-latency.yaml"]
+
+    assert slo.evaluator is not None
+    return everything(slo.evaluator).apply(check)
+
+
+@pulumi.runtime.test
+def test_without_the_evaluator_argument_nothing_is_deployed(mocks: Recorder) -> Any:
+    fleet = SloFleet("slos", {"path": str(EXAMPLES)})
+    slo = ServiceLevelObjective("search", {"declaration": str(EXAMPLES / "search-latency.yaml")})
+
+    def check(_: Any) -> None:
+        types = {t for t, _, _ in mocks.registered}
+        assert "sloplane:index:SloFleet" in types
+        assert EVALUATOR not in types and "kubernetes:apps/v1:Deployment" not in types
+
+    assert fleet.evaluator is None and slo.evaluator is None
+    return pulumi.Output.all(fleet.urn, slo.urn, fleet.overview.urn).apply(check)
+
+
+@pulumi.runtime.test
+def test_bad_settings_fail_with_a_message_before_anything_is_registered(mocks: Recorder) -> None:
+    no_receivers: Any = {key: value for key, value in evaluator_args().items() if key != "receivers"}
+    with pytest.raises(pulumi.RunError, match=r"checkout-availability.* route incidents to receivers"):
+        SloEvaluator("gates", no_receivers)
+    with pytest.raises(pulumi.RunError, match=r"'replicas' must be a plain value"):
+        SloEvaluator("gates", evaluator_args(replicas=pulumi.Output.from_input(3)))
+    with pytest.raises(pulumi.RunError, match=r"storage: .*unexpected keyword argument 'bucket'"):
+        SloEvaluator("gates", evaluator_args(storage={"mode": "s3", "bucket": "decisions"}))
+    with pytest.raises(pulumi.RunError, match=r"at least 2 replicas"):
+        SloEvaluator("gates", evaluator_args(replicas=1))
+    twice = str(EXAMPLES / "search-latency.yaml")
+    with pytest.raises(pulumi.RunError, match=r"two declarations are named 'search-latency'"):
+        SloEvaluator("gates", evaluator_args(declarations=[twice, twice]))
+    assert mocks.registered == []
