@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import requests
 import uvicorn
 from fastapi import FastAPI
 
@@ -32,3 +34,17 @@ def served_app(app: FastAPI) -> Iterator[str]:
         thread.join(timeout=10)
         listener.close()
     assert not thread.is_alive(), "uvicorn did not stop"
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Poll `url` until it answers 200; fail with the process's stderr if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read().decode() if process.stderr else "server exited")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} not up")

@@ -21,9 +21,11 @@ from typing import Any
 
 import orjson
 import pytest
+import requests
 from botocore.exceptions import EndpointConnectionError
 
 from sloplane.evaluator import export
+from sloplane.evaluator.auth import new_token
 from sloplane.evaluator.export import (
     ExportError,
     PeriodicExporter,
@@ -32,8 +34,11 @@ from sloplane.evaluator.export import (
     s3_client,
 )
 from sloplane.evaluator.store import SqliteDecisionLog
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, minimal, run_cli
 from tests.evaluator_data import make_decision
+from tests.fake_http import EventReceiver
+from tests.fake_http import serve as serve_script
+from tests.servers import wait_until_up
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 
@@ -507,3 +512,60 @@ def test_the_command_reports_a_missing_log(tmp_path: Path) -> None:
     assert result.code == 1
     assert "no decision log at" in result.stderr
     assert not (tmp_path / "absent.db").exists()
+
+
+# -- sloplane serve with every release-aware part switched on ---------------------------------------
+
+
+def _serve(tmp_path: Path, *extra: str) -> tuple[list[str], int]:
+    (tmp_path / "slos.yaml").write_text(minimal())
+    port = _free_port()
+    command = [sys.executable, "-m", "sloplane", "serve", str(tmp_path / "slos.yaml")]
+    command += ["--prometheus", f"http://127.0.0.1:{_free_port()}", "--tokens", str(tmp_path / "tokens.yaml")]
+    command += ["--port", str(port), "--db", str(tmp_path / "eu1.db"), *extra]
+    return command, port
+
+
+def test_serve_freezes_breaks_glass_and_exports_its_log_when_stopped(
+    moto_endpoint: str, client: Any, bucket: str, tmp_path: Path
+) -> None:
+    token, entry = new_token("release-manager", ["admin"])
+    (tmp_path / "tokens.yaml").write_text(json.dumps({"tokens": [entry.to_dict()]}))
+    receiver = EventReceiver()
+    with serve_script(receiver) as base:
+        (tmp_path / "receivers.yaml").write_text(f'receivers:\n  oncall:\n    webhook: {{url: "{base}/hook"}}\n')
+        command, port = _serve(
+            tmp_path,
+            *("--receivers", str(tmp_path / "receivers.yaml"), "--export-s3", f"s3://{bucket}/audit"),
+            *("--s3-endpoint-url", moto_endpoint, "--export-interval", "1h"),
+        )
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        try:
+            wait_until_up(f"{url}/readyz", server)  # ready, though degraded: Prometheus is not there
+            freeze = requests.post(f"{url}/v1/freezes", json={"reason": "quarter close"}, headers=auth, timeout=10)
+            assert freeze.status_code == 201 and freeze.json()["createdBy"] == "release-manager"
+            body = {"slo": "checkout-availability", "revision": "r9"}
+            frozen = requests.post(f"{url}/v1/gates/evaluate", json=body, headers=auth, timeout=30).json()
+            assert frozen["decision"] == "fail" and frozen["reasons"][0]["code"] == "frozen"
+            override = {**body, "breakGlass": {"reason": "INC-12 fix"}}
+            let_through = requests.post(f"{url}/v1/gates/evaluate", json=override, headers=auth, timeout=30).json()
+            assert let_through["decision"] == "pass"
+            assert let_through["decisions"][0]["request"]["breakGlass"]["identity"] == "release-manager"
+        finally:
+            server.terminate()
+            assert server.wait(timeout=20) == 0, server.stderr.read().decode() if server.stderr else ""
+    exported = _exported(client, bucket, "audit/eu1/")
+    assert [line["decision"] for line in exported] == ["fail", "pass"]
+    assert [line["seq"] for line in exported] == [1, 2]
+    assert receiver.events("/hook") == []  # a frozen gate is not a breach: nobody is paged
+
+
+def test_serve_refuses_a_bad_receivers_file_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "tokens.yaml").write_text("tokens: []\n")
+    (tmp_path / "receivers.yaml").write_text("receivers:\n  oncall:\n    pagerduty: {routingkey: x}\n")
+    command, _ = _serve(tmp_path, "--receivers", str(tmp_path / "receivers.yaml"))
+    finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert finished.returncode == 1
+    assert "receivers.yaml:3:" in finished.stderr and "routingKey" in finished.stderr
+    assert "Traceback" not in finished.stderr

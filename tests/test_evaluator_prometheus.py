@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -41,7 +40,7 @@ from sloplane.sandbox import (
 from sloplane.subjects import Fleet
 from tests.conftest import ROOT, run_cli
 from tests.evaluator_data import load_fleet
-from tests.servers import served_app
+from tests.servers import served_app, wait_until_up
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 END = START + timedelta(days=8)
@@ -362,7 +361,7 @@ def test_sloplane_serve_end_to_end(prometheus: PrometheusSandbox, tmp_path: Path
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{url}/healthz", server)
+        wait_until_up(f"{url}/healthz", server)
         body = {"slo": "outage", "at": END.isoformat(), "revision": "abc123"}
         assert requests.post(f"{url}/v1/gates/evaluate", json=body, timeout=10).status_code == 401
         answer = requests.post(
@@ -391,19 +390,6 @@ def test_sloplane_serve_end_to_end(prometheus: PrometheusSandbox, tmp_path: Path
         server.terminate()
         server.wait(timeout=10)
     assert SqliteDecisionLog(tmp_path / "served.db").count() == 2
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read().decode() if process.stderr else "server exited")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} not up")
 
 
 def test_a_thousand_concurrent_gates_against_prometheus_are_all_recorded(

@@ -7,6 +7,7 @@ service frozen by hand and by an incident, break-glass, and burn split by deploy
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.store import SqliteDecisionLog
 from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_counts, http_traffic
 from sloplane.subjects import Fleet
+from tests.conftest import run_cli
 from tests.evaluator_data import load_fleet
 from tests.fake_http import EventReceiver, serve
 
@@ -262,3 +264,20 @@ def test_three_services_failing_on_one_revision_open_one_war_room_that_freezes_e
             assert frozen.outcome is Outcome.FAIL and frozen.reasons[0].values["incident"] == incident.id
         finally:
             service.close()
+
+
+def test_the_burn_command_prints_the_same_split(
+    evaluator: Evaluator, prometheus: PrometheusSandbox, tmp_path: Path
+) -> None:
+    for minutes in (5, 15):
+        evaluator.gate(GateRequest(slo="release", revision="r7", at=DEPLOYED + timedelta(minutes=minutes)))
+    expected = evaluator.deployment_burn("release", END).to_dict()
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    arguments = ["burn", tmp_path / "fleet.yaml", "--prometheus", prometheus.url, "--db", tmp_path / "decisions.db"]
+    shown = run_cli(*arguments, "--slo", "release", "--at", END.isoformat(), "--format", "json")
+    assert shown.code == 0, shown.stderr
+    assert json.loads(shown.stdout) == expected
+    table = run_cli(*arguments, "--slo", "release", "--at", END.isoformat())
+    assert table.code == 0 and "r7" in table.stdout and "rolled back" in table.stdout
+    unknown = run_cli(*arguments, "--slo", "relase")
+    assert unknown.code == 2 and "did you mean 'release'" in unknown.stderr and "Traceback" not in unknown.stderr

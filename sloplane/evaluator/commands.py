@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -26,11 +28,14 @@ from rich.table import Table
 
 from sloplane.durations import DurationError, format_duration, parse_duration
 from sloplane.evaluator.auth import TokenFileError, TokenStore, new_token
+from sloplane.evaluator.backends.base import BackendError
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.deployments import BurnSplitError
 from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.store import DecisionLogError, SqliteDecisionLog
 from sloplane.spec.model import Declaration
+from sloplane.spec.validation import did_you_mean
 from sloplane.subjects import Fleet
 
 DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
@@ -199,8 +204,8 @@ def run_gate(call: GateCall, request: GateRequest, err: Console) -> dict[str, An
         time.sleep(call.poll.total_seconds())
 
 
-class _NullLog:
-    """`evaluate` decides nothing, so it records nothing."""
+class NullLog:
+    """A decision log that keeps nothing: `evaluate` decides nothing, so it records nothing."""
 
     def append(self, decision: Any) -> None:
         return None
@@ -226,12 +231,32 @@ def _evaluate(
 ) -> None:
     moment = parse_instant(at)
     bound = parse_window(staleness, "--staleness")
-    evaluator = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), _NullLog(), staleness=bound)
+    evaluator = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), NullLog(), staleness=bound)
     measurements = evaluator.evaluate(moment)
     if output == "json":
         sys.stdout.write(_json([m.to_dict() for m in measurements]))
     else:
         console.out.print(measurement_table(measurements))
+
+
+def burn_table(report: dict[str, Any]) -> Table:
+    """Each deployment window's share of the budget, then the total in deployments and the background."""
+    table = Table(title=f"{report['slo']}: budget burned since {report['periodStart']}")
+    for column in ("revision", "window", "last decision", "bad events", "budget"):
+        table.add_column(column, justify="right" if column in ("bad events", "budget") else "left")
+    for window in report["deployments"]:
+        span = f"{window['start']} .. {window['end']}"
+        outcome = window["outcome"] + (" (rolled back)" if window["rolledBack"] else "")
+        table.add_row(window["revision"], span, outcome, f"{window['badEvents']:g}", _percent(window["budgetConsumed"]))
+    table.add_section()
+    table.add_row(
+        "in deployments", "", "", f"{report['deploymentBadEvents']:g}", _percent(report["deploymentBudgetConsumed"])
+    )
+    table.add_row(
+        "background", "", "", f"{report['backgroundBadEvents']:g}", _percent(report["backgroundBudgetConsumed"])
+    )
+    table.add_row("total", "", "", f"{report['badEvents']:g}", _percent(report["budgetConsumed"]))
+    return table
 
 
 def _decisions_table(found: list[dict[str, Any]]) -> Table:
@@ -248,6 +273,11 @@ def _decisions_table(found: list[dict[str, Any]]) -> Table:
 
 
 T = TypeVar("T")
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (Kubernetes stopping a pod) ends `serve` like Ctrl-C: through its `finally`."""
+    raise SystemExit(0)
 
 
 def _identity() -> str:
@@ -354,9 +384,41 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         raise typer.Exit(_outcome(answer).exit_code)
 
     _register_service_commands(app, console)
+    _register_report_commands(app, console)
     from sloplane.evaluator.controls_commands import register as register_controls  # it imports this module
 
     register_controls(app, console)
+
+
+def _register_report_commands(app: typer.Typer, console: _Console) -> None:
+    """`burn`: where the budget went."""
+
+    @app.command()
+    def burn(
+        paths: Paths,
+        prometheus: PrometheusUrl,
+        slo: Annotated[str, typer.Option(help="The SLO to report on.")],
+        db: Db = DEFAULT_DB,
+        at: At = None,
+        output_format: Format = "table",
+    ) -> None:
+        """Budget burned during deployments (from the decision log) apart from background burn, this period."""
+        fleet = _fleet(console, paths)
+        if slo not in fleet:
+            raise typer.BadParameter(f"unknown SLO '{slo}'{did_you_mean(slo, sorted(fleet))}", param_hint="--slo")
+        if not db.exists():
+            console.err.print(f"no decision log at {db}", markup=False)
+            raise typer.Exit(1)
+        evaluator = Evaluator(fleet, PrometheusBackend(prometheus), SqliteDecisionLog(db))
+        try:
+            split = evaluator.deployment_burn(slo, parse_instant(at))
+        except (BurnSplitError, BackendError) as error:
+            console.err.print(f"cannot split the burn of {slo}: {error}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        if output_format == "json":
+            sys.stdout.write(_json(split.to_dict()))
+        else:
+            console.out.print(burn_table(split.to_dict()))
 
 
 def _register_service_commands(app: typer.Typer, console: _Console) -> None:
@@ -411,6 +473,9 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
         service = _built(console, lambda: build_service(_fleet(console, paths), config))
         service.start()
         console.err.print(f"sloplane evaluator on http://{host}:{port} (OpenAPI at /openapi.json)", markup=False)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
+        # found: make that handler an orderly exit, so the last export and the outbox close still run.
+        signal.signal(signal.SIGTERM, _exit_quietly)
         try:
             uvicorn.run(service.app, host=host, port=port, log_level="warning")
         finally:
