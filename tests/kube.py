@@ -10,6 +10,8 @@ import jsonschema
 import yaml
 
 CRDS = Path(__file__).resolve().parent / "data" / "crds"
+KUBERNETES_VERSION = "1.30.0"
+"""The Kubernetes schemas (shipped by `kubernetes-validate`) built-in objects are validated against."""
 
 
 @cache

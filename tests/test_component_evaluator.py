@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import kubernetes_validate
 import pulumi
 import pytest
 from pulumi.runtime import rpc
@@ -14,6 +15,7 @@ from sloplane.components.evaluator import SloEvaluator, SloEvaluatorArgs
 from sloplane.render.evaluator import EvaluatorSettings, config_map
 from sloplane.spec import load_declarations
 from tests.conftest import EXAMPLES
+from tests.kube import KUBERNETES_VERSION
 from tests.pulumi_mocks import Recorder
 
 EVALUATOR = "sloplane:index:SloEvaluator"
@@ -103,6 +105,44 @@ def test_secret_files_are_secret_and_nothing_else_is(mocks: Recorder) -> Any:
             if typ != "kubernetes:core/v1:Secret":
                 text = json.dumps(inputs)
                 assert TOKEN not in text and ROUTING_KEY not in text, f"a secret leaked into {name}"
+
+    return everything(component).apply(check)
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as the engine would send them to Kubernetes: secret sentinels opened."""
+    if is_secret(value):
+        return _plain(value["value"])
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("mode", ["volume", "s3"])
+@pulumi.runtime.test
+def test_every_registered_object_is_valid_kubernetes(mocks: Recorder, mode: str) -> Any:
+    storage = {"mode": mode, "s3_url": "s3://decisions/prod"} if mode == "s3" else {"mode": mode}
+    component = SloEvaluator("gates", evaluator_args(storage=storage))
+
+    def check(_: Any) -> None:
+        objects = [_plain(inputs) for typ, _, inputs in mocks.registered if typ != EVALUATOR]
+        assert {(obj["apiVersion"], obj["kind"]) for obj in objects} == {
+            ("v1", "ServiceAccount"),
+            ("v1", "ConfigMap"),
+            ("v1", "Secret"),
+            ("v1", "PersistentVolumeClaim"),
+            ("apps/v1", "Deployment"),
+            ("v1", "Service"),
+            ("policy/v1", "PodDisruptionBudget"),
+            ("networking.k8s.io/v1", "NetworkPolicy"),
+        }
+        for obj in objects:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                pytest.fail(f"{obj['kind']}: {error.message} at {list(error.path)}")
 
     return everything(component).apply(check)
 

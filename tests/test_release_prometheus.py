@@ -281,3 +281,23 @@ def test_the_burn_command_prints_the_same_split(
     assert table.code == 0 and "r7" in table.stdout and "rolled back" in table.stdout
     unknown = run_cli(*arguments, "--slo", "relase")
     assert unknown.code == 2 and "did you mean 'release'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_break_glass_from_the_command_line_names_the_person(
+    prometheus: PrometheusSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    monkeypatch.setenv("SLOPLANE_USER", "dana")
+    arguments = ["gate", tmp_path / "fleet.yaml", "--slo", "shop", "--stage", "canary", "--at", END.isoformat()]
+    arguments += ["--prometheus", prometheus.url, "--db", tmp_path / "cli.db", "--format", "json"]
+    refused = run_cli(*arguments)
+    assert refused.code == 1  # the canary is worse than stable
+    forced = run_cli(*arguments, "--break-glass", "customer escalation CS-81")
+    assert forced.code == 0, forced.stderr
+    answer = json.loads(forced.stdout)
+    assert answer["decisions"][0]["request"]["breakGlass"] == {
+        "reason": "customer escalation CS-81",
+        "identity": "dana",
+    }
+    empty = run_cli(*arguments, "--break-glass", " ")
+    assert empty.code == 2 and "give a reason" in empty.stderr

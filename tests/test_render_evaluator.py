@@ -16,8 +16,8 @@ from sloplane.spec import load_declarations
 from sloplane.spec.model import Declaration
 from sloplane.spec.writer import declaration_data
 from tests.conftest import EXAMPLES
+from tests.kube import KUBERNETES_VERSION
 
-KUBERNETES_VERSION = "1.30.0"
 TOKEN = "tok_6Qm2-very-secret-gate-token"
 ROUTING_KEY = "R0UT1NG-secret-pagerduty-key"
 SECRETS = {
