@@ -549,3 +549,15 @@ def test_burn_report_splits_deployments_from_background(client: TestClient, stac
     unsplittable = client.get("/v1/slos/search-latency/burn", headers=stack.headers("read"))
     assert unsplittable.status_code == 409 and "no event counts" in unsplittable.json()["detail"]
     assert client.get("/v1/slos/checkout-availability/burn").status_code == 401
+
+
+def test_get_decides_like_post_for_pollers(client: TestClient, stack: Stack) -> None:
+    params = {"slo": "checkout-availability", "stage": "canary", "revision": "bad", "pipeline": "p-9"}
+    answer = client.get(GATE_PATH, params=params, headers=stack.headers("gate"))
+    assert answer.status_code == 200 and answer.json()["decision"] == "fail"
+    (recorded,) = stack.log.query(limit=1)
+    assert recorded["request"]["revision"] == "bad" and recorded["request"]["pipeline"] == "p-9"
+    assert recorded["request"]["requestedBy"] == "gate"
+    nothing = client.get(GATE_PATH, params={"stage": "canary"}, headers=stack.headers("gate")).json()
+    assert nothing["decision"] == "error" and nothing["reasons"][0]["code"] == "invalid-request"
+    assert client.get(GATE_PATH, params=params, headers=stack.headers("read")).status_code == 403

@@ -301,3 +301,17 @@ def test_break_glass_from_the_command_line_names_the_person(
     }
     empty = run_cli(*arguments, "--break-glass", " ")
     assert empty.code == 2 and "give a reason" in empty.stderr
+
+
+def test_async_gates_record_and_return_while_blocking_ones_give_the_verdict(
+    prometheus: PrometheusSandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    arguments = ["gate", tmp_path / "fleet.yaml", "--slo", "orders", "--at", END.isoformat(), "--revision", "r5"]
+    arguments += ["--prometheus", prometheus.url, "--db", tmp_path / "cli.db", "--format", "json"]
+    recorded = run_cli(*arguments, "--async")
+    assert recorded.code == 0 and json.loads(recorded.stdout)["decision"] == "fail"
+    assert SqliteDecisionLog(tmp_path / "cli.db").query(revision="r5", limit=5)[0]["decision"] == "fail"
+    assert run_cli(*arguments).code == 1
+    both = run_cli(*arguments, "--async", "--wait")
+    assert both.code == 2 and "--async" in both.stderr and "Traceback" not in both.stderr

@@ -16,7 +16,7 @@ from threading import Lock
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, ValidationError
@@ -31,10 +31,10 @@ from sloplane.evaluator.controls import ReleaseControls
 from sloplane.evaluator.deployments import BurnSplitError
 from sloplane.evaluator.metrics import EvaluatorMetrics
 from sloplane.evaluator.model import BreakGlass, GateRequest, GateResult, Outcome, Reason
+from sloplane.evaluator.paths import GATE_PATH
 
 logger = logging.getLogger(__name__)
 
-GATE_PATH = "/v1/gates/evaluate"
 MAX_BODY_BYTES = 64 * 1024
 """A gate request is a few hundred bytes; reading stops past this, so no body can fill the memory."""
 
@@ -287,6 +287,47 @@ def _gate_routes(app: FastAPI, gate: _Gate, tokens: TokenStore) -> None:
         """The body is read raw and validated here, after authentication, so that no body is ever a 422."""
         body = await _read_body(request)
         return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal))
+
+    @app.get(
+        GATE_PATH,
+        tags=["gates"],
+        summary="Decide whether a release may proceed (for pollers)",
+        description=(
+            "The same decision as the POST, from query parameters, and recorded the same way: for callers that "
+            "can only poll a URL with GET (Spinnaker's webhook stage with `statusUrlResolution: getMethod`). "
+            "Scope `gate`. Always 200 for an authorised caller; break-glass needs the POST."
+        ),
+        response_model=None,
+        responses={
+            200: {"model": schemas.GateAnswer, "description": "The decision, with its reasons."},
+            **_AUTH_RESPONSES,
+        },
+    )
+    async def evaluate_by_query(  # noqa: PLR0917 (FastAPI passes query parameters by name)
+        principal: Annotated[Principal, Depends(requires_gate)],
+        slo: Annotated[str | None, Query(description="The SLO to decide on.")] = None,
+        service: Annotated[str | None, Query(description="Or every SLO of this service.")] = None,
+        stage: Annotated[str | None, Query(description="The stage, e.g. `canary`.")] = None,
+        revision: Annotated[str | None, Query(description="The release being gated.")] = None,
+        pipeline: Annotated[str | None, Query(description="The pipeline run asking.")] = None,
+        rollout: Annotated[str | None, Query(description="The rollout asking.")] = None,
+    ) -> Response:
+        """Validated by the same model as the POST body, so both answer invalid requests alike."""
+        fields = {"slo": slo, "service": service, "stage": stage, "revision": revision, "pipeline": pipeline}
+        fields["rollout"] = rollout
+        body = orjson.dumps({key: value for key, value in fields.items() if value is not None})
+        return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal))
+
+    method_not_allowed(app, GATE_PATH, "GET, POST")
+
+
+def method_not_allowed(router: APIRouter | FastAPI, path: str, allowed: str) -> None:
+    """405 naming every method of `path`: Starlette's own names only the first route's methods."""
+    others = sorted({"PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "HEAD", "GET", "POST"} - set(allowed.split(", ")))
+
+    @router.api_route(path, methods=others, include_in_schema=False)
+    def not_allowed() -> Response:
+        return OrjsonResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": allowed})
 
 
 def _read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> None:

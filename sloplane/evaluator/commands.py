@@ -43,6 +43,12 @@ DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
 Loader = Callable[[list[Path], bool], Sequence[Declaration]]
 
 Paths = Annotated[list[Path], typer.Argument(help="Declaration files or folders.", show_default=False)]
+OptionalPaths = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Declaration files or folders (needed with --prometheus, not with --evaluator).", show_default=False
+    ),
+]
 PrometheusUrl = Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")]
 At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
 Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
@@ -331,7 +337,7 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
 
     @app.command(help=GATE_HELP)
     def gate(
-        paths: Paths,
+        paths: OptionalPaths = None,
         slo: Annotated[str | None, typer.Option(help="The SLO to gate on.")] = None,
         service: Annotated[str | None, typer.Option(help="Or: every SLO of this service.")] = None,
         stage: Annotated[str | None, typer.Option(help="Stage (default: production).")] = None,
@@ -343,6 +349,14 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         token: Annotated[str | None, typer.Option(envvar="SLOPLANE_TOKEN", help="Token for --evaluator.")] = None,
         at: At = None,
         wait: Annotated[bool, typer.Option("--wait", help="Ask again until pass or fail (or --timeout).")] = False,
+        record_only: Annotated[
+            bool,
+            typer.Option(
+                "--async",
+                help="Record the deployment with one decision and exit 0 (2 if the evaluator cannot decide); "
+                "a later `sloplane gate --wait` decides.",
+            ),
+        ] = False,
         timeout: Annotated[str, typer.Option(help="How long --wait waits.")] = "10m",
         poll: Annotated[str, typer.Option(help="Pause between attempts with --wait.")] = "30s",
         break_glass: Annotated[
@@ -361,6 +375,8 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
             raise typer.BadParameter("give exactly one of --prometheus or --evaluator")
         if (slo is None) == (service is None):
             raise typer.BadParameter("give exactly one of --slo or --service")
+        if wait and record_only:
+            raise typer.BadParameter("--wait blocks until a verdict and --async never does: give one")
         override = None
         if break_glass is not None:
             if not break_glass.strip():
@@ -369,6 +385,8 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         request = GateRequest(slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli", override)
         ask: Callable[[GateRequest], dict[str, Any]]
         if prometheus is not None:
+            if not paths:
+                raise typer.BadParameter("give the declarations (PATHS) to decide here with --prometheus")
             local = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), SqliteDecisionLog(db))
             ask = functools.partial(_local, local)
         else:
@@ -381,7 +399,8 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         else:
             for line in answer_lines(answer):
                 console.out.print(line, markup=False, soft_wrap=True)
-        raise typer.Exit(_outcome(answer).exit_code)
+        outcome = _outcome(answer)
+        raise typer.Exit(outcome.exit_code if not record_only or outcome is Outcome.ERROR else 0)
 
     _register_service_commands(app, console)
     _register_report_commands(app, console)

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from sloplane.evaluator import schemas
-from sloplane.evaluator.api import OrjsonResponse, requires
+from sloplane.evaluator.api import OrjsonResponse, method_not_allowed, requires
 from sloplane.evaluator.auth import Principal, Scope, TokenStore
 from sloplane.evaluator.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
 
@@ -131,17 +131,8 @@ def controls_router(controls: ReleaseControls, tokens: TokenStore) -> APIRouter:
     _freeze_routes(router, controls, requires(tokens, Scope.READ), requires(tokens, Scope.ADMIN))
     _incident_routes(router, controls, requires(tokens, Scope.READ), requires(tokens, Scope.ADMIN))
     for path in ("/v1/freezes", "/v1/incidents"):
-        _not_allowed(router, path, "GET, POST")
+        method_not_allowed(router, path, "GET, POST")
     return router
-
-
-def _not_allowed(router: APIRouter, path: str, allowed: str) -> None:
-    """405 naming every method of `path`: Starlette's own names only the first route's (here GET)."""
-    others = sorted({"PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "HEAD"} - set(allowed.split(", ")))
-
-    @router.api_route(path, methods=others, include_in_schema=False)
-    def not_allowed() -> Response:
-        return OrjsonResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": allowed})
 
 
 def _freeze_routes(

@@ -15,7 +15,7 @@ from sloplane.durations import format_duration
 from sloplane.spec.diagnostics import Diagnostic, Loc, Severity
 from sloplane.spec.model import Lifecycle, Spec
 from sloplane.spec.origin import LoadedSLO
-from sloplane.spec.policy import Target
+from sloplane.spec.policy import AnalysisProvider, Target
 from sloplane.spec.sli import SELECTOR_PLACEHOLDER, WINDOW_PLACEHOLDER, Backend, SLORef
 from sloplane.spec.validation import did_you_mean
 
@@ -39,6 +39,8 @@ TARGET_BACKEND: dict[Target, Backend] = {
     Target.ALERTMANAGER: Backend.PROMETHEUS,
     Target.GRAFANA: Backend.PROMETHEUS,
     Target.DATADOG: Backend.DATADOG,
+    Target.ARGO_ROLLOUTS: Backend.PROMETHEUS,
+    Target.SPINNAKER: Backend.PROMETHEUS,
 }
 """Targets that can only be rendered when the SLI can be read from a given backend."""
 
@@ -116,6 +118,16 @@ def _check_targets(slo: LoadedSLO, backends: set[Backend]) -> Iterator[Diagnosti
                 f"(it can be read from: {', '.join(sorted(b.value for b in backends)) or 'no backend'})",
                 code="target-backend",
             )
+
+
+def _check_analysis_provider(slo: LoadedSLO) -> Iterator[Diagnostic]:
+    analysis = slo.declaration.spec.effective_gate.analysis
+    if analysis.provider is AnalysisProvider.DATADOG:
+        yield slo.diagnostic(
+            ("spec", "gate", "analysis", "provider"),
+            "the datadog analysis provider arrives with the Datadog backend; use prometheus or web for now",
+            code="analysis-provider",
+        )
 
 
 def _lint_queries(slo: LoadedSLO) -> Iterator[Diagnostic]:
@@ -330,6 +342,7 @@ def run_checks(slos: list[LoadedSLO], *, today: date, declared: Collection[str] 
             _check_stages,
             _check_selector_placeholders,
             _check_alert_labels,
+            _check_analysis_provider,
             _lint_queries,
             _lint_unreachable_tiers,
             _lint_interval,

@@ -173,6 +173,39 @@ class Attribution(SpecModel):
     """Default: the SLO's evaluation interval."""
 
 
+class AnalysisProvider(StrEnum):
+    """Where an Argo Rollouts analysis reads its verdict."""
+
+    PROMETHEUS = "prometheus"
+    """Burn-rate queries straight against Prometheus (no evaluator needed)."""
+    WEB = "web"
+    """The evaluator's gate API: the full release-aware decision (freezes, attribution, ...)."""
+    DATADOG = "datadog"
+
+
+class Analysis(SpecModel):
+    """How deployment systems run this gate: provider and schedule; unset numbers follow `mode`.
+
+    Blocking (a canary step waits for the verdict): measure every `interval` (the SLO's interval,
+    at least 1m) after an `initialDelay` of one analysis window (the new version needs traffic),
+    `count` measurements spanning the analysis window; the first failure aborts, two
+    inconclusive results pause for a human. Async (background analysis for the whole rollout):
+    every 5m until the rollout ends, two failures abort, inconclusive results never pause it.
+    """
+
+    provider: AnalysisProvider = AnalysisProvider.PROMETHEUS
+    interval: Duration | None = None
+    count: int | None = Field(default=None, ge=1, strict=True)
+    initial_delay: Duration | None = None
+    failure_limit: int | None = Field(default=None, ge=0, strict=True)
+    inconclusive_limit: int | None = Field(default=None, ge=0, strict=True)
+    consecutive_error_limit: int | None = Field(default=None, ge=0, strict=True)
+    dry_run: StrictBool = False
+    """Measure and report, never abort a rollout (Argo's dryRun for every metric)."""
+    cluster_scoped: StrictBool = False
+    """Render a ClusterAnalysisTemplate instead of a namespaced AnalysisTemplate."""
+
+
 class GatePolicy(SpecModel):
     """How deployments are judged against this SLO.
 
@@ -202,6 +235,8 @@ class GatePolicy(SpecModel):
     """Scheduled release freezes (e.g. Friday afternoons, peak season)."""
     attribution: Attribution = Field(default_factory=Attribution)
     """Canary versus baseline, for staged SLOs gated on a non-production stage."""
+    analysis: Analysis = Field(default_factory=Analysis)
+    """How Argo Rollouts, Spinnaker and CI run this gate."""
 
 
 DEFAULT_GATE = GatePolicy()
@@ -220,4 +255,12 @@ class Target(StrEnum):
     SPINNAKER = "spinnaker"
 
 
-DEFAULT_TARGETS = (Target.PROMETHEUS, Target.ALERTMANAGER, Target.GRAFANA)
+DEFAULT_TARGETS = (
+    Target.PROMETHEUS,
+    Target.ALERTMANAGER,
+    Target.GRAFANA,
+    Target.ARGO_ROLLOUTS,
+    Target.ARGO_CD,
+    Target.SPINNAKER,
+)
+"""Every SLO gets its rules, alerts, dashboards and pipeline gates unless it lists its targets."""
