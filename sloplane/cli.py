@@ -23,6 +23,7 @@ from sloplane.evaluator.commands import register as register_evaluator_commands
 from sloplane.evaluator.export_command import register as register_export_command
 from sloplane.explain import EXPLAINED_ERROR_RATIOS, ObjectiveExplanation, describe_window, explain, human_duration
 from sloplane.fileio import plan, write_files
+from sloplane.render.pipelines import PipelineOptions
 from sloplane.spec import LoadResult, load_paths
 from sloplane.spec.model import Declaration
 from sloplane.spec.openslo.exporter import export_openslo
@@ -227,21 +228,36 @@ def render(
     ] = False,
     namespace: Annotated[str, typer.Option(help="Namespace of the Kubernetes objects.")] = "monitoring",
     grafana_url: Annotated[str, typer.Option(help="Grafana base URL for dashboard links in alerts.")] = "",
+    evaluator_url: Annotated[
+        str, typer.Option(help="The evaluator as pipelines reach it (web analysis, hooks, Spinnaker).")
+    ] = PipelineOptions.evaluator_url,
+    analysis_prometheus_url: Annotated[
+        str, typer.Option(help="Prometheus as Argo Rollouts' analysis reaches it.")
+    ] = "http://prometheus-operated.monitoring.svc:9090",
+    image: Annotated[str, typer.Option(help="The sloplane image hook Jobs run.")] = PipelineOptions.image,
+    app_project: Annotated[str, typer.Option(help="Argo CD AppProject for the freeze windows.")] = "default",
     strict: Strict = False,
 ) -> None:
-    """Render Prometheus rules and tests, PrometheusRules, Alertmanager routing and Grafana dashboards.
+    """Render rules, alerts, dashboards and pipeline gates.
 
     Writes DIR/prometheus/<slo>.rules.yaml and <slo>.test.yaml, DIR/kubernetes/<slo>.prometheusrule.yaml,
-    DIR/alertmanager/alertmanager.yaml, DIR/grafana/<slo>.json and DIR/grafana/overview.json. Nothing is
-    written unless everything rendered; unchanged files are not touched; files of removed SLOs are deleted.
+    DIR/alertmanager/alertmanager.yaml, DIR/grafana/<slo>.json and DIR/grafana/overview.json;
+    DIR/argo/<slo>.analysistemplate.yaml, <slo>.rollout-steps.yaml, <slo>.postsync-job.yaml,
+    <slo>.syncfail-job.yaml and appproject-syncwindows.yaml; DIR/spinnaker/<slo>.webhook-stage.json and
+    <slo>.canary-config.json (each as the SLO's targets say). Nothing is written unless everything
+    rendered; unchanged files are not touched; files of removed SLOs are deleted.
     """
     from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions
     from sloplane.render.kubernetes import KubernetesOptions
     from sloplane.render.prometheus import RenderOptions
 
     result = _load(paths, strict)
+    pipelines = PipelineOptions(evaluator_url=evaluator_url, image=image, app_project=app_project)
     options = BundleOptions(
-        render=RenderOptions(grafana_url=grafana_url), kubernetes=KubernetesOptions(namespace=namespace)
+        render=RenderOptions(grafana_url=grafana_url),
+        kubernetes=KubernetesOptions(namespace=namespace),
+        pipelines=pipelines,
+        analysis_prometheus_url=analysis_prometheus_url,
     )
     files = _render_with_progress(result.declarations, options)
     if check:

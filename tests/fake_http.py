@@ -81,7 +81,7 @@ def serve(script: Script, port: int = 0) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(reply.body)
 
-        do_GET = do_POST = _answer  # noqa: N815
+        do_GET = do_POST = do_PATCH = _answer  # noqa: N815
 
         def log_message(self, *_: object) -> None:
             return None

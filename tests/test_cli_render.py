@@ -30,6 +30,18 @@ EXPECTED = {
     "prometheus/search-latency.rules.yaml",
     "prometheus/search-latency.test.yaml",
     "kubernetes/search-latency.prometheusrule.yaml",
+    # pipeline gates: every SLO whose targets include them (purchase-journey and payments list theirs)
+    *(
+        f"argo/{n}.{suffix}"
+        for n in ("admin-console-probe", "checkout-availability", "checkout-deploy-success", "search-latency")
+        for suffix in ("analysistemplate.yaml", "rollout-steps.yaml", "postsync-job.yaml", "syncfail-job.yaml")
+    ),
+    "argo/appproject-syncwindows.yaml",
+    *(
+        f"spinnaker/{n}.webhook-stage.json"
+        for n in ("admin-console-probe", "checkout-availability", "checkout-deploy-success", "search-latency")
+    ),
+    "spinnaker/checkout-availability.canary-config.json",  # the only staged one: Kayenta needs a canary scope
 }
 
 

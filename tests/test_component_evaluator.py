@@ -227,3 +227,25 @@ def test_bad_settings_fail_with_a_message_before_anything_is_registered(mocks: R
     with pytest.raises(pulumi.RunError, match=r"two declarations are named 'search-latency'"):
         SloEvaluator("gates", evaluator_args(declarations=[twice, twice]))
     assert mocks.registered == []
+
+
+@pulumi.runtime.test
+def test_an_argocd_project_adds_its_role_and_binding(mocks: Recorder) -> Any:
+    component = SloEvaluator("gates", evaluator_args(argocd_project="shop"))
+
+    def check(_: Any) -> None:
+        (role,) = mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role").values()
+        assert role["rules"][0]["resourceNames"] == ["shop"] and role["metadata"]["namespace"] == "argocd"
+        (binding,) = mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding").values()
+        assert binding["subjects"][0]["namespace"] == "observability"
+        for typ in (
+            "kubernetes:rbac.authorization.k8s.io/v1:Role",
+            "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+        ):
+            kubernetes_validate.validate(
+                _plain(mocks.of_type(typ)["gates-argocd-" + typ.rsplit(":", 1)[1].lower()]),
+                KUBERNETES_VERSION,
+                strict=True,
+            )
+
+    return everything(component).apply(check)

@@ -569,3 +569,14 @@ def test_serve_refuses_a_bad_receivers_file_with_its_line(tmp_path: Path) -> Non
     assert finished.returncode == 1
     assert "receivers.yaml:3:" in finished.stderr and "routingKey" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def test_serve_with_an_argocd_project_outside_a_cluster_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    (tmp_path / "tokens.yaml").write_text("tokens: []\n")
+    command, _ = _serve(tmp_path, "--argocd-project", "shop")
+    finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert finished.returncode == 1
+    assert "not in a cluster" in finished.stderr and "Traceback" not in finished.stderr

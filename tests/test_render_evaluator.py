@@ -279,3 +279,33 @@ def test_settings_the_cluster_would_refuse_fail_early(overrides: dict[str, Any],
 def test_s3_mode_without_a_bucket_fails_early() -> None:
     with pytest.raises(ValueError, match=r"needs s3_url as s3://bucket/prefix"):
         StorageSettings(mode="s3", s3_url="https://slo-decisions.s3.amazonaws.com")
+
+
+def test_the_argocd_deny_window_gets_exactly_the_access_it_needs(declarations: list[Declaration]) -> None:
+    plain = render.evaluator_objects(settings(), declarations, SECRETS)
+    assert not {"Role", "RoleBinding"} & {obj["kind"] for obj in plain}
+    assert by_kind(plain)["ServiceAccount"]["automountServiceAccountToken"] is False
+    objects = render.evaluator_objects(settings(argocd_project="shop"), declarations, SECRETS)
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{obj['kind']}: {error.message} at {list(error.path)}")
+    found = by_kind(objects)
+    (rule,) = found["Role"]["rules"]
+    assert rule == {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["appprojects"],
+        "resourceNames": ["shop"],
+        "verbs": ["get", "patch"],
+    }
+    assert found["Role"]["metadata"]["namespace"] == "argocd"
+    assert found["RoleBinding"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sloplane-evaluator", "namespace": "observability"}
+    ]
+    assert found["ServiceAccount"]["automountServiceAccountToken"] is True
+    assert pod_spec(objects)["automountServiceAccountToken"] is True
+    (container,) = pod_spec(objects)["containers"]
+    assert container["args"][-4:] == ["--argocd-project", "shop", "--argocd-namespace", "argocd"]
+    ports = {p["port"] for rule in found["NetworkPolicy"]["spec"]["egress"] for p in rule["ports"]}
+    assert {443, 6443} <= ports

@@ -23,6 +23,11 @@ def test_the_example_program_registers_the_fleet_under_mocks() -> None:
             "kubernetes:core/v1:ConfigMap": 6,
             "kubernetes:monitoring.coreos.com/v1:Probe": 1,
             "sloplane:index:SloFleet": 1,
+            # checkout-availability declares a gate: its AnalysisTemplates per stage, and the fleet's one
+            # AppProject patch for its freeze
+            "sloplane:index:DeploymentGate": 2,
+            "kubernetes:argoproj.io/v1alpha1:AnalysisTemplate": 2,
+            "kubernetes:argoproj.io/v1alpha1:AppProjectPatch": 1,
         }
     )
     (fleet,) = result.children(None)
@@ -50,7 +55,7 @@ def test_preview_command_prints_the_tree_and_says_it_is_not_pulumi_preview() -> 
     assert result.code == 0, result.stderr
     assert "sloplane:index:SloFleet  examples" in result.stdout
     assert "kubernetes:monitoring.coreos.com/v1:PrometheusRule  search-latency-rules" in result.stdout
-    assert "18 resources" in result.stdout
+    assert "23 resources" in result.stdout
     help_text = run_cli("preview", "--help")
     assert "not `pulumi preview`" in help_text.stdout.replace("\n", " ").replace("  ", " ")
 

@@ -20,6 +20,7 @@ from pulumi_kubernetes.apps.v1 import Deployment
 from pulumi_kubernetes.core.v1 import ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount
 from pulumi_kubernetes.networking.v1 import NetworkPolicy
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
+from pulumi_kubernetes.rbac.v1 import Role, RoleBinding
 
 from sloplane.render import evaluator as render
 from sloplane.render.evaluator import EvaluatorSettings, StorageSettings
@@ -40,6 +41,8 @@ SETTING_ARGS = (
     "ingress_namespace_labels",
     "ingress_from",
     "prometheus_port",
+    "argocd_project",
+    "argocd_namespace",
 )
 
 
@@ -66,6 +69,10 @@ class EvaluatorArgs(TypedDict):
     ingress_namespace_labels: NotRequired[pulumi.Input[Sequence[Mapping[str, str]]]]
     ingress_from: NotRequired[pulumi.Input[Sequence[Mapping[str, Any]]]]
     prometheus_port: NotRequired[pulumi.Input[int]]
+    argocd_project: NotRequired[pulumi.Input[str]]
+    """Keep a deny sync window in this Argo CD AppProject while a major incident is open (adds a
+    Role that may get and patch only that project, and mounts an API token)."""
+    argocd_namespace: NotRequired[pulumi.Input[str]]
 
 
 class SloEvaluatorArgs(EvaluatorArgs):
@@ -201,8 +208,13 @@ class SloEvaluator(pulumi.ComponentResource):
         service = render.service(settings)
         budget = render.pod_disruption_budget(settings)
         policy = render.network_policy(settings)
+        access = {
+            f"argocd_{obj['kind'].lower()}": _rbac(f"{name}-argocd-{obj['kind'].lower()}", obj, child)
+            for obj in render.argocd_access(settings)
+        }
         return {
             **mounted,
+            **access,
             "deployment": Deployment(
                 f"{name}-deployment", metadata=deployment["metadata"], spec=deployment["spec"], opts=after
             ),
@@ -233,3 +245,10 @@ def evaluator_for(
     defaults = {"name": default_name, "namespace": args.get("namespace") or DEFAULT_NAMESPACE}
     evaluator_args = cast(SloEvaluatorArgs, {**defaults, **dict(settings), "declarations": list(declarations)})
     return SloEvaluator(f"{name}-evaluator", evaluator_args, pulumi.ResourceOptions(parent=parent))
+
+
+def _rbac(name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """The Role or RoleBinding that lets the evaluator keep its Argo CD deny window."""
+    if obj["kind"] == "Role":
+        return Role(name, metadata=obj["metadata"], rules=obj["rules"], opts=opts)
+    return RoleBinding(name, metadata=obj["metadata"], role_ref=obj["roleRef"], subjects=obj["subjects"], opts=opts)

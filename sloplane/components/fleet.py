@@ -13,6 +13,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
+from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
 from sloplane.components.slo import (
     ServiceLevelObjective,
     ServiceLevelObjectiveArgs,
@@ -42,6 +43,8 @@ class SloFleetArgs(TypedDict):
     grafana_url: NotRequired[pulumi.Input[str]]
     evaluator: NotRequired[EvaluatorArgs]
     """When given, one `SloEvaluator` child serves every declaration of the folder."""
+    deployment_gate: NotRequired[Mapping[str, Any]]
+    """Settings of each SLO's `DeploymentGate` and of the fleet's AppProject sync-window patch."""
 
 
 def _children_for(targets: Sequence[Target]) -> list[str]:
@@ -70,7 +73,7 @@ class SloFleet(pulumi.ComponentResource):
         self.slos: dict[str, ServiceLevelObjective] = {}
         for declaration in active(declarations):
             create = _children_for(declaration.spec.targets)
-            if not create:
+            if not create and not gated([declaration]):
                 continue
             slo_args: ServiceLevelObjectiveArgs = {"declaration": declaration.name, **shared, "create": create}  # type: ignore[typeddict-item]
             self.slos[declaration.name] = ServiceLevelObjective(
@@ -87,6 +90,12 @@ class SloFleet(pulumi.ComponentResource):
         )
         self.overview = config_map(f"{name}-overview", overview, pulumi.ResourceOptions(parent=self))
         self.evaluator: SloEvaluator | None = evaluator_for(name, args, declarations, self)
+        self.sync_windows: DeploymentGate | None = None
+        synced = [d for d in gated(active(declarations)) if Target.ARGO_CD in d.spec.targets]
+        if synced:
+            settings = {**dict(args.get("deployment_gate") or {}), "analysis_templates": False}
+            gate_args: DeploymentGateArgs = {**settings, "declarations": synced}  # type: ignore[typeddict-item]
+            self.sync_windows = DeploymentGate(f"{name}-freezes", gate_args, pulumi.ResourceOptions(parent=self), fleet)
         rules = [slo.rule_name for slo in self.slos.values()]
         dashboards = [slo.dashboard_name for slo in self.slos.values()]
         self.rule_names = pulumi.Output.all(*rules).apply(lambda found: [n for n in found if n])

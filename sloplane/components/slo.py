@@ -1,4 +1,4 @@
-"""`ServiceLevelObjective`: one declaration's PrometheusRule, Probe and dashboard ConfigMap.
+"""`ServiceLevelObjective`: one declaration's PrometheusRule, Probe, dashboard ConfigMap and deployment gate.
 
 Thin on purpose: it loads the declaration, asks the renderers for the same dicts that
 `sloplane render` writes to files, and registers them as children. Kubernetes names are explicit
@@ -17,6 +17,7 @@ from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.core.v1 import ConfigMap
 
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
+from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
 from sloplane.render import grafana, kubernetes, names
 from sloplane.render.kubernetes import KubernetesOptions
 from sloplane.render.prometheus import RenderOptions, rule_file
@@ -44,6 +45,9 @@ class ServiceLevelObjectiveArgs(TypedDict):
     grafana_url: NotRequired[pulumi.Input[str]]
     evaluator: NotRequired[EvaluatorArgs]
     """When given, an `SloEvaluator` child serves this declaration (Kubernetes name sloplane-evaluator-<slo>)."""
+    deployment_gate: NotRequired[Mapping[str, Any]]
+    """Settings of the `DeploymentGate` child (prometheus_url, evaluator_url, token_secret, app_project, ...),
+    created when the declaration has a `gate` and the argoRollouts target."""
 
 
 def run_error(message: str) -> pulumi.RunError:
@@ -102,6 +106,7 @@ class ServiceLevelObjective(pulumi.ComponentResource):
 
         Everything is checked before anything is registered, so bad input leaves nothing behind.
         """
+        in_fleet = fleet is not None
         if declaration is None:
             declaration = resolve_declaration(args["declaration"])  # type: ignore[arg-type]
         fleet = fleet if fleet is not None else {declaration.name: declaration}
@@ -112,7 +117,7 @@ class ServiceLevelObjective(pulumi.ComponentResource):
         super().__init__(TOKEN, name, None, opts)
         k8s = kubernetes_options(args)
         render = RenderOptions(grafana_url=str(args.get("grafana_url") or ""))
-        create = set(cast(Sequence[str], args.get("create") or DEFAULT_CREATE))
+        create = set(cast(Sequence[str], args["create"] if args.get("create") is not None else DEFAULT_CREATE))
         child = pulumi.ResourceOptions(parent=self)
         self.rule: CustomResource | None = None
         self.probe: CustomResource | None = None
@@ -137,6 +142,12 @@ class ServiceLevelObjective(pulumi.ComponentResource):
         self.evaluator: SloEvaluator | None = evaluator_for(
             name, args, [declaration], self, default_name=f"{names.PREFIX}-evaluator-{declaration.name}"
         )
+        self.gate: DeploymentGate | None = None
+        if gated([declaration]):
+            # In a fleet the fleet patches the AppProject once for all SLOs (the list is replaced whole).
+            settings = {**dict(args.get("deployment_gate") or {}), "sync_windows": in_fleet is False}
+            gate_args: DeploymentGateArgs = {**settings, "declarations": [declaration]}  # type: ignore[typeddict-item]
+            self.gate = DeploymentGate(f"{name}-gate", gate_args, child, fleet=fleet)
         self.register_outputs({"rule_name": self.rule_name, "dashboard_name": self.dashboard_name})
 
 

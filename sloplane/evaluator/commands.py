@@ -87,6 +87,11 @@ def parse_instant(text: str | None) -> datetime | None:
     return moment
 
 
+def _delay(text: str) -> timedelta:
+    """`--initial-delay`: a duration, or 0 / 0s for none."""
+    return timedelta(0) if text.strip() in ("0", "0s") else parse_window(text, "--initial-delay")
+
+
 def parse_window(text: str, option: str) -> timedelta:
     """A duration option, or a usage error naming the option."""
     try:
@@ -195,11 +200,19 @@ class GateCall:
     wait: bool
     timeout: timedelta
     poll: timedelta
+    initial_delay: timedelta = timedelta(0)
+    """Wait this long before the first question: a release just synced has had no traffic to judge yet."""
 
 
 def run_gate(call: GateCall, request: GateRequest, err: Console) -> dict[str, Any]:
-    """Ask once, or (with --wait) until pass or fail or the timeout; returns the last answer."""
+    """Ask once, or (with --wait) until pass or fail or the timeout; returns the last answer.
+
+    The initial delay counts towards the timeout, so `--timeout` bounds the whole step.
+    """
     deadline = time.monotonic() + call.timeout.total_seconds()
+    if call.initial_delay > timedelta(0) and request.at is None:
+        err.print(f"waiting {format_duration(call.initial_delay)} for the release to take traffic", markup=False)
+        time.sleep(call.initial_delay.total_seconds())
     while True:
         answer = call.ask(request)
         outcome = _outcome(answer)
@@ -298,6 +311,7 @@ def _identity() -> str:
 
 def _built(console: _Console, build: Callable[[], T]) -> T:
     """Build the service; a bad receivers file, S3 URL or store becomes a message and exit 1, not a traceback."""
+    from sloplane.evaluator.argocd import KubernetesError
     from sloplane.evaluator.controls import ControlsError
     from sloplane.evaluator.export import ExportError
     from sloplane.evaluator.notify import ReceiversFileError
@@ -307,7 +321,7 @@ def _built(console: _Console, build: Callable[[], T]) -> T:
     except ReceiversFileError as error:
         for problem in error.problems:
             console.err.print(problem, markup=False, soft_wrap=True)
-    except (ExportError, ControlsError, DecisionLogError, ValueError) as error:
+    except (ExportError, ControlsError, DecisionLogError, KubernetesError, ValueError) as error:
         console.err.print(f"cannot start the evaluator: {error}", markup=False, soft_wrap=True)
     raise typer.Exit(1)
 
@@ -349,6 +363,9 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         token: Annotated[str | None, typer.Option(envvar="SLOPLANE_TOKEN", help="Token for --evaluator.")] = None,
         at: At = None,
         wait: Annotated[bool, typer.Option("--wait", help="Ask again until pass or fail (or --timeout).")] = False,
+        initial_delay: Annotated[
+            str, typer.Option(help="Wait this long before the first question (counts towards --timeout).")
+        ] = "0s",
         record_only: Annotated[
             bool,
             typer.Option(
@@ -392,7 +409,13 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         else:
             assert evaluator is not None
             ask = functools.partial(_remote, evaluator, token)
-        call = GateCall(ask, wait, parse_window(timeout, "--timeout"), parse_window(poll, "--poll"))
+        call = GateCall(
+            ask,
+            wait,
+            parse_window(timeout, "--timeout"),
+            parse_window(poll, "--poll"),
+            _delay(initial_delay),
+        )
         answer = run_gate(call, request, console.err)
         if output_format == "json":
             sys.stdout.write(_json(answer))
@@ -469,6 +492,14 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
             str | None, typer.Option("--s3-endpoint-url", help="S3-compatible endpoint (MinIO, Ceph).")
         ] = None,
         s3_region: Annotated[str | None, typer.Option("--s3-region", help="The bucket's region.")] = None,
+        argocd_project: Annotated[
+            str | None,
+            typer.Option(help="While a major incident is open, keep a deny sync window in this Argo CD AppProject."),
+        ] = None,
+        argocd_namespace: Annotated[str, typer.Option(help="Namespace of the AppProject.")] = "argocd",
+        argocd_application: Annotated[
+            list[str] | None, typer.Option(help="Applications the deny window covers (repeatable; default all).")
+        ] = None,
     ) -> None:
         """Run the evaluator's HTTP API (gates, SLOs, decisions, freezes, incidents, /metrics) until interrupted."""
         import uvicorn  # the web stack is slow to import; only this command needs it
@@ -488,6 +519,9 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
             export_interval=parse_window(export_interval, "--export-interval"),
             s3_endpoint_url=s3_endpoint_url,
             s3_region=s3_region,
+            argocd_project=argocd_project,
+            argocd_namespace=argocd_namespace,
+            argocd_applications=tuple(argocd_application or ("*",)),
         )
         service = _built(console, lambda: build_service(_fleet(console, paths), config))
         service.start()

@@ -17,6 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sloplane.evaluator.api import create_app
+from sloplane.evaluator.argocd import KubernetesApi, SyncWindowReconciler
 from sloplane.evaluator.auth import TokenStore
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.controls import ReleaseControls
@@ -50,6 +51,10 @@ class ServerConfig:
     s3_region: str | None = None
     export_source: str | None = None
     """The folder under the prefix this evaluator writes; None: the decision log's file stem."""
+    argocd_project: str | None = None
+    """While a major incident is open, keep a deny sync window in this Argo CD AppProject; None: don't."""
+    argocd_namespace: str = "argocd"
+    argocd_applications: tuple[str, ...] = ("*",)
 
 
 @dataclass
@@ -61,16 +66,21 @@ class EvaluatorService:
     controls: ReleaseControls
     notifier: Notifier | None = None
     exporter: PeriodicExporter | None = None
+    sync_windows: SyncWindowReconciler | None = None
 
     def start(self) -> None:
-        """Start delivering notifications and exporting decisions."""
+        """Start delivering notifications, exporting decisions and keeping the Argo CD deny window."""
         if self.notifier is not None:
             self.notifier.start()
         if self.exporter is not None:
             self.exporter.start()
+        if self.sync_windows is not None:
+            self.sync_windows.start()
 
     def close(self) -> None:
         """Stop the threads (a last export included) and close the stores."""
+        if self.sync_windows is not None:
+            self.sync_windows.stop()
         if self.exporter is not None:
             self.exporter.stop()
         if self.notifier is not None:
@@ -107,6 +117,14 @@ def _exporter(config: ServerConfig, log: SqliteDecisionLog) -> PeriodicExporter 
     return PeriodicExporter(log, client, location, source=source, interval=config.export_interval)
 
 
+def _sync_windows(config: ServerConfig, controls: ReleaseControls) -> SyncWindowReconciler | None:
+    if config.argocd_project is None:
+        return None
+    api = KubernetesApi.in_cluster()
+    project, namespace = config.argocd_project, config.argocd_namespace
+    return SyncWindowReconciler(controls, api, project, namespace, applications=config.argocd_applications)
+
+
 def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     """Everything `sloplane serve` runs, not yet started. Raises on a bad receivers file or S3 URL."""
     metrics = EvaluatorMetrics()
@@ -131,7 +149,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         on_decision=None if notifier is None else notifier.on_decision,
     )
     app = create_app(evaluator, config.tokens, metrics, controls)
-    return EvaluatorService(app, evaluator, controls, notifier, _exporter(config, log))
+    return EvaluatorService(app, evaluator, controls, notifier, _exporter(config, log), _sync_windows(config, controls))
 
 
 def build_app(fleet: Fleet, config: ServerConfig) -> tuple[FastAPI, Evaluator]:

@@ -15,7 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sloplane.render import alertmanager, grafana, kubernetes
+from sloplane.render import alertmanager, argo_cd, argo_rollouts, grafana, kubernetes, spinnaker
+from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.prometheus import RenderOptions, recorded_windows, rule_file
 from sloplane.render.promtool import promtool_test_file
 from sloplane.render.serialize import to_json, to_yaml, to_yaml_documents
@@ -23,8 +24,11 @@ from sloplane.spec.model import Declaration, Lifecycle
 from sloplane.spec.policy import Target
 from sloplane.subjects import Fleet, FleetLike
 
-MANAGED_FOLDERS = ("prometheus", "kubernetes", "alertmanager", "grafana")
+MANAGED_FOLDERS = ("prometheus", "kubernetes", "alertmanager", "grafana", "argo", "spinnaker")
 """Folders under the output that sloplane owns: files there that it no longer renders are removed."""
+
+
+DEFAULT_ANALYSIS_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class BundleOptions:
 
     render: RenderOptions = field(default_factory=RenderOptions)
     kubernetes: kubernetes.KubernetesOptions = field(default_factory=kubernetes.KubernetesOptions)
+    pipelines: PipelineOptions = field(default_factory=PipelineOptions)
+    analysis_prometheus_url: str = DEFAULT_ANALYSIS_PROMETHEUS
+    """Prometheus as Argo Rollouts' analysis reaches it (the `prometheus` provider)."""
 
 
 def active(declarations: Sequence[Declaration]) -> list[Declaration]:
@@ -62,6 +69,28 @@ def slo_documents(declaration: Declaration, fleet: FleetLike, options: BundleOpt
         documents[f"kubernetes/{name}.prometheusrule.yaml"] = ("yaml-documents", objects)
     if Target.GRAFANA in targets:
         documents[f"grafana/{name}.json"] = ("json", grafana.dashboard_model(declaration, fleet, options.render))
+    documents.update(_pipeline_documents(declaration, fleet, options))
+    return documents
+
+
+def _pipeline_documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    """Argo Rollouts analysis and steps, Argo CD hook Jobs, Spinnaker stage and canary config: per target."""
+    documents: dict[str, Document] = {}
+    name, targets, pipelines = declaration.name, set(declaration.spec.targets), options.pipelines
+    if Target.ARGO_ROLLOUTS in targets:
+        templates = argo_rollouts.analysis_templates(
+            declaration, fleet, pipelines, prometheus_url=options.analysis_prometheus_url
+        )
+        documents[f"argo/{name}.analysistemplate.yaml"] = ("yaml-documents", templates)
+        documents[f"argo/{name}.rollout-steps.yaml"] = ("yaml", argo_rollouts.rollout_steps(declaration, pipelines))
+    if Target.ARGO_CD in targets:
+        documents[f"argo/{name}.postsync-job.yaml"] = ("yaml", argo_cd.postsync_job(declaration, pipelines))
+        documents[f"argo/{name}.syncfail-job.yaml"] = ("yaml", argo_cd.syncfail_job(declaration, pipelines))
+    if Target.SPINNAKER in targets:
+        documents[f"spinnaker/{name}.webhook-stage.json"] = ("json", spinnaker.webhook_stage(declaration, pipelines))
+        canary = spinnaker.canary_config(declaration, fleet, pipelines)
+        if canary is not None:  # None: Kayenta cannot judge this SLI (no PromQL form, or no scope label)
+            documents[f"spinnaker/{name}.canary-config.json"] = ("json", canary)
     return documents
 
 
@@ -87,10 +116,15 @@ def _fleet_wide_documents(rendered: list[Declaration], fleet: Fleet, options: Bu
     """The Alertmanager configuration and the overview dashboard, over every rendered SLO."""
     routed = [d for d in rendered if Target.ALERTMANAGER in d.spec.targets]
     charted = [d for d in rendered if Target.GRAFANA in d.spec.targets]
-    return {
+    synced = [d for d in rendered if Target.ARGO_CD in d.spec.targets]
+    documents: dict[str, Document] = {
         "alertmanager/alertmanager.yaml": ("yaml", alertmanager.alertmanager_config(routed)),
         "grafana/overview.json": ("json", grafana.overview(charted, fleet, options.render)),
     }
+    if synced:
+        windows = argo_cd.sync_windows(synced, options.pipelines)
+        documents["argo/appproject-syncwindows.yaml"] = ("yaml", windows)
+    return documents
 
 
 def serialize(documents: dict[str, Document]) -> dict[str, str]:

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from sloplane.render.kubernetes import MANAGED_BY
+from sloplane.render import argo_cd
+from sloplane.render.kubernetes import MANAGED_BY, USER_ID, locked_down_container
+from sloplane.render.pipelines import PipelineOptions
 from sloplane.spec.model import Declaration
 from sloplane.spec.writer import declaration_data, dump_yaml
 
@@ -33,7 +35,6 @@ T = TypeVar("T")
 
 PORT = 8080
 SERVICE_PORT = 80
-USER_ID = 10001
 SLOS_DIR = "/etc/sloplane/slos"
 SECRETS_DIR = "/etc/sloplane/secrets"
 STATE_DIR = "/var/lib/sloplane"
@@ -104,6 +105,13 @@ class EvaluatorSettings:
     prometheus_port: int | None = None
     """The Prometheus *pod* port egress is opened to; default: the URL's port (NetworkPolicies
     see the port after Service translation, so set this when the Service maps e.g. 80 -> 9090)."""
+    argocd_project: str | None = None
+    """Keep a deny sync window in this Argo CD AppProject while a major incident is open (`serve
+    --argocd-project`): then, and only then, the pods get an API token, a Role that may get and patch
+    that one AppProject, and egress to the API server."""
+    argocd_namespace: str = "argocd"
+    api_server_ports: Sequence[int] = (443, 6443)
+    """Ports the Kubernetes API answers on (the Service's 443 and the usual endpoint 6443)."""
 
     def __post_init__(self) -> None:
         """Fail on what the API server (or a node drain) would refuse later, with a clearer message.
@@ -179,14 +187,19 @@ def checksum(data: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def talks_to_kubernetes(settings: EvaluatorSettings) -> bool:
+    """Only the Argo CD deny window needs the Kubernetes API; without it no token is mounted."""
+    return settings.argocd_project is not None
+
+
 def service_account(settings: EvaluatorSettings) -> dict[str, Any]:
-    """Its own identity without an API token: the evaluator never talks to the Kubernetes API."""
+    """Its own identity; an API token only when it keeps the Argo CD deny window."""
     extra = {"annotations": dict(settings.service_account_annotations)} if settings.service_account_annotations else {}
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": metadata(settings, settings.name, **extra),
-        "automountServiceAccountToken": False,
+        "automountServiceAccountToken": talks_to_kubernetes(settings),
     }
 
 
@@ -263,6 +276,8 @@ def container_args(settings: EvaluatorSettings) -> list[str]:
         "--port",
         str(settings.port),
     ]
+    if settings.argocd_project is not None:
+        args += ["--argocd-project", settings.argocd_project, "--argocd-namespace", settings.argocd_namespace]
     return args + s3_args(settings.storage)
 
 
@@ -345,15 +360,7 @@ def container(settings: EvaluatorSettings, files: Iterable[str]) -> dict[str, An
         "livenessProbe": _probe("/healthz", period=10, failures=3),
         "readinessProbe": _probe("/readyz", period=10, failures=3),
         "resources": {kind: dict(values) for kind, values in settings.resources.items()},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": locked_down_container(),
         "volumeMounts": mounts,
     }
 
@@ -384,7 +391,7 @@ def deployment(settings: EvaluatorSettings, config_data: Mapping[str, str]) -> d
     pod_volumes, _ = volumes(settings, config_data)
     pod_spec: dict[str, Any] = {
         "serviceAccountName": settings.name,
-        "automountServiceAccountToken": False,
+        "automountServiceAccountToken": talks_to_kubernetes(settings),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": USER_ID,
@@ -458,6 +465,8 @@ def egress_ports(settings: EvaluatorSettings) -> list[int]:
     ports = {settings.prometheus_port or url_port(settings.prometheus_url), 443}
     if settings.storage.mode == "s3" and settings.storage.s3_endpoint_url:
         ports.add(url_port(settings.storage.s3_endpoint_url))
+    if talks_to_kubernetes(settings):
+        ports.update(settings.api_server_ports)
     return sorted(ports)
 
 
@@ -492,4 +501,16 @@ def evaluator_objects(
         service(settings),
         pod_disruption_budget(settings),
         network_policy(settings),
+        *argocd_access(settings),
     ]
+
+
+def argocd_access(settings: EvaluatorSettings) -> list[dict[str, Any]]:
+    """Role and RoleBinding to get and patch the one AppProject, when the deny window is on."""
+    if settings.argocd_project is None:
+        return []
+    options = PipelineOptions(argocd_namespace=settings.argocd_namespace, app_project=settings.argocd_project)
+    objects = argo_cd.evaluator_rbac(options, settings.name, settings.namespace)
+    for obj in objects:
+        obj["metadata"]["labels"] = {**labels(settings), **obj["metadata"].get("labels", {})}
+    return objects

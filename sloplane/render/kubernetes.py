@@ -16,6 +16,21 @@ from sloplane.spec.model import Declaration
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sloplane"}
 DEFAULT_PROBE_INTERVAL = "30s"
+USER_ID = 10001
+"""The sloplane image's non-root user (see the Dockerfile)."""
+
+
+def locked_down_container() -> dict[str, Any]:
+    """The container securityContext every sloplane pod runs with: non-root, read-only, no privileges."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": USER_ID,
+        "runAsGroup": USER_ID,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 @dataclass(frozen=True)

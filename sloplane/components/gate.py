@@ -1,0 +1,144 @@
+"""`DeploymentGate`: the Argo Rollouts analysis of declarations, and their freezes as Argo CD sync windows.
+
+Thin, like the other components: `sloplane.render.argo_rollouts` builds the AnalysisTemplates and
+`sloplane.render.argo_cd` the AppProject's sync windows, the same dicts `sloplane render` writes.
+The AppProject belongs to whoever runs Argo CD; the gate only patches its `syncWindows` (server-side
+apply through `CustomResourcePatch`), never takes the project over. Because that list is replaced
+as a whole, one stack patches it once: a standalone `ServiceLevelObjective` with its own freezes,
+or `SloFleet` with every declaration's, never each SLO of a fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NotRequired, TypedDict
+
+import pulumi
+from pulumi_kubernetes.apiextensions import CustomResource, CustomResourcePatch
+
+from sloplane.render import argo_cd, argo_rollouts
+from sloplane.render.pipelines import PipelineOptions
+from sloplane.spec.model import Declaration
+from sloplane.spec.policy import Target
+from sloplane.subjects import FleetLike
+
+TOKEN = "sloplane:index:DeploymentGate"
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+OPTION_ARGS = (
+    "evaluator_url",
+    "token_secret",
+    "token_key",
+    "image",
+    "namespace",
+    "argocd_namespace",
+    "app_project",
+    "incident_webhook_url",
+)
+
+
+class DeploymentGateArgs(TypedDict):
+    """Where the gates find Prometheus, the evaluator and the AppProject; which declarations they gate."""
+
+    declarations: pulumi.Input[Sequence[Any]]
+    """Declaration models (the SLO components pass theirs)."""
+    prometheus_url: NotRequired[pulumi.Input[str]]
+    """Prometheus as the analysis pods reach it (for the `prometheus` provider)."""
+    evaluator_url: NotRequired[pulumi.Input[str]]
+    token_secret: NotRequired[pulumi.Input[str]]
+    token_key: NotRequired[pulumi.Input[str]]
+    image: NotRequired[pulumi.Input[str]]
+    namespace: NotRequired[pulumi.Input[str]]
+    argocd_namespace: NotRequired[pulumi.Input[str]]
+    app_project: NotRequired[pulumi.Input[str]]
+    applications: NotRequired[pulumi.Input[Sequence[str]]]
+    incident_webhook_url: NotRequired[pulumi.Input[str]]
+    analysis_templates: NotRequired[pulumi.Input[bool]]
+    """Register the AnalysisTemplates (default true)."""
+    sync_windows: NotRequired[pulumi.Input[bool]]
+    """Patch the AppProject's syncWindows with the declared freezes (default true, when any is declared)."""
+
+
+def pipeline_options(args: Mapping[str, Any]) -> PipelineOptions:
+    """The renderers' options from component args (plain values: they shape the rendered objects)."""
+    chosen: dict[str, Any] = {}
+    for key in OPTION_ARGS:
+        value = args.get(key)
+        if isinstance(value, pulumi.Output):
+            raise pulumi.RunError(f"{key} must be a plain value, not an Output: it shapes the rendered objects")
+        if value is not None:
+            chosen[key] = str(value)
+    if args.get("applications") is not None:
+        chosen["applications"] = tuple(str(a) for a in args["applications"])
+    return PipelineOptions(**chosen)
+
+
+class DeploymentGate(pulumi.ComponentResource):
+    """AnalysisTemplates per SLO and stage, and the AppProject sync-window patch."""
+
+    template_names: pulumi.Output[list[str]]
+
+    def __init__(
+        self,
+        name: str,
+        args: DeploymentGateArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        fleet: FleetLike | None = None,
+    ) -> None:
+        declarations = [d for d in args["declarations"] if isinstance(d, Declaration)]  # type: ignore[union-attr]
+        if len(declarations) != len(args["declarations"]):  # type: ignore[arg-type]
+            raise pulumi.RunError("DeploymentGate takes loaded declarations (use ServiceLevelObjective or SloFleet)")
+        options = pipeline_options(args)
+        prometheus = str(args.get("prometheus_url") or DEFAULT_PROMETHEUS)
+        fleet = fleet if fleet is not None else {d.name: d for d in declarations}
+        templates = [
+            template
+            for declaration in declarations
+            for template in argo_rollouts.analysis_templates(declaration, fleet, options, prometheus_url=prometheus)
+        ]
+        patch = argo_cd.sync_windows(declarations, options)
+        super().__init__(TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.templates: list[CustomResource] = []
+        if args.get("analysis_templates", True):
+            for template in templates:
+                resource_name = f"{name}-{template['metadata']['name']}"
+                self.templates.append(
+                    CustomResource(
+                        resource_name,
+                        api_version=template["apiVersion"],
+                        kind=template["kind"],
+                        metadata=template["metadata"],
+                        spec=template["spec"],
+                        opts=child,
+                    )
+                )
+        self.app_project: CustomResourcePatch | None = None
+        if args.get("sync_windows", True) and patch["spec"]["syncWindows"]:
+            self.app_project = _app_project_patch(f"{name}-sync-windows", patch, name, child)
+        names = [str(template["metadata"]["name"]) for template in templates] if self.templates else []
+        self.template_names = pulumi.Output.all(*(t.id for t in self.templates)).apply(lambda _: names)
+        self.register_outputs({"template_names": self.template_names})
+
+
+def _app_project_patch(
+    resource_name: str, patch: Mapping[str, Any], manager: str, opts: pulumi.ResourceOptions
+) -> CustomResourcePatch:
+    """Server-side apply of `spec.syncWindows` only, under a field manager of our own."""
+    metadata = patch["metadata"]
+    return CustomResourcePatch(
+        resource_name,
+        api_version=patch["apiVersion"],
+        kind=patch["kind"],
+        metadata={
+            "name": metadata["name"],
+            "namespace": metadata.get("namespace"),
+            "annotations": {"pulumi.com/patchFieldManager": f"sloplane-{manager}"},
+        },
+        spec={"syncWindows": patch["spec"]["syncWindows"]},
+        opts=opts,
+    )
+
+
+def gated(declarations: Sequence[Declaration]) -> list[Declaration]:
+    """Declarations with a declared gate and the Argo Rollouts target: the ones a DeploymentGate serves."""
+    return [d for d in declarations if d.spec.gate is not None and Target.ARGO_ROLLOUTS in d.spec.targets]
