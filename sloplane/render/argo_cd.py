@@ -34,7 +34,7 @@ from typing import Any
 
 from sloplane.durations import format_duration
 from sloplane.render.gates import gate_schedule
-from sloplane.render.kubernetes import USER_ID, locked_down_container
+from sloplane.render.kubernetes import locked_down_container, locked_down_pod
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.spec.model import Declaration, Lifecycle
 from sloplane.spec.policy import RecurringWindow, Target
@@ -155,13 +155,7 @@ def _job(
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": USER_ID,
-                        "runAsGroup": USER_ID,
-                        "fsGroup": USER_ID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": locked_down_pod(),
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
                 },

@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from sloplane.render import argo_cd
-from sloplane.render.kubernetes import MANAGED_BY, USER_ID, locked_down_container
+from sloplane.render.kubernetes import MANAGED_BY, locked_down_container, locked_down_pod
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.spec.model import Declaration
 from sloplane.spec.writer import declaration_data, dump_yaml
@@ -392,13 +392,7 @@ def deployment(settings: EvaluatorSettings, config_data: Mapping[str, str]) -> d
     pod_spec: dict[str, Any] = {
         "serviceAccountName": settings.name,
         "automountServiceAccountToken": talks_to_kubernetes(settings),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "fsGroup": USER_ID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": locked_down_pod(),
         "containers": [container(settings, config_data)],
         "volumes": pod_volumes,
         **_spread(settings),

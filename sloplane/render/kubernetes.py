@@ -20,6 +20,17 @@ USER_ID = 10001
 """The sloplane image's non-root user (see the Dockerfile)."""
 
 
+def locked_down_pod() -> dict[str, Any]:
+    """The pod securityContext every sloplane pod runs with: the image's user, files owned by it."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": USER_ID,
+        "runAsGroup": USER_ID,
+        "fsGroup": USER_ID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def locked_down_container() -> dict[str, Any]:
     """The container securityContext every sloplane pod runs with: non-root, read-only, no privileges."""
     return {
