@@ -75,3 +75,21 @@ def test_render_gives_prometheus_text_and_its_content_type() -> None:
     text, content_type = EvaluatorMetrics().render()
     assert content_type.startswith("text/plain")
     assert b"# TYPE sloplane_gate_decisions_total counter" in text
+
+
+def test_scraped_sources_are_read_at_scrape_time_and_a_broken_one_is_left_out() -> None:
+    metrics = EvaluatorMetrics()
+    counts = {"pending": 2, "dead": 1}
+    metrics.watch_notifications(lambda: counts)
+
+    def broken() -> int:
+        raise OSError("disk I/O error")
+
+    metrics.watch_controls(broken, lambda: 0)
+    text = metrics.render()[0].decode()
+    assert 'sloplane_notifications{state="pending"} 2.0' in text
+    assert 'sloplane_notifications{state="dead"} 1.0' in text
+    assert 'sloplane_notifications{state="held"} 0.0' in text
+    assert "sloplane_freezes_active" not in text and "sloplane_major_incidents_open" not in text
+    counts["dead"] = 3
+    assert 'sloplane_notifications{state="dead"} 3.0' in metrics.render()[0].decode()

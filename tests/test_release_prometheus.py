@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from sloplane.evaluator.auth import TokenStore
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
@@ -27,6 +28,7 @@ from sloplane.subjects import Fleet
 from tests.conftest import run_cli
 from tests.evaluator_data import load_fleet
 from tests.fake_http import EventReceiver, serve
+from tests.servers import served_app
 
 END = datetime(2024, 5, 1, tzinfo=UTC)
 START = END - timedelta(hours=26)
@@ -262,6 +264,11 @@ def test_three_services_failing_on_one_revision_open_one_war_room_that_freezes_e
             assert incident.key == "sloplane/war-room/revision/r42" and incident.services == ()
             frozen = service.evaluator.gate(GateRequest(slo="calm", revision="r43")).decisions[0]
             assert frozen.outcome is Outcome.FAIL and frozen.reasons[0].values["incident"] == incident.id
+            with served_app(service.app) as url:
+                metrics = requests.get(f"{url}/metrics", timeout=10).text
+            assert 'sloplane_notifications{state="delivered"} 1.0' in metrics
+            assert 'sloplane_notifications{state="dead"} 0.0' in metrics
+            assert "sloplane_major_incidents_open 1.0" in metrics and "sloplane_freezes_active 0.0" in metrics
         finally:
             service.close()
 

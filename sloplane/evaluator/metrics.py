@@ -11,17 +11,24 @@ about the release process (`sli.deployment` with `source: sloplane`) read it, by
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 from sloplane.evaluator.model import Outcome
 from sloplane.queries import SLOPLANE_DECISIONS_METRIC
 
+log = logging.getLogger(__name__)
+
 DECISION_LABELS = ("slo", "service", "stage", "decision")
+NOTIFICATION_STATES = ("pending", "held", "dead", "delivered")
+"""Outbox states worth a gauge: `dead` above zero means a receiver refused an incident for good."""
 
 BACKEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Up to 30 s: a month-long range query on a busy Prometheus can take seconds before it times out."""
@@ -90,6 +97,49 @@ class EvaluatorMetrics:
         """One measurement cache lookup."""
         self._cache.labels(result="hit" if hit else "miss").inc()
 
+    def watch_notifications(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        """`sloplane_notifications{state}` from the notifier's outbox, read at every scrape."""
+
+        def families() -> Iterable[Metric]:
+            found = stats()
+            gauge = GaugeMetricFamily(
+                "sloplane_notifications", "Incident notifications in the outbox, by state.", labels=("state",)
+            )
+            for state in NOTIFICATION_STATES:
+                gauge.add_metric((state,), float(found.get(state, 0)))
+            yield gauge
+
+        self.registry.register(_Scraped(families))
+
+    def watch_controls(self, freezes: Callable[[], int], incidents: Callable[[], int]) -> None:
+        """Freezes in force and major incidents open, read at every scrape (releases are stopped while > 0)."""
+
+        def families() -> Iterable[Metric]:
+            yield GaugeMetricFamily("sloplane_freezes_active", "Release freezes in force now.", value=freezes())
+            yield GaugeMetricFamily(
+                "sloplane_major_incidents_open", "Major incidents open now (each freezes releases).", value=incidents()
+            )
+
+        self.registry.register(_Scraped(families))
+
     def render(self) -> tuple[bytes, str]:
         """The exposition in Prometheus' text format, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Scraped(Collector):
+    """Metrics computed at scrape time; a failing source is logged and left out, never a failed scrape."""
+
+    def __init__(self, families: Callable[[], Iterable[Metric]]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            return list(self._families())
+        except Exception:  # a broken store must not take the evaluator's other metrics down with it
+            log.exception("could not read a metric source at scrape time")
+            return []
+
+    def describe(self) -> Iterable[Metric]:
+        """Nothing up front: the source is only read at scrape time (registering must not touch it)."""
+        return []

@@ -24,7 +24,7 @@ from sloplane.evaluator.controls import ReleaseControls
 from sloplane.evaluator.export import PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.metrics import EvaluatorMetrics
 from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
-from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.service import Evaluator, utc_now
 from sloplane.evaluator.store import SqliteDecisionLog
 from sloplane.subjects import Fleet
 
@@ -147,6 +147,11 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         on_cache_lookup=cache_lookup,
         controls=controls,
         on_decision=None if notifier is None else notifier.on_decision,
+    )
+    if notifier is not None:
+        metrics.watch_notifications(notifier.stats)
+    metrics.watch_controls(
+        lambda: len(controls.freezes(at=utc_now())), lambda: len(controls.open_major_incidents(utc_now()))
     )
     app = create_app(evaluator, config.tokens, metrics, controls)
     return EvaluatorService(app, evaluator, controls, notifier, _exporter(config, log), _sync_windows(config, controls))
