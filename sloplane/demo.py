@@ -2,14 +2,17 @@
 
 Every example SLO gets a day of traffic ending now; checkout's production traffic has an incident
 (10% errors for 45 minutes, starting three hours ago). The demo evaluates every SLO now, then
-replays the checkout gate two hours before the incident and twenty minutes into it, printing both
-decisions with their reasons, and stops the server. Run: `python -m sloplane.demo examples/slos`.
+replays the checkout gate two hours before the incident and twenty minutes into it; gates the
+healthy canary during the incident (compared with stable, it is not to blame); freezes checkout's
+releases and gates again, then breaks the glass; printing every decision with its reasons, and
+stops the server. Run: `python -m sloplane.demo examples/slos`.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +20,8 @@ from rich.console import Console
 
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.commands import answer_lines, measurement_table
-from sloplane.evaluator.model import GateRequest
+from sloplane.evaluator.controls import ReleaseControls
+from sloplane.evaluator.model import BreakGlass, GateRequest
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.store import SqliteDecisionLog
 from sloplane.sandbox import (
@@ -60,6 +64,15 @@ def synthetic_day() -> tuple[list[Traffic], datetime]:
     return traffics, end
 
 
+def show(console: Console, evaluator: Evaluator, label: str, request: GateRequest) -> None:
+    """Gate and print the decision with its reasons."""
+    assert request.at is not None
+    where = f"{request.slo}" + (f" [{request.stage}]" if request.stage else "")
+    console.print(f"\ngate {where} at {request.at:%H:%M} UTC, {label}:", markup=False)
+    for line in answer_lines(evaluator.gate(request).to_dict()):
+        console.print(line, markup=False, soft_wrap=True)
+
+
 def main(paths: list[str]) -> int:
     """Run the demo; returns the process exit code."""
     console = Console(width=160)
@@ -71,17 +84,28 @@ def main(paths: list[str]) -> int:
     ):
         console.print(f"throw-away Prometheus at {prometheus.url} with a synthetic day ending {end}", markup=False)
         log = SqliteDecisionLog(Path(folder) / "decisions.db")
-        evaluator = Evaluator(fleet, PrometheusBackend(prometheus.url), log)
+        controls = ReleaseControls(Path(folder) / "decisions.db")
+        evaluator = Evaluator(fleet, PrometheusBackend(prometheus.url), log, controls=controls)
         console.print(measurement_table(evaluator.evaluate(end)))
         incident = end - DAY + INCIDENT_AT
-        for label, moment in (
-            ("2h before the incident", incident - timedelta(hours=2)),
-            ("20 min into the incident", incident + timedelta(minutes=20)),
-        ):
-            result = evaluator.gate(GateRequest(slo="checkout-availability", at=moment, revision="demo"))
-            console.print(f"\ngate checkout-availability at {moment:%H:%M} UTC, {label}:", markup=False)
-            for line in answer_lines(result.to_dict()):
-                console.print(line, markup=False, soft_wrap=True)
+        before, during = incident - timedelta(hours=2), incident + timedelta(minutes=20)
+        steps: list[tuple[str, GateRequest]] = [
+            ("2h before the incident", GateRequest(slo="checkout-availability", at=before, revision="demo")),
+            ("20 min into the incident", GateRequest(slo="checkout-availability", at=during, revision="demo")),
+            (
+                "the canary, 20 min into the incident",
+                GateRequest(slo="checkout-availability", stage="canary", at=during, revision="demo"),
+            ),
+        ]
+        for label, request in steps:
+            show(console, evaluator, label, request)
+        freeze_at = before - timedelta(minutes=30)
+        controls.freeze("checkout", "quarter-end close (demo)", "release-manager", at=freeze_at)
+        frozen = GateRequest(slo="checkout-availability", at=before, revision="demo")
+        show(console, evaluator, "2h before the incident, checkout frozen", frozen)
+        glass = BreakGlass("security fix CVE-2026-0001 (demo)", "on-call")
+        show(console, evaluator, "the same, breaking the glass", replace(frozen, break_glass=glass))
+        controls.close()
         console.print(f"\n{log.count()} decisions recorded; stopping Prometheus", markup=False)
     return 0
 

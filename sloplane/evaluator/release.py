@@ -130,7 +130,7 @@ def canary_attribution(context: GateContext) -> Outcome | None:
         return Outcome.INCONCLUSIVE
     summary = (
         f"{canary} error ratio {comparison.canary.mean_ratio:.4%} vs {baseline} {comparison.baseline.mean_ratio:.4%} "
-        f"over {window} (p = {comparison.p_value:.2g}, +{comparison.effect:.2f}x burn)"
+        f"over {window} (p = {comparison.p_value:.2g}, {comparison.effect:+.2f}x burn)"
     )
     if comparison.verdict == "worse":
         context.note("canary-worse", f"the canary is worse than {baseline}: {summary}: roll back", **values)
