@@ -51,11 +51,20 @@ def parse_duration(text: str) -> timedelta:
 @functools.lru_cache(maxsize=4096)
 def format_duration(value: timedelta) -> str:
     """Print a duration the way Prometheus parses it, days as the largest unit: 90m -> 1h30m."""
+    return _format(value, _FORMAT_UNITS)
+
+
+def format_go_duration(value: timedelta) -> str:
+    """Print a duration the way Go's `time.ParseDuration` reads it (Argo Rollouts, Argo CD): no days, 1d -> 24h."""
+    return _format(value, _FORMAT_UNITS[1:])
+
+
+def _format(value: timedelta, units: tuple[tuple[str, int], ...]) -> str:
     remaining = round(value.total_seconds() * 1000)
     if remaining <= 0:
         raise DurationError(f"cannot print a non-positive duration ({value})")
     parts: list[str] = []
-    for unit, size in _FORMAT_UNITS:
+    for unit, size in units:
         amount, remaining = divmod(remaining, size)
         if amount:
             parts.append(f"{amount}{unit}")

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self, cast, get_args
 
 import orjson
 
-from sloplane.evaluator.store import BUSY_TIMEOUT_SECONDS, utc_text
+from sloplane.evaluator.sqlite import ThreadConnections, create_folder
+from sloplane.evaluator.store import utc_text
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import ReleaseControlsView
@@ -271,11 +272,8 @@ class ReleaseControls:
         self.path = Path(path)
         if str(path) == ":memory:":
             raise ControlsError("release controls need a file: each thread would see its own in-memory database")
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path, "the release controls", ControlsError)
         self._write_lock = threading.Lock()
-        self._closed = False
         try:
             self._create()
         except ControlsError:
@@ -458,11 +456,7 @@ class ReleaseControls:
 
     def close(self) -> None:
         """Close every thread's connection; the controls cannot be used afterwards."""
-        with self._lock:
-            self._closed = True
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+        self._connections.close()
 
     def __enter__(self) -> Self:
         return self
@@ -473,11 +467,7 @@ class ReleaseControls:
         self.close()
 
     def _create(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise ControlsError(f"cannot create the folder of the release controls {self.path}: {reason}") from exc
+        create_folder(self.path, "the release controls", ControlsError)
         connection = self._connection()
         try:
             connection.execute("PRAGMA journal_mode = WAL")
@@ -502,21 +492,7 @@ class ReleaseControls:
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit, FULL sync: a recorded freeze survives a crash)."""
-        if self._closed:
-            raise ControlsError(f"the release controls at {self.path} are closed")
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                connection = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-                )
-                connection.execute("PRAGMA synchronous = FULL")
-            except sqlite3.Error as exc:
-                raise ControlsError(f"cannot open the release controls at {self.path}: {exc}") from exc
-            with self._lock:
-                self._connections.append(connection)
-            self._local.connection = connection
-        return connection
+        return self._connections.get()
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[sqlite3.Connection]:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sloplane.durations import format_duration
 from sloplane.evaluator.context import Adjuster, GateContext, Related, Step, firing_alerts
-from sloplane.evaluator.model import Measurement, Outcome
+from sloplane.evaluator.model import Outcome
 from sloplane.evaluator.release import ADJUSTERS, canary_attribution, frozen
 from sloplane.spec.policy import BackendErrorPolicy, NoDataOutcome
 
@@ -129,11 +128,6 @@ def burn_during_analysis(context: GateContext) -> Outcome | None:
         return Outcome.FAIL
     context.note("burn-rate-ok", f"burn rate {window.burn_rate:.2f}x over the last {analysis}", **values)
     return None
-
-
-def _burn(measurement: Measurement, window: timedelta) -> float | None:
-    found = measurement.window(window)
-    return None if found is None else found.burn_rate
 
 
 def active_alerts(context: GateContext) -> list[tuple[str, float]]:

@@ -11,6 +11,7 @@ emergency changes) is taken out of both, as it is out of the budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 from sloplane.budget import error_budget
 from sloplane.evaluator.backends.base import MetricsBackend
 from sloplane.evaluator.model import Measurement
-from sloplane.evaluator.periods import merged
+from sloplane.evaluator.periods import merge_spans, merged
 from sloplane.spec.model import Declaration
 from sloplane.subjects import Subject, subject_queries
 
@@ -96,16 +97,6 @@ def subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
     return result
 
 
-def _merge(spans: Iterable[Span]) -> list[Span]:
-    joined: list[Span] = []
-    for start, end in sorted(spans):
-        if joined and start <= joined[-1][1]:
-            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
-        else:
-            joined.append((start, end))
-    return joined
-
-
 @dataclass(frozen=True)
 class BurnSplit:
     """One subject's budget over its period: what deployments burned, and what the rest did."""
@@ -177,14 +168,21 @@ def burn_split(
         )
     excluded = merged(measurement.exclusions)
 
-    def counted(spans: list[Span]) -> tuple[float, float]:
-        bad = total = 0.0
-        for start, end in spans:
+    read: dict[Span, tuple[float, float]] = {}
+
+    def span_counts(span: Span) -> tuple[float, float]:
+        """(bad, all) events in one span; each span is asked once (a lone window is also its own union)."""
+        if span not in read:
+            start, end = span
             anchored = queries.at(end - start, end)
             assert anchored.errors is not None and anchored.total is not None
-            bad += _count(backend, f"({anchored.errors}) or vector(0)", measurement.at)
-            total += _count(backend, anchored.total, measurement.at)
-        return bad, total
+            bad = _count(backend, f"({anchored.errors}) or vector(0)", measurement.at)
+            read[span] = (bad, _count(backend, anchored.total, measurement.at))
+        return read[span]
+
+    def counted(spans: list[Span]) -> tuple[float, float]:
+        found = [span_counts(span) for span in spans]
+        return math.fsum(bad for bad, _ in found), math.fsum(total for _, total in found)
 
     def inside(window: DeploymentWindow) -> list[Span]:
         clipped = (max(window.start, measurement.period_start), min(window.end, measurement.at))
@@ -194,7 +192,7 @@ def burn_split(
     for window in windows:
         bad, total = counted(inside(window))
         per_window.append((window, bad, total))
-    union = _merge(span for window in windows for span in inside(window))
+    union = merge_spans(span for window in windows for span in inside(window))
     deployment_bad, _ = counted(union)
     budget = error_budget(subject.objective)
     return BurnSplit(

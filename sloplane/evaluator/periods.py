@@ -83,10 +83,15 @@ def exclusions(spec: Spec, stage: str | None, start: datetime, end: datetime) ->
 
 def merged(intervals: Iterable[Exclusion]) -> list[tuple[datetime, datetime]]:
     """Overlapping or touching intervals joined, so each excluded minute counts once."""
-    spans: list[tuple[datetime, datetime]] = []
-    for exclusion in sorted(intervals, key=lambda e: e.start):
-        if spans and exclusion.start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], exclusion.end))
+    return merge_spans((exclusion.start, exclusion.end) for exclusion in intervals)
+
+
+def merge_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Overlapping or touching (start, end) spans joined, in time order."""
+    joined: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
         else:
-            spans.append((exclusion.start, exclusion.end))
-    return spans
+            joined.append((start, end))
+    return joined

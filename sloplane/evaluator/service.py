@@ -39,6 +39,8 @@ MEASUREMENT_CACHE_ENTRIES = 50_000
 """Measurements kept per interval (one per subject and instant)."""
 
 Clock = Callable[[], datetime]
+ControlsState = tuple[list[Any], list[Any], str | None]
+"""Freezes and major incidents covering a service, and why they could not be read (if so)."""
 DecisionHook = Callable[[Decision], None]
 
 
@@ -220,7 +222,7 @@ class Evaluator:
         )
         return comparison, None
 
-    def _controls(self, service: str, at: datetime) -> tuple[list[Any], list[Any], str | None]:
+    def _controls(self, service: str, at: datetime) -> ControlsState:
         """Freezes and open major incidents covering the service at `at`, or why they could not be read.
 
         An incident that names services freezes those; one that names none (a war room, the house on
@@ -234,19 +236,27 @@ class Evaluator:
         except Exception as error:  # any storage failure: the freeze guard fails closed and says why
             return [], [], f"{type(error).__name__}: {error}"
 
+    def _controls_instant(self, request: GateRequest) -> datetime:
+        """Freezes are read at the real instant, not the interval-aligned one: a freeze made a few
+        seconds ago must stop the next gate, even though that gate shares the interval's reads."""
+        return request.at or self.clock()
+
     def decide(
         self,
         target: Target,
         request: GateRequest,
         measurements: dict[str, Measurement],
         related: list[tuple[str, Target]] | None = None,
+        controls: ControlsState | None = None,
     ) -> Decision:
-        """Run the pipeline for one subject whose measurement (and related ones) are in `measurements`."""
+        """Run the pipeline for one subject whose measurement (and related ones) are in `measurements`.
+
+        `controls` are the freezes and incidents of the target's service, when the caller read them already.
+        """
         at = measurements[target.key].at
-        # Freezes are read at the real instant, not the interval-aligned one: a freeze made a few
-        # seconds ago must stop the next gate, even though that gate shares the interval's reads.
-        controls_at = request.at or self.clock()
-        freezes, incidents, controls_error = self._controls(target.declaration.spec.service, controls_at)
+        if controls is None:
+            controls = self._controls(target.declaration.spec.service, self._controls_instant(request))
+        freezes, incidents, controls_error = controls
         comparison, comparison_error = self._compare(target, at)
         context = GateContext(
             target.declaration,
@@ -294,7 +304,15 @@ class Evaluator:
             for pairs in related.values():
                 everything.update((other.key, other) for _, other in pairs)
             measurements = self.measurer.measure(list(everything.values()), at)
-            decisions = [self.decide(target, request, measurements, related[target.key]) for target in targets]
+            controls_at = self._controls_instant(request)
+            services = {target.declaration.spec.service for target in targets}
+            controls = {service: self._controls(service, controls_at) for service in services}  # once per service
+            decisions = [
+                self.decide(
+                    target, request, measurements, related[target.key], controls[target.declaration.spec.service]
+                )
+                for target in targets
+            ]
             decisions += [self._error_decision(request, [problem]) for problem in problems]
         for decision in decisions:
             self.log.append(decision)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,13 +25,12 @@ from typing import TYPE_CHECKING, Any, Self
 import orjson
 
 from sloplane.evaluator.model import Decision, Outcome
+from sloplane.evaluator.sqlite import ThreadConnections, create_folder
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import DecisionLog
 
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_SECONDS = 30.0
-"""How long a write waits for another process holding the database's write lock."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -114,67 +112,6 @@ def _row(decision: Decision) -> dict[str, Any]:
     }
 
 
-class _Held:
-    """A thread's connection; closed when the thread ends (sqlite3 connections take no weak refs)."""
-
-    __slots__ = ("__weakref__", "connection")
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __del__(self) -> None:
-        self.connection.close()
-
-
-class _PerThread:
-    """One connection per thread, all of which `close` can reach."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._local = threading.local()
-        self._all: weakref.WeakSet[_Held] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def get(self) -> sqlite3.Connection:
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is None:
-            held = _Held(_connect(self._path))
-            with self._lock:
-                if self._closed:
-                    held.connection.close()
-                    raise DecisionLogError(f"the decision log at {self._path} is closed")
-                self._all.add(held)
-            self._local.held = held
-        elif self._closed:
-            raise DecisionLogError(f"the decision log at {self._path} is closed")
-        return held.connection
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            for held in list(self._all):
-                held.connection.close()
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """Autocommit (each statement its own transaction), FULL sync: a recorded decision survives a crash."""
-    try:
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA synchronous = FULL")
-    except sqlite3.Error as exc:
-        raise DecisionLogError(f"cannot open the decision log at {path}: {exc}") from exc
-    return connection
-
-
-def _create_folder(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise DecisionLogError(f"cannot create the folder of the decision log {path}: {reason}") from exc
-
-
 def _prepare(connection: sqlite3.Connection, path: Path) -> str:
     """Switch to WAL, check the schema version and create what is missing; the journal mode in use.
 
@@ -204,8 +141,8 @@ class SqliteDecisionLog:
         self.path = Path(path)
         if str(path) == ":memory:":
             raise DecisionLogError("the decision log needs a file: each thread would see its own in-memory database")
-        _create_folder(self.path)
-        self._connections = _PerThread(self.path)
+        create_folder(self.path, "the decision log", DecisionLogError)
+        self._connections = ThreadConnections(self.path, "the decision log", DecisionLogError)
         self._write_lock = threading.Lock()
         self.journal_mode = _prepare(self._connections.get(), self.path)
         """`wal` normally; a file system without shared memory (some network mounts) keeps `delete`."""

@@ -26,22 +26,21 @@ failed, which runs the SyncFail hook (and lets Argo Rollouts or a human roll bac
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from sloplane.durations import format_duration
+from sloplane.durations import format_go_duration as go_duration
 from sloplane.render.gates import gate_schedule
 from sloplane.render.kubernetes import locked_down_container, locked_down_pod
+from sloplane.render.names import kubernetes_name
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.spec.model import Declaration, Lifecycle
 from sloplane.spec.policy import RecurringWindow, Target
 
 """The image's non-root user (see the Dockerfile)."""
-MAX_NAME = 63
-"""Job names become a pod label value (`job-name`), which Kubernetes limits to 63 characters."""
 REVISION_ANNOTATION = "sloplane.dev/revision"
 APPLICATION_ANNOTATION = "sloplane.dev/application"
 REVISION_PLACEHOLDER = "$ARGOCD_APP_REVISION"
@@ -78,11 +77,7 @@ urlopen raises on a 4xx/5xx answer, so the Job fails and Argo CD shows the repor
 
 def job_name(prefix: str, slo: str) -> str:
     """`<prefix>-<slo>`, shortened with a stable hash when longer than a Job name may be."""
-    name = f"{prefix}-{slo}"
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
+    return kubernetes_name(f"{prefix}-{slo}")
 
 
 def _labels(declaration: Declaration, component: str) -> dict[str, str]:
@@ -257,17 +252,6 @@ def syncfail_job(
     container = _container("report", options, command, env)
     metadata = _metadata(job_name("sloplane-syncfail", declaration.name), labels, options, "SyncFail")
     return _job(metadata, container, backoff_limit=1, deadline=SYNCFAIL_DEADLINE)
-
-
-def go_duration(value: timedelta) -> str:
-    """A duration as Go's `time.ParseDuration` reads it (Argo CD's windows): hours at most, no days."""
-    seconds = math.ceil(value.total_seconds())
-    if seconds <= 0:
-        raise ValueError(f"a sync window needs a positive duration, not {value}")
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [f"{amount}{unit}" for amount, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if amount]
-    return "".join(parts)
 
 
 def _applies_to_production(declaration: Declaration, window: RecurringWindow) -> bool:

@@ -28,7 +28,6 @@ NaN (`>= 0` on ratios), so a service without traffic yields an empty result.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,9 +36,11 @@ from typing import Any
 
 from sloplane.budget import Tier, alert_windows, burn_rate_alerts, error_budget
 from sloplane.durations import format_duration
+from sloplane.durations import format_go_duration as go_duration
 from sloplane.queries import WindowedQueries, prometheus_queries, promql_matchers
 from sloplane.render import names
 from sloplane.render.gates import GateSchedule, gate_schedule
+from sloplane.render.names import kubernetes_name
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.prometheus import recorded_windows
 from sloplane.spec.model import BudgetingMethod, Declaration
@@ -51,8 +52,6 @@ DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Prometheus Operator's service for a Prometheus named `prometheus` in `monitoring`."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sloplane"}
 SLO_LABEL = "sloplane.dev/slo"
-MAX_NAME = 63
-"""Template names stay DNS labels, so they also fit where Kubernetes wants a label value."""
 PROMETHEUS_TIMEOUT_SECONDS = 30
 WEB_TIMEOUT_SECONDS = 30
 """The evaluator answers from a few queries; a slower answer is an error (counted against the limit)."""
@@ -99,26 +98,9 @@ def _number(value: float) -> str:
     return str(int(rounded)) if rounded.is_integer() else repr(rounded)
 
 
-def go_duration(value: timedelta) -> str:
-    """A duration as Go's time.ParseDuration reads it (Argo's interval fields): no days, 1d -> 24h."""
-    millis = round(value.total_seconds() * 1000)
-    if millis <= 0:
-        raise ArgoRenderError(f"cannot print a non-positive duration ({value})")
-    parts = []
-    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        amount, millis = divmod(millis, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts)
-
-
 def template_name(subject: Subject) -> str:
     """`<slo>` or `<slo>-<stage>`, shortened with a hash when longer than a DNS label allows."""
-    name = subject.slo if subject.stage is None else f"{subject.slo}-{subject.stage}"
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
+    return kubernetes_name(subject.slo if subject.stage is None else f"{subject.slo}-{subject.stage}")
 
 
 def _kind(declaration: Declaration) -> str:

@@ -43,6 +43,8 @@ ALERT = "SLOErrorBudgetBurn"
 """One alert name; the window pair, severity and subject are labels, so each pair resets on its own."""
 
 GRAFANA_UID_LENGTH = 40
+KUBERNETES_NAME_LENGTH = 63
+"""DNS labels, and label values such as a Job's `job-name`, hold at most 63 characters."""
 
 
 def windowed(series: str, window: timedelta) -> str:
@@ -72,6 +74,14 @@ def dashboard_uid(slo: str) -> str:
         return uid
     digest = hashlib.sha256(slo.encode()).hexdigest()[:8]
     return f"{uid[: GRAFANA_UID_LENGTH - 9]}-{digest}"
+
+
+def kubernetes_name(name: str) -> str:
+    """`name` if it fits a DNS label, else shortened with a stable hash so long SLO names stay distinct."""
+    if len(name) <= KUBERNETES_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: KUBERNETES_NAME_LENGTH - 9].rstrip('-')}-{digest}"
 
 
 OVERVIEW_UID = "sloplane-overview"

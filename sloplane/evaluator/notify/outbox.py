@@ -24,8 +24,7 @@ from typing import Any
 
 from sloplane.evaluator.notify.classify import Incident
 from sloplane.evaluator.notify.events import Notice
-
-BUSY_TIMEOUT_SECONDS = 30.0
+from sloplane.evaluator.sqlite import BUSY_TIMEOUT_SECONDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (

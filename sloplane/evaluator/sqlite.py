@@ -1,0 +1,93 @@
+"""One SQLite connection per thread, for the evaluator's files (decision log, release controls).
+
+Why per thread: readers never wait for each other or for a writer (WAL lets them see the last
+committed state while a write is in progress). Each connection is autocommit with FULL sync, so a
+recorded decision or freeze survives a crash, and is closed when its thread ends or when the file
+is closed. Errors name the file and what it is, through the owner's own exception type.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+BUSY_TIMEOUT_SECONDS = 30.0
+"""How long a write waits for another process holding the database's write lock."""
+
+ErrorFactory = Callable[[str], Exception]
+
+
+class _Held:
+    """A thread's connection; closed when the thread ends (sqlite3 connections take no weak refs)."""
+
+    __slots__ = ("__weakref__", "connection")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        self.connection.close()
+
+
+class ThreadConnections:
+    """One connection per thread to `path`, all of which `close` can reach.
+
+    `what` names the file in messages ("the decision log"); `error` builds the owner's exception.
+    """
+
+    def __init__(self, path: Path, what: str, error: ErrorFactory) -> None:
+        self._path = path
+        self._what = what
+        self._error = error
+        self._local = threading.local()
+        self._all: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
+            held = _Held(self._connect())
+            with self._lock:
+                if self._closed:
+                    held.connection.close()
+                    raise self._closed_error()
+                self._all.add(held)
+            self._local.held = held
+        elif self._closed:
+            raise self._closed_error()
+        return held.connection
+
+    def close(self) -> None:
+        """Close every thread's connection; later `get` calls fail."""
+        with self._lock:
+            self._closed = True
+            for held in list(self._all):
+                held.connection.close()
+
+    def _closed_error(self) -> Exception:
+        return self._error(f"{self._what} at {self._path} is closed")
+
+    def _connect(self) -> sqlite3.Connection:
+        """Autocommit (each statement its own transaction), FULL sync."""
+        try:
+            connection = sqlite3.connect(
+                self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot open {self._what} at {self._path}: {exc}") from exc
+        return connection
+
+
+def create_folder(path: Path, what: str, error: ErrorFactory) -> None:
+    """The folder of a database file, created when missing; failures as the owner's error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise error(f"cannot create the folder of {what} {path}: {reason}") from exc
