@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,7 +23,7 @@ from rich.tree import Tree
 from sloplane.evaluator.commands import register as register_evaluator_commands
 from sloplane.evaluator.export_command import register as register_export_command
 from sloplane.explain import EXPLAINED_ERROR_RATIOS, ObjectiveExplanation, describe_window, explain, human_duration
-from sloplane.fileio import plan, write_files
+from sloplane.fileio import Plan, UnsafeOutputError, plan, write_files
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.spec import LoadResult, load_paths
 from sloplane.spec.model import Declaration
@@ -175,8 +176,20 @@ def _emit(documents_by_name: dict[str, list[dict[str, Any]]], out: Path | None) 
         sys.stdout.write(dump_yaml(d for documents in documents_by_name.values() for d in documents))
         return
     files = {f"{name}.yaml": dump_yaml(documents) for name, documents in documents_by_name.items()}
-    changed = write_files(out, files).changed
+    changed = _written(lambda: write_files(out, files)).changed
     _err.print(f"wrote {len(changed)} file(s) to {out} ({len(files) - len(changed)} unchanged)", markup=False)
+
+
+def _written(write: Callable[[], Plan]) -> Plan:
+    """Run a write (or plan); a link inside the output folder or an OS error is a message and exit 1."""
+    try:
+        return write()
+    except UnsafeOutputError as error:
+        _err.print(f"sloplane: {error}; nothing written", style="red", markup=False, soft_wrap=True)
+    except OSError as error:
+        where = error.filename or "the output"
+        _err.print(f"sloplane: cannot write {where}: {error.strerror or error}", style="red", markup=False)
+    raise typer.Exit(EXIT_INVALID)
 
 
 PROGRESS_THRESHOLD = 50
@@ -261,7 +274,7 @@ def render(
     )
     files = _render_with_progress(result.declarations, options)
     if check:
-        drift = plan(out, files, MANAGED_FOLDERS)
+        drift = _written(lambda: plan(out, files, MANAGED_FOLDERS))
         for path in drift.changed:
             _out.print(f"would write {out / path}", markup=False)
         for path in drift.removed:
@@ -271,7 +284,7 @@ def render(
             raise typer.Exit(EXIT_INVALID)
         _err.print(f"{out} is up to date ({len(files)} files)", markup=False)
         return
-    written = write_files(out, files, MANAGED_FOLDERS)
+    written = _written(lambda: write_files(out, files, MANAGED_FOLDERS))
     _out.print(_summary_table(result.declarations, files))
     _err.print(
         f"{len(written.changed)} file(s) written, {len(written.removed)} removed, "

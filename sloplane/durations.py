@@ -25,6 +25,12 @@ _UNITS_IN_ORDER = ("y", "w", "d", "h", "m", "s", "ms")
 _FORMAT_UNITS = (("d", 86400_000), ("h", 3600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
 
 
+_MAX_TEXT = 100
+"""A duration is a few characters; a longer text is refused before the pattern sees it."""
+_MAX_SECONDS = 1000 * 365 * 86400
+"""Past a thousand years a duration means nothing here, and date arithmetic would overflow."""
+
+
 class DurationError(ValueError):
     """A text that is not a Prometheus duration; the message says what would be."""
 
@@ -32,10 +38,11 @@ class DurationError(ValueError):
 def parse_duration(text: str) -> timedelta:
     """Parse `1h30m`-style text; units y, w, d, h, m, s, ms, largest first, each at most once."""
     stripped = text.strip()
-    match = _DURATION.match(stripped)
+    shown = text if len(text) <= 40 else f"{text[:30]}...({len(text):,} characters)"
+    match = _DURATION.match(stripped) if len(stripped) <= _MAX_TEXT else None
     if not stripped or match is None:
         raise DurationError(
-            f"'{text}' is not a duration: use a number and a unit, largest unit first, "
+            f"'{shown}' is not a duration: use a number and a unit, largest unit first, "
             "e.g. 30s, 5m, 1h30m, 28d (units: y, w, d, h, m, s, ms)"
         )
     seconds = sum(
@@ -44,7 +51,9 @@ def parse_duration(text: str) -> timedelta:
         if amount is not None
     )
     if seconds <= 0:
-        raise DurationError(f"'{text}' is zero: a duration must be positive")
+        raise DurationError(f"'{shown}' is zero: a duration must be positive")
+    if seconds > _MAX_SECONDS:
+        raise DurationError(f"'{shown}' is longer than any duration sloplane can count with (at most 1000y)")
     return timedelta(seconds=seconds)
 
 

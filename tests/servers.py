@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import requests
-import uvicorn
 from fastapi import FastAPI
 
+from sloplane.evaluator.http import serve_in_thread
 
-@contextmanager
-def served_app(app: FastAPI) -> Iterator[str]:
-    """Run the app under uvicorn in a thread on a free port; stop it cleanly afterwards."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
+
+def served_app(app: FastAPI) -> AbstractContextManager[str]:
+    """Run the app on a free loopback port under the server `sloplane serve` runs (its deadlines included)."""
+    return serve_in_thread(app)
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -336,19 +336,23 @@ def test_metrics_count_each_decision_with_its_service(client: TestClient, stack:
     assert "sloplane_decision_seconds_count 3.0" in text
 
 
-def test_a_service_request_labels_unknown_slos_with_the_asked_service(client: TestClient, stack: Stack) -> None:
+def test_an_undeclared_slo_is_no_label_but_its_declared_service_is(client: TestClient, stack: Stack) -> None:
     _gate(client, stack, {"slo": "not-declared", "service": "checkout"})
+    _gate(client, stack, {"slo": "invented", "service": "invented-too"})
     text = client.get("/metrics").text
-    assert 'decision="error",service="checkout",slo="not-declared",stage=""} 1.0' in text
+    assert 'decision="error",service="checkout",slo="",stage=""} 1.0' in text
+    assert 'decision="error",service="",slo="",stage=""} 1.0' in text
+    assert "not-declared" not in text and "invented" not in text
 
 
-def test_a_failing_slo_listing_costs_only_the_service_label(
+def test_a_failing_slo_listing_costs_the_labels_not_the_answer(
     client: TestClient, stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Unable to tell declared names from invented ones, nothing the caller named becomes a label."""
     stack.service.listing_raises = True
     with caplog.at_level(logging.ERROR, logger="sloplane.evaluator.api"):
         assert _gate(client, stack, {"slo": "search-latency"}).json()["decision"] == "pass"
-    assert 'decision="pass",service="",slo="search-latency",stage=""} 1.0' in client.get("/metrics").text
+    assert 'decision="pass",service="",slo="",stage=""} 1.0' in client.get("/metrics").text
     assert "declarations folder vanished" in caplog.text
 
 

@@ -97,10 +97,13 @@ def test_tokens_file_in_yaml_and_json(tmp_path: Path) -> None:
         assert principal is not None and principal.name == "ci"
 
 
-def test_empty_token_list_is_a_valid_locked_store(tmp_path: Path) -> None:
+def test_a_tokens_file_that_grants_nothing_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tokens.yaml"
-    path.write_text("tokens: []\n")
-    assert TokenStore.from_file(path).entries == ()
+    for content in ("tokens: []\n", "tokens:\n"):
+        path.write_text(content)
+        with pytest.raises(TokenFileError, match="no tokens: a server nobody can call"):
+            TokenStore.from_file(path)
+    assert TokenStore([]).entries == ()  # built in code (the OpenAPI document needs no tokens), it is a locked store
 
 
 DIGEST = "a" * 64
@@ -110,11 +113,11 @@ OTHER = "b" * 64
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("tokens: [\n", r"not valid YAML or JSON: line \d+, column \d+"),
+        ("tokens: [\n", r"tokens.yaml:\d+:\d+: not valid YAML or JSON"),
         ("- just a list\n", "expected a mapping with a `tokens` list"),
         ("token: {}\n", "expected a mapping with a `tokens` list"),
         ("tokens: {name: ci}\n", "`tokens` must be a list"),
-        ("tokens: []\nextra: 1\n", "unknown key 'extra'"),
+        (f"tokens: [{{name: ci, sha256: {DIGEST}, scopes: [read]}}]\nextra: 1\n", r"yaml:2:8: unknown key 'extra'"),
         ("tokens: [ci]\n", r"tokens\[0\]: expected a mapping with name, sha256 and scopes"),
         (f"tokens: [{{sha256: {DIGEST}, scopes: [read]}}]\n", r"tokens\[0\]: `name` must be a non-empty string"),
         ("tokens: [{name: ci, sha256: abc, scopes: [read]}]\n", "`sha256` must be the 64-character hex SHA-256"),
@@ -143,7 +146,7 @@ def test_bad_tokens_files_say_what_is_wrong(tmp_path: Path, content: str, messag
     path.write_text(content)
     with pytest.raises(TokenFileError, match=message) as raised:
         TokenStore.from_file(path)
-    assert str(raised.value).startswith(f"{path}: ")
+    assert str(raised.value).startswith(f"{path}:")
 
 
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
@@ -158,7 +161,7 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_a_missing_tokens_file_is_a_readable_error(tmp_path: Path) -> None:
-    with pytest.raises(TokenFileError, match=r"missing.yaml: cannot read the tokens file: No such file"):
+    with pytest.raises(TokenFileError, match=r"missing.yaml: the tokens file: cannot read: No such file"):
         TokenStore.from_file(tmp_path / "missing.yaml")
 
 

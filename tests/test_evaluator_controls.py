@@ -343,7 +343,8 @@ def test_the_openapi_document_describes_the_controls(client: TestClient, api: Ap
     assert {"freezes", "incidents"} <= {tag["name"] for tag in document["tags"]}
     for path in controls_paths:
         for operation in document["paths"][path].values():
-            assert operation["description"] and operation["security"] == [{"bearer": []}]
+            scope = "read" if operation is document["paths"][path].get("get") else "admin"
+            assert operation["description"] and operation["security"] == [{"bearer": [scope]}]
             assert set(operation["tags"]) <= {"freezes", "incidents"}
 
 

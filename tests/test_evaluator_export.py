@@ -526,11 +526,19 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[list[str], int]:
     return command, port
 
 
+def _write_tokens(folder: Path) -> str:
+    """A tokens file granting one admin token, private to its owner as `serve` requires; the token."""
+    token, entry = new_token("release-manager", ["admin"])
+    path = folder / "tokens.yaml"
+    path.write_text(json.dumps({"tokens": [entry.to_dict()]}))
+    path.chmod(0o600)
+    return token
+
+
 def test_serve_freezes_breaks_glass_and_exports_its_log_when_stopped(
     moto_endpoint: str, client: Any, bucket: str, tmp_path: Path
 ) -> None:
-    token, entry = new_token("release-manager", ["admin"])
-    (tmp_path / "tokens.yaml").write_text(json.dumps({"tokens": [entry.to_dict()]}))
+    token = _write_tokens(tmp_path)
     receiver = EventReceiver()
     with serve_script(receiver) as base:
         (tmp_path / "receivers.yaml").write_text(f'receivers:\n  oncall:\n    webhook: {{url: "{base}/hook"}}\n')
@@ -562,7 +570,7 @@ def test_serve_freezes_breaks_glass_and_exports_its_log_when_stopped(
 
 
 def test_serve_refuses_a_bad_receivers_file_with_its_line(tmp_path: Path) -> None:
-    (tmp_path / "tokens.yaml").write_text("tokens: []\n")
+    _write_tokens(tmp_path)
     (tmp_path / "receivers.yaml").write_text("receivers:\n  oncall:\n    pagerduty: {routingkey: x}\n")
     command, _ = _serve(tmp_path, "--receivers", str(tmp_path / "receivers.yaml"))
     finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
@@ -575,7 +583,7 @@ def test_serve_with_an_argocd_project_outside_a_cluster_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    (tmp_path / "tokens.yaml").write_text("tokens: []\n")
+    _write_tokens(tmp_path)
     command, _ = _serve(tmp_path, "--argocd-project", "shop")
     finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert finished.returncode == 1

@@ -592,7 +592,7 @@ def test_receivers_file_errors_name_the_file_line_and_field(
 
 
 def test_a_missing_receivers_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ReceiversFileError, match=r"nothing\.yaml.*cannot read the receivers file"):
+    with pytest.raises(ReceiversFileError, match=r"nothing\.yaml.*receivers file: cannot read"):
         load_receivers(tmp_path / "nothing.yaml")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta, timezone
@@ -178,3 +179,50 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_in_memory_is_refused() -> None:
     with pytest.raises(DecisionLogError, match="needs a file"):
         SqliteDecisionLog(":memory:")
+
+
+V1_SCHEMA = """
+CREATE TABLE decisions (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, decided_at TEXT NOT NULL, evaluated_at TEXT,
+    slo TEXT NOT NULL, stage TEXT, service TEXT, revision TEXT, pipeline TEXT, rollout TEXT,
+    outcome TEXT NOT NULL, policy_version TEXT NOT NULL, record TEXT NOT NULL
+);
+CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'the decision log is append-only: recorded decisions cannot be changed'); END;
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_log_is_migrated_and_its_replays_stay_out_of_deployment_history(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.db"
+    live, replay = make_decision(1, revision="r1"), make_decision(2, revision="r2")
+    replay_record = replay.to_dict()
+    replay_record["request"]["at"] = (T0 - timedelta(days=3)).isoformat()
+    with sqlite3.connect(path) as old:
+        old.executescript(V1_SCHEMA)
+        for number, decision, record in ((1, live, live.to_dict()), (2, replay, replay_record)):
+            old.execute(
+                "INSERT INTO decisions (id, decided_at, evaluated_at, slo, stage, service, revision, pipeline, "
+                "rollout, outcome, policy_version, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    decision.id,
+                    (T0 + timedelta(minutes=number)).isoformat(timespec="microseconds"),
+                    T0.isoformat(timespec="microseconds"),
+                    decision.slo,
+                    decision.stage,
+                    "checkout",
+                    decision.request.revision,
+                    "build-7",
+                    None,
+                    "pass",
+                    "v",
+                    json.dumps(record),
+                ),
+            )
+    with SqliteDecisionLog(path) as log:
+        assert [span.release for span in log.releases("checkout", T0 - timedelta(days=1))] == ["r1"]
+        assert log.count() == 2
+    with sqlite3.connect(path) as reopened:
+        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 2
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            reopened.execute("UPDATE decisions SET outcome = 'fail'")

@@ -213,9 +213,38 @@ def test_break_glass_passes_and_is_recorded(evaluator: Evaluator) -> None:
     assert recorded["reasons"][-1]["values"]["overridden"] == "fail"
 
 
-def test_burn_during_a_deployment_is_reported_apart_from_background(evaluator: Evaluator) -> None:
+class Clock:
+    """The evaluator's "now", moved by hand: gates asked at it are live, as a pipeline's are."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _gate_live(evaluator: Evaluator, clock: Clock, minutes_after_deploy: int, revision: str = "r7") -> None:
+    clock.now = DEPLOYED + timedelta(minutes=minutes_after_deploy)
+    evaluator.gate(GateRequest(slo="release", revision=revision))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(END)
+
+
+@pytest.fixture
+def live(fleet: Fleet, prometheus: PrometheusSandbox, tmp_path: Path, clock: Clock) -> Evaluator:
+    """An evaluator whose clock the test moves: its gates are live decisions at those times."""
+    return Evaluator(
+        fleet, PrometheusBackend(prometheus.url), SqliteDecisionLog(tmp_path / "decisions.db"), clock=clock
+    )
+
+
+def test_burn_during_a_deployment_is_reported_apart_from_background(live: Evaluator, clock: Clock) -> None:
     for minutes in (5, 15):  # the pipeline gates r7 twice while it errs; the second gate fails
-        evaluator.gate(GateRequest(slo="release", revision="r7", at=DEPLOYED + timedelta(minutes=minutes)))
+        _gate_live(live, clock, minutes)
+    evaluator = live
     split = evaluator.deployment_burn("release", END)
     lead = timedelta(minutes=10)  # the analysis window before the first gate
     window_start, window_end = DEPLOYED + timedelta(minutes=5) - lead, DEPLOYED + timedelta(minutes=15)
@@ -273,11 +302,26 @@ def test_three_services_failing_on_one_revision_open_one_war_room_that_freezes_e
             service.close()
 
 
+def test_defect_4_replayed_gates_never_move_the_deployment_split(live: Evaluator, clock: Clock) -> None:
+    """Issue 10, defect 4: two backdated gates (a gate token's `at`) used to add a deployment window."""
+    for minutes in (5, 15):
+        _gate_live(live, clock, minutes)
+    before = live.deployment_burn("release", END).to_dict()
+    clock.now = END
+    for hours in (6, 5):  # replays over the background spike, with a revision that was never deployed
+        live.gate(GateRequest(slo="release", revision="r-backdated", at=SPIKE + timedelta(minutes=hours)))
+    after = live.deployment_burn("release", END).to_dict()
+    assert after == before
+    assert [window["revision"] for window in after["deployments"]] == ["r7"]
+    assert live.log.count() == 4  # the replays are recorded all the same
+
+
 def test_the_burn_command_prints_the_same_split(
-    evaluator: Evaluator, prometheus: PrometheusSandbox, tmp_path: Path
+    live: Evaluator, clock: Clock, prometheus: PrometheusSandbox, tmp_path: Path
 ) -> None:
     for minutes in (5, 15):
-        evaluator.gate(GateRequest(slo="release", revision="r7", at=DEPLOYED + timedelta(minutes=minutes)))
+        _gate_live(live, clock, minutes)
+    evaluator = live
     expected = evaluator.deployment_burn("release", END).to_dict()
     (tmp_path / "fleet.yaml").write_text(FLEET)
     arguments = ["burn", tmp_path / "fleet.yaml", "--prometheus", prometheus.url, "--db", tmp_path / "decisions.db"]

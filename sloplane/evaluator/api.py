@@ -17,9 +17,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sloplane import __version__
@@ -29,14 +30,16 @@ from sloplane.evaluator.backends.base import BackendError
 from sloplane.evaluator.contracts import GateService
 from sloplane.evaluator.controls import ReleaseControls
 from sloplane.evaluator.deployments import BurnSplitError
-from sloplane.evaluator.metrics import EvaluatorMetrics
+from sloplane.evaluator.guard import MAX_BODY_BYTES, RequestGuard, unauthorised, validation_failed
+from sloplane.evaluator.metrics import DeclaredNames, EvaluatorMetrics
 from sloplane.evaluator.model import BreakGlass, GateRequest, GateResult, Outcome, Reason
 from sloplane.evaluator.paths import GATE_PATH
+from sloplane.evaluator.store import DecisionLogError
+from sloplane.instants import Instant
+from sloplane.text import excerpt
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
-"""A gate request is a few hundred bytes; reading stops past this, so no body can fill the memory."""
 
 DESCRIPTION = """\
 Decides whether a deployment may proceed against its service-level objectives, and keeps every
@@ -85,17 +88,20 @@ class OrjsonResponse(JSONResponse):
 
 
 def requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting callers whose token holds `scope` (401 without a known token, 403 without it)."""
+    """A dependency admitting callers whose token holds `scope` (401 without a known token, 403 without it).
+
+    The scope is published in the operation's security requirement (`bearer: [scope]`: OpenAPI 3.1
+    allows role names for schemes other than OAuth), so clients and tests read it from the document.
+    """
 
     async def authorised(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=[scope.value])],
     ) -> Principal:
-        if credentials is None:
-            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        principal = tokens.verify(credentials.credentials)
-        if principal is None:
-            challenge = 'Bearer error="invalid_token"'
-            raise HTTPException(401, "unknown bearer token", headers={"WWW-Authenticate": challenge})
+        principal = None if credentials is None else tokens.verify(credentials.credentials)
+        if principal is None:  # the guard refuses these first; kept so a route never depends on it
+            presented = None if credentials is None else f"Bearer {credentials.credentials}"
+            detail, challenge = unauthorised(presented)
+            raise HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
         if not principal.allows(scope):
             challenge = f'Bearer error="insufficient_scope", scope="{scope.value}"'
             detail = f"token {principal.name!r} lacks the {scope.value!r} scope"
@@ -125,7 +131,10 @@ def _invalid_request(error: ValidationError) -> dict[str, Any]:
 
 
 async def _read_body(request: Request) -> bytes | None:
-    """The body, or None once it grows past `MAX_BODY_BYTES`."""
+    """The body, or None once it grows past `MAX_BODY_BYTES` (or declares that it will: then unread)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -160,28 +169,33 @@ def _parse(body: bytes | None, principal: Principal) -> GateRequest | dict[str, 
     return GateRequest(**fields, requested_by=principal.name, break_glass=override)
 
 
-class _ServiceNames:
-    """SLO name → service name, from `service.slos()`; read again when a decision names an SLO not seen yet.
+class _Names:
+    """The declared names (`DeclaredNames`) from `service.slos()`, read at the first decision.
 
-    `Decision` does not carry its service; the decisions counter is labelled by it.
+    Read again when a decision names an SLO not seen, at most every `REFRESH_SECONDS`: a caller
+    asking about invented names must not make every request list the fleet.
     """
+
+    REFRESH_SECONDS = 30.0
 
     def __init__(self, service: GateService) -> None:
         self._service = service
-        self._known: dict[str, str] = {}
+        self._names: DeclaredNames | None = None
+        self._read_at = -self.REFRESH_SECONDS
         self._lock = Lock()
 
-    def of(self, slo: str) -> str | None:
+    def for_slo(self, slo: str) -> DeclaredNames:
         with self._lock:
-            if slo not in self._known:
+            stale = time.monotonic() - self._read_at >= self.REFRESH_SECONDS
+            if self._names is None or (slo not in self._names and stale):
                 self._refresh()
-            return self._known.get(slo)
+            return self._names or DeclaredNames([])
 
     def _refresh(self) -> None:
+        self._read_at = time.monotonic()
         try:
-            summaries = self._service.slos()
-            self._known = {str(s["name"]): str(s["service"]) for s in summaries if s.get("service")}
-        except Exception:  # a label is not worth failing an answer for
+            self._names = DeclaredNames(self._service.slos())
+        except Exception:  # a label is not worth failing an answer for; unknown names count unlabelled
             logger.exception("could not list SLOs to label the decisions counter")
 
 
@@ -191,7 +205,7 @@ class _Gate:
     def __init__(self, service: GateService, metrics: EvaluatorMetrics) -> None:
         self._service = service
         self._metrics = metrics
-        self._names = _ServiceNames(service)
+        self._names = _Names(service)
 
     def answer(self, body: bytes | None, principal: Principal) -> dict[str, Any]:
         started = time.perf_counter()
@@ -204,6 +218,10 @@ class _Gate:
     def _decide(self, request: GateRequest) -> dict[str, Any]:
         try:
             return self._service.gate(request).to_dict()
+        except DecisionLogError as exc:  # a full disk, a broken file: known, said in one line, not a traceback
+            logger.error("decision not recorded, so not given: %s", exc)
+            message = f"the decision could not be recorded, so it is not given: {exc}"
+            return _error_answer("not-recorded", message, {})
         except Exception as exc:
             logger.exception("the evaluator failed on a gate request for %s", request.slo or request.service)
             message = f"the evaluator failed: {type(exc).__name__}: {exc}"
@@ -226,9 +244,13 @@ class _Gate:
             return
         asked_service = request.service if isinstance(request, GateRequest) else None
         for decision in answer["decisions"]:
-            service = decision.get("service") or self._names.of(decision["slo"]) or asked_service
+            slo = str(decision["slo"])
             self._metrics.record_decision(
-                slo=decision["slo"], service=service, stage=decision["stage"], decision=decision["decision"]
+                slo=slo,
+                service=decision.get("service") or asked_service,
+                stage=decision["stage"],
+                decision=decision["decision"],
+                names=self._names.for_slo(slo),
             )
 
 
@@ -248,6 +270,8 @@ def create_app(
         default_response_class=OrjsonResponse,
         redoc_url=None,
     )
+    app.add_middleware(RequestGuard, tokens=tokens, own_body=frozenset({GATE_PATH}))
+    app.add_exception_handler(RequestValidationError, validation_failed)
     _gate_routes(app, _Gate(service, metrics), tokens)
     _read_routes(app, service, tokens)
     _operation_routes(app, service, metrics)
@@ -286,7 +310,8 @@ def _gate_routes(app: FastAPI, gate: _Gate, tokens: TokenStore) -> None:
     async def evaluate(request: Request, principal: Annotated[Principal, Depends(requires_gate)]) -> Response:
         """The body is read raw and validated here, after authentication, so that no body is ever a 422."""
         body = await _read_body(request)
-        return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal))
+        closing = {"Connection": "close"} if body is None else None  # what is left unread must not be parsed
+        return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal), headers=closing)
 
     @app.get(
         GATE_PATH,
@@ -360,11 +385,11 @@ def _read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> None
     )
     def get_slo(
         name: str,
-        at: Annotated[AwareDatetime | None, Query(description="Measure as at this RFC 3339 instant.")] = None,
+        at: Annotated[Instant | None, Query(description="Measure as at this RFC 3339 instant.")] = None,
     ) -> Response:
         found = service.slo(name, at)
         if found is None:
-            raise HTTPException(404, f"no SLO named {name!r}")
+            raise HTTPException(404, f"no SLO named {excerpt(name)!r}")
         return OrjsonResponse(found)
 
     @app.get(
@@ -387,12 +412,12 @@ def _read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> None
     )
     def get_burn(
         name: str,
-        at: Annotated[AwareDatetime | None, Query(description="As at this RFC 3339 instant.")] = None,
+        at: Annotated[Instant | None, Query(description="As at this RFC 3339 instant.")] = None,
     ) -> Response:
         try:
             split = service.deployment_burn(name, at)
         except KeyError:
-            raise HTTPException(404, f"no SLO named {name!r}") from None
+            raise HTTPException(404, f"no SLO named {excerpt(name)!r}") from None
         except BurnSplitError as error:
             raise HTTPException(409, str(error)) from None
         except BackendError as error:
@@ -418,8 +443,8 @@ def _decision_routes(app: FastAPI, service: GateService, reader: list[Any]) -> N
         stage: Annotated[str | None, Query(description="Only this stage.")] = None,
         outcome: Annotated[Outcome | None, Query(description="Only this outcome.")] = None,
         revision: Annotated[str | None, Query(description="Only this revision.")] = None,
-        since: Annotated[AwareDatetime | None, Query(description="Decided at or after (RFC 3339).")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="Decided at or before (RFC 3339).")] = None,
+        since: Annotated[Instant | None, Query(description="Decided at or after (RFC 3339).")] = None,
+        until: Annotated[Instant | None, Query(description="Decided at or before (RFC 3339).")] = None,
         limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
     ) -> Response:
         found = service.log.query(
@@ -492,9 +517,22 @@ def _publish_request_schema(app: FastAPI) -> None:
             request = schemas.GateRequest.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(request.pop("$defs", {}))  # nested models (breakGlass) become components too
             components["GateRequest"] = request
+            _publish_body_limit(document)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _publish_body_limit(document: dict[str, Any]) -> None:
+    """413 on every operation that takes a body, as `RequestGuard` answers it (the gate answers 200 by contract)."""
+    too_large = {
+        "description": f"The body is larger than {MAX_BODY_BYTES} bytes.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            if path != GATE_PATH and isinstance(operation, dict) and "requestBody" in operation:
+                operation.setdefault("responses", {})["413"] = too_large
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

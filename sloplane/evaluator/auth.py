@@ -23,13 +23,14 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
+from sloplane.spec.yamlsource import SourceError, YamlDocument, YamlSyntaxError, read_documents, read_source
 
 TOKEN_PREFIX = "slp_"
 """Marks a string as a sloplane token, so secret scanners and people can recognise a leaked one."""
@@ -137,25 +138,42 @@ class TokenStore:
             raise ValueError("; ".join(problems))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> TokenStore:
-        """Read a YAML or JSON tokens file (JSON is YAML); every problem is reported in one message."""
+    def from_file(cls, path: str | Path, warn: Callable[[str], None] | None = None) -> TokenStore:
+        """Read a YAML or JSON tokens file (JSON is YAML); every problem is reported in one message.
+
+        Refused, as sshd refuses an `authorized_keys` others may change: a file that group or others
+        may write (whoever can write it can grant themselves `admin`), and one that grants no token
+        (a server nobody can call). A file others may read is only `warn`ed about: it holds digests,
+        not tokens, and Kubernetes mounts secrets group-readable for the pod's `fsGroup`.
+        """
         source = Path(path)
+        _check_mode(source, warn)
         try:
-            document = yaml.safe_load(source.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise TokenFileError(f"{source}: cannot read the tokens file: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            raise TokenFileError(f"{source}: not valid YAML or JSON: {_yaml_problem(exc)}") from exc
-        return cls.from_document(document, source=str(source))
+            documents = read_documents(str(source), read_source(source))
+        except SourceError as exc:
+            raise TokenFileError(f"{source}: the tokens file: {exc}") from None
+        except YamlSyntaxError as exc:
+            at = f"{exc.position.line}:{exc.position.column}"
+            raise TokenFileError(f"{source}:{at}: not valid YAML or JSON: {exc.message}") from None
+        document = documents[0] if len(documents) == 1 else None
+        store = cls.from_document(None if document is None else document.data, source=str(source), located=document)
+        if not store.entries:
+            raise TokenFileError(
+                f"{source}: no tokens: a server nobody can call (add one with `sloplane token create NAME --scope ...`)"
+            )
+        return store
 
     @classmethod
-    def from_document(cls, document: Any, *, source: str = "tokens") -> TokenStore:
-        """Build from already-parsed data (`{"tokens": [...]}`), e.g. read from an environment variable."""
+    def from_document(cls, document: Any, *, source: str = "tokens", located: YamlDocument | None = None) -> TokenStore:
+        """Build from already-parsed data (`{"tokens": [...]}`), e.g. read from an environment variable.
+
+        With `located`, the document as read from a file, each problem names its line.
+        """
         entries, problems = _read_document(document)
         if not problems:
-            problems = _duplicates(entries)
+            problems = [(None, problem) for problem in _duplicates(entries)]
         if problems:
-            raise TokenFileError(f"{source}: " + "; ".join(problems))
+            raise TokenFileError("; ".join(_located(source, located, loc, text) for loc, text in problems))
         return cls(entries)
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,48 +201,74 @@ class TokenStore:
         return None if token is None else self.verify(token)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else str(problem)
+Problem = tuple[tuple[str | int, ...] | None, str]
+"""Where in the document (None: the whole file) and what is wrong."""
 
 
-def _read_document(document: Any) -> tuple[list[TokenEntry], list[str]]:
+def _located(source: str, document: YamlDocument | None, loc: tuple[str | int, ...] | None, text: str) -> str:
+    """`source:line:column: text` when the file's position of `loc` is known, `source: text` otherwise."""
+    if document is None or loc is None:
+        return f"{source}: {text}"
+    where = document.position(loc)
+    return f"{source}:{where.line}:{where.column}: {text}"
+
+
+def _check_mode(path: Path, warn: Callable[[str], None] | None) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # reading it reports the problem, in its own words
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise TokenFileError(
+            f"{path}: the tokens file is writable by others (mode {mode:04o}): whoever can write it can grant "
+            f"themselves any scope; `chmod 600 {path}` (or 640/440 for a group that only reads it)"
+        )
+    if mode & stat.S_IROTH and warn is not None:
+        warn(
+            f"warning: {path}: the tokens file is readable by others (mode {mode:04o}); it holds digests, not "
+            f"tokens, but nobody else needs them: `chmod 600 {path}`"
+        )
+
+
+def _read_document(document: Any) -> tuple[list[TokenEntry], list[Problem]]:
     if not isinstance(document, Mapping) or "tokens" not in document:
-        return [], [
-            "expected a mapping with a `tokens` list, e.g. `tokens: [{name: ci, sha256: <hex>, scopes: [gate]}]`"
-        ]
+        example = "`tokens: [{name: ci, sha256: <hex>, scopes: [gate]}]`"
+        return [], [(None, f"expected a mapping with a `tokens` list, e.g. {example}")]
     unknown = sorted(str(key) for key in document if key != "tokens")
-    problems = [f"unknown key {key!r} (only `tokens` is read)" for key in unknown]
+    problems: list[Problem] = [((key,), f"unknown key {key!r} (only `tokens` is read)") for key in unknown]
     items = document["tokens"]
+    if items is None:
+        return [], problems
     if not isinstance(items, list):
-        return [], [*problems, "`tokens` must be a list"]
+        return [], [*problems, (("tokens",), "`tokens` must be a list")]
     entries: list[TokenEntry] = []
     for index, item in enumerate(items):
         entry, entry_problems = _read_entry(item)
-        problems.extend(f"tokens[{index}]: {problem}" for problem in entry_problems)
+        problems.extend((("tokens", index, *loc), f"tokens[{index}]: {text}") for loc, text in entry_problems)
         if entry is not None:
             entries.append(entry)
     return entries, problems
 
 
-def _read_entry(item: Any) -> tuple[TokenEntry | None, list[str]]:
+def _read_entry(item: Any) -> tuple[TokenEntry | None, list[tuple[tuple[str, ...], str]]]:
     if not isinstance(item, Mapping):
-        return None, ["expected a mapping with name, sha256 and scopes"]
-    problems = [_unknown_key(key) for key in item if key not in _ENTRY_KEYS]
+        return None, [((), "expected a mapping with name, sha256 and scopes")]
+    problems: list[tuple[tuple[str, ...], str]] = [
+        ((str(key),), _unknown_key(key)) for key in item if key not in _ENTRY_KEYS
+    ]
     name, digest, scopes = item.get("name"), item.get("sha256"), item.get("scopes")
     if not isinstance(name, str) or not name.strip():
-        problems.append("`name` must be a non-empty string")
+        problems.append((("name",), "`name` must be a non-empty string"))
     if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest.lower()):
-        problems.append(_digest_problem(digest))
+        problems.append((("sha256",), _digest_problem(digest)))
     granted: frozenset[Scope] = frozenset()
     if not isinstance(scopes, list):
-        problems.append(f"`scopes` must be a list, e.g. [gate] ({_scope_names()})")
+        problems.append((("scopes",), f"`scopes` must be a list, e.g. [gate] ({_scope_names()})"))
     else:
         try:
             granted = _scopes(scopes)
         except ValueError as exc:
-            problems.append(f"`scopes`: {exc}")
+            problems.append((("scopes",), f"`scopes`: {exc}"))
     if problems:
         return None, problems
     return TokenEntry(name=str(name), sha256=str(digest).lower(), scopes=granted), []

@@ -31,12 +31,14 @@ from sloplane.evaluator.auth import TokenFileError, TokenStore, new_token
 from sloplane.evaluator.backends.base import BackendError
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.deployments import BurnSplitError
-from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome
+from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome, ReleaseSpan
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.store import DecisionLogError, SqliteDecisionLog
+from sloplane.instants import InstantRangeError, checked
 from sloplane.spec.model import Declaration
 from sloplane.spec.validation import did_you_mean
 from sloplane.subjects import Fleet
+from sloplane.text import excerpt
 
 DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
 
@@ -74,17 +76,21 @@ class _Console:
     err: Console
 
 
-def parse_instant(text: str | None) -> datetime | None:
-    """An RFC 3339 instant with a zone, or a usage error."""
+def parse_instant(text: str | None, option: str = "--at") -> datetime | None:
+    """An RFC 3339 instant with a zone, in the range sloplane measures in, or a usage error naming `option`."""
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"'{text}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)") from None
+        message = f"'{excerpt(text)}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)"
+        raise typer.BadParameter(message, param_hint=option) from None
     if moment.tzinfo is None:
-        raise typer.BadParameter(f"'{text}' has no time zone: add Z or an offset such as +01:00")
-    return moment
+        raise typer.BadParameter(f"'{text}' has no time zone: add Z or an offset such as +01:00", param_hint=option)
+    try:
+        return checked(moment)
+    except InstantRangeError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def _delay(text: str) -> timedelta:
@@ -235,6 +241,15 @@ class NullLog:
     def count(self) -> int:
         return 0
 
+    def releases(self, service: str, since: datetime) -> list[ReleaseSpan]:
+        return []
+
+    def problem(self) -> str | None:
+        return None
+
+    def check_writable(self) -> None:
+        return None
+
 
 def _json(value: Any) -> str:
     """Indented JSON for stdout; orjson, because a fleet's measurements are a large document."""
@@ -328,7 +343,7 @@ def _built(console: _Console, build: Callable[[], T]) -> T:
 
 def _token_store(path: Path, console: _Console) -> TokenStore:
     try:
-        return TokenStore.from_file(path)
+        return TokenStore.from_file(path, warn=lambda text: console.err.print(text, style="yellow", markup=False))
     except TokenFileError as error:
         console.err.print(f"sloplane serve: {error}", style="red", markup=False)
         raise typer.Exit(1) from None
@@ -500,10 +515,13 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
         argocd_application: Annotated[
             list[str] | None, typer.Option(help="Applications the deny window covers (repeatable; default all).")
         ] = None,
+        health_interval: Annotated[
+            str,
+            typer.Option(help="How often readiness state is refreshed: an idle backend asked, a failed log retried."),
+        ] = "15s",
     ) -> None:
         """Run the evaluator's HTTP API (gates, SLOs, decisions, freezes, incidents, /metrics) until interrupted."""
-        import uvicorn  # the web stack is slow to import; only this command needs it
-
+        from sloplane.evaluator import http  # the web stack is slow to import; only this command needs it
         from sloplane.evaluator.server import ServerConfig, build_service
 
         store = _token_store(tokens, console)
@@ -522,6 +540,7 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
             argocd_project=argocd_project,
             argocd_namespace=argocd_namespace,
             argocd_applications=tuple(argocd_application or ("*",)),
+            health_interval=parse_window(health_interval, "--health-interval"),
         )
         service = _built(console, lambda: build_service(_fleet(console, paths), config))
         service.start()
@@ -530,7 +549,7 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
         # found: make that handler an orderly exit, so the last export and the outbox close still run.
         signal.signal(signal.SIGTERM, _exit_quietly)
         try:
-            uvicorn.run(service.app, host=host, port=port, log_level="warning")
+            http.run(service.app, host, port)
         finally:
             service.close()
 
@@ -581,8 +600,8 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
             stage=stage,
             outcome=outcome,
             revision=revision,
-            since=parse_instant(since),
-            until=parse_instant(until),
+            since=parse_instant(since, "--since"),
+            until=parse_instant(until, "--until"),
             limit=limit,
         )
         if output_format == "json":

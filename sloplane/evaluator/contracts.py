@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from sloplane.evaluator.context import FreezeLike, IncidentLike
 from sloplane.evaluator.deployments import BurnSplit
-from sloplane.evaluator.model import Decision, GateRequest, GateResult
+from sloplane.evaluator.model import Decision, GateRequest, GateResult, ReleaseSpan
 
 
 class DecisionLog(Protocol):
@@ -34,6 +34,18 @@ class DecisionLog(Protocol):
 
     def count(self) -> int:
         """How many decisions are recorded."""
+        ...
+
+    def releases(self, service: str, since: datetime) -> list[ReleaseSpan]:
+        """Each release of `service` gated live (not replayed) since `since`, first gated first."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why the log cannot be used now (its last append failed, it cannot be read), or None; never waits long."""
+        ...
+
+    def check_writable(self) -> None:
+        """Try one small write, to find out whether a failed log has recovered (raises when not)."""
         ...
 
 

@@ -30,6 +30,7 @@ import orjson
 
 from sloplane.evaluator.sqlite import ThreadConnections, create_folder
 from sloplane.evaluator.store import utc_text
+from sloplane.text import control_character, excerpt
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import ReleaseControlsView
@@ -145,6 +146,9 @@ def _required(value: str, what: str) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise ControlsError(f"{what} is required and cannot be empty")
+    hidden = control_character(text)
+    if hidden is not None:
+        raise ControlsError(f"{what} holds a control character ({hidden}): {excerpt(repr(text))}")
     return text
 
 

@@ -21,11 +21,13 @@ from sloplane.evaluator import schemas
 from sloplane.evaluator.api import OrjsonResponse, method_not_allowed, requires
 from sloplane.evaluator.auth import Principal, Scope, TokenStore
 from sloplane.evaluator.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
+from sloplane.instants import Instant
+from sloplane.text import PRINTABLE_NOT_BLANK
 
 _NAME = 253
 _TEXT = 1024
-_NOT_BLANK = r"\S"
-"""A pattern (searched, not anchored, in JSON Schema as in pydantic): some text that is not only spaces."""
+_NOT_BLANK = PRINTABLE_NOT_BLANK
+"""One line of text that is not only spaces and hides no control character (NUL, escapes)."""
 
 
 class FreezeRequest(BaseModel):
@@ -37,7 +39,7 @@ class FreezeRequest(BaseModel):
         None, min_length=1, max_length=_NAME, pattern=_NOT_BLANK, description="Absent: every service."
     )
     reason: str = Field(min_length=1, max_length=_TEXT, pattern=_NOT_BLANK, description="Why, for the record.")
-    until: AwareDatetime | None = Field(None, description="The freeze ends by itself at this RFC 3339 instant.")
+    until: Instant | None = Field(None, description="The freeze ends by itself at this RFC 3339 instant.")
 
 
 class LiftRequest(BaseModel):
@@ -109,7 +111,7 @@ _ENDED = {"model": schemas.Problem, "description": "Already lifted or resolved."
 _REFUSED = {"model": schemas.Problem, "description": "The request cannot be carried out, and why."}
 
 All = Annotated[bool, Query(alias="all", description="Include lifted freezes / resolved incidents.")]
-At = Annotated[AwareDatetime | None, Query(description="In force at this RFC 3339 instant; now when absent.")]
+At = Annotated[Instant | None, Query(description="In force at this RFC 3339 instant; now when absent.")]
 
 
 @contextmanager
@@ -194,7 +196,9 @@ def _freeze_routes(
         freeze_id: str,
         principal: Annotated[Principal, Depends(admin)],
         body: Annotated[LiftRequest | None, Body()] = None,
-        reason: Annotated[str | None, Query(max_length=_TEXT, description="Why (or in the body).")] = None,
+        reason: Annotated[
+            str | None, Query(max_length=_TEXT, pattern=_NOT_BLANK, description="Why (or in the body).")
+        ] = None,
     ) -> Response:
         why = body.reason if body is not None else reason
         if why is None:

@@ -188,10 +188,7 @@ def _until(until: str | None, lasting: str | None) -> datetime | None:
         raise typer.BadParameter("give --until or --for, not both")
     if lasting is not None:
         return datetime.now(UTC) + parse_window(lasting, "--for")
-    try:
-        return parse_instant(until)
-    except typer.BadParameter as error:
-        raise typer.BadParameter(error.message, param_hint="--until") from None
+    return parse_instant(until, "--until")
 
 
 def _show(value: Any) -> str:

@@ -1,25 +1,28 @@
 """Budget burned during deployments, reported apart from background burn.
 
 A release that was rolled back within minutes may have burned a visible slice of the budget; a
-monthly report that lumps it with everything else tells the team their service is unreliable
-when their pipeline, in fact, did its job. The decision log knows when each revision was being
-gated; those stretches (from one analysis window before the first gate of a revision to its last
-gate) are deployment windows. Bad events inside them are counted apart, per revision and in total
-(overlapping windows counted once), and the rest is background. Excluded time (maintenance,
-emergency changes) is taken out of both, as it is out of the budget.
+monthly report that lumps it with everything else tells the team their service is unreliable when
+their pipeline, in fact, did its job. The decision log knows when each revision was being gated;
+those stretches (from one analysis window before the first gate of a revision to its last gate) are
+deployment windows. They are placed by when the evaluator decided, never by a time the caller named:
+a replay (`at` in the past) is back-testing, and must not move the history. Bad events inside them
+are counted apart, per revision and in total (overlapping windows counted once), and the rest is
+background. Excluded time (maintenance, emergency changes) is taken out of both, as it is out of the
+budget.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sloplane.budget import error_budget
 from sloplane.evaluator.backends.base import MetricsBackend
-from sloplane.evaluator.model import Measurement
+from sloplane.evaluator.measure import ASK_LABEL
+from sloplane.evaluator.model import Measurement, ReleaseSpan
 from sloplane.evaluator.periods import merge_spans, merged
 from sloplane.spec.model import Declaration
 from sloplane.subjects import Subject, subject_queries
@@ -54,30 +57,20 @@ class DeploymentWindow:
         }
 
 
-def deployment_windows(records: Iterable[Mapping[str, Any]], service: str, lead: timedelta) -> list[DeploymentWindow]:
-    """Windows of every revision of `service` found in decision records (their `to_dict()` form)."""
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for record in records:
-        request = record.get("request") or {}
-        revision = request.get("revision") or request.get("pipeline")
-        if record.get("service") != service or not revision or record.get("evaluatedAt") is None:
-            continue
-        grouped.setdefault(revision, []).append(record)
-    windows = []
-    for revision, found in grouped.items():
-        found.sort(key=lambda r: (r["evaluatedAt"], r["decidedAt"]))
-        first, last = datetime.fromisoformat(found[0]["evaluatedAt"]), datetime.fromisoformat(found[-1]["evaluatedAt"])
-        windows.append(
-            DeploymentWindow(
-                service=service,
-                revision=revision,
-                pipeline=found[-1]["request"].get("pipeline"),
-                start=first - lead,
-                end=last,
-                outcome=found[-1]["decision"],
-                decisions=len(found),
-            )
+def deployment_windows(releases: Iterable[ReleaseSpan], service: str, lead: timedelta) -> list[DeploymentWindow]:
+    """Windows of the releases the decision log found for `service` (`DecisionLog.releases`)."""
+    windows = [
+        DeploymentWindow(
+            service=service,
+            revision=span.release,
+            pipeline=span.pipeline,
+            start=span.first - lead,
+            end=span.last,
+            outcome=span.outcome,
+            decisions=span.decisions,
         )
+        for span in releases
+    ]
     return sorted(windows, key=lambda w: (w.start, w.revision))
 
 
@@ -147,8 +140,29 @@ class BurnSplitError(Exception):
     """The split cannot be computed (no event counts, no data); the message says why."""
 
 
-def _count(backend: MetricsBackend, expression: str, at: datetime) -> float:
-    return sum(sample.value for sample in backend.query(expression, at))
+COUNTS_PER_QUERY = 50
+"""Span counts asked in one tagged query: a month of deployments is a few hundred windows, and a
+query per count would be as many round trips."""
+
+
+def _counts(backend: MetricsBackend, expressions: list[str], at: datetime) -> list[float]:
+    """The sum of each expression at `at` (0 where it has no data), asked `COUNTS_PER_QUERY` at a time.
+
+    Each is summed to one series and tagged with its index (`label_replace`), so the parts of one
+    query can be told apart in its answer.
+    """
+    values = [0.0] * len(expressions)
+    for start in range(0, len(expressions), COUNTS_PER_QUERY):
+        chunk = expressions[start : start + COUNTS_PER_QUERY]
+        tagged = " or ".join(
+            f'label_replace(sum({expression}), "{ASK_LABEL}", "c{start + index}", "", "")'
+            for index, expression in enumerate(chunk)
+        )
+        for sample in backend.query(tagged, at):
+            tag = sample.labels.get(ASK_LABEL, "")
+            if tag.startswith("c") and tag[1:].isdigit() and int(tag[1:]) < len(values):
+                values[int(tag[1:])] += sample.value
+    return values
 
 
 def burn_split(
@@ -168,31 +182,29 @@ def burn_split(
         )
     excluded = merged(measurement.exclusions)
 
-    read: dict[Span, tuple[float, float]] = {}
-
-    def span_counts(span: Span) -> tuple[float, float]:
-        """(bad, all) events in one span; each span is asked once (a lone window is also its own union)."""
-        if span not in read:
-            start, end = span
-            anchored = queries.at(end - start, end)
-            assert anchored.errors is not None and anchored.total is not None
-            bad = _count(backend, f"({anchored.errors}) or vector(0)", measurement.at)
-            read[span] = (bad, _count(backend, anchored.total, measurement.at))
-        return read[span]
-
-    def counted(spans: list[Span]) -> tuple[float, float]:
-        found = [span_counts(span) for span in spans]
-        return math.fsum(bad for bad, _ in found), math.fsum(total for _, total in found)
-
     def inside(window: DeploymentWindow) -> list[Span]:
         clipped = (max(window.start, measurement.period_start), min(window.end, measurement.at))
         return subtract([clipped], excluded) if clipped[0] < clipped[1] else []
 
+    spans_of = {window: inside(window) for window in windows}
+    union = merge_spans(span for spans in spans_of.values() for span in spans)
+    every = sorted({*union, *(span for spans in spans_of.values() for span in spans)})
+    expressions: list[str] = []
+    for start, end in every:  # each span asked once (a lone window is also its own union)
+        anchored = queries.at(end - start, end)
+        assert anchored.errors is not None and anchored.total is not None
+        expressions += [f"({anchored.errors})", f"({anchored.total})"]
+    values = _counts(backend, expressions, measurement.at)
+    read = {span: (values[2 * index], values[2 * index + 1]) for index, span in enumerate(every)}
+
+    def counted(spans: list[Span]) -> tuple[float, float]:
+        found = [read[span] for span in spans]
+        return math.fsum(bad for bad, _ in found), math.fsum(total for _, total in found)
+
     per_window = []
     for window in windows:
-        bad, total = counted(inside(window))
+        bad, total = counted(spans_of[window])
         per_window.append((window, bad, total))
-    union = merge_spans(span for window in windows for span in inside(window))
     deployment_bad, _ = counted(union)
     budget = error_budget(subject.objective)
     return BurnSplit(

@@ -27,6 +27,7 @@ from sloplane.queries import SLOPLANE_DECISIONS_METRIC
 log = logging.getLogger(__name__)
 
 DECISION_LABELS = ("slo", "service", "stage", "decision")
+_OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 NOTIFICATION_STATES = ("pending", "held", "dead", "delivered")
 """Outbox states worth a gauge: `dead` above zero means a receiver refused an incident for good."""
 
@@ -35,6 +36,40 @@ BACKEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 DECISION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """A decision may wait for several backend reads in turn (every SLO of a service)."""
+
+
+class DeclaredNames:
+    """The SLO, service and stage names declarations give: the only values decision labels may take.
+
+    A gate request names what it asks about, and a token holder can name anything; were those
+    names labels, every invented one would mint series without limit. A name not declared is
+    counted under the empty value, as a request that named nothing is.
+    """
+
+    def __init__(self, summaries: Iterable[Mapping[str, object]]) -> None:
+        self._services: dict[str, str] = {}
+        self._stages: dict[str, frozenset[str]] = {}
+        for summary in summaries:
+            name = str(summary["name"])
+            self._services[name] = str(summary.get("service") or "")
+            stages = summary.get("stages") or []
+            self._stages[name] = frozenset(str(stage) for stage in stages) if isinstance(stages, list) else frozenset()
+        self._declared_services = frozenset(service for service in self._services.values() if service)
+
+    def labels(self, slo: str, stage: str | None, service: str | None = None) -> tuple[str, str, str]:
+        """(slo, service, stage) label values, each only when declared.
+
+        A declared SLO brings its declared service; an SLO nobody declared keeps the service the
+        caller named when that service is declared (a `{service, slo}` request with a typo in the
+        SLO still shows up under its service), and nothing else.
+        """
+        if slo not in self._services:
+            return "", service if service in self._declared_services else "", ""
+        stage_label = stage if stage is not None and stage in self._stages[slo] else ""
+        return slo, self._services[slo], stage_label
+
+    def __contains__(self, slo: object) -> bool:
+        return slo in self._services
 
 
 class EvaluatorMetrics:
@@ -70,9 +105,24 @@ class EvaluatorMetrics:
         for result in ("hit", "miss"):  # both series exist from the start, so a hit ratio is never undefined
             self._cache.labels(result=result)
 
-    def record_decision(self, *, slo: str, service: str | None, stage: str | None, decision: Outcome | str) -> None:
-        """Count one decision; an unknown service or an unstaged SLO is the empty label value."""
-        self._decisions.labels(slo=slo, service=service or "", stage=stage or "", decision=str(decision)).inc()
+    def record_decision(
+        self,
+        *,
+        slo: str,
+        service: str | None,
+        stage: str | None,
+        decision: Outcome | str,
+        names: DeclaredNames | None = None,
+    ) -> None:
+        """Count one decision; an unknown service or an unstaged SLO is the empty label value.
+
+        With `names`, only declared names become labels (see `DeclaredNames`); without, the
+        caller vouches that the names are declared ones. The outcome must be one of the four.
+        """
+        if names is not None:
+            slo, service, stage = names.labels(slo, stage, service)
+        outcome = str(decision) if str(decision) in _OUTCOMES else Outcome.ERROR.value
+        self._decisions.labels(slo=slo, service=service or "", stage=stage or "", decision=outcome).inc()
 
     def observe_decision_seconds(self, seconds: float) -> None:
         """How long one gate request took to answer."""

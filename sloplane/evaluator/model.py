@@ -49,6 +49,21 @@ class BreakGlass:
 
 
 @dataclass(frozen=True)
+class ReleaseSpan:
+    """One release of a service as the decision log shows it: when it was first and last gated, live."""
+
+    release: str
+    """The revision, or the pipeline run when no revision was given."""
+    first: datetime
+    last: datetime
+    decisions: int
+    pipeline: str | None
+    """The last decision's pipeline."""
+    outcome: str
+    """The last decision's outcome: `fail` means the release was stopped (rolled back)."""
+
+
+@dataclass(frozen=True)
 class GateRequest:
     """Who asks, about what: an SLO (or every SLO of a service), a stage, and the release."""
 

@@ -22,6 +22,7 @@ from sloplane.evaluator.auth import TokenStore
 from sloplane.evaluator.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.controls import ReleaseControls
 from sloplane.evaluator.export import PeriodicExporter, S3Location, s3_client
+from sloplane.evaluator.health import PROBE_INTERVAL_SECONDS, HealthProbe
 from sloplane.evaluator.metrics import EvaluatorMetrics
 from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
 from sloplane.evaluator.service import Evaluator, utc_now
@@ -55,6 +56,8 @@ class ServerConfig:
     """While a major incident is open, keep a deny sync window in this Argo CD AppProject; None: don't."""
     argocd_namespace: str = "argocd"
     argocd_applications: tuple[str, ...] = ("*",)
+    health_interval: timedelta = timedelta(seconds=PROBE_INTERVAL_SECONDS)
+    """How often the background probe asks an idle backend, and retries a decision log that failed."""
 
 
 @dataclass
@@ -67,9 +70,12 @@ class EvaluatorService:
     notifier: Notifier | None = None
     exporter: PeriodicExporter | None = None
     sync_windows: SyncWindowReconciler | None = None
+    probe: HealthProbe | None = None
 
     def start(self) -> None:
-        """Start delivering notifications, exporting decisions and keeping the Argo CD deny window."""
+        """Start probing health, delivering notifications, exporting decisions and keeping the Argo CD deny window."""
+        if self.probe is not None:
+            self.probe.start()
         if self.notifier is not None:
             self.notifier.start()
         if self.exporter is not None:
@@ -85,6 +91,8 @@ class EvaluatorService:
             self.exporter.stop()
         if self.notifier is not None:
             self.notifier.close()
+        if self.probe is not None:
+            self.probe.stop()
         self.controls.close()
 
 
@@ -154,7 +162,9 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         lambda: len(controls.freezes(at=utc_now())), lambda: len(controls.open_major_incidents(utc_now()))
     )
     app = create_app(evaluator, config.tokens, metrics, controls)
-    return EvaluatorService(app, evaluator, controls, notifier, _exporter(config, log), _sync_windows(config, controls))
+    probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds())
+    exporter, sync_windows = _exporter(config, log), _sync_windows(config, controls)
+    return EvaluatorService(app, evaluator, controls, notifier, exporter, sync_windows, probe)
 
 
 def build_app(fleet: Fleet, config: ServerConfig) -> tuple[FastAPI, Evaluator]:

@@ -23,8 +23,10 @@ from sloplane.evaluator.cache import TTLCache
 from sloplane.evaluator.contracts import DecisionLog, ReleaseControlsView
 from sloplane.evaluator.decide import DecisionPipeline, GateContext, Related
 from sloplane.evaluator.deployments import BurnSplit, burn_split, deployment_windows
+from sloplane.evaluator.health import BackendHealth, HealthRecordingBackend
 from sloplane.evaluator.measure import Measurer, Target
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason
+from sloplane.instants import RANGE_TEXT, in_range
 from sloplane.spec.model import Declaration, Lifecycle
 from sloplane.spec.validation import did_you_mean
 from sloplane.spec.writer import declaration_data
@@ -33,8 +35,6 @@ from sloplane.subjects import Fleet, Subject, production_subject, subjects
 QUERY_CACHE_ENTRIES = 100_000
 """Answers kept per interval: a gate for one SLO asks about 20 narrow queries, so a fleet of a few
 thousand SLOs gated within one interval still fits."""
-DEPLOYMENT_RECORDS = 1_000_000
-"""Most decisions read for one service's deployment windows over one budget period."""
 MEASUREMENT_CACHE_ENTRIES = 50_000
 """Measurements kept per interval (one per subject and instant)."""
 
@@ -85,7 +85,9 @@ class Evaluator:
         controls: ReleaseControlsView | None = None,
     ) -> None:
         self.fleet = fleet
-        self.backend = backend
+        self.health = BackendHealth()
+        self.backend = HealthRecordingBackend(backend, self.health)
+        """The backend, recording every outcome: readiness reads that state and never asks itself."""
         self.log = log
         self.pipeline = pipeline or DecisionPipeline()
         self.clock = clock
@@ -95,10 +97,10 @@ class Evaluator:
         measurements: TTLCache[Measurement] = TTLCache(
             ttl, max_entries=MEASUREMENT_CACHE_ENTRIES, on_lookup=on_cache_lookup
         )
-        self.measurer = Measurer(fleet, backend, cache=cache, measurements=measurements, staleness=staleness)
+        self.measurer = Measurer(fleet, self.backend, cache=cache, measurements=measurements, staleness=staleness)
         self._on_decision = on_decision
         self.controls = controls
-        self.intervals = IntervalReader(backend, ttl)
+        self.intervals = IntervalReader(self.backend, ttl)
         self._by_service: dict[str, list[Declaration]] = {}
         for declaration in fleet.values():
             self._by_service.setdefault(declaration.spec.service, []).append(declaration)
@@ -295,6 +297,9 @@ class Evaluator:
     def gate(self, request: GateRequest) -> GateResult:
         """Decide and record; never raises for bad requests or backend faults."""
         targets, problems = self._resolve(request)
+        if request.at is not None and not in_range(request.at):
+            message = f"`at` {request.at.isoformat()} is not an instant sloplane can measure at: give one {RANGE_TEXT}"
+            targets, problems = [], [Reason("invalid-instant", message, {"at": request.at.isoformat()})]
         if not targets:
             decisions = [self._error_decision(request, problems)]
         else:
@@ -331,10 +336,8 @@ class Evaluator:
         target = Target(declaration, production_subject(declaration))
         (measurement,) = self.measurer.measure([target], at or self.now()).values()
         lead = declaration.spec.effective_gate.analysis_window
-        records = self.log.query(
-            service=declaration.spec.service, since=measurement.period_start, limit=DEPLOYMENT_RECORDS
-        )
-        windows = deployment_windows(records, declaration.spec.service, lead)
+        releases = self.log.releases(declaration.spec.service, measurement.period_start - lead)
+        windows = deployment_windows(releases, declaration.spec.service, lead)
         return burn_split(self.backend, declaration, target.subject, measurement, windows)
 
     # -- describing -----------------------------------------------------------------------------
@@ -368,16 +371,19 @@ class Evaluator:
         return {**self._summary(declaration), "measurements": [m.to_dict() for m in measurements]}
 
     def ready(self) -> tuple[bool, str]:
-        """Ready while the decision log can be read; a backend that does not answer only degrades.
+        """Ready while decisions can be recorded; a backend that does not answer only degrades.
 
+        From state only (see `health`): the backend's last known answer, the log's last write.
         An evaluator whose metrics backend is down still answers every gate by its policy (fail
         closed, by default) and records why. Taking it out of its Service instead would turn those
         recorded decisions into "evaluator unreachable" errors in every pipeline, and a rollout of
-        the evaluator itself would stall on readiness for as long as the backend is away.
+        the evaluator itself would stall on readiness for as long as the backend is away. One that
+        cannot record answers only `error`, so it steps aside until its log is writable again.
         """
-        try:
-            self.log.count()
-        except Exception as error:  # any storage failure means not ready; the reason says which
-            return False, f"decision log: {error}"
-        healthy, reason = self.backend.healthy()
-        return True, "ok" if healthy else f"degraded: backend: {reason} (gates answer by their onBackendError policy)"
+        problem = self.log.problem()
+        if problem is not None:
+            return False, f"decision log: {problem}"
+        healthy, reason = self.health.state()
+        if healthy is False:
+            return True, f"degraded: backend: {reason} (gates answer by their onBackendError policy)"
+        return True, "ok" if healthy else f"ok (backend {reason})"

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 
-from sloplane.evaluator.model import Decision, Outcome
+from sloplane.evaluator.model import Decision, Outcome, ReleaseSpan
 from sloplane.evaluator.sqlite import ThreadConnections, create_folder
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import DecisionLog
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -46,13 +46,15 @@ CREATE TABLE IF NOT EXISTS decisions (
     rollout TEXT,
     outcome TEXT NOT NULL,
     policy_version TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    requested_at TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_by_slo ON decisions (slo, decided_at);
 CREATE INDEX IF NOT EXISTS decisions_by_outcome ON decisions (outcome, decided_at);
 CREATE INDEX IF NOT EXISTS decisions_by_decided_at ON decisions (decided_at);
 CREATE INDEX IF NOT EXISTS decisions_by_revision ON decisions (revision);
 CREATE INDEX IF NOT EXISTS decisions_by_service ON decisions (service, decided_at);
+CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
 BEGIN
     SELECT RAISE(ABORT, 'the decision log is append-only: recorded decisions cannot be changed');
@@ -62,16 +64,41 @@ BEGIN
     SELECT RAISE(ABORT, 'the decision log is append-only: recorded decisions cannot be deleted');
 END;
 """
-"""`seq` is the rowid made explicit: an INTEGER PRIMARY KEY keeps its values through VACUUM, so
-insertion order (what a resumable export walks) is stable. `id` stays unique. Times are UTC text
-of fixed width, so comparing them as strings compares the instants."""
+"""`requested_at` is the request's `at`: NULL for a live gate, set for a replay (back-testing), which
+must never count as deployment history. `seq` is the rowid made explicit: an INTEGER PRIMARY KEY
+keeps its values through VACUUM, so insertion order (what a resumable export walks) is stable. `id`
+stays unique. Times are UTC text of fixed width, so comparing them as strings compares the instants."""
+
+_MIGRATE_TO_2 = """
+ALTER TABLE decisions ADD COLUMN requested_at TEXT;
+DROP TRIGGER IF EXISTS decisions_no_update;
+UPDATE decisions SET requested_at = json_extract(record, '$.request.at');
+"""
+"""Version 1 files kept replays apart only inside the JSON record: the column is filled from it, with
+the append-only trigger lifted for that one statement inside the migration's transaction (`_SCHEMA`
+puts it back before the transaction commits)."""
 
 _INSERT = """
 INSERT INTO decisions (id, decided_at, evaluated_at, slo, stage, service, revision, pipeline, rollout,
-                       outcome, policy_version, record)
+                       outcome, policy_version, record, requested_at)
 VALUES (:id, :decided_at, :evaluated_at, :slo, :stage, :service, :revision, :pipeline, :rollout,
-        :outcome, :policy_version, :record)
+        :outcome, :policy_version, :record, :requested_at)
 """
+
+_RELEASES = """
+SELECT grouped.release, grouped.first, grouped.last, grouped.decisions, latest.pipeline, latest.outcome
+FROM (
+    SELECT coalesce(revision, pipeline) AS release, min(decided_at) AS first, max(decided_at) AS last,
+           count(*) AS decisions, max(seq) AS last_seq
+    FROM decisions
+    WHERE service = :service AND decided_at >= :since AND requested_at IS NULL AND evaluated_at IS NOT NULL
+          AND coalesce(revision, pipeline) IS NOT NULL
+    GROUP BY release
+) AS grouped JOIN decisions AS latest ON latest.seq = grouped.last_seq
+ORDER BY grouped.first, grouped.release
+"""
+"""Each release of a service gated live since `since`: its first and last decision, how many, and the
+last one's pipeline and outcome. One indexed range scan (`decisions_by_service`), no record parsed."""
 
 
 class DecisionLogError(Exception):
@@ -109,6 +136,7 @@ def _row(decision: Decision) -> dict[str, Any]:
         "outcome": decision.outcome.value,
         "policy_version": decision.policy_version,
         "record": _encode(record),
+        "requested_at": None if decision.request.at is None else utc_text(decision.request.at),
     }
 
 
@@ -125,8 +153,10 @@ def _prepare(connection: sqlite3.Connection, path: Path) -> str:
             raise DecisionLogError(
                 f"the decision log at {path} has schema version {version}; this sloplane reads up to {SCHEMA_VERSION}"
             )
+        migration = _MIGRATE_TO_2 if version == 1 else ""
         # One script, one transaction: executescript() would commit a transaction begun outside it.
-        connection.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+        script = f"BEGIN IMMEDIATE;\n{migration}{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+        connection.executescript(script)
     except sqlite3.Error as exc:
         if connection.in_transaction:
             connection.rollback()
@@ -144,6 +174,7 @@ class SqliteDecisionLog:
         create_folder(self.path, "the decision log", DecisionLogError)
         self._connections = ThreadConnections(self.path, "the decision log", DecisionLogError)
         self._write_lock = threading.Lock()
+        self._write_problem: str | None = None
         self.journal_mode = _prepare(self._connections.get(), self.path)
         """`wal` normally; a file system without shared memory (some network mounts) keeps `delete`."""
 
@@ -154,10 +185,37 @@ class SqliteDecisionLog:
         try:
             with self._write_lock:
                 connection.execute(_INSERT, row)
-        except sqlite3.IntegrityError as exc:
-            raise DecisionLogError(f"decision {decision.id} is already in the decision log at {self.path}") from exc
+        except sqlite3.IntegrityError:
+            raise DecisionLogError(f"decision {decision.id} is already in the decision log at {self.path}") from None
         except sqlite3.Error as exc:
-            raise DecisionLogError(f"cannot record decision {decision.id} in {self.path}: {exc}") from exc
+            self._write_problem = f"cannot write {self.path}: {exc}"
+            raise DecisionLogError(f"cannot record decision {decision.id} in {self.path}: {exc}") from None
+        self._write_problem = None
+
+    def problem(self) -> str | None:
+        """Why the log cannot be used now: the last append failed (until a write succeeds), or it cannot be read.
+
+        Answers from state and one indexed read of the newest row: readiness calls it on every probe.
+        """
+        if self._write_problem is not None:
+            return self._write_problem
+        try:
+            self._read("SELECT seq FROM decisions ORDER BY seq DESC LIMIT 1", ())
+        except DecisionLogError as error:
+            return str(error)
+        return None
+
+    def check_writable(self) -> None:
+        """Write one row to `write_probe` (never to the decisions): clears a write problem once it succeeds."""
+        try:
+            with self._write_lock:
+                self._connections.get().execute(
+                    "INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, ?)", (utc_text(datetime.now(UTC)),)
+                )
+        except sqlite3.Error as exc:
+            self._write_problem = f"cannot write {self.path}: {exc}"
+            raise DecisionLogError(self._write_problem) from None
+        self._write_problem = None
 
     def query(
         self,
@@ -180,6 +238,17 @@ class SqliteDecisionLog:
         sql = f"SELECT record FROM decisions {where} ORDER BY decided_at DESC, seq DESC LIMIT ?"
         rows = self._read(sql, (*values, limit))
         return [orjson.loads(record) for (record,) in rows]
+
+    def releases(self, service: str, since: datetime) -> list[ReleaseSpan]:
+        """Every release (revision, else pipeline) of `service` gated live since `since`, first gated first.
+
+        Replays (a request with `at`) are left out: back-testing must never create deployment history.
+        """
+        rows = self._read(_RELEASES, {"service": service, "since": utc_text(since)})
+        return [
+            ReleaseSpan(release, datetime.fromisoformat(first), datetime.fromisoformat(last), count, pipeline, outcome)
+            for release, first, last, count, pipeline, outcome in rows
+        ]
 
     def count(self) -> int:
         """How many decisions are recorded."""
@@ -246,7 +315,7 @@ class SqliteDecisionLog:
             raise DecisionLogError(f"decision {decision_id} is not in the decision log at {self.path}")
         return int(rows[0][0])
 
-    def _read(self, sql: str, values: tuple[Any, ...]) -> list[Any]:
+    def _read(self, sql: str, values: tuple[Any, ...] | dict[str, Any]) -> list[Any]:
         try:
             return self._connections.get().execute(sql, values).fetchall()
         except sqlite3.Error as exc:

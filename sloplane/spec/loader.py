@@ -18,13 +18,14 @@ from sloplane.spec.diagnostics import (
     Diagnostic,
     Position,
     Severity,
+    format_loc,
     sorted_diagnostics,
 )
 from sloplane.spec.model import API_VERSION, KIND, Declaration
 from sloplane.spec.openslo.importer import OPENSLO_API_VERSIONS, import_openslo
 from sloplane.spec.origin import LoadedSLO
 from sloplane.spec.validation import did_you_mean, validate
-from sloplane.spec.yamlsource import YamlDocument, YamlSyntaxError, read_documents
+from sloplane.spec.yamlsource import SourceError, YamlDocument, YamlSyntaxError, read_documents, read_source
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -90,17 +91,15 @@ def read_yaml_files(files: Iterable[Path], diagnostics: list[Diagnostic]) -> lis
     for path in files:
         shown = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            diagnostics.append(_file_error(shown, "not UTF-8 text", "encoding"))
-            continue
-        except OSError as error:
-            diagnostics.append(_file_error(shown, f"cannot read: {error.strerror}", "unreadable"))
+            text = read_source(path)
+        except SourceError as error:
+            diagnostics.append(_file_error(shown, str(error), "unreadable"))
             continue
         try:
             documents.extend(read_documents(shown, text))
         except YamlSyntaxError as error:
-            diagnostics.append(Diagnostic(shown, error.position, "", error.message, Severity.ERROR, "yaml"))
+            field = format_loc(tuple(error.loc))
+            diagnostics.append(Diagnostic(shown, error.position, field, error.message, Severity.ERROR, "yaml"))
     return documents
 
 

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from sloplane.budget import Tier
+from sloplane.instants import Instant
 from sloplane.spec.sli import SLORef
 from sloplane.spec.types import (
     CronSchedule,
@@ -67,8 +68,8 @@ class OneOffWindow(SpecModel):
     """A single planned window, e.g. a data-centre migration."""
 
     name: Name
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     reason: str = Field(min_length=1)
     stages: list[Name] = Field(default_factory=list)
 
@@ -81,8 +82,8 @@ class OneOffWindow(SpecModel):
 class EmergencyChange(SpecModel):
     """An emergency change taken out of the budget, with who approved it and why (for audits)."""
 
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     reason: str = Field(min_length=1)
     approver: str = Field(min_length=1)
     ticket: str | None = None

@@ -8,18 +8,28 @@ Positions are looked up lazily: a valid file never pays for them. Only when a di
 line does the document's node tree get built again from the kept text (and cached), and the field
 path is walked down it. Keeping every node tree instead costs several times the parse in memory and
 garbage-collector time.
+
+Input is bounded before it can cost anything (`YamlLimits`): a file's size is checked before it is
+read; libyaml refuses nesting past 1,000 levels and the converter past `max_depth`; an alias is
+expanded only after its subtree's size is known (memoised per node, so a "billion laughs" is
+measured in microseconds), and aliases may add at most `max_alias_nodes` nodes to a file. An
+alias to a node that contains it is refused rather than followed for ever.
 """
 
 from __future__ import annotations
 
+import codecs
+import gc
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from sloplane.spec.diagnostics import Loc, Position
+from sloplane.text import excerpt
 
 try:
     from yaml import CSafeLoader as _BaseLoader
@@ -62,6 +72,28 @@ class _Loader(_BaseLoader):
         return Resolver.resolve(self, kind, value, implicit)  # type: ignore[no-untyped-call]  # PyYAML is untyped
 
 
+@dataclass(frozen=True)
+class YamlLimits:
+    """How much a YAML file may cost to read; past any limit it is refused with a position.
+
+    The defaults are far above what declarations, receivers and tokens files need (a declaration
+    is a few KB and a few levels deep; 2,000 of them in one file are about 2 MB) and far below
+    what would take a machine down.
+    """
+
+    max_bytes: int = 32 * 2**20
+    """File size, checked before reading."""
+    max_depth: int = 100
+    """Nesting of mappings and sequences (libyaml itself stops at 1,000)."""
+    max_aliases: int = 10_000
+    """Aliases (`*name`) to mappings or sequences in one file."""
+    max_alias_nodes: int = 200_000
+    """Nodes that aliases may add to one file when expanded (each use counts its whole subtree)."""
+
+
+DEFAULT_LIMITS = YamlLimits()
+
+
 class YamlSyntaxError(Exception):
     """The text is not YAML (or uses YAML we refuse, like duplicate keys)."""
 
@@ -69,6 +101,45 @@ class YamlSyntaxError(Exception):
         super().__init__(message)
         self.position = position
         self.message = message
+        self.loc: list[str | int] = []
+        """The field it was found in, filled in as the error passes up through the mappings holding it."""
+
+
+class SourceError(Exception):
+    """A file that cannot be read as text (missing, too large, not UTF-8); the message says which."""
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+)
+"""YAML 1.2 allows UTF-16 and UTF-32 when the file starts with a byte order mark (UTF-32 first: its
+little-endian mark begins with UTF-16's)."""
+
+
+def read_source(path: Path, limits: YamlLimits = DEFAULT_LIMITS) -> str:
+    """A file's text, refused before it is read when larger than `limits.max_bytes`.
+
+    UTF-8, or UTF-16/32 with a byte order mark. Reads at most one byte past the limit, so a file
+    that grows (or lies about its size) cannot make this read more.
+    """
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(limits.max_bytes + 1)
+    except IsADirectoryError:
+        raise SourceError("is a folder, not a file") from None
+    except OSError as error:
+        raise SourceError(f"cannot read: {error.strerror or error}") from None
+    if len(data) > limits.max_bytes:
+        raise SourceError(f"larger than {limits.max_bytes / 2**20:g} MiB: refused unread")
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise SourceError(f"not {encoding.upper().removesuffix('-SIG')} text (byte {error.start + 1})") from None
 
 
 def _position(node: Node) -> Position:
@@ -79,12 +150,17 @@ def _key_text(node: Node) -> Any:
     return node.value if isinstance(node, ScalarNode) else None
 
 
-def _pairs(node: MappingNode) -> list[tuple[Node, Node]]:
-    """Key/value node pairs with `<<` merges resolved; explicit keys win over merged ones."""
+def _pairs(node: MappingNode, merging: frozenset[int] = frozenset()) -> list[tuple[Node, Node]]:
+    """Key/value node pairs with `<<` merges resolved; explicit keys win over merged ones.
+
+    `merging` holds the mappings whose merges are being resolved: merging a mapping into itself
+    (through an alias) is refused, not followed for ever.
+    """
     if not any(key.tag == _MERGE_TAG for key, _ in node.value):
         return list(node.value)
     explicit = [(key, value) for key, value in node.value if key.tag != _MERGE_TAG]
     seen = {_key_text(key) for key, _ in explicit}
+    inside = merging | {id(node)}
     for key_node, value_node in node.value:
         if key_node.tag != _MERGE_TAG:
             continue
@@ -92,7 +168,9 @@ def _pairs(node: MappingNode) -> list[tuple[Node, Node]]:
         for source in sources:
             if not isinstance(source, MappingNode):
                 raise YamlSyntaxError(_position(source), "'<<' merges only mappings")
-            for key, value in _pairs(source):
+            if id(source) in inside:
+                raise YamlSyntaxError(_position(key_node), "'<<' merges a mapping into itself (a recursive alias)")
+            for key, value in _pairs(source, inside):
                 if _key_text(key) not in seen:
                     seen.add(_key_text(key))
                     explicit.append((key, value))
@@ -180,17 +258,83 @@ def _key_matches(node: Node, part: str | int) -> bool:
 
 
 class _Converter:
-    """Turns a node tree into Python data."""
+    """Turns a node tree into Python data, within `YamlLimits`.
 
-    def __init__(self, loader: Any) -> None:
+    libyaml composes an alias as the very node it names, so the tree is a graph: a node met a
+    second time is an alias. Its expanded size is computed (memoised) before it is converted
+    again, and a node met while it is still being converted refers to itself.
+    """
+
+    def __init__(self, loader: Any, limits: YamlLimits) -> None:
         self._loader = loader
+        self._limits = limits
+        self._seen: set[int] = set()
+        self._open: set[int] = set()
+        self._sizes: dict[int, int] = {}
+        self._aliases = 0
+        self._alias_nodes = 0
+        self._depth = 0
+        self._expanding = 0
 
-    def convert(self, node: Node) -> Any:
+    def convert(self, node: Node, used_at: Node | None = None) -> Any:
+        """`node` as data; `used_at` is where it is written (its key, or the sequence holding it)."""
         if isinstance(node, ScalarNode):
             return node.value if node.tag == _STR_TAG else self._scalar(node)
-        if isinstance(node, MappingNode):
-            return self._mapping(node)
-        return [self.convert(item) for item in node.value]
+        key = id(node)
+        alias = key in self._seen
+        if alias:
+            self._alias(node, key, used_at or node)
+        self._depth += 1
+        if self._depth > self._limits.max_depth:
+            raise YamlSyntaxError(_position(used_at or node), f"nested deeper than {self._limits.max_depth} levels")
+        self._seen.add(key)
+        self._open.add(key)
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node)
+            return self._sequence(cast(SequenceNode, node))  # neither a scalar nor a mapping
+        finally:
+            self._open.discard(key)
+            self._depth -= 1
+            if alias:
+                self._expanding -= 1
+
+    def _alias(self, node: Node, key: int, used_at: Node) -> None:
+        """Count one written use of an alias, refusing it before its expansion could cost anything.
+
+        Aliases met while an alias is being expanded are part of its size, already counted.
+        """
+        if key in self._open:
+            raise YamlSyntaxError(_position(used_at), "a recursive alias: it refers to a node that holds it")
+        self._expanding += 1
+        if self._expanding > 1:
+            return
+        self._aliases += 1
+        if self._aliases > self._limits.max_aliases:
+            raise YamlSyntaxError(_position(used_at), f"more than {self._limits.max_aliases:,} aliases in one file")
+        self._alias_nodes += self._size(node)
+        if self._alias_nodes > self._limits.max_alias_nodes:
+            raise YamlSyntaxError(
+                _position(used_at),
+                f"aliases expand to more than {self._limits.max_alias_nodes:,} nodes "
+                "(an alias bomb, or anchors used far more than a declaration needs)",
+            )
+
+    def _size(self, node: Node, depth: int = 0) -> int:
+        """Nodes in `node` with every alias inside it expanded; memoised, so shared subtrees cost once."""
+        if isinstance(node, ScalarNode):
+            return 1
+        key = id(node)
+        known = self._sizes.get(key)
+        if known is not None:
+            return known
+        if depth > self._limits.max_depth:
+            raise YamlSyntaxError(_position(node), f"nested deeper than {self._limits.max_depth} levels")
+        children = (part for pair in node.value for part in pair) if isinstance(node, MappingNode) else node.value
+        self._sizes[key] = -1  # a cycle inside an alias is refused when it is converted; count it once here
+        total = 1 + sum(max(self._size(child, depth + 1), 1) for child in children)
+        self._sizes[key] = total
+        return total
 
     def _scalar(self, node: ScalarNode) -> Any:
         text = node.value
@@ -200,9 +344,26 @@ class _Converter:
             return text
         try:
             return self._loader.construct_object(node)
-        except yaml.YAMLError as error:
-            problem = getattr(error, "problem", None) or str(error)
-            raise YamlSyntaxError(_position(node), f"cannot read value {text!r}: {problem}") from None
+        except (yaml.YAMLError, ValueError, OverflowError) as error:
+            problem = getattr(error, "problem", None) or str(error).split(";")[0]
+            raise YamlSyntaxError(_position(node), f"cannot read value {excerpt(text)!r}: {problem}") from None
+
+    def _sequence(self, node: SequenceNode) -> list[Any]:
+        result = []
+        for index, item in enumerate(node.value):
+            try:
+                result.append(self.convert(item, node))
+            except YamlSyntaxError as error:
+                error.loc.insert(0, index)
+                raise
+        return result
+
+    def _value(self, key: Any, key_node: Node, value_node: Node) -> Any:
+        try:
+            return self.convert(value_node, key_node)
+        except YamlSyntaxError as error:
+            error.loc.insert(0, key)
+            raise
 
     def _mapping(self, node: MappingNode) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -220,22 +381,26 @@ class _Converter:
                     f"duplicate key '{key}' (first written at line {first.line}); YAML would keep only the last",
                 )
             first_seen[key] = key_node
-            result[key] = self.convert(value_node)
+            result[key] = self._value(key, key_node, value_node)
         if len(first_seen) != len(node.value):
             for key_node, value_node in _pairs(node):
                 key = self.convert(key_node)
                 if key not in result:
-                    result[key] = self.convert(value_node)
+                    result[key] = self._value(key, key_node, value_node)
         return result
 
 
-def read_documents(path: str, text: str) -> list[YamlDocument]:
+def read_documents(path: str, text: str, limits: YamlLimits = DEFAULT_LIMITS) -> list[YamlDocument]:
     """Every non-empty document of a YAML text; raises YamlSyntaxError with a position."""
+    if len(text) > limits.max_bytes:
+        raise YamlSyntaxError(Position(1, 1), f"larger than {limits.max_bytes / 2**20:g} MiB: refused")
     loader = _Loader(text)
     source = SourceText(text)
     documents: list[YamlDocument] = []
+    collecting = gc.isenabled()
+    gc.disable()  # composing makes millions of objects and no cycles: collections would only slow it down
     try:
-        converter = _Converter(loader)
+        converter = _Converter(loader, limits)
         index = 0
         while loader.check_node():
             node = loader.get_node()
@@ -249,10 +414,16 @@ def read_documents(path: str, text: str) -> list[YamlDocument]:
         mark = error.problem_mark or error.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         problem = error.problem or error.context or "not valid YAML"
+        if "maximum nesting depth" in problem:
+            raise YamlSyntaxError(position, "nested deeper than 1000 levels (libyaml's limit)") from None
         context = f" ({error.context})" if error.context and error.problem else ""
         raise YamlSyntaxError(position, f"YAML syntax: {problem}{context}") from None
     except yaml.YAMLError as error:
         raise YamlSyntaxError(Position(1, 1), f"YAML: {error}") from None
+    except RecursionError:  # a last line of defence: the limits above stop every nesting we know of first
+        raise YamlSyntaxError(Position(1, 1), "nested too deeply to read") from None
     finally:
         loader.dispose()
+        if collecting:
+            gc.enable()
     return documents

@@ -30,7 +30,7 @@ from sloplane.spec.model import Declaration
 from sloplane.spec.policy import Url
 from sloplane.spec.types import Duration, SpecModel
 from sloplane.spec.validation import did_you_mean, validate
-from sloplane.spec.yamlsource import YamlSyntaxError, read_documents
+from sloplane.spec.yamlsource import SourceError, YamlSyntaxError, read_documents, read_source
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -146,11 +146,9 @@ def load_receivers(path: str | Path) -> ReceiversConfig:
     """Read and validate a receivers file; ReceiversFileError lists every problem with its line."""
     shown = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise _file_error(shown, f"cannot read the receivers file: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise _file_error(shown, "not UTF-8 text") from None
+        text = read_source(Path(path))
+    except SourceError as error:
+        raise _file_error(shown, f"receivers file: {error}") from None
     try:
         documents = read_documents(shown, text)
     except YamlSyntaxError as error:
