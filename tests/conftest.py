@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -17,6 +19,28 @@ from tests.pulumi_mocks import Recorder, recording_mocks
 # Deterministic examples: a CI run is reproducible and a failure is the same on every machine.
 settings.register_profile("sloplane", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("sloplane")
+
+SUMMARY: list[str] = []
+"""Counts some tests report (fuzz and schemathesis totals), printed once at the end of the run."""
+
+
+def summarised(label: str, counts: Counter[str]) -> Any:
+    """A module-scoped autouse fixture that hands `counts` to the end-of-run summary as `label: n what, ...`."""
+
+    @pytest.fixture(scope="module", autouse=True)
+    def report() -> Iterator[None]:
+        yield
+        if counts:
+            SUMMARY.append(f"{label}: " + ", ".join(f"{count:,} {what}" for what, count in sorted(counts.items())))
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the counts tests reported (`SUMMARY`): a run shows how much input its fuzzing covered."""
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "slos"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 from hypothesis import strategies as st
@@ -132,15 +133,23 @@ def declarations(draw: st.DrawFn, name: str | None = None) -> dict[str, Any]:
     }
 
 
-JUNK = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-)
+def junk(rng: random.Random) -> Any:
+    """A value of the wrong kind for almost any field: null, a bool, an integer, a float (NaN and
+    infinities too), a short text with odd characters, a list or a mapping."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.random() < 0.5
+    if kind == 2:
+        return rng.randint(-(10**6), 10**6)
+    if kind == 3:
+        return rng.choice([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e308, rng.uniform(-1e6, 1e6)])
+    if kind == 4:
+        return "".join(rng.choice("aZ09 -_:{}[]*&!%@'\"\u00e9\u4e2d\U0001f600\t") for _ in range(rng.randrange(13)))
+    if kind == 5:
+        return [rng.randint(-9, 9) for _ in range(rng.randrange(3))]
+    return {rng.choice(["a", "b", "x1", "\u00fc"]): rng.randint(0, 9) for _ in range(rng.randrange(3))}
 
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -154,27 +163,37 @@ def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> dict[str, Any]:
-    """A declaration with one to three random mutations: deleted, replaced, renamed or added keys."""
-    data = copy.deepcopy(draw(declarations()))
-    for _ in range(draw(st.integers(1, 3))):
+def mutate(declaration: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A copy of `declaration` with one to three random mutations: deleted, replaced, renamed or added keys.
+
+    A plain function of a seeded `Random`, so that thousands of variants cost nothing to draw.
+    """
+    data = copy.deepcopy(declaration)
+    for _ in range(rng.randint(1, 3)):
         paths = _paths(data)
-        path = draw(st.sampled_from(paths))
+        if not paths:
+            break
+        path = rng.choice(paths)
         parent: Any = data
         for part in path[:-1]:
             parent = parent[part]
         leaf = path[-1]
-        action = draw(st.sampled_from(["delete", "replace", "rename", "add"]))
+        action = rng.choice(["delete", "replace", "rename", "add"])
         if action == "delete":
             del parent[leaf]
         elif action == "replace":
-            parent[leaf] = draw(JUNK)
+            parent[leaf] = junk(rng)
         elif action == "rename" and isinstance(leaf, str):
-            parent[leaf[:-1] + draw(st.sampled_from(["x", "_", ""]))] = parent.pop(leaf)
+            parent[leaf[:-1] + rng.choice(["x", "_", ""])] = parent.pop(leaf)
         elif isinstance(parent, dict):
-            parent[draw(st.text(min_size=1, max_size=8))] = draw(JUNK)
+            parent["".join(rng.choice("abkz_\u00e9") for _ in range(rng.randint(1, 8)))] = junk(rng)
     return data
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> dict[str, Any]:
+    """A declaration with one to three random mutations (see `mutate`)."""
+    return mutate(draw(declarations()), draw(st.randoms(use_true_random=False)))
 
 
 @st.composite
