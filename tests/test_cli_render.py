@@ -17,10 +17,16 @@ EXPECTED = {
     "alertmanager/alertmanager.yaml",
     "grafana/overview.json",
     *(f"grafana/{n}.json" for n in ("admin-console-probe", "checkout-availability", "checkout-deploy-success")),
-    *(f"grafana/{n}.json" for n in ("purchase-journey", "search-latency")),
+    *(f"grafana/{n}.json" for n in ("payments-availability", "purchase-journey", "search-latency")),
     *(
         f"{kind}/{n}.{suffix}"
-        for n in ("admin-console-probe", "checkout-availability", "checkout-deploy-success", "purchase-journey")
+        for n in (
+            "admin-console-probe",
+            "checkout-availability",
+            "checkout-deploy-success",
+            "payments-availability",
+            "purchase-journey",
+        )
         for kind, suffix in (
             ("prometheus", "rules.yaml"),
             ("prometheus", "test.yaml"),
@@ -53,7 +59,7 @@ def test_render_writes_the_documented_layout(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run_cli("render", EXAMPLES, "--out", out)
     assert result.code == 0, result.stderr
-    assert set(_tree(out)) == EXPECTED  # payments-availability targets Datadog only: no Prometheus files
+    assert set(_tree(out)) == EXPECTED
     assert "checkout-availability" in result.stdout and "rendered" in result.stdout
     objects = list(yaml.safe_load_all((out / "kubernetes/admin-console-probe.prometheusrule.yaml").read_text()))
     assert [o["kind"] for o in objects] == ["PrometheusRule", "Probe"]

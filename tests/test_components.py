@@ -34,12 +34,13 @@ def test_fleet_registers_one_component_per_slo_and_its_children(mocks: Recorder)
         rule_names, dashboard_names = outputs
         types = [t for t, _, _ in mocks.registered]
         assert types.count("sloplane:index:SloFleet") == 1
-        assert types.count(SLO) == 5  # payments-availability renders for Datadog only
-        assert (types.count(RULE), types.count(PROBE), types.count(CONFIG_MAP)) == (5, 1, 6)
+        assert types.count(SLO) == 6
+        assert (types.count(RULE), types.count(PROBE), types.count(CONFIG_MAP)) == (6, 1, 7)
         assert rule_names == [
             "sloplane-admin-console-probe",
             "sloplane-checkout-availability",
             "sloplane-checkout-deploy-success",
+            "sloplane-payments-availability",
             "sloplane-purchase-journey",
             "sloplane-search-latency",
         ]

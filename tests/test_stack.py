@@ -18,9 +18,9 @@ def test_the_example_program_registers_the_fleet_under_mocks() -> None:
     result = run_program(ROOT)
     assert result.counts() == Counter(
         {
-            "sloplane:index:ServiceLevelObjective": 5,
-            "kubernetes:monitoring.coreos.com/v1:PrometheusRule": 5,
-            "kubernetes:core/v1:ConfigMap": 6,
+            "sloplane:index:ServiceLevelObjective": 6,
+            "kubernetes:monitoring.coreos.com/v1:PrometheusRule": 6,
+            "kubernetes:core/v1:ConfigMap": 7,
             "kubernetes:monitoring.coreos.com/v1:Probe": 1,
             "sloplane:index:SloFleet": 1,
             # checkout-availability declares a gate: its AnalysisTemplates per stage, and the fleet's one
@@ -37,6 +37,7 @@ def test_the_example_program_registers_the_fleet_under_mocks() -> None:
         "admin-console-probe",
         "checkout-availability",
         "checkout-deploy-success",
+        "payments-availability",
         "purchase-journey",
         "search-latency",
     ]
@@ -55,7 +56,7 @@ def test_preview_command_prints_the_tree_and_says_it_is_not_pulumi_preview() -> 
     assert result.code == 0, result.stderr
     assert "sloplane:index:SloFleet  examples" in result.stdout
     assert "kubernetes:monitoring.coreos.com/v1:PrometheusRule  search-latency-rules" in result.stdout
-    assert "23 resources" in result.stdout
+    assert "26 resources" in result.stdout
     help_text = run_cli("preview", "--help")
     assert "not `pulumi preview`" in help_text.stdout.replace("\n", " ").replace("  ", " ")
 

@@ -40,6 +40,10 @@ DETECTION_TOLERANCE = 0.05
 """Checks allow 5% of the predicted detection time either side (at least two evaluations)."""
 PROBE_STEP = timedelta(seconds=30)
 """Probes are 0/1 samples: they need a fine step for a small error ratio to show in a window."""
+PROBE_FAILURES_PER_WINDOW = 2.0
+"""Failed probes the shortest window an asserted alert reads must hold (see `_probe_step`)."""
+PROMTOOL_MAX_SAMPLES = 10_000
+"""promtool's unit-test engine refuses a query that loads more samples than this (its `MaxSamples`)."""
 
 
 @dataclass(frozen=True)
@@ -366,9 +370,15 @@ def promtool_test_file(
     windows = recorded_windows(fleet).get(declaration.name, ())
     tests = []
     for scenario in scenarios:
-        input_step = min(step, PROBE_STEP) if spec.sli.probe is not None else step
-        schedule = _schedule(scenario, repeat=round(step / input_step))
-        inputs = _raw_inputs(spec, subject, schedule)
+        input_step: timedelta | None = step
+        if spec.sli.probe is not None:
+            input_step = _probe_step(step, scenario, alerts, subject, max(windows, default=None))
+        inputs = None
+        if input_step is not None:
+            schedule = _schedule(scenario, repeat=round(step / input_step))
+            inputs = _raw_inputs(spec, subject, schedule)
+        else:  # no probe step fits both bounds: feed the recorded ratios, as for hand-written queries
+            input_step, schedule = step, _schedule(scenario)
         if inputs is None:
             label_sets = _input_label_sets(declaration, subject, fleet)
             inputs = _recorded_inputs(windows, input_step, label_sets, schedule)
@@ -386,6 +396,39 @@ def promtool_test_file(
         "group_eval_order": [names.rule_group(declaration.name), names.budget_group(declaration.name)],
         "tests": tests,
     }
+
+
+def _probe_step(
+    step: timedelta, scenario: Scenario, alerts: list[BurnRateAlert], subject: Subject, longest: timedelta | None
+) -> timedelta | None:
+    """The input step of a probe scenario: fine enough to show its failure ratio, coarse enough for promtool.
+
+    Failures are single 0 samples spaced 1/r apart, so a window of n samples holds floor(n·r) or
+    ceil(n·r) of them wherever it ends. The alert fires when the window's ratio exceeds r / 1.5
+    (`SLOW_BURN_MARGIN`); with n·r >= 2 even floor(n·r) / n does, so the short window of the alert
+    the scenario asserts must hold `PROBE_FAILURES_PER_WINDOW` failures. (A 90d SLO's slow burn at
+    99.95% is one failure in 222 samples: at 30 s a 1h30m window holds 180, and the alert flickers.)
+    The longest window the rules read from the samples (`longest`, or the whole scenario if shorter)
+    must hold fewer than `PROMTOOL_MAX_SAMPLES`, or promtool refuses to evaluate it.
+    The step divides the evaluation step in whole seconds, so evaluations fall on samples; None when
+    no step meets both bounds.
+    """
+    finest = PROBE_STEP
+    firing = [a for a in alerts if a.detection_time(scenario.error_ratio, subject.objective) is not None]
+    if scenario.error_ratio > scenario.history_ratio and firing:
+        expected = min(firing, key=lambda a: a.detection_time(scenario.error_ratio, subject.objective) or step)
+        finest = min(finest, expected.short_window * scenario.error_ratio / PROBE_FAILURES_PER_WINDOW)
+    length = step * (scenario.history_steps + scenario.incident_steps)
+    read = min(length, longest) if longest is not None else length
+    seconds = int(step.total_seconds())
+    fitting = [
+        divisor
+        for divisor in range(1, seconds + 1)
+        if seconds % divisor == 0
+        and divisor <= finest.total_seconds()
+        and read / timedelta(seconds=divisor) < PROMTOOL_MAX_SAMPLES
+    ]
+    return timedelta(seconds=max(fitting)) if fitting else None
 
 
 def _input_label_sets(declaration: Declaration, subject: Subject, fleet: FleetLike) -> list[dict[str, str]]:
