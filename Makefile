@@ -27,7 +27,7 @@ demo: setup system-packages
 	$(BIN)/sloplane explain $(PATHS)
 	$(BIN)/sloplane render $(PATHS) --out out
 	$(BIN)/sloplane preview .
-	$(BIN)/python -m sloplane.demo $(PATHS)
+	$(BIN)/python -m sloplane.cli.demo $(PATHS)
 
 lint: setup
 	$(BIN)/ruff check sloplane tests bench examples
@@ -35,6 +35,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy sloplane
+	$(BIN)/lint-imports
 
 unit: setup system-packages
 	$(BIN)/pytest -q

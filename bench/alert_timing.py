@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from sloplane.budget import burn_rate_alerts
-from sloplane.durations import format_duration, parse_duration
+from sloplane.core.budget import burn_rate_alerts
+from sloplane.core.durations import format_duration, parse_duration
+from sloplane.core.serialize import to_yaml
+from sloplane.interop import load_paths
 from sloplane.render.prometheus import rule_file
-from sloplane.render.serialize import to_yaml
-from sloplane.spec import load_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "promtool"

@@ -19,12 +19,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sloplane.evaluator.backends.base import RangeSeries, Sample
+from sloplane.evaluator.measuring.backends.base import RangeSeries, Sample
 from sloplane.evaluator.model import Decision, GateRequest, Measurement, Outcome, Reason
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.store import SqliteDecisionLog
-from sloplane.spec import load_paths
-from sloplane.subjects import Fleet
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.interop import load_paths
+from sloplane.semantics.subjects import Fleet
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 REVISIONS = 500

@@ -57,14 +57,15 @@ from pathlib import Path
 import requests
 import yaml
 
-from sloplane.durations import format_duration
-from sloplane.evaluator.auth import new_token
-from sloplane.evaluator.backends.base import Sample
-from sloplane.evaluator.backends.prometheus import PrometheusBackend
-from sloplane.evaluator.measure import Measurer
+from sloplane.core.durations import format_duration
+from sloplane.evaluator.http.auth import new_token
+from sloplane.evaluator.measuring.backends.base import Sample
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.measuring.measure import Measurer
 from sloplane.evaluator.model import GateRequest
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.interop.loader import load_declarations
 from sloplane.sandbox import (
     HttpTraffic,
     PrometheusSandbox,
@@ -74,8 +75,7 @@ from sloplane.sandbox import (
     free_port,
     http_traffic,
 )
-from sloplane.spec.loader import load_declarations
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 
 SIZES = (100, 1000)
 FLEET = max(SIZES)

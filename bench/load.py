@@ -14,7 +14,7 @@ import tracemalloc
 from pathlib import Path
 
 from bench.fleet import write_fleet
-from sloplane.spec import load_paths
+from sloplane.interop import load_paths
 
 
 def main() -> None:

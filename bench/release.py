@@ -35,17 +35,17 @@ import requests
 import yaml
 
 from bench.evaluator import latency_line
-from sloplane.evaluator.backends.base import RangeSeries, Sample
-from sloplane.evaluator.backends.prometheus import PrometheusBackend
-from sloplane.evaluator.commands import NullLog
+from sloplane.cli.evaluator import NullLog
 from sloplane.evaluator.export import S3Location, export_decisions, s3_client
+from sloplane.evaluator.measuring.backends.base import RangeSeries, Sample
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import GateRequest, Outcome, Reason
 from sloplane.evaluator.notify import Notifier, ReceiversConfig
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.interop import load_paths
 from sloplane.sandbox import PrometheusSandbox, Segment, aligned_now, http_traffic
-from sloplane.spec import load_paths
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 
 SLOS = 100
 HISTORY = timedelta(hours=6)

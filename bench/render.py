@@ -17,9 +17,9 @@ import tracemalloc
 from pathlib import Path
 
 from bench.fleet import fleet, write_fleet
-from sloplane.preview import run_program
+from sloplane.components.preview import run_program
+from sloplane.declaration.model import Declaration
 from sloplane.render.bundle import fleet_documents, fleet_files, serialize
-from sloplane.spec.model import Declaration
 
 MOCKED_FLEET = 500
 

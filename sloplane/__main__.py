@@ -1,3 +1,3 @@
-from sloplane.cli import main
+from sloplane.cli.main import main
 
 main()

@@ -14,8 +14,8 @@ from sloplane.evaluator.model import (
     Reason,
     WindowMeasurement,
 )
-from sloplane.spec import load_paths
-from sloplane.subjects import Fleet
+from sloplane.interop import load_paths
+from sloplane.semantics.subjects import Fleet
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

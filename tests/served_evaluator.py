@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sloplane.evaluator.auth import Scope, TokenStore, new_token
+from sloplane.evaluator.http.auth import Scope, TokenStore, new_token
 from sloplane.evaluator.server import EvaluatorService, ServerConfig, build_service
-from sloplane.spec import load_paths
-from sloplane.subjects import Fleet
+from sloplane.interop import load_paths
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import minimal
 from tests.servers import served_app
 

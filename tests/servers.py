@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 import requests
 from fastapi import FastAPI
 
-from sloplane.evaluator.http import serve_in_thread
+from sloplane.evaluator.http.serving import serve_in_thread
 
 
 def served_app(app: FastAPI) -> AbstractContextManager[str]:

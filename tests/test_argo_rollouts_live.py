@@ -25,12 +25,12 @@ import pytest
 import requests
 import yaml
 
-from sloplane.evaluator.auth import new_token
+from sloplane.declaration.model import Declaration
+from sloplane.evaluator.http.auth import new_token
 from sloplane.render.argo_rollouts import analysis_templates
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, aligned_now, free_port, http_traffic
-from sloplane.spec.model import Declaration
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import ROOT
 from tests.servers import wait_until_up
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from sloplane.budget import (
+from sloplane.core.budget import (
     WORKBOOK_WINDOWS,
     Tier,
     alert_windows,

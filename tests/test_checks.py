@@ -4,7 +4,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sloplane.spec import Severity, load_paths
+from sloplane.declaration import Severity
+from sloplane.interop import load_paths
 from tests.conftest import minimal
 
 TODAY = date(2026, 11, 26)

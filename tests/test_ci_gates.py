@@ -27,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from sloplane.evaluator.auth import new_token
+from sloplane.evaluator.http.auth import new_token
 from sloplane.sandbox import PrometheusSandbox, Segment, aligned_now, free_port, http_traffic
 from tests.conftest import ROOT
 from tests.servers import wait_until_up

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from sloplane import cli
+from sloplane.cli import main as cli
 from tests.conftest import EXAMPLES, minimal, run_cli
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from bench.fleet import write_fleet
+from sloplane.interop import load_paths
 from sloplane.render import bundle
-from sloplane.spec import load_paths
 from tests.conftest import EXAMPLES, minimal, run_cli
 
 EXPECTED = {

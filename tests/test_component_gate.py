@@ -10,7 +10,7 @@ import yaml
 
 from sloplane.components import ServiceLevelObjective, SloFleet
 from sloplane.components.gate import DeploymentGate
-from sloplane.spec.model import Declaration
+from sloplane.declaration.model import Declaration
 from tests.conftest import EXAMPLES, minimal
 from tests.kube import crd_errors
 from tests.pulumi_mocks import Recorder

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from sloplane.components import ServiceLevelObjective, SloFleet
+from sloplane.interop import load_paths
 from sloplane.render.prometheus import rule_file
-from sloplane.spec import load_paths
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES, minimal
 from tests.pulumi_mocks import Recorder, recording_mocks
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
-from sloplane.budget import burn_rate_alerts
-from sloplane.evaluator.decide import DecisionPipeline, GateContext
+from sloplane.core.budget import burn_rate_alerts
+from sloplane.declaration.model import Declaration
+from sloplane.evaluator.deciding.pipeline import DecisionPipeline, GateContext
 from sloplane.evaluator.model import GateRequest, Measurement, Outcome, WindowMeasurement
-from sloplane.spec.model import Declaration
-from sloplane.subjects import subjects
+from sloplane.semantics.subjects import subjects
 from tests.conftest import minimal
 
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 def test_the_demo_gates_the_incident_the_canary_a_freeze_and_break_glass() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "sloplane.demo", "examples/slos"],
+        [sys.executable, "-m", "sloplane.cli.demo", "examples/slos"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from sloplane.durations import DurationError, format_duration, parse_duration
+from sloplane.core.durations import DurationError, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -25,13 +25,14 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from sloplane.evaluator.api import GATE_PATH, MAX_BODY_BYTES, create_app, openapi_document
-from sloplane.evaluator.auth import TokenStore, new_token
-from sloplane.evaluator.contracts import DecisionLog, GateService
-from sloplane.evaluator.deployments import BurnSplit, BurnSplitError, DeploymentWindow
-from sloplane.evaluator.metrics import EvaluatorMetrics
+from sloplane.evaluator.contracts import DecisionLog
+from sloplane.evaluator.deciding.deployments import BurnSplit, BurnSplitError, DeploymentWindow
+from sloplane.evaluator.http.app import GATE_PATH, MAX_BODY_BYTES, create_app, openapi_document
+from sloplane.evaluator.http.auth import TokenStore, new_token
+from sloplane.evaluator.http.contract import GateService
+from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Outcome, Reason
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from tests.evaluator_data import T0, make_measurement
 from tests.servers import served_app
 
@@ -296,7 +297,7 @@ def test_an_oversized_body_is_a_200_error(client: TestClient, stack: Stack) -> N
 def test_an_evaluator_fault_is_a_200_error_naming_it(
     client: TestClient, stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="sloplane.evaluator.api"):
+    with caplog.at_level(logging.ERROR, logger="sloplane.evaluator.http.app"):
         response = _gate(client, stack, {"slo": "explode", "revision": "v1"})
     assert response.status_code == 200
     answer = response.json()
@@ -350,7 +351,7 @@ def test_a_failing_slo_listing_costs_the_labels_not_the_answer(
 ) -> None:
     """Unable to tell declared names from invented ones, nothing the caller named becomes a label."""
     stack.service.listing_raises = True
-    with caplog.at_level(logging.ERROR, logger="sloplane.evaluator.api"):
+    with caplog.at_level(logging.ERROR, logger="sloplane.evaluator.http.app"):
         assert _gate(client, stack, {"slo": "search-latency"}).json()["decision"] == "pass"
     assert 'decision="pass",service="",slo="",stage=""} 1.0' in client.get("/metrics").text
     assert "declarations folder vanished" in caplog.text

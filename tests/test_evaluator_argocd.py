@@ -14,8 +14,15 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from sloplane.evaluator.argocd import WINDOW_MARKER, KubernetesApi, Outcome, SyncWindowReconciler, is_own, plan_patch
-from sloplane.evaluator.controls import ReleaseControls
+from sloplane.evaluator.integrations.argocd import (
+    WINDOW_MARKER,
+    KubernetesApi,
+    Outcome,
+    SyncWindowReconciler,
+    is_own,
+    plan_patch,
+)
+from sloplane.evaluator.storage.controls import ReleaseControls
 from tests.fake_http import Reply, Script, serve
 from tests.kube import crd_errors
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sloplane.evaluator.auth import (
+from sloplane.evaluator.http.auth import (
     Principal,
     Scope,
     TokenEntry,

@@ -24,13 +24,13 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from sloplane.evaluator.api import create_app, openapi_document
-from sloplane.evaluator.auth import TokenStore, new_token
-from sloplane.evaluator.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
-from sloplane.evaluator.metrics import EvaluatorMetrics
+from sloplane.evaluator.http.app import create_app, openapi_document
+from sloplane.evaluator.http.auth import TokenStore, new_token
+from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.server import ServerConfig, build_app
-from sloplane.evaluator.store import SqliteDecisionLog
-from sloplane.subjects import Fleet
+from sloplane.evaluator.storage.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import run_cli
 from tests.evaluator_data import T0, make_decision
 from tests.servers import served_app

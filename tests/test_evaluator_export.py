@@ -25,7 +25,6 @@ import requests
 from botocore.exceptions import EndpointConnectionError
 
 from sloplane.evaluator import export
-from sloplane.evaluator.auth import new_token
 from sloplane.evaluator.export import (
     ExportError,
     PeriodicExporter,
@@ -33,7 +32,8 @@ from sloplane.evaluator.export import (
     export_decisions,
     s3_client,
 )
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.http.auth import new_token
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from tests.conftest import ROOT, minimal, run_cli
 from tests.evaluator_data import make_decision
 from tests.fake_http import EventReceiver
@@ -281,7 +281,7 @@ def test_an_interrupted_export_resumed_writes_every_record_exactly_once(
 _DIES_AFTER_TWO_PUTS = """
 import os, sys
 from sloplane.evaluator.export import S3Location, export_decisions, s3_client
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 
 client = s3_client(sys.argv[1], "us-east-1")
 real_put, puts = client.put_object, []

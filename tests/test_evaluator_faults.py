@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sloplane.evaluator.backends.prometheus import PrometheusBackend
+from sloplane.declaration.model import Declaration
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import GateRequest, Outcome
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.store import SqliteDecisionLog
-from sloplane.spec.model import Declaration
-from sloplane.subjects import Fleet
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import minimal
 from tests.fake_http import Reply, Script, serve
 

@@ -27,8 +27,8 @@ from sloplane.evaluator.notify import (
     load_receivers,
 )
 from sloplane.evaluator.notify.outbox import Outbox
-from sloplane.spec.loader import load_declarations
-from sloplane.subjects import Fleet
+from sloplane.interop.loader import load_declarations
+from sloplane.semantics.subjects import Fleet
 from tests.fake_http import EventReceiver, Reply, serve
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -18,16 +18,16 @@ import pytest
 import requests
 import yaml
 
-from sloplane.budget import error_budget
-from sloplane.evaluator import measure
-from sloplane.evaluator.auth import TokenStore, new_token
-from sloplane.evaluator.backends.prometheus import PrometheusBackend
+from sloplane.core.budget import error_budget
+from sloplane.core.serialize import to_yaml
+from sloplane.evaluator.http.auth import TokenStore, new_token
+from sloplane.evaluator.measuring import measure
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import GateRequest, Measurement, Outcome
 from sloplane.evaluator.server import ServerConfig, build_app
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.render.prometheus import rule_file
-from sloplane.render.serialize import to_yaml
 from sloplane.sandbox import (
     HttpTraffic,
     PrometheusSandbox,
@@ -37,7 +37,7 @@ from sloplane.sandbox import (
     free_port,
     http_traffic,
 )
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import ROOT, run_cli
 from tests.evaluator_data import load_fleet
 from tests.servers import served_app, wait_until_up

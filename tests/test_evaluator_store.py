@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sloplane.evaluator.model import Outcome
-from sloplane.evaluator.store import DecisionLogError, SqliteDecisionLog
+from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisionLog
 from tests.evaluator_data import T0, make_decision
 
 

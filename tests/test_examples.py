@@ -3,9 +3,9 @@
 from datetime import date
 from pathlib import Path
 
-from sloplane.spec import load_paths
-from sloplane.spec.policy import Target
-from sloplane.spec.sli import Backend
+from sloplane.declaration.policy import Target
+from sloplane.declaration.sli import Backend
+from sloplane.interop import load_paths
 from tests.conftest import EXAMPLES, minimal
 
 

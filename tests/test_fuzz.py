@@ -8,9 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sloplane.spec import load_paths
-from sloplane.spec.openslo.exporter import export_openslo
-from sloplane.spec.writer import dump_yaml
+from sloplane.declaration.writer import dump_yaml
+from sloplane.interop import load_paths
+from sloplane.interop.openslo.exporter import export_openslo
 from tests.strategies import declarations, mutated
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,11 +10,11 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 
+from sloplane.core.serialize import to_yaml
+from sloplane.interop import load_paths
 from sloplane.render.kubernetes import KubernetesOptions, prometheus_rule
 from sloplane.render.prometheus import rule_file
-from sloplane.render.serialize import to_yaml
-from sloplane.spec import load_paths
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 from tests.kube import crd_errors
 from tests.strategies import fleets
 

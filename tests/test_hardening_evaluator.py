@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sloplane.evaluator.auth import new_token
-from sloplane.evaluator.controls import ControlsError
-from sloplane.evaluator.http import serve_in_thread
+from sloplane.evaluator.http.auth import new_token
+from sloplane.evaluator.http.serving import serve_in_thread
+from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.sandbox import free_port
 from tests.conftest import ROOT, minimal, run_cli
 from tests.served_evaluator import Running, running

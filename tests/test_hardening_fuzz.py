@@ -25,11 +25,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sloplane.evaluator.auth import TokenFileError, TokenStore
+from sloplane.evaluator.http.auth import TokenFileError, TokenStore
 from sloplane.evaluator.notify.config import ReceiversFileError, load_receivers
-from sloplane.explain import explain
+from sloplane.interop import load_paths
 from sloplane.render.bundle import fleet_files
-from sloplane.spec import load_paths
+from sloplane.semantics.explain import explain
 from tests.conftest import summarised
 from tests.strategies import declarations, mutate
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from sloplane.interop import load_paths
 from sloplane.sandbox import free_port
-from sloplane.spec import load_paths
 from tests.conftest import ROOT, minimal, run_cli
 from tests.servers import wait_until_up
 

@@ -24,8 +24,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from sloplane.evaluator.api import openapi_document
-from sloplane.evaluator.auth import Scope
+from sloplane.evaluator.http.app import openapi_document
+from sloplane.evaluator.http.auth import Scope
 from sloplane.evaluator.model import GateRequest
 from sloplane.sandbox import PrometheusSandbox, aligned_now, http_traffic, incident_day
 from tests.conftest import summarised

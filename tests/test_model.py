@@ -7,9 +7,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sloplane.budget import Tier
-from sloplane.spec.model import Declaration
-from sloplane.spec.policy import DEFAULT_GATE, BackendErrorPolicy, NoDataOutcome
+from sloplane.core.budget import Tier
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import DEFAULT_GATE, BackendErrorPolicy, NoDataOutcome
 from tests.conftest import minimal
 
 

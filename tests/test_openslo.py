@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from sloplane.spec import load_paths
-from sloplane.spec.model import BudgetingMethod, CalendarUnit, Declaration
-from sloplane.spec.openslo.exporter import export_openslo, shorthand
-from sloplane.spec.writer import dump_yaml
+from sloplane.declaration.model import BudgetingMethod, CalendarUnit, Declaration
+from sloplane.declaration.writer import dump_yaml
+from sloplane.interop import load_paths
+from sloplane.interop.openslo.exporter import export_openslo, shorthand
 from tests.conftest import EXAMPLES
 
 DATA = Path(__file__).parent / "data" / "openslo"

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from sloplane.evaluator.backends.base import BackendError, FailureKind
-from sloplane.evaluator.backends.breaker import CircuitBreaker, State
-from sloplane.evaluator.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind
+from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker, State
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from tests.fake_http import Reply, Script, serve
 
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -6,14 +6,14 @@ from typing import Any
 import promql_parser
 import pytest
 
-from sloplane.queries import (
+from sloplane.declaration.sli import SLI, Backend
+from sloplane.semantics.queries import (
     WindowedQueries,
     datadog_metric_name,
     datadog_queries,
     expand_selector,
     prometheus_queries,
 )
-from sloplane.spec.sli import SLI, Backend
 
 MINUTE = timedelta(minutes=1)
 

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sloplane.budget import burn_rate_alerts
-from sloplane.evaluator.attribution import Comparison, StageIntervals, baseline_stage, compare
-from sloplane.evaluator.decide import DecisionPipeline, GateContext, Related
+from sloplane.core.budget import burn_rate_alerts
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import Attribution
+from sloplane.evaluator.deciding.attribution import Comparison, StageIntervals, baseline_stage, compare
+from sloplane.evaluator.deciding.pipeline import DecisionPipeline, GateContext, Related
 from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome, WindowMeasurement
-from sloplane.spec.model import Declaration
-from sloplane.spec.policy import Attribution
-from sloplane.subjects import production_subject, subjects
+from sloplane.semantics.subjects import production_subject, subjects
 
 AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # a Friday
 BUDGET = 0.001

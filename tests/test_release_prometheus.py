@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from sloplane.evaluator.auth import TokenStore
-from sloplane.evaluator.backends.prometheus import PrometheusBackend
-from sloplane.evaluator.controls import ReleaseControls
+from sloplane.evaluator.http.auth import TokenStore
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, Decision, GateRequest, Outcome
 from sloplane.evaluator.server import ServerConfig, build_service
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.store import SqliteDecisionLog
+from sloplane.evaluator.storage.controls import ReleaseControls
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_counts, http_traffic
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import run_cli
 from tests.evaluator_data import load_fleet
 from tests.fake_http import EventReceiver, serve

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 import yaml
 
-from sloplane.render import names
+from sloplane.core import names
+from sloplane.core.serialize import to_yaml
+from sloplane.declaration.model import Declaration
+from sloplane.interop import load_paths
 from sloplane.render.alertmanager import (
     UnsupportedScheduleError,
     alertmanager_config,
     cron_time_intervals,
     window_time_intervals,
 )
-from sloplane.render.serialize import to_yaml
-from sloplane.spec import load_paths
-from sloplane.spec.model import Declaration
 from tests.conftest import EXAMPLES, minimal
 
 HOUR = timedelta(hours=1)

@@ -14,12 +14,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from sloplane.durations import format_duration
+from sloplane.core.durations import format_duration
+from sloplane.declaration.model import Declaration
+from sloplane.interop import load_declarations
 from sloplane.render import argo_cd
 from sloplane.render.gates import gate_schedule
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.spec import load_declarations
-from sloplane.spec.model import Declaration
 from tests.conftest import EXAMPLES, ROOT
 from tests.fake_http import Reply, Script, serve
 from tests.kube import KUBERNETES_VERSION, crd_errors

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sloplane.budget import burn_rate_alerts
+from sloplane.core.budget import burn_rate_alerts
+from sloplane.declaration.model import Declaration
+from sloplane.interop import load_paths
 from sloplane.render.argo_rollouts import (
     DEFAULT_PROMETHEUS_URL,
     analysis_templates,
@@ -23,9 +25,7 @@ from sloplane.render.argo_rollouts import (
 )
 from sloplane.render.gates import gate_schedule
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.spec import load_paths
-from sloplane.spec.model import Declaration
-from sloplane.subjects import Fleet, subjects
+from sloplane.semantics.subjects import Fleet, subjects
 from tests.kube import crd_errors
 from tests.strategies import declarations
 

@@ -10,11 +10,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.writer import declaration_data
+from sloplane.interop import load_declarations
 from sloplane.render import evaluator as render
 from sloplane.render.evaluator import EvaluatorSettings, StorageSettings
-from sloplane.spec import load_declarations
-from sloplane.spec.model import Declaration
-from sloplane.spec.writer import declaration_data
 from tests.conftest import EXAMPLES
 from tests.kube import KUBERNETES_VERSION
 

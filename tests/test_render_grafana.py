@@ -8,14 +8,15 @@ import promql_parser
 import pytest
 import yaml
 
-from sloplane.budget import WORKBOOK_PERIOD, burn_rate_alerts
-from sloplane.durations import format_duration
-from sloplane.render import names
+from sloplane.core import names
+from sloplane.core.budget import WORKBOOK_PERIOD, burn_rate_alerts
+from sloplane.core.durations import format_duration
+from sloplane.declaration.model import Declaration
+from sloplane.interop import load_paths
 from sloplane.render.grafana import dashboard, overview
-from sloplane.render.prometheus import RenderOptions, dashboard_url, recorded_windows, rule_file
-from sloplane.spec import load_paths
-from sloplane.spec.model import Declaration
-from sloplane.subjects import Fleet, production_subject
+from sloplane.render.prometheus import RenderOptions, dashboard_url, rule_file
+from sloplane.semantics.recording import recorded_windows
+from sloplane.semantics.subjects import Fleet, production_subject
 from tests.conftest import EXAMPLES, minimal
 
 Dashboard = dict[str, Any]

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sloplane.render import names
+from sloplane.core import names
+from sloplane.core.serialize import to_yaml
+from sloplane.declaration.model import Declaration
+from sloplane.interop import load_paths
 from sloplane.render.kubernetes import KubernetesOptions, probe, prometheus_rule
-from sloplane.render.prometheus import RenderOptions, recorded_windows, rule_file
+from sloplane.render.prometheus import RenderOptions, rule_file
 from sloplane.render.promtool import promtool_test_file
-from sloplane.render.serialize import to_yaml
-from sloplane.spec import load_paths
-from sloplane.spec.model import Declaration
+from sloplane.semantics.recording import recorded_windows
 from tests.conftest import EXAMPLES, minimal
 from tests.kube import crd_errors
 

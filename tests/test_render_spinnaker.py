@@ -21,6 +21,7 @@ import jsonpath_ng
 import pytest
 import requests
 
+from sloplane.interop import load_declarations
 from sloplane.render.gates import gate_schedule
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.spinnaker import (
@@ -37,8 +38,7 @@ from sloplane.render.spinnaker import (
     preconfigured_webhook,
     webhook_stage,
 )
-from sloplane.spec import load_declarations
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES
 from tests.evaluator_data import load_fleet
 from tests.test_ci_gates import FLEET, Served, declaration, serve

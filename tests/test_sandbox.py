@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from sloplane.queries import WindowedQueries, prometheus_queries
+from sloplane.declaration.sli import SLI
 from sloplane.sandbox import (
     HttpTraffic,
     PrometheusSandbox,
@@ -36,7 +36,7 @@ from sloplane.sandbox import (
     write_openmetrics,
     write_openmetrics_blocks,
 )
-from sloplane.spec.sli import SLI
+from sloplane.semantics.queries import WindowedQueries, prometheus_queries
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

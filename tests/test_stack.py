@@ -4,7 +4,7 @@ from collections import Counter
 
 import yaml
 
-from sloplane.preview import run_program
+from sloplane.components.preview import run_program
 from tests.conftest import ROOT, run_cli
 
 

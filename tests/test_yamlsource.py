@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from sloplane.spec import load_paths
-from sloplane.spec.diagnostics import Position
-from sloplane.spec.yamlsource import YamlSyntaxError, read_documents
+from sloplane.declaration.diagnostics import Position
+from sloplane.declaration.yamlsource import YamlSyntaxError, read_documents
+from sloplane.interop import load_paths
 from tests.conftest import minimal
 
 TEXT = """\

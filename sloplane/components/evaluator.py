@@ -22,10 +22,11 @@ from pulumi_kubernetes.networking.v1 import NetworkPolicy
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
 from pulumi_kubernetes.rbac.v1 import Role, RoleBinding
 
+from sloplane.declaration import DeclarationError
+from sloplane.declaration.model import Declaration
+from sloplane.interop import load_declarations
 from sloplane.render import evaluator as render
 from sloplane.render.evaluator import EvaluatorSettings, StorageSettings
-from sloplane.spec import DeclarationError, load_declarations
-from sloplane.spec.model import Declaration
 
 TOKEN = "sloplane:index:SloEvaluator"
 DEFAULT_NAME = "sloplane-evaluator"

@@ -21,13 +21,14 @@ from sloplane.components.slo import (
     kubernetes_options,
     run_error,
 )
+from sloplane.core.serialize import to_json
+from sloplane.declaration import DeclarationError
+from sloplane.declaration.policy import Target
+from sloplane.interop import load_declarations
 from sloplane.render import grafana, kubernetes
 from sloplane.render.bundle import active
 from sloplane.render.prometheus import RenderOptions
-from sloplane.render.serialize import to_json
-from sloplane.spec import DeclarationError, load_declarations
-from sloplane.spec.policy import Target
-from sloplane.subjects import Fleet
+from sloplane.semantics.subjects import Fleet
 
 TOKEN = "sloplane:index:SloFleet"
 

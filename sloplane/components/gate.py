@@ -16,11 +16,11 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource, CustomResourcePatch
 
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import Target
 from sloplane.render import argo_cd, argo_rollouts
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.spec.model import Declaration
-from sloplane.spec.policy import Target
-from sloplane.subjects import FleetLike
+from sloplane.semantics.subjects import FleetLike
 
 TOKEN = "sloplane:index:DeploymentGate"
 DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"

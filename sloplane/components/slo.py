@@ -18,13 +18,15 @@ from pulumi_kubernetes.core.v1 import ConfigMap
 
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
-from sloplane.render import grafana, kubernetes, names
+from sloplane.core import names
+from sloplane.core.serialize import to_json
+from sloplane.declaration import DeclarationError
+from sloplane.declaration.model import Declaration
+from sloplane.interop import load_declarations
+from sloplane.render import grafana, kubernetes
 from sloplane.render.kubernetes import KubernetesOptions
 from sloplane.render.prometheus import RenderOptions, rule_file
-from sloplane.render.serialize import to_json
-from sloplane.spec import DeclarationError, load_declarations
-from sloplane.spec.model import Declaration
-from sloplane.subjects import FleetLike
+from sloplane.semantics.subjects import FleetLike
 
 TOKEN = "sloplane:index:ServiceLevelObjective"
 DEFAULT_CREATE = ("prometheusRule", "dashboard", "probe")

@@ -1,4 +1,5 @@
-"""The seams between the evaluator's parts, so each can be built and tested on its own."""
+"""The storage seams the evaluator's parts depend on (decision log, release controls), so each part can be built
+and tested on its own. What the HTTP API needs of the evaluator is `http.contract.GateService`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sloplane.evaluator.context import FreezeLike, IncidentLike
-from sloplane.evaluator.deployments import BurnSplit
-from sloplane.evaluator.model import Decision, GateRequest, GateResult, ReleaseSpan
+from sloplane.evaluator.model import Decision, Freeze, Incident, ReleaseSpan
 
 
 class DecisionLog(Protocol):
@@ -52,36 +51,10 @@ class DecisionLog(Protocol):
 class ReleaseControlsView(Protocol):
     """What the decision pipeline reads from the freeze and incident store (`controls.py`)."""
 
-    def active_freezes(self, service: str, at: datetime) -> Sequence[FreezeLike]:
+    def active_freezes(self, service: str, at: datetime) -> Sequence[Freeze]:
         """Freezes in force at `at` that cover `service` (its own and global ones)."""
         ...
 
-    def open_major_incidents(self, at: datetime) -> Sequence[IncidentLike]:
+    def open_major_incidents(self, at: datetime) -> Sequence[Incident]:
         """Major incidents open at `at`."""
-        ...
-
-
-class GateService(Protocol):
-    """What the HTTP API and the CLI need from the evaluator."""
-
-    log: DecisionLog
-
-    def gate(self, request: GateRequest) -> GateResult:
-        """Decide (and record) a gate request; never raises for backend faults."""
-        ...
-
-    def slos(self) -> list[dict[str, Any]]:
-        """A summary of every SLO the evaluator knows (name, service, team, stages, objective, ...)."""
-        ...
-
-    def slo(self, name: str, at: datetime | None = None) -> dict[str, Any] | None:
-        """One SLO's declaration summary and its current measurements; None when unknown."""
-        ...
-
-    def deployment_burn(self, name: str, at: datetime | None = None) -> BurnSplit:
-        """The SLO's production budget split into deployment windows and background (KeyError if unknown)."""
-        ...
-
-    def ready(self) -> tuple[bool, str]:
-        """Whether the backend answers and the log is writable, with a reason when not."""
         ...

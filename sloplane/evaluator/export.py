@@ -33,7 +33,7 @@ import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from sloplane.evaluator.store import DecisionLogError
+from sloplane.evaluator.storage.decisions import DecisionLogError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

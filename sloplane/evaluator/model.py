@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 
 class Outcome(StrEnum):
@@ -266,4 +266,88 @@ class GateResult:
             "decision": self.outcome.value,
             "reasons": reasons,
             "decisions": [decision.to_dict() for decision in self.decisions],
+        }
+
+
+Severity = Literal["major", "minor"]
+"""A major incident stops releases; a minor one is recorded and shown."""
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """No releases of `service` (of any service when None) from `created_at` until lifted or `until`."""
+
+    id: str
+    service: str | None
+    reason: str
+    created_by: str
+    created_at: datetime
+    until: datetime | None = None
+    lifted_at: datetime | None = None
+    lifted_by: str | None = None
+    lift_reason: str | None = None
+
+    def covers(self, service: str | None) -> bool:
+        """Whether this freeze applies to `service`: a global freeze applies to every service."""
+        return self.service is None or self.service == service
+
+    def active_at(self, at: datetime) -> bool:
+        """Whether the freeze is in force at `at`: created, and neither lifted nor expired yet."""
+        ended = [end for end in (self.lifted_at, self.until) if end is not None]
+        return self.created_at <= at and all(at < end for end in ended)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "service": self.service,
+            "reason": self.reason,
+            "createdBy": self.created_by,
+            "createdAt": _iso(self.created_at),
+            "until": _iso(self.until),
+            "liftedAt": _iso(self.lifted_at),
+            "liftedBy": self.lifted_by,
+            "liftReason": self.lift_reason,
+        }
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Something is wrong in production; a major one stops releases of its services (all when none named)."""
+
+    id: str
+    title: str
+    severity: Severity
+    services: tuple[str, ...]
+    opened_by: str
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    key: str | None = None
+    source: str = "manual"
+
+    def covers(self, service: str | None) -> bool:
+        """Whether the incident concerns `service`: one naming no services concerns every service."""
+        return not self.services or service in self.services
+
+    def open_at(self, at: datetime) -> bool:
+        """Whether the incident is open at `at`: opened, and not resolved yet."""
+        return self.opened_at <= at and (self.resolved_at is None or at < self.resolved_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "services": list(self.services),
+            "openedBy": self.opened_by,
+            "openedAt": _iso(self.opened_at),
+            "resolvedAt": _iso(self.resolved_at),
+            "resolvedBy": self.resolved_by,
+            "key": self.key,
+            "source": self.source,
         }

@@ -16,18 +16,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from sloplane.evaluator.api import create_app
-from sloplane.evaluator.argocd import KubernetesApi, SyncWindowReconciler
-from sloplane.evaluator.auth import TokenStore
-from sloplane.evaluator.backends.prometheus import PrometheusBackend
-from sloplane.evaluator.controls import ReleaseControls
 from sloplane.evaluator.export import PeriodicExporter, S3Location, s3_client
-from sloplane.evaluator.health import PROBE_INTERVAL_SECONDS, HealthProbe
-from sloplane.evaluator.metrics import EvaluatorMetrics
+from sloplane.evaluator.http.app import create_app
+from sloplane.evaluator.http.auth import TokenStore
+from sloplane.evaluator.http.metrics import EvaluatorMetrics
+from sloplane.evaluator.integrations.argocd import KubernetesApi, SyncWindowReconciler
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.measuring.health import PROBE_INTERVAL_SECONDS, HealthProbe
 from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
 from sloplane.evaluator.service import Evaluator, utc_now
-from sloplane.evaluator.store import SqliteDecisionLog
-from sloplane.subjects import Fleet
+from sloplane.evaluator.storage.controls import ReleaseControls
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.semantics.subjects import Fleet
 
 
 @dataclass(frozen=True)

@@ -16,21 +16,21 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sloplane.budget import error_budget
-from sloplane.evaluator.attribution import IntervalReader, attribution_window, baseline_stage, compare
-from sloplane.evaluator.backends.base import BackendError, MetricsBackend, Sample
-from sloplane.evaluator.cache import TTLCache
+from sloplane.core.budget import error_budget
+from sloplane.core.instants import RANGE_TEXT, in_range
+from sloplane.declaration.model import Declaration, Lifecycle
+from sloplane.declaration.validation import did_you_mean
+from sloplane.declaration.writer import declaration_data
 from sloplane.evaluator.contracts import DecisionLog, ReleaseControlsView
-from sloplane.evaluator.decide import DecisionPipeline, GateContext, Related
-from sloplane.evaluator.deployments import BurnSplit, burn_split, deployment_windows
-from sloplane.evaluator.health import BackendHealth, HealthRecordingBackend
-from sloplane.evaluator.measure import Measurer, Target
+from sloplane.evaluator.deciding.attribution import IntervalReader, attribution_window, baseline_stage, compare
+from sloplane.evaluator.deciding.deployments import BurnSplit, burn_split, deployment_windows
+from sloplane.evaluator.deciding.pipeline import DecisionPipeline, GateContext, Related
+from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend, Sample
+from sloplane.evaluator.measuring.cache import TTLCache
+from sloplane.evaluator.measuring.health import BackendHealth, HealthRecordingBackend
+from sloplane.evaluator.measuring.measure import Measurer, Target
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason
-from sloplane.instants import RANGE_TEXT, in_range
-from sloplane.spec.model import Declaration, Lifecycle
-from sloplane.spec.validation import did_you_mean
-from sloplane.spec.writer import declaration_data
-from sloplane.subjects import Fleet, Subject, production_subject, subjects
+from sloplane.semantics.subjects import Fleet, Subject, production_subject, subjects
 
 QUERY_CACHE_ENTRIES = 100_000
 """Answers kept per interval: a gate for one SLO asks about 20 narrow queries, so a fleet of a few

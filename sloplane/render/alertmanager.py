@@ -76,9 +76,9 @@ from typing import Any
 
 from croniter import croniter
 
-from sloplane.render import names
-from sloplane.spec.model import Declaration, Lifecycle
-from sloplane.spec.policy import OneOffWindow, RecurringWindow, Target
+from sloplane.core import names
+from sloplane.declaration.model import Declaration, Lifecycle
+from sloplane.declaration.policy import OneOffWindow, RecurringWindow, Target
 
 DEFAULT_RECEIVER = "sloplane-default"
 GROUP_BY = ("alertname", "slo", "stage", "severity")

@@ -31,14 +31,14 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sloplane.durations import format_duration
-from sloplane.durations import format_go_duration as go_duration
+from sloplane.core.durations import format_duration
+from sloplane.core.durations import format_go_duration as go_duration
+from sloplane.core.names import kubernetes_name
+from sloplane.declaration.model import Declaration, Lifecycle
+from sloplane.declaration.policy import RecurringWindow, Target
 from sloplane.render.gates import gate_schedule
 from sloplane.render.kubernetes import locked_down_container, locked_down_pod
-from sloplane.render.names import kubernetes_name
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.spec.model import Declaration, Lifecycle
-from sloplane.spec.policy import RecurringWindow, Target
 
 """The image's non-root user (see the Dockerfile)."""
 REVISION_ANNOTATION = "sloplane.dev/revision"

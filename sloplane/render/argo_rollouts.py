@@ -34,18 +34,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sloplane.budget import Tier, alert_windows, burn_rate_alerts, error_budget
-from sloplane.durations import format_duration
-from sloplane.durations import format_go_duration as go_duration
-from sloplane.queries import WindowedQueries, prometheus_queries, promql_matchers
-from sloplane.render import names
+from sloplane.core import names
+from sloplane.core.budget import Tier, alert_windows, burn_rate_alerts, error_budget
+from sloplane.core.durations import format_duration
+from sloplane.core.durations import format_go_duration as go_duration
+from sloplane.core.names import kubernetes_name
+from sloplane.declaration.model import BudgetingMethod, Declaration
+from sloplane.declaration.policy import AnalysisProvider, GateMode
 from sloplane.render.gates import GateSchedule, gate_schedule
-from sloplane.render.names import kubernetes_name
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.render.prometheus import recorded_windows
-from sloplane.spec.model import BudgetingMethod, Declaration
-from sloplane.spec.policy import AnalysisProvider, GateMode
-from sloplane.subjects import FleetLike, Subject, subjects
+from sloplane.semantics.queries import WindowedQueries, prometheus_queries, promql_matchers
+from sloplane.semantics.recording import recorded_windows
+from sloplane.semantics.subjects import FleetLike, Subject, subjects
 
 API_VERSION = "argoproj.io/v1alpha1"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"

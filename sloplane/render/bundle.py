@@ -15,14 +15,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from sloplane.core.serialize import to_json, to_yaml, to_yaml_documents
+from sloplane.declaration.model import Declaration, Lifecycle
+from sloplane.declaration.policy import Target
 from sloplane.render import alertmanager, argo_cd, argo_rollouts, grafana, kubernetes, spinnaker
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.render.prometheus import RenderOptions, recorded_windows, rule_file
+from sloplane.render.prometheus import RenderOptions, rule_file
 from sloplane.render.promtool import promtool_test_file
-from sloplane.render.serialize import to_json, to_yaml, to_yaml_documents
-from sloplane.spec.model import Declaration, Lifecycle
-from sloplane.spec.policy import Target
-from sloplane.subjects import Fleet, FleetLike
+from sloplane.semantics.recording import recorded_windows
+from sloplane.semantics.subjects import Fleet, FleetLike
 
 MANAGED_FOLDERS = ("prometheus", "kubernetes", "alertmanager", "grafana", "argo", "spinnaker")
 """Folders under the output that sloplane owns: files there that it no longer renders are removed."""

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.render import argo_cd
 from sloplane.render.kubernetes import MANAGED_BY, locked_down_container, locked_down_pod
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.spec.model import Declaration
-from sloplane.spec.writer import declaration_data, dump_yaml
 
 T = TypeVar("T")
 

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sloplane.spec.model import Declaration
-from sloplane.spec.policy import GateMode
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import GateMode
 
 MIN_INTERVAL = timedelta(minutes=1)
 """Prometheus-backed answers change at most once a scrape; asking more often only adds load."""

@@ -2,7 +2,7 @@
 
 Dashboards are built as data with the typed grafana-foundation-sdk (pinned), never from text
 templates, so a panel cannot drift from the schema Grafana loads. They read only the series
-sloplane records (`sloplane.render.names`) with the subject's labels, plus `ALERTS` and the
+sloplane records (`sloplane.core.names`) with the subject's labels, plus `ALERTS` and the
 declared deployment signal: what a dashboard shows is what the alerts and gates compute, and a
 dashboard never re-derives an SLI from raw metrics.
 
@@ -30,14 +30,15 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from sloplane.budget import WORKBOOK_PERIOD, Tier, burn_rate_alerts
-from sloplane.durations import format_duration
-from sloplane.explain import describe_window
-from sloplane.queries import promql_matchers
-from sloplane.render import names
-from sloplane.render.prometheus import RenderOptions, own_windows, recorded_windows
-from sloplane.spec.model import Declaration, Lifecycle
-from sloplane.subjects import FleetLike, production_subject, subject_queries, subjects
+from sloplane.core import names
+from sloplane.core.budget import WORKBOOK_PERIOD, Tier, burn_rate_alerts
+from sloplane.core.durations import format_duration
+from sloplane.declaration.model import Declaration, Lifecycle
+from sloplane.render.prometheus import RenderOptions
+from sloplane.semantics.explain import describe_window
+from sloplane.semantics.queries import promql_matchers
+from sloplane.semantics.recording import own_windows, recorded_windows
+from sloplane.semantics.subjects import FleetLike, production_subject, subject_queries, subjects
 
 T = TypeVar("T")
 

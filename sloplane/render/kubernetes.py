@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sloplane.durations import format_duration
-from sloplane.render import names
-from sloplane.spec.model import Declaration
+from sloplane.core import names
+from sloplane.core.durations import format_duration
+from sloplane.declaration.model import Declaration
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sloplane"}
 DEFAULT_PROBE_INTERVAL = "30s"

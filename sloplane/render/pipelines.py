@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sloplane.evaluator.paths import GATE_PATH, INCIDENTS_PATH
+from sloplane.core.endpoints import GATE_PATH, INCIDENTS_PATH
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sloplane.budget import BurnRateAlert, alert_windows, burn_rate_alerts, error_budget
-from sloplane.durations import format_duration
-from sloplane.explain import describe_window, human_duration
-from sloplane.queries import promql_matchers
-from sloplane.render import names
-from sloplane.spec.model import BudgetingMethod, Declaration, Lifecycle, Spec
-from sloplane.spec.sli import CompositeMethod
-from sloplane.subjects import Fleet, FleetLike, Subject, component_labels, subject_queries, subjects
+from sloplane.core import names
+from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
+from sloplane.core.durations import format_duration
+from sloplane.declaration.model import BudgetingMethod, Declaration, Lifecycle, Spec
+from sloplane.declaration.sli import CompositeMethod
+from sloplane.semantics.explain import describe_window, human_duration
+from sloplane.semantics.queries import promql_matchers
+from sloplane.semantics.recording import own_windows, recorded_windows
+from sloplane.semantics.subjects import FleetLike, Subject, component_labels, subject_queries, subjects
 
 Rule = dict[str, Any]
 
@@ -48,38 +49,6 @@ def _number(value: float) -> str:
     """Shortest exact text for a number in PromQL: 0.0144, 14.4, 300, 1e-05."""
     rounded = round(value, 12)
     return str(int(rounded)) if rounded.is_integer() else repr(rounded)
-
-
-def own_windows(declaration: Declaration) -> set[timedelta]:
-    """Windows an SLO records for itself: every alert window, and the timeslice if it budgets by slices."""
-    spec = declaration.spec
-    windows = set(alert_windows(spec.window.period))
-    if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
-        windows.add(spec.timeslice.window)
-    return windows
-
-
-def recorded_windows(fleet: FleetLike) -> dict[str, tuple[timedelta, ...]]:
-    """Windows each SLO records: its own plus those of every composite built on it (transitively)."""
-    if isinstance(fleet, Fleet):
-        return fleet.memo("recorded_windows", lambda: _recorded_windows(fleet))
-    return _recorded_windows(fleet)
-
-
-def _recorded_windows(fleet: FleetLike) -> dict[str, tuple[timedelta, ...]]:
-    needed = {name: own_windows(declaration) for name, declaration in fleet.items()}
-    changed = True
-    while changed:
-        changed = False
-        for name, declaration in fleet.items():
-            composite = declaration.spec.sli.composite
-            if composite is None:
-                continue
-            for component in composite.components:
-                if component.slo in needed and not needed[name] <= needed[component.slo]:
-                    needed[component.slo] |= needed[name]
-                    changed = True
-    return {name: tuple(sorted(windows)) for name, windows in needed.items()}
 
 
 def _selector(series: str, labels: dict[str, str]) -> str:

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sloplane.budget import BurnRateAlert, burn_rate_alerts, error_budget
-from sloplane.durations import format_duration
-from sloplane.queries import deployment_reasons, promql_matchers
-from sloplane.render import names
-from sloplane.render.prometheus import recorded_windows
-from sloplane.spec.model import Declaration, Spec
-from sloplane.spec.sli import DeploymentSource
-from sloplane.subjects import FleetLike, Subject, component_labels, counted_stages, production_subject
+from sloplane.core import names
+from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
+from sloplane.core.durations import format_duration
+from sloplane.declaration.model import Declaration, Spec
+from sloplane.declaration.sli import DeploymentSource
+from sloplane.semantics.queries import deployment_reasons, promql_matchers
+from sloplane.semantics.recording import recorded_windows
+from sloplane.semantics.subjects import FleetLike, Subject, component_labels, counted_stages, production_subject
 
 EVENTS_PER_STEP = 600.0
 """Synthetic traffic: requests (or rollouts) per step."""

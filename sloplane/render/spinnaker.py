@@ -37,13 +37,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sloplane.queries import prometheus_queries
+from sloplane.declaration.model import Declaration, Spec
+from sloplane.declaration.policy import DEFAULT_GATE, GateMode, Stage
+from sloplane.declaration.sli import CompositeMethod
 from sloplane.render.gates import gate_schedule
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.spec.model import Declaration, Spec
-from sloplane.spec.policy import DEFAULT_GATE, GateMode, Stage
-from sloplane.spec.sli import CompositeMethod
-from sloplane.subjects import FleetLike
+from sloplane.semantics.queries import prometheus_queries
+from sloplane.semantics.subjects import FleetLike
 
 SUCCESS_STATUSES = "pass"
 TERMINAL_STATUSES = "fail"

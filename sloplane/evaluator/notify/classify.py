@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sloplane.durations import format_duration
+from sloplane.core.durations import format_duration
 from sloplane.evaluator.model import Decision, Outcome
 
 BREACH_CODES = frozenset({"budget-exhausted", "budget-low", "burn-rate", "alert-active", "canary-worse"})

@@ -25,12 +25,12 @@ from typing import Annotated, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from sloplane.spec.diagnostics import Diagnostic, Position, Severity
-from sloplane.spec.model import Declaration
-from sloplane.spec.policy import Url
-from sloplane.spec.types import Duration, SpecModel
-from sloplane.spec.validation import did_you_mean, validate
-from sloplane.spec.yamlsource import SourceError, YamlSyntaxError, read_documents, read_source
+from sloplane.declaration.diagnostics import Diagnostic, Position, Severity
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import Url
+from sloplane.declaration.types import Duration, SpecModel
+from sloplane.declaration.validation import did_you_mean, validate
+from sloplane.declaration.yamlsource import SourceError, YamlSyntaxError, read_documents, read_source
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 

@@ -30,13 +30,13 @@ from typing import Any
 
 import requests
 
+from sloplane.declaration.model import Declaration
 from sloplane.evaluator.model import Decision
 from sloplane.evaluator.notify.classify import Incident, IncidentClass, classify, incident
 from sloplane.evaluator.notify.config import ReceiversConfig, Routes, resolve_routes
 from sloplane.evaluator.notify.delivery import DEFAULT_TIMEOUT, backoff, post
 from sloplane.evaluator.notify.events import Notice, WarRoom, single_notice, war_room_notice
 from sloplane.evaluator.notify.outbox import DEAD, HELD, PENDING, Delivery, HeldIncident, Outbox
-from sloplane.spec.model import Declaration
 
 log = logging.getLogger(__name__)
 

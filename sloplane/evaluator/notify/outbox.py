@@ -24,7 +24,7 @@ from typing import Any
 
 from sloplane.evaluator.notify.classify import Incident
 from sloplane.evaluator.notify.events import Notice
-from sloplane.evaluator.sqlite import BUSY_TIMEOUT_SECONDS
+from sloplane.evaluator.storage.sqlite import BUSY_TIMEOUT_SECONDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (

@@ -1,0 +1,1 @@
+"""The `sloplane` command: every subcommand, the demo, and the helpers they share."""

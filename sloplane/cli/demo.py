@@ -1,0 +1,114 @@
+"""`make demo`'s evaluator part: a throw-away Prometheus with a synthetic day, the gate replayed.
+
+Every example SLO gets a day of traffic ending now; checkout's production traffic has an incident
+(10% errors for 45 minutes, starting three hours ago). The demo evaluates every SLO now, then
+replays the checkout gate two hours before the incident and twenty minutes into it; gates the
+healthy canary during the incident (compared with stable, it is not to blame); freezes checkout's
+releases and gates again, then breaks the glass; printing every decision with its reasons, and
+stops the server. Run: `python -m sloplane.cli.demo examples/slos`.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+
+from sloplane.cli.evaluator import answer_lines, measurement_table
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.model import BreakGlass, GateRequest
+from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.storage.controls import ReleaseControls
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.interop import load_declarations
+from sloplane.sandbox import (
+    PrometheusSandbox,
+    Segment,
+    Traffic,
+    aligned_now,
+    http_traffic,
+    incident_day,
+    latency_traffic,
+    probe_traffic,
+    rollout_traffic,
+)
+from sloplane.semantics.subjects import Fleet
+
+DAY = timedelta(days=1)
+INCIDENT_AT = timedelta(hours=21)
+"""Into the synthetic day: the day ends now, so the incident started three hours ago."""
+INCIDENT_FOR = timedelta(minutes=45)
+
+
+def synthetic_day() -> tuple[list[Traffic], datetime]:
+    """Traffic for every example SLO over the last day; checkout production has the incident."""
+    end = aligned_now()
+    steady = [Segment(DAY, 600.0, 0.0005)]
+    checkout = incident_day(baseline=0.0005, incident_ratio=0.10, incident_at=INCIDENT_AT, incident_for=INCIDENT_FOR)
+    traffics: list[Traffic] = [
+        http_traffic(checkout, end=end, labels={"job": "checkout", "track": "stable"}),
+        http_traffic([Segment(DAY, 60.0, 0.0005)], end=end, labels={"job": "checkout", "track": "canary"}),
+        latency_traffic([Segment(DAY, 300.0, 0.02)], end=end, labels={"job": "search", "handler": "/api/search"}),
+        probe_traffic(
+            [Segment(DAY, 1.0, 0.001)],
+            end=end,
+            labels={"job": "blackbox", "instance": "https://admin.example.com/healthz"},
+        ),
+        http_traffic(steady, end=end, metric="payments_requests_total", labels={}),
+        rollout_traffic([Segment(DAY, 0.05, 0.02)], end=end, labels={"rollout": "checkout"}),
+    ]
+    return traffics, end
+
+
+def show(console: Console, evaluator: Evaluator, label: str, request: GateRequest) -> None:
+    """Gate and print the decision with its reasons."""
+    assert request.at is not None
+    where = f"{request.slo}" + (f" [{request.stage}]" if request.stage else "")
+    console.print(f"\ngate {where} at {request.at:%H:%M} UTC, {label}:", markup=False)
+    for line in answer_lines(evaluator.gate(request).to_dict()):
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def main(paths: list[str]) -> int:
+    """Run the demo; returns the process exit code."""
+    console = Console(width=160)
+    fleet = Fleet(load_declarations(paths))
+    traffics, end = synthetic_day()
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        PrometheusSandbox(Path(folder) / "prometheus", traffics) as prometheus,
+    ):
+        console.print(f"throw-away Prometheus at {prometheus.url} with a synthetic day ending {end}", markup=False)
+        log = SqliteDecisionLog(Path(folder) / "decisions.db")
+        controls = ReleaseControls(Path(folder) / "decisions.db")
+        evaluator = Evaluator(fleet, PrometheusBackend(prometheus.url), log, controls=controls)
+        console.print(measurement_table(evaluator.evaluate(end)))
+        incident = end - DAY + INCIDENT_AT
+        before, during = incident - timedelta(hours=2), incident + timedelta(minutes=20)
+        steps: list[tuple[str, GateRequest]] = [
+            ("2h before the incident", GateRequest(slo="checkout-availability", at=before, revision="demo")),
+            ("20 min into the incident", GateRequest(slo="checkout-availability", at=during, revision="demo")),
+            (
+                "the canary, 20 min into the incident",
+                GateRequest(slo="checkout-availability", stage="canary", at=during, revision="demo"),
+            ),
+        ]
+        for label, request in steps:
+            show(console, evaluator, label, request)
+        freeze_at = before - timedelta(minutes=30)
+        controls.freeze("checkout", "quarter-end close (demo)", "release-manager", at=freeze_at)
+        frozen = GateRequest(slo="checkout-availability", at=before, revision="demo")
+        show(console, evaluator, "2h before the incident, checkout frozen", frozen)
+        glass = BreakGlass("security fix CVE-2026-0001 (demo)", "on-call")
+        show(console, evaluator, "the same, breaking the glass", replace(frozen, break_glass=glass))
+        controls.close()
+        console.print(f"\n{log.count()} decisions recorded; stopping Prometheus", markup=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or ["examples/slos"]))

@@ -1,0 +1,610 @@
+"""The evaluator's commands: `evaluate`, `gate`, `serve`, `decisions`, `token`, `openapi`.
+
+Registered on the `sloplane` app by `register`. Gate exit codes are the contract pipelines rely
+on: 0 pass, 1 fail, 3 inconclusive, 2 error (usage errors exit 2 as well).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import requests
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sloplane.core.durations import DurationError, format_duration, parse_duration
+from sloplane.core.instants import InstantRangeError, checked
+from sloplane.core.text import excerpt
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.validation import did_you_mean
+from sloplane.evaluator.deciding.deployments import BurnSplitError
+from sloplane.evaluator.http.auth import TokenFileError, TokenStore, new_token
+from sloplane.evaluator.measuring.backends.base import BackendError
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome, ReleaseSpan
+from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisionLog
+from sloplane.semantics.subjects import Fleet
+
+DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
+
+Loader = Callable[[list[Path], bool], Sequence[Declaration]]
+
+Paths = Annotated[list[Path], typer.Argument(help="Declaration files or folders.", show_default=False)]
+OptionalPaths = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Declaration files or folders (needed with --prometheus, not with --evaluator).", show_default=False
+    ),
+]
+PrometheusUrl = Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")]
+At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
+Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
+Staleness = Annotated[str, typer.Option("--staleness", help="Reject data with no sample this recent.")]
+Format = Annotated[str, typer.Option("--format", help="table (or text) or json.")]
+
+
+GATE_HELP = (
+    "Decide whether a deployment may proceed. Exit codes: 0 pass, 1 fail, 3 inconclusive, 2 error.\n\n"
+    "With --prometheus the decision is made here and recorded in --db; with --evaluator it is asked of a "
+    "running `sloplane serve`, which records it. --at replays the decision at a past instant, for "
+    "back-testing a policy on history. --wait repeats inconclusive and error answers until pass or fail, "
+    "or until --timeout."
+)
+
+
+@dataclass
+class _Console:
+    """What the commands print with and load declarations with (set by `register`)."""
+
+    load: Loader
+    out: Console
+    err: Console
+
+
+def parse_instant(text: str | None, option: str = "--at") -> datetime | None:
+    """An RFC 3339 instant with a zone, in the range sloplane measures in, or a usage error naming `option`."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        message = f"'{excerpt(text)}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)"
+        raise typer.BadParameter(message, param_hint=option) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"'{text}' has no time zone: add Z or an offset such as +01:00", param_hint=option)
+    try:
+        return checked(moment)
+    except InstantRangeError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+def _delay(text: str) -> timedelta:
+    """`--initial-delay`: a duration, or 0 / 0s for none."""
+    return timedelta(0) if text.strip() in ("0", "0s") else parse_window(text, "--initial-delay")
+
+
+def parse_window(text: str, option: str) -> timedelta:
+    """A duration option, or a usage error naming the option."""
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3%}"
+
+
+def _burn(measurement: Measurement) -> str:
+    first = next((w for w in measurement.windows if w.burn_rate is not None), None)
+    if first is None or first.burn_rate is None:
+        return "-"
+    return f"{first.burn_rate:.2f}x ({format_duration(first.window)})"
+
+
+def _data_state(measurement: Measurement) -> str:
+    """Whether the numbers can be trusted: ok, stale, no data, or the backend error."""
+    if measurement.error:
+        return measurement.error
+    if measurement.stale_seconds:
+        return "stale"
+    return "ok" if measurement.has_data else "no data"
+
+
+def measurement_table(measurements: list[Measurement]) -> Table:
+    """One row per subject: SLI over the period, budget left, burn rate, events, and whether data was there."""
+    table = Table(title="measurements", title_justify="left")
+    for column in (
+        "slo",
+        "stage",
+        "source",
+        "SLI (period)",
+        "budget left",
+        "burn (shortest window)",
+        "events",
+        "data",
+    ):
+        table.add_column(column, justify="left" if column in ("slo", "stage", "source", "data") else "right")
+    for m in measurements:
+        sli = None if m.period_error_ratio is None else 1 - m.period_error_ratio
+        events = "-" if m.period_events is None else f"{m.period_events:,.0f}"
+        row = (
+            m.slo,
+            m.stage or "-",
+            m.source,
+            _percent(sli),
+            _percent(m.budget_remaining),
+            _burn(m),
+            events,
+            _data_state(m),
+        )
+        table.add_row(*row)
+    return table
+
+
+def answer_lines(answer: dict[str, Any]) -> list[str]:
+    """A gate answer for people: the decision, then each SLO's outcome and reasons."""
+    lines = [f"decision: {answer.get('decision')}"]
+    for decision in answer.get("decisions", []):
+        where = decision.get("slo", "?") + (f" [{decision['stage']}]" if decision.get("stage") else "")
+        lines.append(f"  {where}: {decision.get('decision')}")
+        lines += [f"    - {reason.get('message')}" for reason in decision.get("reasons", [])]
+    if not answer.get("decisions"):
+        lines += [f"  - {reason.get('message')}" for reason in answer.get("reasons", [])]
+    return lines
+
+
+def _local(evaluator: Evaluator, request: GateRequest) -> dict[str, Any]:
+    """Decide here (the evaluator records the decision)."""
+    return evaluator.gate(request).to_dict()
+
+
+def _remote(url: str, token: str | None, request: GateRequest, timeout: float = 30.0) -> dict[str, Any]:
+    """Ask a running evaluator; any transport problem is an `error` answer, not an exception."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {key: value for key, value in request.to_dict().items() if value is not None and key != "requestedBy"}
+    if request.break_glass is not None:  # the evaluator records the token's name as the identity
+        body["breakGlass"] = {"reason": request.break_glass.reason}
+    try:
+        response = requests.post(f"{url.rstrip('/')}/v1/gates/evaluate", json=body, headers=headers, timeout=timeout)
+    except requests.RequestException as error:
+        return {"decision": "error", "reasons": [{"message": f"evaluator unreachable: {type(error).__name__}"}]}
+    if response.status_code != 200:
+        return {"decision": "error", "reasons": [{"message": f"evaluator answered HTTP {response.status_code}"}]}
+    try:
+        answer: dict[str, Any] = response.json()
+    except ValueError:
+        return {"decision": "error", "reasons": [{"message": "evaluator answered with something that is not JSON"}]}
+    return answer
+
+
+def _outcome(answer: dict[str, Any]) -> Outcome:
+    value = answer.get("decision")
+    return Outcome(value) if value in {o.value for o in Outcome} else Outcome.ERROR
+
+
+@dataclass(frozen=True)
+class GateCall:
+    """How to ask: decide here against Prometheus, or ask a running evaluator."""
+
+    ask: Callable[[GateRequest], dict[str, Any]]
+    wait: bool
+    timeout: timedelta
+    poll: timedelta
+    initial_delay: timedelta = timedelta(0)
+    """Wait this long before the first question: a release just synced has had no traffic to judge yet."""
+
+
+def run_gate(call: GateCall, request: GateRequest, err: Console) -> dict[str, Any]:
+    """Ask once, or (with --wait) until pass or fail or the timeout; returns the last answer.
+
+    The initial delay counts towards the timeout, so `--timeout` bounds the whole step.
+    """
+    deadline = time.monotonic() + call.timeout.total_seconds()
+    if call.initial_delay > timedelta(0) and request.at is None:
+        err.print(f"waiting {format_duration(call.initial_delay)} for the release to take traffic", markup=False)
+        time.sleep(call.initial_delay.total_seconds())
+    while True:
+        answer = call.ask(request)
+        outcome = _outcome(answer)
+        finished = outcome in (Outcome.PASS, Outcome.FAIL) or not call.wait or request.at is not None
+        if finished or time.monotonic() + call.poll.total_seconds() > deadline:
+            return answer
+        err.print(f"{outcome.value}; asking again in {format_duration(call.poll)}", markup=False)
+        time.sleep(call.poll.total_seconds())
+
+
+class NullLog:
+    """A decision log that keeps nothing: `evaluate` decides nothing, so it records nothing."""
+
+    def append(self, decision: Any) -> None:
+        return None
+
+    def query(self, **_: Any) -> list[dict[str, Any]]:
+        return []
+
+    def count(self) -> int:
+        return 0
+
+    def releases(self, service: str, since: datetime) -> list[ReleaseSpan]:
+        return []
+
+    def problem(self) -> str | None:
+        return None
+
+    def check_writable(self) -> None:
+        return None
+
+
+def _json(value: Any) -> str:
+    """Indented JSON for stdout; orjson, because a fleet's measurements are a large document."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _fleet(console: _Console, paths: list[Path]) -> Fleet:
+    return Fleet(console.load(paths, False))
+
+
+def _evaluate(
+    console: _Console, paths: list[Path], prometheus: str, at: str | None, output: str, staleness: str
+) -> None:
+    moment = parse_instant(at)
+    bound = parse_window(staleness, "--staleness")
+    evaluator = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), NullLog(), staleness=bound)
+    measurements = evaluator.evaluate(moment)
+    if output == "json":
+        sys.stdout.write(_json([m.to_dict() for m in measurements]))
+    else:
+        console.out.print(measurement_table(measurements))
+
+
+def burn_table(report: dict[str, Any]) -> Table:
+    """Each deployment window's share of the budget, then the total in deployments and the background."""
+    table = Table(title=f"{report['slo']}: budget burned since {report['periodStart']}")
+    for column in ("revision", "window", "last decision", "bad events", "budget"):
+        table.add_column(column, justify="right" if column in ("bad events", "budget") else "left")
+    for window in report["deployments"]:
+        span = f"{window['start']} .. {window['end']}"
+        outcome = window["outcome"] + (" (rolled back)" if window["rolledBack"] else "")
+        table.add_row(window["revision"], span, outcome, f"{window['badEvents']:g}", _percent(window["budgetConsumed"]))
+    table.add_section()
+    table.add_row(
+        "in deployments", "", "", f"{report['deploymentBadEvents']:g}", _percent(report["deploymentBudgetConsumed"])
+    )
+    table.add_row(
+        "background", "", "", f"{report['backgroundBadEvents']:g}", _percent(report["backgroundBudgetConsumed"])
+    )
+    table.add_row("total", "", "", f"{report['badEvents']:g}", _percent(report["budgetConsumed"]))
+    return table
+
+
+def _decisions_table(found: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"decisions ({len(found)})", title_justify="left")
+    for column in ("decided at", "slo", "stage", "decision", "revision", "first reason"):
+        table.add_column(column)
+    for record in found:
+        first = record["reasons"][0]["message"] if record.get("reasons") else ""
+        revision = (record.get("request") or {}).get("revision") or "-"
+        table.add_row(
+            record["decidedAt"], record["slo"], record.get("stage") or "-", record["decision"], revision, first
+        )
+    return table
+
+
+T = TypeVar("T")
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (Kubernetes stopping a pod) ends `serve` like Ctrl-C: through its `finally`."""
+    raise SystemExit(0)
+
+
+def _identity() -> str:
+    """Who breaks the glass from this machine (`freeze` and `incident` name people the same way)."""
+    from sloplane.cli.controls import RefusedError, local_user  # it imports this module
+
+    try:
+        return local_user()
+    except RefusedError as error:
+        raise typer.BadParameter(str(error), param_hint="--break-glass") from None
+
+
+def _built(console: _Console, build: Callable[[], T]) -> T:
+    """Build the service; a bad receivers file, S3 URL or store becomes a message and exit 1, not a traceback."""
+    from sloplane.evaluator.export import ExportError
+    from sloplane.evaluator.integrations.argocd import KubernetesError
+    from sloplane.evaluator.notify import ReceiversFileError
+    from sloplane.evaluator.storage.controls import ControlsError
+
+    try:
+        return build()
+    except ReceiversFileError as error:
+        for problem in error.problems:
+            console.err.print(problem, markup=False, soft_wrap=True)
+    except (ExportError, ControlsError, DecisionLogError, KubernetesError, ValueError) as error:
+        console.err.print(f"cannot start the evaluator: {error}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _token_store(path: Path, console: _Console) -> TokenStore:
+    try:
+        return TokenStore.from_file(path, warn=lambda text: console.err.print(text, style="yellow", markup=False))
+    except TokenFileError as error:
+        console.err.print(f"sloplane serve: {error}", style="red", markup=False)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None:
+    """Add the evaluator's commands to the `sloplane` app (`load` is the CLI's declaration loader)."""
+    console = _Console(load, out, err)
+
+    @app.command()
+    def evaluate(
+        paths: Paths,
+        prometheus: PrometheusUrl,
+        at: At = None,
+        output_format: Format = "table",
+        staleness: Staleness = "5m",
+    ) -> None:
+        """Measure every SLO now (or --at): SLI per window and over the period, budget left, burn rates."""
+        _evaluate(console, paths, prometheus, at, output_format, staleness)
+
+    @app.command(help=GATE_HELP)
+    def gate(
+        paths: OptionalPaths = None,
+        slo: Annotated[str | None, typer.Option(help="The SLO to gate on.")] = None,
+        service: Annotated[str | None, typer.Option(help="Or: every SLO of this service.")] = None,
+        stage: Annotated[str | None, typer.Option(help="Stage (default: production).")] = None,
+        revision: Annotated[str | None, typer.Option(help="Commit or image digest being deployed.")] = None,
+        pipeline: Annotated[str | None, typer.Option(help="CI/CD pipeline or run id.")] = None,
+        rollout: Annotated[str | None, typer.Option(help="Argo Rollout name.")] = None,
+        prometheus: Annotated[str | None, typer.Option(help="Decide here, reading this Prometheus.")] = None,
+        evaluator: Annotated[str | None, typer.Option(help="Or ask a running evaluator (sloplane serve).")] = None,
+        token: Annotated[str | None, typer.Option(envvar="SLOPLANE_TOKEN", help="Token for --evaluator.")] = None,
+        at: At = None,
+        wait: Annotated[bool, typer.Option("--wait", help="Ask again until pass or fail (or --timeout).")] = False,
+        initial_delay: Annotated[
+            str, typer.Option(help="Wait this long before the first question (counts towards --timeout).")
+        ] = "0s",
+        record_only: Annotated[
+            bool,
+            typer.Option(
+                "--async",
+                help="Record the deployment with one decision and exit 0 (2 if the evaluator cannot decide); "
+                "a later `sloplane gate --wait` decides.",
+            ),
+        ] = False,
+        timeout: Annotated[str, typer.Option(help="How long --wait waits.")] = "10m",
+        poll: Annotated[str, typer.Option(help="Pause between attempts with --wait.")] = "30s",
+        break_glass: Annotated[
+            str | None,
+            typer.Option(
+                "--break-glass",
+                metavar="REASON",
+                help="Let the release through whatever the gate finds; recorded with REASON and who you are "
+                "($SLOPLANE_USER or the OS user; the token's name with --evaluator, which needs scope admin).",
+            ),
+        ] = None,
+        db: Db = DEFAULT_DB,
+        output_format: Format = "text",
+    ) -> None:
+        if (prometheus is None) == (evaluator is None):
+            raise typer.BadParameter("give exactly one of --prometheus or --evaluator")
+        if (slo is None) == (service is None):
+            raise typer.BadParameter("give exactly one of --slo or --service")
+        if wait and record_only:
+            raise typer.BadParameter("--wait blocks until a verdict and --async never does: give one")
+        override = None
+        if break_glass is not None:
+            if not break_glass.strip():
+                raise typer.BadParameter("give a reason", param_hint="--break-glass")
+            override = BreakGlass(break_glass.strip(), _identity())
+        request = GateRequest(slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli", override)
+        ask: Callable[[GateRequest], dict[str, Any]]
+        if prometheus is not None:
+            if not paths:
+                raise typer.BadParameter("give the declarations (PATHS) to decide here with --prometheus")
+            local = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), SqliteDecisionLog(db))
+            ask = functools.partial(_local, local)
+        else:
+            assert evaluator is not None
+            ask = functools.partial(_remote, evaluator, token)
+        call = GateCall(
+            ask,
+            wait,
+            parse_window(timeout, "--timeout"),
+            parse_window(poll, "--poll"),
+            _delay(initial_delay),
+        )
+        answer = run_gate(call, request, console.err)
+        if output_format == "json":
+            sys.stdout.write(_json(answer))
+        else:
+            for line in answer_lines(answer):
+                console.out.print(line, markup=False, soft_wrap=True)
+        outcome = _outcome(answer)
+        raise typer.Exit(outcome.exit_code if not record_only or outcome is Outcome.ERROR else 0)
+
+    _register_service_commands(app, console)
+    _register_report_commands(app, console)
+    from sloplane.cli.controls import register as register_controls  # it imports this module
+
+    register_controls(app, console)
+
+
+def _register_report_commands(app: typer.Typer, console: _Console) -> None:
+    """`burn`: where the budget went."""
+
+    @app.command()
+    def burn(
+        paths: Paths,
+        prometheus: PrometheusUrl,
+        slo: Annotated[str, typer.Option(help="The SLO to report on.")],
+        db: Db = DEFAULT_DB,
+        at: At = None,
+        output_format: Format = "table",
+    ) -> None:
+        """Budget burned during deployments (from the decision log) apart from background burn, this period."""
+        fleet = _fleet(console, paths)
+        if slo not in fleet:
+            raise typer.BadParameter(f"unknown SLO '{slo}'{did_you_mean(slo, sorted(fleet))}", param_hint="--slo")
+        if not db.exists():
+            console.err.print(f"no decision log at {db}", markup=False)
+            raise typer.Exit(1)
+        evaluator = Evaluator(fleet, PrometheusBackend(prometheus), SqliteDecisionLog(db))
+        try:
+            split = evaluator.deployment_burn(slo, parse_instant(at))
+        except (BurnSplitError, BackendError) as error:
+            console.err.print(f"cannot split the burn of {slo}: {error}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        if output_format == "json":
+            sys.stdout.write(_json(split.to_dict()))
+        else:
+            console.out.print(burn_table(split.to_dict()))
+
+
+def _register_service_commands(app: typer.Typer, console: _Console) -> None:
+    """`serve`, `openapi`, `token create` and `decisions`: running and inspecting the service."""
+    token_app = typer.Typer(help="Bearer tokens for the evaluator API.", no_args_is_help=True)
+    app.add_typer(token_app, name="token")
+
+    @app.command()
+    def serve(
+        paths: Paths,
+        prometheus: PrometheusUrl,
+        tokens: Annotated[Path, typer.Option(help="Token file (sloplane token create writes entries).")],
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+        db: Db = DEFAULT_DB,
+        staleness: Staleness = "5m",
+        controls: Annotated[
+            Path | None, typer.Option(help="Freezes and incidents (SQLite); default: the decision log's file.")
+        ] = None,
+        receivers: Annotated[
+            Path | None, typer.Option(help="PagerDuty and webhook receivers for incident notifications.")
+        ] = None,
+        outbox: Annotated[Path | None, typer.Option(help="Notification outbox; default: <db>-outbox.db.")] = None,
+        export_s3: Annotated[
+            str | None, typer.Option("--export-s3", help="Export the decision log to s3://bucket/prefix.")
+        ] = None,
+        export_interval: Annotated[str, typer.Option(help="How often to export with --export-s3.")] = "5m",
+        s3_endpoint_url: Annotated[
+            str | None, typer.Option("--s3-endpoint-url", help="S3-compatible endpoint (MinIO, Ceph).")
+        ] = None,
+        s3_region: Annotated[str | None, typer.Option("--s3-region", help="The bucket's region.")] = None,
+        argocd_project: Annotated[
+            str | None,
+            typer.Option(help="While a major incident is open, keep a deny sync window in this Argo CD AppProject."),
+        ] = None,
+        argocd_namespace: Annotated[str, typer.Option(help="Namespace of the AppProject.")] = "argocd",
+        argocd_application: Annotated[
+            list[str] | None, typer.Option(help="Applications the deny window covers (repeatable; default all).")
+        ] = None,
+        health_interval: Annotated[
+            str,
+            typer.Option(help="How often readiness state is refreshed: an idle backend asked, a failed log retried."),
+        ] = "15s",
+    ) -> None:
+        """Run the evaluator's HTTP API (gates, SLOs, decisions, freezes, incidents, /metrics) until interrupted."""
+        from sloplane.evaluator.http import serving  # the web stack is slow to import; only this command needs it
+        from sloplane.evaluator.server import ServerConfig, build_service
+
+        store = _token_store(tokens, console)
+        config = ServerConfig(
+            prometheus,
+            db,
+            store,
+            parse_window(staleness, "--staleness"),
+            controls=controls,
+            receivers=receivers,
+            outbox=outbox,
+            export_s3=export_s3,
+            export_interval=parse_window(export_interval, "--export-interval"),
+            s3_endpoint_url=s3_endpoint_url,
+            s3_region=s3_region,
+            argocd_project=argocd_project,
+            argocd_namespace=argocd_namespace,
+            argocd_applications=tuple(argocd_application or ("*",)),
+            health_interval=parse_window(health_interval, "--health-interval"),
+        )
+        service = _built(console, lambda: build_service(_fleet(console, paths), config))
+        service.start()
+        console.err.print(f"sloplane evaluator on http://{host}:{port} (OpenAPI at /openapi.json)", markup=False)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
+        # found: make that handler an orderly exit, so the last export and the outbox close still run.
+        signal.signal(signal.SIGTERM, _exit_quietly)
+        try:
+            serving.run(service.app, host, port)
+        finally:
+            service.close()
+
+    @app.command(name="openapi")
+    def openapi_command() -> None:
+        """Print the evaluator API's OpenAPI document."""
+        from sloplane.evaluator.http.app import openapi_document
+        from sloplane.evaluator.server import ServerConfig, build_app
+
+        with tempfile.TemporaryDirectory() as folder:
+            config = ServerConfig("http://unused", Path(folder) / "unused.db", TokenStore([]))
+            application, _ = build_app(Fleet([]), config)
+            sys.stdout.write(json.dumps(openapi_document(application), indent=2, sort_keys=True) + "\n")
+
+    @token_app.command(name="create")
+    def create_token(
+        name: Annotated[str, typer.Argument(help="Who or what the token is for (e.g. argo-rollouts).")],
+        scope: Annotated[list[str], typer.Option("--scope", help="read, gate or admin (repeatable).")],
+    ) -> None:
+        """Make a token: prints it once (hand it over) and the hashed entry for the token file."""
+        try:
+            token, entry = new_token(name, scope)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+        console.err.print("token (shown once; store it as a secret):", markup=False)
+        sys.stdout.write(token + "\n")
+        console.err.print("entry for the token file (under tokens:):", markup=False)
+        console.err.print(json.dumps(entry.to_dict()), markup=False)
+
+    @app.command()
+    def decisions(
+        db: Db = DEFAULT_DB,
+        slo: Annotated[str | None, typer.Option()] = None,
+        stage: Annotated[str | None, typer.Option()] = None,
+        outcome: Annotated[str | None, typer.Option(help="pass, fail, inconclusive or error.")] = None,
+        revision: Annotated[str | None, typer.Option()] = None,
+        since: Annotated[str | None, typer.Option(help="RFC 3339.")] = None,
+        until: Annotated[str | None, typer.Option(help="RFC 3339.")] = None,
+        limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
+        output_format: Format = "table",
+    ) -> None:
+        """List recorded gate decisions, newest first."""
+        if not db.exists():
+            console.err.print(f"no decision log at {db}", markup=False)
+            raise typer.Exit(1)
+        found = SqliteDecisionLog(db).query(
+            slo=slo,
+            stage=stage,
+            outcome=outcome,
+            revision=revision,
+            since=parse_instant(since, "--since"),
+            until=parse_instant(until, "--until"),
+            limit=limit,
+        )
+        if output_format == "json":
+            sys.stdout.write(_json(found))
+        else:
+            console.out.print(_decisions_table(found))

@@ -1,0 +1,372 @@
+"""The `sloplane` command.
+
+Exit codes: 0 success, 1 the declarations have errors (or warnings under --strict), 2 usage errors
+and internal faults. Problems are printed as `path:line:column: severity: field: message` on
+standard error; no traceback ever reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from sloplane.cli.evaluator import register as register_evaluator_commands
+from sloplane.cli.export import register as register_export_command
+from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.writer import declaration_data, dump_yaml
+from sloplane.interop import LoadResult, load_paths
+from sloplane.interop.openslo.exporter import export_openslo
+from sloplane.render.pipelines import PipelineOptions
+from sloplane.semantics.explain import (
+    EXPLAINED_ERROR_RATIOS,
+    ObjectiveExplanation,
+    describe_window,
+    explain,
+    human_duration,
+)
+
+if TYPE_CHECKING:
+    from sloplane.render.bundle import BundleOptions
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_FAULT = 2
+
+app = typer.Typer(
+    name="sloplane",
+    help="One SLO declaration in; rules, alerts, dashboards, gates and a runtime evaluator out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(help="Read other SLO formats and print sloplane declarations.", no_args_is_help=True)
+export_app = typer.Typer(help="Write sloplane declarations in other SLO formats.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+
+_out = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+_err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, highlight=False)
+
+Paths = Annotated[list[Path], typer.Argument(help="YAML files or folders (sloplane or OpenSLO).", show_default=False)]
+Strict = Annotated[bool, typer.Option("--strict", help="Treat lint warnings as errors.")]
+OutDir = Annotated[
+    Path | None, typer.Option("--out", help="Write one file per SLO into this folder instead of printing.")
+]
+
+
+def _load(paths: list[Path], strict: bool) -> LoadResult:
+    """Load and report; exits 1 when the input is unusable, so callers only see good declarations."""
+    result = load_paths(paths)
+    for diagnostic in result.diagnostics:
+        style = "red" if diagnostic.severity.value == "error" else "yellow"
+        _err.print(diagnostic.render(), style=style, markup=False, soft_wrap=True)
+    if result.failed(strict=strict):
+        errors, warnings = len(result.errors), len(result.warnings)
+        _err.print(f"{errors} error(s), {warnings} warning(s): nothing done", style="bold red", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    return result
+
+
+@app.command()
+def validate(paths: Paths, strict: Strict = False) -> None:
+    """Check declarations: exit 0 when valid, 1 with every problem listed as path:line:column."""
+    result = _load(paths, strict)
+    _out.print(f"{len(result.slos)} SLO(s) valid, {len(result.warnings)} warning(s)", markup=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the declaration (for editors and pre-commit hooks)."""
+    document: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://sloplane.dev/schemas/v1alpha1/service-level-objective.json",
+        **Declaration.model_json_schema(by_alias=True),
+    }
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _explanation_data(item: ObjectiveExplanation) -> dict[str, Any]:
+    def minutes(value: Any) -> float | None:
+        return None if value is None else value.total_seconds() / 60
+
+    return {
+        "slo": item.slo,
+        "stage": item.stage,
+        "objective": item.objective,
+        "window": item.window,
+        "errorBudget": item.error_budget,
+        "budgetMinutes": minutes(item.budget_time),
+        "alerts": [
+            {
+                "tier": alert.tier,
+                "windows": alert.windows,
+                "enabled": alert.enabled,
+                "burnRate": alert.factor,
+                "errorRatioThreshold": alert.error_ratio_threshold,
+                "canFire": alert.can_fire,
+                "badMinutesAllowed": minutes(alert.bad_time_allowed),
+                "budgetShare": alert.budget_share,
+                "detectionMinutes": {f"{ratio:g}": minutes(t) for ratio, t in alert.detection.items()},
+                "resetMinutesAfterFullOutage": minutes(alert.reset_after_full_outage),
+            }
+            for alert in item.alerts
+        ],
+    }
+
+
+def _explanation_table(item: ObjectiveExplanation) -> Table:
+    stage = f" [{item.stage}]" if item.stage else ""
+    title = (
+        f"{item.slo}{stage}: {item.objective:g}% over {item.window} - budget "
+        f"{item.error_budget:.4g} = {human_duration(item.budget_time)} of full outage"
+    )
+    table = Table(title=escape(title), title_justify="left")
+    for column in ("tier", "windows", "burn rate", "error ratio >", "window budget", "budget spent"):
+        table.add_column(column, justify="left" if column in ("tier", "windows") else "right")
+    for ratio in EXPLAINED_ERROR_RATIOS:
+        table.add_column(f"detect {ratio:.0%}", justify="right")
+    table.add_column("reset", justify="right")
+    for alert in item.alerts:
+        if not alert.enabled:
+            table.add_row(alert.tier, alert.windows, "off", *[""] * (len(table.columns) - 3))
+            continue
+        threshold = f"{alert.error_ratio_threshold:.4g}" + ("" if alert.can_fire else " (unreachable)")
+        table.add_row(
+            alert.tier,
+            alert.windows,
+            f"{alert.factor:g}x",
+            threshold,
+            human_duration(alert.bad_time_allowed),
+            f"{alert.budget_share:.0%}",
+            *[human_duration(alert.detection[ratio]) for ratio in EXPLAINED_ERROR_RATIOS],
+            human_duration(alert.reset_after_full_outage),
+        )
+    return table
+
+
+@app.command(name="explain")
+def explain_command(
+    paths: Paths,
+    output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """For each SLO: the budget, each alert's threshold, detection times for 100%, 10% and 1% errors, reset time.
+
+    Detection assumes a constant error ratio after a clean history; reset is how long the alert keeps
+    firing after a long full outage ends.
+    """
+    if output_format not in ("table", "json"):
+        raise typer.BadParameter("use table or json", param_hint="--format")
+    result = _load(paths, strict=False)
+    explanations = [item for slo in result.slos for item in explain(slo.declaration)]
+    if output_format == "json":
+        sys.stdout.write(json.dumps([_explanation_data(item) for item in explanations], indent=2) + "\n")
+        return
+    for item in explanations:
+        _out.print(_explanation_table(item))
+        _out.print()
+
+
+def _emit(documents_by_name: dict[str, list[dict[str, Any]]], out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(dump_yaml(d for documents in documents_by_name.values() for d in documents))
+        return
+    files = {f"{name}.yaml": dump_yaml(documents) for name, documents in documents_by_name.items()}
+    changed = _written(lambda: write_files(out, files)).changed
+    _err.print(f"wrote {len(changed)} file(s) to {out} ({len(files) - len(changed)} unchanged)", markup=False)
+
+
+def _written(write: Callable[[], Plan]) -> Plan:
+    """Run a write (or plan); a link inside the output folder or an OS error is a message and exit 1."""
+    try:
+        return write()
+    except UnsafeOutputError as error:
+        _err.print(f"sloplane: {error}; nothing written", style="red", markup=False, soft_wrap=True)
+    except OSError as error:
+        where = error.filename or "the output"
+        _err.print(f"sloplane: cannot write {where}: {error.strerror or error}", style="red", markup=False)
+    raise typer.Exit(EXIT_INVALID)
+
+
+PROGRESS_THRESHOLD = 50
+"""Fleets at least this large get a progress bar while rendering."""
+
+
+def _render_with_progress(declarations: list[Declaration], options: BundleOptions) -> dict[str, str]:
+    from sloplane.render.bundle import active, fleet_files  # the Grafana SDK is slow to import
+
+    rendered = active(declarations)
+    if len(rendered) < PROGRESS_THRESHOLD:
+        return fleet_files(declarations, options)
+    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_err, transient=True) as progress:
+        task = progress.add_task("render", total=len(rendered))
+        return fleet_files(declarations, options, progress=lambda _: progress.advance(task))
+
+
+def _summary_table(declarations: list[Declaration], files: dict[str, str]) -> Table:
+    from sloplane.render.bundle import active
+
+    table = Table(title="rendered", title_justify="left")
+    for column in ("slo", "sli", "objective", "window", "stages", "rules", "alerts", "files"):
+        table.add_column(column, justify="right" if column in ("objective", "rules", "alerts", "files") else "left")
+    for declaration in active(declarations):
+        spec = declaration.spec
+        rules_text = files.get(f"prometheus/{declaration.name}.rules.yaml", "")
+        stages = ", ".join(stage.name for stage in spec.stages) or "-"
+        owned = [path for path in files if f"/{declaration.name}." in path]
+        table.add_row(
+            declaration.name,
+            spec.sli.kind,
+            f"{spec.objective:g}%",
+            describe_window(spec.window),
+            stages,
+            str(rules_text.count("- record:") + rules_text.count("- alert:")),
+            str(rules_text.count("- alert:")),
+            str(len(owned)),
+        )
+    return table
+
+
+@app.command()
+def render(
+    paths: Paths,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 listing files that would change (drift check).")
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="Namespace of the Kubernetes objects.")] = "monitoring",
+    grafana_url: Annotated[str, typer.Option(help="Grafana base URL for dashboard links in alerts.")] = "",
+    evaluator_url: Annotated[
+        str, typer.Option(help="The evaluator as pipelines reach it (web analysis, hooks, Spinnaker).")
+    ] = PipelineOptions.evaluator_url,
+    analysis_prometheus_url: Annotated[
+        str, typer.Option(help="Prometheus as Argo Rollouts' analysis reaches it.")
+    ] = "http://prometheus-operated.monitoring.svc:9090",
+    image: Annotated[str, typer.Option(help="The sloplane image hook Jobs run.")] = PipelineOptions.image,
+    app_project: Annotated[str, typer.Option(help="Argo CD AppProject for the freeze windows.")] = "default",
+    strict: Strict = False,
+) -> None:
+    """Render rules, alerts, dashboards and pipeline gates.
+
+    Writes DIR/prometheus/<slo>.rules.yaml and <slo>.test.yaml, DIR/kubernetes/<slo>.prometheusrule.yaml,
+    DIR/alertmanager/alertmanager.yaml, DIR/grafana/<slo>.json and DIR/grafana/overview.json;
+    DIR/argo/<slo>.analysistemplate.yaml, <slo>.rollout-steps.yaml, <slo>.postsync-job.yaml,
+    <slo>.syncfail-job.yaml and appproject-syncwindows.yaml; DIR/spinnaker/<slo>.webhook-stage.json and
+    <slo>.canary-config.json (each as the SLO's targets say). Nothing is written unless everything
+    rendered; unchanged files are not touched; files of removed SLOs are deleted.
+    """
+    from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions
+    from sloplane.render.kubernetes import KubernetesOptions
+    from sloplane.render.prometheus import RenderOptions
+
+    result = _load(paths, strict)
+    pipelines = PipelineOptions(evaluator_url=evaluator_url, image=image, app_project=app_project)
+    options = BundleOptions(
+        render=RenderOptions(grafana_url=grafana_url),
+        kubernetes=KubernetesOptions(namespace=namespace),
+        pipelines=pipelines,
+        analysis_prometheus_url=analysis_prometheus_url,
+    )
+    files = _render_with_progress(result.declarations, options)
+    if check:
+        drift = _written(lambda: plan(out, files, MANAGED_FOLDERS))
+        for path in drift.changed:
+            _out.print(f"would write {out / path}", markup=False)
+        for path in drift.removed:
+            _out.print(f"would remove {out / path}", markup=False)
+        if not drift.clean:
+            _err.print(f"{len(drift.changed) + len(drift.removed)} file(s) out of date in {out}", markup=False)
+            raise typer.Exit(EXIT_INVALID)
+        _err.print(f"{out} is up to date ({len(files)} files)", markup=False)
+        return
+    written = _written(lambda: write_files(out, files, MANAGED_FOLDERS))
+    _out.print(_summary_table(result.declarations, files))
+    _err.print(
+        f"{len(written.changed)} file(s) written, {len(written.removed)} removed, "
+        f"{len(files) - len(written.changed)} unchanged in {out}",
+        markup=False,
+    )
+
+
+@app.command()
+def preview(
+    project: Annotated[Path, typer.Argument(help="Folder with a Pulumi.yaml (default: here).")] = Path("."),
+) -> None:
+    """Offline: run a Pulumi program under the SDK's mocks and print the resources it would register.
+
+    This is not `pulumi preview`: there is no engine, state, provider or cloud, only the program and
+    mocks that record each registration (type, name, parent). Use it in pull requests to see what a
+    change to the declarations adds or removes where no Pulumi CLI or credentials are available.
+    """
+    import pulumi  # the Pulumi SDK is slow to import; only this command needs it
+
+    from sloplane.components.preview import run_program
+
+    try:
+        result = run_program(project)
+    except (FileNotFoundError, pulumi.RunError) as error:
+        _err.print(f"sloplane preview: {error}", style="red", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    tree = Tree(f"stack ({len(result.resources)} resources, mocked)")
+
+    def add(node: Tree, parent: str | None) -> None:
+        for resource in result.children(parent):
+            add(node.add(f"{resource.type}  {resource.name}", highlight=False), resource.urn)
+
+    add(tree, None)
+    _out.print(tree)
+    counts = Table(title="resources by type", title_justify="left")
+    counts.add_column("type")
+    counts.add_column("count", justify="right")
+    for resource_type, count in sorted(result.counts().items()):
+        counts.add_row(resource_type, str(count))
+    _out.print(counts)
+
+
+@import_app.command(name="openslo")
+def import_openslo_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
+    """Read OpenSLO v1 / v2alpha (and sloplane) files; print sloplane declarations or write them to --out."""
+    result = _load(paths, strict)
+    _emit({slo.name: [declaration_data(slo.declaration)] for slo in result.slos}, out)
+
+
+@export_app.command(name="openslo")
+def export_openslo_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
+    """Write declarations as OpenSLO v1; what OpenSLO cannot say is kept in sloplane.dev/ annotations."""
+    result = _load(paths, strict)
+    _emit(export_openslo(result.declarations), out)
+
+
+def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
+    return _load(paths, strict).declarations
+
+
+register_evaluator_commands(app, _declarations, _out, _err)
+register_export_command(app, _err)
+
+
+def main() -> None:
+    """Entry point: run the app; turn any unexpected fault into a one-line message and exit 2."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _err.print("interrupted", markup=False)
+        sys.exit(130)
+    except Exception as error:  # the last line of defence: never show a traceback
+        _err.print(f"sloplane: internal error: {type(error).__name__}: {error}", style="red", markup=False)
+        sys.exit(EXIT_FAULT)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

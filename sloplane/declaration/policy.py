@@ -1,0 +1,267 @@
+"""What happens around the indicator: stages, exclusions, alerting and the deployment gate policy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, Field, model_validator
+
+from sloplane.core.budget import Tier
+from sloplane.core.instants import Instant
+from sloplane.declaration.sli import SLORef
+from sloplane.declaration.types import (
+    CronSchedule,
+    Duration,
+    Labels,
+    Name,
+    Objective,
+    Percent,
+    PositiveFloat,
+    SpecModel,
+    StrictBool,
+    TimeZone,
+)
+
+
+def _check_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_check_url)]
+
+
+class Stage(SpecModel):
+    """A deployment stage (canary, production, ...) with its own objective and extra selector labels."""
+
+    name: Name
+    objective: Objective | None = None
+    """Defaults to the SLO's objective; canaries often get a looser one."""
+    selector: Labels = Field(default_factory=dict)
+    """Labels that pick this stage's traffic, added to every query (`{{selector}}` in hand-written ones)."""
+    production: StrictBool = False
+    """Marks the production stage; default: the stage named `production`, else the last one."""
+    counts_toward_production: StrictBool = False
+    """Whether this pre-production stage's events also count in the production SLO's budget."""
+
+
+class RecurringWindow(SpecModel):
+    """A window that repeats on a cron schedule, in a time zone (maintenance, release freezes)."""
+
+    name: Name
+    schedule: CronSchedule
+    duration: Duration
+    time_zone: TimeZone = "UTC"
+    stages: list[Name] = Field(default_factory=list)
+    """Stages the window applies to; empty means all."""
+
+
+def _require_order(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise ValueError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+
+
+class OneOffWindow(SpecModel):
+    """A single planned window, e.g. a data-centre migration."""
+
+    name: Name
+    start: Instant
+    end: Instant
+    reason: str = Field(min_length=1)
+    stages: list[Name] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _require_order(self.start, self.end)
+        return self
+
+
+class EmergencyChange(SpecModel):
+    """An emergency change taken out of the budget, with who approved it and why (for audits)."""
+
+    start: Instant
+    end: Instant
+    reason: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+    ticket: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _require_order(self.start, self.end)
+        return self
+
+
+class Exclusions(SpecModel):
+    """Time taken out of the error budget, so planned work does not erode trust in the SLO."""
+
+    maintenance: list[RecurringWindow] = Field(default_factory=list)
+    windows: list[OneOffWindow] = Field(default_factory=list)
+    emergency_changes: list[EmergencyChange] = Field(default_factory=list)
+
+
+class Routing(SpecModel):
+    """Alertmanager receivers: breaches during a deployment go to one, background ones to another."""
+
+    deployment: str | None = None
+    background: str | None = None
+
+
+class Alerting(SpecModel):
+    """Burn-rate alert tiers and where they go."""
+
+    page: StrictBool = True
+    ticket: StrictBool = True
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    runbook: Url | None = None
+    routing: Routing = Field(default_factory=Routing)
+    deployment_signal: str | None = None
+    """PromQL that is > 0 while a rollout is in progress; alerts then say whether they fired during one."""
+
+    def enabled_tiers(self) -> tuple[Tier, ...]:
+        """The tiers switched on, in severity order."""
+        return tuple(tier for tier in Tier if getattr(self, tier.value))
+
+
+class GateMode(StrEnum):
+    """Blocking: the pipeline waits for a verdict. Async: it records the deployment and moves on."""
+
+    BLOCKING = "blocking"
+    ASYNC = "async"
+
+
+class NoDataOutcome(StrEnum):
+    """The decision when the SLI has no data at all."""
+
+    INCONCLUSIVE = "inconclusive"
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class BackendErrorPolicy(StrEnum):
+    """The decision when the metrics backend cannot be read."""
+
+    FAIL_CLOSED = "failClosed"
+    FAIL_OPEN = "failOpen"
+
+
+class Attribution(SpecModel):
+    """How a canary stage is compared with the stage it will replace, to tell a bad release from a bad day.
+
+    The test runs on per-interval error ratios (one value per `step` over `window`), one-sided
+    Mann-Whitney U: it assumes no distribution, so bursty errors do not fool it as a pooled
+    proportion test would. A canary fails only when it is both significantly worse (`p < alpha`)
+    and worse by at least `minEffect`, measured in burn-rate units of the canary's budget, so a
+    real but negligible difference never rolls a release back.
+    """
+
+    enabled: StrictBool = True
+    baseline: Name | None = None
+    """The stage compared against; default: the production stage."""
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, strict=True)
+    min_effect: PositiveFloat = 1.0
+    """The canary's mean error ratio must exceed the baseline's by this many budget burn rates."""
+    min_canary_events: int = Field(default=100, ge=0, strict=True)
+    """Fewer canary events than this over the window: inconclusive (never a pass by default)."""
+    min_intervals: int = Field(default=5, ge=3, strict=True)
+    """Intervals with traffic needed on each side for the test to say anything."""
+    window: Duration | None = None
+    """Default: the gate's analysis window."""
+    step: Duration | None = None
+    """Default: the SLO's evaluation interval."""
+
+
+class AnalysisProvider(StrEnum):
+    """Where an Argo Rollouts analysis reads its verdict."""
+
+    PROMETHEUS = "prometheus"
+    """Burn-rate queries straight against Prometheus (no evaluator needed)."""
+    WEB = "web"
+    """The evaluator's gate API: the full release-aware decision (freezes, attribution, ...)."""
+    DATADOG = "datadog"
+
+
+class Analysis(SpecModel):
+    """How deployment systems run this gate: provider and schedule; unset numbers follow `mode`.
+
+    Blocking (a canary step waits for the verdict): measure every `interval` (the SLO's interval,
+    at least 1m) after an `initialDelay` of one analysis window (the new version needs traffic),
+    `count` measurements spanning the analysis window; the first failure aborts, two
+    inconclusive results pause for a human. Async (background analysis for the whole rollout):
+    every 5m until the rollout ends, two failures abort, inconclusive results never pause it.
+    """
+
+    provider: AnalysisProvider = AnalysisProvider.PROMETHEUS
+    interval: Duration | None = None
+    count: int | None = Field(default=None, ge=1, strict=True)
+    initial_delay: Duration | None = None
+    failure_limit: int | None = Field(default=None, ge=0, strict=True)
+    inconclusive_limit: int | None = Field(default=None, ge=0, strict=True)
+    consecutive_error_limit: int | None = Field(default=None, ge=0, strict=True)
+    dry_run: StrictBool = False
+    """Measure and report, never abort a rollout (Argo's dryRun for every metric)."""
+    cluster_scoped: StrictBool = False
+    """Render a ClusterAnalysisTemplate instead of a namespaced AnalysisTemplate."""
+
+
+class GatePolicy(SpecModel):
+    """How deployments are judged against this SLO.
+
+    The defaults are also what an SLO without a `gate` gets: fail while a page-tier burn is active or
+    the budget is exhausted, pass otherwise; no data is inconclusive, a backend error fails closed.
+    """
+
+    mode: GateMode = GateMode.BLOCKING
+    min_budget_remaining: Percent = 0.0
+    """Percent of the period's budget that must be left to deploy; 0 only refuses an exhausted budget."""
+    max_burn_rate: PositiveFloat | None = None
+    """Highest burn rate tolerated during analysis, over `analysisWindow`."""
+    analysis_window: Duration = timedelta(minutes=10)
+    min_events: int = Field(default=0, ge=0, strict=True)
+    """Fewer events than this in the analysis window makes the decision inconclusive."""
+    on_no_data: NoDataOutcome = NoDataOutcome.INCONCLUSIVE
+    on_backend_error: BackendErrorPolicy = BackendErrorPolicy.FAIL_CLOSED
+    rollback_on: Tier = Tier.PAGE
+    """An active burn-rate alert of this tier (or louder) fails the gate and rolls back."""
+    dependencies: list[SLORef] = Field(default_factory=list)
+    """SLOs whose own outage makes a breach here external: inconclusive instead of a rollback."""
+    freeze_on_major_incident: StrictBool = True
+    """An open major incident (`sloplane incident open`, or a war room opened by the notifier) fails every gate."""
+    freeze_on_budget_exhausted: StrictBool = True
+    """Any SLO of the service with its budget spent freezes the service's releases (break-glass still works)."""
+    freezes: list[RecurringWindow] = Field(default_factory=list)
+    """Scheduled release freezes (e.g. Friday afternoons, peak season)."""
+    attribution: Attribution = Field(default_factory=Attribution)
+    """Canary versus baseline, for staged SLOs gated on a non-production stage."""
+    analysis: Analysis = Field(default_factory=Analysis)
+    """How Argo Rollouts, Spinnaker and CI run this gate."""
+
+
+DEFAULT_GATE = GatePolicy()
+"""The documented policy for SLOs that declare none."""
+
+
+class Target(StrEnum):
+    """A system sloplane renders for."""
+
+    PROMETHEUS = "prometheus"
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    DATADOG = "datadog"
+    ARGO_ROLLOUTS = "argoRollouts"
+    ARGO_CD = "argoCD"
+    SPINNAKER = "spinnaker"
+
+
+DEFAULT_TARGETS = (
+    Target.PROMETHEUS,
+    Target.ALERTMANAGER,
+    Target.GRAFANA,
+    Target.ARGO_ROLLOUTS,
+    Target.ARGO_CD,
+    Target.SPINNAKER,
+)
+"""Every SLO gets its rules, alerts, dashboards and pipeline gates unless it lists its targets."""

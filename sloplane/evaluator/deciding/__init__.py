@@ -1,0 +1,1 @@
+"""Deciding: the decision pipeline and its release-aware steps (freezes, attribution, deployments)."""

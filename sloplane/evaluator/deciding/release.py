@@ -1,0 +1,218 @@
+"""Decision steps that know about releases: freezes, canary attribution, background, dependencies, break-glass.
+
+Each is a guard, a check or an adjuster of the decision pipeline (see `decide.py`), judging only
+what the service gathered into the context, so each is tested on its own and every decision can be
+replayed. The rule they share: roll back a release only for what the release did. A breach that
+the stable stage shares, or that a dependency explains, is `inconclusive` with a reason saying so;
+a canary fails only when it is measurably worse than stable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from sloplane.core.budget import Tier
+from sloplane.core.durations import format_duration
+from sloplane.declaration.policy import BackendErrorPolicy, RecurringWindow
+from sloplane.evaluator.deciding.context import Adjuster, GateContext, firing_alerts
+from sloplane.evaluator.model import Outcome
+
+BREACH_CODES = frozenset({"budget-exhausted", "budget-low", "burn-rate", "alert-active", "canary-worse"})
+"""Reasons that say the SLO itself is being breached (as opposed to a freeze or a fault)."""
+NOT_A_BREACH = frozenset({"frozen", "backend-error", "stale-data", "attribution-unavailable"})
+
+
+def _scheduled_start(window: RecurringWindow, at: datetime) -> datetime | None:
+    """When the occurrence of a recurring window that covers `at` began; None when none does."""
+    zone = ZoneInfo(window.time_zone)
+    local = at.astimezone(zone)
+    schedule = croniter(window.schedule, local + timedelta(microseconds=1))
+    began: datetime = schedule.get_prev(datetime)
+    return began if began <= local < began + window.duration else None
+
+
+def frozen(context: GateContext) -> Outcome | None:
+    """Fail while releases are frozen: by hand, by a major incident, by schedule, or by a spent budget.
+
+    A freeze fails even a healthy SLO: that is its point. Every freeze in force is a reason, so
+    the answer says who froze what and why, and what has to end for releases to resume.
+    """
+    policy = context.policy
+    at = context.measurement.at
+    if context.controls_error is not None:
+        context.note(
+            "frozen",
+            f"freezes and incidents could not be read ({context.controls_error}): releases wait until they can",
+            kind="unknown",
+            error=context.controls_error,
+        )
+    for freeze in context.freezes:
+        scope = f"service {freeze.service}" if freeze.service else "every service"
+        until = f" until {freeze.until.isoformat()}" if freeze.until else ""
+        context.note(
+            "frozen",
+            f"releases of {scope} are frozen by {freeze.created_by}{until}: {freeze.reason}",
+            kind="manual",
+            freeze=freeze.id,
+            by=freeze.created_by,
+        )
+    if policy.freeze_on_major_incident:
+        for incident in context.incidents:
+            context.note(
+                "frozen",
+                f"major incident {incident.id} is open ({incident.title}): every release waits",
+                kind="incident",
+                incident=incident.id,
+            )
+    for window in policy.freezes:
+        if window.stages and context.subject.stage not in window.stages:
+            continue
+        began = _scheduled_start(window, at)
+        if began is not None:
+            context.note(
+                "frozen",
+                f"scheduled freeze '{window.name}' since {began.isoformat()} for {format_duration(window.duration)}",
+                kind="schedule",
+                window=window.name,
+                began=began.isoformat(),
+            )
+    if policy.freeze_on_budget_exhausted:
+        for sibling in context.related_as("sibling"):
+            remaining = sibling.measurement.budget_remaining
+            if remaining is not None and remaining <= 0:
+                context.note(
+                    "frozen",
+                    f"the error budget of SLO '{sibling.declaration.name}' of service "
+                    f"{sibling.subject.service} is exhausted ({remaining:.1%} left): its releases are frozen",
+                    kind="budget",
+                    slo=sibling.declaration.name,
+                    budget_remaining=remaining,
+                )
+    return Outcome.FAIL if context.has_reason("frozen") else None
+
+
+def canary_attribution(context: GateContext) -> Outcome | None:
+    """Fail a canary that is significantly and materially worse than its baseline; inconclusive on thin data."""
+    if not context.related_as("baseline"):
+        return None
+    if context.comparison_error is not None:
+        context.note(
+            "attribution-unavailable",
+            f"the canary could not be compared with its baseline ({context.comparison_error})",
+            error=context.comparison_error,
+        )
+        return Outcome.FAIL if context.policy.on_backend_error is BackendErrorPolicy.FAIL_CLOSED else None
+    comparison = context.comparison
+    if comparison is None:
+        context.note("attribution-unavailable", "this SLI has no event counts: the canary is not compared")
+        return None
+    values = comparison.values()
+    canary, baseline = comparison.canary.stage, comparison.baseline.stage
+    window = format_duration(comparison.window)
+    if comparison.verdict == "low-traffic":
+        needed = context.policy.attribution.min_canary_events
+        context.note(
+            "canary-low-traffic",
+            f"only {comparison.canary.events:g} {canary} events in the last {window} "
+            f"(at least {needed} needed to compare with {baseline}): inconclusive",
+            **values,
+        )
+        return Outcome.INCONCLUSIVE
+    if comparison.verdict == "too-few-intervals":
+        context.note(
+            "canary-low-traffic",
+            f"too few intervals with traffic to compare {canary} with {baseline} over {window}: inconclusive",
+            **values,
+        )
+        return Outcome.INCONCLUSIVE
+    summary = (
+        f"{canary} error ratio {comparison.canary.mean_ratio:.4%} vs {baseline} {comparison.baseline.mean_ratio:.4%} "
+        f"over {window} (p = {comparison.p_value:.2g}, {comparison.effect:+.2f}x burn)"
+    )
+    if comparison.verdict == "worse":
+        context.note("canary-worse", f"the canary is worse than {baseline}: {summary}: roll back", **values)
+        return Outcome.FAIL
+    context.note("canary-comparable", f"the canary is not significantly worse than {baseline}: {summary}", **values)
+    return None
+
+
+def _breach_only(context: GateContext, outcome: Outcome) -> bool:
+    """A fail that rests on breaches alone (not a freeze or a fault): the kind context may explain."""
+    codes = {reason.code for reason in context.reasons}
+    return outcome is Outcome.FAIL and bool(codes & BREACH_CODES) and not codes & NOT_A_BREACH
+
+
+def background(context: GateContext, outcome: Outcome) -> Outcome:
+    """A canary breach that its baseline shares (and is not worse than) is the day's, not the release's."""
+    if not _breach_only(context, outcome) or context.has_reason("canary-worse"):
+        return outcome
+    policy = context.policy
+    for baseline in context.related_as("baseline"):
+        why = [name for name, _ in firing_alerts(baseline.declaration, baseline.measurement, policy.rollback_on)]
+        window = baseline.measurement.window(policy.analysis_window)
+        burn = None if window is None else window.burn_rate
+        if policy.max_burn_rate is not None and burn is not None and burn > policy.max_burn_rate:
+            why.append(f"burn {burn:.1f}x over {format_duration(policy.analysis_window)}")
+        if why:
+            context.note(
+                "background",
+                f"the {baseline.subject.stage} stage is breaching too ({', '.join(why)}): a background problem, "
+                "not this release; inconclusive rather than a rollback",
+                baseline_stage=baseline.subject.stage,
+                baseline=why,
+            )
+            return Outcome.INCONCLUSIVE
+    return outcome
+
+
+def dependency(context: GateContext, outcome: Outcome) -> Outcome:
+    """A breach while a declared dependency burns at page level is attributed to the dependency."""
+    if not _breach_only(context, outcome) or context.has_reason("canary-worse"):
+        return outcome
+    burning = []
+    for related in context.related_as("dependency"):
+        firing = firing_alerts(related.declaration, related.measurement, Tier.PAGE)
+        if firing:
+            name, burn = max(firing, key=lambda alert: alert[1])
+            burning.append((related, name, burn))
+    if not burning:
+        return outcome
+    for related, name, burn in burning:
+        context.note(
+            "dependency",
+            f"dependency '{related.subject.key}' is burning its budget at {burn:.1f}x ({name} alert): "
+            "the breach is attributed to it; inconclusive rather than a rollback",
+            dependency=related.subject.key,
+            alert=name,
+            burn_rate=burn,
+        )
+    return Outcome.INCONCLUSIVE
+
+
+def break_glass(context: GateContext, outcome: Outcome) -> Outcome:
+    """Let a release through on a named person's reason; the overridden outcome stays in the record."""
+    override = context.request.break_glass
+    if override is None:
+        return outcome
+    if outcome is Outcome.PASS:
+        context.note(
+            "break-glass-unused",
+            f"break-glass by {override.identity} was not needed: the gate passed on its own",
+            identity=override.identity,
+            reason=override.reason,
+        )
+        return outcome
+    context.note(
+        "break-glass",
+        f"break-glass by {override.identity} overrides '{outcome.value}': {override.reason}",
+        identity=override.identity,
+        reason=override.reason,
+        overridden=outcome.value,
+    )
+    return Outcome.PASS
+
+
+ADJUSTERS: tuple[Adjuster, ...] = (background, dependency, break_glass)

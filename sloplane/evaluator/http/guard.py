@@ -1,0 +1,161 @@
+"""What every request passes before a route sees it: a known token for `/v1`, one body limit, no 500 that resets.
+
+FastAPI reads and parses a body before it runs a route's dependencies, so a route that checks the
+token in a dependency has already read whatever a stranger sent: a 100 MB unauthenticated POST
+costs 300 MB before its 401. This ASGI middleware runs first:
+
+- every `/v1` request must carry a token the tokens file knows, else 401 before one body byte is
+  read (which scope the route needs is still the route's dependency: 403 comes from there);
+- no body may exceed `MAX_BODY_BYTES`: a declared `Content-Length` above it is 413 at once, a
+  chunked body is cut off and answered 413 once it passes it. The gate route alone answers an
+  authorised caller 200 with `decision: error` instead (its contract), so it reads its own body;
+- a fault inside a route is answered 500 in the `Problem` shape and logged once, instead of
+  propagating to the server, which would drop the keep-alive connection.
+
+Validation errors (422) list what was wrong, never the input itself: `input_excerpt` bounds them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from sloplane.core.text import excerpt
+from sloplane.evaluator.http.auth import TokenStore, parse_bearer
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+"""The largest body any route takes: a gate request is a few hundred bytes, a freeze or incident less."""
+MAX_ERRORS_SHOWN = 10
+"""Validation problems listed in one 422; the rest are counted."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MISSING_TOKEN = "a bearer token is required"
+UNKNOWN_TOKEN = "unknown bearer token"
+
+
+def unauthorised(header_value: str | None) -> tuple[str, str]:
+    """(detail, WWW-Authenticate) for a request whose `Authorization` does not name a known token."""
+    if parse_bearer(header_value) is None:
+        return MISSING_TOKEN, "Bearer"
+    return UNKNOWN_TOKEN, 'Bearer error="invalid_token"'
+
+
+class RequestGuard:
+    """The ASGI middleware described above; `own_body` paths read and bound their bodies themselves."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenStore, own_body: frozenset[str], limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.own_body = own_body
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        path: str = scope.get("path", "")
+        if path.startswith("/v1/") or path == "/v1":
+            header = headers.get(b"authorization")
+            presented = header.decode("latin-1") if header is not None else None
+            if self.tokens.authenticate(presented) is None:
+                detail, challenge = unauthorised(presented)
+                await _answer(send, 401, {"detail": detail}, {"www-authenticate": challenge})
+                return
+        bounded = path not in self.own_body
+        if bounded and _declared_length(headers) > self.limit:
+            await _answer(send, 413, {"detail": self._too_large})
+            return
+        await self._forward(scope, receive, send, bounded)
+
+    @property
+    def _too_large(self) -> str:
+        return f"the body is larger than {self.limit} bytes"
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, bounded: bool) -> None:
+        """Run the app; past the limit its body reads end and whatever it answers becomes a 413."""
+        seen = 0
+        overflowed = started = False
+
+        async def counted() -> Message:
+            nonlocal seen, overflowed
+            if overflowed:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if bounded and message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    overflowed = True
+                    return {"type": "http.disconnect"}  # the route stops reading; its answer is replaced
+            return message
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if overflowed:
+                if not started:
+                    started = True
+                    await _answer(send, 413, {"detail": self._too_large})
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracking)
+        except Exception:
+            if not overflowed:
+                logger.exception(
+                    "unexpected fault answering %s %s", scope.get("method"), excerpt(scope.get("path", ""))
+                )
+            if not started:
+                detail = self._too_large if overflowed else "internal error: the evaluator's log has the details"
+                await _answer(send, 413 if overflowed else 500, {"detail": detail})
+        else:
+            if overflowed and not started:
+                await _answer(send, 413, {"detail": self._too_large})
+
+
+def _declared_length(headers: dict[bytes, bytes]) -> int:
+    value = headers.get(b"content-length")
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        return 0  # the server refuses a malformed Content-Length itself
+
+
+async def _answer(send: Send, status: int, content: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+    body = orjson.dumps(content)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.encode(), value.encode()) for name, value in (extra or {}).items()]
+    if status in (413, 500):
+        headers.append((b"connection", b"close"))  # the rest of an unread body must not be parsed as a request
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def validation_failed(request: Request, error: Exception) -> JSONResponse:
+    """422 listing each problem's location, message and type: never the input, which may be huge."""
+    assert isinstance(error, RequestValidationError)
+    problems = error.errors()
+    shown = [
+        {"loc": list(problem.get("loc", ())), "msg": excerpt(str(problem.get("msg", "")), 200), "type": problem["type"]}
+        for problem in problems[:MAX_ERRORS_SHOWN]
+    ]
+    if len(problems) > MAX_ERRORS_SHOWN:
+        shown.append({"loc": [], "msg": f"and {len(problems) - MAX_ERRORS_SHOWN} more problems", "type": "more"})
+    return JSONResponse({"detail": shown}, status_code=422)

@@ -1,0 +1,1 @@
+"""Measuring: metric backends, the batched planner, caches, periods and exclusions, backend health."""

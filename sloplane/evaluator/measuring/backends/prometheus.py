@@ -1,0 +1,200 @@
+"""Prometheus over HTTP: instant queries at an explicit time, with timeouts, retries and a breaker.
+
+Queries go as POST form data (batched queries are long; URLs have limits). Connection failures,
+5xx and 429 are retried with exponential backoff (429 honours Retry-After); a timeout is not
+retried, because a backend that is slow now will be slow again within the same gate call, and the
+caller's own deadline matters more. Every failure feeds the circuit breaker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import requests
+
+from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind, RangeSeries, Sample
+from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker
+
+T = TypeVar("T")
+Observer = Callable[[float, str], None]
+"""Called with (seconds, outcome) after every HTTP request, for latency metrics."""
+
+MAX_RETRY_AFTER = 10.0
+"""A Retry-After longer than this is not waited for: the gate answers by policy instead."""
+
+
+def _parse_retry_after(response: requests.Response) -> float | None:
+    for header in ("Retry-After", "X-RateLimit-Reset"):
+        value = response.headers.get(header)
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def _samples(payload: Any) -> list[Sample]:
+    """Samples from a Prometheus API answer, or BackendError when it is not one."""
+    if not isinstance(payload, dict) or payload.get("status") != "success":
+        error = payload.get("error") if isinstance(payload, dict) else None
+        raise BackendError(FailureKind.BAD_RESPONSE, f"not a successful query answer: {error or payload!r:.200}")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise BackendError(FailureKind.BAD_RESPONSE, "answer has no data")
+    kind, result = data.get("resultType"), data.get("result")
+    if not isinstance(result, list):
+        raise BackendError(FailureKind.BAD_RESPONSE, "answer has no result list")
+    try:
+        if kind == "vector":
+            return [Sample(dict(item["metric"]), float(item["value"][1])) for item in result]
+        if kind == "scalar":
+            return [Sample({}, float(result[1]))]
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise BackendError(FailureKind.BAD_RESPONSE, f"malformed result: {error}") from None
+    raise BackendError(FailureKind.BAD_RESPONSE, f"unexpected result type {kind!r}")
+
+
+def _range_series(payload: Any) -> list[RangeSeries]:
+    """Series from a Prometheus range-query answer, or BackendError when it is not one."""
+    data = payload.get("data") if isinstance(payload, dict) and payload.get("status") == "success" else None
+    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+        raise BackendError(FailureKind.BAD_RESPONSE, f"not a range-query answer: {payload!r:.200}")
+    try:
+        return [
+            RangeSeries(dict(item["metric"]), tuple((float(t), float(v)) for t, v in item["values"]))
+            for item in data["result"]
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise BackendError(FailureKind.BAD_RESPONSE, f"malformed range result: {error}") from None
+
+
+def session_for(url: str) -> requests.Session:
+    """A session whose environment settings (proxies, CA bundle) are read once, not per request.
+
+    With `trust_env` requests re-reads proxy variables and ~/.netrc on every call; a gate asks
+    some twenty queries, so that is measurable. The same variables are honoured, read here.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return session
+
+
+class PrometheusBackend:
+    """Reads SLIs from a Prometheus (or anything speaking its HTTP API: Thanos, Mimir, VictoriaMetrics)."""
+
+    name = "prometheus"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 2,
+        backoff: float = 0.2,
+        breaker: CircuitBreaker | None = None,
+        session: requests.Session | None = None,
+        observe: Observer | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.breaker = breaker or CircuitBreaker()
+        self._session = session or session_for(url)
+        self._observe = observe
+        self._headers = headers or {}
+
+    def _post(self, path: str, form: dict[str, str]) -> requests.Response:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = self._session.post(f"{self.url}{path}", data=form, timeout=self.timeout, headers=self._headers)
+            outcome = str(response.status_code)
+            return response
+        except requests.Timeout:
+            outcome = "timeout"
+            raise BackendError(FailureKind.TIMEOUT, f"no answer from {self.url} within {self.timeout:g} s") from None
+        except requests.RequestException as error:
+            outcome = "unavailable"
+            raise BackendError(FailureKind.UNAVAILABLE, f"{self.url}: {type(error).__name__}") from None
+        finally:
+            if self._observe is not None:
+                self._observe(time.perf_counter() - started, outcome)
+
+    def _attempt(self, expression: str, at: datetime) -> list[Sample]:
+        return _samples(self._answer("/api/v1/query", {"query": expression, "time": f"{at.timestamp():.3f}"}))
+
+    def _attempt_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
+        form = {
+            "query": expression,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+            "step": f"{step.total_seconds():g}",
+        }
+        return _range_series(self._answer("/api/v1/query_range", form))
+
+    def _answer(self, path: str, form: dict[str, str]) -> Any:
+        """The decoded JSON of a successful answer; typed BackendErrors for everything else."""
+        response = self._post(path, form)
+        if response.status_code == 429:
+            raise BackendError(FailureKind.RATE_LIMITED, "rate limited", _parse_retry_after(response))
+        if response.status_code >= 500:
+            raise BackendError(FailureKind.UNAVAILABLE, f"HTTP {response.status_code} from {self.url}")
+        try:
+            payload = response.json()
+        except ValueError:
+            raise BackendError(FailureKind.BAD_RESPONSE, f"HTTP {response.status_code}, body is not JSON") from None
+        if response.status_code == 400 and isinstance(payload, dict) and payload.get("errorType") == "bad_data":
+            raise BackendError(FailureKind.QUERY, str(payload.get("error", "bad query")))
+        if response.status_code != 200:
+            raise BackendError(FailureKind.BAD_RESPONSE, f"HTTP {response.status_code}: {payload!r:.200}")
+        return payload
+
+    def query(self, expression: str, at: datetime) -> list[Sample]:
+        """An instant query at `at`, retried on transient failures; raises BackendError."""
+        return self._retried(lambda: self._attempt(expression, at))
+
+    def query_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
+        """A range query, retried and guarded like instant queries; raises BackendError."""
+        return self._retried(lambda: self._attempt_range(expression, start, end, step))
+
+    def _retried(self, ask: Callable[[], T]) -> T:
+        """Run `ask`, retrying transient failures with backoff; every outcome feeds the breaker."""
+        if not self.breaker.allow():
+            raise BackendError(FailureKind.CIRCUIT_OPEN, f"{self.url} failed repeatedly; not asked again yet")
+        attempt = 0
+        while True:
+            try:
+                answer = ask()
+            except BackendError as error:
+                retryable = error.kind in (FailureKind.UNAVAILABLE, FailureKind.RATE_LIMITED)
+                wait = self.backoff * (2**attempt)
+                if error.kind is FailureKind.RATE_LIMITED and error.retry_after is not None:
+                    wait = error.retry_after
+                if not retryable or attempt >= self.retries or wait > MAX_RETRY_AFTER:
+                    if error.kind is not FailureKind.QUERY:
+                        self.breaker.record_failure()
+                    raise
+                attempt += 1
+                time.sleep(wait)
+                continue
+            self.breaker.record_success()
+            return answer
+
+    def healthy(self) -> tuple[bool, str]:
+        """Ask Prometheus for a constant: proves the API answers, not only that a port is open."""
+        try:
+            samples = self._attempt("vector(1)", datetime.now().astimezone())
+        except BackendError as error:
+            return False, str(error)
+        return (True, "ok") if samples else (False, "empty answer to vector(1)")

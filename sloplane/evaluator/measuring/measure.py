@@ -1,0 +1,720 @@
+"""Measuring subjects at one instant: every window, the period, the budget, in few backend queries.
+
+All questions of one evaluation are asked at the same instant, and batched by window so that the
+number of backend queries grows with the number of distinct windows, not with SLOs x windows:
+
+- SLIs sloplane derives (http, latency, probe, deployment) and recorded series are *grouped*: one
+  `sum by (<selector labels>) (increase(metric{...}[w]))` per shared shape answers every SLO of that
+  shape (they differ only in selector values), which is also far cheaper for Prometheus to run;
+- hand-written queries are tagged with `label_replace(..., "sloplane_ask", "<id>")` and joined
+  with `or`, in chunks; short grouped reads (a gate for one SLO) are packed the same way, so a
+  cold gate is two requests, while a whole fleet's long reads go one per query, in parallel.
+
+Where the recording rules of `sloplane render` exist (an `sloplane:slo:info` series is there for
+the SLO), window ratios and period totals are read from them; elsewhere from the raw series through
+the same expressions the rules use. The period is always a ratio of events: bad events over all
+events, with excluded intervals (maintenance, one-off windows, emergency changes) subtracted from
+both, each read with an `@`-anchored range. SLIs without event counts (raw, threshold) exclude
+time by weighting instead. Composites are computed from their parts' measurements.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sloplane.core import names
+from sloplane.core.budget import burn_rate_alerts, error_budget, time_to_exhaustion
+from sloplane.core.durations import format_duration
+from sloplane.declaration.model import BudgetingMethod, Declaration
+from sloplane.declaration.sli import CompositeMethod
+from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend, Sample
+from sloplane.evaluator.measuring.cache import TTLCache
+from sloplane.evaluator.measuring.periods import exclusions, merged, period_start
+from sloplane.evaluator.model import Exclusion, Measurement, WindowMeasurement
+from sloplane.semantics.queries import Aggregation, EventTerms, Term, WindowedQueries, event_terms
+from sloplane.semantics.recording import recorded_windows
+from sloplane.semantics.subjects import Fleet, Subject, component_labels, counted_stages, subject_queries, subjects
+
+ASK_LABEL = "sloplane_ask"
+PARALLEL_QUERIES = 8
+"""Queries of one evaluation sent at once (they are independent; Prometheus runs them concurrently)."""
+MAX_QUERY_LENGTH = 20_000
+"""Tagged `or` queries are split beyond this many characters: Prometheus' cost grows faster than
+their length (measured: 10k-25k character chunks are several times cheaper per operand than 100k)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A subject to measure, with its declaration."""
+
+    declaration: Declaration
+    subject: Subject
+
+    @property
+    def key(self) -> str:
+        """`slo` or `slo/stage`."""
+        return self.subject.key
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One number wanted: for a target, a part (bad, total, ratio, fresh), in a batch."""
+
+    target: str
+    part: str
+    batch: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class _GroupedAsk:
+    """One number wanted, as a signed sum of grouped reads over a window (ending at `end`)."""
+
+    target: str
+    part: str
+    batch: str
+    terms: tuple[Term, ...]
+    window: timedelta | None
+    end: datetime | None = None
+
+
+@dataclass
+class _Plan:
+    asks: list[_Ask] = field(default_factory=list)
+    grouped: list[_GroupedAsk] = field(default_factory=list)
+
+    def add(self, target: str, part: str, batch: str, expression: str) -> None:
+        self.asks.append(_Ask(target, part, batch, expression))
+
+    def add_terms(
+        self,
+        target: str,
+        part: str,
+        batch: str,
+        terms: tuple[Term, ...],
+        *,
+        window: timedelta | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        self.grouped.append(_GroupedAsk(target, part, batch, terms, window, end))
+
+    def batches(self) -> dict[str, list[_Ask]]:
+        grouped: dict[str, list[_Ask]] = defaultdict(list)
+        for ask in self.asks:
+            grouped[ask.batch].append(ask)
+        return grouped
+
+    def expressions(self) -> dict[str, list[str]]:
+        """What each target asked, for its measurement's record (grouped reads shown per target)."""
+        found: dict[str, list[str]] = defaultdict(list)
+        for ask in self.asks:
+            found[ask.target].append(ask.expression)
+        for grouped in self.grouped:
+            found[grouped.target] += [
+                term.aggregation.query([term.values], grouped.window, grouped.end) for term in grouped.terms
+            ]
+        return found
+
+
+def _collect(samples: list[Sample], ids: dict[str, _Ask], answers: dict[tuple[str, str, str], float | None]) -> None:
+    """Answers from a tagged query's samples (by their `sloplane_ask` label)."""
+    by_ask: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        ask_id = sample.labels.get(ASK_LABEL)
+        if ask_id in ids:
+            by_ask[ask_id].append(sample)
+    for ask_id, found in by_ask.items():
+        ask = ids[ask_id]
+        answers[(ask.target, ask.part, ask.batch)] = _value(found)
+
+
+_GroupKey = tuple[Aggregation, timedelta | None, datetime | None]
+"""What one grouped read is: an aggregation over a window (ending now, or at an instant)."""
+
+PACK_BELOW = 2_000
+"""Grouped reads shorter than this are tagged and sent several to a query: a gate for one SLO then
+costs two HTTP requests instead of twenty. Long reads (a whole fleet's selectors) go alone, in
+parallel, because Prometheus evaluates the operands of one query one after the other."""
+
+
+def _packed(grouped: list[tuple[str, _GroupKey]]) -> list[tuple[str, list[tuple[str | None, _GroupKey]]]]:
+    """Grouped reads as queries: long ones alone, short ones tagged and joined with `or`.
+
+    Each query comes with its reads as (tag, key); the tag is None for a read sent alone.
+    """
+    queries: list[tuple[str, list[tuple[str | None, _GroupKey]]]] = []
+    chunk: list[str] = []
+    keys: list[tuple[str | None, _GroupKey]] = []
+    length = 0
+    for index, (query, key) in enumerate(grouped):
+        if len(query) >= PACK_BELOW:
+            queries.append((query, [(None, key)]))
+            continue
+        tag = f"g{index}"
+        tagged = f'label_replace({query}, "{ASK_LABEL}", "{tag}", "", "")'
+        if chunk and length + len(tagged) > MAX_QUERY_LENGTH:
+            queries.append((" or ".join(chunk), keys))
+            chunk, keys, length = [], [], 0
+        chunk.append(tagged)
+        keys.append((tag, key))
+        length += len(tagged) + 4
+    if chunk:
+        queries.append((" or ".join(chunk), keys))
+    return queries
+
+
+def _unpacked(
+    keys: list[tuple[str | None, _GroupKey]], samples: list[Sample]
+) -> Iterable[tuple[_GroupKey, list[Sample]]]:
+    """The samples of each read of a (possibly packed) query."""
+    if len(keys) == 1 and keys[0][0] is None:
+        yield keys[0][1], samples
+        return
+    by_tag: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_tag[sample.labels.get(ASK_LABEL, "")].append(sample)
+    for tag, key in keys:
+        yield key, by_tag.get(tag or "", [])
+
+
+def _value(samples: list[Sample]) -> float | None:
+    if not samples:
+        return None
+    value = samples[0].value
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _ratio(bad: float | None, total: float | None) -> float | None:
+    if bad is None or total is None or total <= 0:
+        return None
+    return max(0.0, bad / total)
+
+
+def subject_terms(declaration: Declaration, subject: Subject) -> EventTerms | None:
+    """Grouped bad/all events of a subject (its counted stages added); None for hand-written SLIs."""
+    spec = declaration.spec
+    stages = counted_stages(spec, subject)
+    selectors = [dict(stage.selector) for stage in stages] or [{}]
+    found = [event_terms(spec.sli, selector) for selector in selectors]
+    if any(terms is None for terms in found):
+        return None
+    total = found[0]
+    assert total is not None
+    for more in found[1:]:
+        assert more is not None
+        total = total + more
+    return total
+
+
+def _recorded(metric: str, subject: Subject) -> tuple[Term, ...]:
+    """The grouped read of one recorded series of a subject (by slo and stage)."""
+    return (Term(1, Aggregation(None, metric, ("slo", "stage")), (subject.slo, subject.stage or "")),)
+
+
+class Measurer:
+    """Measures targets against one backend."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        backend: MetricsBackend,
+        *,
+        cache: TTLCache[list[Sample]] | None = None,
+        measurements: TTLCache[Measurement] | None = None,
+        staleness: timedelta = timedelta(minutes=5),
+        analysis_windows: Iterable[timedelta] = (),
+    ) -> None:
+        self.fleet = fleet
+        self.backend = backend
+        self.cache = cache
+        self.measurements = measurements
+        self.staleness = staleness
+        self.extra_windows = tuple(analysis_windows)
+        self.queries_sent = 0
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def targets(self, declaration: Declaration) -> list[Target]:
+        """One target per subject of a declaration."""
+        return [Target(declaration, subject) for subject in subjects(declaration)]
+
+    def _with_components(self, targets: Sequence[Target]) -> list[Target]:
+        """The targets and, transitively, the parts of every composite among them."""
+        found: dict[str, Target] = {}
+        pending = list(targets)
+        while pending:
+            target = pending.pop()
+            if target.key in found:
+                continue
+            found[target.key] = target
+            composite = target.declaration.spec.sli.composite
+            if composite is None:
+                continue
+            for component in composite.components:
+                part = self.fleet.get(component.slo)
+                labels = component_labels(component, self.fleet)
+                if part is None or labels is None:
+                    continue
+                pending += [t for t in self.targets(part) if t.subject.labels == labels]
+        return list(found.values())
+
+    def windows_of(self, declaration: Declaration) -> tuple[timedelta, ...]:
+        """Every alert window, the gate's analysis window, and any extra window asked for."""
+        spec = declaration.spec
+        windows = {w for alert in burn_rate_alerts(spec.window.period) for w in (alert.long_window, alert.short_window)}
+        windows.add(spec.effective_gate.analysis_window)
+        windows.update(self.extra_windows)
+        return tuple(sorted(windows))
+
+    # -- asking ---------------------------------------------------------------------------------
+
+    def _query(self, expression: str, at: datetime) -> list[Sample]:
+        key = (expression, at.timestamp())
+        if self.cache is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+        samples = self.backend.query(expression, at)
+        with self._lock:
+            self.queries_sent += 1
+        if self.cache is not None:
+            self.cache.put(key, samples)
+        return samples
+
+    def _run_all(self, expressions: list[str], at: datetime) -> list[list[Sample]]:
+        """Every query at once, in parallel: a cold evaluation waits for the slowest, not for the sum."""
+        if len(expressions) <= 1:
+            return [self._query(expression, at) for expression in expressions]
+        return list(self._pool().map(lambda expression: self._query(expression, at), expressions))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """One pool per measurer, shared by concurrent gates: threads are not started per gate, and
+        however many gates run at once, Prometheus sees at most PARALLEL_QUERIES queries from us."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=PARALLEL_QUERIES, thread_name_prefix="sloplane-query")
+            return self._executor
+
+    def _answers(self, plan: _Plan, at: datetime) -> dict[tuple[str, str, str], float | None]:
+        """Run every query of the plan (in parallel) and map (target, part, batch) to its number."""
+        grouped = _packed(self._grouped_queries(plan.grouped))
+        tagged = self._tagged_queries(plan)
+        expressions = [query for query, _ in grouped] + [query for query, _ in tagged]
+        results = self._run_all(expressions, at)
+        answers: dict[tuple[str, str, str], float | None] = {}
+        found: dict[_GroupKey, dict[tuple[str, ...], float]] = {}
+        for (_, keys), samples in zip(grouped, results, strict=False):
+            for key, part in _unpacked(keys, samples):
+                found[key] = {
+                    tuple(sample.labels.get(name, "") for name in key[0].keys): sample.value
+                    for sample in part
+                    if math.isfinite(sample.value)
+                }
+        for grouped_ask in plan.grouped:
+            values = [
+                term.sign * found[(term.aggregation, grouped_ask.window, grouped_ask.end)][term.values]
+                for term in grouped_ask.terms
+                if term.values in found[(term.aggregation, grouped_ask.window, grouped_ask.end)]
+            ]
+            # a bad-events read that found nothing is 0 (no errors yet); anything else is no data
+            value = sum(values) if values else (0.0 if grouped_ask.part == "bad" else None)
+            answers[(grouped_ask.target, grouped_ask.part, grouped_ask.batch)] = value
+        for (_, ids), samples in zip(tagged, results[len(grouped) :], strict=True):
+            _collect(samples, ids, answers)
+        for ask in plan.asks:
+            answers.setdefault((ask.target, ask.part, ask.batch), None)
+        return answers
+
+    @staticmethod
+    def _grouped_queries(asks: list[_GroupedAsk]) -> list[tuple[str, _GroupKey]]:
+        """One query per (aggregation, window, end), covering every ask that reads it."""
+        wanted: dict[_GroupKey, set[tuple[str, ...]]] = defaultdict(set)
+        for ask in asks:
+            for term in ask.terms:
+                wanted[(term.aggregation, ask.window, ask.end)].add(term.values)
+        return [
+            (aggregation.query(values, window, end), (aggregation, window, end))
+            for (aggregation, window, end), values in wanted.items()
+        ]
+
+    @staticmethod
+    def _tagged_queries(plan: _Plan) -> list[tuple[str, dict[str, _Ask]]]:
+        """Hand-written expressions, tagged and joined with `or` per batch, in chunks."""
+        queries: list[tuple[str, dict[str, _Ask]]] = []
+        for batch_index, (_, asks) in enumerate(sorted(plan.batches().items())):
+            chunk: list[str] = []
+            ids: dict[str, _Ask] = {}
+            for index, ask in enumerate(asks):
+                ask_id = f"{batch_index}.{index}"
+                tagged = f'label_replace({ask.expression}, "{ASK_LABEL}", "{ask_id}", "", "")'
+                if chunk and sum(map(len, chunk)) + len(tagged) > MAX_QUERY_LENGTH:
+                    queries.append((" or ".join(chunk), ids))
+                    chunk, ids = [], {}
+                chunk.append(tagged)
+                ids[ask_id] = ask
+            if chunk:
+                queries.append((" or ".join(chunk), ids))
+        return queries
+
+    def _recorded_slos(self, at: datetime) -> set[str]:
+        samples = self._query(f"count by (slo) ({names.INFO})", at)
+        return {sample.labels["slo"] for sample in samples if "slo" in sample.labels}
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def _plan_windows(self, plan: _Plan, target: Target, recorded: set[str], windows: Iterable[timedelta]) -> None:
+        declaration, subject = target.declaration, target.subject
+        if declaration.spec.sli.composite is not None:
+            return
+        available = recorded_windows(self.fleet).get(declaration.name, ()) if declaration.name in recorded else ()
+        terms = subject_terms(declaration, subject)
+        queries = subject_queries(declaration.spec, subject) if terms is None else None
+        counted = terms is not None or (queries is not None and queries.errors is not None)
+        for window in windows:
+            batch = format_duration(window)
+            if window in available:
+                plan.add_terms(
+                    target.key, "ratio", batch, _recorded(names.windowed(names.ERROR_RATIO, window), subject)
+                )
+                if counted and window == min(available):
+                    bad, events = names.windowed(names.BAD_EVENTS, window), names.windowed(names.EVENTS, window)
+                    plan.add_terms(target.key, "bad", batch, _recorded(bad, subject))
+                    plan.add_terms(target.key, "total", batch, _recorded(events, subject))
+            elif terms is not None:
+                plan.add_terms(target.key, "bad", batch, terms.bad, window=window)
+                plan.add_terms(target.key, "total", batch, terms.total, window=window)
+            elif queries is not None:
+                self._plan_raw(plan, target.key, batch, queries.at(window))
+
+    @staticmethod
+    def _plan_raw(plan: _Plan, key: str, batch: str, filled: WindowedQueries) -> None:
+        bad, total, ratio = filled.single_series()
+        if bad is not None and total is not None:
+            plan.add(key, "bad", batch, bad)
+            plan.add(key, "total", batch, total)
+        else:
+            plan.add(key, "ratio", batch, ratio)
+
+    def _plan_period(
+        self, plan: _Plan, target: Target, recorded: set[str], at: datetime, excluded: list[tuple[datetime, datetime]]
+    ) -> None:
+        declaration, subject = target.declaration, target.subject
+        spec = declaration.spec
+        if spec.sli.composite is not None:
+            return
+        start = period_start(spec.window, at)
+        batch = f"period:{format_duration(at - start)}"
+        terms = subject_terms(declaration, subject)
+        if declaration.name in recorded and spec.window.rolling is not None and not excluded:
+            plan.add_terms(target.key, "ratio", batch, _recorded(names.ERROR_RATIO_PERIOD, subject))
+            if terms is not None:
+                plan.add_terms(target.key, "total", batch, _recorded(names.EVENTS_PERIOD, subject))
+            return
+        queries = subject_queries(spec, subject)
+        if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None and queries is not None:
+            for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
+                expression = _slices_expression(queries, spec.timeslice.window, spec.timeslice.target, length, end)
+                plan.add(target.key, "ratio", span_batch, expression)
+            return
+        for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
+            if terms is not None:
+                plan.add_terms(target.key, "bad", span_batch, terms.bad, window=length, end=end)
+                plan.add_terms(target.key, "total", span_batch, terms.total, window=length, end=end)
+            elif queries is not None:
+                self._plan_raw(plan, target.key, span_batch, queries.at(length, end))
+
+    def _plan_freshness(self, plan: _Plan, target: Target, recorded: set[str]) -> None:
+        if target.declaration.spec.sli.composite is not None:
+            return
+        if target.declaration.name in recorded:
+            info = Aggregation("count_over_time", names.INFO, ("slo",))
+            fresh = (Term(1, info, (target.declaration.name,)),)
+            plan.add_terms(target.key, "fresh", "fresh", fresh, window=self.staleness)
+            return
+        terms = subject_terms(target.declaration, target.subject)
+        if terms is None:
+            return
+        counting = tuple(Term(1, replace(t.aggregation, function="count_over_time"), t.values) for t in terms.total)
+        plan.add_terms(target.key, "fresh", "fresh", counting, window=self.staleness)
+
+    # -- measuring ------------------------------------------------------------------------------
+
+    def measure(self, targets: Sequence[Target], at: datetime) -> dict[str, Measurement]:
+        """Measurements of the targets (and nothing else) at `at`; backend faults become `error`.
+
+        With a measurement cache, a target measured at the same instant before is not planned or
+        asked again: every gate within one evaluation interval after the first is a lookup.
+        Failed measurements are never cached, so a backend that recovers is asked again at once.
+        """
+        if self.measurements is None:
+            return self._measure(targets, at)
+        stamp = at.timestamp()
+        found: dict[str, Measurement] = {}
+        for target in targets:
+            cached = self.measurements.get((target.key, stamp))
+            if cached is not None:
+                found[target.key] = cached
+        missing = [target for target in targets if target.key not in found]
+        if missing:
+            fresh = self._measure(missing, at)
+            for key, measurement in fresh.items():
+                if measurement.error is None:
+                    self.measurements.put((key, stamp), measurement)
+            found.update(fresh)
+        return {target.key: found[target.key] for target in targets}
+
+    def _measure(self, targets: Sequence[Target], at: datetime) -> dict[str, Measurement]:
+        """Measure the targets now, asking the backend (through the query cache)."""
+        everything = self._with_components(targets)
+        excluded = {t.key: self._exclusions(t, at) for t in everything}
+        try:
+            recorded = self._recorded_slos(at)
+            plan = _Plan()
+            for target in everything:
+                self._plan_windows(plan, target, recorded, self.windows_of(target.declaration))
+                self._plan_period(plan, target, recorded, at, merged(excluded[target.key]))
+                self._plan_freshness(plan, target, recorded)
+            answers = self._answers(plan, at)
+            self._fill_missing_periods(plan, answers, everything, recorded, at=at, excluded=excluded)
+        except BackendError as error:
+            return {t.key: self._failed(t, at, excluded[t.key], str(error)) for t in targets}
+        run = _Run(at, answers, excluded, recorded)
+        run.expressions.update(plan.expressions())
+        results: dict[str, Measurement] = {}
+        for target in everything:
+            if target.declaration.spec.sli.composite is None:
+                results[target.key] = self._compute(target, run)
+        pending = [t for t in everything if t.declaration.spec.sli.composite is not None]
+        while pending:  # composites once all their parts are measured (cycles are refused at load)
+            ready = [t for t in pending if all(part in results for part in self._part_keys(t))]
+            if not ready:
+                break
+            for target in ready:
+                results[target.key] = self._composite(target, run, results)
+                pending.remove(target)
+        for target in pending:
+            message = "composite parts could not be measured"
+            results[target.key] = self._failed(target, at, excluded[target.key], message)
+        return {t.key: results[t.key] for t in targets}
+
+    def _fill_missing_periods(
+        self,
+        plan: _Plan,
+        answers: dict[tuple[str, str, str], float | None],
+        everything: list[Target],
+        recorded: set[str],
+        *,
+        at: datetime,
+        excluded: dict[str, list[Exclusion]],
+    ) -> None:
+        """Read the period from raw series where the recorded period series is missing.
+
+        Recording rules can exist without their period series (just deployed, or backfilled
+        without the rules they depend on); the raw series still hold the answer.
+        """
+        missing = [t for t in everything if t.declaration.name in recorded and _period_unanswered(plan, answers, t.key)]
+        if not missing:
+            return
+        fallback = _Plan()
+        for target in missing:
+            self._plan_period(fallback, target, set(), at, merged(excluded[target.key]))
+        found = self._answers(fallback, at)
+        answers.update({key: value for key, value in found.items() if value is not None})
+        plan.asks.extend(fallback.asks)
+        plan.grouped.extend(fallback.grouped)
+
+    def _part_keys(self, target: Target) -> list[str]:
+        """Subject keys of a composite's parts."""
+        composite = target.declaration.spec.sli.composite
+        assert composite is not None
+        keys = []
+        for component in composite.components:
+            labels = component_labels(component, self.fleet)
+            part = self.fleet.get(component.slo)
+            if labels is not None and part is not None:
+                keys += [s.key for s in subjects(part) if s.labels == labels]
+        return keys
+
+    def _exclusions(self, target: Target, at: datetime) -> list[Exclusion]:
+        spec = target.declaration.spec
+        return exclusions(spec, target.subject.stage, period_start(spec.window, at), at)
+
+    def _failed(self, target: Target, at: datetime, excluded: list[Exclusion], message: str) -> Measurement:
+        spec = target.declaration.spec
+        return Measurement(
+            slo=target.declaration.name,
+            stage=target.subject.stage,
+            objective=target.subject.objective,
+            at=at,
+            period_start=period_start(spec.window, at),
+            exclusions=tuple(excluded),
+            error=message,
+        )
+
+    def _compute(self, target: Target, run: _Run) -> Measurement:
+        spec = target.declaration.spec
+        key = target.key
+        budget = error_budget(target.subject.objective)
+        windows = []
+        for window in self.windows_of(target.declaration):
+            batch = format_duration(window)
+            bad, total = run.answers.get((key, "bad", batch)), run.answers.get((key, "total", batch))
+            ratio = run.answers.get((key, "ratio", batch))
+            if ratio is None:
+                ratio = _ratio(bad, total)
+            windows.append(WindowMeasurement(window, ratio, None if ratio is None else ratio / budget, total, bad))
+        start = period_start(spec.window, run.at)
+        recorded = target.declaration.name in run.recorded
+        period = _period(run.answers, key, run.at - start, merged(run.excluded[key]), recorded=recorded)
+        checked = (key, "fresh", "fresh") in run.answers
+        recent = run.answers.get((key, "fresh", "fresh"))
+        has_data = period[0] is not None or any(w.error_ratio is not None for w in windows)
+        stale = self.staleness.total_seconds() if checked and not recent and has_data else None
+        source = "recording-rules" if recorded else "raw"
+        return self._finish(target, run, tuple(windows), period, source=source, stale=stale)
+
+    def _finish(
+        self,
+        target: Target,
+        run: _Run,
+        windows: tuple[WindowMeasurement, ...],
+        period: tuple[float | None, float | None, float | None],
+        *,
+        source: str,
+        stale: float | None,
+    ) -> Measurement:
+        spec = target.declaration.spec
+        ratio, events, bad = period
+        budget = error_budget(target.subject.objective)
+        remaining = None if ratio is None else 1 - ratio / budget
+        fastest = burn_rate_alerts(spec.window.period)[0].long_window
+        current = next((w.burn_rate for w in windows if w.window == fastest), None)
+        exhaustion = None
+        if remaining is not None and current is not None:
+            exhaustion = time_to_exhaustion(remaining, current, spec.window.period)
+        return Measurement(
+            slo=target.declaration.name,
+            stage=target.subject.stage,
+            objective=target.subject.objective,
+            at=run.at,
+            period_start=period_start(spec.window, run.at),
+            windows=windows,
+            period_error_ratio=ratio,
+            period_events=events,
+            period_bad_events=bad,
+            budget_remaining=remaining,
+            time_to_exhaustion=exhaustion,
+            exclusions=tuple(run.excluded[target.key]),
+            source=source,
+            queries=tuple(run.expressions[target.key]),
+            stale_seconds=stale,
+        )
+
+    def _composite(self, target: Target, run: _Run, results: dict[str, Measurement]) -> Measurement:
+        composite = target.declaration.spec.sli.composite
+        assert composite is not None
+        weights = [component.weight for component in composite.components]
+        parts = [(weight, results[key]) for weight, key in zip(weights, self._part_keys(target), strict=False)]
+        errors = [m.error for _, m in parts if m.error]
+        if errors:
+            return self._failed(target, run.at, run.excluded[target.key], errors[0])
+        worst = composite.method is CompositeMethod.WORST_OF
+        budget = error_budget(target.subject.objective)
+        windows = []
+        for window in self.windows_of(target.declaration):
+            ratio = _combine([(w, _window_ratio(m, window)) for w, m in parts], worst)
+            windows.append(WindowMeasurement(window, ratio, None if ratio is None else ratio / budget))
+        period = _combine([(w, m.period_error_ratio) for w, m in parts], worst)
+        run.expressions[target.key] = [q for _, m in parts for q in m.queries]
+        stale = max((m.stale_seconds for _, m in parts if m.stale_seconds is not None), default=None)
+        return self._finish(target, run, tuple(windows), (period, None, None), source="composite", stale=stale)
+
+
+@dataclass
+class _Run:
+    """One evaluation's shared state: the instant, the answers, and per-target facts."""
+
+    at: datetime
+    answers: dict[tuple[str, str, str], float | None]
+    excluded: dict[str, list[Exclusion]]
+    recorded: set[str]
+    expressions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _window_ratio(measurement: Measurement, window: timedelta) -> float | None:
+    found = measurement.window(window)
+    return None if found is None else found.error_ratio
+
+
+def _spans(excluded: list[tuple[datetime, datetime]]) -> list[tuple[str, timedelta, datetime]]:
+    """(batch, length, end) of each excluded span."""
+    return [(_span_batch(start, end), end - start, end) for start, end in excluded]
+
+
+def _period_unanswered(plan: _Plan, answers: dict[tuple[str, str, str], float | None], key: str) -> bool:
+    """Whether a target asked for its period and every period answer came back empty."""
+    asked = [(a.target, a.part, a.batch) for a in plan.asks if a.target == key and a.batch.startswith("period:")]
+    asked += [(a.target, a.part, a.batch) for a in plan.grouped if a.target == key and a.batch.startswith("period:")]
+    return bool(asked) and all(answers.get(found) is None for found in asked)
+
+
+def _span_batch(start: datetime, end: datetime) -> str:
+    return f"excluded:{format_duration(end - start)}@{end.timestamp():.0f}"
+
+
+def _slices_expression(
+    queries: WindowedQueries, window: timedelta, target_percent: float, length: timedelta, end: datetime | None
+) -> str:
+    """Share of bad time slices over `length` (ending at `end`): a subquery stepping by slice."""
+    _, _, ratio = queries.at(window).single_series()
+    threshold = repr(round(1 - target_percent / 100, 12))
+    anchor = "" if end is None else f" @ {end.timestamp():.3f}"
+    return f"avg_over_time(({ratio} > bool {threshold})[{format_duration(length)}:{format_duration(window)}]{anchor})"
+
+
+def _period(
+    answers: dict[tuple[str, str, str], float | None],
+    key: str,
+    length: timedelta,
+    excluded: list[tuple[datetime, datetime]],
+    recorded: bool,
+) -> tuple[float | None, float | None, float | None]:
+    """(error ratio, events, bad events) over the period with excluded spans taken out."""
+    batch = f"period:{format_duration(length)}"
+    ratio = answers.get((key, "ratio", batch))
+    bad, total = answers.get((key, "bad", batch)), answers.get((key, "total", batch))
+    if recorded and not excluded and ratio is not None:
+        return ratio, total, None if total is None else ratio * total
+    if bad is not None and total is not None:
+        for start, end in excluded:
+            span = _span_batch(start, end)
+            bad -= answers.get((key, "bad", span)) or 0.0
+            total -= answers.get((key, "total", span)) or 0.0
+        return _ratio(bad, total), max(total, 0.0), max(bad, 0.0)
+    if ratio is None:
+        return None, None, None
+    kept = length.total_seconds()
+    weighted = ratio * kept
+    for start, end in excluded:
+        span_ratio = answers.get((key, "ratio", _span_batch(start, end)))
+        seconds = (end - start).total_seconds()
+        if span_ratio is not None:
+            weighted -= span_ratio * seconds
+            kept -= seconds
+    return (max(0.0, weighted / kept) if kept > 0 else None), None, None
+
+
+def _combine(parts: list[tuple[float, float | None]], worst: bool) -> float | None:
+    """A composite's ratio: the worst part, or the weighted mean (None when a part has no data)."""
+    values = [(weight, ratio) for weight, ratio in parts if ratio is not None]
+    if worst:
+        return max((ratio for _, ratio in values), default=None)
+    if not parts or len(values) != len(parts):
+        return None
+    return sum(weight * ratio for weight, ratio in values) / sum(weight for weight, _ in values)

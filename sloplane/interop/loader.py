@@ -1,0 +1,191 @@
+"""Paths in, validated declarations and diagnostics out.
+
+Files and folders (recursively, `*.yaml` / `*.yml`), several documents per file, our format and
+OpenSLO side by side, told apart by `apiVersion`. Loading never raises for bad input: everything
+wrong is a diagnostic with a position, so a command can report all problems at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sloplane.declaration.checks import run_checks
+from sloplane.declaration.diagnostics import (
+    DeclarationError,
+    Diagnostic,
+    Position,
+    Severity,
+    format_loc,
+    sorted_diagnostics,
+)
+from sloplane.declaration.model import API_VERSION, KIND, Declaration
+from sloplane.declaration.origin import LoadedSLO
+from sloplane.declaration.validation import did_you_mean, validate
+from sloplane.declaration.yamlsource import SourceError, YamlDocument, YamlSyntaxError, read_documents, read_source
+from sloplane.interop.openslo.importer import OPENSLO_API_VERSIONS, import_openslo
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class LoadResult:
+    """What loading found: the declarations that are valid and every diagnostic."""
+
+    slos: list[LoadedSLO] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        """Findings that make the input unusable."""
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        """Lints."""
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
+
+    def failed(self, *, strict: bool = False) -> bool:
+        """Whether a command should stop: any error, or any warning under --strict."""
+        return bool(self.errors) or (strict and bool(self.warnings))
+
+    @property
+    def declarations(self) -> list[Declaration]:
+        """The valid declarations, in input order."""
+        return [slo.declaration for slo in self.slos]
+
+
+def _file_error(path: str, message: str, code: str) -> Diagnostic:
+    return Diagnostic(path, Position(1, 1), "", message, Severity.ERROR, code)
+
+
+def _visible(path: Path, base: Path) -> bool:
+    """Not hidden below `base`: a ConfigMap mounted as a folder keeps copies in `..<timestamp>/` folders,
+    and editors and git keep dot-files; reading those would declare every SLO twice."""
+    return not any(part.startswith(".") for part in path.relative_to(base).parts)
+
+
+def expand_paths(paths: Iterable[Path], diagnostics: list[Diagnostic]) -> list[Path]:
+    """Files as given, folders as every YAML file below them in name order (hidden files and folders skipped)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file() and _visible(p, path)
+            )
+            if not found:
+                diagnostics.append(_file_error(str(path), "folder holds no *.yaml or *.yml files", "no-files"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            diagnostics.append(_file_error(str(path), "no such file or folder", "not-found"))
+    return files
+
+
+def read_yaml_files(files: Iterable[Path], diagnostics: list[Diagnostic]) -> list[YamlDocument]:
+    """Every document of every file; unreadable files and YAML syntax errors become diagnostics."""
+    documents: list[YamlDocument] = []
+    for path in files:
+        shown = str(path)
+        try:
+            text = read_source(path)
+        except SourceError as error:
+            diagnostics.append(_file_error(shown, str(error), "unreadable"))
+            continue
+        try:
+            documents.extend(read_documents(shown, text))
+        except YamlSyntaxError as error:
+            field = format_loc(tuple(error.loc))
+            diagnostics.append(Diagnostic(shown, error.position, field, error.message, Severity.ERROR, "yaml"))
+    return documents
+
+
+def _document_error(document: YamlDocument, loc: tuple[str, ...], message: str, code: str) -> Diagnostic:
+    return Diagnostic(document.path, document.position(loc), ".".join(loc), message, Severity.ERROR, code)
+
+
+def _classify(
+    documents: list[YamlDocument], diagnostics: list[Diagnostic]
+) -> tuple[list[YamlDocument], list[YamlDocument]]:
+    """Split documents into ours and OpenSLO by apiVersion; anything else is an error."""
+    ours: list[YamlDocument] = []
+    openslo: list[YamlDocument] = []
+    known = [API_VERSION, *OPENSLO_API_VERSIONS]
+    for document in documents:
+        if not isinstance(document.data, dict):
+            diagnostics.append(
+                _document_error(
+                    document,
+                    (),
+                    "a document must be a mapping with apiVersion, kind, metadata and spec",
+                    "shape",
+                )
+            )
+            continue
+        api_version = document.data.get("apiVersion")
+        if api_version is None:
+            diagnostics.append(_document_error(document, (), "missing 'apiVersion'", "missing"))
+        elif api_version == API_VERSION:
+            ours.append(document)
+        elif api_version in OPENSLO_API_VERSIONS:
+            openslo.append(document)
+        else:
+            hint = did_you_mean(str(api_version), known) or f" (expected one of: {', '.join(known)})"
+            diagnostics.append(
+                _document_error(document, ("apiVersion",), f"unknown apiVersion '{api_version}'{hint}", "api-version")
+            )
+    return ours, openslo
+
+
+def _validate_ours(documents: list[YamlDocument], diagnostics: list[Diagnostic]) -> list[LoadedSLO]:
+    slos: list[LoadedSLO] = []
+    for document in documents:
+        kind = document.data.get("kind")
+        if kind != KIND:
+            diagnostics.append(
+                _document_error(document, ("kind",), f"kind '{kind}' is not known in {API_VERSION}; use {KIND}", "kind")
+            )
+            continue
+        declaration, found = validate(Declaration, document.data, document)
+        diagnostics.extend(found)
+        if declaration is not None:
+            slos.append(LoadedSLO(declaration, document, API_VERSION))
+    return slos
+
+
+def _raw_name(document: YamlDocument) -> str | None:
+    """The name a document claims, valid or not: references to it are not 'unknown'."""
+    metadata = document.data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def load_paths(paths: Sequence[Path | str], *, today: date | None = None) -> LoadResult:
+    """Load, validate and check every declaration under the given paths."""
+    result = LoadResult()
+    files = expand_paths([Path(p) for p in paths], result.diagnostics)
+    documents = read_yaml_files(files, result.diagnostics)
+    ours, openslo = _classify(documents, result.diagnostics)
+    result.slos.extend(_validate_ours(ours, result.diagnostics))
+    imported, found = import_openslo(openslo)
+    result.slos.extend(imported)
+    result.diagnostics.extend(found)
+    if not result.slos and not result.diagnostics:
+        result.diagnostics.append(
+            _file_error(", ".join(str(p) for p in paths) or "(no paths)", "no declarations found", "empty")
+        )
+    declared = {name for document in [*ours, *openslo] if (name := _raw_name(document)) is not None}
+    result.diagnostics.extend(run_checks(result.slos, today=today or date.today(), declared=declared))
+    result.diagnostics = sorted_diagnostics(result.diagnostics)
+    return result
+
+
+def load_declarations(paths: Sequence[Path | str], *, strict: bool = False) -> list[Declaration]:
+    """The declarations under the paths, or DeclarationError listing everything wrong."""
+    result = load_paths(paths)
+    if result.failed(strict=strict):
+        raise DeclarationError(result.errors + (result.warnings if strict else []))
+    return result.declarations
