@@ -11,8 +11,6 @@ usage errors (a bad --until) exit 2, as everywhere in sloplane.
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,10 +23,9 @@ from urllib.parse import quote
 import orjson
 import requests
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from sloplane.cli.evaluator import DEFAULT_DB, parse_instant, parse_window
+from sloplane.cli.common import DEFAULT_DB, Consoles, RefusedError, local_user, parse_instant, parse_window
 from sloplane.evaluator.storage.controls import ControlsError, ReleaseControls
 
 TIMEOUT_SECONDS = 30.0
@@ -42,18 +39,7 @@ Format = Annotated[str, typer.Option("--format", help="table (or text) or json."
 All = Annotated[bool, typer.Option("--all", help="Include lifted freezes / resolved incidents.")]
 
 
-class Consoles(Protocol):
-    """Where the commands print: `out` for results, `err` for refusals and notes."""
-
-    out: Console
-    err: Console
-
-
-class RefusedError(Exception):
-    """The store or the evaluator would not do it; the message says why (printed, exit 1)."""
-
-
-class Target(Protocol):
+class ControlsEndpoint(Protocol):
     """Where the controls are: a local file or a running evaluator. Records in their `to_dict()` form."""
 
     def freeze(self, service: str | None, reason: str, until: datetime | None) -> dict[str, Any]: ...
@@ -62,17 +48,6 @@ class Target(Protocol):
     def open_incident(self, title: str, severity: str, services: list[str]) -> dict[str, Any]: ...
     def resolve(self, incident_id: str) -> dict[str, Any]: ...
     def incidents(self, include_all: bool) -> list[dict[str, Any]]: ...
-
-
-def local_user() -> str:
-    """Who acts locally: `$SLOPLANE_USER` (a CI job names itself), else the OS user."""
-    named = os.environ.get("SLOPLANE_USER", "").strip()
-    if named:
-        return named
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        raise RefusedError("cannot tell who you are: set $SLOPLANE_USER") from None
 
 
 @dataclass
@@ -176,7 +151,7 @@ def _detail(answer: Any) -> str:
     return str(detail)
 
 
-def _target(db: Path, evaluator: str | None, token: str | None, *, existing: bool = False) -> Target:
+def _target(db: Path, evaluator: str | None, token: str | None, *, existing: bool = False) -> ControlsEndpoint:
     """The evaluator when given, else the file; `existing`: a command that only reads or ends records
     must not create an empty file where a mistyped --db points."""
     return Remote(evaluator, token) if evaluator else Local(db, must_exist=existing)

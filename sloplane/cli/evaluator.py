@@ -1,4 +1,4 @@
-"""The evaluator's commands: `evaluate`, `gate`, `serve`, `decisions`, `token`, `openapi`.
+"""Asking the evaluator: `evaluate`, `gate`, `burn` and `decisions` (`serve` and tokens are `cli.serve`).
 
 Registered on the `sloplane` app by `register`. Gate exit codes are the contract pipelines rely
 on: 0 pass, 1 fail, 3 inconclusive, 2 error (usage errors exit 2 as well).
@@ -7,55 +7,57 @@ on: 0 pass, 1 fail, 3 inconclusive, 2 error (usage errors exit 2 as well).
 from __future__ import annotations
 
 import functools
-import json
-import os
-import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import orjson
 import requests
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from sloplane.core.durations import DurationError, format_duration, parse_duration
-from sloplane.core.instants import InstantRangeError, checked
-from sloplane.core.text import excerpt
-from sloplane.declaration.model import Declaration
+from sloplane.cli.common import (
+    DEFAULT_DB,
+    At,
+    Consoles,
+    Db,
+    Format,
+    OptionalPaths,
+    Paths,
+    PrometheusUrl,
+    RefusedError,
+    Staleness,
+    json_text,
+    load_fleet,
+    local_user,
+    parse_instant,
+    parse_window,
+)
+from sloplane.core.durations import format_duration
 from sloplane.declaration.validation import did_you_mean
 from sloplane.evaluator.deciding.deployments import BurnSplitError
-from sloplane.evaluator.http.auth import TokenFileError, TokenStore, new_token
 from sloplane.evaluator.measuring.backends.base import BackendError
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome, ReleaseSpan
 from sloplane.evaluator.service import Evaluator
-from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisionLog
-from sloplane.semantics.subjects import Fleet
+from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 
-DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
 
-Loader = Callable[[list[Path], bool], Sequence[Declaration]]
+def _identity() -> str:
+    """Who breaks the glass from this machine (`freeze` and `incident` name people the same way)."""
+    try:
+        return local_user()
+    except RefusedError as error:
+        raise typer.BadParameter(str(error), param_hint="--break-glass") from None
 
-Paths = Annotated[list[Path], typer.Argument(help="Declaration files or folders.", show_default=False)]
-OptionalPaths = Annotated[
-    list[Path] | None,
-    typer.Argument(
-        help="Declaration files or folders (needed with --prometheus, not with --evaluator).", show_default=False
-    ),
-]
-PrometheusUrl = Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")]
-At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
-Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
-Staleness = Annotated[str, typer.Option("--staleness", help="Reject data with no sample this recent.")]
-Format = Annotated[str, typer.Option("--format", help="table (or text) or json.")]
+
+def _delay(text: str) -> timedelta:
+    """`--initial-delay`: a duration, or 0 / 0s for none."""
+    return timedelta(0) if text.strip() in ("0", "0s") else parse_window(text, "--initial-delay")
 
 
 GATE_HELP = (
@@ -65,45 +67,6 @@ GATE_HELP = (
     "back-testing a policy on history. --wait repeats inconclusive and error answers until pass or fail, "
     "or until --timeout."
 )
-
-
-@dataclass
-class _Console:
-    """What the commands print with and load declarations with (set by `register`)."""
-
-    load: Loader
-    out: Console
-    err: Console
-
-
-def parse_instant(text: str | None, option: str = "--at") -> datetime | None:
-    """An RFC 3339 instant with a zone, in the range sloplane measures in, or a usage error naming `option`."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        message = f"'{excerpt(text)}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)"
-        raise typer.BadParameter(message, param_hint=option) from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"'{text}' has no time zone: add Z or an offset such as +01:00", param_hint=option)
-    try:
-        return checked(moment)
-    except InstantRangeError as error:
-        raise typer.BadParameter(str(error), param_hint=option) from None
-
-
-def _delay(text: str) -> timedelta:
-    """`--initial-delay`: a duration, or 0 / 0s for none."""
-    return timedelta(0) if text.strip() in ("0", "0s") else parse_window(text, "--initial-delay")
-
-
-def parse_window(text: str, option: str) -> timedelta:
-    """A duration option, or a usage error naming the option."""
-    try:
-        return parse_duration(text)
-    except DurationError as error:
-        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def _percent(value: float | None) -> str:
@@ -251,24 +214,15 @@ class NullLog:
         return None
 
 
-def _json(value: Any) -> str:
-    """Indented JSON for stdout; orjson, because a fleet's measurements are a large document."""
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
-
-
-def _fleet(console: _Console, paths: list[Path]) -> Fleet:
-    return Fleet(console.load(paths, False))
-
-
 def _evaluate(
-    console: _Console, paths: list[Path], prometheus: str, at: str | None, output: str, staleness: str
+    console: Consoles, paths: list[Path], prometheus: str, at: str | None, output: str, staleness: str
 ) -> None:
     moment = parse_instant(at)
     bound = parse_window(staleness, "--staleness")
-    evaluator = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), NullLog(), staleness=bound)
+    evaluator = Evaluator(load_fleet(console, paths), PrometheusBackend(prometheus), NullLog(), staleness=bound)
     measurements = evaluator.evaluate(moment)
     if output == "json":
-        sys.stdout.write(_json([m.to_dict() for m in measurements]))
+        sys.stdout.write(json_text([m.to_dict() for m in measurements]))
     else:
         console.out.print(measurement_table(measurements))
 
@@ -306,52 +260,8 @@ def _decisions_table(found: list[dict[str, Any]]) -> Table:
     return table
 
 
-T = TypeVar("T")
-
-
-def _exit_quietly(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (Kubernetes stopping a pod) ends `serve` like Ctrl-C: through its `finally`."""
-    raise SystemExit(0)
-
-
-def _identity() -> str:
-    """Who breaks the glass from this machine (`freeze` and `incident` name people the same way)."""
-    from sloplane.cli.controls import RefusedError, local_user  # it imports this module
-
-    try:
-        return local_user()
-    except RefusedError as error:
-        raise typer.BadParameter(str(error), param_hint="--break-glass") from None
-
-
-def _built(console: _Console, build: Callable[[], T]) -> T:
-    """Build the service; a bad receivers file, S3 URL or store becomes a message and exit 1, not a traceback."""
-    from sloplane.evaluator.export import ExportError
-    from sloplane.evaluator.integrations.argocd import KubernetesError
-    from sloplane.evaluator.notify import ReceiversFileError
-    from sloplane.evaluator.storage.controls import ControlsError
-
-    try:
-        return build()
-    except ReceiversFileError as error:
-        for problem in error.problems:
-            console.err.print(problem, markup=False, soft_wrap=True)
-    except (ExportError, ControlsError, DecisionLogError, KubernetesError, ValueError) as error:
-        console.err.print(f"cannot start the evaluator: {error}", markup=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _token_store(path: Path, console: _Console) -> TokenStore:
-    try:
-        return TokenStore.from_file(path, warn=lambda text: console.err.print(text, style="yellow", markup=False))
-    except TokenFileError as error:
-        console.err.print(f"sloplane serve: {error}", style="red", markup=False)
-        raise typer.Exit(1) from None
-
-
-def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None:
-    """Add the evaluator's commands to the `sloplane` app (`load` is the CLI's declaration loader)."""
-    console = _Console(load, out, err)
+def register(app: typer.Typer, console: Consoles) -> None:
+    """Add `evaluate`, `gate`, `burn` and `decisions` to the `sloplane` app."""
 
     @app.command()
     def evaluate(
@@ -419,7 +329,7 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         if prometheus is not None:
             if not paths:
                 raise typer.BadParameter("give the declarations (PATHS) to decide here with --prometheus")
-            local = Evaluator(_fleet(console, paths), PrometheusBackend(prometheus), SqliteDecisionLog(db))
+            local = Evaluator(load_fleet(console, paths), PrometheusBackend(prometheus), SqliteDecisionLog(db))
             ask = functools.partial(_local, local)
         else:
             assert evaluator is not None
@@ -433,22 +343,18 @@ def register(app: typer.Typer, load: Loader, out: Console, err: Console) -> None
         )
         answer = run_gate(call, request, console.err)
         if output_format == "json":
-            sys.stdout.write(_json(answer))
+            sys.stdout.write(json_text(answer))
         else:
             for line in answer_lines(answer):
                 console.out.print(line, markup=False, soft_wrap=True)
         outcome = _outcome(answer)
         raise typer.Exit(outcome.exit_code if not record_only or outcome is Outcome.ERROR else 0)
 
-    _register_service_commands(app, console)
     _register_report_commands(app, console)
-    from sloplane.cli.controls import register as register_controls  # it imports this module
-
-    register_controls(app, console)
 
 
-def _register_report_commands(app: typer.Typer, console: _Console) -> None:
-    """`burn`: where the budget went."""
+def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
+    """`burn`: where the budget went; `decisions`: what was decided."""
 
     @app.command()
     def burn(
@@ -460,7 +366,7 @@ def _register_report_commands(app: typer.Typer, console: _Console) -> None:
         output_format: Format = "table",
     ) -> None:
         """Budget burned during deployments (from the decision log) apart from background burn, this period."""
-        fleet = _fleet(console, paths)
+        fleet = load_fleet(console, paths)
         if slo not in fleet:
             raise typer.BadParameter(f"unknown SLO '{slo}'{did_you_mean(slo, sorted(fleet))}", param_hint="--slo")
         if not db.exists():
@@ -473,111 +379,9 @@ def _register_report_commands(app: typer.Typer, console: _Console) -> None:
             console.err.print(f"cannot split the burn of {slo}: {error}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         if output_format == "json":
-            sys.stdout.write(_json(split.to_dict()))
+            sys.stdout.write(json_text(split.to_dict()))
         else:
             console.out.print(burn_table(split.to_dict()))
-
-
-def _register_service_commands(app: typer.Typer, console: _Console) -> None:
-    """`serve`, `openapi`, `token create` and `decisions`: running and inspecting the service."""
-    token_app = typer.Typer(help="Bearer tokens for the evaluator API.", no_args_is_help=True)
-    app.add_typer(token_app, name="token")
-
-    @app.command()
-    def serve(
-        paths: Paths,
-        prometheus: PrometheusUrl,
-        tokens: Annotated[Path, typer.Option(help="Token file (sloplane token create writes entries).")],
-        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-        db: Db = DEFAULT_DB,
-        staleness: Staleness = "5m",
-        controls: Annotated[
-            Path | None, typer.Option(help="Freezes and incidents (SQLite); default: the decision log's file.")
-        ] = None,
-        receivers: Annotated[
-            Path | None, typer.Option(help="PagerDuty and webhook receivers for incident notifications.")
-        ] = None,
-        outbox: Annotated[Path | None, typer.Option(help="Notification outbox; default: <db>-outbox.db.")] = None,
-        export_s3: Annotated[
-            str | None, typer.Option("--export-s3", help="Export the decision log to s3://bucket/prefix.")
-        ] = None,
-        export_interval: Annotated[str, typer.Option(help="How often to export with --export-s3.")] = "5m",
-        s3_endpoint_url: Annotated[
-            str | None, typer.Option("--s3-endpoint-url", help="S3-compatible endpoint (MinIO, Ceph).")
-        ] = None,
-        s3_region: Annotated[str | None, typer.Option("--s3-region", help="The bucket's region.")] = None,
-        argocd_project: Annotated[
-            str | None,
-            typer.Option(help="While a major incident is open, keep a deny sync window in this Argo CD AppProject."),
-        ] = None,
-        argocd_namespace: Annotated[str, typer.Option(help="Namespace of the AppProject.")] = "argocd",
-        argocd_application: Annotated[
-            list[str] | None, typer.Option(help="Applications the deny window covers (repeatable; default all).")
-        ] = None,
-        health_interval: Annotated[
-            str,
-            typer.Option(help="How often readiness state is refreshed: an idle backend asked, a failed log retried."),
-        ] = "15s",
-    ) -> None:
-        """Run the evaluator's HTTP API (gates, SLOs, decisions, freezes, incidents, /metrics) until interrupted."""
-        from sloplane.evaluator.http import serving  # the web stack is slow to import; only this command needs it
-        from sloplane.evaluator.server import ServerConfig, build_service
-
-        store = _token_store(tokens, console)
-        config = ServerConfig(
-            prometheus,
-            db,
-            store,
-            parse_window(staleness, "--staleness"),
-            controls=controls,
-            receivers=receivers,
-            outbox=outbox,
-            export_s3=export_s3,
-            export_interval=parse_window(export_interval, "--export-interval"),
-            s3_endpoint_url=s3_endpoint_url,
-            s3_region=s3_region,
-            argocd_project=argocd_project,
-            argocd_namespace=argocd_namespace,
-            argocd_applications=tuple(argocd_application or ("*",)),
-            health_interval=parse_window(health_interval, "--health-interval"),
-        )
-        service = _built(console, lambda: build_service(_fleet(console, paths), config))
-        service.start()
-        console.err.print(f"sloplane evaluator on http://{host}:{port} (OpenAPI at /openapi.json)", markup=False)
-        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
-        # found: make that handler an orderly exit, so the last export and the outbox close still run.
-        signal.signal(signal.SIGTERM, _exit_quietly)
-        try:
-            serving.run(service.app, host, port)
-        finally:
-            service.close()
-
-    @app.command(name="openapi")
-    def openapi_command() -> None:
-        """Print the evaluator API's OpenAPI document."""
-        from sloplane.evaluator.http.app import openapi_document
-        from sloplane.evaluator.server import ServerConfig, build_app
-
-        with tempfile.TemporaryDirectory() as folder:
-            config = ServerConfig("http://unused", Path(folder) / "unused.db", TokenStore([]))
-            application, _ = build_app(Fleet([]), config)
-            sys.stdout.write(json.dumps(openapi_document(application), indent=2, sort_keys=True) + "\n")
-
-    @token_app.command(name="create")
-    def create_token(
-        name: Annotated[str, typer.Argument(help="Who or what the token is for (e.g. argo-rollouts).")],
-        scope: Annotated[list[str], typer.Option("--scope", help="read, gate or admin (repeatable).")],
-    ) -> None:
-        """Make a token: prints it once (hand it over) and the hashed entry for the token file."""
-        try:
-            token, entry = new_token(name, scope)
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
-        console.err.print("token (shown once; store it as a secret):", markup=False)
-        sys.stdout.write(token + "\n")
-        console.err.print("entry for the token file (under tokens:):", markup=False)
-        console.err.print(json.dumps(entry.to_dict()), markup=False)
 
     @app.command()
     def decisions(
@@ -605,6 +409,6 @@ def _register_service_commands(app: typer.Typer, console: _Console) -> None:
             limit=limit,
         )
         if output_format == "json":
-            sys.stdout.write(_json(found))
+            sys.stdout.write(json_text(found))
         else:
             console.out.print(_decisions_table(found))

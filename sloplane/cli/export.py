@@ -15,7 +15,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from sloplane.cli.evaluator import DEFAULT_DB
+from sloplane.cli.common import DEFAULT_DB
 from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisionLog
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ Format = Annotated[str, typer.Option("--format", help="text or json.")]
 
 
 def _location(text: str) -> S3Location:
-    from sloplane.evaluator.export import S3Location
+    from sloplane.evaluator.export import S3Location  # deferred: boto3 is slow to import
 
     try:
         return S3Location.parse(text)
@@ -54,7 +54,7 @@ def _location(text: str) -> S3Location:
 
 def _source(source: str | None, db: Path) -> str:
     """The db file's stem by default, so two evaluators' logs exported to one prefix stay apart."""
-    from sloplane.evaluator.export import check_source
+    from sloplane.evaluator.export import check_source  # deferred: boto3 is slow to import
 
     try:
         return check_source(source if source is not None else db.stem)
@@ -64,7 +64,7 @@ def _source(source: str | None, db: Path) -> str:
 
 def _export(db: Path, location: S3Location, *, source: str, client: S3Client, batch_size: int) -> ExportReport:
     """Run the export with the log open only for as long as it takes."""
-    from sloplane.evaluator.export import export_decisions
+    from sloplane.evaluator.export import export_decisions  # deferred: boto3 is slow to import
 
     with SqliteDecisionLog(db) as log:
         return export_decisions(log, client, location, source=source, batch_size=batch_size)
@@ -90,7 +90,7 @@ def register(app: typer.Typer, err_console: Console) -> None:
         if not db.exists():
             err_console.print(f"sloplane export-decisions: no decision log at {db}", style="red", markup=False)
             raise typer.Exit(1)
-        from sloplane.evaluator.export import ExportError, s3_client
+        from sloplane.evaluator.export import ExportError, s3_client  # deferred: boto3 is slow to import
 
         try:
             client = s3_client(endpoint_url, region)

@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
-from sloplane.cli.evaluator import register as register_evaluator_commands
-from sloplane.cli.export import register as register_export_command
+from sloplane.cli import controls, evaluator, export, serve
+from sloplane.cli.common import Consoles
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
@@ -215,7 +215,7 @@ def _render_with_progress(declarations: list[Declaration], options: BundleOption
 
 
 def _summary_table(declarations: list[Declaration], files: dict[str, str]) -> Table:
-    from sloplane.render.bundle import active
+    from sloplane.render.bundle import active  # deferred: the Grafana SDK is slow to import
 
     table = Table(title="rendered", title_justify="left")
     for column in ("slo", "sli", "objective", "window", "stages", "rules", "alerts", "files"):
@@ -266,6 +266,7 @@ def render(
     <slo>.canary-config.json (each as the SLO's targets say). Nothing is written unless everything
     rendered; unchanged files are not touched; files of removed SLOs are deleted.
     """
+    # deferred: the renderers pull in the Grafana SDK, slow to import; only `render` needs them
     from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions
     from sloplane.render.kubernetes import KubernetesOptions
     from sloplane.render.prometheus import RenderOptions
@@ -311,7 +312,7 @@ def preview(
     """
     import pulumi  # the Pulumi SDK is slow to import; only this command needs it
 
-    from sloplane.components.preview import run_program
+    from sloplane.components.preview import run_program  # deferred with Pulumi, for the same reason
 
     try:
         result = run_program(project)
@@ -352,8 +353,11 @@ def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
     return _load(paths, strict).declarations
 
 
-register_evaluator_commands(app, _declarations, _out, _err)
-register_export_command(app, _err)
+_consoles = Consoles(_declarations, _out, _err)
+evaluator.register(app, _consoles)
+serve.register(app, _consoles)
+controls.register(app, _consoles)
+export.register(app, _err)
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ from pydantic.alias_generators import to_camel
 from sloplane.core.instants import Instant
 from sloplane.core.text import PRINTABLE_NOT_BLANK
 from sloplane.evaluator.http import schemas
-from sloplane.evaluator.http.app import OrjsonResponse, method_not_allowed, requires
 from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
+from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
 from sloplane.evaluator.storage.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
 
 _NAME = 253
@@ -102,10 +102,6 @@ class Incident(_Shape):
     source: str
 
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": schemas.Problem, "description": "No bearer token, or an unknown one."},
-    403: {"model": schemas.Problem, "description": "The token lacks the scope this endpoint needs."},
-}
 _NOT_FOUND = {"model": schemas.Problem, "description": "No such id."}
 _ENDED = {"model": schemas.Problem, "description": "Already lifted or resolved."}
 _REFUSED = {"model": schemas.Problem, "description": "The request cannot be carried out, and why."}

@@ -1,0 +1,99 @@
+"""What the CLI's command modules share: the consoles, declaration loading, option types and parsers.
+
+Command modules import this and never each other; `cli.main` registers them all on one app.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from sloplane.core.durations import DurationError, parse_duration
+from sloplane.core.instants import InstantRangeError, checked
+from sloplane.core.text import excerpt
+from sloplane.declaration.model import Declaration
+from sloplane.semantics.subjects import Fleet
+
+DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
+
+Loader = Callable[[list[Path], bool], Sequence[Declaration]]
+
+Paths = Annotated[list[Path], typer.Argument(help="Declaration files or folders.", show_default=False)]
+OptionalPaths = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Declaration files or folders (needed with --prometheus, not with --evaluator).", show_default=False
+    ),
+]
+PrometheusUrl = Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")]
+At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
+Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
+Staleness = Annotated[str, typer.Option("--staleness", help="Reject data with no sample this recent.")]
+Format = Annotated[str, typer.Option("--format", help="table (or text) or json.")]
+
+
+@dataclass
+class Consoles:
+    """Where commands print (`out` for results, `err` for notes and refusals) and how they load declarations."""
+
+    load: Loader
+    out: Console
+    err: Console
+
+
+def load_fleet(console: Consoles, paths: list[Path]) -> Fleet:
+    return Fleet(console.load(paths, False))
+
+
+def parse_instant(text: str | None, option: str = "--at") -> datetime | None:
+    """An RFC 3339 instant with a zone, in the range sloplane measures in, or a usage error naming `option`."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        message = f"'{excerpt(text)}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)"
+        raise typer.BadParameter(message, param_hint=option) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"'{text}' has no time zone: add Z or an offset such as +01:00", param_hint=option)
+    try:
+        return checked(moment)
+    except InstantRangeError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+def parse_window(text: str, option: str) -> timedelta:
+    """A duration option, or a usage error naming the option."""
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+def json_text(value: Any) -> str:
+    """Indented JSON for stdout; orjson, because a fleet's measurements are a large document."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+class RefusedError(Exception):
+    """The store or the evaluator would not do it; the message says why (printed, exit 1)."""
+
+
+def local_user() -> str:
+    """Who acts locally: `$SLOPLANE_USER` (a CI job names itself), else the OS user."""
+    named = os.environ.get("SLOPLANE_USER", "").strip()
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise RefusedError("cannot tell who you are: set $SLOPLANE_USER") from None

@@ -1,0 +1,155 @@
+"""`sloplane serve`, `openapi` and `token create`: running the evaluator and giving out its tokens."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, TypeVar
+
+import typer
+
+from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Paths, PrometheusUrl, Staleness, load_fleet, parse_window
+from sloplane.evaluator.http.auth import TokenFileError, TokenStore, new_token
+from sloplane.evaluator.storage.controls import ControlsError
+from sloplane.evaluator.storage.decisions import DecisionLogError
+from sloplane.semantics.subjects import Fleet
+
+T = TypeVar("T")
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (Kubernetes stopping a pod) ends `serve` like Ctrl-C: through its `finally`."""
+    raise SystemExit(0)
+
+
+def _built(console: Consoles, build: Callable[[], T]) -> T:
+    """Build the service; a bad receivers file, S3 URL or store becomes a message and exit 1, not a traceback."""
+    # deferred: these pull in boto3, the Kubernetes client and the notifier, which only `serve` needs
+    from sloplane.evaluator.export import ExportError
+    from sloplane.evaluator.integrations.argocd import KubernetesError
+    from sloplane.evaluator.notify import ReceiversFileError
+
+    try:
+        return build()
+    except ReceiversFileError as error:
+        for problem in error.problems:
+            console.err.print(problem, markup=False, soft_wrap=True)
+    except (ExportError, ControlsError, DecisionLogError, KubernetesError, ValueError) as error:
+        console.err.print(f"cannot start the evaluator: {error}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _token_store(path: Path, console: Consoles) -> TokenStore:
+    try:
+        return TokenStore.from_file(path, warn=lambda text: console.err.print(text, style="yellow", markup=False))
+    except TokenFileError as error:
+        console.err.print(f"sloplane serve: {error}", style="red", markup=False)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer, console: Consoles) -> None:
+    """Add `serve`, `openapi` and `token create` to the `sloplane` app."""
+    token_app = typer.Typer(help="Bearer tokens for the evaluator API.", no_args_is_help=True)
+    app.add_typer(token_app, name="token")
+
+    @app.command()
+    def serve(
+        paths: Paths,
+        prometheus: PrometheusUrl,
+        tokens: Annotated[Path, typer.Option(help="Token file (sloplane token create writes entries).")],
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+        db: Db = DEFAULT_DB,
+        staleness: Staleness = "5m",
+        controls: Annotated[
+            Path | None, typer.Option(help="Freezes and incidents (SQLite); default: the decision log's file.")
+        ] = None,
+        receivers: Annotated[
+            Path | None, typer.Option(help="PagerDuty and webhook receivers for incident notifications.")
+        ] = None,
+        outbox: Annotated[Path | None, typer.Option(help="Notification outbox; default: <db>-outbox.db.")] = None,
+        export_s3: Annotated[
+            str | None, typer.Option("--export-s3", help="Export the decision log to s3://bucket/prefix.")
+        ] = None,
+        export_interval: Annotated[str, typer.Option(help="How often to export with --export-s3.")] = "5m",
+        s3_endpoint_url: Annotated[
+            str | None, typer.Option("--s3-endpoint-url", help="S3-compatible endpoint (MinIO, Ceph).")
+        ] = None,
+        s3_region: Annotated[str | None, typer.Option("--s3-region", help="The bucket's region.")] = None,
+        argocd_project: Annotated[
+            str | None,
+            typer.Option(help="While a major incident is open, keep a deny sync window in this Argo CD AppProject."),
+        ] = None,
+        argocd_namespace: Annotated[str, typer.Option(help="Namespace of the AppProject.")] = "argocd",
+        argocd_application: Annotated[
+            list[str] | None, typer.Option(help="Applications the deny window covers (repeatable; default all).")
+        ] = None,
+        health_interval: Annotated[
+            str,
+            typer.Option(help="How often readiness state is refreshed: an idle backend asked, a failed log retried."),
+        ] = "15s",
+    ) -> None:
+        """Run the evaluator's HTTP API (gates, SLOs, decisions, freezes, incidents, /metrics) until interrupted."""
+        from sloplane.evaluator.http import serving  # the web stack is slow to import; only this command needs it
+        from sloplane.evaluator.server import ServerConfig, build_service  # the whole service: only `serve` needs it
+
+        store = _token_store(tokens, console)
+        config = ServerConfig(
+            prometheus,
+            db,
+            store,
+            parse_window(staleness, "--staleness"),
+            controls=controls,
+            receivers=receivers,
+            outbox=outbox,
+            export_s3=export_s3,
+            export_interval=parse_window(export_interval, "--export-interval"),
+            s3_endpoint_url=s3_endpoint_url,
+            s3_region=s3_region,
+            argocd_project=argocd_project,
+            argocd_namespace=argocd_namespace,
+            argocd_applications=tuple(argocd_application or ("*",)),
+            health_interval=parse_window(health_interval, "--health-interval"),
+        )
+        service = _built(console, lambda: build_service(load_fleet(console, paths), config))
+        service.start()
+        console.err.print(f"sloplane evaluator on http://{host}:{port} (OpenAPI at /openapi.json)", markup=False)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
+        # found: make that handler an orderly exit, so the last export and the outbox close still run.
+        signal.signal(signal.SIGTERM, _exit_quietly)
+        try:
+            serving.run(service.app, host, port)
+        finally:
+            service.close()
+
+    @app.command(name="openapi")
+    def openapi_command() -> None:
+        """Print the evaluator API's OpenAPI document."""
+        # deferred: the web stack is slow to import, and every other command would pay for it
+        from sloplane.evaluator.http.app import openapi_document
+        from sloplane.evaluator.server import ServerConfig, build_app
+
+        with tempfile.TemporaryDirectory() as folder:
+            config = ServerConfig("http://unused", Path(folder) / "unused.db", TokenStore([]))
+            application, _ = build_app(Fleet([]), config)
+            sys.stdout.write(json.dumps(openapi_document(application), indent=2, sort_keys=True) + "\n")
+
+    @token_app.command(name="create")
+    def create_token(
+        name: Annotated[str, typer.Argument(help="Who or what the token is for (e.g. argo-rollouts).")],
+        scope: Annotated[list[str], typer.Option("--scope", help="read, gate or admin (repeatable).")],
+    ) -> None:
+        """Make a token: prints it once (hand it over) and the hashed entry for the token file."""
+        try:
+            token, entry = new_token(name, scope)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+        console.err.print("token (shown once; store it as a secret):", markup=False)
+        sys.stdout.write(token + "\n")
+        console.err.print("entry for the token file (under tokens:):", markup=False)
+        console.err.print(json.dumps(entry.to_dict()), markup=False)

@@ -1,0 +1,70 @@
+"""What every route module shares: JSON answers, the bearer scheme and the scope check, 401/403 documented.
+
+Kept apart from the app so that route modules depend on it, and the app on them, never the other way.
+No `from __future__ import annotations`: FastAPI must resolve the `Security(...)` annotation of `requires`.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, HTTPException, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sloplane.evaluator.http import schemas
+from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
+from sloplane.evaluator.http.guard import unauthorised
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="slp_<random>",
+    description="A sloplane token (`sloplane token new`); its scopes decide which endpoints it may call.",
+)
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.Problem, "description": "No bearer token, or an unknown one."},
+    403: {"model": schemas.Problem, "description": "The token lacks the scope this endpoint needs."},
+}
+"""Documented on every `/v1` operation: `RequestGuard` answers 401, `requires` 403."""
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON via orjson: NaN and infinities (a 0/0 ratio from a backend) become null instead of a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers whose token holds `scope` (401 without a known token, 403 without it).
+
+    The scope is published in the operation's security requirement (`bearer: [scope]`: OpenAPI 3.1
+    allows role names for schemes other than OAuth), so clients and tests read it from the document.
+    """
+
+    async def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=[scope.value])],
+    ) -> Principal:
+        principal = None if credentials is None else tokens.verify(credentials.credentials)
+        if principal is None:  # the guard refuses these first; kept so a route never depends on it
+            presented = None if credentials is None else f"Bearer {credentials.credentials}"
+            detail, challenge = unauthorised(presented)
+            raise HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
+        if not principal.allows(scope):
+            challenge = f'Bearer error="insufficient_scope", scope="{scope.value}"'
+            detail = f"token {principal.name!r} lacks the {scope.value!r} scope"
+            raise HTTPException(403, detail, headers={"WWW-Authenticate": challenge})
+        return principal
+
+    return authorised
+
+
+def method_not_allowed(router: APIRouter | FastAPI, path: str, allowed: str) -> None:
+    """405 naming every method of `path`: Starlette's own names only the first route's methods."""
+    others = sorted({"PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "HEAD", "GET", "POST"} - set(allowed.split(", ")))
+
+    @router.api_route(path, methods=others, include_in_schema=False)
+    def not_allowed() -> Response:
+        return OrjsonResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": allowed})

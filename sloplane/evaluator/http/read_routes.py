@@ -1,0 +1,178 @@
+"""The reading endpoints: SLOs with their measurements and burn split, the decision log, and operations.
+
+SLOs and decisions need scope `read`; `/healthz`, `/readyz` and `/metrics` need no token (probes and
+Prometheus call them).
+
+No `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
+"""
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.responses import Response
+
+from sloplane.core.instants import Instant
+from sloplane.core.text import excerpt
+from sloplane.evaluator.deciding.deployments import BurnSplitError
+from sloplane.evaluator.http import schemas
+from sloplane.evaluator.http.auth import Scope, TokenStore
+from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, requires
+from sloplane.evaluator.http.contract import GateService
+from sloplane.evaluator.http.metrics import EvaluatorMetrics
+from sloplane.evaluator.measuring.backends.base import BackendError
+from sloplane.evaluator.model import Outcome
+
+logger = logging.getLogger(__name__)
+
+
+def add_read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> None:
+    """`/v1/slos`, `/v1/slos/{name}`, `/v1/slos/{name}/burn` and `/v1/decisions` (scope `read`)."""
+    reader = [Depends(requires(tokens, Scope.READ))]
+
+    @app.get(
+        "/v1/slos",
+        tags=["slos"],
+        summary="List the SLOs",
+        description="Every SLO the evaluator knows, summarised. Scope `read`.",
+        dependencies=reader,
+        response_model=None,
+        responses={200: {"model": list[schemas.SloSummary], "description": "The SLOs."}, **AUTH_RESPONSES},
+    )
+    def list_slos() -> Response:
+        return OrjsonResponse(service.slos())
+
+    @app.get(
+        "/v1/slos/{name}",
+        tags=["slos"],
+        summary="One SLO and its current measurements",
+        description="The SLO's declaration summary and its measurements now, or as at `at`. Scope `read`.",
+        dependencies=reader,
+        response_model=None,
+        responses={
+            200: {"model": schemas.SloDetail, "description": "The SLO."},
+            404: {"model": schemas.Problem, "description": "No SLO of that name."},
+            **AUTH_RESPONSES,
+        },
+    )
+    def get_slo(
+        name: str,
+        at: Annotated[Instant | None, Query(description="Measure as at this RFC 3339 instant.")] = None,
+    ) -> Response:
+        found = service.slo(name, at)
+        if found is None:
+            raise HTTPException(404, f"no SLO named {excerpt(name)!r}")
+        return OrjsonResponse(found)
+
+    @app.get(
+        "/v1/slos/{name}/burn",
+        tags=["slos"],
+        summary="Budget burned during deployments and in the background",
+        description=(
+            "The production budget over the SLO's period, split into deployment windows (from the decision "
+            "log: one analysis window before a revision's first gate to its last) and the rest. Scope `read`."
+        ),
+        dependencies=reader,
+        response_model=None,
+        responses={
+            200: {"model": schemas.BurnReport, "description": "The split."},
+            404: {"model": schemas.Problem, "description": "No SLO of that name."},
+            409: {"model": schemas.Problem, "description": "The SLO cannot be split (no event counts, no data)."},
+            503: {"model": schemas.Problem, "description": "The metrics backend could not be read."},
+            **AUTH_RESPONSES,
+        },
+    )
+    def get_burn(
+        name: str,
+        at: Annotated[Instant | None, Query(description="As at this RFC 3339 instant.")] = None,
+    ) -> Response:
+        try:
+            split = service.deployment_burn(name, at)
+        except KeyError:
+            raise HTTPException(404, f"no SLO named {excerpt(name)!r}") from None
+        except BurnSplitError as error:
+            raise HTTPException(409, str(error)) from None
+        except BackendError as error:
+            raise HTTPException(503, f"the metrics backend could not be read: {error}") from None
+        return OrjsonResponse(split.to_dict())
+
+    _decision_routes(app, service, reader)
+
+
+def _decision_routes(app: FastAPI, service: GateService, reader: list[Any]) -> None:
+    @app.get(
+        "/v1/decisions",
+        tags=["decisions"],
+        summary="Query the decision log",
+        description="Recorded decisions matching every filter given, newest first. Scope `read`.",
+        dependencies=reader,
+        response_model=None,
+        responses={200: {"model": list[schemas.Decision], "description": "The decisions."}, **AUTH_RESPONSES},
+    )
+    def list_decisions(
+        *,
+        slo: Annotated[str | None, Query(description="Only this SLO.")] = None,
+        stage: Annotated[str | None, Query(description="Only this stage.")] = None,
+        outcome: Annotated[Outcome | None, Query(description="Only this outcome.")] = None,
+        revision: Annotated[str | None, Query(description="Only this revision.")] = None,
+        since: Annotated[Instant | None, Query(description="Decided at or after (RFC 3339).")] = None,
+        until: Annotated[Instant | None, Query(description="Decided at or before (RFC 3339).")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+    ) -> Response:
+        found = service.log.query(
+            slo=slo, stage=stage, outcome=outcome, revision=revision, since=since, until=until, limit=limit
+        )
+        return OrjsonResponse(found)
+
+
+def add_operation_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetrics) -> None:
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness",
+        description="200 while the process serves requests.",
+        response_model=schemas.Health,
+        response_model_exclude_none=True,
+    )
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness",
+        description=(
+            "200 while the decision log can be read, with reason `degraded: ...` when the metrics backend does "
+            "not answer (gates then decide by their policy); 503 with the reason otherwise."
+        ),
+        response_model=None,
+        responses={
+            200: {"model": schemas.Health},
+            503: {"model": schemas.Health, "description": "Not ready, and why."},
+        },
+    )
+    def readyz() -> Response:
+        ready, reason = _readiness(service)
+        if ready:
+            return OrjsonResponse({"status": "ready", "reason": reason or None})
+        return OrjsonResponse({"status": "not ready", "reason": reason}, status_code=503)
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        description="The evaluator's metrics in Prometheus' text format, among them `sloplane_gate_decisions_total`.",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "The metrics."}},
+    )
+    def prometheus_metrics() -> Response:
+        content, content_type = metrics.render()
+        return Response(content=content, media_type=content_type)
+
+
+def _readiness(service: GateService) -> tuple[bool, str]:
+    try:
+        return service.ready()
+    except Exception as exc:
+        logger.exception("the readiness check failed")
+        return False, f"the readiness check failed: {type(exc).__name__}: {exc}"
