@@ -1,12 +1,8 @@
 """The evaluator's HTTP API, assembled: the gate, reading and controls routes behind the request guard.
 
-The gate endpoint always answers 200 with a `decision` once the caller is authenticated: Argo
-Rollouts' web provider (and most pipeline steps) read `{$.decision}` and treat any other status
-as a failure of the analysis, so a malformed request or an evaluator fault must arrive as
-`decision: error` with a reason (which the policy can tell apart from `fail`), never as a 4xx/5xx
-that looks like an unhealthy release. Only authentication (401) and authorisation (403) fail
-otherwise: a caller that may not ask must not get an answer it could mistake for one.
-"""
+Routes live in their own modules (`gate_routes`, `read_routes`, `controls_routes`) and share
+`common`; the app adds the guard (`guard.RequestGuard`: token before body, one body limit), the
+OpenAPI document's extras, and nothing else.
 
 from __future__ import annotations
 
