@@ -3,6 +3,7 @@
 Routes live in their own modules (`gate_routes`, `read_routes`, `controls_routes`) and share
 `common`; the app adds the guard (`guard.RequestGuard`: token before body, one body limit), the
 OpenAPI document's extras, and nothing else.
+"""
 
 from __future__ import annotations
 
