@@ -46,10 +46,7 @@ def _declaration(spec_extra: dict[str, Any] | None = None, *, staged: bool = Fal
         "sli": {"http": {"metric": "http_requests_total", "selector": {"job": name}}},
     }
     if staged:
-        spec["stages"] = [
-            {"name": "canary", "objective": 99.5, "selector": {"stage": "canary"}},
-            {"name": "production", "selector": {"stage": "stable"}},
-        ]
+        spec["stages"] = _stages()
     spec |= spec_extra or {}
     data = {"apiVersion": "sloplane.dev/v1alpha1", "kind": "ServiceLevelObjective", "metadata": {"name": name}}
     return Declaration.model_validate({**data, "spec": spec})
@@ -265,6 +262,23 @@ def test_a_stage_reads_its_own_traffic_and_objective() -> None:
     assert 'stage="canary"' in canary_query and 'stage="stable"' not in canary_query
     assert "/ 0.005" in canary_query  # the canary's own 99.5 objective
     assert "/ 0.001" in production["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
+
+
+def test_production_counts_the_stages_that_count_toward_it_as_its_rules_and_the_evaluator_do() -> None:
+    """A canary marked `countsTowardProduction` is part of production's budget: the gate reads it too."""
+    stages = [{**stage, "countsTowardProduction": stage["name"] == "canary"} for stage in _stages()]
+    declaration = _declaration({"stages": stages})
+    _, production = analysis_templates(declaration, {}, OPTIONS)
+    for metric in production["spec"]["metrics"]:
+        query = metric["provider"]["prometheus"]["query"]
+        assert 'stage="stable"' in query and 'stage="canary"' in query, query
+
+
+def _stages() -> list[dict[str, Any]]:
+    return [
+        {"name": "canary", "objective": 99.5, "selector": {"stage": "canary"}},
+        {"name": "production", "selector": {"stage": "stable"}},
+    ]
 
 
 def test_min_events_makes_too_little_traffic_inconclusive_in_the_query() -> None:

@@ -43,9 +43,9 @@ from sloplane.declaration.model import BudgetingMethod, Declaration
 from sloplane.declaration.policy import AnalysisProvider, GateMode
 from sloplane.render.gates import GateSchedule, gate_schedule
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.semantics.queries import WindowedQueries, prometheus_queries, promql_matchers
+from sloplane.semantics.queries import WindowedQueries, promql_matchers
 from sloplane.semantics.recording import recorded_windows
-from sloplane.semantics.subjects import FleetLike, Subject, subjects
+from sloplane.semantics.subjects import FleetLike, Subject, subject_queries, subjects
 
 API_VERSION = "argoproj.io/v1alpha1"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
@@ -144,11 +144,8 @@ class _RatioSource:
 
     def __init__(self, declaration: Declaration, subject: Subject, fleet: FleetLike) -> None:
         spec = declaration.spec
-        stage = spec.stage(subject.stage) if subject.stage is not None else None
         self.labels = subject.labels
-        self.raw: WindowedQueries | None = prometheus_queries(
-            spec.sli, stage.selector if stage is not None else {}, spec.interval
-        )
+        self.raw: WindowedQueries | None = subject_queries(spec, subject)
         self.recorded: tuple[timedelta, ...] = ()
         if self.raw is None:
             windows = recorded_windows(fleet).get(declaration.name) if declaration.name in fleet else None
