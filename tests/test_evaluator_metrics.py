@@ -6,9 +6,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from sloplane.core.names import SLOPLANE_DECISIONS_METRIC
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.model import Outcome
-from sloplane.semantics.queries import SLOPLANE_DECISIONS_METRIC
 
 
 def _samples(metrics: EvaluatorMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -7,13 +7,9 @@ import promql_parser
 import pytest
 
 from sloplane.declaration.sli import SLI, Backend
-from sloplane.semantics.queries import (
-    WindowedQueries,
-    datadog_metric_name,
-    datadog_queries,
-    expand_selector,
-    prometheus_queries,
-)
+from sloplane.semantics.datadog import datadog_metric_name, datadog_queries
+from sloplane.semantics.indicators import prometheus_queries
+from sloplane.semantics.promql import WindowedQueries, expand_selector
 
 MINUTE = timedelta(minutes=1)
 

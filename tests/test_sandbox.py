@@ -36,7 +36,8 @@ from sloplane.sandbox import (
     write_openmetrics,
     write_openmetrics_blocks,
 )
-from sloplane.semantics.queries import WindowedQueries, prometheus_queries
+from sloplane.semantics.indicators import prometheus_queries
+from sloplane.semantics.promql import WindowedQueries
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

@@ -27,6 +27,10 @@ from datetime import timedelta
 from sloplane.core.durations import format_duration
 
 PREFIX = "sloplane"
+ARGO_EVENTS_METRIC = "rollout_events_total"
+"""Argo Rollouts' event counter, by `reason` (deployment SLIs read it)."""
+SLOPLANE_DECISIONS_METRIC = "sloplane_gate_decisions_total"
+"""The evaluator's own decision counter, by `decision` (its /metrics; deployment SLIs read it)."""
 BAD_EVENTS = "sloplane:bad_events:increase"
 EVENTS = "sloplane:events:increase"
 ERROR_RATIO = "sloplane:error_ratio:rate"

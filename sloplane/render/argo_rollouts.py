@@ -43,9 +43,10 @@ from sloplane.declaration.model import BudgetingMethod, Declaration
 from sloplane.declaration.policy import AnalysisProvider, GateMode
 from sloplane.render.gates import GateSchedule, gate_schedule
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.semantics.queries import WindowedQueries, promql_matchers
+from sloplane.semantics.indicators import subject_queries
+from sloplane.semantics.promql import WindowedQueries, promql_matchers
 from sloplane.semantics.recording import recorded_windows
-from sloplane.semantics.subjects import FleetLike, Subject, subject_queries, subjects
+from sloplane.semantics.subjects import FleetLike, Subject, subjects
 
 API_VERSION = "argoproj.io/v1alpha1"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"

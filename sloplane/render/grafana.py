@@ -36,9 +36,10 @@ from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.render.prometheus import RenderOptions
 from sloplane.semantics.explain import describe_window
-from sloplane.semantics.queries import promql_matchers
+from sloplane.semantics.indicators import subject_queries
+from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import own_windows, recorded_windows
-from sloplane.semantics.subjects import FleetLike, production_subject, subject_queries, subjects
+from sloplane.semantics.subjects import FleetLike, production_subject, subjects
 
 T = TypeVar("T")
 

@@ -30,9 +30,10 @@ from sloplane.core.durations import format_duration
 from sloplane.declaration.model import BudgetingMethod, Declaration, Lifecycle, Spec
 from sloplane.declaration.sli import CompositeMethod
 from sloplane.semantics.explain import describe_window, human_duration
-from sloplane.semantics.queries import promql_matchers
+from sloplane.semantics.indicators import subject_queries
+from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import own_windows, recorded_windows
-from sloplane.semantics.subjects import FleetLike, Subject, component_labels, subject_queries, subjects
+from sloplane.semantics.subjects import FleetLike, Subject, component_labels, subjects
 
 Rule = dict[str, Any]
 

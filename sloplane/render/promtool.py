@@ -28,7 +28,8 @@ from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration, Spec
 from sloplane.declaration.sli import DeploymentSource
-from sloplane.semantics.queries import deployment_reasons, promql_matchers
+from sloplane.semantics.indicators import deployment_reasons
+from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import recorded_windows
 from sloplane.semantics.subjects import FleetLike, Subject, component_labels, counted_stages, production_subject
 

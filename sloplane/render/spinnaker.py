@@ -42,7 +42,7 @@ from sloplane.declaration.policy import DEFAULT_GATE, GateMode, Stage
 from sloplane.declaration.sli import CompositeMethod
 from sloplane.render.gates import gate_schedule
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.semantics.queries import prometheus_queries
+from sloplane.semantics.indicators import prometheus_queries
 from sloplane.semantics.subjects import FleetLike
 
 SUCCESS_STATUSES = "pass"

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from sloplane.declaration.model import Declaration, Spec
 from sloplane.declaration.policy import Stage
 from sloplane.declaration.sli import SLORef
-from sloplane.semantics.queries import WindowedQueries, prometheus_queries
 
 T = TypeVar("T")
 
@@ -104,29 +103,6 @@ def counted_stages(spec: Spec, subject: Subject) -> list[Stage]:
     if not subject.production:
         return [own]
     return [own, *(stage for stage in spec.stages if stage.counts_toward_production and stage is not own)]
-
-
-def _or_zero(query: str) -> str:
-    return f"({query} or vector(0))"
-
-
-def subject_queries(spec: Spec, subject: Subject) -> WindowedQueries | None:
-    """PromQL templates for a subject; None for composites (they combine recorded component series).
-
-    Event counts of counted stages are added up. Raw and threshold SLIs have no counts to add, so
-    their production stage measures its own traffic only.
-    """
-    stages = counted_stages(spec, subject)
-    selectors = [stage.selector for stage in stages] or [{}]
-    parts = [prometheus_queries(spec.sli, selector, spec.interval) for selector in selectors]
-    first = parts[0]
-    if first is None or len(parts) == 1:
-        return first
-    if any(part is None or part.errors is None or part.total is None for part in parts):
-        return first
-    errors = " + ".join(_or_zero(part.errors) for part in parts if part and part.errors)
-    total = " + ".join(_or_zero(part.total) for part in parts if part and part.total)
-    return WindowedQueries(error_ratio=f"({errors}) / ({total})", errors=errors, total=total)
 
 
 def component_labels(reference: SLORef, fleet: FleetLike) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import Attribution, GatePolicy, Stage
 from sloplane.evaluator.measuring.backends.base import MetricsBackend, RangeSeries
 from sloplane.evaluator.measuring.cache import TTLCache
-from sloplane.semantics.queries import prometheus_queries
+from sloplane.semantics.indicators import prometheus_queries
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from sloplane.evaluator.measuring.backends.base import MetricsBackend
 from sloplane.evaluator.measuring.measure import ASK_LABEL
 from sloplane.evaluator.measuring.periods import merge_spans, merged
 from sloplane.evaluator.model import Measurement, ReleaseSpan
-from sloplane.semantics.subjects import Subject, subject_queries
+from sloplane.semantics.indicators import subject_queries
+from sloplane.semantics.subjects import Subject
 
 Span = tuple[datetime, datetime]
 

@@ -6,7 +6,7 @@ globally leaks into the evaluator's page.
 
 `sloplane_gate_decisions_total{slo, service, stage, decision}` is a contract, not a detail: SLOs
 about the release process (`sli.deployment` with `source: sloplane`) read it, by those labels
-(see `sloplane.semantics.queries.SLOPLANE_DECISIONS_METRIC`). Its name and labels must not change.
+(see `sloplane.core.names.SLOPLANE_DECISIONS_METRIC`). Its name and labels must not change.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from sloplane.core.names import SLOPLANE_DECISIONS_METRIC
 from sloplane.evaluator.model import Outcome
-from sloplane.semantics.queries import SLOPLANE_DECISIONS_METRIC
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,10 @@ from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBack
 from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.periods import exclusions, merged, period_start
 from sloplane.evaluator.model import Exclusion, Measurement, WindowMeasurement
-from sloplane.semantics.queries import Aggregation, EventTerms, Term, WindowedQueries, event_terms
+from sloplane.semantics.indicators import subject_indicator
+from sloplane.semantics.promql import Aggregation, EventTerms, Term, WindowedQueries
 from sloplane.semantics.recording import recorded_windows
-from sloplane.semantics.subjects import Fleet, Subject, component_labels, counted_stages, subject_queries, subjects
+from sloplane.semantics.subjects import Fleet, Subject, component_labels, subjects
 
 ASK_LABEL = "sloplane_ask"
 PARALLEL_QUERIES = 8
@@ -198,18 +199,7 @@ def _ratio(bad: float | None, total: float | None) -> float | None:
 
 def subject_terms(declaration: Declaration, subject: Subject) -> EventTerms | None:
     """Grouped bad/all events of a subject (its counted stages added); None for hand-written SLIs."""
-    spec = declaration.spec
-    stages = counted_stages(spec, subject)
-    selectors = [dict(stage.selector) for stage in stages] or [{}]
-    found = [event_terms(spec.sli, selector) for selector in selectors]
-    if any(terms is None for terms in found):
-        return None
-    total = found[0]
-    assert total is not None
-    for more in found[1:]:
-        assert more is not None
-        total = total + more
-    return total
+    return subject_indicator(declaration.spec, subject).terms
 
 
 def _recorded(metric: str, subject: Subject) -> tuple[Term, ...]:
@@ -374,7 +364,7 @@ class Measurer:
             return
         available = recorded_windows(self.fleet).get(declaration.name, ()) if declaration.name in recorded else ()
         terms = subject_terms(declaration, subject)
-        queries = subject_queries(declaration.spec, subject) if terms is None else None
+        queries = subject_indicator(declaration.spec, subject).queries if terms is None else None
         counted = terms is not None or (queries is not None and queries.errors is not None)
         for window in windows:
             batch = format_duration(window)
@@ -416,7 +406,7 @@ class Measurer:
             if terms is not None:
                 plan.add_terms(target.key, "total", batch, _recorded(names.EVENTS_PERIOD, subject))
             return
-        queries = subject_queries(spec, subject)
+        queries = subject_indicator(spec, subject).queries
         if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None and queries is not None:
             for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
                 expression = _slices_expression(queries, spec.timeslice.window, spec.timeslice.target, length, end)

@@ -27,7 +27,7 @@ from sloplane.interop.openslo.importer import (
     as_data,
     native_declarations,
 )
-from sloplane.semantics.queries import prometheus_queries
+from sloplane.semantics.indicators import prometheus_queries
 
 _CALENDAR = {
     CalendarUnit.WEEK: ("1w", "2024-01-01 00:00:00"),
