@@ -35,7 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 from sloplane.core import names
-from sloplane.core.budget import Tier, alert_windows, burn_rate_alerts, error_budget
+from sloplane.core.budget import Tier, burn_rate_alerts, error_budget
 from sloplane.core.durations import format_duration
 from sloplane.core.durations import format_go_duration as go_duration
 from sloplane.core.names import kubernetes_name
@@ -43,9 +43,8 @@ from sloplane.declaration.model import BudgetingMethod, Declaration
 from sloplane.declaration.policy import AnalysisProvider, GateMode
 from sloplane.render.gates import GateSchedule, gate_schedule
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.semantics.indicators import subject_queries
 from sloplane.semantics.promql import WindowedQueries, promql_matchers
-from sloplane.semantics.recording import recorded_windows
+from sloplane.semantics.recording import subject_reads
 from sloplane.semantics.subjects import FleetLike, Subject, subjects
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -138,27 +137,24 @@ def _schedule_fields(schedule: GateSchedule) -> dict[str, Any]:
 class _RatioSource:
     """Error-ratio PromQL of one subject for any window: its own raw traffic, or recorded series.
 
-    Composites have no raw queries of their own; they read the ratios sloplane's rules record for
-    them (every alert window is recorded). A window that is not recorded (the analysis window) is
-    approximated by averaging the shortest recorded ratio over it.
+    `SubjectReads` decides which: composites read the ratios sloplane's rules record for them (every
+    alert window is recorded); a window that is not recorded (the analysis window) is approximated by
+    averaging the shortest recorded ratio over it. Other SLOs read their raw series, since a template
+    cannot know whether the recording rules are deployed.
     """
 
     def __init__(self, declaration: Declaration, subject: Subject, fleet: FleetLike) -> None:
-        spec = declaration.spec
+        self.reads = subject_reads(declaration, subject, fleet)
         self.labels = subject.labels
-        self.raw: WindowedQueries | None = subject_queries(spec, subject)
-        self.recorded: tuple[timedelta, ...] = ()
-        if self.raw is None:
-            windows = recorded_windows(fleet).get(declaration.name) if declaration.name in fleet else None
-            self.recorded = windows or alert_windows(spec.window.period)
+        self.raw: WindowedQueries | None = self.reads.indicator.queries
 
     def ratio(self, window: timedelta) -> str:
         """One series (no labels) with the error ratio over `window`; empty when there was no traffic."""
-        if self.raw is not None:
+        if self.raw is not None and not self.reads.from_recorded(window, rules_deployed=False):
             return self.raw.at(window).single_series()[2]
-        if window in self.recorded:
+        if window in self.reads.recorded:
             return f"sum({names.windowed(names.ERROR_RATIO, window)}{promql_matchers(self.labels)})"
-        base = names.windowed(names.ERROR_RATIO, self.recorded[0])
+        base = names.windowed(names.ERROR_RATIO, self.reads.recorded[0])
         return f"avg(avg_over_time({base}{promql_matchers(self.labels)}[{format_duration(window)}]))"
 
     def events(self, window: timedelta) -> str | None:

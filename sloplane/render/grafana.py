@@ -36,7 +36,7 @@ from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.render.prometheus import RenderOptions
 from sloplane.semantics.explain import describe_window
-from sloplane.semantics.indicators import subject_queries
+from sloplane.semantics.indicators import subject_indicator
 from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import own_windows, recorded_windows
 from sloplane.semantics.subjects import FleetLike, production_subject, subjects
@@ -191,7 +191,7 @@ def _counts_events(declaration: Declaration) -> bool:
     spec = declaration.spec
     if spec.sli.composite is not None:
         return False
-    queries = subject_queries(spec, production_subject(declaration))
+    queries = subject_indicator(spec, production_subject(declaration)).queries
     return queries is not None and queries.total is not None
 
 

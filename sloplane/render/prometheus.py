@@ -28,11 +28,10 @@ from sloplane.core import names
 from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import BudgetingMethod, Declaration, Lifecycle, Spec
-from sloplane.declaration.sli import CompositeMethod
+from sloplane.declaration.sli import CompositeMethod, CompositeSLI
 from sloplane.semantics.explain import describe_window, human_duration
-from sloplane.semantics.indicators import subject_queries
 from sloplane.semantics.promql import promql_matchers
-from sloplane.semantics.recording import own_windows, recorded_windows
+from sloplane.semantics.recording import own_windows, recorded_windows, subject_reads
 from sloplane.semantics.subjects import FleetLike, Subject, component_labels, subjects
 
 Rule = dict[str, Any]
@@ -70,21 +69,13 @@ def _window_rules(
     """
     spec = declaration.spec
     labels = subject.labels
-    composite = spec.sli.composite
     rules: list[Rule] = []
-    if composite is not None:
-        parts = [(component, component_labels(component, fleet)) for component in composite.components]
+    if spec.sli.composite is not None:
         for window in windows:
-            ratios = [(c.weight, _selector(names.windowed(names.ERROR_RATIO, window), p)) for c, p in parts if p]
-            if composite.method is CompositeMethod.WORST_OF:
-                expr = "max(" + " or ".join(series for _, series in ratios) + ")"
-            else:
-                total_weight = sum(weight for weight, _ in ratios)
-                weighted = " + ".join(f"{_number(weight)} * sum({series})" for weight, series in ratios)
-                expr = f"({weighted}) / {_number(total_weight)}"
+            expr = _combined(spec.sli.composite, names.windowed(names.ERROR_RATIO, window), fleet)
             rules.append(_record(names.windowed(names.ERROR_RATIO, window), expr, labels))
         return rules
-    queries = subject_queries(spec, subject)
+    queries = subject_reads(declaration, subject, fleet).indicator.queries
     if queries is None:
         return rules
     base = min(windows)
@@ -101,6 +92,15 @@ def _window_rules(
     return rules
 
 
+def _combined(composite: CompositeSLI, series: str, fleet: FleetLike) -> str:
+    """A composite's ratio from its parts' recorded `series`: the worst of them, or their weighted mean."""
+    parts = [(c.weight, _selector(series, p)) for c in composite.components if (p := component_labels(c, fleet))]
+    if composite.method is CompositeMethod.WORST_OF:
+        return "max(" + " or ".join(selected for _, selected in parts) + ")"
+    weighted = " + ".join(f"{_number(weight)} * sum({selected})" for weight, selected in parts)
+    return f"({weighted}) / {_number(sum(weight for weight, _ in parts))}"
+
+
 def _period_ratio(declaration: Declaration, subject: Subject, base: timedelta, fleet: FleetLike) -> str:
     spec = declaration.spec
     labels = subject.labels
@@ -108,18 +108,9 @@ def _period_ratio(declaration: Declaration, subject: Subject, base: timedelta, f
     if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
         slices = _selector(names.windowed(names.BAD_SLICES, spec.timeslice.window), labels)
         return f"avg_over_time({slices}[{period}])"
-    composite = spec.sli.composite
-    if composite is not None:
-        parts = [
-            (c.weight, _selector(names.ERROR_RATIO_PERIOD, p))
-            for c in composite.components
-            if (p := component_labels(c, fleet))
-        ]
-        if composite.method is CompositeMethod.WORST_OF:
-            return "max(" + " or ".join(series for _, series in parts) + ")"
-        weighted = " + ".join(f"{_number(weight)} * sum({series})" for weight, series in parts)
-        return f"({weighted}) / {_number(sum(weight for weight, _ in parts))}"
-    queries = subject_queries(spec, subject)
+    if spec.sli.composite is not None:
+        return _combined(spec.sli.composite, names.ERROR_RATIO_PERIOD, fleet)
+    queries = subject_reads(declaration, subject, fleet).indicator.queries
     if queries is not None and queries.errors is not None:
         bad = _selector(names.windowed(names.BAD_EVENTS, base), labels)
         events = _selector(names.windowed(names.EVENTS, base), labels)
@@ -153,7 +144,7 @@ def _budget_rules(declaration: Declaration, subject: Subject, base: timedelta, f
     if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
         rules.append(_slice_rule(spec, subject))
     rules.append(_record(names.ERROR_RATIO_PERIOD, _period_ratio(declaration, subject, base, fleet), labels))
-    queries = subject_queries(spec, subject)
+    queries = subject_reads(declaration, subject, fleet).indicator.queries
     if spec.sli.composite is None and queries is not None and queries.total is not None:
         overlap = _number(spec.interval / base)
         events = _selector(names.windowed(names.EVENTS, base), labels)

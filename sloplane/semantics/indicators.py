@@ -255,8 +255,3 @@ def subject_indicator(spec: Spec, subject: Subject) -> SubjectIndicator:
     described = [event_counts(spec.sli, selector) for selector in selectors]
     counts = tuple(c for c in described if c is not None) if all(c is not None for c in described) else None
     return SubjectIndicator(parts, counts)
-
-
-def subject_queries(spec: Spec, subject: Subject) -> WindowedQueries | None:
-    """PromQL templates for a subject; None for composites (they combine recorded component series)."""
-    return subject_indicator(spec, subject).queries

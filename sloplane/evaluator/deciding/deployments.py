@@ -25,7 +25,7 @@ from sloplane.evaluator.measuring.backends.base import MetricsBackend
 from sloplane.evaluator.measuring.measure import ASK_LABEL
 from sloplane.evaluator.measuring.periods import merge_spans, merged
 from sloplane.evaluator.model import Measurement, ReleaseSpan
-from sloplane.semantics.indicators import subject_queries
+from sloplane.semantics.indicators import subject_indicator
 from sloplane.semantics.subjects import Subject
 
 Span = tuple[datetime, datetime]
@@ -174,7 +174,7 @@ def burn_split(
     windows: list[DeploymentWindow],
 ) -> BurnSplit:
     """Split the period's bad events of a measured subject into deployment windows and background."""
-    queries = subject_queries(declaration.spec, subject)
+    queries = subject_indicator(declaration.spec, subject).queries
     if queries is None or queries.errors is None or queries.total is None:
         raise BurnSplitError(f"SLO '{declaration.name}' has no event counts: burn cannot be split by deployment")
     if measurement.period_bad_events is None or measurement.period_events is None:

@@ -37,9 +37,8 @@ from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBack
 from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.periods import exclusions, merged, period_start
 from sloplane.evaluator.model import Exclusion, Measurement, WindowMeasurement
-from sloplane.semantics.indicators import subject_indicator
-from sloplane.semantics.promql import Aggregation, EventTerms, Term, WindowedQueries
-from sloplane.semantics.recording import recorded_windows
+from sloplane.semantics.promql import Aggregation, Term, WindowedQueries
+from sloplane.semantics.recording import subject_reads
 from sloplane.semantics.subjects import Fleet, Subject, component_labels, subjects
 
 ASK_LABEL = "sloplane_ask"
@@ -195,11 +194,6 @@ def _ratio(bad: float | None, total: float | None) -> float | None:
     if bad is None or total is None or total <= 0:
         return None
     return max(0.0, bad / total)
-
-
-def subject_terms(declaration: Declaration, subject: Subject) -> EventTerms | None:
-    """Grouped bad/all events of a subject (its counted stages added); None for hand-written SLIs."""
-    return subject_indicator(declaration.spec, subject).terms
 
 
 def _recorded(metric: str, subject: Subject) -> tuple[Term, ...]:
@@ -362,17 +356,18 @@ class Measurer:
         declaration, subject = target.declaration, target.subject
         if declaration.spec.sli.composite is not None:
             return
-        available = recorded_windows(self.fleet).get(declaration.name, ()) if declaration.name in recorded else ()
-        terms = subject_terms(declaration, subject)
-        queries = subject_indicator(declaration.spec, subject).queries if terms is None else None
+        reads = subject_reads(declaration, subject, self.fleet)
+        deployed = declaration.name in recorded
+        terms = reads.indicator.terms
+        queries = reads.indicator.queries if terms is None else None
         counted = terms is not None or (queries is not None and queries.errors is not None)
         for window in windows:
             batch = format_duration(window)
-            if window in available:
+            if reads.from_recorded(window, rules_deployed=deployed):
                 plan.add_terms(
                     target.key, "ratio", batch, _recorded(names.windowed(names.ERROR_RATIO, window), subject)
                 )
-                if counted and window == min(available):
+                if counted and window == min(reads.recorded):
                     bad, events = names.windowed(names.BAD_EVENTS, window), names.windowed(names.EVENTS, window)
                     plan.add_terms(target.key, "bad", batch, _recorded(bad, subject))
                     plan.add_terms(target.key, "total", batch, _recorded(events, subject))
@@ -400,13 +395,13 @@ class Measurer:
             return
         start = period_start(spec.window, at)
         batch = f"period:{format_duration(at - start)}"
-        terms = subject_terms(declaration, subject)
+        terms = subject_reads(declaration, subject, self.fleet).indicator.terms
         if declaration.name in recorded and spec.window.rolling is not None and not excluded:
             plan.add_terms(target.key, "ratio", batch, _recorded(names.ERROR_RATIO_PERIOD, subject))
             if terms is not None:
                 plan.add_terms(target.key, "total", batch, _recorded(names.EVENTS_PERIOD, subject))
             return
-        queries = subject_indicator(spec, subject).queries
+        queries = subject_reads(declaration, subject, self.fleet).indicator.queries
         if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None and queries is not None:
             for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
                 expression = _slices_expression(queries, spec.timeslice.window, spec.timeslice.target, length, end)
@@ -427,7 +422,7 @@ class Measurer:
             fresh = (Term(1, info, (target.declaration.name,)),)
             plan.add_terms(target.key, "fresh", "fresh", fresh, window=self.staleness)
             return
-        terms = subject_terms(target.declaration, target.subject)
+        terms = subject_reads(target.declaration, target.subject, self.fleet).indicator.terms
         if terms is None:
             return
         counting = tuple(Term(1, replace(t.aggregation, function="count_over_time"), t.values) for t in terms.total)
