@@ -34,6 +34,7 @@ from typing import Any
 from sloplane.core.durations import format_duration
 from sloplane.core.durations import format_go_duration as go_duration
 from sloplane.core.names import kubernetes_name
+from sloplane.core.templating import render, render_line
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.policy import RecurringWindow, Target
 from sloplane.render.gates import gate_schedule
@@ -61,18 +62,15 @@ RESOURCES: dict[str, dict[str, str]] = {
 """One Python process making a few HTTP calls; no CPU limit, so start-up is not throttled."""
 WINDOW_KIND = "deny"
 
-WEBHOOK_SCRIPT = """\
-import json, os, sys, urllib.request
-event = {key: os.environ[key.upper()] for key in ("application", "revision", "service", "slo")}
-event["event"] = "argocd.sync.failed"
-request = urllib.request.Request(
-    os.environ["WEBHOOK_URL"], data=json.dumps(event).encode(),
-    headers={"Content-Type": "application/json"}, method="POST")
-with urllib.request.urlopen(request, timeout=30) as response:
-    print(response.status, response.read(2000).decode(errors="replace"))
-"""
+WEBHOOK_SCRIPT_TEMPLATE = "argo_cd/sync-failed-webhook.py.j2"
 """The SyncFail hook's webhook call: standard library only, so it runs from the sloplane image as is.
 urlopen raises on a 4xx/5xx answer, so the Job fails and Argo CD shows the report did not arrive."""
+INCIDENT_TITLE_TEMPLATE = "argo_cd/sync-failed-incident-title.txt"
+
+
+def webhook_script() -> str:
+    """The Python the SyncFail hook runs (`python -c`) to report to `incident_webhook_url`."""
+    return render(WEBHOOK_SCRIPT_TEMPLATE)
 
 
 def job_name(prefix: str, slo: str) -> str:
@@ -206,7 +204,7 @@ def postsync_job(declaration: Declaration, options: PipelineOptions, *, stage: s
 
 def incident_command(declaration: Declaration, options: PipelineOptions) -> list[str]:
     """`sloplane incident open` for a failed sync: minor, since the gate or a human decides on rollback."""
-    title = f"Argo CD sync of $(APPLICATION) failed at revision $(REVISION) (SLO {declaration.name})"
+    title = render_line(INCIDENT_TITLE_TEMPLATE, slo=declaration.name)
     return [
         "sloplane",
         "incident",
@@ -244,7 +242,7 @@ def syncfail_job(
         {"name": "SLO", "value": declaration.name},
     ]
     if options.incident_webhook_url is not None:
-        command = ["python", "-c", WEBHOOK_SCRIPT]
+        command = ["python", "-c", webhook_script()]
         env.append({"name": "WEBHOOK_URL", "value": options.incident_webhook_url})
     else:
         command = incident_command(declaration, options)

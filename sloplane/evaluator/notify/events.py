@@ -17,6 +17,8 @@ facts. The webhook body (`kind: sloplane.incident`, `version: 1`)::
       "links": [{"href": ..., "text": ...}]
     }
 
+The summaries' wording is in `sloplane/templates/notify/`.
+
 Severity: a release that breaches is `critical` (rolling back now is the fix and it is urgent);
 a background breach is `error` (someone must look, but paging a release owner will not help).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sloplane.core.templating import render_line
 from sloplane.evaluator.notify.classify import Incident, IncidentClass
 
 SUMMARY_LIMIT = 1024
@@ -167,13 +170,15 @@ def _links(incidents: tuple[Incident, ...]) -> list[dict[str, str]]:
 
 def single_notice(incident: Incident) -> Notice:
     """One service's incident."""
-    breaches = "; ".join(reason["message"] for reason in incident.breaches())
-    stage = f" ({incident.stage})" if incident.stage else ""
-    if incident.kind is IncidentClass.DEPLOYMENT:
-        what = f"failed its gate on {incident.release}" if incident.release else "failed its gate"
-    else:
-        what = "is breaching outside any deployment"
-    summary = f"{incident.service}: SLO {incident.slo}{stage} {what}: {breaches}"
+    summary = render_line(
+        "notify/incident-summary.txt",
+        service=incident.service,
+        slo=incident.slo,
+        stage=incident.stage,
+        deployment=incident.kind is IncidentClass.DEPLOYMENT,
+        release=incident.release,
+        breaches=[reason["message"] for reason in incident.breaches()],
+    )
     return Notice(
         kind=incident.kind,
         dedup_key=incident.dedup_key,
@@ -191,7 +196,7 @@ def single_notice(incident: Incident) -> Notice:
 def war_room_notice(room: WarRoom) -> Notice:
     """One event for every service failing on a release."""
     services = room.services
-    summary = f"War room: {len(services)} services failing on {room.key.replace('/', ' ')}: {', '.join(services)}"
+    summary = render_line("notify/war-room-summary.txt", key=room.key, services=services)
     members = [member.details() for member in room.members]
     facts = {"key": room.key, "revision": room.revision, "pipeline": room.pipeline}
     return Notice(
