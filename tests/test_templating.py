@@ -23,6 +23,7 @@ from sloplane.evaluator.notify.events import SUMMARY_LIMIT, WarRoom, single_noti
 from sloplane.interop import load_declarations
 from sloplane.render import argo_cd
 from sloplane.render.pipelines import PipelineOptions
+from sloplane.render.prometheus import rule_file
 from tests.conftest import EXAMPLES
 
 AWKWARD = "<b>burn</b> & 'budget' \"low\" {{ not_a_value }} {% raw %}"
@@ -189,6 +190,7 @@ def test_every_template_is_rendered_by_a_real_caller(
     checkout = next(declaration for declaration in declarations if declaration.name == "checkout-availability")
     argo_cd.syncfail_job(checkout, PipelineOptions())
     argo_cd.syncfail_job(checkout, PipelineOptions(incident_webhook_url="https://hooks.example.com/argocd"))
+    rule_file(checkout, {checkout.name: checkout})
     assert sorted(set(rendered)) == template_names()
 
 

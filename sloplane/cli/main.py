@@ -22,6 +22,7 @@ from rich.tree import Tree
 
 from sloplane.cli import controls, evaluator, export, serve
 from sloplane.cli.common import Consoles
+from sloplane.core.durations import human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
@@ -31,9 +32,7 @@ from sloplane.render.pipelines import PipelineOptions
 from sloplane.semantics.explain import (
     EXPLAINED_ERROR_RATIOS,
     ObjectiveExplanation,
-    describe_window,
     explain,
-    human_duration,
 )
 
 if TYPE_CHECKING:
@@ -229,7 +228,7 @@ def _summary_table(declarations: list[Declaration], files: dict[str, str]) -> Ta
             declaration.name,
             spec.sli.kind,
             f"{spec.objective:g}%",
-            describe_window(spec.window),
+            spec.window.describe(),
             stages,
             str(rules_text.count("- record:") + rules_text.count("- alert:")),
             str(rules_text.count("- alert:")),

@@ -83,3 +83,15 @@ def _format(value: timedelta, units: tuple[tuple[str, int], ...]) -> str:
 def minutes(value: timedelta) -> float:
     """A duration in minutes, the unit people read error budgets in."""
     return value.total_seconds() / 60
+
+
+def human_duration(value: timedelta | None) -> str:
+    """'0.864 min', '43.2 min', '3.6 h', '2.5 d', or 'never' - three significant digits."""
+    if value is None:
+        return "never"
+    minutes = value.total_seconds() / 60
+    if minutes < 60:
+        return f"{minutes:.3g} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.3g} h"
+    return f"{minutes / 1440:.3g} d"

@@ -14,6 +14,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from sloplane.core.budget import error_budget
+from sloplane.core.durations import format_duration
 from sloplane.declaration.policy import (
     DEFAULT_GATE,
     DEFAULT_TARGETS,
@@ -96,6 +97,13 @@ class Window(SpecModel):
             return self.rolling
         assert self.calendar is not None
         return NOMINAL_CALENDAR_PERIOD[self.calendar]
+
+    def describe(self) -> str:
+        """'30d rolling' or 'calendar month (Europe/London)': how alerts, dashboards and `explain` name it."""
+        if self.rolling is not None:
+            return f"{format_duration(self.rolling)} rolling"
+        assert self.calendar is not None
+        return f"calendar {self.calendar.value} ({self.time_zone or 'UTC'})"
 
 
 class BudgetingMethod(StrEnum):

@@ -35,7 +35,6 @@ from sloplane.core.budget import WORKBOOK_PERIOD, Tier, burn_rate_alerts
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.render.prometheus import RenderOptions
-from sloplane.semantics.explain import describe_window
 from sloplane.semantics.indicators import subject_indicator
 from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import own_windows, recorded_windows
@@ -237,7 +236,7 @@ def _stats(declaration: Declaration, scope: _Scope) -> list[stat.Panel]:
         _stat(
             OBJECTIVE_ID,
             "Objective",
-            f"The share of good events promised over {describe_window(spec.window)}.",
+            f"The share of good events promised over {spec.window.describe()}.",
             scope.series(names.OBJECTIVE),
             unit="percentunit",
             position=next(positions),
@@ -501,7 +500,7 @@ def _slo_links(declaration: Declaration, options: RenderOptions) -> list[Builder
 
 def _description(declaration: Declaration) -> str:
     spec = declaration.spec
-    summary = f"{spec.objective:g}% over {describe_window(spec.window)}, owned by {spec.owners.team}."
+    summary = f"{spec.objective:g}% over {spec.window.describe()}, owned by {spec.owners.team}."
     return f"{spec.description} {summary}" if spec.description else summary
 
 

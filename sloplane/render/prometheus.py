@@ -26,10 +26,10 @@ from typing import Any
 
 from sloplane.core import names
 from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
-from sloplane.core.durations import format_duration
+from sloplane.core.durations import format_duration, human_duration
+from sloplane.core.templating import render_line
 from sloplane.declaration.model import BudgetingMethod, Declaration, Lifecycle, Spec
 from sloplane.declaration.sli import CompositeMethod, CompositeSLI
-from sloplane.semantics.explain import describe_window, human_duration
 from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import own_windows, recorded_windows, subject_reads
 from sloplane.semantics.subjects import FleetLike, Subject, component_labels, subjects
@@ -178,23 +178,32 @@ def dashboard_url(slo: str, options: RenderOptions, stage: str | None = None) ->
     return f"{url}?var-stage={stage}" if stage else url
 
 
+SUMMARY_TEMPLATE = "alerts/burn-rate-summary.txt"
+DESCRIPTION_TEMPLATE = "alerts/burn-rate-description.txt"
+"""Alert prose is a template (`sloplane/templates/alerts/`): reviewed as the sentence a page shows."""
+
+
 def _alert_annotations(
     declaration: Declaration, subject: Subject, alert: BurnRateAlert, options: RenderOptions
 ) -> dict[str, str]:
     spec = declaration.spec
-    threshold = alert.error_ratio_threshold(subject.objective)
+    factor = f"{alert.factor:g}"
     where = f"{subject.slo}" + (f" [{subject.stage}]" if subject.stage else "")
-    exhaustion = human_duration(spec.window.period / alert.factor)
+    summary = render_line(SUMMARY_TEMPLATE, where=where, factor=factor, windows=alert.name, tier=alert.tier.value)
+    description = render_line(
+        DESCRIPTION_TEMPLATE,
+        objective=f"{subject.objective:g}",
+        window=spec.window.describe(),
+        outage_allowed=human_duration(spec.window.period * error_budget(subject.objective)),
+        long_window=format_duration(alert.long_window),
+        threshold=f"{alert.error_ratio_threshold(subject.objective) * 100:.4g}",
+        factor=factor,
+        budget_share=f"{alert.budget_share:.0%}",
+        exhaustion=human_duration(spec.window.period / alert.factor),
+    )
     annotations = {
-        "summary": (f"{where}: error budget burning {alert.factor:g}x too fast over {alert.name} ({alert.tier.value})"),
-        "description": (
-            f"The {subject.objective:g}% objective over {describe_window(spec.window)} allows "
-            f"{human_duration(spec.window.period * error_budget(subject.objective))} of full outage. "
-            f"Over the last {format_duration(alert.long_window)} the error ratio is "
-            "{{ $value | humanizePercentage }}, above "
-            f"{threshold * 100:.4g}% ({alert.factor:g}x the budget rate): {alert.budget_share:.0%} of the budget "
-            f"is gone within {format_duration(alert.long_window)}, all of it in {exhaustion} at this rate."
-        ),
+        "summary": summary,
+        "description": description,
         "dashboard": dashboard_url(subject.slo, options, subject.stage),
     }
     if spec.alerting.runbook:

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sloplane.core.budget import BurnRateAlert, budget_duration, burn_rate_alerts, error_budget
-from sloplane.core.durations import format_duration
-from sloplane.declaration.model import Declaration, Window
+from sloplane.declaration.model import Declaration
 
 EXPLAINED_ERROR_RATIOS = (1.0, 0.10, 0.01)
 """Error ratios whose detection times are shown: a full outage, a bad and a mild degradation."""
@@ -48,14 +47,6 @@ class ObjectiveExplanation:
     alerts: tuple[AlertExplanation, ...]
 
 
-def describe_window(window: Window) -> str:
-    """'30d rolling' or 'calendar month (Europe/London)'."""
-    if window.rolling is not None:
-        return f"{format_duration(window.rolling)} rolling"
-    assert window.calendar is not None
-    return f"calendar {window.calendar.value} ({window.time_zone or 'UTC'})"
-
-
 def _alert(alert: BurnRateAlert, objective: float, enabled: bool) -> AlertExplanation:
     return AlertExplanation(
         tier=alert.tier.value,
@@ -84,7 +75,7 @@ def explain(declaration: Declaration) -> list[ObjectiveExplanation]:
             slo=declaration.name,
             stage=stage,
             objective=objective,
-            window=describe_window(spec.window),
+            window=spec.window.describe(),
             period=period,
             error_budget=error_budget(objective),
             budget_time=budget_duration(objective, period),
@@ -92,15 +83,3 @@ def explain(declaration: Declaration) -> list[ObjectiveExplanation]:
         )
         for stage, objective in objectives
     ]
-
-
-def human_duration(value: timedelta | None) -> str:
-    """'0.864 min', '43.2 min', '3.6 h', '2.5 d', or 'never' - three significant digits."""
-    if value is None:
-        return "never"
-    minutes = value.total_seconds() / 60
-    if minutes < 60:
-        return f"{minutes:.3g} min"
-    if minutes < 48 * 60:
-        return f"{minutes / 60:.3g} h"
-    return f"{minutes / 1440:.3g} d"
