@@ -41,54 +41,50 @@ integrations (PagerDuty, Slack, ...) into these entries by name; sloplane knows 
 SLOs that are archived, that do not list `alertmanager` in `targets`, or that enable no alert tier
 get no route: their alerts do not exist, or are routed by whoever renders them.
 
-Converting a cron schedule (see `cron_time_intervals`): Alertmanager matches wall-clock time in a
-location, which is how cron fires, so a schedule keeps its meaning across daylight-saving changes;
-the duration is applied in wall-clock time as well (a window that spans a change is an hour longer
-or shorter in absolute time). Each start time of day (every minute x hour combination) gives one
-`times` range; a window that runs past midnight continues on the following day(s), full days in
-between, with the day fields shifted by one per day:
-
-- weekdays shift exactly (Friday 22:30 + 4h: Friday 22:30-24:00 and Saturday 00:00-02:30);
-- days of the month and months shift through a calendar of a leap year, so every day a schedule
-  can name exists: the 31st of January + 1 day is the 1st of February, the 30th of April + 1 day the
-  1st of May. The approximation is February: a window crossing the end of February 28 is continued
-  on February 29, which in common years does not exist, so that part (on March 1) is not muted.
-  It errs towards alerting, never towards silencing an unplanned hour;
-- the last day of a month (`L`) and the nth weekday (`MON#2`) become negative or ranged days of the
-  month (`-1`, `8:14`), which shift exactly;
-- when both the day of month and the day of week are restricted, cron fires on either, so each
-  gives its own entries (entries of a time interval are alternatives).
-
-Entries that differ in one field only are merged (Saturday and Sunday, days 27 to 30), so the output
-stays short. Random (`R`) cron fields have no fixed time to mute and are refused.
+Converting a cron schedule (see `cron_time_intervals`): `sloplane.core.schedules` works out the
+wall-clock time a window covers as slots (times of day x weekdays x days of the month x months),
+with the same arithmetic the evaluator uses to take maintenance out of the budget; its notes say how
+windows past midnight, month ends, `L` and `MON#2` are handled. Each slot becomes one entry of the
+time interval, located in the window's time zone: Alertmanager matches wall-clock time in a
+location, which is how cron fires, so a schedule keeps its meaning across daylight-saving changes.
+Random (`R`) cron fields have no fixed time to mute and are refused.
 """
 
 from __future__ import annotations
 
-import calendar
-import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from croniter import croniter
-
 from sloplane.core import names
+from sloplane.core.schedules import FULL_DAY, Slot, UnsupportedScheduleError, cron_slots, window_slots
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.policy import OneOffWindow, RecurringWindow, Target
+
+# `UnsupportedScheduleError` is defined in `sloplane.core.schedules`; named here as what `cron_time_intervals` raises.
+__all__ = [
+    "DEFAULT_RECEIVER",
+    "DEPLOYMENT_LABEL",
+    "GROUP_BY",
+    "MONTHS",
+    "WEEKDAYS",
+    "Muting",
+    "UnsupportedScheduleError",
+    "alertmanager_config",
+    "cron_time_intervals",
+    "inhibit_rules",
+    "matcher",
+    "render_slot",
+    "slo_route",
+    "window_time_intervals",
+]
 
 DEFAULT_RECEIVER = "sloplane-default"
 GROUP_BY = ("alertname", "slo", "stage", "severity")
 DEPLOYMENT_LABEL = "during_deployment"
 
-MINUTES_PER_DAY = 24 * 60
-FULL_DAY = ((0, MINUTES_PER_DAY),)
-"""`times` covering the whole day: written as no `times` at all."""
-REFERENCE_YEAR = 2000
-"""A leap year: every day a cron schedule can name exists in it (see the module notes on February)."""
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 """Indexed as cron numbers them (0 = Sunday); Alertmanager ranges cannot wrap past Saturday."""
 MONTHS = (
@@ -107,121 +103,10 @@ MONTHS = (
     "december",
 )
 """Indexed 1-12; spelled out here because `calendar.month_name` follows the process locale."""
-ALL_WEEKDAYS = frozenset(range(7))
-ALL_DAYS = frozenset(range(1, 32))
-ALL_MONTHS = frozenset(range(1, 13))
-LAST_WEEK = tuple(range(-7, 0))
-"""Days of the month of the last weekday of a kind (`5L`): the last seven."""
-_RANDOM_FIELD = re.compile(r"(?:^|,)[rh](?:$|[(/,])", re.IGNORECASE)
-
-
-class UnsupportedScheduleError(ValueError):
-    """A cron schedule whose firing times are not fixed (random or hashed fields)."""
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One entry of an Alertmanager time interval: the conjunction of its fields; None is "any"."""
-
-    times: tuple[tuple[int, int], ...] = FULL_DAY
-    """Half-open minute ranges within the day, sorted and merged."""
-    weekdays: frozenset[int] | None = None
-    days_of_month: frozenset[int] | None = None
-    months: frozenset[int] | None = None
-    years: frozenset[int] | None = None
-
-
-def _slot(
-    times: Iterable[tuple[int, int]] = FULL_DAY,
-    weekdays: Iterable[int] | None = None,
-    days_of_month: Iterable[int] | None = None,
-    months: Iterable[int] | None = None,
-    years: Iterable[int] | None = None,
-) -> Slot:
-    """A slot in normal form, so that equal meanings compare equal: full sets become None."""
-    return Slot(
-        times=_merge_ranges(times),
-        weekdays=_unless_full(weekdays, ALL_WEEKDAYS),
-        days_of_month=_unless_full(days_of_month, ALL_DAYS),
-        months=_unless_full(months, ALL_MONTHS),
-        years=None if years is None else frozenset(years),
-    )
-
-
-def _unless_full(values: Iterable[int] | None, full: frozenset[int]) -> frozenset[int] | None:
-    """The values as a set, or None when they cover every possible value."""
-    if values is None:
-        return None
-    chosen = frozenset(values)
-    return None if chosen >= full else chosen
-
-
-def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    """Sorted, with overlapping and touching ranges joined."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
-
-
-_FULL_SETS: dict[str, frozenset[int] | None] = {
-    "weekdays": ALL_WEEKDAYS,
-    "days_of_month": ALL_DAYS,
-    "months": ALL_MONTHS,
-    "years": None,
-}
-"""What each set field means when complete (None: it never is)."""
-
-
-def _union(first: Slot, second: Slot, field: str) -> Slot:
-    """Two slots that differ in `field` only, as one: the union of that field ("any" absorbs)."""
-    if field == "times":
-        return replace(first, times=_merge_ranges((*first.times, *second.times)))
-    mine: frozenset[int] | None = getattr(first, field)
-    theirs: frozenset[int] | None = getattr(second, field)
-    joined = None if mine is None or theirs is None else mine | theirs
-    full = _FULL_SETS[field]
-    value = None if joined is None or (full is not None and joined >= full) else joined
-    changes: dict[str, Any] = {field: value}
-    return replace(first, **changes)
-
-
-_SLOT_FIELDS = tuple(field.name for field in fields(Slot))
-
-
-def merge_slots(slots: Iterable[Slot]) -> list[Slot]:
-    """Fewer entries, same times: slots equal but for one field are joined until none are.
-
-    Each slot is a product of its fields, so two that differ in one field only are exactly the
-    product with that field's union; the merge never widens what is muted.
-    """
-    merged = list(dict.fromkeys(slots))
-    changed = True
-    while changed:
-        changed = False
-        for field in _SLOT_FIELDS:
-            groups: dict[tuple[object, ...], Slot] = {}
-            for slot in merged:
-                key = tuple(None if name == field else getattr(slot, name) for name in _SLOT_FIELDS)
-                groups[key] = _union(groups[key], slot, field) if key in groups else slot
-            changed = changed or len(groups) < len(merged)
-            merged = list(groups.values())
-    return sorted(merged, key=_slot_order)
-
-
-def _slot_order(slot: Slot) -> tuple[tuple[int, ...], ...]:
-    def key(values: frozenset[int] | None) -> tuple[int, ...]:
-        return () if values is None else tuple(sorted(values, key=lambda day: (day < 0, day)))
-
-    flat_times = tuple(minute for span in slot.times for minute in span)
-    return (key(slot.years), key(slot.months), key(slot.days_of_month), key(slot.weekdays), flat_times)
 
 
 # ---------------------------------------------------------------------------------------------
-# Rendering slots as Alertmanager YAML values
+# Slots (`sloplane.core.schedules`) as Alertmanager time intervals
 # ---------------------------------------------------------------------------------------------
 
 
@@ -271,185 +156,13 @@ def render_slot(slot: Slot, location: str) -> dict[str, Any]:
     return entry
 
 
-# ---------------------------------------------------------------------------------------------
-# Cron schedules
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CronDays:
-    """The days a cron schedule fires on; None is an unrestricted (`*`) field."""
-
-    days_of_month: tuple[int, ...] | None
-    """1-31, or -1 for the last day (`L`)."""
-    months: tuple[int, ...] | None
-    weekdays: tuple[int, ...] | None
-    """0 = Sunday."""
-    nth: tuple[tuple[int, tuple[int, ...]], ...] = ()
-    """Weekday -> days of the month it is restricted to (`MON#2`: 8-14; `5L`: the last seven days)."""
-
-    def weekday_days(self, weekday: int) -> tuple[int, ...] | None:
-        """The days of the month a weekday is limited to by an nth-weekday field, if any."""
-        return next((days for day, days in self.nth if day == weekday), None)
-
-
-def _field(values: Sequence[int | str]) -> tuple[int, ...] | None:
-    """An expanded cron field: None for `*`, the last day (`l`) as -1."""
-    if list(values) == ["*"]:
-        return None
-    return tuple(sorted(-1 if value == "l" else int(value) for value in values))
-
-
-def _nth_days(occurrences: Iterable[int | str]) -> tuple[int, ...]:
-    """Days of the month of the nth weekday of a kind: the 2nd Monday falls on the 8th-14th."""
-    days: set[int] = set()
-    for occurrence in occurrences:
-        if occurrence == "l":
-            days.update(LAST_WEEK)
-        else:
-            nth = int(occurrence)
-            days.update(range((nth - 1) * 7 + 1, min(nth * 7, 31) + 1))
-    return tuple(sorted(days))
-
-
-def parse_cron(schedule: str) -> tuple[tuple[int, ...], CronDays]:
-    """Start times (minutes after midnight) and firing days of a five-field cron schedule."""
-    if any(_RANDOM_FIELD.search(part) for part in schedule.split()):
-        raise UnsupportedScheduleError(f"'{schedule}': random or hashed fields fire at no fixed time to mute")
-    expanded, nth = croniter.expand(schedule)
-    minutes_field, hours_field, days_field, months_field, weekdays_field = expanded
-    minutes = _field(minutes_field) or tuple(range(60))
-    hours = _field(hours_field) or tuple(range(24))
-    starts = tuple(sorted(hour * 60 + minute for hour in hours for minute in minutes))
-    days = CronDays(
-        days_of_month=_field(days_field),
-        months=_field(months_field),
-        weekdays=_field(weekdays_field),
-        nth=tuple((weekday, _nth_days(occurrences)) for weekday, occurrences in sorted(nth.items())),
-    )
-    return starts, days
-
-
-def day_segments(starts: Iterable[int], duration: timedelta) -> dict[int, tuple[tuple[int, int], ...]]:
-    """Minute ranges per day after the firing day (0: that day), for windows opening at `starts`.
-
-    A window past midnight continues on the next day from 00:00; one longer than a day fills the
-    days in between. Durations are counted in whole minutes, rounded up: Alertmanager's resolution.
-    """
-    length = max(1, math.ceil(duration / timedelta(minutes=1)))
-    by_day: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for start in starts:
-        end = start + length
-        for day in range(end // MINUTES_PER_DAY + 1):
-            offset = day * MINUTES_PER_DAY
-            low, high = max(start, offset), min(end, offset + MINUTES_PER_DAY)
-            if low < high:
-                by_day[day].append((low - offset, high - offset))
-    return {day: _merge_ranges(ranges) for day, ranges in sorted(by_day.items())}
-
-
-def _shift_day(month: int, day: int, shift: int) -> tuple[int, int] | None:
-    """(month, day) `shift` days later, in the reference leap year; None if the day does not exist.
-
-    Days counted from the month's end (-1) stay so while they remain in the month, which is exact
-    for every month length.
-    """
-    length = calendar.monthrange(REFERENCE_YEAR, month)[1]
-    if day < 0 and day + shift < 0:
-        return month, day + shift
-    actual = length + 1 + day if day < 0 else day
-    if not 1 <= actual <= length:
-        return None
-    later = date(REFERENCE_YEAR, month, actual) + timedelta(days=shift)
-    return later.month, later.day
-
-
-def _shifted_days(
-    months: tuple[int, ...] | None, days: Iterable[int] | None, shift: int
-) -> list[tuple[frozenset[int], frozenset[int] | None]]:
-    """Months and days of the month `shift` days after the given ones, months with equal days grouped."""
-    chosen_days = tuple(days) if days is not None else tuple(sorted(ALL_DAYS))
-    by_month: dict[int, set[int]] = defaultdict(set)
-    for month in months or sorted(ALL_MONTHS):
-        for day in chosen_days:
-            shifted = _shift_day(month, day, shift)
-            if shifted is not None:
-                by_month[shifted[0]].add(shifted[1])
-    grouped: dict[frozenset[int] | None, set[int]] = defaultdict(set)
-    for month, month_days in sorted(by_month.items()):
-        whole_month = month_days >= set(range(1, calendar.monthrange(REFERENCE_YEAR, month)[1] + 1))
-        grouped[None if whole_month else frozenset(month_days)].add(month)
-    return [(frozenset(group_months), group_days) for group_days, group_months in grouped.items()]
-
-
-def _weekday_slots(days: CronDays, shift: int, times: tuple[tuple[int, int], ...]) -> list[Slot]:
-    """Slots of the day-of-week part, `shift` days after the firing day."""
-    slots: list[Slot] = []
-    for weekday in days.weekdays or ():
-        later = (weekday + shift) % 7
-        limited = days.weekday_days(weekday)
-        if limited is None and days.months is None:
-            slots.append(_slot(times, weekdays=[later]))
-            continue
-        for months, month_days in _shifted_days(days.months, limited, shift):
-            slots.append(_slot(times, weekdays=[later], days_of_month=month_days, months=months))
-    return slots
-
-
-def _month_day_slots(days: CronDays, shift: int, times: tuple[tuple[int, int], ...]) -> list[Slot]:
-    """Slots of the day-of-month part (every day when neither day field is restricted)."""
-    if days.days_of_month is None and days.months is None:
-        return [_slot(times)]
-    return [
-        _slot(times, days_of_month=month_days, months=months)
-        for months, month_days in _shifted_days(days.months, days.days_of_month, shift)
-    ]
-
-
-def cron_slots(schedule: str, duration: timedelta) -> list[Slot]:
-    """The time a window opening on a cron schedule covers, as merged slots (wall-clock time)."""
-    starts, days = parse_cron(schedule)
-    slots: list[Slot] = []
-    for shift, times in day_segments(starts, duration).items():
-        if days.weekdays is not None:
-            slots += _weekday_slots(days, shift, times)
-        # cron fires on either day field when both are restricted, and on every day when neither is
-        if days.days_of_month is not None or days.weekdays is None:
-            slots += _month_day_slots(days, shift, times)
-    return merge_slots(slots)
-
-
 def cron_time_intervals(schedule: str, duration: timedelta, time_zone: str = "UTC") -> list[dict[str, Any]]:
     """Alertmanager `time_intervals` entries covering a window that opens on a cron schedule.
 
     `0 3 * * SUN` + 1h in Europe/Berlin -> `[{times: [03:00-04:00], weekdays: [sunday], location:
-    Europe/Berlin}]`. See the module notes for midnight, long windows and month ends.
+    Europe/Berlin}]`. See `sloplane.core.schedules` for midnight, long windows and month ends.
     """
     return [render_slot(slot, time_zone) for slot in cron_slots(schedule, duration)]
-
-
-def window_slots(start: datetime, end: datetime) -> list[Slot]:
-    """A one-off window in UTC, one slot per calendar day (full days in between merged)."""
-    first = _floor_minute(start.astimezone(UTC))
-    last = _ceil_minute(end.astimezone(UTC))
-    slots: list[Slot] = []
-    day = first.date()
-    while (midnight := datetime.combine(day, time.min, tzinfo=UTC)) < last:
-        low = max(first, midnight) - midnight
-        high = min(last, midnight + timedelta(days=1)) - midnight
-        span = (low // timedelta(minutes=1), high // timedelta(minutes=1))
-        slots.append(_slot([span], days_of_month=[day.day], months=[day.month], years=[day.year]))
-        day += timedelta(days=1)
-    return merge_slots(slots)
-
-
-def _floor_minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def _ceil_minute(moment: datetime) -> datetime:
-    floor = _floor_minute(moment)
-    return floor if floor == moment else floor + timedelta(minutes=1)
 
 
 def window_time_intervals(start: datetime, end: datetime) -> list[dict[str, Any]]:

@@ -9,29 +9,16 @@ a canary fails only when it is measurably worse than stable.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
-
-from croniter import croniter
-
 from sloplane.core.budget import Tier
 from sloplane.core.durations import format_duration
-from sloplane.declaration.policy import BackendErrorPolicy, RecurringWindow
+from sloplane.core.schedules import occurrence_at
+from sloplane.declaration.policy import BackendErrorPolicy
 from sloplane.evaluator.deciding.context import Adjuster, GateContext, firing_alerts
 from sloplane.evaluator.model import Outcome
 
 BREACH_CODES = frozenset({"budget-exhausted", "budget-low", "burn-rate", "alert-active", "canary-worse"})
 """Reasons that say the SLO itself is being breached (as opposed to a freeze or a fault)."""
 NOT_A_BREACH = frozenset({"frozen", "backend-error", "stale-data", "attribution-unavailable"})
-
-
-def _scheduled_start(window: RecurringWindow, at: datetime) -> datetime | None:
-    """When the occurrence of a recurring window that covers `at` began; None when none does."""
-    zone = ZoneInfo(window.time_zone)
-    local = at.astimezone(zone)
-    schedule = croniter(window.schedule, local + timedelta(microseconds=1))
-    began: datetime = schedule.get_prev(datetime)
-    return began if began <= local < began + window.duration else None
 
 
 def frozen(context: GateContext) -> Outcome | None:
@@ -70,7 +57,7 @@ def frozen(context: GateContext) -> Outcome | None:
     for window in policy.freezes:
         if window.stages and context.subject.stage not in window.stages:
             continue
-        began = _scheduled_start(window, at)
+        began = occurrence_at(window.schedule, window.duration, window.time_zone, at)
         if began is not None:
             context.note(
                 "frozen",

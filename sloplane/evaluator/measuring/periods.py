@@ -4,7 +4,9 @@ Rolling periods end now and reach back their length. Calendar periods start at t
 the current week (Monday), month or quarter in the declared time zone, so a monthly SLO's budget
 resets at local midnight on the first. Excluded time — planned maintenance (cron schedule and
 duration, in its time zone), one-off windows, emergency changes — is listed per subject and merged
-where intervals overlap, so no minute is taken out twice.
+where intervals overlap, so no minute is taken out twice. When a maintenance window opens and
+closes is worked out in `sloplane.core.schedules`, which the release gate's freezes and the
+Alertmanager renderer use too, so all three agree on when a window is open.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
+from sloplane.core.schedules import merge_spans, occurrences
 from sloplane.declaration.model import CalendarUnit, Spec, Window
 from sloplane.evaluator.model import Exclusion
+
+# `merge_spans` lives in `sloplane.core.schedules`; it is named here for the callers that import it from this module.
+__all__ = ["exclusions", "merge_spans", "merged", "period_start"]
 
 
 def period_start(window: Window, at: datetime) -> datetime:
@@ -44,15 +48,8 @@ def _maintenance(spec: Spec, stage: str | None, start: datetime, end: datetime) 
     for window in spec.exclusions.maintenance:
         if not _applies(window.stages, stage):
             continue
-        zone = ZoneInfo(window.time_zone)
-        occurrences = croniter(window.schedule, (start - window.duration).astimezone(zone))
-        while True:
-            begins: datetime = occurrences.get_next(datetime)
-            if begins >= end:
-                break
-            yield Exclusion(
-                "maintenance", window.name, begins.astimezone(UTC), (begins + window.duration).astimezone(UTC)
-            )
+        for opens, closes in occurrences(window.schedule, window.duration, window.time_zone, start, end):
+            yield Exclusion("maintenance", window.name, opens, closes)
 
 
 def exclusions(spec: Spec, stage: str | None, start: datetime, end: datetime) -> list[Exclusion]:
@@ -84,14 +81,3 @@ def exclusions(spec: Spec, stage: str | None, start: datetime, end: datetime) ->
 def merged(intervals: Iterable[Exclusion]) -> list[tuple[datetime, datetime]]:
     """Overlapping or touching intervals joined, so each excluded minute counts once."""
     return merge_spans((exclusion.start, exclusion.end) for exclusion in intervals)
-
-
-def merge_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Overlapping or touching (start, end) spans joined, in time order."""
-    joined: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(spans):
-        if joined and start <= joined[-1][1]:
-            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
-        else:
-            joined.append((start, end))
-    return joined
