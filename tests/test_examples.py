@@ -3,7 +3,7 @@
 from datetime import date
 from pathlib import Path
 
-from sloplane.declaration.policy import Target
+from sloplane.declaration.policy import TargetSystem
 from sloplane.declaration.sli import Backend
 from sloplane.interop import load_paths
 from tests.conftest import EXAMPLES, minimal
@@ -31,7 +31,7 @@ def test_examples_cover_the_required_shapes() -> None:
     assert journey is not None and len({c.slo for c in journey.components}) == 3
     payments = slos["payments-availability"]
     assert payments.spec.sli.backends() == {Backend.PROMETHEUS, Backend.DATADOG}
-    assert Target.DATADOG not in payments.spec.targets  # until a Datadog renderer exists
+    assert TargetSystem.DATADOG not in payments.spec.targets  # until a Datadog renderer exists
     assert slos["checkout-deploy-success"].spec.sli.deployment is not None
 
 

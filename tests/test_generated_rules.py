@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 
 from sloplane.core.serialize import to_yaml
 from sloplane.interop import load_paths
-from sloplane.render.kubernetes import KubernetesOptions, prometheus_rule
+from sloplane.render.kubernetes import prometheus_rule
+from sloplane.render.options import KubernetesOptions
 from sloplane.render.prometheus import rule_file
 from sloplane.semantics.subjects import Fleet
 from tests.kube import crd_errors

@@ -14,7 +14,8 @@ from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_paths
 from sloplane.render.grafana import dashboard, overview
-from sloplane.render.prometheus import RenderOptions, dashboard_url, rule_file
+from sloplane.render.options import RenderOptions
+from sloplane.render.prometheus import dashboard_url, rule_file
 from sloplane.semantics.recording import recorded_windows
 from sloplane.semantics.subjects import Fleet, production_subject
 from tests.conftest import EXAMPLES, minimal

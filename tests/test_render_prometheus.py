@@ -14,8 +14,9 @@ from sloplane.core import names
 from sloplane.core.serialize import to_yaml
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_paths
-from sloplane.render.kubernetes import KubernetesOptions, probe, prometheus_rule
-from sloplane.render.prometheus import RenderOptions, rule_file
+from sloplane.render.kubernetes import probe, prometheus_rule
+from sloplane.render.options import KubernetesOptions, RenderOptions
+from sloplane.render.prometheus import rule_file
 from sloplane.render.promtool import promtool_test_file
 from sloplane.semantics.recording import recorded_windows
 from tests.conftest import EXAMPLES, minimal

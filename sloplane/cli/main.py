@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,15 +28,15 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.interop import LoadResult, load_paths
 from sloplane.interop.openslo.exporter import export_openslo
+from sloplane.render.bundle import MANAGED_FOLDERS, active, fleet_files
+from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
 from sloplane.render.pipelines import PipelineOptions
+from sloplane.render.targets import rendered_targets
 from sloplane.semantics.explain import (
     EXPLAINED_ERROR_RATIOS,
     ObjectiveExplanation,
     explain,
 )
-
-if TYPE_CHECKING:
-    from sloplane.render.bundle import BundleOptions
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -66,7 +66,7 @@ OutDir = Annotated[
 
 def _load(paths: list[Path], strict: bool) -> LoadResult:
     """Load and report; exits 1 when the input is unusable, so callers only see good declarations."""
-    result = load_paths(paths)
+    result = load_paths(paths, renderable=rendered_targets())
     for diagnostic in result.diagnostics:
         style = "red" if diagnostic.severity.value == "error" else "yellow"
         _err.print(diagnostic.render(), style=style, markup=False, soft_wrap=True)
@@ -202,7 +202,6 @@ PROGRESS_THRESHOLD = 50
 
 
 def _render_with_progress(declarations: list[Declaration], options: BundleOptions) -> dict[str, str]:
-    from sloplane.render.bundle import active, fleet_files  # the Grafana SDK is slow to import
 
     rendered = active(declarations)
     if len(rendered) < PROGRESS_THRESHOLD:
@@ -214,8 +213,6 @@ def _render_with_progress(declarations: list[Declaration], options: BundleOption
 
 
 def _summary_table(declarations: list[Declaration], files: dict[str, str]) -> Table:
-    from sloplane.render.bundle import active  # deferred: the Grafana SDK is slow to import
-
     table = Table(title="rendered", title_justify="left")
     for column in ("slo", "sli", "objective", "window", "stages", "rules", "alerts", "files"):
         table.add_column(column, justify="right" if column in ("objective", "rules", "alerts", "files") else "left")
@@ -265,11 +262,6 @@ def render(
     <slo>.canary-config.json (each as the SLO's targets say). Nothing is written unless everything
     rendered; unchanged files are not touched; files of removed SLOs are deleted.
     """
-    # deferred: the renderers pull in the Grafana SDK, slow to import; only `render` needs them
-    from sloplane.render.bundle import MANAGED_FOLDERS, BundleOptions
-    from sloplane.render.kubernetes import KubernetesOptions
-    from sloplane.render.prometheus import RenderOptions
-
     result = _load(paths, strict)
     pipelines = PipelineOptions(evaluator_url=evaluator_url, image=image, app_project=app_project)
     options = BundleOptions(

@@ -11,23 +11,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
+from pulumi_kubernetes.apiextensions import CustomResource
+from pulumi_kubernetes.core.v1 import ConfigMap
 
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
 from sloplane.components.slo import (
     ServiceLevelObjective,
     ServiceLevelObjectiveArgs,
-    config_map,
     kubernetes_options,
+    register_child,
     run_error,
 )
-from sloplane.core.serialize import to_json
 from sloplane.declaration import DeclarationError
-from sloplane.declaration.policy import Target
+from sloplane.declaration.policy import TargetSystem
 from sloplane.interop import load_declarations
-from sloplane.render import grafana, kubernetes
 from sloplane.render.bundle import active
-from sloplane.render.prometheus import RenderOptions
+from sloplane.render.options import BundleOptions, RenderOptions
+from sloplane.render.targets import RENDERERS, rendered_targets, renderers_of
 from sloplane.semantics.subjects import Fleet
 
 TOKEN = "sloplane:index:SloFleet"
@@ -48,15 +49,6 @@ class SloFleetArgs(TypedDict):
     """Settings of each SLO's `DeploymentGate` and of the fleet's AppProject sync-window patch."""
 
 
-def _children_for(targets: Sequence[Target]) -> list[str]:
-    create = []
-    if Target.PROMETHEUS in targets:
-        create += ["prometheusRule", "probe"]
-    if Target.GRAFANA in targets:
-        create.append("dashboard")
-    return create
-
-
 class SloFleet(pulumi.ComponentResource):
     """A folder of declarations in a stack."""
 
@@ -65,7 +57,7 @@ class SloFleet(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SloFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         try:
-            declarations = load_declarations([str(args["path"])])
+            declarations = load_declarations([str(args["path"])], renderable=rendered_targets())
         except DeclarationError as error:
             raise run_error(str(error)) from None
         super().__init__(TOKEN, name, None, opts)
@@ -73,26 +65,27 @@ class SloFleet(pulumi.ComponentResource):
         shared: dict[str, Any] = {key: value for key, value in args.items() if key not in ("path", "evaluator")}
         self.slos: dict[str, ServiceLevelObjective] = {}
         for declaration in active(declarations):
-            create = _children_for(declaration.spec.targets)
+            create = [key for renderer in renderers_of(declaration) for key in renderer.child_keys]
             if not create and not gated([declaration]):
                 continue
             slo_args: ServiceLevelObjectiveArgs = {"declaration": declaration.name, **shared, "create": create}  # type: ignore[typeddict-item]
             self.slos[declaration.name] = ServiceLevelObjective(
                 declaration.name, slo_args, pulumi.ResourceOptions(parent=self), fleet=fleet, declaration=declaration
             )
-        k8s = kubernetes_options(shared)
-        charted = [d for d in active(declarations) if Target.GRAFANA in d.spec.targets]
-        render = RenderOptions(grafana_url=str(shared.get("grafana_url") or ""))
-        overview = kubernetes.dashboard_config_map(
-            kubernetes.dashboard_config_map_name(None),
-            "sloplane-overview.json",
-            to_json(grafana.overview(charted, fleet, render)),
-            k8s,
+        options = BundleOptions(
+            render=RenderOptions(grafana_url=str(shared.get("grafana_url") or "")),
+            kubernetes=kubernetes_options(shared),
         )
-        self.overview = config_map(f"{name}-overview", overview, pulumi.ResourceOptions(parent=self))
+        rendered, below = active(declarations), pulumi.ResourceOptions(parent=self)
+        self.fleet_children: dict[str, CustomResource | ConfigMap] = {}
+        for renderer in RENDERERS:  # fleet-wide objects (the overview dashboard), for the SLOs naming the target
+            named = [d for d in rendered if renderer.target in d.spec.targets]
+            for child in renderer.fleet_children(named, fleet, options):
+                self.fleet_children[child.key] = register_child(f"{name}-{child.suffix}", child, below)
+        self.overview = self.fleet_children.get("overview")
         self.evaluator: SloEvaluator | None = evaluator_for(name, args, declarations, self)
         self.sync_windows: DeploymentGate | None = None
-        synced = [d for d in gated(active(declarations)) if Target.ARGO_CD in d.spec.targets]
+        synced = [d for d in gated(active(declarations)) if TargetSystem.ARGO_CD in d.spec.targets]
         if synced:
             settings = {**dict(args.get("deployment_gate") or {}), "analysis_templates": False}
             gate_args: DeploymentGateArgs = {**settings, "declarations": synced}  # type: ignore[typeddict-item]

@@ -17,7 +17,7 @@ import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource, CustomResourcePatch
 
 from sloplane.declaration.model import Declaration
-from sloplane.declaration.policy import Target
+from sloplane.declaration.policy import TargetSystem
 from sloplane.render import argo_cd, argo_rollouts
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.semantics.subjects import FleetLike
@@ -141,4 +141,4 @@ def _app_project_patch(
 
 def gated(declarations: Sequence[Declaration]) -> list[Declaration]:
     """Declarations with a declared gate and the Argo Rollouts target: the ones a DeploymentGate serves."""
-    return [d for d in declarations if d.spec.gate is not None and Target.ARGO_ROLLOUTS in d.spec.targets]
+    return [d for d in declarations if d.spec.gate is not None and TargetSystem.ARGO_ROLLOUTS in d.spec.targets]

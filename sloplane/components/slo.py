@@ -19,13 +19,13 @@ from pulumi_kubernetes.core.v1 import ConfigMap
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
 from sloplane.core import names
-from sloplane.core.serialize import to_json
 from sloplane.declaration import DeclarationError
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_declarations
-from sloplane.render import grafana, kubernetes
-from sloplane.render.kubernetes import KubernetesOptions
-from sloplane.render.prometheus import RenderOptions, rule_file
+from sloplane.render import kubernetes
+from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
+from sloplane.render.registry import Child
+from sloplane.render.targets import renderers_of
 from sloplane.semantics.subjects import FleetLike
 
 TOKEN = "sloplane:index:ServiceLevelObjective"
@@ -117,28 +117,19 @@ class ServiceLevelObjective(pulumi.ComponentResource):
             if missing:
                 raise run_error(f"{declaration.name}: composite parts {missing} are not in this stack (use SloFleet)")
         super().__init__(TOKEN, name, None, opts)
-        k8s = kubernetes_options(args)
-        render = RenderOptions(grafana_url=str(args.get("grafana_url") or ""))
+        options = BundleOptions(
+            render=RenderOptions(grafana_url=str(args.get("grafana_url") or "")), kubernetes=kubernetes_options(args)
+        )
         create = set(cast(Sequence[str], args["create"] if args.get("create") is not None else DEFAULT_CREATE))
         child = pulumi.ResourceOptions(parent=self)
-        self.rule: CustomResource | None = None
-        self.probe: CustomResource | None = None
-        self.dashboard: ConfigMap | None = None
-        if "prometheusRule" in create:
-            rule_object = kubernetes.prometheus_rule(declaration, rule_file(declaration, fleet, render), k8s)
-            self.rule = custom_resource(f"{name}-rules", rule_object, child)
-        probe_object = kubernetes.probe(declaration, k8s)
-        if "probe" in create and probe_object is not None:
-            self.probe = custom_resource(f"{name}-probe", probe_object, child)
-        if "dashboard" in create:
-            dashboard_object = kubernetes.dashboard_config_map(
-                kubernetes.dashboard_config_map_name(declaration.name),
-                f"{declaration.name}.json",
-                to_json(grafana.dashboard(declaration, fleet, render)),
-                k8s,
-                slo=declaration.name,
-            )
-            self.dashboard = config_map(f"{name}-dashboard", dashboard_object, child)
+        self.children: dict[str, CustomResource | ConfigMap] = {}
+        for renderer in renderers_of(declaration):  # each named target's objects, as `sloplane render` writes them
+            for rendered in renderer.slo_children(declaration, fleet, options):
+                if rendered.key in create:
+                    self.children[rendered.key] = register_child(f"{name}-{rendered.suffix}", rendered, child)
+        self.rule = cast(CustomResource | None, self.children.get("prometheusRule"))
+        self.probe = cast(CustomResource | None, self.children.get("probe"))
+        self.dashboard = cast(ConfigMap | None, self.children.get("dashboard"))
         self.rule_name = _name_of(self.rule, names.prometheus_rule(declaration.name))
         self.dashboard_name = _name_of(self.dashboard, kubernetes.dashboard_config_map_name(declaration.name))
         self.evaluator: SloEvaluator | None = evaluator_for(
@@ -165,6 +156,13 @@ def custom_resource(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOpti
     return CustomResource(
         name, api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj["spec"], opts=opts
     )
+
+
+def register_child(name: str, child: Child, opts: pulumi.ResourceOptions) -> CustomResource | ConfigMap:
+    """A renderer's child registered as the Pulumi resource its kind calls for."""
+    if child.kind == "config-map":
+        return config_map(name, child.object, opts)
+    return custom_resource(name, child.object, opts)
 
 
 def config_map(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOptions) -> ConfigMap:

@@ -7,7 +7,7 @@ certainly not what the author meant). Lints are warnings; `--strict` turns them 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 
 from sloplane.core.budget import burn_rate_alerts
@@ -15,7 +15,7 @@ from sloplane.core.durations import format_duration
 from sloplane.declaration.diagnostics import Diagnostic, Loc, Severity
 from sloplane.declaration.model import Lifecycle, Spec
 from sloplane.declaration.origin import LoadedSLO
-from sloplane.declaration.policy import AnalysisProvider, Target
+from sloplane.declaration.policy import AnalysisProvider, TargetSystem
 from sloplane.declaration.sli import SELECTOR_PLACEHOLDER, WINDOW_PLACEHOLDER, Backend, SLORef
 from sloplane.declaration.validation import did_you_mean
 
@@ -34,13 +34,13 @@ RESERVED_ALERT_LABELS = frozenset(
 )
 """Labels sloplane sets on every alert; a declaration may not override them."""
 
-TARGET_BACKEND: dict[Target, Backend] = {
-    Target.PROMETHEUS: Backend.PROMETHEUS,
-    Target.ALERTMANAGER: Backend.PROMETHEUS,
-    Target.GRAFANA: Backend.PROMETHEUS,
-    Target.DATADOG: Backend.DATADOG,
-    Target.ARGO_ROLLOUTS: Backend.PROMETHEUS,
-    Target.SPINNAKER: Backend.PROMETHEUS,
+TARGET_BACKEND: dict[TargetSystem, Backend] = {
+    TargetSystem.PROMETHEUS: Backend.PROMETHEUS,
+    TargetSystem.ALERTMANAGER: Backend.PROMETHEUS,
+    TargetSystem.GRAFANA: Backend.PROMETHEUS,
+    TargetSystem.DATADOG: Backend.DATADOG,
+    TargetSystem.ARGO_ROLLOUTS: Backend.PROMETHEUS,
+    TargetSystem.SPINNAKER: Backend.PROMETHEUS,
 }
 """Targets that can only be rendered when the SLI can be read from a given backend."""
 
@@ -118,6 +118,24 @@ def _check_targets(slo: LoadedSLO, backends: set[Backend]) -> Iterator[Diagnosti
                 f"(it can be read from: {', '.join(sorted(b.value for b in backends)) or 'no backend'})",
                 code="target-backend",
             )
+
+
+def check_renderable(slos: Iterable[LoadedSLO], renderable: Collection[TargetSystem]) -> Iterator[Diagnostic]:
+    """An error for each named target that no renderer serves: a target must render or be refused, never skipped.
+
+    The renderers sit above the declaration, so their caller says which targets they serve
+    (`render.targets.rendered_targets()`).
+    """
+    served = ", ".join(sorted(target.value for target in renderable))
+    for slo in slos:
+        for index, target in enumerate(slo.declaration.spec.targets):
+            if target not in renderable:
+                yield slo.diagnostic(
+                    ("spec", "targets", index),
+                    f"target '{target.value}' has no renderer in this sloplane yet, so nothing would be written "
+                    f"for it (rendered: {served}); leave it out for now",
+                    code="target-unrendered",
+                )
 
 
 def _check_analysis_provider(slo: LoadedSLO) -> Iterator[Diagnostic]:

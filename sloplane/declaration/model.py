@@ -22,7 +22,7 @@ from sloplane.declaration.policy import (
     Exclusions,
     GatePolicy,
     Stage,
-    Target,
+    TargetSystem,
 )
 from sloplane.declaration.sli import SLI
 from sloplane.declaration.types import Duration, Name, Objective, Percent, SpecModel, TimeZone, with_string_shorthand
@@ -188,7 +188,7 @@ class Spec(SpecModel):
     exclusions: Exclusions = Field(default_factory=Exclusions)
     alerting: Alerting = Field(default_factory=Alerting)
     gate: GatePolicy | None = None
-    targets: list[Target] = Field(default_factory=lambda: list(DEFAULT_TARGETS), min_length=1)
+    targets: list[TargetSystem] = Field(default_factory=lambda: list(DEFAULT_TARGETS), min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -244,7 +244,7 @@ DEFAULT_GATE = GatePolicy()
 """The documented policy for SLOs that declare none."""
 
 
-class Target(StrEnum):
+class TargetSystem(StrEnum):
     """A system sloplane renders for."""
 
     PROMETHEUS = "prometheus"
@@ -257,11 +257,11 @@ class Target(StrEnum):
 
 
 DEFAULT_TARGETS = (
-    Target.PROMETHEUS,
-    Target.ALERTMANAGER,
-    Target.GRAFANA,
-    Target.ARGO_ROLLOUTS,
-    Target.ARGO_CD,
-    Target.SPINNAKER,
+    TargetSystem.PROMETHEUS,
+    TargetSystem.ALERTMANAGER,
+    TargetSystem.GRAFANA,
+    TargetSystem.ARGO_ROLLOUTS,
+    TargetSystem.ARGO_CD,
+    TargetSystem.SPINNAKER,
 )
 """Every SLO gets its rules, alerts, dashboards and pipeline gates unless it lists its targets."""

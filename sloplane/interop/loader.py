@@ -7,12 +7,12 @@ wrong is a diagnostic with a position, so a command can report all problems at o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from sloplane.declaration.checks import run_checks
+from sloplane.declaration.checks import check_renderable, run_checks
 from sloplane.declaration.diagnostics import (
     DeclarationError,
     Diagnostic,
@@ -23,6 +23,7 @@ from sloplane.declaration.diagnostics import (
 )
 from sloplane.declaration.model import API_VERSION, KIND, Declaration
 from sloplane.declaration.origin import LoadedSLO
+from sloplane.declaration.policy import TargetSystem
 from sloplane.declaration.validation import did_you_mean, validate
 from sloplane.declaration.yamlsource import SourceError, YamlDocument, YamlSyntaxError, read_documents, read_source
 from sloplane.interop.openslo.importer import OPENSLO_API_VERSIONS, import_openslo
@@ -163,8 +164,14 @@ def _raw_name(document: YamlDocument) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def load_paths(paths: Sequence[Path | str], *, today: date | None = None) -> LoadResult:
-    """Load, validate and check every declaration under the given paths."""
+def load_paths(
+    paths: Sequence[Path | str], *, today: date | None = None, renderable: Collection[TargetSystem] | None = None
+) -> LoadResult:
+    """Load, validate and check every declaration under the given paths.
+
+    With `renderable` (the targets the caller can render: `render.targets.rendered_targets()`), a
+    declaration naming any other target is an error at that target's line.
+    """
     result = LoadResult()
     files = expand_paths([Path(p) for p in paths], result.diagnostics)
     documents = read_yaml_files(files, result.diagnostics)
@@ -179,13 +186,17 @@ def load_paths(paths: Sequence[Path | str], *, today: date | None = None) -> Loa
         )
     declared = {name for document in [*ours, *openslo] if (name := _raw_name(document)) is not None}
     result.diagnostics.extend(run_checks(result.slos, today=today or date.today(), declared=declared))
+    if renderable is not None:
+        result.diagnostics.extend(check_renderable(result.slos, renderable))
     result.diagnostics = sorted_diagnostics(result.diagnostics)
     return result
 
 
-def load_declarations(paths: Sequence[Path | str], *, strict: bool = False) -> list[Declaration]:
-    """The declarations under the paths, or DeclarationError listing everything wrong."""
-    result = load_paths(paths)
+def load_declarations(
+    paths: Sequence[Path | str], *, strict: bool = False, renderable: Collection[TargetSystem] | None = None
+) -> list[Declaration]:
+    """The declarations under the paths, or DeclarationError listing everything wrong (see `load_paths`)."""
+    result = load_paths(paths, renderable=renderable)
     if result.failed(strict=strict):
         raise DeclarationError(result.errors + (result.warnings if strict else []))
     return result.declarations

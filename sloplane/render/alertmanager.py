@@ -61,7 +61,10 @@ from typing import Any
 from sloplane.core import names
 from sloplane.core.schedules import FULL_DAY, Slot, UnsupportedScheduleError, cron_slots, window_slots
 from sloplane.declaration.model import Declaration, Lifecycle
-from sloplane.declaration.policy import OneOffWindow, RecurringWindow, Target
+from sloplane.declaration.policy import OneOffWindow, RecurringWindow, TargetSystem
+from sloplane.render.options import BundleOptions
+from sloplane.render.registry import Document, Renderer
+from sloplane.semantics.subjects import Fleet, FleetLike
 
 # `UnsupportedScheduleError` is defined in `sloplane.core.schedules`; named here as what `cron_time_intervals` raises.
 __all__ = [
@@ -286,7 +289,7 @@ def _routed(declaration: Declaration) -> bool:
     spec = declaration.spec
     return (
         spec.lifecycle is not Lifecycle.ARCHIVED
-        and Target.ALERTMANAGER in spec.targets
+        and TargetSystem.ALERTMANAGER in spec.targets
         and bool(spec.alerting.enabled_tiers())
     )
 
@@ -337,3 +340,20 @@ def alertmanager_config(
         "receivers": _receivers(routed, default_receiver),
         "time_intervals": time_intervals,
     }
+
+
+def _no_documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    return {}
+
+
+def _config_documents(routed: Sequence[Declaration], fleet: Fleet, options: BundleOptions) -> dict[str, Document]:
+    """One configuration for the fleet, written even when no SLO is routed (its default route stays)."""
+    return {"alertmanager/alertmanager.yaml": ("yaml", alertmanager_config(routed))}
+
+
+RENDERER = Renderer(
+    TargetSystem.ALERTMANAGER,
+    folders=("alertmanager",),
+    slo_documents=_no_documents,
+    fleet_documents=_config_documents,
+)

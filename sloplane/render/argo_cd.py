@@ -27,7 +27,7 @@ failed, which runs the SyncFail hook (and lets Argo Rollouts or a human roll bac
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -36,10 +36,13 @@ from sloplane.core.durations import format_go_duration as go_duration
 from sloplane.core.names import kubernetes_name
 from sloplane.core.templating import render, render_line
 from sloplane.declaration.model import Declaration, Lifecycle
-from sloplane.declaration.policy import RecurringWindow, Target
+from sloplane.declaration.policy import RecurringWindow, TargetSystem
 from sloplane.render.gates import gate_schedule
 from sloplane.render.kubernetes import locked_down_container, locked_down_pod
+from sloplane.render.options import BundleOptions
 from sloplane.render.pipelines import PipelineOptions
+from sloplane.render.registry import Document, Renderer
+from sloplane.semantics.subjects import Fleet, FleetLike
 
 """The image's non-root user (see the Dockerfile)."""
 REVISION_ANNOTATION = "sloplane.dev/revision"
@@ -262,7 +265,7 @@ def _applies_to_production(declaration: Declaration, window: RecurringWindow) ->
 
 
 def _renders_for_argo_cd(declaration: Declaration) -> bool:
-    return Target.ARGO_CD in declaration.spec.targets and declaration.spec.lifecycle is not Lifecycle.ARCHIVED
+    return TargetSystem.ARGO_CD in declaration.spec.targets and declaration.spec.lifecycle is not Lifecycle.ARCHIVED
 
 
 def sync_window(
@@ -336,3 +339,25 @@ def evaluator_rbac(options: PipelineOptions, service_account: str, namespace: st
         "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
     }
     return [role, binding]
+
+
+def _documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    """The PostSync gate Job and the SyncFail report Job."""
+    name, pipelines = declaration.name, options.pipelines
+    return {
+        f"argo/{name}.postsync-job.yaml": ("yaml", postsync_job(declaration, pipelines)),
+        f"argo/{name}.syncfail-job.yaml": ("yaml", syncfail_job(declaration, pipelines)),
+    }
+
+
+def _windows_documents(synced: Sequence[Declaration], fleet: Fleet, options: BundleOptions) -> dict[str, Document]:
+    """The AppProject's sync windows, when any SLO names Argo CD."""
+    if not synced:
+        return {}
+    return {"argo/appproject-syncwindows.yaml": ("yaml", sync_windows(synced, options.pipelines))}
+
+
+RENDERER = Renderer(
+    TargetSystem.ARGO_CD, folders=("argo",), slo_documents=_documents, fleet_documents=_windows_documents
+)
+"""No children of its own: the `DeploymentGate` component patches the AppProject."""

@@ -40,16 +40,17 @@ from sloplane.core.durations import format_duration
 from sloplane.core.durations import format_go_duration as go_duration
 from sloplane.core.names import kubernetes_name
 from sloplane.declaration.model import BudgetingMethod, Declaration
-from sloplane.declaration.policy import AnalysisProvider, GateMode
+from sloplane.declaration.policy import AnalysisProvider, GateMode, TargetSystem
 from sloplane.render.gates import GateSchedule, gate_schedule
+from sloplane.render.options import DEFAULT_ANALYSIS_PROMETHEUS, BundleOptions
 from sloplane.render.pipelines import PipelineOptions
+from sloplane.render.registry import Document, Renderer
 from sloplane.semantics.promql import WindowedQueries, promql_matchers
 from sloplane.semantics.recording import subject_reads
 from sloplane.semantics.subjects import FleetLike, Subject, subjects
 
 API_VERSION = "argoproj.io/v1alpha1"
-DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
-"""The Prometheus Operator's service for a Prometheus named `prometheus` in `monitoring`."""
+DEFAULT_PROMETHEUS_URL = DEFAULT_ANALYSIS_PROMETHEUS
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sloplane"}
 SLO_LABEL = "sloplane.dev/slo"
 PROMETHEUS_TIMEOUT_SECONDS = 30
@@ -409,3 +410,17 @@ def rollout_steps(
         "args": _analysis_args(declaration),
     }
     return {"canary": {"analysis": background, "steps": ramp}}
+
+
+def _documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    """AnalysisTemplates (one per subject) and the rollout steps that use them."""
+    name, pipelines = declaration.name, options.pipelines
+    templates = analysis_templates(declaration, fleet, pipelines, prometheus_url=options.analysis_prometheus_url)
+    return {
+        f"argo/{name}.analysistemplate.yaml": ("yaml-documents", templates),
+        f"argo/{name}.rollout-steps.yaml": ("yaml", rollout_steps(declaration, pipelines)),
+    }
+
+
+RENDERER = Renderer(TargetSystem.ARGO_ROLLOUTS, folders=("argo",), slo_documents=_documents)
+"""No children of its own: the `DeploymentGate` component registers the AnalysisTemplates."""

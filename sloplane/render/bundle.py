@@ -12,35 +12,16 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
 from sloplane.core.serialize import to_json, to_yaml, to_yaml_documents
 from sloplane.declaration.model import Declaration, Lifecycle
-from sloplane.declaration.policy import Target
-from sloplane.render import alertmanager, argo_cd, argo_rollouts, grafana, kubernetes, spinnaker
-from sloplane.render.pipelines import PipelineOptions
-from sloplane.render.prometheus import RenderOptions, rule_file
-from sloplane.render.promtool import promtool_test_file
+from sloplane.render.options import BundleOptions
+from sloplane.render.registry import Document
+from sloplane.render.targets import MANAGED_FOLDERS, RENDERERS, renderers_of
 from sloplane.semantics.recording import recorded_windows
 from sloplane.semantics.subjects import Fleet, FleetLike
 
-MANAGED_FOLDERS = ("prometheus", "kubernetes", "alertmanager", "grafana", "argo", "spinnaker")
-"""Folders under the output that sloplane owns: files there that it no longer renders are removed."""
-
-
-DEFAULT_ANALYSIS_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
-
-
-@dataclass(frozen=True)
-class BundleOptions:
-    """Deployment choices for everything rendered."""
-
-    render: RenderOptions = field(default_factory=RenderOptions)
-    kubernetes: kubernetes.KubernetesOptions = field(default_factory=kubernetes.KubernetesOptions)
-    pipelines: PipelineOptions = field(default_factory=PipelineOptions)
-    analysis_prometheus_url: str = DEFAULT_ANALYSIS_PROMETHEUS
-    """Prometheus as Argo Rollouts' analysis reaches it (the `prometheus` provider)."""
+__all__ = ["MANAGED_FOLDERS", "BundleOptions", "Document", "active", "fleet_documents", "fleet_files", "serialize"]
 
 
 def active(declarations: Sequence[Declaration]) -> list[Declaration]:
@@ -48,50 +29,11 @@ def active(declarations: Sequence[Declaration]) -> list[Declaration]:
     return sorted((d for d in declarations if d.spec.lifecycle is not Lifecycle.ARCHIVED), key=lambda d: d.name)
 
 
-Document = tuple[str, Any]
-"""A file's format ("yaml", "yaml-documents" or "json") and its data."""
-
-
 def slo_documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
-    """The files of one SLO as data, by path relative to the output folder."""
+    """The files of one SLO as data, by path relative to the output folder: each named target's."""
     documents: dict[str, Document] = {}
-    name = declaration.name
-    targets = set(declaration.spec.targets)
-    if Target.PROMETHEUS in targets:
-        rules = rule_file(declaration, fleet, options.render)
-        documents[f"prometheus/{name}.rules.yaml"] = ("yaml", rules)
-        test = promtool_test_file(declaration, fleet, f"{name}.rules.yaml")
-        if test is not None:
-            documents[f"prometheus/{name}.test.yaml"] = ("yaml", test)
-        objects = [kubernetes.prometheus_rule(declaration, rules, options.kubernetes)]
-        probe = kubernetes.probe(declaration, options.kubernetes)
-        if probe is not None:
-            objects.append(probe)
-        documents[f"kubernetes/{name}.prometheusrule.yaml"] = ("yaml-documents", objects)
-    if Target.GRAFANA in targets:
-        documents[f"grafana/{name}.json"] = ("json", grafana.dashboard_model(declaration, fleet, options.render))
-    documents.update(_pipeline_documents(declaration, fleet, options))
-    return documents
-
-
-def _pipeline_documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
-    """Argo Rollouts analysis and steps, Argo CD hook Jobs, Spinnaker stage and canary config: per target."""
-    documents: dict[str, Document] = {}
-    name, targets, pipelines = declaration.name, set(declaration.spec.targets), options.pipelines
-    if Target.ARGO_ROLLOUTS in targets:
-        templates = argo_rollouts.analysis_templates(
-            declaration, fleet, pipelines, prometheus_url=options.analysis_prometheus_url
-        )
-        documents[f"argo/{name}.analysistemplate.yaml"] = ("yaml-documents", templates)
-        documents[f"argo/{name}.rollout-steps.yaml"] = ("yaml", argo_rollouts.rollout_steps(declaration, pipelines))
-    if Target.ARGO_CD in targets:
-        documents[f"argo/{name}.postsync-job.yaml"] = ("yaml", argo_cd.postsync_job(declaration, pipelines))
-        documents[f"argo/{name}.syncfail-job.yaml"] = ("yaml", argo_cd.syncfail_job(declaration, pipelines))
-    if Target.SPINNAKER in targets:
-        documents[f"spinnaker/{name}.webhook-stage.json"] = ("json", spinnaker.webhook_stage(declaration, pipelines))
-        canary = spinnaker.canary_config(declaration, fleet, pipelines)
-        if canary is not None:  # None: Kayenta cannot judge this SLI (no PromQL form, or no scope label)
-            documents[f"spinnaker/{name}.canary-config.json"] = ("json", canary)
+    for renderer in renderers_of(declaration):
+        documents.update(renderer.slo_documents(declaration, fleet, options))
     return documents
 
 
@@ -114,17 +56,12 @@ def fleet_documents(
 
 
 def _fleet_wide_documents(rendered: list[Declaration], fleet: Fleet, options: BundleOptions) -> dict[str, Document]:
-    """The Alertmanager configuration and the overview dashboard, over every rendered SLO."""
-    routed = [d for d in rendered if Target.ALERTMANAGER in d.spec.targets]
-    charted = [d for d in rendered if Target.GRAFANA in d.spec.targets]
-    synced = [d for d in rendered if Target.ARGO_CD in d.spec.targets]
-    documents: dict[str, Document] = {
-        "alertmanager/alertmanager.yaml": ("yaml", alertmanager.alertmanager_config(routed)),
-        "grafana/overview.json": ("json", grafana.overview(charted, fleet, options.render)),
-    }
-    if synced:
-        windows = argo_cd.sync_windows(synced, options.pipelines)
-        documents["argo/appproject-syncwindows.yaml"] = ("yaml", windows)
+    """Each target's files over every rendered SLO that names it (Alertmanager, the overview, sync windows)."""
+    documents: dict[str, Document] = {}
+    for renderer in RENDERERS:
+        if renderer.fleet_documents is not None:
+            named = [d for d in rendered if renderer.target in d.spec.targets]
+            documents.update(renderer.fleet_documents(named, fleet, options))
     return documents
 
 

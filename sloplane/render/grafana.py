@@ -33,12 +33,16 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from sloplane.core import names
 from sloplane.core.budget import WORKBOOK_PERIOD, Tier, burn_rate_alerts
 from sloplane.core.durations import format_duration
+from sloplane.core.serialize import to_json
 from sloplane.declaration.model import Declaration, Lifecycle
-from sloplane.render.prometheus import RenderOptions
+from sloplane.declaration.policy import TargetSystem
+from sloplane.render import kubernetes
+from sloplane.render.options import BundleOptions, RenderOptions
+from sloplane.render.registry import Child, Document, Renderer
 from sloplane.semantics.indicators import subject_indicator
 from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import own_windows, recorded_windows
-from sloplane.semantics.subjects import FleetLike, production_subject, subjects
+from sloplane.semantics.subjects import Fleet, FleetLike, production_subject, subjects
 
 T = TypeVar("T")
 
@@ -741,3 +745,41 @@ def overview(
         .with_panel(_overview_budget(info, options))
     )
     return _encode(builder.build())
+
+
+def _documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    return {f"grafana/{declaration.name}.json": ("json", dashboard_model(declaration, fleet, options.render))}
+
+
+def _overview_documents(charted: Sequence[Declaration], fleet: Fleet, options: BundleOptions) -> dict[str, Document]:
+    """The overview is written even when no SLO is charted: an empty table says so."""
+    return {"grafana/overview.json": ("json", overview(charted, fleet, options.render))}
+
+
+def _children(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> list[Child]:
+    """The dashboard as a ConfigMap the Grafana sidecar loads."""
+    name = declaration.name
+    json_text = to_json(dashboard(declaration, fleet, options.render))
+    config = kubernetes.dashboard_config_map(
+        kubernetes.dashboard_config_map_name(name), f"{name}.json", json_text, options.kubernetes, slo=name
+    )
+    return [Child("dashboard", "dashboard", "config-map", config)]
+
+
+def _overview_children(charted: Sequence[Declaration], fleet: Fleet, options: BundleOptions) -> list[Child]:
+    json_text = to_json(overview(charted, fleet, options.render))
+    config = kubernetes.dashboard_config_map(
+        kubernetes.dashboard_config_map_name(None), "sloplane-overview.json", json_text, options.kubernetes
+    )
+    return [Child("overview", "overview", "config-map", config)]
+
+
+RENDERER = Renderer(
+    TargetSystem.GRAFANA,
+    folders=("grafana",),
+    slo_documents=_documents,
+    fleet_documents=_overview_documents,
+    child_keys=("dashboard",),
+    slo_children=_children,
+    fleet_children=_overview_children,
+)

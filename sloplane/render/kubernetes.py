@@ -7,12 +7,12 @@ so both paths deploy byte-identical objects. Names are explicit and derived from
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from sloplane.core import names
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration
+from sloplane.render.options import KubernetesOptions
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sloplane"}
 DEFAULT_PROBE_INTERVAL = "30s"
@@ -42,17 +42,6 @@ def locked_down_container() -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-
-
-@dataclass(frozen=True)
-class KubernetesOptions:
-    """Where and how the objects are picked up in a cluster."""
-
-    namespace: str = "monitoring"
-    rule_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "prometheus"})
-    """Labels the Prometheus Operator's ruleSelector matches."""
-    dashboard_label: tuple[str, str] = ("grafana_dashboard", "1")
-    """The label the Grafana sidecar watches for dashboard ConfigMaps."""
 
 
 def _metadata(name: str, options: KubernetesOptions, labels: Mapping[str, str], slo: str | None) -> dict[str, Any]:

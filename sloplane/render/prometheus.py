@@ -20,7 +20,6 @@ records whatever windows the composites above it need.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,20 +28,17 @@ from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.templating import render_line
 from sloplane.declaration.model import BudgetingMethod, Declaration, Lifecycle, Spec
+from sloplane.declaration.policy import TargetSystem
 from sloplane.declaration.sli import CompositeMethod, CompositeSLI
+from sloplane.render import kubernetes
+from sloplane.render.options import BundleOptions, RenderOptions
+from sloplane.render.promtool import promtool_test_file
+from sloplane.render.registry import Child, Document, Renderer
 from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import own_windows, recorded_windows, subject_reads
 from sloplane.semantics.subjects import FleetLike, Subject, component_labels, subjects
 
 Rule = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """Choices that are not part of a declaration but of where it is deployed."""
-
-    grafana_url: str = ""
-    """Base URL of Grafana for dashboard links in alerts (empty: links relative to Grafana)."""
 
 
 def _number(value: float) -> str:
@@ -286,3 +282,38 @@ def rule_groups(
 def rule_file(declaration: Declaration, fleet: FleetLike, options: RenderOptions | None = None) -> dict[str, Any]:
     """A Prometheus rule file (`groups:`) for one SLO."""
     return {"groups": rule_groups(declaration, fleet, options)}
+
+
+def _documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    """The rule file, its promtool tests, and the same rules as a PrometheusRule (with a Probe for probe SLIs)."""
+    name = declaration.name
+    rules = rule_file(declaration, fleet, options.render)
+    documents: dict[str, Document] = {f"prometheus/{name}.rules.yaml": ("yaml", rules)}
+    test = promtool_test_file(declaration, fleet, f"{name}.rules.yaml")
+    if test is not None:
+        documents[f"prometheus/{name}.test.yaml"] = ("yaml", test)
+    objects = [child.object for child in _children(declaration, fleet, options, rules)]
+    documents[f"kubernetes/{name}.prometheusrule.yaml"] = ("yaml-documents", objects)
+    return documents
+
+
+def _children(
+    declaration: Declaration, fleet: FleetLike, options: BundleOptions, rules: dict[str, Any] | None = None
+) -> list[Child]:
+    """The PrometheusRule (and the Probe of a probe SLI) that a Pulumi component registers."""
+    rules = rules if rules is not None else rule_file(declaration, fleet, options.render)
+    rule = kubernetes.prometheus_rule(declaration, rules, options.kubernetes)
+    children = [Child("prometheusRule", "rules", "custom-resource", rule)]
+    probe = kubernetes.probe(declaration, options.kubernetes)
+    if probe is not None:
+        children.append(Child("probe", "probe", "custom-resource", probe))
+    return children
+
+
+RENDERER = Renderer(
+    TargetSystem.PROMETHEUS,
+    folders=("prometheus", "kubernetes"),
+    slo_documents=_documents,
+    child_keys=("prometheusRule", "probe"),
+    slo_children=_children,
+)

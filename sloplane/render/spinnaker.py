@@ -38,10 +38,12 @@ from typing import Any
 from urllib.parse import quote
 
 from sloplane.declaration.model import Declaration, Spec
-from sloplane.declaration.policy import DEFAULT_GATE, GateMode, Stage
+from sloplane.declaration.policy import DEFAULT_GATE, GateMode, Stage, TargetSystem
 from sloplane.declaration.sli import CompositeMethod
 from sloplane.render.gates import gate_schedule
+from sloplane.render.options import BundleOptions
 from sloplane.render.pipelines import PipelineOptions
+from sloplane.render.registry import Document, Renderer
 from sloplane.semantics.indicators import prometheus_queries
 from sloplane.semantics.subjects import FleetLike
 
@@ -449,3 +451,18 @@ def canary_stage(
             "scoreThresholds": {"marginal": str(options.marginal_score), "pass": str(options.pass_score)},
         },
     }
+
+
+def _documents(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> dict[str, Document]:
+    """The webhook stage, and the Kayenta canary config where Kayenta can judge the SLI."""
+    name, pipelines = declaration.name, options.pipelines
+    documents: dict[str, Document] = {
+        f"spinnaker/{name}.webhook-stage.json": ("json", webhook_stage(declaration, pipelines))
+    }
+    canary = canary_config(declaration, fleet, pipelines)
+    if canary is not None:  # None: Kayenta cannot judge this SLI (no PromQL form, or no scope label)
+        documents[f"spinnaker/{name}.canary-config.json"] = ("json", canary)
+    return documents
+
+
+RENDERER = Renderer(TargetSystem.SPINNAKER, folders=("spinnaker",), slo_documents=_documents)

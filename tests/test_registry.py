@@ -1,0 +1,69 @@
+"""The renderer registry: every target renders or is refused by name, and every consumer follows the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from sloplane.components import ServiceLevelObjective
+from sloplane.declaration.policy import TargetSystem
+from sloplane.interop import load_paths
+from sloplane.render.bundle import fleet_files
+from sloplane.render.targets import MANAGED_FOLDERS, RENDERERS, rendered_targets
+from tests.conftest import minimal, run_cli
+from tests.pulumi_mocks import Recorder
+
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+
+
+def test_every_target_but_datadog_has_one_renderer() -> None:
+    targets = [renderer.target for renderer in RENDERERS]
+    assert len(targets) == len(set(targets))
+    assert set(TargetSystem) - rendered_targets() == {TargetSystem.DATADOG}
+
+
+def test_the_owned_folders_are_the_registry_folders_and_every_file_lands_in_one(tmp_path: Path) -> None:
+    assert set(MANAGED_FOLDERS) == {folder for renderer in RENDERERS for folder in renderer.folders}
+    path = tmp_path / "slo.yaml"
+    path.write_text(minimal(), encoding="utf-8")
+    files = fleet_files(load_paths([path]).declarations)
+    assert {name.split("/")[0] for name in files} == set(MANAGED_FOLDERS)
+
+
+def test_a_target_without_a_renderer_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """`targets: [datadog]` used to validate with 0 warnings and render 0 files."""
+    path = tmp_path / "slo.yaml"
+    path.write_text(minimal() + "  targets: [prometheus, datadog]\n", encoding="utf-8")
+    for command in (["validate", path], ["render", path, "--out", tmp_path / "out"]):
+        result = run_cli(*command)
+        assert result.code == 1, result.stderr
+        assert f"{path}:11:" in result.stderr and "target 'datadog' has no renderer" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+    assert load_paths([path]).errors == [], "without `renderable`, a library caller still gets the declaration"
+
+
+def test_a_target_left_out_renders_nothing_for_it(tmp_path: Path) -> None:
+    path = tmp_path / "slo.yaml"
+    path.write_text(minimal() + "  targets: [prometheus]\n", encoding="utf-8")
+    files = fleet_files(load_paths([path]).declarations)
+    assert not any(name.startswith(("grafana/checkout", "argo/", "spinnaker/")) for name in files), sorted(files)
+    assert "prometheus/checkout-availability.rules.yaml" in files
+
+
+@pulumi.runtime.test
+def test_a_component_registers_the_children_of_its_targets_only(mocks: Recorder) -> Any:
+    """No dashboard without `grafana`: the component asks the registry, as `sloplane render` does."""
+    declaration = yaml.safe_load(minimal("rules-only") + "  targets: [prometheus]\n")
+    component = ServiceLevelObjective("rules-only", {"declaration": declaration})
+
+    def check(values: list[Any]) -> None:
+        rule_name, dashboard_name = values
+        assert rule_name == "sloplane-rules-only" and dashboard_name is None
+        assert [name for kind, name, _ in mocks.registered if kind == CONFIG_MAP] == []
+        assert [name for kind, name, _ in mocks.registered if kind == RULE] == ["rules-only-rules"]
+
+    return pulumi.Output.all(component.rule_name, component.dashboard_name).apply(check)
