@@ -26,6 +26,7 @@ from sloplane.core.schedules import (
 )
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 BERLIN = "Europe/Berlin"
 
 
@@ -102,14 +103,32 @@ def test_a_window_open_at_the_spring_change_closes_on_the_clock() -> None:
     assert occurrence_at("0 1 * * *", 3 * HOUR, BERLIN, _utc(2024, 3, 31, 2)) is None  # 04:00 CEST
 
 
-def test_the_gate_and_the_budget_agree_on_when_a_window_is_open_across_the_spring_change() -> None:
-    start, end = _utc(2024, 3, 30, 12), _utc(2024, 4, 1, 12)
-    spans = list(occurrences("15 1 * * *", 2 * HOUR, BERLIN, start, end))
+@pytest.mark.parametrize(
+    ("schedule", "duration", "start"),
+    [
+        ("15 1 * * *", 2 * HOUR, _utc(2024, 3, 30, 12)),  # spring: a window across the skipped hour
+        ("30 2 * * *", HOUR, _utc(2024, 10, 26, 12)),  # autumn: a window in the repeated hour
+        ("0 1 * * *", 3 * HOUR, _utc(2024, 10, 26, 12)),  # autumn: a window across the repeated hour
+    ],
+    ids=["spring", "autumn-inside", "autumn-across"],
+)
+def test_the_gate_and_the_budget_agree_on_when_a_window_is_open_across_a_clock_change(
+    schedule: str, duration: timedelta, start: datetime
+) -> None:
+    """Freezes ask `occurrence_at`, budget exclusions `occurrences`: one answer at every minute."""
+    end = start + 2 * DAY
+    spans = list(occurrences(schedule, duration, BERLIN, start, end))
     instant = start
     while instant < end:
         in_span = any(opens <= instant < closes for opens, closes in spans)
-        assert (occurrence_at("15 1 * * *", 2 * HOUR, BERLIN, instant) is not None) is in_span, instant
+        assert (occurrence_at(schedule, duration, BERLIN, instant) is not None) is in_span, instant
         instant += timedelta(minutes=5)
+
+
+def test_the_second_pass_of_the_repeated_hour_is_inside_a_window_that_opened_in_the_first() -> None:
+    """02:30 CEST + 1h closes at 03:30 CET: 02:10 CET (01:10 UTC), the hour's second pass, is inside."""
+    opened = occurrence_at("30 2 * * *", HOUR, BERLIN, _utc(2024, 10, 27, 1, 10))
+    assert opened is not None and opened.isoformat() == "2024-10-27T02:30:00+02:00"
 
 
 # --- merge_spans -----------------------------------------------------------------------------------

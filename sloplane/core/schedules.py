@@ -75,17 +75,21 @@ _RANDOM_FIELD = re.compile(r"(?:^|,)[rh](?:$|[(/,])", re.IGNORECASE)
 # ---------------------------------------------------------------------------------------------
 
 
+CLOCK_CHANGE_MARGIN = timedelta(hours=3)
+"""More than any clock change lengthens a window by (the largest in the tz database is 2 h)."""
+
+
 def occurrences(
     schedule: str, duration: timedelta, time_zone: str, start: datetime, end: datetime
 ) -> Iterator[tuple[datetime, datetime]]:
     """(opens, closes) in UTC of every window that may overlap [start, end), in time order.
 
-    The search begins one duration before `start`, so a window already open at `start` is found.
-    Spans are not clipped, and one may end at or before `start` near a daylight-saving change:
-    callers clip to what they measure.
+    The search begins one duration and `CLOCK_CHANGE_MARGIN` before `start`, so a window already open
+    at `start` is found even when a clock change made it longer than its duration in absolute time.
+    Spans are not clipped, and one may end at or before `start`: callers clip to what they measure.
     """
     zone = ZoneInfo(time_zone)
-    fired = croniter(schedule, (start - duration).astimezone(zone))
+    fired = croniter(schedule, (start - duration - CLOCK_CHANGE_MARGIN).astimezone(zone))
     while True:
         opens: datetime = fired.get_next(datetime)
         if opens >= end:
@@ -96,15 +100,19 @@ def occurrences(
 def occurrence_at(schedule: str, duration: timedelta, time_zone: str, at: datetime) -> datetime | None:
     """When the window covering `at` opened, on the zone's clock; None when no window covers `at`.
 
-    Only the latest opening at or before `at` is looked at: windows of one schedule all last as
-    long, so if any covers `at`, the latest does. `at` itself counts (a window opening at `at` is
-    in force), its closing instant does not.
+    The windows are `occurrences`' and compared in UTC, so a freeze and a budget exclusion on the
+    same schedule agree at every instant, the repeated hour of an autumn clock change included (on
+    the zone's clock 02:10 comes twice that night; comparing wall-clock times would miss the second).
+    `at` itself counts (a window opening at `at` is in force), its closing instant does not; of
+    overlapping windows the latest to open is named.
     """
-    zone = ZoneInfo(time_zone)
-    local = at.astimezone(zone)
-    fired = croniter(schedule, local + timedelta(microseconds=1))
-    opened: datetime = fired.get_prev(datetime)
-    return opened if opened <= local < opened + duration else None
+    covering = [
+        opens for opens, closes in occurrences(schedule, duration, time_zone, at, at + _TICK) if opens <= at < closes
+    ]
+    return max(covering).astimezone(ZoneInfo(time_zone)) if covering else None
+
+
+_TICK = timedelta(microseconds=1)
 
 
 def merge_spans(spans: Iterable[tuple[Point, Point]]) -> list[tuple[Point, Point]]:
