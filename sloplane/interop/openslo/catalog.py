@@ -1,0 +1,97 @@
+"""The OpenSLO objects present in a set of documents, by kind and name, and references between them.
+
+OpenSLO spreads one SLO over several objects (an SLO names its SLI by `indicatorRef`, a metric its
+DataSource by `dataSourceRef`, an SLO its AlertPolicy by `alertPolicyRef`), possibly across files.
+Everything that translates an SLO needs to look those references up, so parsing the documents into a
+catalog, and the error that points at a field sloplane cannot take, live here below the translation
+modules (`indicators`, `slo`) and the entry point (`importer`), which all import them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sloplane.declaration.diagnostics import Diagnostic, Loc, Position, Severity, format_loc
+from sloplane.declaration.validation import did_you_mean, validate
+from sloplane.declaration.yamlsource import YamlDocument
+from sloplane.interop.openslo.models import SPEC_MODELS, OEnvelope
+
+
+class ImportProblemError(Exception):
+    """Something in an OpenSLO document that sloplane cannot take, at a field of that document."""
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+@dataclass
+class ParsedObject:
+    """A parsed OpenSLO object with the document it came from."""
+
+    document: YamlDocument
+    envelope: OEnvelope
+    spec: Any
+
+
+@dataclass
+class Catalog:
+    """OpenSLO objects by kind and name, for resolving references across documents and files."""
+
+    objects: dict[str, dict[str, ParsedObject]] = field(default_factory=dict)
+
+    def get(self, kind: str, name: str, loc: Loc) -> ParsedObject:
+        found = self.objects.get(kind, {}).get(name)
+        if found is None:
+            known = sorted(self.objects.get(kind, {}))
+            raise ImportProblemError(loc, f"refers to unknown {kind} '{name}'{did_you_mean(name, known)}")
+        return found
+
+
+def diagnostic_at(document: YamlDocument, loc: Loc, message: str, severity: Severity = Severity.ERROR) -> Diagnostic:
+    """A diagnostic at a field of an OpenSLO document (an error unless told otherwise)."""
+    return Diagnostic(document.path, document.position(loc), format_loc(loc), message, severity, "openslo")
+
+
+def parse_documents(documents: list[YamlDocument], diagnostics: list[Diagnostic]) -> Catalog:
+    """The objects of the documents that validate; what does not validate, or repeats a name, goes to diagnostics."""
+    catalog = Catalog()
+    for document in documents:
+        envelope, found = validate(OEnvelope, document.data, document)
+        diagnostics.extend(found)
+        if envelope is None:
+            continue
+        spec_model = SPEC_MODELS[envelope.kind]
+        prefixed = _PrefixedLocator(document, ("spec",))
+        spec, found = validate(spec_model, envelope.spec, prefixed)
+        diagnostics.extend(found)
+        if spec is None:
+            continue
+        by_name = catalog.objects.setdefault(envelope.kind, {})
+        if envelope.metadata.name in by_name:
+            first = by_name[envelope.metadata.name].document
+            diagnostics.append(
+                diagnostic_at(
+                    document,
+                    ("metadata", "name"),
+                    f"duplicate {envelope.kind} '{envelope.metadata.name}' "
+                    f"(first at {first.path}:{first.position(('metadata', 'name')).line})",
+                )
+            )
+            continue
+        by_name[envelope.metadata.name] = ParsedObject(document, envelope, spec)
+    return catalog
+
+
+class _PrefixedLocator:
+    """Positions for a model validated from a sub-tree of a document."""
+
+    def __init__(self, document: YamlDocument, prefix: Loc) -> None:
+        self.path = document.path
+        self._document = document
+        self._prefix = prefix
+
+    def position(self, loc: Loc, *, key: bool = False) -> Position:
+        return self._document.position((*self._prefix, *loc), key=key)

@@ -1,0 +1,329 @@
+"""One OpenSLO SLO as the sloplane declarations it becomes, before they are validated.
+
+Mapping, in short:
+- each objective becomes one SLO (`<name>-<objective>` when there are several); an SLO whose
+  objectives carry their own indicators is a composite: one weighted composite SLO over one SLO per
+  objective, or over an existing SLO that uses the same indicator on its own;
+- the indicator becomes our `sli` (see `indicators`); timeWindow becomes our window (rolling, or a
+  calendar week, month or quarter), budgetingMethod Timeslices our timeslice budgeting;
+- alert policies switch the page/ticket tiers by their conditions' severities;
+- labels (the `team` label is the owner) and annotations are kept; what OpenSLO cannot say travels
+  in `sloplane.dev/<field>` annotations (written by our export) and wins over the native fields,
+  so import(export(x)) == x.
+
+It is separate from `importer` so that the entry points (which collect documents, validate and
+position diagnostics) stay apart from the field-by-field translation, and from `indicators` so that
+metric sources and query text stay apart from objectives, windows, alerting and metadata.
+"""
+
+from __future__ import annotations
+
+import copy as copy_module
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from sloplane.declaration.diagnostics import Loc
+from sloplane.declaration.model import API_VERSION, KIND, Spec
+from sloplane.declaration.validation import did_you_mean
+from sloplane.interop.openslo.catalog import Catalog, ImportProblemError, ParsedObject
+from sloplane.interop.openslo.indicators import find_indicator, sli_of, targets_for
+from sloplane.interop.openslo.models import OAlertConditionSpec, OAlertPolicySpec, OObjective, OSLOSpec, OTimeWindow
+
+ANNOTATION_PREFIX = "sloplane.dev/"
+DISPLAY_NAME_ANNOTATION = ANNOTATION_PREFIX + "display-name"
+UNASSIGNED_TEAM = "unassigned"
+
+_SHORTHAND = re.compile(r"^(\d+)([mhdwMQY])$")
+_SHORTHAND_DAYS = {"M": 30, "Q": 90, "Y": 365}
+_CALENDAR_UNITS = {"1w": "week", "1M": "month", "1Q": "quarter"}
+_PAGE_SEVERITIES = frozenset({"page", "critical", "sev1", "sev-1", "p1", "high", "urgent"})
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _percent(objective: OObjective) -> float:
+    if objective.target_percent is not None:
+        return objective.target_percent
+    assert objective.target is not None
+    return float(Decimal(repr(objective.target)) * 100)
+
+
+def parse_shorthand(text: str, loc: Loc) -> tuple[int, str]:
+    """OpenSLO duration-shorthand: '28d' -> (28, 'd')."""
+    match = _SHORTHAND.match(text.strip())
+    if match is None:
+        raise ImportProblemError(loc, f"'{text}' is not an OpenSLO duration (a number and one of m h d w M Q Y)")
+    return int(match.group(1)), match.group(2)
+
+
+def shorthand_to_duration(text: str, loc: Loc) -> str:
+    """OpenSLO shorthand as our duration text; months, quarters and years become 30, 90, 365 days."""
+    amount, unit = parse_shorthand(text, loc)
+    if unit in _SHORTHAND_DAYS:
+        return f"{amount * _SHORTHAND_DAYS[unit]}d"
+    return f"{amount}{unit}"
+
+
+def _window(windows: list[OTimeWindow]) -> dict[str, Any] | str | None:
+    if not windows:
+        return None
+    window = windows[0]
+    loc: Loc = ("spec", "timeWindow", 0, "duration")
+    rolling = window.is_rolling if window.is_rolling is not None else window.calendar is None
+    if rolling:
+        return shorthand_to_duration(window.duration, loc)
+    unit = _CALENDAR_UNITS.get(window.duration.strip())
+    if unit is None:
+        raise ImportProblemError(loc, f"calendar window '{window.duration}' is not supported: use 1w, 1M or 1Q")
+    time_zone = window.calendar.time_zone if window.calendar else "UTC"
+    return {"calendar": unit, "timeZone": time_zone}
+
+
+def _tiers(spec: OSLOSpec, catalog: Catalog) -> dict[str, bool]:
+    """Which alert tiers the SLO's policies ask for; {} (defaults) when it has none."""
+    if not spec.alert_policies:
+        return {}
+    severities: list[str] = []
+    for index, item in enumerate(spec.alert_policies):
+        loc: Loc = ("spec", "alertPolicies", index)
+        policy: OAlertPolicySpec = (
+            item.spec if item.spec is not None else catalog.get("AlertPolicy", str(item.alert_policy_ref), loc).spec
+        )
+        for position, condition in enumerate(policy.conditions):
+            found: OAlertConditionSpec = (
+                condition.spec
+                if condition.spec is not None
+                else catalog.get("AlertCondition", str(condition.condition_ref), (*loc, "conditions", position)).spec
+            )
+            severities.append(found.severity.lower())
+    return {
+        "page": any(s in _PAGE_SEVERITIES for s in severities),
+        "ticket": any(s not in _PAGE_SEVERITIES for s in severities),
+    }
+
+
+def _labels(raw: dict[str, str | list[str]]) -> dict[str, str]:
+    return {key: value if isinstance(value, str) else ",".join(value) for key, value in raw.items()}
+
+
+@dataclass
+class Converted:
+    """One declaration made from OpenSLO, before validation, with its field map and warnings."""
+
+    data: dict[str, Any]
+    mapping: list[tuple[Loc, Loc]]
+    warnings: list[tuple[Loc, str]]
+    source: ParsedObject
+
+
+def _objective_fields(
+    spec: OSLOSpec, objective: OObjective, index: int
+) -> tuple[dict[str, Any], list[tuple[Loc, Loc]]]:
+    loc: Loc = ("spec", "objectives", index)
+    fields: dict[str, Any] = {"objective": _percent(objective)}
+    if spec.budgeting_method == "RatioTimeslices":
+        raise ImportProblemError(
+            ("spec", "budgetingMethod"), "RatioTimeslices is not supported: use Occurrences or Timeslices"
+        )
+    if spec.budgeting_method == "Timeslices":
+        if objective.time_slice_target is None or objective.time_slice_window is None:
+            raise ImportProblemError(loc, "Timeslices needs 'timeSliceTarget' and 'timeSliceWindow' on each objective")
+        window = objective.time_slice_window
+        window_text = f"{int(window)}m" if isinstance(window, int | float) else shorthand_to_duration(window, loc)
+        fields["budgetingMethod"] = "timeslices"
+        fields["timeslice"] = {
+            "window": window_text,
+            "target": float(Decimal(repr(objective.time_slice_target)) * 100),
+        }
+    return fields, [(("spec", "objective"), loc), (("spec", "timeslice"), loc)]
+
+
+def _base(item: ParsedObject, catalog: Catalog) -> tuple[dict[str, Any], list[tuple[Loc, Loc]]]:
+    spec: OSLOSpec = item.spec
+    metadata = item.envelope.metadata
+    labels = _labels(metadata.labels)
+    annotations = dict(metadata.annotations)
+    if metadata.display_name:
+        annotations[DISPLAY_NAME_ANNOTATION] = metadata.display_name
+    service_key = "service" if spec.service is not None else "serviceRef"
+    data_spec: dict[str, Any] = {
+        "service": spec.service or spec.service_ref,
+        "owners": {"team": labels.get("team", UNASSIGNED_TEAM)},
+    }
+    if spec.description:
+        data_spec["description"] = spec.description
+    window = _window(spec.time_window)
+    if window is not None:
+        data_spec["window"] = window
+    tiers = _tiers(spec, catalog)
+    if tiers:
+        data_spec["alerting"] = tiers
+    data = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": metadata.name, "labels": labels, "annotations": annotations},
+        "spec": data_spec,
+    }
+    mapping: list[tuple[Loc, Loc]] = [
+        (("metadata",), ("metadata",)),
+        (("spec", "service"), ("spec", service_key)),
+        (("spec", "description"), ("spec", "description")),
+        (("spec", "window"), ("spec", "timeWindow")),
+        (("spec", "budgetingMethod"), ("spec", "budgetingMethod")),
+        (("spec", "owners"), ("metadata", "labels", "team") if "team" in labels else ("metadata", "name")),
+        (("spec", "alerting"), ("spec", "alertPolicies")),
+    ]
+    return data, mapping
+
+
+def _named(base: dict[str, Any], name: str) -> dict[str, Any]:
+    """A deep copy of the shared fields under another name."""
+    copy: dict[str, Any] = copy_module.deepcopy(base)
+    copy["metadata"]["name"] = name
+    return copy
+
+
+def _objective_name(base_name: str, objective: OObjective, index: int) -> str:
+    suffix = _slug(objective.display_name or "") or str(index + 1)
+    return f"{base_name}-{suffix}"[:63].rstrip("-")
+
+
+def _standalone_sli_users(catalog: Catalog) -> dict[str, str]:
+    """SLI name -> the SLO that uses it alone with a single objective (so composites can refer to it)."""
+    users: dict[str, str] = {}
+    for name, item in catalog.objects.get("SLO", {}).items():
+        spec: OSLOSpec = item.spec
+        ref = spec.indicator_ref or spec.sli_ref
+        if ref is not None and len(spec.objectives) == 1:
+            users.setdefault(ref, name)
+    return users
+
+
+def convert_slo(item: ParsedObject, catalog: Catalog) -> Iterator[Converted]:
+    """The declarations one OpenSLO SLO becomes (one per objective, or a composite and its parts)."""
+    spec: OSLOSpec = item.spec
+    base, base_mapping = _base(item, catalog)
+    name = item.envelope.metadata.name
+    warnings: list[tuple[Loc, str]] = []
+    if "team" not in base["metadata"]["labels"] and not _has_annotation(item, "owners"):
+        warnings.append(
+            (
+                ("metadata", "name"),
+                f"no owning team: set the label team=<name> (imported as '{UNASSIGNED_TEAM}')",
+            )
+        )
+    if _has_annotation(item, "sli"):
+        # Our own export: the annotation carries the SLI, the first objective its target.
+        data = _named(base, name)
+        fields, mapping = _objective_fields(spec, spec.objectives[0], 0)
+        data["spec"].update(fields)
+        yield Converted(data, [*mapping, *base_mapping], warnings, item)
+        return
+    shared = find_indicator(
+        spec.indicator or spec.sli,
+        spec.indicator_ref or spec.sli_ref,
+        catalog,
+        ("spec", "indicator" if spec.indicator else "sli"),
+        ("spec", "indicatorRef" if spec.indicator_ref else "sliRef"),
+    )
+    if shared is not None:
+        for index, objective in enumerate(spec.objectives):
+            data = _named(base, name if len(spec.objectives) == 1 else _objective_name(name, objective, index))
+            fields, mapping = _objective_fields(spec, objective, index)
+            data["spec"].update(fields)
+            indicator, sli_loc, _ = shared
+            data["spec"]["sli"], backend = sli_of(indicator, objective, catalog, sli_loc, warnings)
+            data["spec"].update(targets_for(backend))
+            mapping += [(("spec", "sli"), sli_loc), (("spec", "targets"), sli_loc)]
+            yield Converted(data, [*mapping, *base_mapping], list(warnings), item)
+        return
+    yield from _convert_composite(item, catalog, base, base_mapping, warnings)
+
+
+def _convert_composite(
+    item: ParsedObject,
+    catalog: Catalog,
+    base: dict[str, Any],
+    base_mapping: list[tuple[Loc, Loc]],
+    warnings: list[tuple[Loc, str]],
+) -> Iterator[Converted]:
+    spec: OSLOSpec = item.spec
+    name = item.envelope.metadata.name
+    users = _standalone_sli_users(catalog)
+    components: list[dict[str, Any]] = []
+    weighted_sum = Decimal(0)
+    weight_total = Decimal(0)
+    for index, objective in enumerate(spec.objectives):
+        loc: Loc = ("spec", "objectives", index)
+        found = find_indicator(
+            objective.indicator or objective.sli,
+            objective.indicator_ref or objective.sli_ref,
+            catalog,
+            (*loc, "indicator" if objective.indicator else "sli"),
+            (*loc, "indicatorRef" if objective.indicator_ref else "sliRef"),
+        )
+        if found is None:
+            raise ImportProblemError(loc, "give the SLO an indicator, or each objective one (a composite SLO)")
+        indicator, sli_loc, ref = found
+        weight = objective.composite_weight or 1.0
+        weighted_sum += Decimal(repr(_percent(objective))) * Decimal(repr(weight))
+        weight_total += Decimal(repr(weight))
+        existing = users.get(ref) if ref is not None else None
+        if existing is not None and existing != name:
+            components.append({"slo": existing, "weight": weight})
+            continue
+        part_name = _objective_name(name, objective, index)
+        part = _named(base, part_name)
+        fields, mapping = _objective_fields(spec, objective, index)
+        part["spec"].update(fields)
+        part["spec"]["sli"], backend = sli_of(indicator, objective, catalog, sli_loc, warnings)
+        part["spec"].update(targets_for(backend))
+        components.append({"slo": part_name, "weight": weight})
+        yield Converted(part, [(("spec", "sli"), sli_loc), *mapping, *base_mapping], list(warnings), item)
+    composite = _named(base, name)
+    composite["spec"]["objective"] = float(round(weighted_sum / weight_total, 10))
+    composite["spec"]["sli"] = {"composite": {"method": "weighted", "components": components}}
+    mapping = [(("spec", "sli"), ("spec", "objectives")), (("spec", "objective"), ("spec", "objectives"))]
+    yield Converted(composite, [*mapping, *base_mapping], list(warnings), item)
+
+
+def _has_annotation(item: ParsedObject, field_name: str) -> bool:
+    return ANNOTATION_PREFIX + field_name in item.envelope.metadata.annotations
+
+
+def apply_annotations(converted: Converted) -> None:
+    """Let `sloplane.dev/<field>` annotations (from our export) override the native fields."""
+    annotations: dict[str, str] = converted.data["metadata"]["annotations"]
+    for key in [k for k in annotations if k.startswith(ANNOTATION_PREFIX) and k != DISPLAY_NAME_ANNOTATION]:
+        loc: Loc = ("metadata", "annotations", key)
+        field_name = key.removeprefix(ANNOTATION_PREFIX)
+        try:
+            value = json.loads(annotations.pop(key))
+        except json.JSONDecodeError as error:
+            raise ImportProblemError(loc, f"annotation is not JSON: {error.msg}") from None
+        if field_name == "labels":
+            converted.data["metadata"]["labels"] = value
+        elif field_name in _spec_keys():
+            converted.data["spec"][field_name] = value
+        else:
+            raise ImportProblemError(
+                loc, f"unknown sloplane annotation '{key}'{did_you_mean(field_name, _spec_keys())}"
+            )
+        converted.mapping.insert(0, ((("metadata",) if field_name == "labels" else ("spec", field_name)), loc))
+
+
+def _spec_keys() -> list[str]:
+    return sorted(info.alias or name for name, info in Spec.model_fields.items())
+
+
+def as_data(model: BaseModel) -> Any:
+    """JSON-shaped data of a model, camelCase keys, defaults left out (how annotations hold fields)."""
+    return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
