@@ -21,7 +21,7 @@ import yaml
 from sloplane.core.budget import error_budget
 from sloplane.core.serialize import to_yaml
 from sloplane.evaluator.http.auth import TokenStore, new_token
-from sloplane.evaluator.measuring import measure
+from sloplane.evaluator.measuring import batching
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import GateRequest, Measurement, Outcome
 from sloplane.evaluator.server import ServerConfig, build_app
@@ -265,7 +265,7 @@ def test_queries_grow_with_windows_not_with_slos(
     # which SLOs have rules; then every grouped read, short enough to be packed into one query
     assert sent(names[:1])[0] == sent(names)[0] == 1 + 1
     packed = sent(names)[1]
-    monkeypatch.setattr(measure, "PACK_BELOW", 0)  # every grouped read alone, as for a large fleet
+    monkeypatch.setattr(batching, "PACK_BELOW", 0)  # every grouped read alone, as for a large fleet
     one, _ = sent(names[:1])
     four, alone = sent(names)
     assert one == four  # same windows and period, four times the SLOs, the same number of queries

@@ -22,7 +22,7 @@ from typing import Any
 from sloplane.core.budget import error_budget
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.measuring.backends.base import MetricsBackend
-from sloplane.evaluator.measuring.measure import ASK_LABEL
+from sloplane.evaluator.measuring.batching import ASK_LABEL
 from sloplane.evaluator.measuring.periods import merge_spans, merged
 from sloplane.evaluator.model import Measurement, ReleaseSpan
 from sloplane.semantics.indicators import subject_indicator

@@ -1,31 +1,29 @@
 """Measuring subjects at one instant: every window, the period, the budget, in few backend queries.
 
 All questions of one evaluation are asked at the same instant, and batched by window so that the
-number of backend queries grows with the number of distinct windows, not with SLOs x windows:
-
-- SLIs sloplane derives (http, latency, probe, deployment) and recorded series are *grouped*: one
-  `sum by (<selector labels>) (increase(metric{...}[w]))` per shared shape answers every SLO of that
-  shape (they differ only in selector values), which is also far cheaper for Prometheus to run;
-- hand-written queries are tagged with `label_replace(..., "sloplane_ask", "<id>")` and joined
-  with `or`, in chunks; short grouped reads (a gate for one SLO) are packed the same way, so a
-  cold gate is two requests, while a whole fleet's long reads go one per query, in parallel.
+number of backend queries grows with the number of distinct windows, not with SLOs x windows: the
+`Measurer` plans what each target needs into one plan, and `batching` turns that plan into few
+queries (grouped reads shared by every SLO of one shape; hand-written expressions tagged with
+`sloplane_ask` and joined with `or`) and maps the samples back to numbers.
 
 Where the recording rules of `sloplane render` exist (an `sloplane:slo:info` series is there for
 the SLO), window ratios and period totals are read from them; elsewhere from the raw series through
 the same expressions the rules use. The period is always a ratio of events: bad events over all
 events, with excluded intervals (maintenance, one-off windows, emergency changes) subtracted from
 both, each read with an `@`-anchored range. SLIs without event counts (raw, threshold) exclude
-time by weighting instead. Composites are computed from their parts' measurements.
+time by weighting instead (the sums are in `arithmetic`). Composites are computed from their
+parts' measurements.
+
+This module keeps what needs a backend and a fleet: planning per target, running the queries in
+parallel through the cache, and assembling `Measurement`s.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sloplane.core import names
@@ -33,7 +31,24 @@ from sloplane.core.budget import burn_rate_alerts, error_budget, time_to_exhaust
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import BudgetingMethod, Declaration
 from sloplane.declaration.sli import CompositeMethod
+from sloplane.evaluator.measuring.arithmetic import (
+    _combine,
+    _period,
+    _ratio,
+    _Run,
+    _slices_expression,
+    _spans,
+    _window_ratio,
+)
 from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend, Sample
+from sloplane.evaluator.measuring.batching import (
+    _answered,
+    _grouped_queries,
+    _packed,
+    _period_unanswered,
+    _Plan,
+    _tagged_queries,
+)
 from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.periods import exclusions, merged, period_start
 from sloplane.evaluator.model import Exclusion, Measurement, WindowMeasurement
@@ -41,12 +56,8 @@ from sloplane.semantics.promql import Aggregation, Term, WindowedQueries
 from sloplane.semantics.recording import subject_reads
 from sloplane.semantics.subjects import Fleet, Subject, component_labels, subjects
 
-ASK_LABEL = "sloplane_ask"
 PARALLEL_QUERIES = 8
 """Queries of one evaluation sent at once (they are independent; Prometheus runs them concurrently)."""
-MAX_QUERY_LENGTH = 20_000
-"""Tagged `or` queries are split beyond this many characters: Prometheus' cost grows faster than
-their length (measured: 10k-25k character chunks are several times cheaper per operand than 100k)."""
 
 
 @dataclass(frozen=True)
@@ -60,140 +71,6 @@ class Target:
     def key(self) -> str:
         """`slo` or `slo/stage`."""
         return self.subject.key
-
-
-@dataclass(frozen=True)
-class _Ask:
-    """One number wanted: for a target, a part (bad, total, ratio, fresh), in a batch."""
-
-    target: str
-    part: str
-    batch: str
-    expression: str
-
-
-@dataclass(frozen=True)
-class _GroupedAsk:
-    """One number wanted, as a signed sum of grouped reads over a window (ending at `end`)."""
-
-    target: str
-    part: str
-    batch: str
-    terms: tuple[Term, ...]
-    window: timedelta | None
-    end: datetime | None = None
-
-
-@dataclass
-class _Plan:
-    asks: list[_Ask] = field(default_factory=list)
-    grouped: list[_GroupedAsk] = field(default_factory=list)
-
-    def add(self, target: str, part: str, batch: str, expression: str) -> None:
-        self.asks.append(_Ask(target, part, batch, expression))
-
-    def add_terms(
-        self,
-        target: str,
-        part: str,
-        batch: str,
-        terms: tuple[Term, ...],
-        *,
-        window: timedelta | None = None,
-        end: datetime | None = None,
-    ) -> None:
-        self.grouped.append(_GroupedAsk(target, part, batch, terms, window, end))
-
-    def batches(self) -> dict[str, list[_Ask]]:
-        grouped: dict[str, list[_Ask]] = defaultdict(list)
-        for ask in self.asks:
-            grouped[ask.batch].append(ask)
-        return grouped
-
-    def expressions(self) -> dict[str, list[str]]:
-        """What each target asked, for its measurement's record (grouped reads shown per target)."""
-        found: dict[str, list[str]] = defaultdict(list)
-        for ask in self.asks:
-            found[ask.target].append(ask.expression)
-        for grouped in self.grouped:
-            found[grouped.target] += [
-                term.aggregation.query([term.values], grouped.window, grouped.end) for term in grouped.terms
-            ]
-        return found
-
-
-def _collect(samples: list[Sample], ids: dict[str, _Ask], answers: dict[tuple[str, str, str], float | None]) -> None:
-    """Answers from a tagged query's samples (by their `sloplane_ask` label)."""
-    by_ask: dict[str, list[Sample]] = defaultdict(list)
-    for sample in samples:
-        ask_id = sample.labels.get(ASK_LABEL)
-        if ask_id in ids:
-            by_ask[ask_id].append(sample)
-    for ask_id, found in by_ask.items():
-        ask = ids[ask_id]
-        answers[(ask.target, ask.part, ask.batch)] = _value(found)
-
-
-_GroupKey = tuple[Aggregation, timedelta | None, datetime | None]
-"""What one grouped read is: an aggregation over a window (ending now, or at an instant)."""
-
-PACK_BELOW = 2_000
-"""Grouped reads shorter than this are tagged and sent several to a query: a gate for one SLO then
-costs two HTTP requests instead of twenty. Long reads (a whole fleet's selectors) go alone, in
-parallel, because Prometheus evaluates the operands of one query one after the other."""
-
-
-def _packed(grouped: list[tuple[str, _GroupKey]]) -> list[tuple[str, list[tuple[str | None, _GroupKey]]]]:
-    """Grouped reads as queries: long ones alone, short ones tagged and joined with `or`.
-
-    Each query comes with its reads as (tag, key); the tag is None for a read sent alone.
-    """
-    queries: list[tuple[str, list[tuple[str | None, _GroupKey]]]] = []
-    chunk: list[str] = []
-    keys: list[tuple[str | None, _GroupKey]] = []
-    length = 0
-    for index, (query, key) in enumerate(grouped):
-        if len(query) >= PACK_BELOW:
-            queries.append((query, [(None, key)]))
-            continue
-        tag = f"g{index}"
-        tagged = f'label_replace({query}, "{ASK_LABEL}", "{tag}", "", "")'
-        if chunk and length + len(tagged) > MAX_QUERY_LENGTH:
-            queries.append((" or ".join(chunk), keys))
-            chunk, keys, length = [], [], 0
-        chunk.append(tagged)
-        keys.append((tag, key))
-        length += len(tagged) + 4
-    if chunk:
-        queries.append((" or ".join(chunk), keys))
-    return queries
-
-
-def _unpacked(
-    keys: list[tuple[str | None, _GroupKey]], samples: list[Sample]
-) -> Iterable[tuple[_GroupKey, list[Sample]]]:
-    """The samples of each read of a (possibly packed) query."""
-    if len(keys) == 1 and keys[0][0] is None:
-        yield keys[0][1], samples
-        return
-    by_tag: dict[str, list[Sample]] = defaultdict(list)
-    for sample in samples:
-        by_tag[sample.labels.get(ASK_LABEL, "")].append(sample)
-    for tag, key in keys:
-        yield key, by_tag.get(tag or "", [])
-
-
-def _value(samples: list[Sample]) -> float | None:
-    if not samples:
-        return None
-    value = samples[0].value
-    return None if math.isnan(value) or math.isinf(value) else value
-
-
-def _ratio(bad: float | None, total: float | None) -> float | None:
-    if bad is None or total is None or total <= 0:
-        return None
-    return max(0.0, bad / total)
 
 
 def _recorded(metric: str, subject: Subject) -> tuple[Term, ...]:
@@ -287,64 +164,11 @@ class Measurer:
 
     def _answers(self, plan: _Plan, at: datetime) -> dict[tuple[str, str, str], float | None]:
         """Run every query of the plan (in parallel) and map (target, part, batch) to its number."""
-        grouped = _packed(self._grouped_queries(plan.grouped))
-        tagged = self._tagged_queries(plan)
+        grouped = _packed(_grouped_queries(plan.grouped))
+        tagged = _tagged_queries(plan)
         expressions = [query for query, _ in grouped] + [query for query, _ in tagged]
         results = self._run_all(expressions, at)
-        answers: dict[tuple[str, str, str], float | None] = {}
-        found: dict[_GroupKey, dict[tuple[str, ...], float]] = {}
-        for (_, keys), samples in zip(grouped, results, strict=False):
-            for key, part in _unpacked(keys, samples):
-                found[key] = {
-                    tuple(sample.labels.get(name, "") for name in key[0].keys): sample.value
-                    for sample in part
-                    if math.isfinite(sample.value)
-                }
-        for grouped_ask in plan.grouped:
-            values = [
-                term.sign * found[(term.aggregation, grouped_ask.window, grouped_ask.end)][term.values]
-                for term in grouped_ask.terms
-                if term.values in found[(term.aggregation, grouped_ask.window, grouped_ask.end)]
-            ]
-            # a bad-events read that found nothing is 0 (no errors yet); anything else is no data
-            value = sum(values) if values else (0.0 if grouped_ask.part == "bad" else None)
-            answers[(grouped_ask.target, grouped_ask.part, grouped_ask.batch)] = value
-        for (_, ids), samples in zip(tagged, results[len(grouped) :], strict=True):
-            _collect(samples, ids, answers)
-        for ask in plan.asks:
-            answers.setdefault((ask.target, ask.part, ask.batch), None)
-        return answers
-
-    @staticmethod
-    def _grouped_queries(asks: list[_GroupedAsk]) -> list[tuple[str, _GroupKey]]:
-        """One query per (aggregation, window, end), covering every ask that reads it."""
-        wanted: dict[_GroupKey, set[tuple[str, ...]]] = defaultdict(set)
-        for ask in asks:
-            for term in ask.terms:
-                wanted[(term.aggregation, ask.window, ask.end)].add(term.values)
-        return [
-            (aggregation.query(values, window, end), (aggregation, window, end))
-            for (aggregation, window, end), values in wanted.items()
-        ]
-
-    @staticmethod
-    def _tagged_queries(plan: _Plan) -> list[tuple[str, dict[str, _Ask]]]:
-        """Hand-written expressions, tagged and joined with `or` per batch, in chunks."""
-        queries: list[tuple[str, dict[str, _Ask]]] = []
-        for batch_index, (_, asks) in enumerate(sorted(plan.batches().items())):
-            chunk: list[str] = []
-            ids: dict[str, _Ask] = {}
-            for index, ask in enumerate(asks):
-                ask_id = f"{batch_index}.{index}"
-                tagged = f'label_replace({ask.expression}, "{ASK_LABEL}", "{ask_id}", "", "")'
-                if chunk and sum(map(len, chunk)) + len(tagged) > MAX_QUERY_LENGTH:
-                    queries.append((" or ".join(chunk), ids))
-                    chunk, ids = [], {}
-                chunk.append(tagged)
-                ids[ask_id] = ask
-            if chunk:
-                queries.append((" or ".join(chunk), ids))
-        return queries
+        return _answered(plan, grouped, tagged, results)
 
     def _recorded_slos(self, at: datetime) -> set[str]:
         samples = self._query(f"count by (slo) ({names.INFO})", at)
@@ -619,87 +443,3 @@ class Measurer:
         run.expressions[target.key] = [q for _, m in parts for q in m.queries]
         stale = max((m.stale_seconds for _, m in parts if m.stale_seconds is not None), default=None)
         return self._finish(target, run, tuple(windows), (period, None, None), source="composite", stale=stale)
-
-
-@dataclass
-class _Run:
-    """One evaluation's shared state: the instant, the answers, and per-target facts."""
-
-    at: datetime
-    answers: dict[tuple[str, str, str], float | None]
-    excluded: dict[str, list[Exclusion]]
-    recorded: set[str]
-    expressions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-
-def _window_ratio(measurement: Measurement, window: timedelta) -> float | None:
-    found = measurement.window(window)
-    return None if found is None else found.error_ratio
-
-
-def _spans(excluded: list[tuple[datetime, datetime]]) -> list[tuple[str, timedelta, datetime]]:
-    """(batch, length, end) of each excluded span."""
-    return [(_span_batch(start, end), end - start, end) for start, end in excluded]
-
-
-def _period_unanswered(plan: _Plan, answers: dict[tuple[str, str, str], float | None], key: str) -> bool:
-    """Whether a target asked for its period and every period answer came back empty."""
-    asked = [(a.target, a.part, a.batch) for a in plan.asks if a.target == key and a.batch.startswith("period:")]
-    asked += [(a.target, a.part, a.batch) for a in plan.grouped if a.target == key and a.batch.startswith("period:")]
-    return bool(asked) and all(answers.get(found) is None for found in asked)
-
-
-def _span_batch(start: datetime, end: datetime) -> str:
-    return f"excluded:{format_duration(end - start)}@{end.timestamp():.0f}"
-
-
-def _slices_expression(
-    queries: WindowedQueries, window: timedelta, target_percent: float, length: timedelta, end: datetime | None
-) -> str:
-    """Share of bad time slices over `length` (ending at `end`): a subquery stepping by slice."""
-    _, _, ratio = queries.at(window).single_series()
-    threshold = repr(round(1 - target_percent / 100, 12))
-    anchor = "" if end is None else f" @ {end.timestamp():.3f}"
-    return f"avg_over_time(({ratio} > bool {threshold})[{format_duration(length)}:{format_duration(window)}]{anchor})"
-
-
-def _period(
-    answers: dict[tuple[str, str, str], float | None],
-    key: str,
-    length: timedelta,
-    excluded: list[tuple[datetime, datetime]],
-    recorded: bool,
-) -> tuple[float | None, float | None, float | None]:
-    """(error ratio, events, bad events) over the period with excluded spans taken out."""
-    batch = f"period:{format_duration(length)}"
-    ratio = answers.get((key, "ratio", batch))
-    bad, total = answers.get((key, "bad", batch)), answers.get((key, "total", batch))
-    if recorded and not excluded and ratio is not None:
-        return ratio, total, None if total is None else ratio * total
-    if bad is not None and total is not None:
-        for start, end in excluded:
-            span = _span_batch(start, end)
-            bad -= answers.get((key, "bad", span)) or 0.0
-            total -= answers.get((key, "total", span)) or 0.0
-        return _ratio(bad, total), max(total, 0.0), max(bad, 0.0)
-    if ratio is None:
-        return None, None, None
-    kept = length.total_seconds()
-    weighted = ratio * kept
-    for start, end in excluded:
-        span_ratio = answers.get((key, "ratio", _span_batch(start, end)))
-        seconds = (end - start).total_seconds()
-        if span_ratio is not None:
-            weighted -= span_ratio * seconds
-            kept -= seconds
-    return (max(0.0, weighted / kept) if kept > 0 else None), None, None
-
-
-def _combine(parts: list[tuple[float, float | None]], worst: bool) -> float | None:
-    """A composite's ratio: the worst part, or the weighted mean (None when a part has no data)."""
-    values = [(weight, ratio) for weight, ratio in parts if ratio is not None]
-    if worst:
-        return max((ratio for _, ratio in values), default=None)
-    if not parts or len(values) != len(parts):
-        return None
-    return sum(weight * ratio for weight, ratio in values) / sum(weight for weight, _ in values)
