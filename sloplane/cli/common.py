@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
 
@@ -77,11 +76,6 @@ def parse_window(text: str, option: str) -> timedelta:
         return parse_duration(text)
     except DurationError as error:
         raise typer.BadParameter(str(error), param_hint=option) from None
-
-
-def json_text(value: Any) -> str:
-    """Indented JSON for stdout; orjson, because a fleet's measurements are a large document."""
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 class RefusedError(Exception):

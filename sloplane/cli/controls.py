@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 from urllib.parse import quote
 
-import orjson
 import requests
 import typer
 from rich.table import Table
 
 from sloplane.cli.common import DEFAULT_DB, Consoles, RefusedError, local_user, parse_instant, parse_window
+from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.storage.controls import ControlsError, ReleaseControls
 
 TIMEOUT_SECONDS = 30.0
@@ -211,13 +211,13 @@ class _Printer:
 
     def record(self, value: dict[str, Any], output: str, line: str) -> None:
         if output == "json":
-            sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.write(pretty_json(value))
         else:
             self.consoles.out.print(line, markup=False, soft_wrap=True)
 
     def listing(self, found: list[dict[str, Any]], output: str, table: Callable[[list[dict[str, Any]]], Table]) -> None:
         if output == "json":
-            sys.stdout.write(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.write(pretty_json(found))
         else:
             self.consoles.out.print(table(found))
 

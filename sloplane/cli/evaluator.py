@@ -31,13 +31,13 @@ from sloplane.cli.common import (
     PrometheusUrl,
     RefusedError,
     Staleness,
-    json_text,
     load_fleet,
     local_user,
     parse_instant,
     parse_window,
 )
 from sloplane.core.durations import format_duration
+from sloplane.core.serialize import pretty_json
 from sloplane.declaration.validation import did_you_mean
 from sloplane.evaluator.deciding.deployments import BurnSplitError
 from sloplane.evaluator.measuring.backends.base import BackendError
@@ -222,7 +222,7 @@ def _evaluate(
     evaluator = Evaluator(load_fleet(console, paths), PrometheusBackend(prometheus), NullLog(), staleness=bound)
     measurements = evaluator.evaluate(moment)
     if output == "json":
-        sys.stdout.write(json_text([m.to_dict() for m in measurements]))
+        sys.stdout.write(pretty_json([m.to_dict() for m in measurements]))
     else:
         console.out.print(measurement_table(measurements))
 
@@ -343,7 +343,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
         )
         answer = run_gate(call, request, console.err)
         if output_format == "json":
-            sys.stdout.write(json_text(answer))
+            sys.stdout.write(pretty_json(answer))
         else:
             for line in answer_lines(answer):
                 console.out.print(line, markup=False, soft_wrap=True)
@@ -379,7 +379,7 @@ def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
             console.err.print(f"cannot split the burn of {slo}: {error}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         if output_format == "json":
-            sys.stdout.write(json_text(split.to_dict()))
+            sys.stdout.write(pretty_json(split.to_dict()))
         else:
             console.out.print(burn_table(split.to_dict()))
 
@@ -409,6 +409,6 @@ def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
             limit=limit,
         )
         if output_format == "json":
-            sys.stdout.write(json_text(found))
+            sys.stdout.write(pretty_json(found))
         else:
             console.out.print(_decisions_table(found))

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
 from rich.console import Console
 
 from sloplane.cli.common import DEFAULT_DB
+from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisionLog
 
 if TYPE_CHECKING:
@@ -99,6 +99,6 @@ def register(app: typer.Typer, err_console: Console) -> None:
             err_console.print(f"sloplane export-decisions: {error}", style="red", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         if output_format == "json":
-            sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.write(pretty_json(report.to_dict()))
         else:
             sys.stdout.write(report.summary() + "\n")

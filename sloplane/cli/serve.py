@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Paths, PrometheusUrl, Staleness, load_fleet, parse_window
+from sloplane.core.serialize import pretty_json_ascii
 from sloplane.evaluator.http.auth import TokenFileError, TokenStore, new_token
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
@@ -137,7 +138,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
         with tempfile.TemporaryDirectory() as folder:
             config = ServerConfig("http://unused", Path(folder) / "unused.db", TokenStore([]))
             application, _ = build_app(Fleet([]), config)
-            sys.stdout.write(json.dumps(openapi_document(application), indent=2, sort_keys=True) + "\n")
+            sys.stdout.write(pretty_json_ascii(openapi_document(application), sort_keys=True))
 
     @token_app.command(name="create")
     def create_token(

@@ -8,14 +8,21 @@ what `sloplane render` does. So YAML goes through PyYAML's C emitter, but the no
 built directly from our plain data (dicts, lists, strings, numbers) instead of through PyYAML's
 general representer, and the resolver that decides whether a string needs quotes takes a fast
 path for plain words. JSON goes through orjson.
+
+The other JSON every part of sloplane writes is spelled here too, once, each variant named for what
+it is for: `pretty_json` for people (the CLI's `--format json`), `pretty_json_ascii` for the
+documents `sloplane` has always printed with the standard library, `canonical_json` for text that
+is hashed or compared (policy versions, checksums, annotations). Their bytes are those each place
+wrote before they moved here: a hash taken of them is kept in decision logs and pod annotations.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -142,3 +149,37 @@ def _json_default(value: Any) -> Any:
 def to_json(document: Any) -> str:
     """Indented JSON with a final newline; key order as built; SDK models as their JSON."""
     return orjson.dumps(document, option=orjson.OPT_INDENT_2, default=_json_default).decode() + "\n"
+
+
+def pretty_json(value: Any) -> str:
+    """Indented JSON with a final newline, for people: key order as built, text as UTF-8, NaN as null.
+
+    orjson, because a fleet's measurements are a large document. Unlike `to_json` it knows no
+    models: the CLI writes plain data, and anything else is a mistake to report, not to guess at.
+    """
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def pretty_json_ascii(value: Any, *, sort_keys: bool = False) -> str:
+    """Indented JSON with a final newline as the standard library writes it: non-ASCII escaped, floats as repr.
+
+    The variant for documents printed this way since before `pretty_json` (the OpenAPI document,
+    with `sort_keys` so that a change reads as a small diff): orjson would spell `1e-05` as `0.00001`
+    and write text unescaped, so the bytes would change.
+    """
+    return json.dumps(value, indent=2, sort_keys=sort_keys) + "\n"
+
+
+def canonical_json(
+    value: Any, *, ensure_ascii: bool = True, spaced: bool = False, default: Callable[[Any], Any] | None = None
+) -> str:
+    """One text for equal data, to hash, compare or annotate with: sorted keys, no spaces, non-ASCII escaped.
+
+    The standard library's, not orjson: the hashes taken of this text are kept (the policy version
+    of every recorded decision), so its bytes must not change, and orjson cannot escape non-ASCII.
+    The variants keep the bytes of the places that wrote otherwise: `ensure_ascii=False` the
+    evaluator's ConfigMap checksum (a pod annotation: a new one rolls the pods), `spaced` (`", "` and
+    `": "`) with `default=str` the notification outbox's rows.
+    """
+    separators = (", ", ": ") if spaced else (",", ":")
+    return json.dumps(value, sort_keys=True, separators=separators, ensure_ascii=ensure_ascii, default=default)

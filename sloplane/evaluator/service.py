@@ -9,7 +9,6 @@ the same instant and share cached answers.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 from sloplane.core.budget import error_budget
 from sloplane.core.instants import RANGE_TEXT, in_range
+from sloplane.core.serialize import canonical_json
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.validation import did_you_mean
 from sloplane.declaration.writer import declaration_data
@@ -51,7 +51,7 @@ def utc_now() -> datetime:
 
 def policy_version(declaration: Declaration) -> str:
     """A short hash of the declaration: decisions say which version of the rules they applied."""
-    text = json.dumps(declaration_data(declaration), sort_keys=True, separators=(",", ":"))
+    text = canonical_json(declaration_data(declaration))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

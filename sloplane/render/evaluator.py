@@ -18,13 +18,13 @@ Layout inside the pod, fixed so the container arguments are predictable:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from sloplane.core.serialize import canonical_json
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.render import argo_cd
@@ -183,7 +183,7 @@ def declaration_files(declarations: Iterable[Declaration]) -> dict[str, str]:
 
 def checksum(data: Mapping[str, str]) -> str:
     """sha256 of the ConfigMap data: a pod annotation, so pods roll when a declaration changes."""
-    canonical = json.dumps(dict(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = canonical_json(dict(data), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

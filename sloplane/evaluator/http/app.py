@@ -76,25 +76,36 @@ def create_app(
     add_operation_routes(app, service, metrics)
     if controls is not None:
         app.include_router(controls_router(controls, tokens))
-    _publish_request_schema(app)
+    _publish_components(app)
     return app
 
 
-def _publish_request_schema(app: FastAPI) -> None:
-    """Add the gate request's schema to the document: the endpoint reads its body raw (see `evaluate`)."""
+def _publish_components(app: FastAPI) -> None:
+    """Add to the document the schemas FastAPI does not generate: the answers and the gate request.
+
+    The answers are the model's shapes, derived from its dataclasses (`schemas.answer_components`);
+    the gate request, because the endpoint reads its body raw (see `evaluate`).
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
             components = document.setdefault("components", {}).setdefault("schemas", {})
-            request = schemas.GateRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(request.pop("$defs", {}))  # nested models (breakGlass) become components too
-            components["GateRequest"] = request
+            request = schemas.GateRequest.model_json_schema(ref_template=schemas.REF_TEMPLATE)
+            nested = request.pop("$defs", {})  # nested models (breakGlass) become components too
+            for name, schema in {**schemas.answer_components(), **nested, "GateRequest": request}.items():
+                _add_component(components, name, schema)
             _publish_body_limit(document)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_component(components: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
+    """One more component; one of the same name must be the same schema (`Outcome`, which a query names too)."""
+    if components.setdefault(name, schema) != schema:
+        raise RuntimeError(f"two different schemas would be published as {name!r}")
 
 
 def _publish_body_limit(document: dict[str, Any]) -> None:

@@ -10,18 +10,18 @@ Handlers are plain functions (FastAPI runs them in its thread pool): SQLite bloc
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field
 
 from sloplane.core.instants import Instant
 from sloplane.core.text import PRINTABLE_NOT_BLANK
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
 from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
+from sloplane.evaluator.model import Freeze, Incident, Severity
 from sloplane.evaluator.storage.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
 
 _NAME = 253
@@ -56,7 +56,7 @@ class IncidentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=_TEXT, pattern=_NOT_BLANK)
-    severity: Literal["major", "minor"] = "major"
+    severity: Severity = "major"
     services: list[Annotated[str, Field(min_length=1, max_length=_NAME, pattern=_NOT_BLANK)]] = Field(
         default_factory=list, max_length=100, description="The services concerned; none: every service."
     )
@@ -67,39 +67,6 @@ class IncidentRequest(BaseModel):
         pattern=_NOT_BLANK,
         description="Deduplication: while an incident with this key is open, that incident is answered (200).",
     )
-
-
-class _Shape(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-
-class Freeze(_Shape):
-    """A freeze as recorded; `liftedAt` is set once it is lifted."""
-
-    id: str
-    service: str | None = Field(description="null: every service.")
-    reason: str
-    created_by: str
-    created_at: AwareDatetime
-    until: AwareDatetime | None
-    lifted_at: AwareDatetime | None
-    lifted_by: str | None
-    lift_reason: str | None
-
-
-class Incident(_Shape):
-    """An incident as recorded; `resolvedAt` is set once it is resolved."""
-
-    id: str
-    title: str
-    severity: Literal["major", "minor"]
-    services: list[str]
-    opened_by: str
-    opened_at: AwareDatetime
-    resolved_at: AwareDatetime | None
-    resolved_by: str | None
-    key: str | None
-    source: str
 
 
 _NOT_FOUND = {"model": schemas.Problem, "description": "No such id."}
@@ -144,7 +111,7 @@ def _freeze_routes(
         "Scope `read`.",
         dependencies=[Depends(reader)],
         response_model=None,
-        responses={200: {"model": list[Freeze], "description": "The freezes."}, **AUTH_RESPONSES},
+        responses={200: schemas.answer(Freeze, "The freezes.", many=True), **AUTH_RESPONSES},
     )
     def list_freezes(
         include_all: All = False,
@@ -163,7 +130,7 @@ def _freeze_routes(
         status_code=201,
         response_model=None,
         responses={
-            201: {"model": Freeze, "description": "The freeze."},
+            201: schemas.answer(Freeze, "The freeze."),
             400: _REFUSED,
             **AUTH_RESPONSES,
         },
@@ -181,7 +148,7 @@ def _freeze_routes(
         "the query). Scope `admin`.",
         response_model=None,
         responses={
-            200: {"model": Freeze, "description": "The lifted freeze."},
+            200: schemas.answer(Freeze, "The lifted freeze."),
             400: _REFUSED,
             404: _NOT_FOUND,
             409: _ENDED,
@@ -215,7 +182,7 @@ def _incident_routes(
         "Scope `read`.",
         dependencies=[Depends(reader)],
         response_model=None,
-        responses={200: {"model": list[Incident], "description": "The incidents."}, **AUTH_RESPONSES},
+        responses={200: schemas.answer(Incident, "The incidents.", many=True), **AUTH_RESPONSES},
     )
     def list_incidents(include_all: All = False, at: At = None) -> Response:
         found = controls.incidents(at=at, open_only=not include_all)
@@ -230,8 +197,8 @@ def _incident_routes(
         status_code=201,
         response_model=None,
         responses={
-            201: {"model": Incident, "description": "The incident opened."},
-            200: {"model": Incident, "description": "The open incident with this key."},
+            201: schemas.answer(Incident, "The incident opened."),
+            200: schemas.answer(Incident, "The open incident with this key."),
             400: _REFUSED,
             **AUTH_RESPONSES,
         },
@@ -250,7 +217,7 @@ def _incident_routes(
         description="Close an incident now; it stays recorded with who resolved it. Scope `admin`.",
         response_model=None,
         responses={
-            200: {"model": Incident, "description": "The resolved incident."},
+            200: schemas.answer(Incident, "The resolved incident."),
             404: _NOT_FOUND,
             409: _ENDED,
             **AUTH_RESPONSES,

@@ -28,7 +28,7 @@ from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, metho
 from sloplane.evaluator.http.contract import GateService
 from sloplane.evaluator.http.guard import MAX_BODY_BYTES
 from sloplane.evaluator.http.metrics import DeclaredNames, EvaluatorMetrics
-from sloplane.evaluator.model import BreakGlass, GateRequest, GateResult, Outcome, Reason
+from sloplane.evaluator.model import BreakGlass, GateReason, GateRequest, GateResult, Outcome
 from sloplane.evaluator.storage.decisions import DecisionLogError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def _error_answer(code: str, message: str, values: dict[str, Any]) -> dict[str, Any]:
     """An `error` answer in the shape of `GateResult.to_dict()`, for a request that became no decision."""
-    reason = {**Reason(code=code, message=message, values=values).to_dict(), "slo": None, "stage": None}
+    reason = GateReason(code=code, message=message, values=values).to_dict()
     return {**GateResult(decisions=()).to_dict(), "reasons": [reason]}
 
 
@@ -189,7 +189,7 @@ def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetric
         ),
         response_model=None,
         responses={
-            200: {"model": schemas.GateAnswer, "description": "The decision, with its reasons."},
+            200: schemas.answer(GateResult, "The decision, with its reasons."),
             **AUTH_RESPONSES,
         },
         openapi_extra={
@@ -216,7 +216,7 @@ def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetric
         ),
         response_model=None,
         responses={
-            200: {"model": schemas.GateAnswer, "description": "The decision, with its reasons."},
+            200: schemas.answer(GateResult, "The decision, with its reasons."),
             **AUTH_RESPONSES,
         },
     )

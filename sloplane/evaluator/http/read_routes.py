@@ -21,7 +21,7 @@ from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, requi
 from sloplane.evaluator.http.contract import GateService
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.measuring.backends.base import BackendError
-from sloplane.evaluator.model import Outcome
+from sloplane.evaluator.model import Decision, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _decision_routes(app: FastAPI, service: GateService, reader: list[Any]) -> N
         description="Recorded decisions matching every filter given, newest first. Scope `read`.",
         dependencies=reader,
         response_model=None,
-        responses={200: {"model": list[schemas.Decision], "description": "The decisions."}, **AUTH_RESPONSES},
+        responses={200: schemas.answer(Decision, "The decisions.", many=True), **AUTH_RESPONSES},
     )
     def list_decisions(
         *,

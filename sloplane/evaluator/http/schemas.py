@@ -1,21 +1,114 @@
-"""The evaluator API's JSON shapes, as pydantic models: what OpenAPI publishes.
+"""The evaluator API's JSON shapes, as the OpenAPI document publishes them, and the request models.
 
-The request model validates gate requests. The response models mirror the `to_dict()` forms of
-`sloplane.evaluator.model` and only document them: handlers return those dicts as they are, so a
-field added to the model reaches clients (and the decision log) without a change here, and a
-response can never fail validation on its way out (the gate endpoint must always answer).
-Response models therefore allow extra fields; the API's tests check that answers conform.
+The answers (a gate answer, a decision, a freeze, an incident, and every shape inside them) are
+declared once, as the dataclasses of `sloplane.evaluator.model`: `answer_components` derives their
+schemas from those classes with pydantic, in serialisation mode and under the names the document has
+always used, so what a handler returns (`to_dict()`) and what the document says it returns cannot
+drift apart. Handlers return those dicts as they are and nothing validates them on the way out (the
+gate endpoint must always answer); `tests/test_api_shapes.py` and the schemathesis runs check that
+answers conform.
+
+The request models validate what callers send: input, with limits and messages of their own, not
+copies of an answer. The remaining response models document dicts built outside the model
+(`Evaluator.slos`, `Evaluator.slo`, `BurnSplit.to_dict`) and the operational answers.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaMode
 
-from sloplane.evaluator.model import Outcome
+from sloplane.evaluator.model import Decision, Freeze, GateResult, Incident, JsonShape
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+ANSWER_SHAPES: tuple[type[JsonShape], ...] = (GateResult, Decision, Freeze, Incident)
+"""The model's shapes routes answer with; the shapes inside them are published with them."""
+
+PUBLISHED_NAMES = {"GateResult": "GateAnswer", "GateRequest": "RecordedRequest"}
+"""Model classes the document names otherwise: its names are older than the single declaration, and its
+`GateRequest` is the body a caller sends, not the request as the decision log records it."""
+
+
+def published_name(shape: type[JsonShape] | str) -> str:
+    """The component name of a model class (or class name) in the OpenAPI document."""
+    name = shape if isinstance(shape, str) else shape.__name__
+    return PUBLISHED_NAMES.get(name, name)
+
+
+def answer(shape: type[JsonShape], description: str, *, many: bool = False) -> dict[str, Any]:
+    """A route's documented answer (an entry of `responses`): the shape's published schema, or a list of them."""
+    if shape not in ANSWER_SHAPES:
+        raise ValueError(f"{shape.__name__} is not among ANSWER_SHAPES, so the document would not define it")
+    schema: dict[str, Any] = {"$ref": REF_TEMPLATE.format(model=published_name(shape))}
+    if many:
+        schema = {"type": "array", "items": schema}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def answer_components() -> dict[str, dict[str, Any]]:
+    """The schemas of the answer shapes and of every shape inside them, by component name (a copy to change)."""
+    return copy.deepcopy(_answer_components())
+
+
+@functools.cache
+def _answer_components() -> dict[str, dict[str, Any]]:
+    mode: JsonSchemaMode = "serialization"  # what handlers write, not what a client could send
+    adapters = [(shape.__name__, mode, TypeAdapter[Any](shape)) for shape in ANSWER_SHAPES]
+    _, definitions = TypeAdapter.json_schemas(adapters, by_alias=True, ref_template=REF_TEMPLATE)
+    components: dict[str, dict[str, Any]] = {}
+    for name, schema in definitions.get("$defs", {}).items():
+        published = _published(schema)
+        if name in PUBLISHED_NAMES:
+            published["title"] = published_name(name)
+        components[published_name(name)] = published
+    _inherit_descriptions(components)
+    return components
+
+
+def _published(node: Any) -> Any:
+    """`node` with every reference to a model class pointing to its published name."""
+    if isinstance(node, dict):
+        return {key: _reference(value) if key == "$ref" else _published(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_published(item) for item in node]
+    return node
+
+
+def _reference(ref: str) -> str:
+    prefix, _, name = ref.rpartition("/")
+    return f"{prefix}/{published_name(name)}"
+
+
+def _inherit_descriptions(components: dict[str, dict[str, Any]]) -> None:
+    """A subclass's inherited fields described as in its base (`GateReason` as `Reason`).
+
+    pydantic reads the attribute docstrings of the class itself only, and the fields' docstrings are
+    written once, in the base.
+    """
+    for shape in _subclasses(JsonShape):
+        if shape.__module__ != JsonShape.__module__:  # a shape of the same name elsewhere is another component
+            continue
+        properties = components.get(published_name(shape), {}).get("properties", {})
+        for base in shape.__mro__[1:]:
+            inherited = components.get(published_name(base.__name__), {}).get("properties", {})
+            for name, described in inherited.items():
+                if name in properties and "description" in described:
+                    properties[name].setdefault("description", described["description"])
+
+
+def _subclasses(root: type[JsonShape]) -> Iterator[type[JsonShape]]:
+    for shape in root.__subclasses__():
+        yield shape
+        yield from _subclasses(shape)
+
 
 _NAME = 253
 """RFC 1123 names, as SLO, service and stage names are."""
@@ -66,103 +159,9 @@ class GateRequest(BaseModel):
 
 
 class _Shape(BaseModel):
-    """A documented answer shape: camelCase on the wire, extra fields allowed (the model may grow)."""
+    """A documented answer built outside the model: camelCase on the wire, extra fields allowed (it may grow)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-
-class Reason(_Shape):
-    """One finding behind a decision, with the numbers it rests on."""
-
-    code: str = Field(description="Stable, machine-readable code, e.g. `budget` or `invalid-request`.")
-    message: str = Field(description="The finding in words.")
-    values: dict[str, Any] = Field(default_factory=dict, description="The numbers behind it.")
-
-
-class GateReason(Reason):
-    """A reason of a gate answer, with the SLO and stage it is about."""
-
-    slo: str | None = None
-    stage: str | None = None
-
-
-class RecordedRequest(_Shape):
-    """The request a decision answered, as recorded."""
-
-    slo: str | None = None
-    service: str | None = None
-    stage: str | None = None
-    revision: str | None = None
-    pipeline: str | None = None
-    rollout: str | None = None
-    at: datetime | None = None
-    requested_by: str | None = Field(None, description="The name of the token that asked.")
-    break_glass: dict[str, str] | None = Field(None, description="`reason` and `identity` of a break-glass override.")
-
-
-class WindowMeasurement(_Shape):
-    """The SLI over one window ending at the evaluation instant."""
-
-    window: float | None = Field(description="Window length in seconds.")
-    error_ratio: float | None = None
-    burn_rate: float | None = None
-    events: float | None = None
-    bad_events: float | None = None
-
-
-class Exclusion(_Shape):
-    """Time taken out of the budget."""
-
-    kind: str
-    name: str
-    start: datetime | None = None
-    end: datetime | None = None
-    reason: str = ""
-
-
-class Measurement(_Shape):
-    """One SLO (or stage) at one instant: windows, period, budget, and where the numbers came from."""
-
-    slo: str
-    stage: str | None = None
-    objective: float
-    at: datetime | None = None
-    period_start: datetime | None = None
-    windows: list[WindowMeasurement] = Field(default_factory=list)
-    period_error_ratio: float | None = None
-    period_events: float | None = None
-    period_bad_events: float | None = None
-    budget_remaining: float | None = None
-    time_to_exhaustion: float | None = Field(None, description="Seconds until the budget is spent at this burn.")
-    exclusions: list[Exclusion] = Field(default_factory=list)
-    source: str = Field("raw", description="`recording-rules`, `raw` or `composite`.")
-    queries: list[str] = Field(default_factory=list)
-    error: str | None = Field(None, description="Why the backend could not be read.")
-    stale_seconds: float | None = None
-
-
-class Decision(_Shape):
-    """One decision, as recorded in the decision log."""
-
-    id: str
-    decision: Outcome = Field(description="The outcome.")
-    slo: str
-    stage: str | None = None
-    decided_at: datetime | None = None
-    evaluated_at: datetime | None = None
-    reasons: list[Reason] = Field(default_factory=list)
-    request: RecordedRequest
-    measurement: Measurement | None = None
-    policy: dict[str, Any] = Field(default_factory=dict, description="The gate policy applied.")
-    policy_version: str = Field(description="A hash of the declaration the decision was made under.")
-
-
-class GateAnswer(_Shape):
-    """The gate's answer: `decision` is what Argo Rollouts' web provider reads (`{$.decision}`)."""
-
-    decision: Outcome = Field(description="The most severe outcome of the decisions (error when there are none).")
-    reasons: list[GateReason] = Field(default_factory=list)
-    decisions: list[Decision] = Field(default_factory=list, description="One decision per SLO covered.")
 
 
 class SloSummary(_Shape):

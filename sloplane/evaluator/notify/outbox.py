@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sloplane.core.serialize import canonical_json
 from sloplane.evaluator.notify.classify import Incident
 from sloplane.evaluator.notify.events import Notice
 from sloplane.evaluator.storage.sqlite import BUSY_TIMEOUT_SECONDS
@@ -112,7 +113,8 @@ class Delivery:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    """A row's JSON, spelled as the outbox has always stored it (sorted, spaced, anything else as its str())."""
+    return canonical_json(value, spaced=True, default=str)
 
 
 class Outbox:

@@ -122,7 +122,7 @@ def _encode(record: dict[str, Any]) -> str:
 
 def _row(decision: Decision) -> dict[str, Any]:
     record = decision.to_dict()
-    evaluated = decision.measurement.at if decision.measurement else decision.request.at
+    evaluated = decision.evaluated_at
     return {
         "id": decision.id,
         "decided_at": utc_text(decision.decided_at),

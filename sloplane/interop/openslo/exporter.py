@@ -9,7 +9,6 @@ construction, and keeps the annotations to what OpenSLO genuinely cannot carry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -18,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sloplane.core.budget import burn_rate_alerts
+from sloplane.core.serialize import canonical_json
 from sloplane.declaration.model import BudgetingMethod, CalendarUnit, Declaration, Spec
 from sloplane.declaration.sli import Backend, BackendQueries
 from sloplane.interop.openslo.importer import (
@@ -232,10 +232,10 @@ def export_openslo(declarations: Sequence[Declaration]) -> dict[str, list[dict[s
         for key in sorted(spec_keys):
             if original["spec"].get(key) != survived.get("spec", {}).get(key):
                 value = original["spec"].get(key, full_spec[key])
-                extra[ANNOTATION_PREFIX + key] = json.dumps(value, sort_keys=True, separators=(",", ":"))
+                extra[ANNOTATION_PREFIX + key] = canonical_json(value)
         if original["metadata"].get("labels") != survived.get("metadata", {}).get("labels"):
             labels = dict(declaration.metadata.labels)
-            extra[ANNOTATION_PREFIX + "labels"] = json.dumps(labels, sort_keys=True, separators=(",", ":"))
+            extra[ANNOTATION_PREFIX + "labels"] = canonical_json(labels)
         if extra:
             metadata = documents[0]["metadata"]
             metadata["annotations"] = {**metadata.get("annotations", {}), **extra}
