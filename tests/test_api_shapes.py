@@ -22,6 +22,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import Field, TypeAdapter
 
+from sloplane.evaluator.deciding.deployments import BurnReport, BurnSplit, DeploymentWindow
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.app import create_app, openapi_document
 from sloplane.evaluator.http.auth import TokenStore
@@ -114,6 +115,23 @@ def _decisions() -> list[Decision]:
     return [make_decision(1), unmeasured, overridden]
 
 
+def _burn(*, allowed: float) -> BurnReport:
+    """A period's burn: one deployment stopped (its shares are None when the budget allows nothing)."""
+    window = DeploymentWindow("checkout", "v7", "deploy-7", T0 - 2 * HOUR, T0 - HOUR, "fail", 3)
+    split = BurnSplit(
+        "checkout-availability",
+        "production",
+        T0 - timedelta(days=30),
+        T0,
+        5e4,
+        40.0,
+        allowed,
+        ((window, 30.0, 1e3),),
+        30.0,
+    )
+    return split.report()
+
+
 @dataclass(frozen=True)
 class Written:
     """One object as it goes out: the component it is published as, and its JSON."""
@@ -143,6 +161,8 @@ def _written(folder: Path) -> dict[str, Written]:
         "lifted freeze": thawed,
         "open major incident": opened,
         "resolved minor incident": resolved,
+        "burn split with a rolled-back deployment": _burn(allowed=50.0),
+        "burn split of an SLO without a budget": _burn(allowed=0.0),
     }
     written = {label: Written(schemas.published_name(type(shape)), shape.to_dict()) for label, shape in objects.items()}
     written |= {f"decision read back from the log ({record['id']})": Written("Decision", record) for record in logged}
@@ -204,7 +224,16 @@ def test_the_objects_reach_every_shape_the_model_publishes() -> None:
     assert derived <= set(COMPONENTS)
     assert derived - reached == set()
     assert {"GateAnswer", "Decision", "RecordedRequest", "BreakGlass", "Measurement", "WindowMeasurement"} <= derived
-    assert {"Exclusion", "Reason", "GateReason", "Freeze", "Incident", "Outcome"} <= derived
+    assert {
+        "Exclusion",
+        "Reason",
+        "GateReason",
+        "Freeze",
+        "Incident",
+        "Outcome",
+        "BurnReport",
+        "DeploymentBurn",
+    } <= derived
 
 
 def test_the_published_components_are_the_ones_derived_from_the_model() -> None:

@@ -7,7 +7,6 @@ standard error; no traceback ever reaches the user.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from sloplane.cli import controls, evaluator, export, serve
 from sloplane.cli.common import Consoles
 from sloplane.core.durations import human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
+from sloplane.core.serialize import pretty_json_ascii
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.interop import LoadResult, load_paths
@@ -92,7 +92,7 @@ def schema() -> None:
         "$id": "https://sloplane.dev/schemas/v1alpha1/service-level-objective.json",
         **Declaration.model_json_schema(by_alias=True),
     }
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(pretty_json_ascii(document, sort_keys=True))
 
 
 def _explanation_data(item: ObjectiveExplanation) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def explain_command(
     result = _load(paths, strict=False)
     explanations = [item for slo in result.slos for item in explain(slo.declaration)]
     if output_format == "json":
-        sys.stdout.write(json.dumps([_explanation_data(item) for item in explanations], indent=2) + "\n")
+        sys.stdout.write(pretty_json_ascii([_explanation_data(item) for item in explanations]))
         return
     for item in explanations:
         _out.print(_explanation_table(item))

@@ -151,6 +151,13 @@ def to_json(document: Any) -> str:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2, default=_json_default).decode() + "\n"
 
 
+def wire_json(value: Any) -> bytes:
+    """Compact JSON as the evaluator answers and records it: key order as built, NaN and infinities as null
+    (a 0/0 ratio from a backend must not become a 500), anything else unknown as its text, non-string
+    keys allowed."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
 def pretty_json(value: Any) -> str:
     """Indented JSON with a final newline, for people: key order as built, text as UTF-8, NaN as null.
 

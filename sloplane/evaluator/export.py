@@ -29,10 +29,10 @@ from itertools import islice, takewhile
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
-import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
+from sloplane.core.serialize import wire_json
 from sloplane.evaluator.storage.decisions import DecisionLogError
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def exported_through(client: S3Client, location: S3Location, source: str) -> int
 
 def encode_batch(batch: list[tuple[int, dict[str, Any]]]) -> bytes:
     """JSON lines, each the recorded decision with its `seq` first (the position a reader can resume at)."""
-    return b"".join(orjson.dumps({"seq": seq, **record}) + b"\n" for seq, record in batch)
+    return b"".join(wire_json({"seq": seq, **record}) + b"\n" for seq, record in batch)
 
 
 def _put(client: S3Client, bucket: str, key: str, body: bytes) -> bool:

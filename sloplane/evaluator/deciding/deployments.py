@@ -24,7 +24,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.evaluator.measuring.backends.base import MetricsBackend
 from sloplane.evaluator.measuring.batching import ASK_LABEL
 from sloplane.evaluator.measuring.periods import merge_spans, merged
-from sloplane.evaluator.model import Measurement, ReleaseSpan
+from sloplane.evaluator.model import JsonShape, Measurement, ReleaseSpan, json_shape
 from sloplane.semantics.indicators import subject_indicator
 from sloplane.semantics.subjects import Subject
 
@@ -43,19 +43,6 @@ class DeploymentWindow:
     outcome: str
     """The last decision's outcome: `fail` means the release was stopped (rolled back)."""
     decisions: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "service": self.service,
-            "revision": self.revision,
-            "pipeline": self.pipeline,
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "outcome": self.outcome,
-            "rolledBack": self.outcome == "fail",
-            "decisions": self.decisions,
-        }
 
 
 def deployment_windows(releases: Iterable[ReleaseSpan], service: str, lead: timedelta) -> list[DeploymentWindow]:
@@ -115,26 +102,82 @@ class BurnSplit:
     def _share(self, bad: float) -> float | None:
         return bad / self.allowed_bad_events if self.allowed_bad_events > 0 else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; budget shares are fractions of the period's whole budget."""
-        return {
-            "slo": self.slo,
-            "stage": self.stage,
-            "periodStart": self.period_start.isoformat(),
-            "at": self.at.isoformat(),
-            "events": self.events,
-            "badEvents": self.bad_events,
-            "allowedBadEvents": self.allowed_bad_events,
-            "budgetConsumed": self._share(self.bad_events),
-            "deploymentBudgetConsumed": self._share(self.deployment_bad_events),
-            "backgroundBudgetConsumed": self._share(self.background_bad_events),
-            "deploymentBadEvents": self.deployment_bad_events,
-            "backgroundBadEvents": self.background_bad_events,
-            "deployments": [
-                {**window.to_dict(), "badEvents": bad, "events": total, "budgetConsumed": self._share(bad)}
+    def report(self) -> BurnReport:
+        """The split as the API, the CLI and the log show it: budget shares are fractions of the whole budget."""
+        return BurnReport(
+            slo=self.slo,
+            stage=self.stage,
+            period_start=self.period_start,
+            at=self.at,
+            events=self.events,
+            bad_events=self.bad_events,
+            allowed_bad_events=self.allowed_bad_events,
+            budget_consumed=self._share(self.bad_events),
+            deployment_budget_consumed=self._share(self.deployment_bad_events),
+            background_budget_consumed=self._share(self.background_bad_events),
+            deployment_bad_events=self.deployment_bad_events,
+            background_bad_events=self.background_bad_events,
+            deployments=tuple(
+                DeploymentBurn(
+                    service=window.service,
+                    revision=window.revision,
+                    pipeline=window.pipeline,
+                    start=window.start,
+                    end=window.end,
+                    outcome=window.outcome,
+                    rolled_back=window.outcome == "fail",
+                    decisions=window.decisions,
+                    bad_events=bad,
+                    events=total,
+                    budget_consumed=self._share(bad),
+                )
                 for window, bad, total in self.deployments
-            ],
-        }
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (`report`'s)."""
+        return self.report().to_dict()
+
+
+@json_shape(every_field_required=True)
+@dataclass(frozen=True)
+class DeploymentBurn(JsonShape):
+    """One revision's deployment window and the budget burned inside it."""
+
+    service: str
+    revision: str
+    pipeline: str | None
+    start: datetime
+    end: datetime
+    outcome: str
+    """The last decision about this revision; `fail` means it was stopped."""
+    rolled_back: bool
+    decisions: int
+    bad_events: float
+    events: float
+    budget_consumed: float | None
+    """Fraction of the period's whole budget."""
+
+
+@json_shape(every_field_required=True)
+@dataclass(frozen=True)
+class BurnReport(JsonShape):
+    """An SLO's production budget over its period: burned during deployments, and in the background."""
+
+    slo: str
+    stage: str | None
+    period_start: datetime
+    at: datetime
+    events: float
+    bad_events: float
+    allowed_bad_events: float
+    budget_consumed: float | None
+    deployment_budget_consumed: float | None
+    background_budget_consumed: float | None
+    deployment_bad_events: float
+    background_bad_events: float
+    deployments: tuple[DeploymentBurn, ...]
 
 
 class BurnSplitError(Exception):

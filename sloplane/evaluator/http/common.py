@@ -7,11 +7,11 @@ No `from __future__ import annotations`: FastAPI must resolve the `Security(...)
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, FastAPI, HTTPException, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sloplane.core.serialize import wire_json
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
 from sloplane.evaluator.http.guard import unauthorised
@@ -34,7 +34,7 @@ class OrjsonResponse(JSONResponse):
     """JSON via orjson: NaN and infinities (a 0/0 ratio from a backend) become null instead of a 500."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return wire_json(content)
 
 
 def requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Principal]]:

@@ -21,11 +21,10 @@ from sloplane.core.text import PRINTABLE_NOT_BLANK
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
 from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
+from sloplane.evaluator.http.schemas import NAME_LENGTH, TEXT_LENGTH
 from sloplane.evaluator.model import Freeze, Incident, Severity
 from sloplane.evaluator.storage.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
 
-_NAME = 253
-_TEXT = 1024
 _NOT_BLANK = PRINTABLE_NOT_BLANK
 """One line of text that is not only spaces and hides no control character (NUL, escapes)."""
 
@@ -36,9 +35,9 @@ class FreezeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: str | None = Field(
-        None, min_length=1, max_length=_NAME, pattern=_NOT_BLANK, description="Absent: every service."
+        None, min_length=1, max_length=NAME_LENGTH, pattern=_NOT_BLANK, description="Absent: every service."
     )
-    reason: str = Field(min_length=1, max_length=_TEXT, pattern=_NOT_BLANK, description="Why, for the record.")
+    reason: str = Field(min_length=1, max_length=TEXT_LENGTH, pattern=_NOT_BLANK, description="Why, for the record.")
     until: Instant | None = Field(None, description="The freeze ends by itself at this RFC 3339 instant.")
 
 
@@ -47,7 +46,7 @@ class LiftRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=_TEXT, pattern=_NOT_BLANK)
+    reason: str = Field(min_length=1, max_length=TEXT_LENGTH, pattern=_NOT_BLANK)
 
 
 class IncidentRequest(BaseModel):
@@ -55,15 +54,15 @@ class IncidentRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=_TEXT, pattern=_NOT_BLANK)
+    title: str = Field(min_length=1, max_length=TEXT_LENGTH, pattern=_NOT_BLANK)
     severity: Severity = "major"
-    services: list[Annotated[str, Field(min_length=1, max_length=_NAME, pattern=_NOT_BLANK)]] = Field(
+    services: list[Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=_NOT_BLANK)]] = Field(
         default_factory=list, max_length=100, description="The services concerned; none: every service."
     )
     key: str | None = Field(
         None,
         min_length=1,
-        max_length=_TEXT,
+        max_length=TEXT_LENGTH,
         pattern=_NOT_BLANK,
         description="Deduplication: while an incident with this key is open, that incident is answered (200).",
     )
@@ -160,7 +159,7 @@ def _freeze_routes(
         principal: Annotated[Principal, Depends(admin)],
         body: Annotated[LiftRequest | None, Body()] = None,
         reason: Annotated[
-            str | None, Query(max_length=_TEXT, pattern=_NOT_BLANK, description="Why (or in the body).")
+            str | None, Query(max_length=TEXT_LENGTH, pattern=_NOT_BLANK, description="Why (or in the body).")
         ] = None,
     ) -> Response:
         why = body.reason if body is not None else reason

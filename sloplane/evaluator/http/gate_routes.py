@@ -15,13 +15,13 @@ import time
 from threading import Lock
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sloplane.core.endpoints import GATE_PATH
+from sloplane.core.serialize import wire_json
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
 from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
@@ -232,7 +232,7 @@ def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetric
         """Validated by the same model as the POST body, so both answer invalid requests alike."""
         fields = {"slo": slo, "service": service, "stage": stage, "revision": revision, "pipeline": pipeline}
         fields["rollout"] = rollout
-        body = orjson.dumps({key: value for key, value in fields.items() if value is not None})
+        body = wire_json({key: value for key, value in fields.items() if value is not None})
         return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal))
 
     method_not_allowed(app, GATE_PATH, "GET, POST")

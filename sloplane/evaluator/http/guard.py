@@ -21,11 +21,11 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from sloplane.core.serialize import wire_json
 from sloplane.core.text import excerpt
 from sloplane.evaluator.http.auth import TokenStore, parse_bearer
 
@@ -139,7 +139,7 @@ def _declared_length(headers: dict[bytes, bytes]) -> int:
 
 
 async def _answer(send: Send, status: int, content: dict[str, Any], extra: dict[str, str] | None = None) -> None:
-    body = orjson.dumps(content)
+    body = wire_json(content)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(name.encode(), value.encode()) for name, value in (extra or {}).items()]
     if status in (413, 500):

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from sloplane.core.instants import Instant
 from sloplane.core.text import excerpt
-from sloplane.evaluator.deciding.deployments import BurnSplitError
+from sloplane.evaluator.deciding.deployments import BurnReport, BurnSplitError
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Scope, TokenStore
 from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, requires
@@ -75,7 +75,7 @@ def add_read_routes(app: FastAPI, service: GateService, tokens: TokenStore) -> N
         dependencies=reader,
         response_model=None,
         responses={
-            200: {"model": schemas.BurnReport, "description": "The split."},
+            200: schemas.answer(BurnReport, "The split."),
             404: {"model": schemas.Problem, "description": "No SLO of that name."},
             409: {"model": schemas.Problem, "description": "The SLO cannot be split (no event counts, no data)."},
             503: {"model": schemas.Problem, "description": "The metrics backend could not be read."},

@@ -18,18 +18,18 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaMode
 
+from sloplane.evaluator.deciding.deployments import BurnReport
 from sloplane.evaluator.model import Decision, Freeze, GateResult, Incident, JsonShape
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
-ANSWER_SHAPES: tuple[type[JsonShape], ...] = (GateResult, Decision, Freeze, Incident)
+ANSWER_SHAPES: tuple[type[JsonShape], ...] = (GateResult, Decision, Freeze, Incident, BurnReport)
 """The model's shapes routes answer with; the shapes inside them are published with them."""
 
 PUBLISHED_NAMES = {"GateResult": "GateAnswer", "GateRequest": "RecordedRequest"}
@@ -110,9 +110,10 @@ def _subclasses(root: type[JsonShape]) -> Iterator[type[JsonShape]]:
         yield from _subclasses(shape)
 
 
-_NAME = 253
+NAME_LENGTH = 253
 """RFC 1123 names, as SLO, service and stage names are."""
-_TEXT = 1024
+TEXT_LENGTH = 1024
+"""Reasons, titles and other free text a caller sends."""
 
 
 class BreakGlassRequest(BaseModel):
@@ -120,7 +121,9 @@ class BreakGlassRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=_TEXT, description="Why, for the audit trail (an incident, a fix).")
+    reason: str = Field(
+        min_length=1, max_length=TEXT_LENGTH, description="Why, for the audit trail (an incident, a fix)."
+    )
 
 
 class GateRequest(BaseModel):
@@ -136,14 +139,21 @@ class GateRequest(BaseModel):
         },
     )
 
-    slo: str | None = Field(None, min_length=1, max_length=_NAME, description="The SLO to decide on.")
+    slo: str | None = Field(None, min_length=1, max_length=NAME_LENGTH, description="The SLO to decide on.")
     service: str | None = Field(
-        None, min_length=1, max_length=_NAME, description="Decide on every SLO of this service (worst outcome wins)."
+        None,
+        min_length=1,
+        max_length=NAME_LENGTH,
+        description="Decide on every SLO of this service (worst outcome wins).",
     )
-    stage: str | None = Field(None, min_length=1, max_length=_NAME, description="The stage, e.g. `canary`.")
-    revision: str | None = Field(None, max_length=_TEXT, description="The release being gated (image tag, commit).")
-    pipeline: str | None = Field(None, max_length=_TEXT, description="The pipeline run asking, for the audit trail.")
-    rollout: str | None = Field(None, max_length=_TEXT, description="The rollout asking (Argo Rollouts name).")
+    stage: str | None = Field(None, min_length=1, max_length=NAME_LENGTH, description="The stage, e.g. `canary`.")
+    revision: str | None = Field(
+        None, max_length=TEXT_LENGTH, description="The release being gated (image tag, commit)."
+    )
+    pipeline: str | None = Field(
+        None, max_length=TEXT_LENGTH, description="The pipeline run asking, for the audit trail."
+    )
+    rollout: str | None = Field(None, max_length=TEXT_LENGTH, description="The rollout asking (Argo Rollouts name).")
     at: AwareDatetime | None = Field(
         None, description="Decide as at this RFC 3339 instant (back-testing); now when absent."
     )
@@ -187,37 +197,3 @@ class Health(BaseModel):
 
     status: str
     reason: str | None = None
-
-
-class DeploymentBurn(_Shape):
-    """One revision's deployment window and the budget burned inside it."""
-
-    service: str
-    revision: str
-    pipeline: str | None = None
-    start: datetime
-    end: datetime
-    outcome: str = Field(description="The last decision about this revision; `fail` means it was stopped.")
-    rolled_back: bool
-    decisions: int
-    bad_events: float
-    events: float
-    budget_consumed: float | None = Field(description="Fraction of the period's whole budget.")
-
-
-class BurnReport(_Shape):
-    """An SLO's production budget over its period: burned during deployments, and in the background."""
-
-    slo: str
-    stage: str | None = None
-    period_start: datetime
-    at: datetime
-    events: float
-    bad_events: float
-    allowed_bad_events: float
-    budget_consumed: float | None
-    deployment_budget_consumed: float | None
-    background_budget_consumed: float | None
-    deployment_bad_events: float
-    background_bad_events: float
-    deployments: list[DeploymentBurn]

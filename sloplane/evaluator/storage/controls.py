@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
+from sloplane.core.serialize import wire_json
 from sloplane.core.text import control_character, excerpt
 from sloplane.evaluator.model import SEVERITIES, Freeze, Incident, Severity
 from sloplane.evaluator.storage.decisions import utc_text
@@ -319,7 +320,7 @@ class ReleaseControls:
             "id": incident_id,
             "title": _required(title, "an incident title"),
             "severity": _severity(severity),
-            "services": orjson.dumps(list(_services(services))).decode(),
+            "services": wire_json(list(_services(services))).decode(),
             "opened_by": _required(opened_by, "who opens the incident"),
             "opened_at": utc_text(_utc(at)),
             "key": None if key is None else _required(key, "the incident key"),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 
+from sloplane.core.serialize import wire_json
 from sloplane.evaluator.model import Decision, Outcome, ReleaseSpan
 from sloplane.evaluator.storage.sqlite import ThreadConnections, create_folder
 
@@ -117,7 +118,7 @@ def utc_text(value: datetime) -> str:
 
 def _encode(record: dict[str, Any]) -> str:
     """JSON text; NaN becomes null and anything JSON cannot hold its str(), so no decision is lost."""
-    return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    return wire_json(record).decode()
 
 
 def _row(decision: Decision) -> dict[str, Any]:
