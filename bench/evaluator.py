@@ -397,7 +397,7 @@ def twelve_hour_slis(folder: Path, prometheus: str, at: datetime) -> dict[str, f
     """12h SLIs from sloplane's own Measurer with 12h added (not among a 30d SLO's windows), in process."""
     fleet = Fleet(load_declarations([folder]))
     measurer = Measurer(fleet, PrometheusBackend(prometheus, timeout=60), analysis_windows=(timedelta(hours=12),))
-    targets = [target for declaration in fleet.values() for target in measurer.targets(declaration)]
+    targets = [target for declaration in fleet.values() for target in measurer.declared_subjects(declaration)]
     found: dict[str, float] = {}
     for key, measurement in measurer.measure(targets, at).items():
         window = measurement.window(timedelta(hours=12))

@@ -28,7 +28,7 @@ from sloplane.evaluator.deciding.pipeline import DecisionPipeline, GateContext, 
 from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend, Sample
 from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.health import BackendHealth, HealthRecordingBackend
-from sloplane.evaluator.measuring.measure import Measurer, Target
+from sloplane.evaluator.measuring.measure import DeclaredSubject, Measurer
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason
 from sloplane.semantics.subjects import Fleet, Subject, production_subject, subjects
 
@@ -120,13 +120,13 @@ class Evaluator:
     def evaluate(self, at: datetime | None = None, names: Sequence[str] | None = None) -> list[Measurement]:
         """Measurements of every subject of the named (or all active) SLOs at one instant."""
         chosen = [self.fleet[name] for name in names] if names is not None else self.active()
-        targets = [target for declaration in chosen for target in self.measurer.targets(declaration)]
+        targets = [target for declaration in chosen for target in self.measurer.declared_subjects(declaration)]
         found = self.measurer.measure(targets, at or self.now())
         return [found[target.key] for target in targets]
 
     # -- deciding -------------------------------------------------------------------------------
 
-    def _resolve(self, request: GateRequest) -> tuple[list[Target], list[Reason]]:
+    def _resolve(self, request: GateRequest) -> tuple[list[DeclaredSubject], list[Reason]]:
         """The subjects a request is about, or the reasons it names none."""
         if request.slo is not None:
             declaration = self.fleet.get(request.slo)
@@ -142,7 +142,7 @@ class Evaluator:
                 return [], [Reason("unknown-service", f"no SLOs for service '{request.service}'{hint}", {})]
         else:
             return [], [Reason("no-subject", "the request names neither an SLO nor a service", {})]
-        targets: list[Target] = []
+        targets: list[DeclaredSubject] = []
         problems: list[Reason] = []
         for declaration in chosen:
             subject_list = subjects(declaration)
@@ -159,7 +159,7 @@ class Evaluator:
                     continue
                 if not picked:
                     picked = subject_list  # unstaged SLOs gate every stage with their one objective
-            targets += [Target(declaration, subject) for subject in picked]
+            targets += [DeclaredSubject(declaration, subject) for subject in picked]
         return targets, problems
 
     def _error_decision(self, request: GateRequest, reasons: list[Reason]) -> Decision:
@@ -179,29 +179,29 @@ class Evaluator:
 
     # -- what else a decision looks at ----------------------------------------------------------
 
-    def related(self, target: Target) -> list[tuple[str, Target]]:
+    def related(self, target: DeclaredSubject) -> list[tuple[str, DeclaredSubject]]:
         """Subjects measured alongside a target: its baseline stage, its dependencies, its service's other SLOs."""
         declaration = target.declaration
         policy = declaration.spec.effective_gate
-        found: list[tuple[str, Target]] = []
+        found: list[tuple[str, DeclaredSubject]] = []
         baseline = baseline_stage(declaration, target.subject.stage)
         if baseline is not None:
             subject = next(s for s in subjects(declaration) if s.stage == baseline.name)
-            found.append(("baseline", Target(declaration, subject)))
+            found.append(("baseline", DeclaredSubject(declaration, subject)))
         for reference in policy.dependencies:
             depended = self.fleet.get(reference.slo)
             if depended is None:
                 continue
             picked = _subject_named(depended, reference.stage)
             if picked is not None:
-                found.append(("dependency", Target(depended, picked)))
+                found.append(("dependency", DeclaredSubject(depended, picked)))
         if policy.freeze_on_budget_exhausted:
             for sibling in self._by_service.get(declaration.spec.service, []):
                 if sibling.name != declaration.name and sibling.spec.lifecycle is not Lifecycle.ARCHIVED:
-                    found.append(("sibling", Target(sibling, production_subject(sibling))))
+                    found.append(("sibling", DeclaredSubject(sibling, production_subject(sibling))))
         return found
 
-    def _compare(self, target: Target, at: datetime) -> tuple[Any, str | None]:
+    def _compare(self, target: DeclaredSubject, at: datetime) -> tuple[Any, str | None]:
         """The canary comparison for a staged target (None without a baseline), or why it failed."""
         declaration = target.declaration
         stage_name = target.subject.stage
@@ -245,10 +245,10 @@ class Evaluator:
 
     def decide(
         self,
-        target: Target,
+        target: DeclaredSubject,
         request: GateRequest,
         measurements: dict[str, Measurement],
-        related: list[tuple[str, Target]] | None = None,
+        related: list[tuple[str, DeclaredSubject]] | None = None,
         controls: ControlsState | None = None,
     ) -> Decision:
         """Run the pipeline for one subject whose measurement (and related ones) are in `measurements`.
@@ -333,7 +333,7 @@ class Evaluator:
         Raises KeyError for an unknown SLO and BurnSplitError when it cannot be split (no counts).
         """
         declaration = self.fleet[name]
-        target = Target(declaration, production_subject(declaration))
+        target = DeclaredSubject(declaration, production_subject(declaration))
         (measurement,) = self.measurer.measure([target], at or self.now()).values()
         lead = declaration.spec.effective_gate.analysis_window
         releases = self.log.releases(declaration.spec.service, measurement.period_start - lead)

@@ -61,8 +61,10 @@ PARALLEL_QUERIES = 8
 
 
 @dataclass(frozen=True)
-class Target:
-    """A subject to measure, with its declaration."""
+class DeclaredSubject:
+    """A subject to measure, with its declaration: what a gate decides on and the planner asks about.
+
+    (Not a `TargetSystem`, which is where a declaration renders to.)"""
 
     declaration: Declaration
     subject: Subject
@@ -101,13 +103,13 @@ class Measurer:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
-    def targets(self, declaration: Declaration) -> list[Target]:
+    def declared_subjects(self, declaration: Declaration) -> list[DeclaredSubject]:
         """One target per subject of a declaration."""
-        return [Target(declaration, subject) for subject in subjects(declaration)]
+        return [DeclaredSubject(declaration, subject) for subject in subjects(declaration)]
 
-    def _with_components(self, targets: Sequence[Target]) -> list[Target]:
+    def _with_components(self, targets: Sequence[DeclaredSubject]) -> list[DeclaredSubject]:
         """The targets and, transitively, the parts of every composite among them."""
-        found: dict[str, Target] = {}
+        found: dict[str, DeclaredSubject] = {}
         pending = list(targets)
         while pending:
             target = pending.pop()
@@ -122,7 +124,7 @@ class Measurer:
                 labels = component_labels(component, self.fleet)
                 if part is None or labels is None:
                     continue
-                pending += [t for t in self.targets(part) if t.subject.labels == labels]
+                pending += [t for t in self.declared_subjects(part) if t.subject.labels == labels]
         return list(found.values())
 
     def windows_of(self, declaration: Declaration) -> tuple[timedelta, ...]:
@@ -176,7 +178,9 @@ class Measurer:
 
     # -- planning -------------------------------------------------------------------------------
 
-    def _plan_windows(self, plan: _Plan, target: Target, recorded: set[str], windows: Iterable[timedelta]) -> None:
+    def _plan_windows(
+        self, plan: _Plan, target: DeclaredSubject, recorded: set[str], windows: Iterable[timedelta]
+    ) -> None:
         declaration, subject = target.declaration, target.subject
         if declaration.spec.sli.composite is not None:
             return
@@ -211,7 +215,12 @@ class Measurer:
             plan.add(key, "ratio", batch, ratio)
 
     def _plan_period(
-        self, plan: _Plan, target: Target, recorded: set[str], at: datetime, excluded: list[tuple[datetime, datetime]]
+        self,
+        plan: _Plan,
+        target: DeclaredSubject,
+        recorded: set[str],
+        at: datetime,
+        excluded: list[tuple[datetime, datetime]],
     ) -> None:
         declaration, subject = target.declaration, target.subject
         spec = declaration.spec
@@ -238,7 +247,7 @@ class Measurer:
             elif queries is not None:
                 self._plan_raw(plan, target.key, span_batch, queries.at(length, end))
 
-    def _plan_freshness(self, plan: _Plan, target: Target, recorded: set[str]) -> None:
+    def _plan_freshness(self, plan: _Plan, target: DeclaredSubject, recorded: set[str]) -> None:
         if target.declaration.spec.sli.composite is not None:
             return
         if target.declaration.name in recorded:
@@ -254,7 +263,7 @@ class Measurer:
 
     # -- measuring ------------------------------------------------------------------------------
 
-    def measure(self, targets: Sequence[Target], at: datetime) -> dict[str, Measurement]:
+    def measure(self, targets: Sequence[DeclaredSubject], at: datetime) -> dict[str, Measurement]:
         """Measurements of the targets (and nothing else) at `at`; backend faults become `error`.
 
         With a measurement cache, a target measured at the same instant before is not planned or
@@ -278,7 +287,7 @@ class Measurer:
             found.update(fresh)
         return {target.key: found[target.key] for target in targets}
 
-    def _measure(self, targets: Sequence[Target], at: datetime) -> dict[str, Measurement]:
+    def _measure(self, targets: Sequence[DeclaredSubject], at: datetime) -> dict[str, Measurement]:
         """Measure the targets now, asking the backend (through the query cache)."""
         everything = self._with_components(targets)
         excluded = {t.key: self._exclusions(t, at) for t in everything}
@@ -316,7 +325,7 @@ class Measurer:
         self,
         plan: _Plan,
         answers: dict[tuple[str, str, str], float | None],
-        everything: list[Target],
+        everything: list[DeclaredSubject],
         recorded: set[str],
         *,
         at: datetime,
@@ -338,7 +347,7 @@ class Measurer:
         plan.asks.extend(fallback.asks)
         plan.grouped.extend(fallback.grouped)
 
-    def _part_keys(self, target: Target) -> list[str]:
+    def _part_keys(self, target: DeclaredSubject) -> list[str]:
         """Subject keys of a composite's parts."""
         composite = target.declaration.spec.sli.composite
         assert composite is not None
@@ -350,11 +359,11 @@ class Measurer:
                 keys += [s.key for s in subjects(part) if s.labels == labels]
         return keys
 
-    def _exclusions(self, target: Target, at: datetime) -> list[Exclusion]:
+    def _exclusions(self, target: DeclaredSubject, at: datetime) -> list[Exclusion]:
         spec = target.declaration.spec
         return exclusions(spec, target.subject.stage, period_start(spec.window, at), at)
 
-    def _failed(self, target: Target, at: datetime, excluded: list[Exclusion], message: str) -> Measurement:
+    def _failed(self, target: DeclaredSubject, at: datetime, excluded: list[Exclusion], message: str) -> Measurement:
         spec = target.declaration.spec
         return Measurement(
             slo=target.declaration.name,
@@ -366,7 +375,7 @@ class Measurer:
             error=message,
         )
 
-    def _compute(self, target: Target, run: _Run) -> Measurement:
+    def _compute(self, target: DeclaredSubject, run: _Run) -> Measurement:
         spec = target.declaration.spec
         key = target.key
         budget = error_budget(target.subject.objective)
@@ -390,7 +399,7 @@ class Measurer:
 
     def _finish(
         self,
-        target: Target,
+        target: DeclaredSubject,
         run: _Run,
         windows: tuple[WindowMeasurement, ...],
         period: tuple[float | None, float | None, float | None],
@@ -425,7 +434,7 @@ class Measurer:
             stale_seconds=stale,
         )
 
-    def _composite(self, target: Target, run: _Run, results: dict[str, Measurement]) -> Measurement:
+    def _composite(self, target: DeclaredSubject, run: _Run, results: dict[str, Measurement]) -> Measurement:
         composite = target.declaration.spec.sli.composite
         assert composite is not None
         weights = [component.weight for component in composite.components]
