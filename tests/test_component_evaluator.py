@@ -13,7 +13,8 @@ from pulumi.runtime import rpc
 from sloplane.components import ServiceLevelObjective, SloFleet
 from sloplane.components.evaluator import SloEvaluator, SloEvaluatorArgs
 from sloplane.interop import load_declarations
-from sloplane.render.evaluator import EvaluatorSettings, config_map
+from sloplane.render.evaluator import config_map
+from sloplane.render.evaluator_settings import EvaluatorSettings
 from tests.conftest import EXAMPLES
 from tests.kube import KUBERNETES_VERSION
 from tests.pulumi_mocks import Recorder

@@ -14,7 +14,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data
 from sloplane.interop import load_declarations
 from sloplane.render import evaluator as render
-from sloplane.render.evaluator import EvaluatorSettings, StorageSettings
+from sloplane.render.evaluator_settings import EvaluatorSettings, StorageSettings, service_url
 from tests.conftest import EXAMPLES
 from tests.kube import KUBERNETES_VERSION
 
@@ -244,7 +244,7 @@ def test_rollouts_and_disruptions_keep_an_evaluator_answering(declarations: list
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     ]
     assert objects["Service"]["spec"]["selector"] == spec["selector"]["matchLabels"]
-    assert render.service_url(settings()) == "http://sloplane-evaluator.observability.svc.cluster.local"
+    assert service_url(settings()) == "http://sloplane-evaluator.observability.svc.cluster.local"
 
 
 def test_network_policy_opens_only_the_api_port_and_the_calls_it_makes() -> None:

@@ -26,7 +26,13 @@ from sloplane.declaration import DeclarationError
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_declarations
 from sloplane.render import evaluator as render
-from sloplane.render.evaluator import EvaluatorSettings, StorageSettings
+from sloplane.render.evaluator_settings import (
+    RECEIVERS_FILE,
+    TOKENS_FILE,
+    EvaluatorSettings,
+    StorageSettings,
+    service_url,
+)
 
 TOKEN = "sloplane:index:SloEvaluator"
 DEFAULT_NAME = "sloplane-evaluator"
@@ -166,14 +172,14 @@ class SloEvaluator(pulumi.ComponentResource):
         if receivers is None:
             _check_nothing_routed(declarations)
         secret_values = {
-            render.TOKENS_FILE: args["tokens"],
-            render.RECEIVERS_FILE: EMPTY_RECEIVERS if receivers is None else receivers,
+            TOKENS_FILE: args["tokens"],
+            RECEIVERS_FILE: EMPTY_RECEIVERS if receivers is None else receivers,
         }
         super().__init__(TOKEN, name, None, opts)
         self.settings = settings
         child = pulumi.ResourceOptions(parent=self)
         self.children = self._register(name, settings, configs, render.secret(settings, secret_values), child)
-        self.url = self.children["service"].id.apply(lambda _: render.service_url(settings))
+        self.url = self.children["service"].id.apply(lambda _: service_url(settings))
         self.register_outputs({"url": self.url})
 
     @staticmethod
