@@ -22,8 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -31,7 +30,7 @@ from sloplane.core.serialize import wire_json
 from sloplane.core.text import control_character, excerpt
 from sloplane.evaluator.model import SEVERITIES, Freeze, Incident, Severity
 from sloplane.evaluator.storage.decisions import utc_text
-from sloplane.evaluator.storage.sqlite import ThreadConnections, create_folder
+from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import ReleaseControlsView
@@ -189,7 +188,7 @@ def _severity(severity: str) -> Severity:
     return cast(Severity, severity)
 
 
-class ReleaseControls:
+class ReleaseControls(SqliteStore):
     """Freezes and incidents in a SQLite file (created, with its folder, when missing)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -377,18 +376,6 @@ class ReleaseControls:
         return [incident for incident in self.incidents(at=at) if incident.severity == "major"]
 
     # --- the file --------------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close every thread's connection; the controls cannot be used afterwards."""
-        self._connections.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _create(self) -> None:
         create_folder(self.path, "the release controls", ControlsError)

@@ -19,14 +19,13 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from sloplane.core.serialize import wire_json
 from sloplane.evaluator.model import Decision, Outcome, ReleaseSpan
-from sloplane.evaluator.storage.sqlite import ThreadConnections, create_folder
+from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import DecisionLog
@@ -165,7 +164,7 @@ def _prepare(connection: sqlite3.Connection, path: Path) -> str:
     return mode
 
 
-class SqliteDecisionLog:
+class SqliteDecisionLog(SqliteStore):
     """The `DecisionLog` on a SQLite file (created, with its folder, when missing)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -297,18 +296,6 @@ class SqliteDecisionLog:
         """The `seq` of the newest decision (0 when empty): where an export run stops, so it is bounded."""
         ((last,),) = self._read("SELECT coalesce(max(seq), 0) FROM decisions", ())
         return int(last)
-
-    def close(self) -> None:
-        """Close every thread's connection; the log cannot be used afterwards."""
-        self._connections.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _position_of(self, decision_id: str) -> int:
         rows = self._read("SELECT seq FROM decisions WHERE id = ?", (decision_id,))

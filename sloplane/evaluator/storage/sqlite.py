@@ -13,6 +13,8 @@ import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 BUSY_TIMEOUT_SECONDS = 30.0
 """How long a write waits for another process holding the database's write lock."""
@@ -91,3 +93,24 @@ def create_folder(path: Path, what: str, error: ErrorFactory) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise error(f"cannot create the folder of {what} {path}: {reason}") from exc
+
+
+class SqliteStore:
+    """A store on one SQLite file through `ThreadConnections`: closing it closes every thread's connection.
+
+    Shared by the decision log and the release controls so that both are context managers alike.
+    """
+
+    _connections: ThreadConnections
+
+    def close(self) -> None:
+        """Close every thread's connection; the store cannot be used afterwards."""
+        self._connections.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
