@@ -25,6 +25,8 @@ comment naming its caller and values; the dashes keep the comment's line out of 
 
 from __future__ import annotations
 
+import functools
+
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 TEMPLATES = "templates"
@@ -50,6 +52,16 @@ def render(name: str, /, **values: object) -> str:
 def render_line(name: str, /, **values: object) -> str:
     """A one-line template (a summary, a title) without its file's final newline."""
     return render(name, **values).removesuffix("\n")
+
+
+@functools.lru_cache(maxsize=4096)
+def cached_line(name: str, /, **values: str) -> str:
+    """`render_line` for prose written again and again with the same text values, remembered.
+
+    A fleet's alert descriptions repeat for every SLO with the same objective and window, and a
+    render costs microseconds that add up over thousands of rules; the values must be hashable text.
+    """
+    return render_line(name, **values)
 
 
 def template_names() -> list[str]:

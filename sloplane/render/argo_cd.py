@@ -34,7 +34,7 @@ from typing import Any
 from sloplane.core.durations import format_duration
 from sloplane.core.durations import format_go_duration as go_duration
 from sloplane.core.names import kubernetes_name
-from sloplane.core.templating import render, render_line
+from sloplane.core.templating import cached_line
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.policy import RecurringWindow, TargetSystem
 from sloplane.render.gates import gate_schedule
@@ -73,7 +73,7 @@ INCIDENT_TITLE_TEMPLATE = "argo_cd/sync-failed-incident-title.txt"
 
 def webhook_script() -> str:
     """The Python the SyncFail hook runs (`python -c`) to report to `incident_webhook_url`."""
-    return render(WEBHOOK_SCRIPT_TEMPLATE)
+    return cached_line(WEBHOOK_SCRIPT_TEMPLATE) + "\n"
 
 
 def job_name(prefix: str, slo: str) -> str:
@@ -207,7 +207,7 @@ def postsync_job(declaration: Declaration, options: PipelineOptions, *, stage: s
 
 def incident_command(declaration: Declaration, options: PipelineOptions) -> list[str]:
     """`sloplane incident open` for a failed sync: minor, since the gate or a human decides on rollback."""
-    title = render_line(INCIDENT_TITLE_TEMPLATE, slo=declaration.name)
+    title = cached_line(INCIDENT_TITLE_TEMPLATE, slo=declaration.name)
     return [
         "sloplane",
         "incident",

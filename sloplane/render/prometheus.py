@@ -26,7 +26,7 @@ from typing import Any
 from sloplane.core import names
 from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
 from sloplane.core.durations import format_duration, human_duration
-from sloplane.core.templating import render_line
+from sloplane.core.templating import cached_line
 from sloplane.declaration.model import BudgetingMethod, Declaration, Lifecycle, Spec
 from sloplane.declaration.policy import TargetSystem
 from sloplane.declaration.sli import CompositeMethod, CompositeSLI
@@ -185,8 +185,8 @@ def _alert_annotations(
     spec = declaration.spec
     factor = f"{alert.factor:g}"
     where = f"{subject.slo}" + (f" [{subject.stage}]" if subject.stage else "")
-    summary = render_line(SUMMARY_TEMPLATE, where=where, factor=factor, windows=alert.name, tier=alert.tier.value)
-    description = render_line(
+    summary = cached_line(SUMMARY_TEMPLATE, where=where, factor=factor, windows=alert.name, tier=alert.tier.value)
+    description = cached_line(
         DESCRIPTION_TEMPLATE,
         objective=f"{subject.objective:g}",
         window=spec.window.describe(),

@@ -17,6 +17,7 @@ exactly for a step change, so the alert logic is tested without guessing at the 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -129,34 +130,21 @@ def _window_ratio_notation(schedule: Schedule, window_steps: int) -> str:
     return " ".join(values)
 
 
-def _gauge(values: list[float]) -> str:
-    """promtool series notation for a gauge: constant runs as `axn`, straight ramps as `a+bxn`.
+def _probe_notation(schedule: Schedule) -> str:
+    """Probe samples for a schedule, as promtool notation: 1 (success), with a 0 each time failures accumulate.
 
-    (`1x24` is 25 samples of 1; `0+0.5x4` is 0, 0.5, ... 2.) Ramps matter: a window's ratio climbs in
-    a straight line after a step change, and writing it sample by sample would bloat the file.
+    The ratio is added up step by step (`accumulate`: the same float additions in the same order as a
+    loop would make) and a step fails where the running total crosses a whole number. Samples are
+    only 0 or 1, so the notation is their run lengths (`1.0x220 0.0 1.0x220 ...`), computed without
+    a Python loop per sample: a slow burn's history is tens of thousands of them.
     """
-    tokens: list[str] = []
-    index = 0
-    while index < len(values):
-        start = values[index]
-        end = index + 1
-        step = values[end] - start if end < len(values) else 0.0
-        tolerance = 1e-12 * max(1.0, abs(start), abs(step))
-        while end < len(values) and abs(values[end] - (start + step * (end - index))) <= tolerance:
-            end += 1
-        run = end - index
-        if run == 2 and step != 0:
-            end = index + 1  # two values read better than a two-sample ramp
-            tokens.append(_float(start))
-        elif run == 1:
-            tokens.append(_float(start))
-        elif step == 0:
-            tokens.append(f"{_float(start)}x{run - 1}")
-        else:
-            sign = "+" if step > 0 else "-"
-            tokens.append(f"{_float(start)}{sign}{_float(abs(step))}x{run - 1}")
-        index = end
-    return " ".join(tokens)
+    totals = list(itertools.accumulate(schedule.per_step(), initial=0.0))
+    floors = list(map(math.floor, totals))
+    values = [0.0 if after > before else 1.0 for before, after in itertools.pairwise(floors)]
+    return " ".join(
+        _float(value) if count == 1 else f"{_float(value)}x{count - 1}"
+        for value, count in ((value, len(list(run))) for value, run in itertools.groupby(values))
+    )
 
 
 def _float(value: float) -> str:
@@ -221,14 +209,8 @@ def _raw_inputs(spec: Spec, subject: Subject, schedule: Schedule) -> list[dict[s
             {"series": promql_series({"__name__": f"{metric}_count", **labels}), "values": _counter(total)},
         ]
     if sli.probe is not None:
-        failures = 0.0
-        values = []
-        for ratio in schedule.per_step():
-            before = math.floor(failures)
-            failures += ratio
-            values.append(0.0 if math.floor(failures) > before else 1.0)
         labels = {"__name__": sli.probe.metric, **sli.probe.selector, **stage}
-        return [{"series": promql_series(labels), "values": _gauge(values)}]
+        return [{"series": promql_series(labels), "values": _probe_notation(schedule)}]
     if sli.deployment is not None:
         bad_reasons, all_reasons = deployment_reasons(sli.deployment)
         is_argo = sli.deployment.source is DeploymentSource.ARGO_ROLLOUTS

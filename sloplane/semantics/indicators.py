@@ -251,7 +251,10 @@ class SubjectIndicator:
 def subject_indicator(spec: Spec, subject: Subject) -> SubjectIndicator:
     """The subject's SLI over its counted stages (see `SubjectIndicator`)."""
     selectors = [dict(stage.selector) for stage in counted_stages(spec, subject)] or [{}]
-    parts = tuple(prometheus_queries(spec.sli, selector, spec.interval) for selector in selectors)
     described = [event_counts(spec.sli, selector) for selector in selectors]
-    counts = tuple(c for c in described if c is not None) if all(c is not None for c in described) else None
-    return SubjectIndicator(parts, counts)
+    counts = tuple(c for c in described if c is not None)
+    if len(counts) == len(described):  # a derived SLI: its text is printed from the description
+        return SubjectIndicator(tuple(c.queries() for c in counts), counts)
+    return SubjectIndicator(
+        tuple(prometheus_queries(spec.sli, selector, spec.interval) for selector in selectors), None
+    )
