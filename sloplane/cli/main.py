@@ -28,10 +28,8 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.interop import LoadResult, load_paths
 from sloplane.interop.openslo.exporter import export_openslo
-from sloplane.render.bundle import MANAGED_FOLDERS, active, fleet_files
 from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
 from sloplane.render.pipelines import PipelineOptions
-from sloplane.render.targets import rendered_targets
 from sloplane.semantics.explain import (
     EXPLAINED_ERROR_RATIOS,
     ObjectiveExplanation,
@@ -66,6 +64,8 @@ OutDir = Annotated[
 
 def _load(paths: list[Path], strict: bool) -> LoadResult:
     """Load and report; exits 1 when the input is unusable, so callers only see good declarations."""
+    from sloplane.render.targets import rendered_targets  # deferred: the renderers are slow to import
+
     result = load_paths(paths, renderable=rendered_targets())
     for diagnostic in result.diagnostics:
         style = "red" if diagnostic.severity.value == "error" else "yellow"
@@ -202,6 +202,7 @@ PROGRESS_THRESHOLD = 50
 
 
 def _render_with_progress(declarations: list[Declaration], options: BundleOptions) -> dict[str, str]:
+    from sloplane.render.bundle import active, fleet_files  # deferred: the renderers are slow to import
 
     rendered = active(declarations)
     if len(rendered) < PROGRESS_THRESHOLD:
@@ -213,6 +214,8 @@ def _render_with_progress(declarations: list[Declaration], options: BundleOption
 
 
 def _summary_table(declarations: list[Declaration], files: dict[str, str]) -> Table:
+    from sloplane.render.bundle import active  # deferred: the renderers are slow to import
+
     table = Table(title="rendered", title_justify="left")
     for column in ("slo", "sli", "objective", "window", "stages", "rules", "alerts", "files"):
         table.add_column(column, justify="right" if column in ("objective", "rules", "alerts", "files") else "left")
@@ -262,6 +265,8 @@ def render(
     <slo>.canary-config.json (each as the SLO's targets say). Nothing is written unless everything
     rendered; unchanged files are not touched; files of removed SLOs are deleted.
     """
+    from sloplane.render.bundle import MANAGED_FOLDERS  # deferred: the renderers are slow to import
+
     result = _load(paths, strict)
     pipelines = PipelineOptions(evaluator_url=evaluator_url, image=image, app_project=app_project)
     options = BundleOptions(
