@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sloplane.core import templating
-from sloplane.core.templating import ENVIRONMENT, render, render_line, template_names
+from sloplane.core.templating import ENVIRONMENT, cached_line, render, render_line, template_names
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.notify.classify import Incident, IncidentClass
 from sloplane.evaluator.notify.events import SUMMARY_LIMIT, WarRoom, single_notice, war_room_notice
@@ -177,6 +177,7 @@ def test_every_template_is_rendered_by_a_real_caller(
 ) -> None:
     """The callers pass every value their template needs (StrictUndefined would raise otherwise)."""
     rendered: list[str] = []
+    cached_line.cache_clear()  # remembered prose from earlier tests would not load its template again
     get_template = ENVIRONMENT.get_template
 
     def recording(name: str | jinja2.Template, *args: Any, **kwargs: Any) -> jinja2.Template:
