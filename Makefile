@@ -37,8 +37,10 @@ typecheck: setup
 	$(BIN)/mypy sloplane
 	$(BIN)/lint-imports
 
+# Two workers: the machine has two cores and most test time is spent waiting on real processes.
+# Tests that share files or ports take them per test (tmp_path, free ports), never per run.
 unit: setup system-packages
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck unit
 

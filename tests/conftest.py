@@ -20,26 +20,54 @@ from tests.pulumi_mocks import Recorder, recording_mocks
 settings.register_profile("sloplane", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("sloplane")
 
-SUMMARY: list[str] = []
-"""Counts some tests report (fuzz and schemathesis totals), printed once at the end of the run."""
+SUMMARY: dict[str, Counter[str]] = {}
+"""Counts some tests report (fuzz and schemathesis totals) by label, printed once at the end of the run."""
 
 
 def summarised(label: str, counts: Counter[str]) -> Any:
-    """A module-scoped autouse fixture that hands `counts` to the end-of-run summary as `label: n what, ...`."""
+    """A module-scoped autouse fixture that adds `counts` to the end-of-run summary under `label`."""
 
     @pytest.fixture(scope="module", autouse=True)
     def report() -> Iterator[None]:
         yield
-        if counts:
-            SUMMARY.append(f"{label}: " + ", ".join(f"{count:,} {what}" for what, count in sorted(counts.items())))
+        SUMMARY.setdefault(label, Counter()).update(counts)
 
     return report
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its counts to the controller, which prints the summary."""
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["summary"] = {label: dict(counts) for label, counts in SUMMARY.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The controller adds up what each worker counted: one module's tests may run on both."""
+    for label, counts in getattr(node, "workeroutput", {}).get("summary", {}).items():
+        SUMMARY.setdefault(label, Counter()).update(counts)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One node id per test: schemathesis 4 names each operation's test `name[METHOD /path]` but sets
+    the id through an attribute pytest 9 no longer reads, so every operation shared one id and
+    pytest-xdist's `--dist loadfile` ran only one of them. The id is rebuilt from the name, and a
+    duplicate left over stops the run instead of silently dropping tests."""
+    for item in items:
+        if item.parent is not None and item.nodeid.rsplit("::", 1)[-1] != item.name:
+            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
+    shared = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if shared:
+        raise pytest.UsageError(f"tests that share a node id would not all run: {shared[:5]}")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the counts tests reported (`SUMMARY`): a run shows how much input its fuzzing covered."""
-    for line in SUMMARY:
-        terminalreporter.write_line(line)
+    for label, counts in sorted(SUMMARY.items()):
+        if counts:
+            terminalreporter.write_line(f"{label}: " + ", ".join(f"{n:,} {what}" for what, n in sorted(counts.items())))
 
 
 ROOT = Path(__file__).resolve().parent.parent
