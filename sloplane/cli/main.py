@@ -27,6 +27,7 @@ from sloplane.core.serialize import pretty_json_ascii
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.interop import LoadResult, load_paths
+from sloplane.interop.formats import by_command
 from sloplane.interop.openslo.exporter import export_openslo
 from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
 from sloplane.render.pipelines import PipelineOptions
@@ -55,18 +56,25 @@ app.add_typer(export_app, name="export")
 _out = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 _err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, highlight=False)
 
-Paths = Annotated[list[Path], typer.Argument(help="YAML files or folders (sloplane or OpenSLO).", show_default=False)]
+Paths = Annotated[
+    list[Path],
+    typer.Argument(help="YAML files or folders (sloplane, OpenSLO, Sloth, Pyrra, slo-generator).", show_default=False),
+]
 Strict = Annotated[bool, typer.Option("--strict", help="Treat lint warnings as errors.")]
 OutDir = Annotated[
     Path | None, typer.Option("--out", help="Write one file per SLO into this folder instead of printing.")
 ]
 
 
-def _load(paths: list[Path], strict: bool) -> LoadResult:
-    """Load and report; exits 1 when the input is unusable, so callers only see good declarations."""
+def _load(paths: list[Path], strict: bool, only: str | None = None) -> LoadResult:
+    """Load and report; exits 1 when the input is unusable, so callers only see good declarations.
+
+    `only` names the one foreign format (`sloplane import <command>`) read besides ours.
+    """
     from sloplane.render.targets import rendered_targets  # deferred: the renderers are slow to import
 
-    result = load_paths(paths, renderable=rendered_targets())
+    formats = None if only is None else [by_command(only)]
+    result = load_paths(paths, renderable=rendered_targets(), formats=formats)
     for diagnostic in result.diagnostics:
         style = "red" if diagnostic.severity.value == "error" else "yellow"
         _err.print(diagnostic.render(), style=style, markup=False, soft_wrap=True)
@@ -331,11 +339,33 @@ def preview(
     _out.print(counts)
 
 
+def _import(command: str, paths: list[Path], out: Path | None, strict: bool) -> None:
+    result = _load(paths, strict, only=command)
+    _emit({slo.name: [declaration_data(slo.declaration)] for slo in result.slos}, out)
+
+
 @import_app.command(name="openslo")
 def import_openslo_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
-    """Read OpenSLO v1 / v2alpha (and sloplane) files; print sloplane declarations or write them to --out."""
-    result = _load(paths, strict)
-    _emit({slo.name: [declaration_data(slo.declaration)] for slo in result.slos}, out)
+    """Read OpenSLO v1alpha / v1 / v2alpha (and sloplane) files; print declarations or write them to --out."""
+    _import("openslo", paths, out, strict)
+
+
+@import_app.command(name="sloth")
+def import_sloth_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
+    """Read Sloth specs (prometheus/v1) and PrometheusServiceLevel CRDs; print declarations or write them."""
+    _import("sloth", paths, out, strict)
+
+
+@import_app.command(name="pyrra")
+def import_pyrra_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
+    """Read Pyrra ServiceLevelObjectives (pyrra.dev/v1alpha1); print declarations or write them to --out."""
+    _import("pyrra", paths, out, strict)
+
+
+@import_app.command(name="slo-generator")
+def import_slo_generator_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
+    """Read slo-generator SLO configs (sre.google.com/v2); print declarations or write them to --out."""
+    _import("slo-generator", paths, out, strict)
 
 
 @export_app.command(name="openslo")

@@ -197,6 +197,18 @@ class YamlDocument:
     data: Any
     start: Position
     source: SourceText | None = field(default=None, repr=False, compare=False)
+    prefix: Loc = ()
+    """Where this document's data sits in the file's document: `(2,)` for the third object of a
+    document that is a sequence of objects (how the OpenSLO Go SDK writes its files)."""
+
+    def items(self) -> list[YamlDocument]:
+        """A document that is a sequence of objects as one document per object, each locating its own fields."""
+        if not isinstance(self.data, list):
+            return [self]
+        return [
+            YamlDocument(self.path, self.index, item, self.position((i,)), self.source, (*self.prefix, i))
+            for i, item in enumerate(self.data)
+        ]
 
     def root(self) -> Node | None:
         """The document's node tree (None for documents that were not read from text)."""
@@ -209,7 +221,7 @@ class YamlDocument:
             return []
         trail: list[tuple[Node | None, Node]] = [(None, root)]
         node = root
-        for part in loc:
+        for part in (*self.prefix, *loc):
             found: tuple[Node | None, Node] | None = None
             if isinstance(node, MappingNode):
                 found = next(((k, v) for k, v in _pairs(node) if _key_matches(k, part)), None)

@@ -1,7 +1,8 @@
 """Paths in, validated declarations and diagnostics out.
 
-Files and folders (recursively, `*.yaml` / `*.yml`), several documents per file, our format and
-OpenSLO side by side, told apart by `apiVersion`. Loading never raises for bad input: everything
+Files and folders (recursively, `*.yaml` / `*.yml`), several documents per file (or a document that
+is a list of objects), our format and other tools' (OpenSLO, Sloth, Pyrra, slo-generator) side by
+side, told apart by their own markers (`interop.formats`). Loading never raises for bad input: everything
 wrong is a diagnostic with a position, so a command can report all problems at once.
 """
 
@@ -26,7 +27,9 @@ from sloplane.declaration.origin import LoadedSLO
 from sloplane.declaration.policy import TargetSystem
 from sloplane.declaration.validation import did_you_mean, validate
 from sloplane.declaration.yamlsource import SourceError, YamlDocument, YamlSyntaxError, read_documents, read_source
-from sloplane.interop.openslo.importer import OPENSLO_API_VERSIONS, import_openslo
+from sloplane.interop.formats import format_of
+from sloplane.interop.openslo.importer import OPENSLO_API_VERSIONS
+from sloplane.interop.translation import ForeignFormat
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -108,37 +111,55 @@ def _document_error(document: YamlDocument, loc: tuple[str, ...], message: str, 
     return Diagnostic(document.path, document.position(loc), ".".join(loc), message, Severity.ERROR, code)
 
 
+@dataclass
+class _Sorted:
+    """Documents by format: ours, and each foreign format's in input order."""
+
+    ours: list[YamlDocument] = field(default_factory=list)
+    foreign: dict[ForeignFormat, list[YamlDocument]] = field(default_factory=dict)
+
+    def all(self) -> list[YamlDocument]:
+        return [*self.ours, *(document for documents in self.foreign.values() for document in documents)]
+
+
 def _classify(
-    documents: list[YamlDocument], diagnostics: list[Diagnostic]
-) -> tuple[list[YamlDocument], list[YamlDocument]]:
-    """Split documents into ours and OpenSLO by apiVersion; anything else is an error."""
-    ours: list[YamlDocument] = []
-    openslo: list[YamlDocument] = []
-    known = [API_VERSION, *OPENSLO_API_VERSIONS]
-    for document in documents:
+    documents: list[YamlDocument], diagnostics: list[Diagnostic], accepted: Collection[ForeignFormat] | None
+) -> _Sorted:
+    """Split documents (a sequence of objects counts as one document each) by the format their markers name.
+
+    A foreign format outside `accepted` (when given) is an error naming the command that reads it.
+    """
+    found = _Sorted()
+    known = [API_VERSION, *(version for version in OPENSLO_API_VERSIONS)]
+    for document in (item for whole in documents for item in whole.items()):
         if not isinstance(document.data, dict):
             diagnostics.append(
                 _document_error(
                     document,
                     (),
-                    "a document must be a mapping with apiVersion, kind, metadata and spec",
+                    "a document must be a mapping with apiVersion, kind, metadata and spec (or a list of them)",
                     "shape",
                 )
             )
             continue
         api_version = document.data.get("apiVersion")
-        if api_version is None:
+        if api_version == API_VERSION:
+            found.ours.append(document)
+            continue
+        foreign = format_of(document.data)
+        if foreign is not None and (accepted is None or foreign in accepted):
+            found.foreign.setdefault(foreign, []).append(document)
+        elif foreign is not None:
+            message = f"this is a {foreign.name} document: read it with `sloplane import {foreign.command}`"
+            diagnostics.append(_document_error(document, (), message, "format"))
+        elif api_version is None:
             diagnostics.append(_document_error(document, (), "missing 'apiVersion'", "missing"))
-        elif api_version == API_VERSION:
-            ours.append(document)
-        elif api_version in OPENSLO_API_VERSIONS:
-            openslo.append(document)
         else:
             hint = did_you_mean(str(api_version), known) or f" (expected one of: {', '.join(known)})"
             diagnostics.append(
                 _document_error(document, ("apiVersion",), f"unknown apiVersion '{api_version}'{hint}", "api-version")
             )
-    return ours, openslo
+    return found
 
 
 def _validate_ours(documents: list[YamlDocument], diagnostics: list[Diagnostic]) -> list[LoadedSLO]:
@@ -165,26 +186,34 @@ def _raw_name(document: YamlDocument) -> str | None:
 
 
 def load_paths(
-    paths: Sequence[Path | str], *, today: date | None = None, renderable: Collection[TargetSystem] | None = None
+    paths: Sequence[Path | str],
+    *,
+    today: date | None = None,
+    renderable: Collection[TargetSystem] | None = None,
+    formats: Collection[ForeignFormat] | None = None,
 ) -> LoadResult:
     """Load, validate and check every declaration under the given paths.
 
     With `renderable` (the targets the caller can render: `render.targets.rendered_targets()`), a
-    declaration naming any other target is an error at that target's line.
+    declaration naming any other target is an error at that target's line. With `formats`, only
+    those foreign formats are read (besides ours); a document in another is an error naming its
+    command. Files that hold only objects an SLO refers to (an OpenSLO Service or DataSource) are
+    valid and yield no declarations.
     """
     result = LoadResult()
     files = expand_paths([Path(p) for p in paths], result.diagnostics)
     documents = read_yaml_files(files, result.diagnostics)
-    ours, openslo = _classify(documents, result.diagnostics)
-    result.slos.extend(_validate_ours(ours, result.diagnostics))
-    imported, found = import_openslo(openslo)
-    result.slos.extend(imported)
-    result.diagnostics.extend(found)
-    if not result.slos and not result.diagnostics:
+    found = _classify(documents, result.diagnostics, formats)
+    result.slos.extend(_validate_ours(found.ours, result.diagnostics))
+    for foreign, foreign_documents in found.foreign.items():
+        imported, diagnostics = foreign.read(foreign_documents)
+        result.slos.extend(imported)
+        result.diagnostics.extend(diagnostics)
+    if not documents and not result.diagnostics:
         result.diagnostics.append(
             _file_error(", ".join(str(p) for p in paths) or "(no paths)", "no declarations found", "empty")
         )
-    declared = {name for document in [*ours, *openslo] if (name := _raw_name(document)) is not None}
+    declared = {name for document in found.all() if (name := _raw_name(document)) is not None}
     result.diagnostics.extend(run_checks(result.slos, today=today or date.today(), declared=declared))
     if renderable is not None:
         result.diagnostics.extend(check_renderable(result.slos, renderable))

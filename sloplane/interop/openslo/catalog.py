@@ -12,19 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sloplane.declaration.diagnostics import Diagnostic, Loc, Position, Severity, format_loc
+from sloplane.declaration.diagnostics import Diagnostic, Loc, Position, Severity
 from sloplane.declaration.validation import did_you_mean, validate
 from sloplane.declaration.yamlsource import YamlDocument
+from sloplane.interop import translation
 from sloplane.interop.openslo.models import SPEC_MODELS, OEnvelope
+from sloplane.interop.translation import ImportProblemError
 
-
-class ImportProblemError(Exception):
-    """Something in an OpenSLO document that sloplane cannot take, at a field of that document."""
-
-    def __init__(self, loc: Loc, message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
+__all__ = ["Catalog", "ImportProblemError", "ParsedObject", "diagnostic_at", "parse_documents"]
 
 
 @dataclass
@@ -52,7 +47,7 @@ class Catalog:
 
 def diagnostic_at(document: YamlDocument, loc: Loc, message: str, severity: Severity = Severity.ERROR) -> Diagnostic:
     """A diagnostic at a field of an OpenSLO document (an error unless told otherwise)."""
-    return Diagnostic(document.path, document.position(loc), format_loc(loc), message, severity, "openslo")
+    return translation.diagnostic_at(document, loc, message, severity, "openslo")
 
 
 def parse_documents(documents: list[YamlDocument], diagnostics: list[Diagnostic]) -> Catalog:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sloplane.declaration.diagnostics import Diagnostic, Loc, Position, Severity
+from sloplane.declaration.diagnostics import Diagnostic, Position, Severity
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.origin import LoadedSLO
 from sloplane.declaration.validation import validate
@@ -31,6 +31,7 @@ from sloplane.interop.openslo.slo import (
     parse_shorthand,
     shorthand_to_duration,
 )
+from sloplane.interop.translation import ForeignFormat, TranslatedSource
 
 __all__ = [
     "ANNOTATION_PREFIX",
@@ -54,22 +55,6 @@ __all__ = [
 OPENSLO_V1 = "openslo/v1"
 OPENSLO_V2ALPHA = "openslo.com/v2alpha"
 OPENSLO_API_VERSIONS = (OPENSLO_V1, OPENSLO_V2ALPHA, "openslo/v2alpha")
-
-
-class TranslatedSource:
-    """Locates fields of an imported declaration in the OpenSLO document they came from."""
-
-    def __init__(self, document: YamlDocument, mapping: list[tuple[Loc, Loc]]) -> None:
-        self.path = document.path
-        self._document = document
-        self._mapping = mapping
-
-    def position(self, loc: Loc, *, key: bool = False) -> Position:
-        """The OpenSLO field our field was made from, else the SLO's spec."""
-        for ours, theirs in self._mapping:
-            if loc[: len(ours)] == ours:
-                return self._document.position(theirs, key=key)
-        return self._document.position(("spec",), key=True)
 
 
 def import_openslo(documents: list[YamlDocument]) -> tuple[list[LoadedSLO], list[Diagnostic]]:
@@ -113,3 +98,11 @@ def native_declarations(documents: list[dict[str, Any]]) -> dict[str, dict[str, 
         except ImportProblemError:
             continue
     return result
+
+
+def detects(data: dict[str, Any]) -> bool:
+    """OpenSLO's marker: one of its apiVersions."""
+    return data.get("apiVersion") in OPENSLO_API_VERSIONS
+
+
+FORMAT = ForeignFormat(name="OpenSLO", command="openslo", detects=detects, read=import_openslo)
