@@ -6,12 +6,14 @@ import pytest
 
 from sloplane.core.budget import (
     WORKBOOK_WINDOWS,
+    DeclaredAlert,
     Tier,
     alert_windows,
     budget_duration,
     budget_remaining,
     burn_rate,
     burn_rate_alerts,
+    declared_burn_rate_alerts,
     error_budget,
     scale_window,
     time_to_exhaustion,
@@ -109,9 +111,18 @@ def test_scaled_windows_are_whole_minutes_and_never_under_five() -> None:
 
 
 def test_recording_windows_for_thirty_days() -> None:
-    windows = [int(w.total_seconds() // 60) for w in alert_windows(THIRTY_DAYS)]
+    windows = [int(w.total_seconds() // 60) for w in alert_windows(burn_rate_alerts(THIRTY_DAYS))]
     assert windows == [5, 30, 60, 120, 360, 1440, 4320]
-    assert len(alert_windows(THIRTY_DAYS, [Tier.PAGE])) == 4
+    assert len(alert_windows(burn_rate_alerts(THIRTY_DAYS), [Tier.PAGE])) == 4
+
+
+def test_declared_alerts_keep_their_windows_and_derive_their_budget_share() -> None:
+    declared = (DeclaredAlert(Tier.PAGE, timedelta(hours=2), timedelta(minutes=10), 10.0, timedelta(minutes=5)),)
+    (alert,) = declared_burn_rate_alerts(timedelta(days=28), declared)
+    assert (alert.long_window, alert.short_window, alert.factor) == (timedelta(hours=2), timedelta(minutes=10), 10.0)
+    assert alert.budget_share == pytest.approx(10 * 2 / (28 * 24))
+    # 99.9%: threshold 1%; a 10% error ratio crosses it after 2h x 0.1 = 12m, then `for` holds it 5m more.
+    assert alert.detection_time(0.1, 99.9) == timedelta(minutes=17)
 
 
 def test_burn_rate_budget_remaining_and_exhaustion() -> None:

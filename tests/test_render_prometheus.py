@@ -17,6 +17,7 @@ from sloplane.interop import load_paths
 from sloplane.render.kubernetes import probe, prometheus_rule
 from sloplane.render.options import KubernetesOptions, RenderOptions
 from sloplane.render.prometheus import rule_file
+from sloplane.render.promtool import promtool_test_file
 from sloplane.semantics.recording import recorded_windows
 from tests.conftest import EXAMPLES, minimal
 from tests.kube import crd_errors
@@ -174,3 +175,50 @@ def test_rule_files_are_deterministic(examples: dict[str, Declaration]) -> None:
     assert first == second
     assert "&id" not in "".join(first)  # no YAML anchors: every rule reads on its own
     assert yaml.safe_load(first[0])["groups"]
+
+
+TIERED = minimal("orders-availability") + """\
+  window: 28d
+  alerting:
+    name: OrdersErrorBudgetBurn
+    labels: {channel: "#orders"}
+    pageAlert:
+      name: OrdersPage
+      labels: {severity: critical, routing_key: orders-oncall}
+      annotations: {playbook: "https://runbooks.example.com/orders"}
+    ticketAlert:
+      labels: {severity: warning}
+    windows:
+      - {tier: page, long: 1h, short: 5m, factor: 13.44, for: 2m}
+      - {tier: page, long: 6h, factor: 5.6}
+      - {tier: ticket, long: 3d, short: 6h, factor: 1}
+"""
+
+
+def test_declared_windows_names_labels_and_for_reach_the_rules_and_their_promtool_tests(tmp_path: Path) -> None:
+    """A migration keeps its routing: per-tier names and labels, its own windows and `for:`; the generated
+    promtool tests (which know about `for:`) pass on the rules."""
+    (tmp_path / "slo.yaml").write_text(TIERED)
+    fleet = _fleet(tmp_path / "slo.yaml")
+    declaration = fleet["orders-availability"]
+    rules = rule_file(declaration, fleet)
+    alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+    assert [(a["alert"], a["labels"]["long_window"], a["labels"]["short_window"], a.get("for")) for a in alerts] == [
+        ("OrdersPage", "1h", "5m", "2m"),
+        ("OrdersPage", "6h", "30m", None),
+        ("OrdersErrorBudgetBurn", "3d", "6h", None),
+    ]
+    page, _, ticket = alerts
+    assert page["labels"]["severity"] == "critical" and page["labels"]["routing_key"] == "orders-oncall"
+    assert page["labels"]["channel"] == "#orders" and ticket["labels"]["severity"] == "warning"
+    assert page["annotations"]["playbook"] == "https://runbooks.example.com/orders"
+    # 13.44 x 0.1% budget: the page fires above an error ratio of 1.344% over both 1h and 5m.
+    assert page["expr"].endswith("> 0.01344")
+    (tmp_path / "slo.rules.yaml").write_text(to_yaml(rules))
+    test = promtool_test_file(declaration, fleet, "slo.rules.yaml")
+    assert test is not None
+    (tmp_path / "slo.test.yaml").write_text(to_yaml(test))
+    checked = _promtool("check", "rules", "slo.rules.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = _promtool("test", "rules", "slo.test.yaml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

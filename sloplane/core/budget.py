@@ -101,6 +101,8 @@ class BurnRateAlert:
     budget_share: float
     factor: float
     period: timedelta
+    pending: timedelta = timedelta(0)
+    """How long both windows must stay above the threshold before the alert fires (Prometheus `for:`)."""
 
     @property
     def name(self) -> str:
@@ -125,7 +127,7 @@ class BurnRateAlert:
         threshold = self.error_ratio_threshold(objective_percent)
         if error_ratio <= threshold:
             return None
-        return self.long_window * (threshold / error_ratio)
+        return self.long_window * (threshold / error_ratio) + self.pending
 
     def reset_time(self, error_ratio: float, objective_percent: float) -> timedelta | None:
         """Time from the end of a long incident until the alert stops firing.
@@ -158,13 +160,36 @@ def burn_rate_alerts(period: timedelta, table: tuple[WindowPair, ...] = WORKBOOK
     return tuple(alerts)
 
 
-def alert_windows(period: timedelta, tiers: Iterable[Tier] = tuple(Tier)) -> tuple[timedelta, ...]:
+@dataclass(frozen=True)
+class DeclaredAlert:
+    """A burn-rate alert a declaration writes out: windows and factor as given, never scaled."""
+
+    tier: Tier
+    long: timedelta
+    short: timedelta
+    factor: float
+    pending: timedelta = timedelta(0)
+
+
+@functools.lru_cache(maxsize=256)
+def declared_burn_rate_alerts(period: timedelta, declared: tuple[DeclaredAlert, ...]) -> tuple[BurnRateAlert, ...]:
+    """Alerts as declared; each one's budget share follows from its factor: factor x long / period."""
+    return tuple(
+        BurnRateAlert(
+            row.tier,
+            row.long,
+            row.short,
+            round(row.factor * (row.long / period), _FLOAT_DIGITS),
+            row.factor,
+            period,
+            row.pending,
+        )
+        for row in declared
+    )
+
+
+def alert_windows(alerts: Iterable[BurnRateAlert], tiers: Iterable[Tier] = tuple(Tier)) -> tuple[timedelta, ...]:
     """Every distinct window the alerts of the given tiers read, shortest first (for recording rules)."""
     wanted = set(tiers)
-    windows = {
-        window
-        for alert in burn_rate_alerts(period)
-        if alert.tier in wanted
-        for window in (alert.long_window, alert.short_window)
-    }
+    windows = {window for alert in alerts if alert.tier in wanted for window in (alert.long_window, alert.short_window)}
     return tuple(sorted(windows))

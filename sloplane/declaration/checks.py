@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 
-from sloplane.core.budget import burn_rate_alerts
 from sloplane.core.durations import format_duration
 from sloplane.declaration.diagnostics import Diagnostic, Loc, Severity
 from sloplane.declaration.model import Lifecycle, Spec
@@ -183,7 +182,7 @@ def _objectives(spec: Spec) -> Iterator[tuple[Loc, float]]:
 def _lint_unreachable_tiers(slo: LoadedSLO) -> Iterator[Diagnostic]:
     spec = slo.declaration.spec
     tiers = set(spec.alerting.enabled_tiers())
-    alerts = [alert for alert in burn_rate_alerts(spec.window.period) if alert.tier in tiers]
+    alerts = [alert for alert in spec.burn_rate_alerts() if alert.tier in tiers]
     for loc, objective in _objectives(spec):
         for alert in alerts:
             if not alert.can_fire(objective):
@@ -200,7 +199,7 @@ def _lint_unreachable_tiers(slo: LoadedSLO) -> Iterator[Diagnostic]:
 
 def _lint_interval(slo: LoadedSLO) -> Iterator[Diagnostic]:
     spec = slo.declaration.spec
-    shortest = min(alert.short_window for alert in burn_rate_alerts(spec.window.period))
+    shortest = min(alert.short_window for alert in spec.burn_rate_alerts())
     if spec.interval > shortest:
         yield _warning(
             slo,

@@ -13,7 +13,13 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from sloplane.core.budget import error_budget
+from sloplane.core.budget import (
+    BurnRateAlert,
+    DeclaredAlert,
+    burn_rate_alerts,
+    declared_burn_rate_alerts,
+    error_budget,
+)
 from sloplane.core.durations import format_duration
 from sloplane.declaration.policy import (
     DEFAULT_GATE,
@@ -199,6 +205,19 @@ class Spec(SpecModel):
         if len(set(self.targets)) != len(self.targets):
             raise ValueError("'targets' lists a target twice")
         return self
+
+    def burn_rate_alerts(self) -> tuple[BurnRateAlert, ...]:
+        """The SLO's burn-rate alerts: `alerting.windows` as declared, else the Workbook's scaled to the period.
+
+        Every renderer, the evaluator and `explain` ask here, so a declared table reaches them all.
+        """
+        if not self.alerting.windows:
+            return burn_rate_alerts(self.window.period)
+        declared = tuple(
+            DeclaredAlert(window.tier, window.long, window.reset_window, window.factor, window.for_)
+            for window in self.alerting.windows
+        )
+        return declared_burn_rate_alerts(self.window.period, declared)
 
     @property
     def effective_gate(self) -> GatePolicy:

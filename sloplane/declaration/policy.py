@@ -9,12 +9,14 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from sloplane.core.budget import Tier
+from sloplane.core.durations import format_duration
 from sloplane.core.instants import Instant
 from sloplane.declaration.sli import SLORef
 from sloplane.declaration.types import (
     CronSchedule,
     Duration,
     Labels,
+    MetricName,
     Name,
     Objective,
     Percent,
@@ -109,13 +111,65 @@ class Routing(SpecModel):
     background: str | None = None
 
 
+class TierAlert(SpecModel):
+    """One tier's alert as the people who route it know it: its name, and labels and annotations of its own.
+
+    Teams coming from Sloth route on per-tier alert names and labels (`severity: critical`, a
+    PagerDuty routing key, a Slack channel); saying them here keeps that routing through a migration.
+    """
+
+    name: MetricName | None = None
+    """The alert's name; default `alerting.name`, else SLOErrorBudgetBurn."""
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertWindow(SpecModel):
+    """One burn-rate alert written out instead of the Workbook's table (what an OpenSLO AlertCondition,
+    a slo-generator policy step or a team's own table says): fire when both windows burn faster than
+    `factor`, for at least `for`."""
+
+    tier: Tier
+    long: Duration
+    short: Duration | None = None
+    """The reset window; default one twelfth of `long` in whole minutes (the Workbook's ratio), at least 1m."""
+    factor: PositiveFloat
+    """The burn rate both windows must exceed (1 spends the budget in exactly one period)."""
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    """How long the condition must hold before the alert fires (Prometheus `for:`)."""
+
+    @model_validator(mode="after")
+    def _short_inside_long(self) -> Self:
+        if self.long < MIN_ALERT_WINDOW:
+            raise ValueError(f"'long' must be at least {format_duration(MIN_ALERT_WINDOW)}")
+        if self.short is not None and not MIN_ALERT_WINDOW <= self.short <= self.long:
+            raise ValueError(f"'short' must be between {format_duration(MIN_ALERT_WINDOW)} and 'long'")
+        return self
+
+    @property
+    def reset_window(self) -> timedelta:
+        """The short window, declared or derived."""
+        if self.short is not None:
+            return self.short
+        return max(MIN_ALERT_WINDOW, timedelta(minutes=round(self.long / timedelta(minutes=12))))
+
+
+MIN_ALERT_WINDOW = timedelta(minutes=1)
+
+
 class Alerting(SpecModel):
     """Burn-rate alert tiers and where they go."""
 
     page: StrictBool = True
     ticket: StrictBool = True
+    name: MetricName | None = None
+    """The alerts' name (default SLOErrorBudgetBurn); `pageAlert.name` / `ticketAlert.name` win over it."""
     labels: Labels = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    page_alert: TierAlert = Field(default_factory=TierAlert)
+    ticket_alert: TierAlert = Field(default_factory=TierAlert)
+    windows: list[AlertWindow] = Field(default_factory=list)
+    """The burn-rate alerts, when not the SRE Workbook's four (scaled to the period)."""
     runbook: Url | None = None
     routing: Routing = Field(default_factory=Routing)
     deployment_signal: str | None = None
@@ -124,6 +178,14 @@ class Alerting(SpecModel):
     def enabled_tiers(self) -> tuple[Tier, ...]:
         """The tiers switched on, in severity order."""
         return tuple(tier for tier in Tier if getattr(self, tier.value))
+
+    def tier_alert(self, tier: Tier) -> TierAlert:
+        """The per-tier name, labels and annotations of one tier."""
+        return self.page_alert if tier is Tier.PAGE else self.ticket_alert
+
+    def alert_name(self, tier: Tier, default: str) -> str:
+        """The name a tier's alerts carry: the tier's own, the SLO's, else `default`."""
+        return self.tier_alert(tier).name or self.name or default
 
 
 class GateMode(StrEnum):

@@ -35,7 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 from sloplane.core import names
-from sloplane.core.budget import Tier, burn_rate_alerts, error_budget
+from sloplane.core.budget import Tier, error_budget
 from sloplane.core.durations import format_duration
 from sloplane.core.durations import format_go_duration as go_duration
 from sloplane.core.names import kubernetes_name
@@ -206,7 +206,7 @@ def _alert_metrics(
     budget = error_budget(subject.objective)
     tiers = _alert_tiers(gate.rollback_on)
     metrics = []
-    for alert in burn_rate_alerts(declaration.spec.window.period):
+    for alert in declaration.spec.burn_rate_alerts():
         if alert.tier not in tiers or not alert.can_fire(subject.objective):
             continue
         pair = " or ".join(

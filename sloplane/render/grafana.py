@@ -33,7 +33,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as models
 
 from sloplane.core import names
-from sloplane.core.budget import Tier, burn_rate_alerts
+from sloplane.core.budget import Tier
 from sloplane.core.durations import format_duration
 from sloplane.core.serialize import to_json
 from sloplane.declaration.model import Declaration
@@ -110,7 +110,7 @@ def _burn_rate_thresholds(declaration: Declaration) -> list[tuple[float, Tier]]:
     spec = declaration.spec
     tiers = set(spec.alerting.enabled_tiers())
     loudest: dict[float, Tier] = {}
-    for alert in burn_rate_alerts(spec.window.period):
+    for alert in spec.burn_rate_alerts():
         if alert.tier in tiers and loudest.get(alert.factor) is not Tier.PAGE:
             loudest[alert.factor] = alert.tier
     return sorted(loudest.items())
@@ -231,7 +231,7 @@ def _budget_panel(scope: Scope, interval: str) -> timeseries.Panel:
 
 def _alert_windows(declaration: Declaration, recorded: Iterable[timedelta]) -> tuple[list[timedelta], set[timedelta]]:
     """Every window a burn-rate alert reads that has recorded series, and which of them are long."""
-    alerts = burn_rate_alerts(declaration.spec.window.period)
+    alerts = declaration.spec.burn_rate_alerts()
     longs = {alert.long_window for alert in alerts}
     shorts = {alert.short_window for alert in alerts}
     return sorted((longs | shorts) & set(recorded)), longs

@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from sloplane.core import names
-from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
+from sloplane.core.budget import BurnRateAlert, error_budget
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.templating import cached_line
 from sloplane.declaration.model import BudgetingMethod, Declaration, Lifecycle, Spec
@@ -205,6 +205,7 @@ def _alert_annotations(
     if spec.alerting.runbook:
         annotations["runbook_url"] = spec.alerting.runbook
     annotations.update(spec.alerting.annotations)
+    annotations.update(spec.alerting.tier_alert(alert.tier).annotations)
     return annotations
 
 
@@ -214,7 +215,7 @@ def _alert_rules(declaration: Declaration, subject: Subject, options: RenderOpti
     tiers = set(spec.alerting.enabled_tiers())
     signal = spec.alerting.deployment_signal
     rules: list[Rule] = []
-    for alert in burn_rate_alerts(spec.window.period):
+    for alert in spec.burn_rate_alerts():
         if alert.tier not in tiers or not alert.can_fire(subject.objective):
             continue
         threshold = _number(alert.error_ratio_threshold(subject.objective))
@@ -228,28 +229,20 @@ def _alert_rules(declaration: Declaration, subject: Subject, options: RenderOpti
             "team": spec.owners.team,
             "long_window": format_duration(alert.long_window),
             "short_window": format_duration(alert.short_window),
+            **spec.alerting.tier_alert(alert.tier).labels,
         }
-        annotations = _alert_annotations(declaration, subject, alert, options)
+        rule: Rule = {"alert": spec.alerting.alert_name(alert.tier, names.ALERT), "expr": expr}
+        if alert.pending:
+            rule["for"] = format_duration(alert.pending)
+        rule |= {"labels": labels, "annotations": _alert_annotations(declaration, subject, alert, options)}
         if signal is None:
-            rules.append({"alert": names.ALERT, "expr": expr, "labels": labels, "annotations": annotations})
+            rules.append(rule)
             continue
         rollout = f"on() (({signal}) > 0)"
-        rules.append(
-            {
-                "alert": names.ALERT,
-                "expr": f"({expr}) and {rollout}",
-                "labels": {**labels, "during_deployment": "true"},
-                "annotations": annotations,
-            }
-        )
-        rules.append(
-            {
-                "alert": names.ALERT,
-                "expr": f"({expr}) unless {rollout}",
-                "labels": {**labels, "during_deployment": "false"},
-                "annotations": annotations,
-            }
-        )
+        during = {**labels, "during_deployment": "true"}
+        outside = {**labels, "during_deployment": "false"}
+        rules.append(rule | {"expr": f"({expr}) and {rollout}", "labels": during})
+        rules.append(rule | {"expr": f"({expr}) unless {rollout}", "labels": outside})
     return rules
 
 

@@ -25,12 +25,12 @@ from datetime import timedelta
 from typing import Any
 
 from sloplane.core import names
-from sloplane.core.budget import BurnRateAlert, burn_rate_alerts, error_budget
+from sloplane.core.budget import BurnRateAlert, error_budget
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration, Spec
 from sloplane.declaration.sli import DeploymentSource
 from sloplane.semantics.indicators import deployment_reasons
-from sloplane.semantics.promql import promql_matchers
+from sloplane.semantics.promql import promql_matchers, quote
 from sloplane.semantics.recording import recorded_windows
 from sloplane.semantics.subjects import FleetLike, Subject, component_labels, counted_stages, production_subject
 
@@ -252,12 +252,22 @@ def _recorded_inputs(
     return inputs
 
 
-def _alerts_expr(subject: Subject, alert: BurnRateAlert | None = None) -> str:
-    labels = {"alertname": names.ALERT, "alertstate": "firing", **subject.labels}
+def _alerts_expr(declaration: Declaration, subject: Subject, alert: BurnRateAlert | None = None) -> str:
+    """Firing alerts of the subject: of one window pair when given (under its tier's name), else of any."""
+    alerting = declaration.spec.alerting
+    labels = {"alertstate": "firing", **subject.labels}
+    extra: tuple[str, ...] = ()
     if alert is not None:
+        labels["alertname"] = alerting.alert_name(alert.tier, names.ALERT)
         labels["long_window"] = format_duration(alert.long_window)
         labels["short_window"] = format_duration(alert.short_window)
-    return f"count(ALERTS{promql_matchers(labels)}) or vector(0)"
+    else:
+        alert_names = sorted({alerting.alert_name(tier, names.ALERT) for tier in alerting.enabled_tiers()})
+        if len(alert_names) == 1:
+            labels["alertname"] = alert_names[0]
+        else:
+            extra = (f"alertname=~{quote('|'.join(alert_names))}",)
+    return f"count(ALERTS{promql_matchers(labels, extra)}) or vector(0)"
 
 
 def _check(expr: str, at: timedelta, step: timedelta, value: int) -> dict[str, Any]:
@@ -268,7 +278,7 @@ def _check(expr: str, at: timedelta, step: timedelta, value: int) -> dict[str, A
 
 def _firing_alerts(declaration: Declaration, subject: Subject) -> list[BurnRateAlert]:
     tiers = set(declaration.spec.alerting.enabled_tiers())
-    alerts = [a for a in burn_rate_alerts(declaration.spec.window.period) if a.tier in tiers]
+    alerts = [a for a in declaration.spec.burn_rate_alerts() if a.tier in tiers]
     return sorted((a for a in alerts if a.can_fire(subject.objective)), key=lambda a: -a.factor)
 
 
@@ -278,12 +288,12 @@ def _margin(detection: timedelta, step: timedelta) -> timedelta:
 
 
 def _scenario_checks(
-    scenario: Scenario, step: timedelta, subject: Subject, alerts: list[BurnRateAlert]
+    declaration: Declaration, scenario: Scenario, step: timedelta, subject: Subject, alerts: list[BurnRateAlert]
 ) -> list[dict[str, Any]]:
     onset = step * scenario.history_steps
     end = step * (scenario.history_steps + scenario.incident_steps - 1)
     if scenario.name == "healthy":
-        return [_check(_alerts_expr(subject), end, step, 0)]
+        return [_check(_alerts_expr(declaration, subject), end, step, 0)]
     objective = subject.objective
     expected = min(
         (a for a in alerts if a.detection_time(scenario.error_ratio, objective) is not None),
@@ -292,12 +302,12 @@ def _scenario_checks(
     detection = expected.detection_time(scenario.error_ratio, objective)
     assert detection is not None
     margin = _margin(detection, step)
-    checks = [_check(_alerts_expr(subject, expected), onset + detection + margin, step, 1)]
+    checks = [_check(_alerts_expr(declaration, subject, expected), onset + detection + margin, step, 1)]
     if detection > margin * 2:
-        checks.append(_check(_alerts_expr(subject, expected), onset + detection - margin - step, step, 0))
+        checks.append(_check(_alerts_expr(declaration, subject, expected), onset + detection - margin - step, step, 0))
     for alert in alerts:
         if alert.detection_time(scenario.error_ratio, objective) is None and alert.long_window <= onset:
-            checks.append(_check(_alerts_expr(subject, alert), end, step, 0))
+            checks.append(_check(_alerts_expr(declaration, subject, alert), end, step, 0))
     return checks
 
 
@@ -370,7 +380,7 @@ def promtool_test_file(
                 "name": f"{declaration.name}: {scenario.name}",
                 "interval": format_duration(input_step),
                 "input_series": inputs,
-                "promql_expr_test": _scenario_checks(scenario, step, subject, alerts),
+                "promql_expr_test": _scenario_checks(declaration, scenario, step, subject, alerts),
             }
         )
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sloplane.core.budget import BurnRateAlert, budget_duration, burn_rate_alerts, error_budget
+from sloplane.core.budget import BurnRateAlert, budget_duration, error_budget
 from sloplane.declaration.model import Declaration
 
 EXPLAINED_ERROR_RATIOS = (1.0, 0.10, 0.01)
@@ -67,7 +67,7 @@ def explain(declaration: Declaration) -> list[ObjectiveExplanation]:
     spec = declaration.spec
     period = spec.window.period
     tiers = set(spec.alerting.enabled_tiers())
-    alerts = burn_rate_alerts(period)
+    alerts = spec.burn_rate_alerts()
     objectives: list[tuple[str | None, float]] = [(None, spec.objective)]
     objectives += [(stage.name, stage.objective) for stage in spec.stages if stage.objective is not None]
     return [

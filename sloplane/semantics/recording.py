@@ -22,7 +22,7 @@ from sloplane.semantics.subjects import Fleet, FleetLike, Subject
 def own_windows(declaration: Declaration) -> set[timedelta]:
     """Windows an SLO records for itself: every alert window, and the timeslice if it budgets by slices."""
     spec = declaration.spec
-    windows = set(alert_windows(spec.window.period))
+    windows = set(alert_windows(spec.burn_rate_alerts()))
     if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None:
         windows.add(spec.timeslice.window)
     return windows
@@ -77,7 +77,7 @@ def subject_reads(declaration: Declaration, subject: Subject, fleet: FleetLike) 
 
     def compute() -> SubjectReads:
         windows = recorded_windows(fleet).get(declaration.name) if declaration.name in fleet else None
-        recorded = windows or alert_windows(declaration.spec.window.period)
+        recorded = windows or alert_windows(declaration.spec.burn_rate_alerts())
         return SubjectReads(subject, subject_indicator(declaration.spec, subject), recorded)
 
     if isinstance(fleet, Fleet) and fleet.get(declaration.name) is declaration:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sloplane.core.budget import Tier, burn_rate_alerts
+from sloplane.core.budget import Tier
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import GatePolicy
 from sloplane.evaluator.deciding.attribution import Comparison
@@ -82,7 +82,7 @@ def firing_alerts(declaration: Declaration, measurement: Measurement, quietest: 
     """Burn-rate alerts of `quietest` tier or louder that would be firing: (name, long-window burn rate)."""
     threshold = TIER_LOUDNESS.index(quietest)
     firing = []
-    for alert in burn_rate_alerts(declaration.spec.window.period):
+    for alert in declaration.spec.burn_rate_alerts():
         if TIER_LOUDNESS.index(alert.tier) < threshold:
             continue
         long_window = measurement.window(alert.long_window)

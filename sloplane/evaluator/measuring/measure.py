@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sloplane.core import names
-from sloplane.core.budget import burn_rate_alerts, error_budget, time_to_exhaustion
+from sloplane.core.budget import error_budget, time_to_exhaustion
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import BudgetingMethod, Declaration
 from sloplane.declaration.sli import CompositeMethod
@@ -130,7 +130,7 @@ class Measurer:
     def windows_of(self, declaration: Declaration) -> tuple[timedelta, ...]:
         """Every alert window, the gate's analysis window, and any extra window asked for."""
         spec = declaration.spec
-        windows = {w for alert in burn_rate_alerts(spec.window.period) for w in (alert.long_window, alert.short_window)}
+        windows = {w for alert in spec.burn_rate_alerts() for w in (alert.long_window, alert.short_window)}
         windows.add(spec.effective_gate.analysis_window)
         windows.update(self.extra_windows)
         return tuple(sorted(windows))
@@ -411,7 +411,7 @@ class Measurer:
         ratio, events, bad = period
         budget = error_budget(target.subject.objective)
         remaining = None if ratio is None else 1 - ratio / budget
-        fastest = burn_rate_alerts(spec.window.period)[0].long_window
+        fastest = spec.burn_rate_alerts()[0].long_window
         current = next((w.burn_rate for w in windows if w.window == fastest), None)
         exhaustion = None
         if remaining is not None and current is not None:

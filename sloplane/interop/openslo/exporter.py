@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sloplane.core.budget import burn_rate_alerts
 from sloplane.core.serialize import canonical_json
 from sloplane.declaration.model import BudgetingMethod, CalendarUnit, Declaration, Spec
 from sloplane.declaration.sli import Backend, BackendQueries
@@ -119,7 +118,7 @@ def _alert_policies(declaration: Declaration) -> list[dict[str, Any]]:
     tiers = set(spec.alerting.enabled_tiers())
     receiver = spec.alerting.routing.background or spec.alerting.routing.deployment
     policies = []
-    for alert in burn_rate_alerts(spec.window.period):
+    for alert in spec.burn_rate_alerts():
         if alert.tier not in tiers:
             continue
         name = f"{declaration.name}-{alert.tier.value}-{shorthand(alert.long_window)}"
