@@ -177,7 +177,9 @@ def test_rule_files_are_deterministic(examples: dict[str, Declaration]) -> None:
     assert yaml.safe_load(first[0])["groups"]
 
 
-TIERED = minimal("orders-availability") + """\
+TIERED = (
+    minimal("orders-availability")
+    + """\
   window: 28d
   alerting:
     name: OrdersErrorBudgetBurn
@@ -193,6 +195,7 @@ TIERED = minimal("orders-availability") + """\
       - {tier: page, long: 6h, factor: 5.6}
       - {tier: ticket, long: 3d, short: 6h, factor: 1}
 """
+)
 
 
 def test_declared_windows_names_labels_and_for_reach_the_rules_and_their_promtool_tests(tmp_path: Path) -> None:
