@@ -250,6 +250,26 @@ def test_a_page_inhibits_the_ticket_of_the_same_slo_and_stage() -> None:
     ]
 
 
+def test_slos_that_name_their_tiers_alerts_get_an_inhibition_of_their_own(tmp_path: Path) -> None:
+    """A migrated SLO pages as OrdersPage with severity critical: its page must still silence its ticket."""
+    (tmp_path / "orders.yaml").write_text(
+        minimal("orders-availability")
+        + "  alerting:\n    pageAlert: {name: OrdersPage, labels: {severity: critical}}\n"
+        + "    ticketAlert: {labels: {severity: warning}}\n"
+    )
+    result = load_paths([tmp_path / "orders.yaml"])
+    assert result.errors == []
+    config = alertmanager_config(_with_examples(*result.declarations))
+    assert config["inhibit_rules"][1:] == [
+        {
+            "source_matchers": ['alertname="OrdersPage"', 'severity="critical"'],
+            "target_matchers": ['alertname="SLOErrorBudgetBurn"', 'severity="warning"'],
+            "equal": ["slo", "stage"],
+        }
+    ]
+    _check_config(config, tmp_path)
+
+
 # --- maintenance muting ------------------------------------------------------------------------------
 
 

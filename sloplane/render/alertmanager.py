@@ -59,11 +59,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sloplane.core import names
+from sloplane.core.budget import Tier
 from sloplane.core.schedules import FULL_DAY, Slot, UnsupportedScheduleError, cron_slots, window_slots
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.policy import OneOffWindow, RecurringWindow, TargetSystem
 from sloplane.render.options import BundleOptions
 from sloplane.render.registry import Document, Renderer
+from sloplane.semantics.alerts import AlertIdentity, alert_identity
 from sloplane.semantics.subjects import Fleet, FleetLike
 
 # `UnsupportedScheduleError` is defined in `sloplane.core.schedules`; named here as what `cron_time_intervals` raises.
@@ -294,15 +296,24 @@ def _routed(declaration: Declaration) -> bool:
     )
 
 
-def inhibit_rules() -> list[dict[str, Any]]:
-    """A page silences the ticket of the same SLO and stage: both describe the same burn."""
-    alert = matcher("alertname", names.ALERT)
+def inhibit_rules(declarations: Iterable[Declaration] = ()) -> list[dict[str, Any]]:
+    """A page silences the ticket of the same SLO and stage: both describe the same burn.
+
+    One rule per distinct (page alert, ticket alert) pair of names and severities: the default pair
+    always, and those SLOs that name their tiers' alerts or give them their own severity.
+    """
+    default = (AlertIdentity(names.ALERT, Tier.PAGE.value), AlertIdentity(names.ALERT, Tier.TICKET.value))
+    pairs = {default} | {
+        (alert_identity(declaration, Tier.PAGE), alert_identity(declaration, Tier.TICKET))
+        for declaration in declarations
+    }
     return [
         {
-            "source_matchers": [alert, matcher("severity", "page")],
-            "target_matchers": [alert, matcher("severity", "ticket")],
+            "source_matchers": [matcher("alertname", page.name), matcher("severity", page.severity)],
+            "target_matchers": [matcher("alertname", ticket.name), matcher("severity", ticket.severity)],
             "equal": ["slo", "stage"],
         }
+        for page, ticket in [default, *sorted(pairs - {default})]
     ]
 
 
@@ -336,7 +347,7 @@ def alertmanager_config(
     ]
     return {
         "route": {"receiver": default_receiver, "group_by": list(GROUP_BY), "routes": team_routes},
-        "inhibit_rules": inhibit_rules(),
+        "inhibit_rules": inhibit_rules(routed),
         "receivers": _receivers(routed, default_receiver),
         "time_intervals": time_intervals,
     }

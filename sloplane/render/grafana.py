@@ -78,6 +78,7 @@ from sloplane.render.grafana_panels import (
 )
 from sloplane.render.options import BundleOptions, RenderOptions
 from sloplane.render.registry import Child, Document, Renderer
+from sloplane.semantics.alerts import alert_names, alertname_matchers
 from sloplane.semantics.indicators import subject_indicator
 from sloplane.semantics.recording import own_windows, recorded_windows
 from sloplane.semantics.subjects import Fleet, FleetLike, production_subject, subjects
@@ -270,8 +271,9 @@ def _burn_rate_panel(
     return panel
 
 
-def _firing(scope: Scope) -> str:
-    return f"ALERTS{scope.matchers(alertname=names.ALERT, alertstate='firing')}"
+def _firing(declaration: Declaration, scope: Scope) -> str:
+    by_name, extra = alertname_matchers(alert_names([declaration]))
+    return f"ALERTS{scope.matchers(extra, alertstate='firing', **by_name)}"
 
 
 def _alerts_panel(declaration: Declaration, scope: Scope, interval: str) -> statetimeline.Panel:
@@ -281,12 +283,14 @@ def _alerts_panel(declaration: Declaration, scope: Scope, interval: str) -> stat
     if declaration.spec.alerting.deployment_signal is not None:
         labels.append("during_deployment")
         legend += " (during rollout: {{during_deployment}})"
-    expr = f"max by ({', '.join(labels)}) ({_firing(scope)})"
+    expr = f"max by ({', '.join(labels)}) ({_firing(declaration, scope)})"
     return (
         statetimeline.Panel()
         .id(ALERTS_ID)
         .title("Burn-rate alerts")
-        .description(f"{names.ALERT} alerts firing for this SLO, by severity and window pair.")
+        .description(
+            f"{' / '.join(alert_names([declaration]))} alerts firing for this SLO, by severity and window pair."
+        )
         .datasource(datasource())
         .grid_pos(models.GridPos(h=ALERT_HEIGHT, w=GRID_WIDTH, x=0, y=STAT_HEIGHT + SERIES_HEIGHT + BURN_HEIGHT))
         .interval(interval)
@@ -302,7 +306,7 @@ def _annotations(declaration: Declaration, scope: Scope) -> list[Builder[models.
     annotations = [
         PrometheusAnnotation(
             "Burn-rate alerts",
-            _firing(scope),
+            _firing(declaration, scope),
             "red",
             "{{severity}} burn over {{long_window}}/{{short_window}}",
             "severity,long_window,short_window",

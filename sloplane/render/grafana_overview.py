@@ -48,6 +48,7 @@ from sloplane.render.grafana_panels import (
     thresholds_config,
 )
 from sloplane.render.options import RenderOptions
+from sloplane.semantics.alerts import alert_names, alertname_matchers
 from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.subjects import FleetLike, subjects
 
@@ -172,11 +173,12 @@ def _overview_budget(info: str, options: RenderOptions) -> timeseries.Panel:
     )
 
 
-def _overview_alerts() -> PrometheusAnnotation:
+def _overview_alerts(declarations: Sequence[Declaration]) -> PrometheusAnnotation:
     """Burn-rate alerts of the SLOs the variables select (alerts carry the SLO's team and service)."""
+    by_name, extra = alertname_matchers(alert_names(declarations))
     selector = promql_matchers(
-        {"alertname": names.ALERT, "alertstate": "firing"},
-        (f'team=~"${TEAM_VARIABLE}"', f'service=~"${SERVICE_VARIABLE}"'),
+        {**by_name, "alertstate": "firing"},
+        (*extra, f'team=~"${TEAM_VARIABLE}"', f'service=~"${SERVICE_VARIABLE}"'),
     )
     return PrometheusAnnotation(
         "Burn-rate alerts",
@@ -241,7 +243,7 @@ def overview(
                 .keep_time(True)
             ]
         )
-        .annotations([Ready[models.AnnotationQuery](_overview_alerts())])
+        .annotations([Ready[models.AnnotationQuery](_overview_alerts(declarations))])
         .with_panel(_overview_table(live, info, options))
         .with_panel(_overview_budget(info, options))
     )

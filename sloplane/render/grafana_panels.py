@@ -98,9 +98,9 @@ class Scope:
     labels: tuple[tuple[str, str], ...]
     staged: bool
 
-    def matchers(self, **extra_labels: str) -> str:
+    def matchers(self, raw: tuple[str, ...] = (), **extra_labels: str) -> str:
         extra = (f'stage="${STAGE_VARIABLE}"',) if self.staged else ()
-        return promql_matchers({**dict(self.labels), **extra_labels}, extra)
+        return promql_matchers({**dict(self.labels), **extra_labels}, (*extra, *raw))
 
     def series(self, name: str) -> str:
         return f"{name}{self.matchers()}"

@@ -29,8 +29,9 @@ from sloplane.core.budget import BurnRateAlert, error_budget
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import Declaration, Spec
 from sloplane.declaration.sli import DeploymentSource
+from sloplane.semantics.alerts import alert_identity, alert_names, alertname_matchers
 from sloplane.semantics.indicators import deployment_reasons
-from sloplane.semantics.promql import promql_matchers, quote
+from sloplane.semantics.promql import promql_matchers
 from sloplane.semantics.recording import recorded_windows
 from sloplane.semantics.subjects import FleetLike, Subject, component_labels, counted_stages, production_subject
 
@@ -254,19 +255,15 @@ def _recorded_inputs(
 
 def _alerts_expr(declaration: Declaration, subject: Subject, alert: BurnRateAlert | None = None) -> str:
     """Firing alerts of the subject: of one window pair when given (under its tier's name), else of any."""
-    alerting = declaration.spec.alerting
     labels = {"alertstate": "firing", **subject.labels}
     extra: tuple[str, ...] = ()
     if alert is not None:
-        labels["alertname"] = alerting.alert_name(alert.tier, names.ALERT)
+        labels["alertname"] = alert_identity(declaration, alert.tier).name
         labels["long_window"] = format_duration(alert.long_window)
         labels["short_window"] = format_duration(alert.short_window)
     else:
-        alert_names = sorted({alerting.alert_name(tier, names.ALERT) for tier in alerting.enabled_tiers()})
-        if len(alert_names) == 1:
-            labels["alertname"] = alert_names[0]
-        else:
-            extra = (f"alertname=~{quote('|'.join(alert_names))}",)
+        by_name, extra = alertname_matchers(alert_names([declaration]))
+        labels |= by_name
     return f"count(ALERTS{promql_matchers(labels, extra)}) or vector(0)"
 
 
