@@ -29,8 +29,8 @@ def test_v1_with_references_across_documents() -> None:
     assert slo.spec.objective == 99.9 and slo.spec.window.period.days == 28
     ratio = slo.spec.sli.ratio
     assert ratio is not None and ratio.good is not None
-    assert ratio.good.prometheus == 'sum(rate(http_requests_total{job="web",code!~"5.."}[{{window}}]))'
-    assert ratio.total.prometheus == 'sum(rate(http_requests_total{job="web"}[{{window}}]))'
+    assert ratio.good.prometheus == 'sum(increase(http_requests_total{job="web",code!~"5.."}[{{window}}]))'
+    assert ratio.total.prometheus == 'sum(increase(http_requests_total{job="web"}[{{window}}]))'
     assert (slo.spec.alerting.page, slo.spec.alerting.ticket) == (True, False)
 
 
@@ -44,7 +44,7 @@ def test_v1_inline_objectives_calendar_and_timeslices() -> None:
     assert strict.timeslice is not None and strict.timeslice.target == 95
     assert relaxed.timeslice is not None and relaxed.timeslice.window.total_seconds() == 300
     assert strict.sli.ratio is not None and strict.sli.ratio.total.prometheus == (
-        "sum(rate(api_duration_seconds_count[{{window}}]))"
+        "sum(increase(api_duration_seconds_count[{{window}}]))"
     )
 
 
@@ -64,9 +64,9 @@ def test_v2alpha_names_and_data_sources() -> None:
     assert slo.spec.service == "web" and slo.spec.window.period.days == 7
     ratio = slo.spec.sli.ratio
     assert ratio is not None and ratio.errors is not None
-    assert ratio.errors.prometheus == 'sum(rate(http_requests_total{component="web",code=~"5.."}[{{window}}]))'
+    assert ratio.errors.prometheus == 'sum(increase(http_requests_total{component="web",code=~"5.."}[{{window}}]))'
     # an aggregated counter cannot take a range selector: wrapped in a subquery, with a warning
-    assert ratio.total.prometheus == 'sum(rate((sum(http_requests_total{component="web"}))[{{window}}:]))'
+    assert ratio.total.prometheus == 'sum(increase((sum(http_requests_total{component="web"}))[{{window}}:]))'
     (warning,) = result.warnings
     assert "subquery" in warning.message and warning.position.line == 28
 
@@ -138,3 +138,141 @@ def test_export_writes_openslo_natively_and_annotates_only_the_rest() -> None:
 @pytest.mark.parametrize(("days", "text"), [(30, "30d"), (0.25, "6h"), (84 / 1440, "84m")])
 def test_shorthand(days: float, text: str) -> None:
     assert shorthand(timedelta(days=days)) == text
+
+
+# --- OpenSLO as real files write it ------------------------------------------------------------------
+
+SEQUENCE = """\
+- apiVersion: openslo/v1
+  kind: Service
+  metadata: {name: checkout}
+  spec: {description: The checkout service}
+- apiVersion: openslo/v1
+  kind: SLO
+  metadata:
+    name: checkout-availability
+    labels: {owner: [payments, finance], region: [eu, us], tier: [gold]}
+  spec:
+    service: checkout
+    budgetingMethod: Occurrences
+    objectives: [{target: 0.999}]
+    alertPolicies:
+    indicator:
+      metadata: {name: checkout-requests}
+      spec:
+        ratioMetric:
+          counter: true
+          good: {metricSource: {type: Prometheus, spec: {query: 'http_requests_total{code!~"5.."}'}}}
+          total: {metricSource: {type: Prometheus, spec: {query: http_requests_total}}}
+"""
+
+
+def test_a_sequence_of_objects_null_policies_and_multi_valued_labels(write: Any) -> None:
+    """How the Go SDK writes files: a list of objects; `alertPolicies:` with no value is optional."""
+    result = load_paths([write("sequence.yaml", SEQUENCE)])
+    assert result.errors == [], [d.render() for d in result.errors]
+    (slo,) = result.declarations
+    assert slo.spec.owners.team == "payments"  # the usual owner label, its first value
+    assert slo.metadata.labels["tier"] == "gold" and slo.metadata.labels["region"] == "eu,us"
+    warnings = {(d.position.line, d.message.split(":")[0]) for d in result.warnings}
+    assert (9, "several owners") in warnings
+    assert any(line == 9 and "label 'region' has 2 values" in message for line, message in warnings)
+
+
+def test_a_file_of_referenced_objects_alone_is_valid_and_declares_nothing(write: Any) -> None:
+    path = write("service.yaml", SEQUENCE.split("- apiVersion: openslo/v1\n  kind: SLO", maxsplit=1)[0])
+    result = load_paths([path])
+    assert result.diagnostics == [] and result.declarations == []
+
+
+def test_names_are_rfc1123_and_every_problem_is_reported(write: Any) -> None:
+    path = write(
+        "bad.yaml",
+        """\
+        apiVersion: openslo/v1
+        kind: Service
+        metadata: {name: example service}
+        spec: {}
+        ---
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: Checkout}
+        spec:
+          service: checkout
+          budgetingMethod: Occurrences
+          objectives: [{target: 1.5}]
+        """,
+    )
+    messages = sorted((d.position.line, d.message) for d in load_paths([path]).errors)
+    rule = "is not an RFC 1123 name (at most 63 lowercase letters, digits and '-')"
+    assert messages[:2] == [(3, f"'example service' {rule}"), (8, f"'Checkout' {rule}")]
+    assert any(line == 12 and "less than 1" in message for line, message in messages)
+
+
+def test_op_on_a_ratio_objective_is_refused_at_its_line(write: Any) -> None:
+    text = POLICIES.replace("objectives: [{target: 0.995}]", "objectives: [{target: 0.995, op: gt}]")
+    (error,) = load_paths([write("op.yaml", text)]).errors
+    assert error.position.line == 8 and "'op' applies to a thresholdMetric" in error.message
+
+
+POLICIES = """\
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: orders-availability, labels: {squad: orders}}
+spec:
+  service: orders
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 28d, isRolling: true}]
+  objectives: [{target: 0.995}]
+  indicator:
+    metadata: {name: orders-requests}
+    spec:
+      ratioMetric:
+        counter: true
+        bad: {metricSource: {type: Prometheus, spec: {query: 'orders_total{outcome="error"}'}}}
+        total: {metricSource: {type: Prometheus, spec: {query: orders_total}}}
+  alertPolicies:
+    - kind: AlertPolicy
+      metadata: {name: orders-fast}
+      spec:
+        conditions:
+          - kind: AlertCondition
+            metadata: {name: orders-fast-burn}
+            spec:
+              severity: critical
+              condition: {kind: burnrate, op: gte, threshold: 10, lookbackWindow: 2h, alertAfter: 5m}
+        notificationTargets:
+          - targetRef: orders-pager
+    - alertPolicyRef: orders-slow
+---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {name: orders-slow}
+spec:
+  conditions:
+    - conditionRef: orders-slow-burn
+---
+apiVersion: openslo/v1
+kind: AlertCondition
+metadata: {name: orders-slow-burn}
+spec:
+  severity: warning
+  condition: {kind: burnrate, op: gt, threshold: 1.5, lookbackWindow: 1d}
+"""
+
+
+def test_alert_policies_become_the_slos_own_burn_rate_alerts(write: Any) -> None:
+    """A burn-rate condition is an alert: threshold the factor, lookbackWindow the long window, alertAfter
+    its `for:`, severity the tier; the first notification target the receiver. Owner from `squad`."""
+    result = load_paths([write("orders.yaml", POLICIES)])
+    assert result.errors == [], [d.render() for d in result.errors]
+    (slo,) = result.declarations
+    alerting = slo.spec.alerting
+    assert slo.spec.owners.team == "orders"
+    assert (alerting.page, alerting.ticket) == (True, True)
+    alerts = [(a.tier.value, a.long_window, a.short_window, a.factor, a.pending) for a in slo.spec.burn_rate_alerts()]
+    assert alerts == [
+        ("page", timedelta(hours=2), timedelta(minutes=10), 10.0, timedelta(minutes=5)),
+        ("ticket", timedelta(days=1), timedelta(hours=2), 1.5, timedelta(0)),
+    ]
+    assert (alerting.routing.deployment, alerting.routing.background) == ("orders-pager", "orders-pager")

@@ -56,13 +56,8 @@ def parse_documents(documents: list[YamlDocument], diagnostics: list[Diagnostic]
     for document in documents:
         envelope, found = validate(OEnvelope, document.data, document)
         diagnostics.extend(found)
-        if envelope is None:
-            continue
-        spec_model = SPEC_MODELS[envelope.kind]
-        prefixed = _PrefixedLocator(document, ("spec",))
-        spec, found = validate(spec_model, envelope.spec, prefixed)
-        diagnostics.extend(found)
-        if spec is None:
+        spec = _spec(document, diagnostics)  # checked even when the envelope is not: every problem in one run
+        if envelope is None or spec is None:
             continue
         by_name = catalog.objects.setdefault(envelope.kind, {})
         if envelope.metadata.name in by_name:
@@ -78,6 +73,17 @@ def parse_documents(documents: list[YamlDocument], diagnostics: list[Diagnostic]
             continue
         by_name[envelope.metadata.name] = ParsedObject(document, envelope, spec)
     return catalog
+
+
+def _spec(document: YamlDocument, diagnostics: list[Diagnostic]) -> Any:
+    """The document's spec validated by its kind, when the kind is known and the spec is a mapping."""
+    spec_model = SPEC_MODELS.get(str(document.data.get("kind")))
+    data = document.data.get("spec")
+    if spec_model is None or not isinstance(data, dict):
+        return None
+    spec, found = validate(spec_model, data, _PrefixedLocator(document, ("spec",)))
+    diagnostics.extend(found)
+    return spec
 
 
 class _PrefixedLocator:

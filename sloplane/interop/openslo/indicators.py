@@ -3,9 +3,10 @@
 An OpenSLO indicator is a ratioMetric (good/bad/total or raw) or a thresholdMetric, each slot a
 metric source: a query plus the DataSource it runs against, inline or by reference. This module
 finds the indicator (inline or by `indicatorRef`/`sliRef`), works out which backend each slot reads,
-and writes our `sli`: ratio, raw or threshold. `counter: true` Prometheus selectors are wrapped in
-`sum(rate(...[{{window}}]))` (gauges in `sum_over_time`); queries that already hold `{{window}}`
-(or Sloth's `{{.window}}`) are used as written.
+and writes our `sli`: ratio, raw or threshold. Ratio queries count events (`interop.counts`):
+`counter: true` selectors become `sum(increase(...[{{window}}]))`, gauges are summed over the window,
+and queries that already hold `{{window}}` (or Sloth's `{{.window}}`) keep their shape with rates
+over the window turned into increases.
 
 It is separate from `slo` because it is the part that knows about metric sources and query text,
 while `slo` knows about objectives, windows, alerting and metadata; it only needs the catalog below.
@@ -13,15 +14,14 @@ while `slo` knows about objectives, windows, alerting and metadata; it only need
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sloplane.declaration.diagnostics import Loc
 from sloplane.declaration.sli import WINDOW_PLACEHOLDER, Backend, normalise_placeholders
+from sloplane.interop.counts import counter_counts, is_plain_selector, rates_as_counts
 from sloplane.interop.openslo.catalog import Catalog, ImportProblemError
 from sloplane.interop.openslo.models import ODataSourceSpec, OInlineSLI, OMetric, OObjective, OSLISpec
 
-_PLAIN_SELECTOR = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^{}]*\})?$|^\{[^{}]+\}$")
 _BACKEND_TYPES = {"prometheus": Backend.PROMETHEUS, "datadog": Backend.DATADOG}
 
 
@@ -56,20 +56,36 @@ def _query_of(metric: OMetric, catalog: Catalog, loc: Loc) -> tuple[Backend, str
 
 
 def _windowed(query: str, backend: Backend, counter: bool, loc: Loc, warnings: list[tuple[Loc, str]]) -> str:
-    """A Prometheus query over `{{window}}`: as written when it has one, else wrapped."""
-    if backend is not Backend.PROMETHEUS or WINDOW_PLACEHOLDER in query:
+    """A Prometheus query counting events over `{{window}}` (see `interop.counts`).
+
+    A query that holds the window already is used as written, its rates over the window turned into
+    increases; a counter selector becomes `sum(increase(...))`; a gauge is summed over the window.
+    """
+    if backend is not Backend.PROMETHEUS:
         return query
-    function = "rate" if counter else "sum_over_time"
-    if _PLAIN_SELECTOR.match(query):
-        return f"sum({function}({query}[{WINDOW_PLACEHOLDER}]))"
-    warnings.append(
-        (
-            loc,
-            f"query is not a plain selector, so it is wrapped in a subquery ({function} over "
-            f"{WINDOW_PLACEHOLDER}); write the windowed query yourself with {WINDOW_PLACEHOLDER} for exact results",
-        )
-    )
-    return f"sum({function}(({query})[{WINDOW_PLACEHOLDER}:]))"
+    if WINDOW_PLACEHOLDER in query:
+        counted = rates_as_counts(query)
+        if not counted.exact:
+            warnings.append((loc, _INEXACT_COUNTS))
+        return counted.query
+    if counter:
+        if not is_plain_selector(query):
+            warnings.append((loc, _SUBQUERY.format(function="increase")))
+        return counter_counts(query)
+    if is_plain_selector(query):
+        return f"sum(sum_over_time({query}[{WINDOW_PLACEHOLDER}]))"
+    warnings.append((loc, _SUBQUERY.format(function="sum_over_time")))
+    return f"sum(sum_over_time(({query})[{WINDOW_PLACEHOLDER}:]))"
+
+
+_INEXACT_COUNTS = (
+    "a rate in this query is not over the window ({{window}}), so it cannot become an event count: ratios are "
+    "right, event counts (period events, minEvents, the evaluator's events) are not; write increase(...[{{window}}])"
+)
+_SUBQUERY = (
+    "query is not a plain selector, so it is wrapped in a subquery ({function} over {{{{window}}}}); "
+    "write the windowed query yourself with {{{{window}}}} for exact results"
+)
 
 
 def sli_of(

@@ -8,23 +8,44 @@ the vendor-specific `spec` of a metric source and `connectionDetails`, which Ope
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 
 class OpenSLOModel(BaseModel):
-    """Base: camelCase keys, unknown keys refused."""
+    """Base: camelCase keys, unknown keys refused; a key written with no value (`alertPolicies:`) is as if
+    not written, as the spec's optional fields allow."""
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_alias=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+_RFC1123_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
 
 class OMetadata(OpenSLOModel):
-    """Object metadata; v1 labels may hold lists of strings."""
+    """Object metadata; v1 labels may hold lists of strings. Names are RFC 1123 labels, as the spec and
+    the reference validators (oslo, the Go SDK) require."""
 
-    name: str = Field(min_length=1)
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _rfc1123(cls, value: str) -> str:
+        if len(value) > 63 or not re.match(_RFC1123_NAME, value):
+            raise ValueError(f"'{value}' is not an RFC 1123 name (at most 63 lowercase letters, digits and '-')")
+        return value
+
     display_name: str | None = None
     labels: dict[str, str | list[str]] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

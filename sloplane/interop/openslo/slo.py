@@ -23,17 +23,27 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from sloplane.core.budget import burn_rate_alerts
 from sloplane.declaration.diagnostics import Loc
-from sloplane.declaration.model import API_VERSION, KIND, Spec
+from sloplane.declaration.model import API_VERSION, KIND, Spec, Window
+from sloplane.declaration.policy import AlertWindow
 from sloplane.declaration.validation import did_you_mean
 from sloplane.interop.openslo.catalog import Catalog, ImportProblemError, ParsedObject
 from sloplane.interop.openslo.indicators import find_indicator, sli_of, targets_for
-from sloplane.interop.openslo.models import OAlertConditionSpec, OAlertPolicySpec, OObjective, OSLOSpec, OTimeWindow
+from sloplane.interop.openslo.models import (
+    OAlertConditionSpec,
+    OAlertPolicySpec,
+    OObjective,
+    OSLISpec,
+    OSLOSpec,
+    OTimeWindow,
+)
 
 ANNOTATION_PREFIX = "sloplane.dev/"
 DISPLAY_NAME_ANNOTATION = ANNOTATION_PREFIX + "display-name"
@@ -87,31 +97,147 @@ def _window(windows: list[OTimeWindow]) -> dict[str, Any] | str | None:
     return {"calendar": unit, "timeZone": time_zone}
 
 
-def _tiers(spec: OSLOSpec, catalog: Catalog) -> dict[str, bool]:
-    """Which alert tiers the SLO's policies ask for; {} (defaults) when it has none."""
-    if not spec.alert_policies:
-        return {}
-    severities: list[str] = []
+def _policies(spec: OSLOSpec, catalog: Catalog) -> Iterator[tuple[Loc, OAlertPolicySpec]]:
+    """Each alert policy of the SLO, inline or referenced, with where it is written."""
     for index, item in enumerate(spec.alert_policies):
         loc: Loc = ("spec", "alertPolicies", index)
-        policy: OAlertPolicySpec = (
-            item.spec if item.spec is not None else catalog.get("AlertPolicy", str(item.alert_policy_ref), loc).spec
-        )
-        for position, condition in enumerate(policy.conditions):
-            found: OAlertConditionSpec = (
-                condition.spec
-                if condition.spec is not None
-                else catalog.get("AlertCondition", str(condition.condition_ref), (*loc, "conditions", position)).spec
-            )
-            severities.append(found.severity.lower())
-    return {
-        "page": any(s in _PAGE_SEVERITIES for s in severities),
-        "ticket": any(s not in _PAGE_SEVERITIES for s in severities),
+        if item.spec is not None:
+            yield loc, item.spec
+        else:
+            yield loc, catalog.get("AlertPolicy", str(item.alert_policy_ref), loc).spec
+
+
+def _conditions(policy: OAlertPolicySpec, loc: Loc, catalog: Catalog) -> Iterator[tuple[Loc, OAlertConditionSpec]]:
+    for position, condition in enumerate(policy.conditions):
+        where: Loc = (*loc, "conditions", position)
+        if condition.spec is not None:
+            yield where, condition.spec
+        else:
+            yield where, catalog.get("AlertCondition", str(condition.condition_ref), where).spec
+
+
+def _receiver(policy: OAlertPolicySpec) -> str | None:
+    """The first notification target's name: the Alertmanager receiver sloplane routes the SLO to."""
+    for target in policy.notification_targets:
+        if target.target_ref is not None:
+            return target.target_ref
+        if target.metadata is not None:
+            return target.metadata.name
+    return None
+
+
+def _workbook_rows(windows: list[dict[str, Any]], period: timedelta | None) -> bool:
+    """Whether the conditions are exactly the Workbook's rows of their tiers for the period (what our
+    export writes): then the SLO keeps the default table, which follows the period if it changes."""
+    if period is None:
+        return False
+    tiers = {window["tier"] for window in windows}
+    default = {
+        (alert.tier.value, alert.long_window, alert.short_window, alert.factor, timedelta(0))
+        for alert in burn_rate_alerts(period)
+        if alert.tier.value in tiers
     }
+    try:
+        declared = {
+            (w["tier"], (row := AlertWindow.model_validate(w)).long, row.reset_window, row.factor, row.for_)
+            for w in windows
+        }
+    except ValidationError:
+        return False
+    return declared == default and len(declared) == len(windows)
 
 
-def _labels(raw: dict[str, str | list[str]]) -> dict[str, str]:
-    return {key: value if isinstance(value, str) else ",".join(value) for key, value in raw.items()}
+def _alerting(
+    spec: OSLOSpec, catalog: Catalog, warnings: list[tuple[Loc, str]], period: timedelta | None
+) -> dict[str, Any]:
+    """Our `alerting` from the SLO's alert policies; {} (the Workbook's defaults) when it has none.
+
+    A burn-rate condition is one alert: `threshold` the burn-rate factor, `lookbackWindow` the long
+    window (the short one is a twelfth of it), `alertAfter` its `for:`; its severity picks the tier.
+    The first notification target becomes the SLO's receiver. What does not map is warned about.
+    """
+    windows: list[dict[str, Any]] = []
+    receivers: list[str] = []
+    for loc, policy in _policies(spec, catalog):
+        receiver = _receiver(policy)
+        if receiver is not None and receiver not in receivers:
+            receivers.append(receiver)
+        for where, found in _conditions(policy, loc, catalog):
+            condition = found.condition
+            if condition.op in ("lt", "lte"):
+                warnings.append((where, f"a burn-rate condition with op '{condition.op}' never pages: not imported"))
+                continue
+            tier = "page" if found.severity.lower() in _PAGE_SEVERITIES else "ticket"
+            window: dict[str, Any] = {
+                "tier": tier,
+                "long": shorthand_to_duration(condition.lookback_window, (*where, "condition", "lookbackWindow")),
+                "factor": condition.threshold,
+            }
+            if condition.alert_after and parse_shorthand(condition.alert_after, where)[0] > 0:
+                window["for"] = shorthand_to_duration(condition.alert_after, (*where, "condition", "alertAfter"))
+            windows.append(window)
+    if not windows:
+        return {}
+    alerting: dict[str, Any] = {
+        "page": any(w["tier"] == "page" for w in windows),
+        "ticket": any(w["tier"] == "ticket" for w in windows),
+    }
+    if not _workbook_rows(windows, period):
+        alerting["windows"] = windows
+    if receivers:
+        alerting["routing"] = {"deployment": receivers[0], "background": receivers[0]}
+        if len(receivers) > 1:
+            warnings.append(
+                (
+                    ("spec", "alertPolicies"),
+                    f"several notification targets ({', '.join(receivers)}): "
+                    f"sloplane routes the SLO to one receiver, '{receivers[0]}'",
+                )
+            )
+    return alerting
+
+
+def _period(window: dict[str, Any] | str | None) -> timedelta | None:
+    """The period our window data will have (None when it does not validate: the error comes later)."""
+    try:
+        return Window.model_validate(window if window is not None else "30d").period
+    except ValidationError:
+        return None
+
+
+OWNER_LABELS = ("team", "owner", "owners", "squad", "owning-team")
+"""Labels teams use to say who owns an SLO, in the order sloplane reads them (OpenSLO has no owner field)."""
+
+
+def _labels(raw: dict[str, str | list[str]], warnings: list[tuple[Loc, str]]) -> dict[str, str]:
+    """One value per label: a list of one is that value; several are joined with commas, with a warning."""
+    labels: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, str):
+            labels[key] = value
+        elif len(value) == 1:
+            labels[key] = value[0]
+        else:
+            labels[key] = ",".join(value)
+            warnings.append(
+                (
+                    ("metadata", "labels", key),
+                    f"label '{key}' has {len(value)} values; sloplane keeps labels as one "
+                    f"value, so it is '{labels[key]}'",
+                )
+            )
+    return labels
+
+
+def _owner(raw: dict[str, str | list[str]]) -> tuple[str, str] | None:
+    """(label, team) from the first owner label present; a list's first value."""
+    for key in OWNER_LABELS:
+        value = raw.get(key)
+        if isinstance(value, str) and value:
+            return key, value
+        if isinstance(value, list) and value:
+            return key, value[0]
+    return None
 
 
 @dataclass
@@ -146,26 +272,31 @@ def _objective_fields(
     return fields, [(("spec", "objective"), loc), (("spec", "timeslice"), loc)]
 
 
-def _base(item: ParsedObject, catalog: Catalog) -> tuple[dict[str, Any], list[tuple[Loc, Loc]]]:
+def _base(
+    item: ParsedObject, catalog: Catalog, warnings: list[tuple[Loc, str]]
+) -> tuple[dict[str, Any], list[tuple[Loc, Loc]]]:
     spec: OSLOSpec = item.spec
     metadata = item.envelope.metadata
-    labels = _labels(metadata.labels)
+    labels = _labels(metadata.labels, warnings)
+    owner = _owner(metadata.labels)
     annotations = dict(metadata.annotations)
     if metadata.display_name:
         annotations[DISPLAY_NAME_ANNOTATION] = metadata.display_name
     service_key = "service" if spec.service is not None else "serviceRef"
     data_spec: dict[str, Any] = {
         "service": spec.service or spec.service_ref,
-        "owners": {"team": labels.get("team", UNASSIGNED_TEAM)},
+        "owners": {"team": owner[1] if owner else UNASSIGNED_TEAM},
     }
+    if owner is not None and isinstance(metadata.labels[owner[0]], list) and len(metadata.labels[owner[0]]) > 1:
+        warnings.append((("metadata", "labels", owner[0]), f"several owners: '{owner[1]}', the first, owns the SLO"))
     if spec.description:
         data_spec["description"] = spec.description
     window = _window(spec.time_window)
     if window is not None:
         data_spec["window"] = window
-    tiers = _tiers(spec, catalog)
-    if tiers:
-        data_spec["alerting"] = tiers
+    alerting = _alerting(spec, catalog, warnings, _period(window))
+    if alerting:
+        data_spec["alerting"] = alerting
     data = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -178,7 +309,7 @@ def _base(item: ParsedObject, catalog: Catalog) -> tuple[dict[str, Any], list[tu
         (("spec", "description"), ("spec", "description")),
         (("spec", "window"), ("spec", "timeWindow")),
         (("spec", "budgetingMethod"), ("spec", "budgetingMethod")),
-        (("spec", "owners"), ("metadata", "labels", "team") if "team" in labels else ("metadata", "name")),
+        (("spec", "owners"), ("metadata", "labels", owner[0]) if owner else ("metadata", "name")),
         (("spec", "alerting"), ("spec", "alertPolicies")),
     ]
     return data, mapping
@@ -210,14 +341,15 @@ def _standalone_sli_users(catalog: Catalog) -> dict[str, str]:
 def convert_slo(item: ParsedObject, catalog: Catalog) -> Iterator[Converted]:
     """The declarations one OpenSLO SLO becomes (one per objective, or a composite and its parts)."""
     spec: OSLOSpec = item.spec
-    base, base_mapping = _base(item, catalog)
-    name = item.envelope.metadata.name
     warnings: list[tuple[Loc, str]] = []
-    if "team" not in base["metadata"]["labels"] and not _has_annotation(item, "owners"):
+    base, base_mapping = _base(item, catalog, warnings)
+    name = item.envelope.metadata.name
+    if _owner(item.envelope.metadata.labels) is None and not _has_annotation(item, "owners"):
         warnings.append(
             (
                 ("metadata", "name"),
-                f"no owning team: set the label team=<name> (imported as '{UNASSIGNED_TEAM}')",
+                f"no owning team: OpenSLO has no owner field; set the label team=<name> "
+                f"(or {', '.join(OWNER_LABELS[1:])}) (imported as '{UNASSIGNED_TEAM}')",
             )
         )
     if _has_annotation(item, "sli"):
@@ -240,6 +372,7 @@ def convert_slo(item: ParsedObject, catalog: Catalog) -> Iterator[Converted]:
             fields, mapping = _objective_fields(spec, objective, index)
             data["spec"].update(fields)
             indicator, sli_loc, _ = shared
+            _check_threshold_fields(indicator, objective, index)
             data["spec"]["sli"], backend = sli_of(indicator, objective, catalog, sli_loc, warnings)
             data["spec"].update(targets_for(backend))
             mapping += [(("spec", "sli"), sli_loc), (("spec", "targets"), sli_loc)]
@@ -273,6 +406,7 @@ def _convert_composite(
         if found is None:
             raise ImportProblemError(loc, "give the SLO an indicator, or each objective one (a composite SLO)")
         indicator, sli_loc, ref = found
+        _check_threshold_fields(indicator, objective, index)
         weight = objective.composite_weight or 1.0
         weighted_sum += Decimal(repr(_percent(objective))) * Decimal(repr(weight))
         weight_total += Decimal(repr(weight))
@@ -293,6 +427,16 @@ def _convert_composite(
     composite["spec"]["sli"] = {"composite": {"method": "weighted", "components": components}}
     mapping = [(("spec", "sli"), ("spec", "objectives")), (("spec", "objective"), ("spec", "objectives"))]
     yield Converted(composite, [*mapping, *base_mapping], list(warnings), item)
+
+
+def _check_threshold_fields(indicator: OSLISpec, objective: OObjective, index: int) -> None:
+    """`op` and `value` belong to threshold objectives; on a ratio they would be silently meaningless."""
+    if indicator.ratio_metric is not None and (objective.op is not None or objective.value is not None):
+        field_name = "op" if objective.op is not None else "value"
+        raise ImportProblemError(
+            ("spec", "objectives", index, field_name),
+            f"'{field_name}' applies to a thresholdMetric; an objective of a ratioMetric has only a target",
+        )
 
 
 def _has_annotation(item: ParsedObject, field_name: str) -> bool:
