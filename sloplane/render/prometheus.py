@@ -43,7 +43,7 @@ Rule = dict[str, Any]
 
 def _number(value: float) -> str:
     """Shortest exact text for a number in PromQL: 0.0144, 14.4, 300, 1e-05."""
-    rounded = round(value, 12)
+    rounded = round(float(value), 12)
     return str(int(rounded)) if rounded.is_integer() else repr(rounded)
 
 

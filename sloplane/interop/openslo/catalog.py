@@ -9,7 +9,7 @@ modules (`indicators`, `slo`) and the entry point (`importer`), which all import
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sloplane.declaration.diagnostics import Diagnostic, Loc, Position, Severity
@@ -17,6 +17,7 @@ from sloplane.declaration.validation import did_you_mean, validate
 from sloplane.declaration.yamlsource import YamlDocument
 from sloplane.interop import translation
 from sloplane.interop.openslo.models import SPEC_MODELS, OEnvelope
+from sloplane.interop.openslo.v1alpha import V1ALPHA, as_v1
 from sloplane.interop.translation import ImportProblemError
 
 __all__ = ["Catalog", "ImportProblemError", "ParsedObject", "diagnostic_at", "parse_documents"]
@@ -53,7 +54,7 @@ def diagnostic_at(document: YamlDocument, loc: Loc, message: str, severity: Seve
 def parse_documents(documents: list[YamlDocument], diagnostics: list[Diagnostic]) -> Catalog:
     """The objects of the documents that validate; what does not validate, or repeats a name, goes to diagnostics."""
     catalog = Catalog()
-    for document in documents:
+    for document in (_as_v1(document, diagnostics) for document in documents):
         envelope, found = validate(OEnvelope, document.data, document)
         diagnostics.extend(found)
         spec = _spec(document, diagnostics)  # checked even when the envelope is not: every problem in one run
@@ -62,12 +63,15 @@ def parse_documents(documents: list[YamlDocument], diagnostics: list[Diagnostic]
         by_name = catalog.objects.setdefault(envelope.kind, {})
         if envelope.metadata.name in by_name:
             first = by_name[envelope.metadata.name].document
+            # A Service is only a name to us: a repeated one is a slip, not a conflict.
+            severity = Severity.WARNING if envelope.kind == "Service" else Severity.ERROR
             diagnostics.append(
                 diagnostic_at(
                     document,
                     ("metadata", "name"),
                     f"duplicate {envelope.kind} '{envelope.metadata.name}' "
                     f"(first at {first.path}:{first.position(('metadata', 'name')).line})",
+                    severity,
                 )
             )
             continue
@@ -75,10 +79,20 @@ def parse_documents(documents: list[YamlDocument], diagnostics: list[Diagnostic]
     return catalog
 
 
+def _as_v1(document: YamlDocument, diagnostics: list[Diagnostic]) -> YamlDocument:
+    """A v1alpha document as v1 data (`v1alpha.as_v1`), still located in the file as written."""
+    if document.data.get("apiVersion") != V1ALPHA:
+        return document
+    warnings: list[tuple[Loc, str]] = []
+    converted = replace(document, data=as_v1(document.data, warnings))
+    diagnostics.extend(diagnostic_at(document, loc, message, Severity.WARNING) for loc, message in warnings)
+    return converted
+
+
 def _spec(document: YamlDocument, diagnostics: list[Diagnostic]) -> Any:
     """The document's spec validated by its kind, when the kind is known and the spec is a mapping."""
     spec_model = SPEC_MODELS.get(str(document.data.get("kind")))
-    data = document.data.get("spec")
+    data = document.data.get("spec", {})
     if spec_model is None or not isinstance(data, dict):
         return None
     spec, found = validate(spec_model, data, _PrefixedLocator(document, ("spec",)))

@@ -28,9 +28,9 @@ from sloplane.interop.openslo.slo import (
     apply_annotations,
     as_data,
     convert_slo,
-    parse_shorthand,
-    shorthand_to_duration,
+    objective_problems,
 )
+from sloplane.interop.openslo.units import parse_shorthand, shorthand_to_duration
 from sloplane.interop.translation import ForeignFormat, TranslatedSource
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
 
 OPENSLO_V1 = "openslo/v1"
 OPENSLO_V2ALPHA = "openslo.com/v2alpha"
-OPENSLO_API_VERSIONS = (OPENSLO_V1, OPENSLO_V2ALPHA, "openslo/v2alpha")
+OPENSLO_API_VERSIONS = ("openslo/v1alpha", OPENSLO_V1, OPENSLO_V2ALPHA, "openslo/v2alpha")
 
 
 def import_openslo(documents: list[YamlDocument]) -> tuple[list[LoadedSLO], list[Diagnostic]]:
@@ -63,6 +63,10 @@ def import_openslo(documents: list[YamlDocument]) -> tuple[list[LoadedSLO], list
     catalog = parse_documents(documents, diagnostics)
     slos: list[LoadedSLO] = []
     for item in catalog.objects.get("SLO", {}).values():
+        problems = objective_problems(item, catalog)
+        if problems:
+            diagnostics.extend(diagnostic_at(item.document, problem.loc, problem.message) for problem in problems)
+            continue
         try:
             converted_all = list(convert_slo(item, catalog))
             for converted in converted_all:

@@ -25,7 +25,11 @@ from sloplane.interop.openslo.models import ODataSourceSpec, OInlineSLI, OMetric
 _BACKEND_TYPES = {"prometheus": Backend.PROMETHEUS, "datadog": Backend.DATADOG}
 
 
-def _query_of(metric: OMetric, catalog: Catalog, loc: Loc) -> tuple[Backend, str]:
+_UNNAMED_TYPES = frozenset({"any", "generic"})
+"""Types the spec's own examples use for "any system": their query is read as PromQL, with a warning."""
+
+
+def _query_of(metric: OMetric, catalog: Catalog, loc: Loc, warnings: list[tuple[Loc, str]]) -> tuple[Backend, str]:
     """Which backend a metric slot reads and its query text."""
     if metric.metric_source is not None:
         source = metric.metric_source
@@ -47,6 +51,9 @@ def _query_of(metric: OMetric, catalog: Catalog, loc: Loc) -> tuple[Backend, str
     if kind_text is None:
         raise ImportProblemError(loc, "the metric source names no type (Prometheus or Datadog) and no DataSource")
     backend = _BACKEND_TYPES.get(kind_text.lower())
+    if backend is None and kind_text.lower() in _UNNAMED_TYPES:
+        warnings.append((loc, f"data source type '{kind_text}' names no system: its query is read as PromQL"))
+        backend = Backend.PROMETHEUS
     if backend is None:
         raise ImportProblemError(loc, f"data source type '{kind_text}' is not supported (Prometheus, Datadog)")
     query = spec.get("query", spec.get("promql"))
@@ -95,20 +102,20 @@ def sli_of(
     if indicator.threshold_metric is not None:
         if objective.op is None or objective.value is None:
             raise ImportProblemError(loc, "a thresholdMetric needs 'op' and 'value' on its objective")
-        backend, query = _query_of(indicator.threshold_metric, catalog, (*loc, "thresholdMetric"))
+        backend, query = _query_of(indicator.threshold_metric, catalog, (*loc, "thresholdMetric"), warnings)
         return {"threshold": {"query": {backend.value: query}, "op": objective.op, "value": objective.value}}, backend
     ratio = indicator.ratio_metric
     assert ratio is not None
     ratio_loc = (*loc, "ratioMetric")
     if ratio.raw is not None:
-        backend, query = _query_of(ratio.raw, catalog, (*ratio_loc, "raw"))
+        backend, query = _query_of(ratio.raw, catalog, (*ratio_loc, "raw"), warnings)
         error_ratio = query if ratio.raw_type == "failure" else f"1 - ({query})"
         return {"raw": {"errorRatio": {backend.value: error_ratio}}}, backend
     slots: dict[str, tuple[Backend, str]] = {}
     for part in ("good", "bad", "total"):
         metric = getattr(ratio, part)
         if metric is not None:
-            backend, query = _query_of(metric, catalog, (*ratio_loc, part))
+            backend, query = _query_of(metric, catalog, (*ratio_loc, part), warnings)
             slots[part] = (backend, _windowed(query, backend, ratio.counter, (*ratio_loc, part), warnings))
     backends = {backend for backend, _ in slots.values()}
     if len(backends) != 1:

@@ -279,7 +279,8 @@ class OEnvelope(OpenSLOModel):
     api_version: str
     kind: Literal["SLO", "SLI", "DataSource", "Service", "AlertPolicy", "AlertCondition", "AlertNotificationTarget"]
     metadata: OMetadata
-    spec: dict[str, Any]
+    spec: dict[str, Any] = Field(default_factory=dict)
+    """Optional for objects that need none (a Service written as its name alone)."""
 
 
 SPEC_MODELS: dict[str, type[OpenSLOModel]] = {

@@ -29,30 +29,25 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sloplane.core.budget import burn_rate_alerts
 from sloplane.declaration.diagnostics import Loc
 from sloplane.declaration.model import API_VERSION, KIND, Spec, Window
-from sloplane.declaration.policy import AlertWindow
 from sloplane.declaration.validation import did_you_mean
+from sloplane.interop.openslo.alerting import alerting_of
 from sloplane.interop.openslo.catalog import Catalog, ImportProblemError, ParsedObject
 from sloplane.interop.openslo.indicators import find_indicator, sli_of, targets_for
 from sloplane.interop.openslo.models import (
-    OAlertConditionSpec,
-    OAlertPolicySpec,
     OObjective,
     OSLISpec,
     OSLOSpec,
     OTimeWindow,
 )
+from sloplane.interop.openslo.units import shorthand_to_duration
 
 ANNOTATION_PREFIX = "sloplane.dev/"
 DISPLAY_NAME_ANNOTATION = ANNOTATION_PREFIX + "display-name"
 UNASSIGNED_TEAM = "unassigned"
 
-_SHORTHAND = re.compile(r"^(\d+)([mhdwMQY])$")
-_SHORTHAND_DAYS = {"M": 30, "Q": 90, "Y": 365}
 _CALENDAR_UNITS = {"1w": "week", "1M": "month", "1Q": "quarter"}
-_PAGE_SEVERITIES = frozenset({"page", "critical", "sev1", "sev-1", "p1", "high", "urgent"})
 
 
 def _slug(text: str) -> str:
@@ -64,22 +59,6 @@ def _percent(objective: OObjective) -> float:
         return objective.target_percent
     assert objective.target is not None
     return float(Decimal(repr(objective.target)) * 100)
-
-
-def parse_shorthand(text: str, loc: Loc) -> tuple[int, str]:
-    """OpenSLO duration-shorthand: '28d' -> (28, 'd')."""
-    match = _SHORTHAND.match(text.strip())
-    if match is None:
-        raise ImportProblemError(loc, f"'{text}' is not an OpenSLO duration (a number and one of m h d w M Q Y)")
-    return int(match.group(1)), match.group(2)
-
-
-def shorthand_to_duration(text: str, loc: Loc) -> str:
-    """OpenSLO shorthand as our duration text; months, quarters and years become 30, 90, 365 days."""
-    amount, unit = parse_shorthand(text, loc)
-    if unit in _SHORTHAND_DAYS:
-        return f"{amount * _SHORTHAND_DAYS[unit]}d"
-    return f"{amount}{unit}"
 
 
 def _window(windows: list[OTimeWindow]) -> dict[str, Any] | str | None:
@@ -95,106 +74,6 @@ def _window(windows: list[OTimeWindow]) -> dict[str, Any] | str | None:
         raise ImportProblemError(loc, f"calendar window '{window.duration}' is not supported: use 1w, 1M or 1Q")
     time_zone = window.calendar.time_zone if window.calendar else "UTC"
     return {"calendar": unit, "timeZone": time_zone}
-
-
-def _policies(spec: OSLOSpec, catalog: Catalog) -> Iterator[tuple[Loc, OAlertPolicySpec]]:
-    """Each alert policy of the SLO, inline or referenced, with where it is written."""
-    for index, item in enumerate(spec.alert_policies):
-        loc: Loc = ("spec", "alertPolicies", index)
-        if item.spec is not None:
-            yield loc, item.spec
-        else:
-            yield loc, catalog.get("AlertPolicy", str(item.alert_policy_ref), loc).spec
-
-
-def _conditions(policy: OAlertPolicySpec, loc: Loc, catalog: Catalog) -> Iterator[tuple[Loc, OAlertConditionSpec]]:
-    for position, condition in enumerate(policy.conditions):
-        where: Loc = (*loc, "conditions", position)
-        if condition.spec is not None:
-            yield where, condition.spec
-        else:
-            yield where, catalog.get("AlertCondition", str(condition.condition_ref), where).spec
-
-
-def _receiver(policy: OAlertPolicySpec) -> str | None:
-    """The first notification target's name: the Alertmanager receiver sloplane routes the SLO to."""
-    for target in policy.notification_targets:
-        if target.target_ref is not None:
-            return target.target_ref
-        if target.metadata is not None:
-            return target.metadata.name
-    return None
-
-
-def _workbook_rows(windows: list[dict[str, Any]], period: timedelta | None) -> bool:
-    """Whether the conditions are exactly the Workbook's rows of their tiers for the period (what our
-    export writes): then the SLO keeps the default table, which follows the period if it changes."""
-    if period is None:
-        return False
-    tiers = {window["tier"] for window in windows}
-    default = {
-        (alert.tier.value, alert.long_window, alert.short_window, alert.factor, timedelta(0))
-        for alert in burn_rate_alerts(period)
-        if alert.tier.value in tiers
-    }
-    try:
-        declared = {
-            (w["tier"], (row := AlertWindow.model_validate(w)).long, row.reset_window, row.factor, row.for_)
-            for w in windows
-        }
-    except ValidationError:
-        return False
-    return declared == default and len(declared) == len(windows)
-
-
-def _alerting(
-    spec: OSLOSpec, catalog: Catalog, warnings: list[tuple[Loc, str]], period: timedelta | None
-) -> dict[str, Any]:
-    """Our `alerting` from the SLO's alert policies; {} (the Workbook's defaults) when it has none.
-
-    A burn-rate condition is one alert: `threshold` the burn-rate factor, `lookbackWindow` the long
-    window (the short one is a twelfth of it), `alertAfter` its `for:`; its severity picks the tier.
-    The first notification target becomes the SLO's receiver. What does not map is warned about.
-    """
-    windows: list[dict[str, Any]] = []
-    receivers: list[str] = []
-    for loc, policy in _policies(spec, catalog):
-        receiver = _receiver(policy)
-        if receiver is not None and receiver not in receivers:
-            receivers.append(receiver)
-        for where, found in _conditions(policy, loc, catalog):
-            condition = found.condition
-            if condition.op in ("lt", "lte"):
-                warnings.append((where, f"a burn-rate condition with op '{condition.op}' never pages: not imported"))
-                continue
-            tier = "page" if found.severity.lower() in _PAGE_SEVERITIES else "ticket"
-            window: dict[str, Any] = {
-                "tier": tier,
-                "long": shorthand_to_duration(condition.lookback_window, (*where, "condition", "lookbackWindow")),
-                "factor": condition.threshold,
-            }
-            if condition.alert_after and parse_shorthand(condition.alert_after, where)[0] > 0:
-                window["for"] = shorthand_to_duration(condition.alert_after, (*where, "condition", "alertAfter"))
-            windows.append(window)
-    if not windows:
-        return {}
-    alerting: dict[str, Any] = {
-        "page": any(w["tier"] == "page" for w in windows),
-        "ticket": any(w["tier"] == "ticket" for w in windows),
-    }
-    if not _workbook_rows(windows, period):
-        alerting["windows"] = windows
-    if receivers:
-        alerting["routing"] = {"deployment": receivers[0], "background": receivers[0]}
-        if len(receivers) > 1:
-            warnings.append(
-                (
-                    ("spec", "alertPolicies"),
-                    f"several notification targets ({', '.join(receivers)}): "
-                    f"sloplane routes the SLO to one receiver, '{receivers[0]}'",
-                )
-            )
-    return alerting
 
 
 def _period(window: dict[str, Any] | str | None) -> timedelta | None:
@@ -294,7 +173,7 @@ def _base(
     window = _window(spec.time_window)
     if window is not None:
         data_spec["window"] = window
-    alerting = _alerting(spec, catalog, warnings, _period(window))
+    alerting = alerting_of(spec, catalog, warnings, _period(window))
     if alerting:
         data_spec["alerting"] = alerting
     data = {
@@ -429,8 +308,51 @@ def _convert_composite(
     yield Converted(composite, [*mapping, *base_mapping], list(warnings), item)
 
 
+def objective_problems(item: ParsedObject, catalog: Catalog) -> list[ImportProblemError]:
+    """Every problem of the SLO's budgeting and objectives at once, before translating stops at the first.
+
+    These checks do not depend on each other, so `validate` can list them all in one run.
+    """
+    spec: OSLOSpec = item.spec
+    problems: list[ImportProblemError] = []
+    if spec.budgeting_method == "RatioTimeslices":
+        problems.append(
+            ImportProblemError(
+                ("spec", "budgetingMethod"), "RatioTimeslices is not supported: use Occurrences or Timeslices"
+            )
+        )
+    shared = spec.indicator or spec.sli
+    for index, objective in enumerate(spec.objectives):
+        own = objective.indicator or objective.sli
+        inline = own or shared
+        ref = (objective.indicator_ref or objective.sli_ref) if own is None else None
+        ref = ref or (spec.indicator_ref or spec.sli_ref if inline is None else None)
+        indicator = inline.spec if inline is not None else None
+        if indicator is None and ref is not None and ref in catalog.objects.get("SLI", {}):
+            indicator = catalog.objects["SLI"][ref].spec
+        try:
+            if indicator is not None:
+                _check_threshold_fields(indicator, objective, index)
+            _timeslice_fields(spec, objective, index)
+        except ImportProblemError as problem:
+            problems.append(problem)
+    return problems
+
+
+def _timeslice_fields(spec: OSLOSpec, objective: OObjective, index: int) -> None:
+    if spec.budgeting_method == "Timeslices" and (
+        objective.time_slice_target is None or objective.time_slice_window is None
+    ):
+        raise ImportProblemError(
+            ("spec", "objectives", index), "Timeslices needs 'timeSliceTarget' and 'timeSliceWindow' on each objective"
+        )
+
+
 def _check_threshold_fields(indicator: OSLISpec, objective: OObjective, index: int) -> None:
     """`op` and `value` belong to threshold objectives; on a ratio they would be silently meaningless."""
+    if indicator.threshold_metric is not None and (objective.op is None or objective.value is None):
+        where: Loc = ("spec", "objectives", index, "op") if objective.op is not None else ("spec", "objectives", index)
+        raise ImportProblemError(where, "a thresholdMetric needs 'op' and 'value' on its objective")
     if indicator.ratio_metric is not None and (objective.op is not None or objective.value is not None):
         field_name = "op" if objective.op is not None else "value"
         raise ImportProblemError(
