@@ -276,3 +276,21 @@ def test_alert_policies_become_the_slos_own_burn_rate_alerts(write: Any) -> None
         ("ticket", timedelta(days=1), timedelta(hours=2), 1.5, timedelta(0)),
     ]
     assert (alerting.routing.deployment, alerting.routing.background) == ("orders-pager", "orders-pager")
+
+
+def test_export_writes_counters_as_counters_and_windowed_queries_as_sloth_reads_them(write: Any) -> None:
+    """A counter goes out as `counter: true` and its selector (no sloplane placeholder in it); a query that
+    is already an aggregate over the window keeps it as `{{.window}}` with `counter: false`."""
+    imported = load_paths([write("orders.yaml", POLICIES)]).declarations
+    sli = export_openslo(imported)["orders-availability"][1]
+    ratio = sli["spec"]["ratioMetric"]
+    assert ratio["counter"] is True
+    assert ratio["bad"]["metricSource"]["spec"]["query"] == 'orders_total{outcome="error"}'
+    assert ratio["total"]["metricSource"]["spec"]["query"] == "orders_total"
+    examples = {s.name: s.declaration for s in load_paths([EXAMPLES]).slos}
+    exported = export_openslo([examples["search-latency"]])["search-latency"]
+    queries = [d["spec"]["ratioMetric"] for d in exported if d["kind"] == "SLI"]
+    for ratio in queries:
+        texts = [part["metricSource"]["spec"]["query"] for key, part in ratio.items() if key != "counter"]
+        assert ratio["counter"] is False and all("{{window}}" not in text for text in texts)
+        assert any("{{.window}}" in text for text in texts)

@@ -214,7 +214,7 @@ class Spec(SpecModel):
         if not self.alerting.windows:
             return burn_rate_alerts(self.window.period)
         declared = tuple(
-            DeclaredAlert(window.tier, window.long, window.reset_window, window.factor, window.for_)
+            DeclaredAlert(window.tier, window.long, window.reset_window, window.factor, window.for_ or timedelta(0))
             for window in self.alerting.windows
         )
         return declared_burn_rate_alerts(self.window.period, declared)

@@ -135,7 +135,7 @@ class AlertWindow(SpecModel):
     """The reset window; default one twelfth of `long` in whole minutes (the Workbook's ratio), at least 1m."""
     factor: PositiveFloat
     """The burn rate both windows must exceed (1 spends the budget in exactly one period)."""
-    for_: Duration = Field(default=timedelta(0), alias="for")
+    for_: Duration | None = Field(default=None, alias="for")
     """How long the condition must hold before the alert fires (Prometheus `for:`)."""
 
     @model_validator(mode="after")

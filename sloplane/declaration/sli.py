@@ -27,12 +27,12 @@ from sloplane.declaration.types import (
 
 WINDOW_PLACEHOLDER = "{{window}}"
 SELECTOR_PLACEHOLDER = "{{selector}}"
-_SLOTH_WINDOW_PLACEHOLDER = "{{.window}}"
+SLOTH_WINDOW_PLACEHOLDER = "{{.window}}"
 
 
 def normalise_placeholders(query: str) -> str:
     """Accept Sloth's `{{.window}}` and spaced `{{ window }}` as our `{{window}}`."""
-    for variant in (_SLOTH_WINDOW_PLACEHOLDER, "{{ window }}", "{{ .window }}"):
+    for variant in (SLOTH_WINDOW_PLACEHOLDER, "{{ window }}", "{{ .window }}"):
         query = query.replace(variant, WINDOW_PLACEHOLDER)
     return query.replace("{{ selector }}", SELECTOR_PLACEHOLDER)
 

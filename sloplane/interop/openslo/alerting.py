@@ -95,7 +95,13 @@ def _workbook_rows(windows: list[dict[str, Any]], period: timedelta | None) -> b
     }
     try:
         declared = {
-            (w["tier"], (row := AlertWindow.model_validate(w)).long, row.reset_window, row.factor, row.for_)
+            (
+                w["tier"],
+                (row := AlertWindow.model_validate(w)).long,
+                row.reset_window,
+                row.factor,
+                row.for_ or timedelta(0),
+            )
             for w in windows
         }
     except ValidationError:

@@ -9,6 +9,7 @@ construction, and keeps the annotations to what OpenSLO genuinely cannot carry.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -18,7 +19,8 @@ from pydantic import ValidationError
 
 from sloplane.core.serialize import canonical_json
 from sloplane.declaration.model import BudgetingMethod, CalendarUnit, Declaration, Spec
-from sloplane.declaration.sli import Backend, BackendQueries
+from sloplane.declaration.sli import SLOTH_WINDOW_PLACEHOLDER, WINDOW_PLACEHOLDER, Backend, BackendQueries
+from sloplane.interop.counts import is_plain_selector
 from sloplane.interop.openslo.importer import (
     ANNOTATION_PREFIX,
     DISPLAY_NAME_ANNOTATION,
@@ -55,6 +57,26 @@ def _metric(backend: Backend, query: str) -> dict[str, Any]:
     return {"metricSource": {"type": _TYPE_NAMES[backend], "spec": {"query": query}}}
 
 
+_COUNTED_SELECTOR = re.compile(r"^sum\(increase\((?P<selector>.+)\[" + re.escape(WINDOW_PLACEHOLDER) + r"\]\)\)$")
+
+
+def _counter_ratio(backend: Backend, part: str, numerator: str, total: str) -> dict[str, Any]:
+    """A ratio as other OpenSLO readers take it.
+
+    Event counts of a plain counter selector (`sum(increase(sel[{{window}}]))`, what importing a
+    `counter: true` metric gives) go out as that counter: `counter: true` and the selector, no
+    placeholder. Any other query keeps its window, written `{{.window}}` as Sloth reads it, with
+    `counter: false`, since it is already an aggregate over the window, not a counter.
+    """
+    selectors = [_COUNTED_SELECTOR.match(query) for query in (numerator, total)]
+    if backend is Backend.PROMETHEUS and all(m and is_plain_selector(m["selector"]) for m in selectors):
+        good_or_bad, everything = (m["selector"] for m in selectors if m is not None)
+        return {"counter": True, part: _metric(backend, good_or_bad), "total": _metric(backend, everything)}
+    windowed = (query.replace(WINDOW_PLACEHOLDER, SLOTH_WINDOW_PLACEHOLDER) for query in (numerator, total))
+    good_or_bad, everything = windowed
+    return {"counter": False, part: _metric(backend, good_or_bad), "total": _metric(backend, everything)}
+
+
 def _preferred(*queries: BackendQueries) -> Backend | None:
     """Prometheus if every query has it, else Datadog if every query has that."""
     for backend in (Backend.PROMETHEUS, Backend.DATADOG):
@@ -74,8 +96,7 @@ def _native_indicator(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]] | Non
         numerator = sli.ratio.numerator.for_backend(backend)
         total = sli.ratio.total.for_backend(backend)
         assert numerator is not None and total is not None
-        ratio = {"counter": True, part: _metric(backend, numerator), "total": _metric(backend, total)}
-        return {"ratioMetric": ratio}, {}
+        return {"ratioMetric": _counter_ratio(backend, part, numerator, total)}, {}
     if sli.raw is not None:
         backend = _preferred(sli.raw.error_ratio)
         query = sli.raw.error_ratio.for_backend(backend) if backend else None
@@ -92,12 +113,7 @@ def _native_indicator(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]] | Non
     derived = prometheus_queries(sli, {}, spec.interval)
     if derived is None or derived.errors is None or derived.total is None:
         return None
-    ratio = {
-        "counter": True,
-        "bad": _metric(Backend.PROMETHEUS, derived.errors),
-        "total": _metric(Backend.PROMETHEUS, derived.total),
-    }
-    return {"ratioMetric": ratio}, {}
+    return {"ratioMetric": _counter_ratio(Backend.PROMETHEUS, "bad", derived.errors, derived.total)}, {}
 
 
 def _time_window(spec: Spec) -> dict[str, Any]:
