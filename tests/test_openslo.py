@@ -5,12 +5,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sloplane.declaration.model import BudgetingMethod, CalendarUnit, Declaration
 from sloplane.declaration.writer import dump_yaml
 from sloplane.interop import load_paths
 from sloplane.interop.openslo.exporter import export_openslo, shorthand
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, run_cli
 
 DATA = Path(__file__).parent / "data" / "openslo"
 
@@ -294,3 +295,15 @@ def test_export_writes_counters_as_counters_and_windowed_queries_as_sloth_reads_
         texts = [part["metricSource"]["spec"]["query"] for key, part in ratio.items() if key != "counter"]
         assert ratio["counter"] is False and all("{{window}}" not in text for text in texts)
         assert any("{{.window}}" in text for text in texts)
+
+
+def test_export_keeps_the_version_the_slos_were_written_in(tmp_path: Path) -> None:
+    exported = run_cli("export", "openslo", DATA / "v2alpha.yaml", "--out", tmp_path / "out")
+    assert exported.code == 0, exported.stderr
+    documents = [d for path in sorted((tmp_path / "out").iterdir()) for d in yaml.safe_load_all(path.read_text())]
+    assert {d["apiVersion"] for d in documents} == {"openslo.com/v2alpha"}
+    assert all("metricSource" not in str(d) and "indicatorRef" not in str(d) for d in documents)
+    back = load_paths([tmp_path / "out"])
+    assert back.errors == [] and back.declarations == load_paths([DATA / "v2alpha.yaml"]).declarations
+    refused = run_cli("export", "openslo", DATA / "v2alpha.yaml", "--version", "openslo/v3")
+    assert refused.code != 0 and "--version" in refused.stderr and "Traceback" not in refused.stderr

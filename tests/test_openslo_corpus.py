@@ -22,7 +22,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import TargetSystem
 from sloplane.declaration.writer import dump_yaml
 from sloplane.interop import LoadResult, load_paths
-from sloplane.interop.openslo.exporter import export_openslo
+from sloplane.interop.openslo.exporter import EXPORT_VERSIONS, export_openslo
 from sloplane.render.prometheus import rule_file
 from tests.conftest import run_cli
 
@@ -129,12 +129,15 @@ def test_every_valid_slo_renders_rules_promtool_accepts(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("entry", [e for e in VALID if e["slos"]], ids=[e["file"] for e in VALID if e["slos"]])
 def test_a_valid_file_survives_export_and_import(entry: dict[str, Any], tmp_path: Path) -> None:
+    """In both versions export writes: the reader is as strict as oslo on names, op and unknown keys."""
     original = _load(entry).declarations
-    exported = export_openslo(original)
-    (tmp_path / "exported.yaml").write_text(dump_yaml(d for docs in exported.values() for d in docs))
-    back = load_paths([tmp_path / "exported.yaml"])
-    assert back.errors == [], [d.render() for d in back.errors]
-    assert {d.name: d for d in back.declarations} == {d.name: d for d in original}
+    for version in EXPORT_VERSIONS:
+        exported = export_openslo(original, version)
+        assert {d["apiVersion"] for docs in exported.values() for d in docs} == {version}
+        (tmp_path / "exported.yaml").write_text(dump_yaml(d for docs in exported.values() for d in docs))
+        back = load_paths([tmp_path / "exported.yaml"])
+        assert back.errors == [], [d.render() for d in back.errors]
+        assert {d.name: d for d in back.declarations} == {d.name: d for d in original}
 
 
 def test_validate_over_the_whole_corpus_lists_problems_and_never_a_traceback() -> None:

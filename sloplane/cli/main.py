@@ -28,7 +28,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.interop import LoadResult, load_paths
 from sloplane.interop.formats import by_command
-from sloplane.interop.openslo.exporter import export_openslo
+from sloplane.interop.openslo.exporter import EXPORT_VERSIONS, export_openslo
 from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.semantics.explain import (
@@ -369,10 +369,26 @@ def import_slo_generator_command(paths: Paths, out: OutDir = None, strict: Stric
 
 
 @export_app.command(name="openslo")
-def export_openslo_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
-    """Write declarations as OpenSLO v1; what OpenSLO cannot say is kept in sloplane.dev/ annotations."""
+def export_openslo_command(
+    paths: Paths,
+    out: OutDir = None,
+    strict: Strict = False,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="openslo/v1 or openslo.com/v2alpha; default: the version the SLOs were written in, else v1.",
+        ),
+    ] = None,
+) -> None:
+    """Write declarations as OpenSLO; what OpenSLO cannot say is kept in sloplane.dev/ annotations."""
+    if version is not None and version not in EXPORT_VERSIONS:
+        _err.print(f"--version: give one of {', '.join(EXPORT_VERSIONS)}", style="red", markup=False)
+        raise typer.Exit(EXIT_INVALID)
     result = _load(paths, strict)
-    _emit(export_openslo(result.declarations), out)
+    written_in = {slo.source_format for slo in result.slos}
+    chosen = version or (written_in.pop() if len(written_in) == 1 and written_in <= set(EXPORT_VERSIONS) else None)
+    _emit(export_openslo(result.declarations, chosen or EXPORT_VERSIONS[0]), out)
 
 
 def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:

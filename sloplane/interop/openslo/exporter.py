@@ -25,6 +25,7 @@ from sloplane.interop.openslo.importer import (
     ANNOTATION_PREFIX,
     DISPLAY_NAME_ANNOTATION,
     OPENSLO_V1,
+    OPENSLO_V2ALPHA,
     as_data,
     native_declarations,
 )
@@ -231,8 +232,53 @@ def _normalised(data: dict[str, Any] | None) -> dict[str, Any]:
         return data
 
 
-def export_openslo(declarations: Sequence[Declaration]) -> dict[str, list[dict[str, Any]]]:
-    """OpenSLO v1 documents per SLO name (an SLO document, then its SLI document if any)."""
+def _slot_v2alpha(slot: Any) -> Any:
+    """v1's `{metricSource: {type, spec}}` as v2alpha's `{dataSourceSpec: {type}, spec}`."""
+    if isinstance(slot, dict) and "metricSource" in slot:
+        source = slot["metricSource"]
+        return {"dataSourceSpec": {"type": source["type"]}, "spec": source["spec"]}
+    return slot
+
+
+def _as_v2alpha(document: dict[str, Any]) -> dict[str, Any]:
+    """One exported v1 document in `openslo.com/v2alpha` spelling: `sli`/`sliRef`, inline data sources,
+    and the display name (v2alpha has none) in the annotation sloplane reads it back from."""
+    converted: dict[str, Any] = {**document, "apiVersion": OPENSLO_V2ALPHA}
+    metadata = dict(document["metadata"])
+    display_name = metadata.pop("displayName", None)
+    if display_name is not None:
+        metadata["annotations"] = {DISPLAY_NAME_ANNOTATION: display_name, **metadata.get("annotations", {})}
+    converted["metadata"] = metadata
+    spec = dict(document["spec"])
+    if document["kind"] == "SLO":
+        if "indicatorRef" in spec:
+            spec["sliRef"] = spec.pop("indicatorRef")
+        spec["objectives"] = [
+            {("sliRef" if key == "indicatorRef" else key): value for key, value in objective.items()}
+            for objective in spec["objectives"]
+        ]
+    elif document["kind"] == "SLI":
+        for kind in ("ratioMetric", "thresholdMetric"):
+            if kind in spec:
+                metric = spec[kind]
+                spec[kind] = (
+                    {key: _slot_v2alpha(value) for key, value in metric.items()}
+                    if kind == "ratioMetric"
+                    else _slot_v2alpha(metric)
+                )
+    converted["spec"] = spec
+    return converted
+
+
+EXPORT_VERSIONS = (OPENSLO_V1, OPENSLO_V2ALPHA)
+
+
+def export_openslo(declarations: Sequence[Declaration], version: str = OPENSLO_V1) -> dict[str, list[dict[str, Any]]]:
+    """OpenSLO documents per SLO name (an SLO document, then its SLI document if any), v1 or v2alpha.
+
+    What survives is decided on the v1 documents (the importer reads both alike); v2alpha only
+    spells them differently.
+    """
     native = {declaration.name: _native_documents(declaration) for declaration in declarations}
     everything = [document for documents in native.values() for document in documents]
     read_back = native_declarations(everything)
@@ -254,5 +300,7 @@ def export_openslo(declarations: Sequence[Declaration]) -> dict[str, list[dict[s
         if extra:
             metadata = documents[0]["metadata"]
             metadata["annotations"] = {**metadata.get("annotations", {}), **extra}
-        exported[declaration.name] = documents
+        exported[declaration.name] = (
+            [_as_v2alpha(document) for document in documents] if version == OPENSLO_V2ALPHA else documents
+        )
     return exported
