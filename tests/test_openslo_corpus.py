@@ -145,3 +145,12 @@ def test_validate_over_the_whole_corpus_lists_problems_and_never_a_traceback() -
     assert result.code == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.count(": error: ") >= len(INVALID)
+
+
+def test_what_sloplane_does_not_keep_is_said_at_its_line() -> None:
+    """A calendar start off the period's boundary and `dimensions` are not silently dropped."""
+    calendar = load_paths([CORPUS / "go-sdk/pkg/openslo/v1alpha/examples/slos.yaml"])
+    starts = [d for d in calendar.warnings if "startTime '2022-01-01 12:00:00' is not the start of a week" in d.message]
+    assert [d.position.line for d in starts] == [19, 40]
+    dimensions = load_paths([CORPUS / "go-sdk/pkg/openslosdk/test_data/decode/v1_slos.yaml"])
+    assert any("'dimensions' is not read" in d.message for d in dimensions.warnings)

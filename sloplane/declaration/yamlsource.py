@@ -200,6 +200,9 @@ class YamlDocument:
     prefix: Loc = ()
     """Where this document's data sits in the file's document: `(2,)` for the third object of a
     document that is a sequence of objects (how the OpenSLO Go SDK writes its files)."""
+    renamed: tuple[tuple[Loc, Loc], ...] = ()
+    """(field in `data`, field as written) for data rewritten from another shape (OpenSLO v1alpha read as
+    v1), so problems found in the rewrite still point at what the user wrote; most specific first."""
 
     def items(self) -> list[YamlDocument]:
         """A document that is a sequence of objects as one document per object, each locating its own fields."""
@@ -221,6 +224,10 @@ class YamlDocument:
             return []
         trail: list[tuple[Node | None, Node]] = [(None, root)]
         node = root
+        for ours, theirs in self.renamed:
+            if loc[: len(ours)] == ours:
+                loc = (*theirs, *loc[len(ours) :])
+                break
         for part in (*self.prefix, *loc):
             found: tuple[Node | None, Node] | None = None
             if isinstance(node, MappingNode):

@@ -17,7 +17,7 @@ from sloplane.declaration.validation import did_you_mean, validate
 from sloplane.declaration.yamlsource import YamlDocument
 from sloplane.interop import translation
 from sloplane.interop.openslo.models import SPEC_MODELS, OEnvelope
-from sloplane.interop.openslo.v1alpha import V1ALPHA, as_v1
+from sloplane.interop.openslo.v1alpha import V1ALPHA, as_v1, renamed_fields
 from sloplane.interop.translation import ImportProblemError
 
 __all__ = ["Catalog", "ImportProblemError", "ParsedObject", "diagnostic_at", "parse_documents"]
@@ -84,7 +84,7 @@ def _as_v1(document: YamlDocument, diagnostics: list[Diagnostic]) -> YamlDocumen
     if document.data.get("apiVersion") != V1ALPHA:
         return document
     warnings: list[tuple[Loc, str]] = []
-    converted = replace(document, data=as_v1(document.data, warnings))
+    converted = replace(document, data=as_v1(document.data, warnings), renamed=renamed_fields(document.data))
     diagnostics.extend(diagnostic_at(document, loc, message, Severity.WARNING) for loc, message in warnings)
     return converted
 

@@ -25,6 +25,8 @@ from sloplane.interop.openslo.models import ODataSourceSpec, OInlineSLI, OMetric
 _BACKEND_TYPES = {"prometheus": Backend.PROMETHEUS, "datadog": Backend.DATADOG}
 
 
+_READ_SPEC_KEYS = frozenset({"query", "promql", "queryType"})
+"""Keys of a metric source's spec sloplane reads; others (`dimensions`, vendor options) are warned about."""
 _UNNAMED_TYPES = frozenset({"any", "generic"})
 """Types the spec's own examples use for "any system": their query is read as PromQL, with a warning."""
 
@@ -59,6 +61,8 @@ def _query_of(metric: OMetric, catalog: Catalog, loc: Loc, warnings: list[tuple[
     query = spec.get("query", spec.get("promql"))
     if not isinstance(query, str) or not query.strip():
         raise ImportProblemError(spec_loc, "the metric source spec has no 'query'")
+    for key in sorted(set(spec) - _READ_SPEC_KEYS):
+        warnings.append(((*spec_loc, key), f"'{key}' is not read: sloplane runs the query as written"))
     return backend, normalise_placeholders(query.strip())
 
 

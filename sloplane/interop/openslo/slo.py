@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -61,7 +61,39 @@ def _percent(objective: OObjective) -> float:
     return float(Decimal(repr(objective.target)) * 100)
 
 
-def _window(windows: list[OTimeWindow]) -> dict[str, Any] | str | None:
+def _calendar_start(window: OTimeWindow, unit: str, warnings: list[tuple[Loc, str]]) -> None:
+    """sloplane's calendar periods start at midnight on a Monday, a month's or a quarter's first day, in the
+    window's time zone; a startTime that says otherwise is warned about (never silently moved)."""
+    start = window.calendar.start_time if window.calendar else None
+    if start is None:
+        return
+    text = str(start)
+    try:
+        instant = datetime.fromisoformat(text) if not isinstance(start, datetime) else start
+    except ValueError:
+        warnings.append((_START_LOC, f"startTime '{text}' is not a date and time: periods start as sloplane's do"))
+        return
+    if isinstance(instant, date) and not isinstance(instant, datetime):
+        instant = datetime(instant.year, instant.month, instant.day)
+    aligned = instant.time() == time(0) and (
+        (unit == "week" and instant.weekday() == 0)
+        or (unit == "month" and instant.day == 1)
+        or (unit == "quarter" and instant.day == 1 and instant.month in (1, 4, 7, 10))
+    )
+    if not aligned:
+        warnings.append(
+            (
+                _START_LOC,
+                f"startTime '{text}' is not the start of a {unit}: sloplane's calendar {unit}s start at midnight "
+                f"on their first day ({'Monday' if unit == 'week' else 'the 1st'}) in the window's time zone",
+            )
+        )
+
+
+_START_LOC: Loc = ("spec", "timeWindow", 0, "calendar", "startTime")
+
+
+def _window(windows: list[OTimeWindow], warnings: list[tuple[Loc, str]]) -> dict[str, Any] | str | None:
     if not windows:
         return None
     window = windows[0]
@@ -73,6 +105,7 @@ def _window(windows: list[OTimeWindow]) -> dict[str, Any] | str | None:
     if unit is None:
         raise ImportProblemError(loc, f"calendar window '{window.duration}' is not supported: use 1w, 1M or 1Q")
     time_zone = window.calendar.time_zone if window.calendar else "UTC"
+    _calendar_start(window, unit, warnings)
     return {"calendar": unit, "timeZone": time_zone}
 
 
@@ -170,7 +203,7 @@ def _base(
         warnings.append((("metadata", "labels", owner[0]), f"several owners: '{owner[1]}', the first, owns the SLO"))
     if spec.description:
         data_spec["description"] = spec.description
-    window = _window(spec.time_window)
+    window = _window(spec.time_window, warnings)
     if window is not None:
         data_spec["window"] = window
     alerting = alerting_of(spec, catalog, warnings, _period(window))

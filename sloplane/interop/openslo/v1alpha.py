@@ -65,6 +65,40 @@ def _ratio(ratio: dict[str, Any]) -> dict[str, Any]:
     return {"ratioMetric": converted}
 
 
+def _ratio_renames(ours: Loc, theirs: Loc) -> list[tuple[Loc, Loc]]:
+    """A v1 indicator at `ours` made from the v1alpha `ratioMetrics` at `theirs`: its slots, then itself."""
+    pairs: list[tuple[Loc, Loc]] = []
+    for part in ("good", "bad", "total"):
+        slot: Loc = (*ours, "spec", "ratioMetric", part)
+        pairs += [((*slot, "metricSource", "spec"), (*theirs, part)), (slot, (*theirs, part))]
+    return [*pairs, (ours, theirs)]
+
+
+def renamed_fields(data: dict[str, Any]) -> tuple[tuple[Loc, Loc], ...]:
+    """(v1 field, v1alpha field) pairs for locating problems of the rewritten SLO in the file as written."""
+    spec = data.get("spec")
+    objectives = spec.get("objectives") if isinstance(spec, dict) else None
+    threshold: Loc = ("spec", "indicator", "spec", "thresholdMetric")
+    written: Loc = ("spec", "indicator", "thresholdMetric")
+    pairs: list[tuple[Loc, Loc]] = [
+        (("spec", "timeWindow"), ("spec", "timeWindows")),
+        ((*threshold, "metricSource", "spec"), written),
+        (threshold, written),
+    ]
+    with_ratio = [
+        index
+        for index, objective in enumerate(objectives if isinstance(objectives, list) else [])
+        if isinstance(objective, dict) and "ratioMetrics" in objective
+    ]
+    for index in with_ratio:
+        pairs += _ratio_renames(
+            ("spec", "objectives", index, "indicator"), ("spec", "objectives", index, "ratioMetrics")
+        )
+    if with_ratio:
+        pairs += _ratio_renames(("spec", "indicator"), ("spec", "objectives", with_ratio[0], "ratioMetrics"))
+    return tuple(pairs)
+
+
 def as_v1(data: dict[str, Any], warnings: list[tuple[Loc, str]]) -> dict[str, Any]:
     """A v1alpha object as the v1 object that means the same (Services only change their apiVersion)."""
     converted = copy.deepcopy(data)
