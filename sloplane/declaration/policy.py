@@ -16,7 +16,6 @@ from sloplane.declaration.types import (
     CronSchedule,
     Duration,
     Labels,
-    MetricName,
     Name,
     Objective,
     Percent,
@@ -34,6 +33,9 @@ def _check_url(value: str) -> str:
 
 
 Url = Annotated[str, AfterValidator(_check_url)]
+
+AlertName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""What Prometheus accepts as an alert's name: any label value (Sloth users have `my-service-high-burn`)."""
 
 
 class Stage(SpecModel):
@@ -118,7 +120,7 @@ class TierAlert(SpecModel):
     PagerDuty routing key, a Slack channel); saying them here keeps that routing through a migration.
     """
 
-    name: MetricName | None = None
+    name: AlertName | None = None
     """The alert's name; default `alerting.name`, else SLOErrorBudgetBurn."""
     labels: Labels = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -162,7 +164,7 @@ class Alerting(SpecModel):
 
     page: StrictBool = True
     ticket: StrictBool = True
-    name: MetricName | None = None
+    name: AlertName | None = None
     """The alerts' name (default SLOErrorBudgetBurn); `pageAlert.name` / `ticketAlert.name` win over it."""
     labels: Labels = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
