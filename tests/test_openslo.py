@@ -116,9 +116,9 @@ def test_every_example_survives_export_and_import(tmp_path: Path) -> None:
 
 def test_export_writes_openslo_natively_and_annotates_only_the_rest() -> None:
     slos = {s.name: s.declaration for s in load_paths([EXAMPLES]).slos}
-    documents = export_openslo([slos["payments-availability"]])["payments-availability"]
-    slo, sli = documents
-    assert slo["apiVersion"] == "openslo/v1" and sli["kind"] == "SLI"
+    (slo,) = export_openslo([slos["payments-availability"]])["payments-availability"]
+    sli = slo["spec"]["indicator"]  # inline, as most OpenSLO files write it
+    assert slo["apiVersion"] == "openslo/v1" and sli["metadata"] == {"name": "payments-availability"}
     assert slo["spec"]["objectives"] == [{"target": 0.9995}]
     assert sli["spec"]["ratioMetric"]["bad"]["metricSource"]["type"] == "Prometheus"
     assert [p["spec"]["conditions"][0]["spec"]["condition"]["threshold"] for p in slo["spec"]["alertPolicies"]] == [
@@ -283,14 +283,14 @@ def test_export_writes_counters_as_counters_and_windowed_queries_as_sloth_reads_
     """A counter goes out as `counter: true` and its selector (no sloplane placeholder in it); a query that
     is already an aggregate over the window keeps it as `{{.window}}` with `counter: false`."""
     imported = load_paths([write("orders.yaml", POLICIES)]).declarations
-    sli = export_openslo(imported)["orders-availability"][1]
+    sli = export_openslo(imported)["orders-availability"][0]["spec"]["indicator"]
     ratio = sli["spec"]["ratioMetric"]
     assert ratio["counter"] is True
     assert ratio["bad"]["metricSource"]["spec"]["query"] == 'orders_total{outcome="error"}'
     assert ratio["total"]["metricSource"]["spec"]["query"] == "orders_total"
     examples = {s.name: s.declaration for s in load_paths([EXAMPLES]).slos}
     exported = export_openslo([examples["search-latency"]])["search-latency"]
-    queries = [d["spec"]["ratioMetric"] for d in exported if d["kind"] == "SLI"]
+    queries = [d["spec"]["indicator"]["spec"]["ratioMetric"] for d in exported]
     for ratio in queries:
         texts = [part["metricSource"]["spec"]["query"] for key, part in ratio.items() if key != "counter"]
         assert ratio["counter"] is False and all("{{window}}" not in text for text in texts)
@@ -307,3 +307,15 @@ def test_export_keeps_the_version_the_slos_were_written_in(tmp_path: Path) -> No
     assert back.errors == [] and back.declarations == load_paths([DATA / "v2alpha.yaml"]).declarations
     refused = run_cli("export", "openslo", DATA / "v2alpha.yaml", "--version", "openslo/v3")
     assert refused.code != 0 and "--version" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_lone_objectives_display_name_names_the_slo_unless_the_slo_has_one(write: Any) -> None:
+    named = POLICIES.replace("objectives: [{target: 0.995}]", "objectives: [{target: 0.995, displayName: Orders OK}]")
+    (slo,) = load_paths([write("named.yaml", named)]).declarations
+    assert slo.metadata.annotations == {"sloplane.dev/display-name": "Orders OK"}
+    both = named.replace(
+        "metadata: {name: orders-availability,", "metadata: {name: orders-availability, displayName: Orders,"
+    )
+    result = load_paths([write("both.yaml", both)])
+    assert result.declarations[0].metadata.annotations == {"sloplane.dev/display-name": "Orders"}
+    assert any("objective displayName 'Orders OK' is not kept" in d.message for d in result.warnings)

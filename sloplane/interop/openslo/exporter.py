@@ -199,18 +199,10 @@ def _native_documents(declaration: Declaration) -> list[dict[str, Any]]:
     else:
         objectives = [objective]
         native = _native_indicator(spec)
-        if native is not None:
+        if native is not None:  # inline, as most files write it: one SLO is one self-contained document
             indicator, objective_fields = native
             objective.update(objective_fields)
-            slo_spec["indicatorRef"] = declaration.name
-            documents.append(
-                {
-                    "apiVersion": OPENSLO_V1,
-                    "kind": "SLI",
-                    "metadata": {"name": declaration.name},
-                    "spec": indicator,
-                }
-            )
+            slo_spec["indicator"] = {"metadata": {"name": declaration.name}, "spec": indicator}
     slo_spec["timeWindow"] = [_time_window(spec)]
     slo_spec["budgetingMethod"] = "Timeslices" if spec.budgeting_method is BudgetingMethod.TIMESLICES else "Occurrences"
     slo_spec["objectives"] = objectives
@@ -253,20 +245,26 @@ def _as_v2alpha(document: dict[str, Any]) -> dict[str, Any]:
     if document["kind"] == "SLO":
         if "indicatorRef" in spec:
             spec["sliRef"] = spec.pop("indicatorRef")
+        if "indicator" in spec:
+            spec["sli"] = {**spec.pop("indicator")}
+            spec["sli"]["spec"] = _sli_v2alpha(spec["sli"]["spec"])
         spec["objectives"] = [
             {("sliRef" if key == "indicatorRef" else key): value for key, value in objective.items()}
             for objective in spec["objectives"]
         ]
     elif document["kind"] == "SLI":
-        for kind in ("ratioMetric", "thresholdMetric"):
-            if kind in spec:
-                metric = spec[kind]
-                spec[kind] = (
-                    {key: _slot_v2alpha(value) for key, value in metric.items()}
-                    if kind == "ratioMetric"
-                    else _slot_v2alpha(metric)
-                )
+        spec = _sli_v2alpha(spec)
     converted["spec"] = spec
+    return converted
+
+
+def _sli_v2alpha(spec: dict[str, Any]) -> dict[str, Any]:
+    """An SLI spec with v2alpha's metric slots."""
+    converted = dict(spec)
+    if "ratioMetric" in converted:
+        converted["ratioMetric"] = {key: _slot_v2alpha(value) for key, value in converted["ratioMetric"].items()}
+    if "thresholdMetric" in converted:
+        converted["thresholdMetric"] = _slot_v2alpha(converted["thresholdMetric"])
     return converted
 
 
@@ -274,7 +272,7 @@ EXPORT_VERSIONS = (OPENSLO_V1, OPENSLO_V2ALPHA)
 
 
 def export_openslo(declarations: Sequence[Declaration], version: str = OPENSLO_V1) -> dict[str, list[dict[str, Any]]]:
-    """OpenSLO documents per SLO name (an SLO document, then its SLI document if any), v1 or v2alpha.
+    """OpenSLO documents per SLO name (one SLO document, its indicator inline), v1 or v2alpha.
 
     What survives is decided on the v1 documents (the importer reads both alike); v2alpha only
     spells them differently.

@@ -227,6 +227,20 @@ def _base(
     return data, mapping
 
 
+def _keep_objective_display_name(
+    data: dict[str, Any], display_name: str, index: int, warnings: list[tuple[Loc, str]]
+) -> None:
+    """A lone objective's displayName names the SLO when the SLO has none; otherwise it is said to be dropped.
+
+    (With several objectives it names each declaration: `<slo>-<display name>`.)"""
+    annotations = data["metadata"]["annotations"]
+    if DISPLAY_NAME_ANNOTATION not in annotations:
+        annotations[DISPLAY_NAME_ANNOTATION] = display_name
+    elif annotations[DISPLAY_NAME_ANNOTATION] != display_name:
+        loc: Loc = ("spec", "objectives", index, "displayName")
+        warnings.append((loc, f"objective displayName '{display_name}' is not kept: the SLO's own displayName is"))
+
+
 def _named(base: dict[str, Any], name: str) -> dict[str, Any]:
     """A deep copy of the shared fields under another name."""
     copy: dict[str, Any] = copy_module.deepcopy(base)
@@ -281,6 +295,8 @@ def convert_slo(item: ParsedObject, catalog: Catalog) -> Iterator[Converted]:
     if shared is not None:
         for index, objective in enumerate(spec.objectives):
             data = _named(base, name if len(spec.objectives) == 1 else _objective_name(name, objective, index))
+            if len(spec.objectives) == 1 and objective.display_name:
+                _keep_objective_display_name(data, objective.display_name, index, warnings)
             fields, mapping = _objective_fields(spec, objective, index)
             data["spec"].update(fields)
             indicator, sli_loc, _ = shared
