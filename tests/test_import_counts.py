@@ -9,6 +9,7 @@ rendered recording rules record (backfilled by promtool), must equal the hand co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,8 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.interop import load_paths
+from sloplane.render.argo_rollouts import analysis_templates
+from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.prometheus import rule_file
 from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_counts, http_traffic
 from sloplane.semantics.subjects import Fleet
@@ -32,7 +35,7 @@ PER_MINUTE = 1000.0
 OPENSLO = """\
 - apiVersion: openslo/v1
   kind: SLO
-  metadata: {name: counted, labels: {team: shop}}
+  metadata: {name: counted, labels: {team: shop}, annotations: {sloplane.dev/gate: '{"minEvents": 100}'}}
   spec:
     service: shop
     budgetingMethod: Occurrences
@@ -143,3 +146,19 @@ def test_the_recorded_events_of_an_imported_counter_sli(name: str, recorded: Pro
     assert total_expected == 5 * PER_MINUTE
     _close(events, total_expected)
     _close(bad, bad_expected)
+
+
+def test_the_argo_analysis_guards_on_the_events_of_an_imported_counter_sli(
+    fleet: Fleet, raw: PrometheusSandbox
+) -> None:
+    """Argo's `minEvents` guard (and Spinnaker's and `explain`'s queries, printed from the same description)
+    counts requests over the analysis window, not requests per second."""
+    declaration = fleet["counted"]
+    window = declaration.spec.effective_gate.analysis_window
+    (template,) = analysis_templates(declaration, fleet, PipelineOptions())
+    queries = [metric["provider"]["prometheus"]["query"] for metric in template["spec"]["metrics"]]
+    guards = {found.group(1) for query in queries if (found := re.search(r"and on\(\) \((.+) >= 100\)$", query))}
+    (events_query,) = guards
+    _, total = expected_counts(TRAFFIC["counted"], END, window)
+    assert total == window / timedelta(minutes=1) * PER_MINUTE
+    _close(raw.value(events_query, END), total)
