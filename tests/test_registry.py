@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 import yaml
 
 from sloplane.components import ServiceLevelObjective
@@ -13,37 +14,46 @@ from sloplane.declaration.policy import TargetSystem
 from sloplane.interop import load_paths
 from sloplane.render.bundle import fleet_files
 from sloplane.render.targets import MANAGED_FOLDERS, RENDERERS, rendered_targets
-from tests.conftest import minimal, run_cli
+from tests.conftest import minimal
 from tests.pulumi_mocks import Recorder
 
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 
 
-def test_every_target_but_datadog_has_one_renderer() -> None:
+def test_every_target_has_one_renderer() -> None:
     targets = [renderer.target for renderer in RENDERERS]
     assert len(targets) == len(set(targets))
-    assert set(TargetSystem) - rendered_targets() == {TargetSystem.DATADOG}
+    assert set(TargetSystem) == rendered_targets()
 
 
 def test_the_owned_folders_are_the_registry_folders_and_every_file_lands_in_one(tmp_path: Path) -> None:
     assert set(MANAGED_FOLDERS) == {folder for renderer in RENDERERS for folder in renderer.folders}
     path = tmp_path / "slo.yaml"
-    path.write_text(minimal(), encoding="utf-8")
+    every = ", ".join(target.value for target in TargetSystem)
+    path.write_text(minimal() + f"  targets: [{every}]\n", encoding="utf-8")
     files = fleet_files(load_paths([path]).declarations)
     assert {name.split("/")[0] for name in files} == set(MANAGED_FOLDERS)
 
 
 def test_a_target_without_a_renderer_is_an_error_at_its_line(tmp_path: Path) -> None:
-    """`targets: [datadog]` used to validate with 0 warnings and render 0 files."""
+    """A target the caller cannot render is refused at its line, never rendered as nothing."""
     path = tmp_path / "slo.yaml"
     path.write_text(minimal() + "  targets: [prometheus, datadog]\n", encoding="utf-8")
-    for command in (["validate", path], ["render", path, "--out", tmp_path / "out"]):
-        result = run_cli(*command)
-        assert result.code == 1, result.stderr
-        assert f"{path}:11:" in result.stderr and "target 'datadog' has no renderer" in result.stderr, result.stderr
-    assert not (tmp_path / "out").exists()
+    result = load_paths([path], renderable=rendered_targets() - {TargetSystem.DATADOG})
+    (error,) = result.errors
+    assert error.position.line == 11 and "target 'datadog' has no renderer" in error.message
     assert load_paths([path]).errors == [], "without `renderable`, a library caller still gets the declaration"
+
+
+@pulumi.runtime.test
+def test_the_pulumi_components_refuse_a_target_whose_children_are_not_built(mocks: Recorder) -> None:
+    """Datadog renders files; until its pulumi-datadog children exist a component says so instead of
+    registering nothing for it, and registers nothing at all."""
+    declaration = yaml.safe_load(minimal() + "  targets: [prometheus, datadog]\n")
+    with pytest.raises(pulumi.RunError, match="do not register Datadog resources yet"):
+        ServiceLevelObjective("checkout", {"declaration": declaration})
+    assert mocks.registered == []
 
 
 def test_a_target_left_out_renders_nothing_for_it(tmp_path: Path) -> None:

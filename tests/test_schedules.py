@@ -6,7 +6,7 @@ Daylight-saving cases use Europe/Berlin in 2024: clocks went forward on March 31
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -15,6 +15,7 @@ from sloplane.core.schedules import (
     CronDays,
     Slot,
     UnsupportedScheduleError,
+    cron_recurrences,
     cron_slots,
     day_segments,
     merge_slots,
@@ -257,3 +258,21 @@ def test_full_days_of_a_one_off_window_merge() -> None:
         Slot(days_of_month=frozenset({1, 2, 3}), months=frozenset({3}), years=frozenset({2026})),
         Slot(times=((0, _clock(12)),), days_of_month=frozenset({4}), months=frozenset({3}), years=frozenset({2026})),
     ]
+
+
+def test_cron_schedules_as_rrule_recurrences() -> None:
+    """Every start time and weekday (or day of the month) its own recurrence; what RRULEs cannot say is refused."""
+    weekly = cron_recurrences("0 2 * * 1,4")
+    assert [(r.rule, r.first_start(date(2024, 1, 1))) for r in weekly] == [
+        ("FREQ=WEEKLY;INTERVAL=1", datetime(2024, 1, 1, 2, 0)),
+        ("FREQ=WEEKLY;INTERVAL=1", datetime(2024, 1, 4, 2, 0)),
+    ]
+    monthly = cron_recurrences("15 1 1,15 * *")
+    assert [r.first_start(date(2024, 1, 2)) for r in monthly] == [
+        datetime(2024, 2, 1, 1, 15),
+        datetime(2024, 1, 15, 1, 15),
+    ]
+    assert [r.frequency for r in cron_recurrences("0 3,15 * * *")] == ["DAILY", "DAILY"]
+    for unsupported in ("0 1 L * *", "0 1 * 6 *", "0 1 1 * 1", "0 1 * * MON#2"):
+        with pytest.raises(UnsupportedScheduleError):
+            cron_recurrences(unsupported)

@@ -112,6 +112,9 @@ class ServiceLevelObjective(pulumi.ComponentResource):
         if declaration is None:
             declaration = resolve_declaration(args["declaration"])  # type: ignore[arg-type]
         fleet = fleet if fleet is not None else {declaration.name: declaration}
+        for renderer in renderers_of(declaration):
+            if renderer.children_pending is not None:
+                raise run_error(f"{declaration.name}: targets {renderer.target.value}: {renderer.children_pending}")
         if declaration.spec.sli.composite is not None:
             missing = [c.slo for c in declaration.spec.sli.composite.components if c.slo not in fleet]
             if missing:

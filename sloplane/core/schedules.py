@@ -409,3 +409,60 @@ def _floor_minute(moment: datetime) -> datetime:
 def _ceil_minute(moment: datetime) -> datetime:
     floor = _floor_minute(moment)
     return floor if floor == moment else floor + timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """A cron schedule's firing as an RFC 5545 recurrence: daily, weekly on one weekday, or monthly on one day.
+
+    What systems that repeat by RRULE (Datadog corrections and downtimes) can take: a start time of day,
+    a frequency, and the weekday or day of the month the first occurrence falls on (later ones follow
+    from the frequency). The rule itself carries no BYDAY: the start date says it.
+    """
+
+    frequency: str
+    """DAILY, WEEKLY or MONTHLY."""
+    minute_of_day: int
+    weekday: int | None = None
+    """0 = Sunday (weekly)."""
+    day_of_month: int | None = None
+    """1-31 (monthly)."""
+
+    @property
+    def rule(self) -> str:
+        """`FREQ=WEEKLY;INTERVAL=1` (no trailing `;`, which Datadog refuses)."""
+        return f"FREQ={self.frequency};INTERVAL=1"
+
+    def first_start(self, on_or_after: date) -> datetime:
+        """The first occurrence (a naive local time) on or after a date: the DTSTART of the rule."""
+        day = on_or_after
+        for _ in range(370):
+            matches = (
+                self.frequency == "DAILY"
+                or (self.frequency == "WEEKLY" and (day.isoweekday() % 7) == self.weekday)
+                or (self.frequency == "MONTHLY" and day.day == self.day_of_month)
+            )
+            if matches:
+                hours, minutes = divmod(self.minute_of_day, 60)
+                return datetime(day.year, day.month, day.day, hours, minutes)
+            day += timedelta(days=1)
+        raise UnsupportedScheduleError(f"no day within a year matches {self}")  # pragma: no cover - days exist
+
+
+def cron_recurrences(schedule: str) -> list[Recurrence]:
+    """The recurrences a cron schedule fires on, or UnsupportedScheduleError when RRULEs cannot say it.
+
+    Every start time and every weekday (or day of the month) is its own recurrence: `0 2 * * 1,4` is two
+    weekly ones. Month restrictions, nth weekdays, the last day and both day fields at once are refused.
+    """
+    starts, days = parse_cron(schedule)
+    if days.months is not None or days.nth:
+        raise UnsupportedScheduleError(f"'{schedule}': months and nth weekdays have no simple RRULE here")
+    if days.days_of_month is None and days.weekdays is None:
+        return [Recurrence("DAILY", start) for start in starts]
+    if days.days_of_month is None and days.weekdays is not None:
+        weekdays = sorted({weekday % 7 for weekday in days.weekdays})
+        return [Recurrence("WEEKLY", start, weekday=weekday) for weekday in weekdays for start in starts]
+    if days.weekdays is None and days.days_of_month is not None and all(day > 0 for day in days.days_of_month):
+        return [Recurrence("MONTHLY", start, day_of_month=day) for day in days.days_of_month for start in starts]
+    raise UnsupportedScheduleError(f"'{schedule}': the last day, or days of the month and weekdays together")

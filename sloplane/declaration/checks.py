@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 
 from sloplane.core.durations import format_duration
+from sloplane.declaration.datadog_limits import check_datadog
 from sloplane.declaration.diagnostics import Diagnostic, Loc, Severity
 from sloplane.declaration.model import Lifecycle, Spec
 from sloplane.declaration.origin import LoadedSLO
@@ -365,6 +366,7 @@ def run_checks(slos: list[LoadedSLO], *, today: date, declared: Collection[str] 
             _lint_interval,
             _lint_routing,
             _lint_rate_events,
+            check_datadog,
         ):
             diagnostics.extend(check(slo))
         diagnostics.extend(_lint_review(slo, today))

@@ -62,3 +62,6 @@ class Renderer:
     """The `create` entries of its per-SLO children, so that a fleet can ask for exactly these."""
     slo_children: SloChildren = _no_children
     fleet_children: FleetChildren = _no_children
+    children_pending: str | None = None
+    """Why the Pulumi components cannot register this target's objects yet: they refuse a declaration
+    naming it with this message rather than register nothing for it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import TargetSystem
-from sloplane.render import alertmanager, argo_cd, argo_rollouts, grafana, prometheus, spinnaker
+from sloplane.render import alertmanager, argo_cd, argo_rollouts, datadog, grafana, prometheus, spinnaker
 from sloplane.render.registry import Renderer
 
 RENDERERS: tuple[Renderer, ...] = (
@@ -19,6 +19,7 @@ RENDERERS: tuple[Renderer, ...] = (
     argo_rollouts.RENDERER,
     argo_cd.RENDERER,
     spinnaker.RENDERER,
+    datadog.RENDERER,
 )
 
 MANAGED_FOLDERS: tuple[str, ...] = tuple(dict.fromkeys(folder for renderer in RENDERERS for folder in renderer.folders))

@@ -1,0 +1,178 @@
+"""Datadog requests as files: every body exactly what the official client's models accept, and the mapping.
+
+`datadog/<slo>.json` lists the requests to send (SLO first, then what refers to its id). Each body is
+checked strictly against `datadog-api-client` (unknown keys, bad enums, read-only fields and
+out-of-range values the models let pass are refused by `tests.datadog_models`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datadog_api_client.v1.model.monitor import Monitor
+from datadog_api_client.v1.model.service_level_objective_request import ServiceLevelObjectiveRequest
+from datadog_api_client.v1.model.slo_correction_create_request import SLOCorrectionCreateRequest
+from datadog_api_client.v2.model.downtime_create_request import DowntimeCreateRequest
+
+from sloplane.declaration.model import Declaration
+from sloplane.interop import LoadResult, load_paths
+from sloplane.render.bundle import fleet_files
+from sloplane.render.datadog import datadog_requests
+from tests.conftest import minimal
+from tests.datadog_models import assert_valid
+
+MODELS = {
+    "/api/v1/slo": ServiceLevelObjectiveRequest,
+    "/api/v1/monitor": Monitor,
+    "/api/v1/slo/correction": SLOCorrectionCreateRequest,
+    "/api/v2/downtime": DowntimeCreateRequest,
+}
+
+FULL = """\
+apiVersion: sloplane.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: payments-availability}
+spec:
+  service: payments
+  tier: critical
+  owners: {team: payments}
+  objective: 99.95
+  sli:
+    ratio:
+      errors: {datadog: 'sum:trace.http.request.errors{service:payments,env:prod}.as_count()'}
+      total: {datadog: 'sum:trace.http.request.hits{service:payments,env:prod}.as_count()'}
+  alerting:
+    runbook: https://runbooks.example.com/payments
+    routing: {background: "@pagerduty-payments"}
+  gate: {minBudgetRemaining: 25}
+  exclusions:
+    maintenance:
+      - {name: nightly, schedule: '0 3 * * *', duration: 1h, timeZone: Europe/Berlin}
+      - {name: weekly-db, schedule: '30 2 * * 0', duration: 2h}
+    windows:
+      - {name: migration, start: '2026-12-10T22:00:00Z', end: '2026-12-11T02:00:00Z', reason: datacentre move}
+    emergencyChanges:
+      - {start: '2026-11-02T10:00:00Z', end: '2026-11-02T10:30:00Z', reason: hotfix, approver: cto, ticket: INC-7}
+  targets: [datadog]
+"""
+
+
+def _load(text: str, tmp_path: Path, name: str = "slo.yaml") -> LoadResult:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return load_paths([path])
+
+
+def _declaration(text: str, tmp_path: Path) -> Declaration:
+    result = _load(text, tmp_path)
+    assert result.errors == [], [d.render() for d in result.errors]
+    (declaration,) = result.declarations
+    return declaration
+
+
+def _by_path(requests: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    return [request["body"] for request in requests if request["path"] == path]
+
+
+def test_every_request_body_is_exactly_what_the_datadog_models_accept(tmp_path: Path) -> None:
+    requests = datadog_requests(_declaration(FULL, tmp_path))
+    assert {request["path"] for request in requests} == set(MODELS)
+    for request in requests:
+        assert request["method"] == "POST"
+        assert_valid(request["body"], MODELS[request["path"]])
+
+
+def test_the_slo_counts_good_events_as_total_minus_bad_with_its_tags_and_thresholds(tmp_path: Path) -> None:
+    (slo,) = _by_path(datadog_requests(_declaration(FULL, tmp_path)), "/api/v1/slo")
+    total = "sum:trace.http.request.hits{service:payments,env:prod}.as_count()"
+    errors = "sum:trace.http.request.errors{service:payments,env:prod}.as_count()"
+    assert slo["type"] == "metric"
+    assert slo["query"] == {"numerator": f"{total} - {errors}", "denominator": total}
+    assert slo["thresholds"] == [{"timeframe": "30d", "target": 99.95, "warning": 99.975}]
+    assert slo["tags"] == ["service:payments", "team:payments", "tier:critical", "slo:payments-availability"]
+
+
+def test_burn_rate_monitors_keep_the_workbook_pairs_and_move_the_3d_ticket_into_datadogs_range(
+    tmp_path: Path,
+) -> None:
+    """Datadog's long window is 1h-48h: 3d/6h at 1 (10% of a 30d budget) becomes 48h/4h at 1.5."""
+    monitors = _by_path(datadog_requests(_declaration(FULL, tmp_path)), "/api/v1/monitor")
+    queries = [monitor["query"] for monitor in monitors]
+    slo = "{{slo:payments-availability}}"
+    assert queries == [
+        f'burn_rate("{slo}").over("30d").long_window("1h").short_window("5m") > 14.4',
+        f'burn_rate("{slo}").over("30d").long_window("6h").short_window("30m") > 6',
+        f'burn_rate("{slo}").over("30d").long_window("1d").short_window("2h") > 3',
+        f'burn_rate("{slo}").over("30d").long_window("2d").short_window("4h") > 1.5',
+        f'error_budget("{slo}").over("30d") > 75',
+    ]
+    for monitor in monitors:  # the threshold is the number in the query
+        assert monitor["query"].endswith(f"> {monitor['options']['thresholds']['critical']:g}")
+    assert [monitor["priority"] for monitor in monitors] == [1, 1, 3, 3, 3]
+    assert "https://runbooks.example.com/payments" in monitors[0]["message"]
+    assert "@pagerduty-payments" in monitors[0]["message"] and "team payments" in monitors[0]["message"]
+    assert "sloplane's 3d/6h at 1" in monitors[3]["message"]
+
+
+def test_exclusions_become_corrections_that_spend_no_budget_and_downtimes_that_mute(tmp_path: Path) -> None:
+    requests = datadog_requests(_declaration(FULL, tmp_path))
+    corrections = [body["data"]["attributes"] for body in _by_path(requests, "/api/v1/slo/correction")]
+    nightly, weekly, migration, hotfix = corrections
+    # 03:00 Berlin on 2024-01-01 (the rule's start) is 02:00 UTC; the rule has no trailing ';'
+    assert nightly["rrule"] == "FREQ=DAILY;INTERVAL=1" and nightly["start"] == 1704074400
+    assert nightly["duration"] == 3600 and nightly["timezone"] == "Europe/Berlin"
+    assert weekly["rrule"] == "FREQ=WEEKLY;INTERVAL=1" and weekly["start"] == 1704594600  # Sunday 7 Jan 02:30 UTC
+    assert (migration["start"], migration["end"]) == (1796940000, 1796954400)
+    assert hotfix["category"] == "Other" and "approved by cto, INC-7" in hotfix["description"]
+    assert all(c["slo_id"] == "{{slo:payments-availability}}" for c in corrections)
+    downtimes = [body["data"]["attributes"] for body in _by_path(requests, "/api/v2/downtime")]
+    assert [d["schedule"].get("recurrences", [{}])[0].get("duration") for d in downtimes] == ["1h", "2h", None]
+    assert downtimes[2]["schedule"] == {"start": "2026-12-10T22:00:00+00:00", "end": "2026-12-11T02:00:00+00:00"}
+    assert all(d["monitor_identifier"] == {"monitor_tags": ["slo:payments-availability"]} for d in downtimes)
+
+
+def test_a_staged_slo_is_one_datadog_slo_per_stage_with_its_tags(tmp_path: Path) -> None:
+    text = minimal() + "  stages:\n    - {name: canary, objective: 99, selector: {track: canary}}\n"
+    text += "    - {name: production, selector: {track: stable}}\n  targets: [datadog]\n"
+    requests = datadog_requests(_declaration(text, tmp_path))
+    canary, production = _by_path(requests, "/api/v1/slo")
+    assert "track:canary" in canary["query"]["denominator"] and "track:stable" in production["query"]["denominator"]
+    assert canary["thresholds"][0]["target"] == 99 and "stage:canary" in canary["tags"]
+    for request in requests:
+        assert_valid(request["body"], MODELS[request["path"]])
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        ("  window: 28d\n", 11, "rendered as 30d rolling for Datadog"),
+        ("  window: {calendar: month}\n", 11, "rendered as 30d rolling for Datadog"),
+    ],
+)
+def test_what_datadog_cannot_say_exactly_is_a_warning_at_its_line(
+    extra: str, line: int, message: str, tmp_path: Path
+) -> None:
+    result = _load(minimal() + extra + "  targets: [datadog]\n", tmp_path)
+    assert result.errors == []
+    assert [(d.position.line, message in d.message) for d in result.warnings] == [(line, True)]
+
+
+def test_what_datadog_cannot_say_at_all_is_an_error_at_its_line(tmp_path: Path) -> None:
+    text = minimal(objective=99.9995) + "  exclusions:\n    maintenance:\n"
+    text += "".join(f"      - {{name: d{i}, schedule: '0 {i} * * *', duration: 10m}}\n" for i in range(3))
+    text += "      - {name: last, schedule: '0 1 L * *', duration: 10m}\n  targets: [datadog]\n"
+    errors = sorted((d.position.line, d.message) for d in _load(text, tmp_path).errors)
+    assert [line for line, _ in errors] == [8, 11, 16]
+    assert "at most 3 decimals: 99.9995" in errors[0][1]
+    assert "at most 2 daily corrections per SLO; these exclusions need 3" in errors[1][1]
+    assert "Datadog corrections repeat by RRULE" in errors[2][1]
+
+
+def test_render_writes_one_file_per_slo_in_the_datadog_folder(tmp_path: Path) -> None:
+    declaration = _declaration(FULL, tmp_path)
+    files = fleet_files([declaration])
+    assert [name for name in files if name.startswith("datadog/")] == ["datadog/payments-availability.json"]
+    assert json.loads(files["datadog/payments-availability.json"])["requests"] == datadog_requests(declaration)
