@@ -21,7 +21,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.interop import LoadResult, load_paths
 from sloplane.render.bundle import fleet_files
 from sloplane.render.datadog import datadog_requests
-from tests.conftest import minimal
+from tests.conftest import minimal, run_cli
 from tests.datadog_models import assert_valid
 
 MODELS = {
@@ -176,3 +176,13 @@ def test_render_writes_one_file_per_slo_in_the_datadog_folder(tmp_path: Path) ->
     files = fleet_files([declaration])
     assert [name for name in files if name.startswith("datadog/")] == ["datadog/payments-availability.json"]
     assert json.loads(files["datadog/payments-availability.json"])["requests"] == datadog_requests(declaration)
+
+
+def test_explain_shows_where_the_datadog_monitor_windows_moved(tmp_path: Path) -> None:
+    path = tmp_path / "slo.yaml"
+    path.write_text(FULL, encoding="utf-8")
+    table = run_cli("explain", path)
+    assert table.code == 0 and "3d/6h (Datadog: 2d/4h at 1.5x)" in table.stdout
+    (objective,) = json.loads(run_cli("explain", path, "--format", "json").stdout)
+    moved = [alert["datadog"] for alert in objective["alerts"] if alert["datadog"]["moved"]]
+    assert moved == [{"longWindow": "2d", "shortWindow": "4h", "burnRate": 1.5, "moved": True}]

@@ -21,7 +21,7 @@ from rich.tree import Tree
 
 from sloplane.cli import controls, evaluator, export, serve
 from sloplane.cli.common import Consoles
-from sloplane.core.durations import human_duration
+from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
 from sloplane.core.serialize import pretty_json_ascii
 from sloplane.declaration.model import Declaration
@@ -126,6 +126,14 @@ def _explanation_data(item: ObjectiveExplanation) -> dict[str, Any]:
                 "budgetShare": alert.budget_share,
                 "detectionMinutes": {f"{ratio:g}": minutes(t) for ratio, t in alert.detection.items()},
                 "resetMinutesAfterFullOutage": minutes(alert.reset_after_full_outage),
+                "datadog": None
+                if alert.datadog is None
+                else {
+                    "longWindow": format_duration(alert.datadog.long_window),
+                    "shortWindow": format_duration(alert.datadog.short_window),
+                    "burnRate": alert.datadog.factor,
+                    "moved": alert.datadog.moved,
+                },
             }
             for alert in item.alerts
         ],
@@ -149,9 +157,14 @@ def _explanation_table(item: ObjectiveExplanation) -> Table:
             table.add_row(alert.tier, alert.windows, "off", *[""] * (len(table.columns) - 3))
             continue
         threshold = f"{alert.error_ratio_threshold:.4g}" + ("" if alert.can_fire else " (unreachable)")
+        windows = alert.windows
+        if alert.datadog is not None and alert.datadog.moved:
+            dd = alert.datadog
+            moved = f"{format_duration(dd.long_window)}/{format_duration(dd.short_window)} at {dd.factor:g}x"
+            windows += f" (Datadog: {moved})"
         table.add_row(
             alert.tier,
-            alert.windows,
+            windows,
             f"{alert.factor:g}x",
             threshold,
             human_duration(alert.bad_time_allowed),

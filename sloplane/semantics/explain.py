@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sloplane.core.budget import BurnRateAlert, budget_duration, error_budget
+from sloplane.declaration.datadog_limits import MonitorWindows, monitor_windows, timeframe_period
 from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import TargetSystem
 
 EXPLAINED_ERROR_RATIOS = (1.0, 0.10, 0.01)
 """Error ratios whose detection times are shown: a full outage, a bad and a mild degradation."""
@@ -31,6 +33,8 @@ class AlertExplanation:
     budget_share: float
     detection: dict[float, timedelta | None]
     reset_after_full_outage: timedelta | None
+    datadog: MonitorWindows | None = None
+    """The Datadog monitor's windows and factor, for SLOs that target Datadog (moved when out of its range)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class ObjectiveExplanation:
     alerts: tuple[AlertExplanation, ...]
 
 
-def _alert(alert: BurnRateAlert, objective: float, enabled: bool) -> AlertExplanation:
+def _alert(
+    alert: BurnRateAlert, objective: float, enabled: bool, datadog_period: timedelta | None = None
+) -> AlertExplanation:
     return AlertExplanation(
         tier=alert.tier.value,
         windows=alert.name,
@@ -59,6 +65,7 @@ def _alert(alert: BurnRateAlert, objective: float, enabled: bool) -> AlertExplan
         budget_share=alert.budget_share,
         detection={ratio: alert.detection_time(ratio, objective) for ratio in EXPLAINED_ERROR_RATIOS},
         reset_after_full_outage=alert.reset_time(1.0, objective),
+        datadog=monitor_windows(alert, datadog_period) if datadog_period is not None else None,
     )
 
 
@@ -68,6 +75,7 @@ def explain(declaration: Declaration) -> list[ObjectiveExplanation]:
     period = spec.window.period
     tiers = set(spec.alerting.enabled_tiers())
     alerts = spec.burn_rate_alerts()
+    datadog_period = timeframe_period(spec) if TargetSystem.DATADOG in spec.targets else None
     objectives: list[tuple[str | None, float]] = [(None, spec.objective)]
     objectives += [(stage.name, stage.objective) for stage in spec.stages if stage.objective is not None]
     return [
@@ -79,7 +87,7 @@ def explain(declaration: Declaration) -> list[ObjectiveExplanation]:
             period=period,
             error_budget=error_budget(objective),
             budget_time=budget_duration(objective, period),
-            alerts=tuple(_alert(alert, objective, alert.tier in tiers) for alert in alerts),
+            alerts=tuple(_alert(alert, objective, alert.tier in tiers, datadog_period) for alert in alerts),
         )
         for stage, objective in objectives
     ]
