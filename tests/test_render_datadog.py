@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from datadog_api_client.v1.model.dashboard import Dashboard
 from datadog_api_client.v1.model.monitor import Monitor
 from datadog_api_client.v1.model.service_level_objective_request import ServiceLevelObjectiveRequest
 from datadog_api_client.v1.model.slo_correction_create_request import SLOCorrectionCreateRequest
@@ -25,6 +26,7 @@ from tests.conftest import minimal, run_cli
 from tests.datadog_models import assert_valid
 
 MODELS = {
+    "/api/v1/dashboard": Dashboard,
     "/api/v1/slo": ServiceLevelObjectiveRequest,
     "/api/v1/monitor": Monitor,
     "/api/v1/slo/correction": SLOCorrectionCreateRequest,
@@ -174,7 +176,15 @@ def test_what_datadog_cannot_say_at_all_is_an_error_at_its_line(tmp_path: Path) 
 def test_render_writes_one_file_per_slo_in_the_datadog_folder(tmp_path: Path) -> None:
     declaration = _declaration(FULL, tmp_path)
     files = fleet_files([declaration])
-    assert [name for name in files if name.startswith("datadog/")] == ["datadog/payments-availability.json"]
+    assert sorted(name for name in files if name.startswith("datadog/")) == [
+        "datadog/overview.json",
+        "datadog/payments-availability.json",
+    ]
+    (overview,) = json.loads(files["datadog/overview.json"])["requests"]
+    assert_valid(overview["body"], Dashboard)
+    assert [w["definition"]["requests"][0]["query"]["query_string"] for w in overview["body"]["widgets"]] == [
+        "team:payments"
+    ]
     assert json.loads(files["datadog/payments-availability.json"])["requests"] == datadog_requests(declaration)
 
 
@@ -186,3 +196,14 @@ def test_explain_shows_where_the_datadog_monitor_windows_moved(tmp_path: Path) -
     (objective,) = json.loads(run_cli("explain", path, "--format", "json").stdout)
     moved = [alert["datadog"] for alert in objective["alerts"] if alert["datadog"]["moved"]]
     assert moved == [{"longWindow": "2d", "shortWindow": "4h", "burnRate": 1.5, "moved": True}]
+
+
+def test_the_dashboard_shows_the_slo_and_each_monitors_burn_with_its_threshold_and_deployments(tmp_path: Path) -> None:
+    (dashboard,) = _by_path(datadog_requests(_declaration(FULL, tmp_path)), "/api/v1/dashboard")
+    slo_widget, burn = (widget["definition"] for widget in dashboard["widgets"])
+    assert slo_widget["slo_id"] == "{{slo:payments-availability}}" and slo_widget["show_error_budget"] is True
+    assert [marker["value"] for marker in burn["markers"]] == ["y = 14.4", "y = 6", "y = 3", "y = 1.5"]
+    first = burn["requests"][0]
+    assert first["formulas"] == [{"formula": "bad / total / 0.0005", "alias": "burn rate over 1h"}]
+    assert first["queries"][1]["query"].endswith(".as_count().rollup(sum, 3600)")
+    assert burn["events"] == [{"q": "tags:deployment,service:payments"}]

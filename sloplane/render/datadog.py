@@ -1,5 +1,5 @@
 """Datadog objects of an SLO as the API's request bodies: the SLO, its burn-rate and budget monitors,
-corrections and downtimes (`datadog/<slo>.json`).
+corrections, downtimes and a dashboard (`datadog/<slo>.json`), and an overview (`datadog/overview.json`).
 
 One file per SLO holds a list of requests, each `{"ref", "method", "path", "body"}`, in the order
 they must be sent: the SLO first (one per stage of a staged SLO, its stage tags in the queries), then
@@ -39,10 +39,11 @@ from sloplane.declaration.datadog_limits import (
 )
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.policy import RecurringWindow, TargetSystem
+from sloplane.render.datadog_dashboards import dashboard_request, overview_request
 from sloplane.render.options import BundleOptions
 from sloplane.render.registry import Document, Renderer
 from sloplane.semantics.datadog import datadog_queries
-from sloplane.semantics.subjects import FleetLike, Subject, subjects
+from sloplane.semantics.subjects import Fleet, FleetLike, Subject, subjects
 
 FOLDER = "datadog"
 RECURRENCE_ANCHOR = date(2024, 1, 1)
@@ -271,12 +272,14 @@ def _downtime_duration(duration: timedelta) -> str:
 
 
 def datadog_requests(declaration: Declaration) -> list[Request]:
-    """Every request of one SLO, in the order to send them (each SLO before what refers to it)."""
+    """Every request of one SLO, in the order to send them (each SLO before what refers to it), its dashboard last."""
     requests: list[Request] = []
     for subject in subjects(declaration):
         requests.append(slo_request(declaration, subject))
         requests.extend(monitor_requests(declaration, subject))
         requests.extend(exclusion_requests(declaration, subject))
+    placeholders = {subject.key: slo_placeholder(subject) for subject in subjects(declaration)}
+    requests.append(dashboard_request(declaration, placeholders))
     return requests
 
 
@@ -287,10 +290,19 @@ def _documents(declaration: Declaration, fleet: FleetLike, options: BundleOption
     return {f"{FOLDER}/{declaration.name}.json": ("json", {"requests": datadog_requests(declaration)})}
 
 
+def _fleet_documents(declarations: Sequence[Declaration], fleet: Fleet, options: BundleOptions) -> dict[str, Document]:
+    del fleet, options  # the overview lists SLOs by their tags: nothing else is needed
+    alive = [declaration for declaration in declarations if declaration.spec.lifecycle is not Lifecycle.ARCHIVED]
+    if not alive:
+        return {}
+    return {f"{FOLDER}/overview.json": ("json", {"requests": [overview_request(alive)]})}
+
+
 RENDERER = Renderer(
     target=TargetSystem.DATADOG,
     folders=(FOLDER,),
     slo_documents=_documents,
+    fleet_documents=_fleet_documents,
     children_pending=(
         "the Pulumi components do not register Datadog resources yet (pulumi-datadog children are being "
         "built); `sloplane render` writes the Datadog requests as files"
