@@ -1,0 +1,275 @@
+"""Datadog over HTTP: event counts over aligned windows, within Datadog's rate limits.
+
+The transport of the evaluator's Datadog backend (its use by the Measurer comes next): it asks
+`POST /api/v2/query/scalar` for `sum:…as_count()` queries with `aggregator: sum`, one number
+column per query and no server-side formula (a ratio is computed here, so a zero denominator can
+never become a value), many queries per request.
+
+Windows are `[T−W, T)` in milliseconds with `T` the evaluation instant minus a configurable delay
+(late data), rounded down to the rollup (60 s): Datadog sums whole UNIX-aligned buckets by their
+start, so aligned edges count exactly the buckets of the window and two readers of the same instant
+agree.
+
+Rate limits are Datadog's, read from every answer (`X-RateLimit-Limit/-Period/-Remaining/-Reset/
+-Name`; Reset is seconds until the calendar-aligned period ends) into one `RateLimits` shared by every
+gate of the process: nothing is sent while a limit's Remaining is 0, a 429 waits for its Reset (plus a
+little jitter) when that is short, and otherwise fails as `rate-limited` with the wait, so a policy
+decides and the decision says why. Faults are typed like Prometheus's, and feed the same breaker.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import requests
+
+from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind
+from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker
+from sloplane.evaluator.measuring.backends.prometheus import session_for
+
+T = TypeVar("T")
+
+SITES: dict[str, str] = {
+    site: f"https://api.{site}"
+    for site in (
+        "datadoghq.com",
+        "datadoghq.eu",
+        "us3.datadoghq.com",
+        "us5.datadoghq.com",
+        "ap1.datadoghq.com",
+        "ap2.datadoghq.com",
+        "ddog-gov.com",
+    )
+}
+"""Datadog sites and their API hosts (`api.<site>`)."""
+SCALAR_PATH = "/api/v2/query/scalar"
+ROLLUP = timedelta(seconds=60)
+MAX_WAIT = 10.0
+"""A wait for a rate limit longer than this is not waited: the gate answers by policy instead."""
+DEFAULT_RESET = 1.0
+"""How long to stay away after a 429 that says nothing about when to come back."""
+
+
+def api_url(site_or_url: str) -> str:
+    """The API base URL for a site name (`datadoghq.eu`) or a full URL given as is."""
+    text = site_or_url.strip().rstrip("/")
+    if text in SITES:
+        return SITES[text]
+    if text.startswith(("https://", "http://")):
+        return text
+    raise ValueError(f"'{site_or_url}' is not a Datadog site ({', '.join(SITES)}) or an http(s) URL")
+
+
+@dataclass
+class _Limit:
+    remaining: int
+    resets_at: float
+
+
+class RateLimits:
+    """What Datadog's answers said about each named limit; shared by every request of the process."""
+
+    def __init__(self) -> None:
+        self._limits: dict[str, _Limit] = {}
+        self._lock = threading.Lock()
+
+    def record(self, headers: Mapping[str, str], now: float) -> None:
+        """Remember a limit's Remaining and when it resets, from an answer's headers."""
+        name = headers.get("X-RateLimit-Name")
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
+        if name is None or remaining is None or reset is None:
+            return
+        try:
+            limit = _Limit(int(remaining), now + max(0.0, float(reset)))
+        except ValueError:
+            return
+        with self._lock:
+            self._limits[name] = limit
+
+    def exhausted(self, name: str, until: float) -> None:
+        """A 429 for `name`: nothing more until `until`."""
+        with self._lock:
+            self._limits[name] = _Limit(0, until)
+
+    def wait(self, name: str, now: float) -> float:
+        """Seconds to wait before sending under `name` (0 when there is room or the period has ended)."""
+        with self._lock:
+            limit = self._limits.get(name)
+        if limit is None or limit.remaining > 0 or limit.resets_at <= now:
+            return 0.0
+        return limit.resets_at - now
+
+
+SHARED_LIMITS = RateLimits()
+"""The process's one view of Datadog's limits (every backend instance uses it unless given another)."""
+
+
+def _number_columns(payload: Any, expected: int) -> list[float | None]:
+    """The number columns of a scalar answer, one value each, in query order; BackendError otherwise."""
+    if not isinstance(payload, dict):
+        raise BackendError(FailureKind.BAD_RESPONSE, f"not a scalar answer: {payload!r:.200}")
+    errors = payload.get("errors")
+    if errors:
+        text = errors if isinstance(errors, str) else "; ".join(map(str, errors))
+        raise BackendError(FailureKind.QUERY, f"Datadog refused the query: {text:.300}")
+    try:
+        columns = payload["data"]["attributes"]["columns"]
+        numbers = [column for column in columns if column.get("type") == "number"]
+        values = [column["values"] for column in numbers]
+    except (KeyError, TypeError, AttributeError) as error:
+        raise BackendError(FailureKind.BAD_RESPONSE, f"malformed scalar answer: {error!r}") from None
+    if len(values) != expected or any(not isinstance(v, list) or len(v) > 1 for v in values):
+        raise BackendError(FailureKind.BAD_RESPONSE, f"expected {expected} ungrouped number columns")
+    result: list[float | None] = []
+    for value in values:
+        item = value[0] if value else None
+        if item is not None and not isinstance(item, int | float):
+            raise BackendError(FailureKind.BAD_RESPONSE, f"not a number: {item!r:.50}")
+        result.append(None if item is None else float(item))
+    return result
+
+
+class DatadogCounts:
+    """Event counts from Datadog's scalar API (see the module docstring)."""
+
+    name = "datadog"
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        app_key: str,
+        *,
+        delay: timedelta = timedelta(0),
+        max_queries: int = 20,
+        timeout: float = 10.0,
+        retries: int = 2,
+        limits: RateLimits | None = None,
+        breaker: CircuitBreaker | None = None,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = lambda: random.uniform(0.0, 0.25),
+    ) -> None:
+        self.url = api_url(url)
+        self.delay = delay
+        self.max_queries = max_queries
+        self.timeout = timeout
+        self.retries = retries
+        self.limits = limits if limits is not None else SHARED_LIMITS
+        self.breaker = breaker or CircuitBreaker()
+        self._session = session or session_for(self.url)
+        self._headers = {"DD-API-KEY": api_key, "DD-APPLICATION-KEY": app_key, "Content-Type": "application/json"}
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self.requests_sent = 0
+        self._limit_name = "query_scalar_public"
+        """The scalar endpoint's limit, as Datadog's answers name it."""
+
+    def window(self, at: datetime, length: timedelta) -> tuple[int, int]:
+        """`[from, to)` in ms: ending at `at` minus the delay, rounded down to the rollup."""
+        end = math.floor((at - self.delay).timestamp() / ROLLUP.total_seconds()) * int(ROLLUP.total_seconds())
+        return (end - int(length.total_seconds())) * 1000, end * 1000
+
+    def counts(self, queries: Sequence[str], at: datetime, length: timedelta) -> list[float | None]:
+        """Each query's sum over the window (None: no data), `max_queries` to a request; raises BackendError."""
+        start, end = self.window(at, length)
+        found: list[float | None] = []
+        for first in range(0, len(queries), self.max_queries):
+            batch = list(queries[first : first + self.max_queries])
+            found.extend(self._guarded(functools.partial(self._scalar, batch, start, end)))
+        return found
+
+    def _scalar(self, batch: Sequence[str], start: int, end: int) -> list[float | None]:
+        body = {
+            "data": {
+                "type": "scalar_request",
+                "attributes": {
+                    "from": start,
+                    "to": end,
+                    "queries": [
+                        {"data_source": "metrics", "name": f"q{i}", "query": query, "aggregator": "sum"}
+                        for i, query in enumerate(batch)
+                    ],
+                },
+            }
+        }
+        return _number_columns(self._post(body), len(batch))
+
+    def _post(self, body: dict[str, Any]) -> Any:
+        """One request under the shared rate limit; typed BackendErrors for everything but a 200."""
+        wait = self.limits.wait(self._limit_name, self._clock())
+        if wait > MAX_WAIT:
+            raise BackendError(FailureKind.RATE_LIMITED, f"Datadog rate limit: next request in {wait:.1f} s", wait)
+        if wait > 0:
+            self._sleep(wait + self._jitter())
+        try:
+            response = self._session.post(
+                f"{self.url}{SCALAR_PATH}", json=body, headers=self._headers, timeout=self.timeout
+            )
+        except requests.Timeout:
+            raise BackendError(FailureKind.TIMEOUT, f"no answer from {self.url} within {self.timeout:g} s") from None
+        except requests.RequestException as error:
+            raise BackendError(FailureKind.UNAVAILABLE, f"{self.url}: {type(error).__name__}") from None
+        self.requests_sent += 1
+        now = self._clock()
+        self._limit_name = response.headers.get("X-RateLimit-Name", self._limit_name)
+        self.limits.record(response.headers, now)
+        if response.status_code == 429:
+            reset = response.headers.get("X-RateLimit-Reset") or response.headers.get("Retry-After")
+            seconds = float(reset) if reset and reset.replace(".", "", 1).isdigit() else DEFAULT_RESET
+            self.limits.exhausted(self._limit_name, now + seconds)
+            raise BackendError(FailureKind.RATE_LIMITED, f"Datadog answered 429; reset in {seconds:g} s", seconds)
+        if response.status_code in (401, 403):
+            raise BackendError(FailureKind.BAD_RESPONSE, "Datadog refused the API or application key (HTTP 403)")
+        if response.status_code >= 500:
+            raise BackendError(FailureKind.UNAVAILABLE, f"HTTP {response.status_code} from {self.url}")
+        try:
+            payload = response.json()
+        except ValueError:
+            raise BackendError(FailureKind.BAD_RESPONSE, f"HTTP {response.status_code}, body is not JSON") from None
+        if response.status_code != 200:
+            errors = payload.get("errors") if isinstance(payload, dict) else None
+            kind = FailureKind.QUERY if response.status_code == 400 else FailureKind.BAD_RESPONSE
+            raise BackendError(kind, f"HTTP {response.status_code}: {errors or payload!r:.300}")
+        return payload
+
+    def _guarded(self, ask: Callable[[], T]) -> T:
+        """Retry what may pass on a second try (an outage, a short rate limit); feed the breaker."""
+        if not self.breaker.allow():
+            raise BackendError(FailureKind.CIRCUIT_OPEN, f"{self.url} failed repeatedly; not asked again yet")
+        attempt = 0
+        while True:
+            try:
+                answer = ask()
+            except BackendError as error:
+                retryable = error.kind is FailureKind.UNAVAILABLE or (
+                    error.kind is FailureKind.RATE_LIMITED and (error.retry_after or 0) <= MAX_WAIT
+                )
+                if not retryable or attempt >= self.retries:
+                    if error.kind is not FailureKind.QUERY:
+                        self.breaker.record_failure()
+                    raise
+                attempt += 1
+                if error.kind is FailureKind.UNAVAILABLE:
+                    self._sleep(0.2 * 2**attempt)
+                continue  # a rate limit is waited for by the next attempt's own check
+            self.breaker.record_success()
+            return answer
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether the keys are accepted (`GET /api/v1/validate`)."""
+        try:
+            response = self._session.get(f"{self.url}/api/v1/validate", headers=self._headers, timeout=self.timeout)
+        except requests.RequestException as error:
+            return False, f"{self.url}: {type(error).__name__}"
+        return (True, "ok") if response.status_code == 200 else (False, f"HTTP {response.status_code} from validate")
