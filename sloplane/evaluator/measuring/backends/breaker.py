@@ -12,6 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from typing import TypeVar
+
+from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind
+
+T = TypeVar("T")
 
 
 class State(StrEnum):
@@ -74,3 +79,38 @@ class CircuitBreaker:
             if self._trial_running or self._failures >= self.failure_threshold:
                 self._opened_at = self._clock()
             self._trial_running = False
+
+
+def guarded(
+    breaker: CircuitBreaker,
+    target: str,
+    ask: Callable[[], T],
+    *,
+    retries: int,
+    wait_before_retry: Callable[[BackendError, int], float | None],
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """Run `ask` through the breaker, retrying what `wait_before_retry` allows; every outcome feeds the breaker.
+
+    `wait_before_retry(error, attempt)` says how long to wait before trying again, or None to give up
+    (each backend knows which of its failures pass on a second try). A query the backend rejected
+    (FailureKind.QUERY) is a declaration's bug, not an outage: it does not count against the breaker.
+    """
+    if not breaker.allow():
+        raise BackendError(FailureKind.CIRCUIT_OPEN, f"{target} failed repeatedly; not asked again yet")
+    attempt = 0
+    while True:
+        try:
+            answer = ask()
+        except BackendError as error:
+            wait = wait_before_retry(error, attempt) if attempt < retries else None
+            if wait is None:
+                if error.kind is not FailureKind.QUERY:
+                    breaker.record_failure()
+                raise
+            attempt += 1
+            if wait > 0:
+                (sleep or time.sleep)(wait)  # looked up now, so a test that patches time.sleep is obeyed
+            continue
+        breaker.record_success()
+        return answer

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import requests
 
 from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind
-from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker
+from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker, guarded
 from sloplane.evaluator.measuring.backends.prometheus import session_for
 
 T = TypeVar("T")
@@ -245,26 +245,23 @@ class DatadogCounts:
 
     def _guarded(self, ask: Callable[[], T]) -> T:
         """Retry what may pass on a second try (an outage, a short rate limit); feed the breaker."""
-        if not self.breaker.allow():
-            raise BackendError(FailureKind.CIRCUIT_OPEN, f"{self.url} failed repeatedly; not asked again yet")
-        attempt = 0
-        while True:
-            try:
-                answer = ask()
-            except BackendError as error:
-                retryable = error.kind is FailureKind.UNAVAILABLE or (
-                    error.kind is FailureKind.RATE_LIMITED and (error.retry_after or 0) <= MAX_WAIT
-                )
-                if not retryable or attempt >= self.retries:
-                    if error.kind is not FailureKind.QUERY:
-                        self.breaker.record_failure()
-                    raise
-                attempt += 1
-                if error.kind is FailureKind.UNAVAILABLE:
-                    self._sleep(0.2 * 2**attempt)
-                continue  # a rate limit is waited for by the next attempt's own check
-            self.breaker.record_success()
-            return answer
+        return guarded(
+            self.breaker,
+            self.url,
+            ask,
+            retries=self.retries,
+            wait_before_retry=self._wait_before_retry,
+            sleep=self._sleep,
+        )
+
+    @staticmethod
+    def _wait_before_retry(error: BackendError, attempt: int) -> float | None:
+        """Backoff for an outage; a short rate limit is waited for by the next request's own check."""
+        if error.kind is FailureKind.UNAVAILABLE:
+            return 0.2 * (1 << (attempt + 1))
+        if error.kind is FailureKind.RATE_LIMITED and (error.retry_after or 0) <= MAX_WAIT:
+            return 0.0
+        return None
 
     def healthy(self) -> tuple[bool, str]:
         """Whether the keys are accepted (`GET /api/v1/validate`)."""

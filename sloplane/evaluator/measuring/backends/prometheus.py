@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import requests
 
 from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind, RangeSeries, Sample
-from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker
+from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker, guarded
 
 T = TypeVar("T")
 Observer = Callable[[float, str], None]
@@ -169,27 +169,17 @@ class PrometheusBackend:
         return self._retried(lambda: self._attempt_range(expression, start, end, step))
 
     def _retried(self, ask: Callable[[], T]) -> T:
-        """Run `ask`, retrying transient failures with backoff; every outcome feeds the breaker."""
-        if not self.breaker.allow():
-            raise BackendError(FailureKind.CIRCUIT_OPEN, f"{self.url} failed repeatedly; not asked again yet")
-        attempt = 0
-        while True:
-            try:
-                answer = ask()
-            except BackendError as error:
-                retryable = error.kind in (FailureKind.UNAVAILABLE, FailureKind.RATE_LIMITED)
-                wait = self.backoff * (2**attempt)
-                if error.kind is FailureKind.RATE_LIMITED and error.retry_after is not None:
-                    wait = error.retry_after
-                if not retryable or attempt >= self.retries or wait > MAX_RETRY_AFTER:
-                    if error.kind is not FailureKind.QUERY:
-                        self.breaker.record_failure()
-                    raise
-                attempt += 1
-                time.sleep(wait)
-                continue
-            self.breaker.record_success()
-            return answer
+        """Run `ask`, retrying outages and short rate limits with backoff (see `breaker.guarded`)."""
+        return guarded(self.breaker, self.url, ask, retries=self.retries, wait_before_retry=self._wait_before_retry)
+
+    def _wait_before_retry(self, error: BackendError, attempt: int) -> float | None:
+        """Backoff for an outage; Retry-After for a 429 when it is short; no retry otherwise."""
+        if error.kind not in (FailureKind.UNAVAILABLE, FailureKind.RATE_LIMITED):
+            return None
+        wait = self.backoff * (2**attempt)
+        if error.kind is FailureKind.RATE_LIMITED and error.retry_after is not None:
+            wait = error.retry_after
+        return None if wait > MAX_RETRY_AFTER else wait
 
     def healthy(self) -> tuple[bool, str]:
         """Ask Prometheus for a constant: proves the API answers, not only that a port is open."""
