@@ -24,7 +24,6 @@ error is still validated as a declaration so that every problem shows in one run
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -39,20 +38,27 @@ from sloplane.declaration.validation import did_you_mean
 from sloplane.declaration.yamlsource import YamlDocument
 from sloplane.interop.pyrra_alerting import alerting_of
 from sloplane.interop.pyrra_indicators import indicator_sli
-from sloplane.interop.translation import ForeignFormat, Translation, diagnostic_at, validated
+from sloplane.interop.translation import (
+    UNASSIGNED_TEAM,
+    ForeignFormat,
+    Translation,
+    as_name,
+    diagnostic_at,
+    is_name,
+    owner_label,
+    validated,
+)
 
 API_VERSION = "pyrra.dev/v1alpha1"
 PROPAGATED_PREFIX = "pyrra.dev/"
 """Labels and annotations Pyrra copies onto its rules and alerts, without the prefix."""
 SERVICE_LABELS = ("pyrra.dev/service", "service", "app.kubernetes.io/name", "app")
-OWNER_LABELS = ("pyrra.dev/team", "team", "pyrra.dev/owner", "owner")
-UNASSIGNED_TEAM = "unassigned"
+PYRRA_OWNER_LABELS = ("pyrra.dev/team", "pyrra.dev/owner")
 CODE = "pyrra"
 _SPEC_KEYS = ("description", "target", "window", "indicator", "alerting")
 _RULE_ONLY_KEYS = ("partial_response_strategy", "performanceOverAccuracy", "ruleOutput")
 """Fields that only change how Pyrra writes its own rules: nothing of ours to carry them to."""
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
-_RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _STAND_IN_SLI = {"raw": {"errorRatio": {"prometheus": "vector(0)"}}}
 _STAND_IN_OBJECTIVE = 99.0
 """Put where an indicator or target could not be read (an error already says so), so that the rest of
@@ -85,15 +91,11 @@ def _strings(raw: Any, loc: Loc, draft: _Draft) -> dict[str, str]:
     return {str(key): value if isinstance(value, str) else str(value) for key, value in raw.items()}
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63].rstrip("-")
-
-
 def _name_like(value: str, what: str, loc: Loc, draft: _Draft) -> str:
     """An RFC 1123 name from a label value, with a warning when it had to be changed."""
-    if _RFC1123.match(value) or not _slug(value):
+    slug = as_name(value)
+    if is_name(value) or not slug:
         return value
-    slug = _slug(value)
     draft.warnings.append((loc, f"'{value}' is not an RFC 1123 name: the {what} is imported as '{slug}'"))
     return slug
 
@@ -147,7 +149,7 @@ def _service(metadata: dict[str, Any], labels: dict[str, str], draft: _Draft) ->
 
 
 def _owners(labels: dict[str, str], draft: _Draft) -> dict[str, str]:
-    key = next((k for k in OWNER_LABELS if labels.get(k)), None)
+    key = owner_label(labels, first=PYRRA_OWNER_LABELS)
     if key is None:
         loc: Loc = ("metadata", "labels") if labels else ("metadata", "name")
         draft.warnings.append(

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sloplane.core.durations import DurationError, format_duration, parse_duration
 from sloplane.declaration.diagnostics import Loc
 from sloplane.declaration.sli import WINDOW_PLACEHOLDER
+from sloplane.interop.translation import SliTranslation
 from sloplane.semantics.promql import quote
 
 KINDS = ("ratio", "latency", "latencyNative", "bool_gauge")
@@ -197,16 +198,6 @@ def _skipped(scanner: _Scanner) -> int:
     return scanner.at
 
 
-@dataclass
-class IndicatorResult:
-    """Our `sli` for one Pyrra indicator, where its parts came from, and what went wrong."""
-
-    sli: dict[str, Any] | None = None
-    mapping: list[tuple[Loc, Loc]] = field(default_factory=list)
-    warnings: list[tuple[Loc, str]] = field(default_factory=list)
-    errors: list[tuple[Loc, str]] = field(default_factory=list)
-
-
 def _counted(function: str, selector: Selector) -> str:
     """`sum(function(selector[{{window}}]))`: events (or samples) over the window, one series."""
     return f"sum({function}({selector.promql()}[{WINDOW_PLACEHOLDER}]))"
@@ -242,7 +233,7 @@ def threshold_of(bound: str) -> str | None:
 class _Reader:
     """Reads one indicator's fields, collecting every problem rather than stopping at the first."""
 
-    def __init__(self, body: dict[str, Any], loc: Loc, result: IndicatorResult) -> None:
+    def __init__(self, body: dict[str, Any], loc: Loc, result: SliTranslation) -> None:
         self.body = body
         self.loc = loc
         self.result = result
@@ -385,9 +376,9 @@ def _bool_gauge(reader: _Reader) -> dict[str, Any] | None:
 _TRANSLATORS = {"ratio": _ratio, "latency": _latency, "latencyNative": _latency_native, "bool_gauge": _bool_gauge}
 
 
-def indicator_sli(indicator: Any, loc: Loc) -> IndicatorResult:
+def indicator_sli(indicator: Any, loc: Loc) -> SliTranslation:
     """Our `sli` for Pyrra's `spec.indicator` (at `loc`), with its mapping, warnings and errors."""
-    result = IndicatorResult()
+    result = SliTranslation()
     if not isinstance(indicator, dict):
         result.errors.append((loc, f"indicator must be set: one of {', '.join(KINDS)}"))
         return result

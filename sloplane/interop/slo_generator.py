@@ -39,7 +39,6 @@ alerts are used, with a warning: pass config.yaml alongside to import the policy
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -61,16 +60,22 @@ from sloplane.interop.slo_generator_config import (
     read_shared_config,
 )
 from sloplane.interop.slo_generator_queries import SLI_LOC, indicator
-from sloplane.interop.translation import ForeignFormat, Translation, diagnostic_at, validated
+from sloplane.interop.translation import (
+    UNASSIGNED_TEAM,
+    ForeignFormat,
+    Translation,
+    as_name,
+    diagnostic_at,
+    is_name,
+    owner_label,
+    validated,
+)
 
 API_VERSION = "sre.google.com/v2"
-UNASSIGNED_TEAM = "unassigned"
 SUPPORTED_BACKEND = "prometheus"
 SPEC_KEYS = ("description", "backend", "method", "exporters", "service_level_indicator", "goal", "error_budget_policy")
 NAME_LABELS = ("service_name", "feature_name", "slo_name")
-OWNER_LABELS = ("team", "owner")
 MIN_PERIOD = timedelta(days=1)
-_RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 Notes = list[tuple[Loc, str]]
 
@@ -100,10 +105,6 @@ def read(documents: list[YamlDocument]) -> tuple[list[LoadedSLO], list[Diagnosti
                 translations.append(translation)
     slos, found = validated(translations, API_VERSION, code=CODE)
     return slos, [*diagnostics, *found]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63].rstrip("-")
 
 
 def _translate(document: YamlDocument, config: SharedConfig, diagnostics: list[Diagnostic]) -> Translation | None:
@@ -279,7 +280,7 @@ def _metadata(raw: dict[str, Any], found: _Found) -> tuple[dict[str, Any], dict[
 
 def _service(labels: dict[str, str], name: str, name_loc: Loc, labels_loc: Loc, found: _Found) -> tuple[str, Loc]:
     """The `service_name` label as a name; without one, the SLO's name (a service must be named)."""
-    service = _slug(labels.get("service_name", ""))
+    service = as_name(labels.get("service_name", ""))
     if service:
         return service, ("metadata", "labels", "service_name")
     found.warnings.append((labels_loc, f"no service_name label: the service is named after the SLO ('{name}')"))
@@ -288,9 +289,9 @@ def _service(labels: dict[str, str], name: str, name_loc: Loc, labels_loc: Loc, 
 
 def _team(labels: dict[str, str], labels_loc: Loc, found: _Found) -> tuple[str, Loc]:
     """The `team` (else `owner`) label as a name; without either, `unassigned` and a warning naming the label."""
-    owner_label = next((key for key in OWNER_LABELS if _slug(labels.get(key, ""))), None)
-    if owner_label is not None:
-        return _slug(labels[owner_label]), ("metadata", "labels", owner_label)
+    key = owner_label({k: v for k, v in labels.items() if as_name(v)})
+    if key is not None:
+        return as_name(labels[key]), ("metadata", "labels", key)
     message = f"no owning team: set the label team=<name> (imported as '{UNASSIGNED_TEAM}')"
     found.warnings.append((labels_loc, message))
     return UNASSIGNED_TEAM, labels_loc
@@ -298,10 +299,10 @@ def _team(labels: dict[str, str], labels_loc: Loc, found: _Found) -> tuple[str, 
 
 def _name(raw: Any, labels: dict[str, str], found: _Found) -> tuple[str, Loc]:
     """metadata.name when it is an RFC 1123 name, else service_name-feature_name-slo_name from the labels."""
-    if isinstance(raw, str) and _RFC1123.match(raw):
+    if isinstance(raw, str) and is_name(raw):
         return raw, ("metadata", "name")
     parts = [labels.get(key, "") for key in NAME_LABELS]
-    made = _slug("-".join(parts)) if all(parts) else ""
+    made = as_name("-".join(parts)) if all(parts) else ""
     if made:
         if raw is not None:
             found.warnings.append((("metadata", "name"), f"'{raw}' is not an RFC 1123 name: imported as '{made}'"))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,6 +35,7 @@ from sloplane.core.durations import format_duration
 from sloplane.declaration.diagnostics import Loc
 from sloplane.declaration.sli import WINDOW_PLACEHOLDER
 from sloplane.declaration.validation import did_you_mean
+from sloplane.interop.translation import SliTranslation
 
 SLI_LOC: Loc = ("spec", "service_level_indicator")
 METHODS = ("good_bad_ratio", "query_sli", "distribution_cut")
@@ -49,26 +50,16 @@ _MATCHER = re.compile(
 )
 
 
-@dataclass
-class Indicator:
-    """Our `sli` made from one slo-generator SLI, where its fields came from, and what was noticed."""
-
-    sli: dict[str, Any] | None = None
-    mapping: list[tuple[Loc, Loc]] = field(default_factory=list)
-    errors: list[tuple[Loc, str]] = field(default_factory=list)
-    warnings: list[tuple[Loc, str]] = field(default_factory=list)
-
-
-def indicator(method: Any, measurement: Any) -> Indicator:
+def indicator(method: Any, measurement: Any) -> SliTranslation:
     """The SLI of one slo-generator SLO config (`spec.method`, `spec.service_level_indicator`)."""
-    found = Indicator()
+    found = SliTranslation()
     if not isinstance(method, str):
         found.errors.append((("spec", "method") if method is not None else ("spec",), _method_message(method)))
         return found
     if not isinstance(measurement, dict):
         found.errors.append((SLI_LOC, "'service_level_indicator' must be a mapping of the method's fields"))
         return found
-    readers: dict[str, Callable[[dict[str, Any], Indicator], None]] = {
+    readers: dict[str, Callable[[dict[str, Any], SliTranslation], None]] = {
         "good_bad_ratio": _good_bad_ratio,
         "query_sli": _query_sli,
         "distribution_cut": _distribution_cut,
@@ -96,7 +87,7 @@ def windowed(query: str) -> str:
     return f"{query}[{WINDOW_PLACEHOLDER}]"
 
 
-def _text(measurement: dict[str, Any], key: str, found: Indicator, *, required: bool = True) -> str | None:
+def _text(measurement: dict[str, Any], key: str, found: SliTranslation, *, required: bool = True) -> str | None:
     value = measurement.get(key)
     if value is None:
         if required:
@@ -108,7 +99,7 @@ def _text(measurement: dict[str, Any], key: str, found: Indicator, *, required: 
     return value
 
 
-def _unknown_keys(measurement: dict[str, Any], known: tuple[str, ...], found: Indicator) -> None:
+def _unknown_keys(measurement: dict[str, Any], known: tuple[str, ...], found: SliTranslation) -> None:
     """Keys slo-generator's Prometheus backend never reads: ignored, as it ignores them, with a warning."""
     for key in measurement:
         if str(key) not in known:
@@ -116,7 +107,7 @@ def _unknown_keys(measurement: dict[str, Any], known: tuple[str, ...], found: In
             found.warnings.append(((*SLI_LOC, str(key)), f"'{key}' is not read by this method and is ignored{hint}"))
 
 
-def _operators(measurement: dict[str, Any], found: Indicator) -> tuple[str, ...] | None:
+def _operators(measurement: dict[str, Any], found: SliTranslation) -> tuple[str, ...] | None:
     """The counting function of `operators`: increase (or rate, read as increase) and then sum."""
     raw = measurement.get("operators", list(DEFAULT_OPERATORS))
     loc: Loc = (*SLI_LOC, "operators")
@@ -143,7 +134,7 @@ def counted(query: str) -> str:
     return f"sum(increase({windowed(query)}))"
 
 
-def _good_bad_ratio(measurement: dict[str, Any], found: Indicator) -> None:
+def _good_bad_ratio(measurement: dict[str, Any], found: SliTranslation) -> None:
     _unknown_keys(measurement, ("filter_good", "filter_bad", "filter_valid", "operators"), found)
     good = _text(measurement, "filter_good", found)
     bad = _text(measurement, "filter_bad", found, required=False)
@@ -178,7 +169,7 @@ def _good_bad_ratio(measurement: dict[str, Any], found: Indicator) -> None:
     ]
 
 
-def _query_sli(measurement: dict[str, Any], found: Indicator) -> None:
+def _query_sli(measurement: dict[str, Any], found: SliTranslation) -> None:
     _unknown_keys(measurement, ("expression",), found)
     expression = _text(measurement, "expression", found)
     if expression is None:
@@ -225,7 +216,7 @@ def _selector(expression: str) -> _Selector | None:
     return _Selector(match["metric"], text, labels if plain else None)
 
 
-def _threshold(value: Any, found: Indicator) -> tuple[str, Decimal] | None:
+def _threshold(value: Any, found: SliTranslation) -> tuple[str, Decimal] | None:
     """The `le` text slo-generator writes (`f"{value}"`) and its number."""
     loc: Loc = (*SLI_LOC, "threshold_bucket")
     if value is None:
@@ -254,7 +245,7 @@ def _latency_threshold(text: str, number: Decimal) -> str | None:
     return format_duration(duration) if same else None
 
 
-def _distribution_cut(measurement: dict[str, Any], found: Indicator) -> None:
+def _distribution_cut(measurement: dict[str, Any], found: SliTranslation) -> None:
     _unknown_keys(measurement, ("expression", "threshold_bucket", "good_below_threshold"), found)
     expression = _text(measurement, "expression", found)
     bound = _threshold(measurement.get("threshold_bucket"), found)

@@ -58,24 +58,23 @@ from sloplane.interop.sloth_fields import (
     SloDraft,
     as_text,
     mapping_at,
-    rfc1123,
     strings_at,
     warn_unknown,
 )
 from sloplane.interop.sloth_plugins import plugin_queries
 from sloplane.interop.sloth_windows import ALERT_WINDOWS_KIND, DEFAULT_WINDOWS, Windows, read_alert_windows
 from sloplane.interop.translation import (
+    UNASSIGNED_TEAM,
     ForeignFormat,
     ImportProblemError,
     Translation,
+    as_name,
     diagnostic_at,
+    owner_label,
     validated,
 )
 
 CRD_KIND = "PrometheusServiceLevel"
-UNASSIGNED_TEAM = "unassigned"
-OWNER_LABELS = ("team", "owner", "squad")
-"""Label keys teams use for the owner, most common first."""
 
 
 def detects(data: dict[str, Any]) -> bool:
@@ -87,7 +86,7 @@ def _service(group: Group) -> tuple[str, str]:
     service = group.spec.get("service")
     if not isinstance(service, str) or not service.strip():
         raise ImportProblemError(group.loc("service"), "missing 'service' (the application the SLOs are about)")
-    return service, rfc1123(service)
+    return service, as_name(service)
 
 
 def _identity(slo: SloDraft, service: str, ours: str) -> None:
@@ -97,7 +96,7 @@ def _identity(slo: SloDraft, service: str, ours: str) -> None:
         slo.problems.append((slo.loc(), "missing 'name'"))
         raw_name = f"slo-{slo.index + 1}"
     sloth_id = f"{service}-{raw_name}"
-    name = rfc1123(sloth_id)
+    name = as_name(sloth_id)
     if name != sloth_id:
         slo.warnings.append((slo.loc("name"), f"Sloth's id '{sloth_id}' is imported as the name '{name}' (RFC 1123)"))
     if ours != service:
@@ -125,7 +124,7 @@ def _labels(slo: SloDraft) -> dict[str, str]:
 
 
 def _owner(slo: SloDraft, labels: dict[str, str]) -> None:
-    key = next((key for key in OWNER_LABELS if labels.get(key)), None)
+    key = owner_label(labels)
     if key is None:
         slo.data["spec"]["owners"] = {"team": UNASSIGNED_TEAM}
         slo.warnings.append(
@@ -136,7 +135,7 @@ def _owner(slo: SloDraft, labels: dict[str, str]) -> None:
         )
         slo.origin(("spec", "owners"), slo.loc("name"))
         return
-    team = rfc1123(labels[key])
+    team = as_name(labels[key])
     theirs = slo.loc("labels", key) if key in slo.own_labels else slo.group.loc("labels", key)
     if team != labels[key]:
         slo.warnings.append((theirs, f"owner '{labels[key]}' is imported as the team '{team}' (RFC 1123)"))

@@ -19,7 +19,6 @@ from sloplane.interop.translation import ImportProblemError
 
 WINDOW = re.compile(r"\{\{\s*\.?window\s*\}\}")
 """Sloth's window placeholder, spaced as its own check allows (`{{ .window }}`)."""
-_NOT_NAME = re.compile(r"[^a-z0-9]+")
 SPEC_VERSION = "prometheus/v1"
 CRD_API_VERSION = "sloth.slok.dev/v1"
 
@@ -63,11 +62,6 @@ def strings_at(value: Any, loc: Loc, what: str) -> dict[str, str]:
         if isinstance(item, dict | list):
             raise ImportProblemError((*loc, key), f"'{what}.{key}' must be a single value")
     return {str(key): "" if item is None else as_text(item) for key, item in found.items()}
-
-
-def rfc1123(text: str) -> str:
-    """An RFC 1123 name (lowercase, digits, '-', at most 63 characters) as close to `text` as possible."""
-    return _NOT_NAME.sub("-", text.lower()).strip("-")[:63].rstrip("-")
 
 
 def warn_unknown(data: dict[str, Any], known: tuple[str, ...], loc: Loc, warnings: list[tuple[Loc, str]]) -> None:

@@ -8,7 +8,8 @@ model, and every problem is reported at the user's line, not at a declaration th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,29 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.origin import LoadedSLO
 from sloplane.declaration.validation import validate
 from sloplane.declaration.yamlsource import YamlDocument
+
+UNASSIGNED_TEAM = "unassigned"
+"""The owner of an imported SLO whose file names none (with a warning saying which label to set)."""
+OWNER_LABELS = ("team", "owner", "owners", "squad", "owning-team")
+"""Labels teams use to say who owns an SLO, in the order importers read them: none of the formats has an
+owner field. An importer may put its tool's own labels first (`pyrra.dev/team`)."""
+_RFC1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def is_name(text: str) -> bool:
+    """Whether `text` is an RFC 1123 name (what sloplane's names must be)."""
+    return _RFC1123.match(text) is not None
+
+
+def as_name(text: str) -> str:
+    """The RFC 1123 name closest to `text`: lowercase, other characters as '-', at most 63 ('' if none is left)."""
+    return _NOT_NAME.sub("-", text.lower()).strip("-")[:63].rstrip("-")
+
+
+def owner_label(labels: Mapping[str, object], first: Sequence[str] = ()) -> str | None:
+    """The first owner label (`first`, then `OWNER_LABELS`) that has a value, if any."""
+    return next((key for key in (*first, *OWNER_LABELS) if labels.get(key)), None)
 
 
 class ImportProblemError(Exception):
@@ -50,6 +74,16 @@ class TranslatedSource:
             if loc[: len(ours)] == ours:
                 return self._document.position(theirs, key=key)
         return self._document.position(self._fallback, key=True)
+
+
+@dataclass
+class SliTranslation:
+    """Our `sli` made from one indicator of another format, where its parts came from, and what went wrong."""
+
+    sli: dict[str, Any] | None = None
+    mapping: list[tuple[Loc, Loc]] = field(default_factory=list)
+    warnings: list[tuple[Loc, str]] = field(default_factory=list)
+    errors: list[tuple[Loc, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -23,7 +23,6 @@ from sloplane.interop.openslo.catalog import ImportProblemError, diagnostic_at, 
 from sloplane.interop.openslo.slo import (
     ANNOTATION_PREFIX,
     DISPLAY_NAME_ANNOTATION,
-    UNASSIGNED_TEAM,
     Converted,
     apply_annotations,
     as_data,
@@ -31,7 +30,7 @@ from sloplane.interop.openslo.slo import (
     objective_problems,
 )
 from sloplane.interop.openslo.units import parse_shorthand, shorthand_to_duration
-from sloplane.interop.translation import ForeignFormat, TranslatedSource
+from sloplane.interop.translation import UNASSIGNED_TEAM, ForeignFormat, TranslatedSource
 
 __all__ = [
     "ANNOTATION_PREFIX",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy as copy_module
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -42,16 +41,12 @@ from sloplane.interop.openslo.models import (
     OTimeWindow,
 )
 from sloplane.interop.openslo.units import shorthand_to_duration
+from sloplane.interop.translation import OWNER_LABELS, UNASSIGNED_TEAM, as_name, owner_label
 
 ANNOTATION_PREFIX = "sloplane.dev/"
 DISPLAY_NAME_ANNOTATION = ANNOTATION_PREFIX + "display-name"
-UNASSIGNED_TEAM = "unassigned"
 
 _CALENDAR_UNITS = {"1w": "week", "1M": "month", "1Q": "quarter"}
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _percent(objective: OObjective) -> float:
@@ -117,10 +112,6 @@ def _period(window: dict[str, Any] | str | None) -> timedelta | None:
         return None
 
 
-OWNER_LABELS = ("team", "owner", "owners", "squad", "owning-team")
-"""Labels teams use to say who owns an SLO, in the order sloplane reads them (OpenSLO has no owner field)."""
-
-
 def _labels(raw: dict[str, str | list[str]], warnings: list[tuple[Loc, str]]) -> dict[str, str]:
     """One value per label: a list of one is that value; several are joined with commas, with a warning."""
     labels: dict[str, str] = {}
@@ -143,13 +134,11 @@ def _labels(raw: dict[str, str | list[str]], warnings: list[tuple[Loc, str]]) ->
 
 def _owner(raw: dict[str, str | list[str]]) -> tuple[str, str] | None:
     """(label, team) from the first owner label present; a list's first value."""
-    for key in OWNER_LABELS:
-        value = raw.get(key)
-        if isinstance(value, str) and value:
-            return key, value
-        if isinstance(value, list) and value:
-            return key, value[0]
-    return None
+    key = owner_label(raw)
+    if key is None:
+        return None
+    value = raw[key]
+    return key, value if isinstance(value, str) else value[0]
 
 
 @dataclass
@@ -249,7 +238,7 @@ def _named(base: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _objective_name(base_name: str, objective: OObjective, index: int) -> str:
-    suffix = _slug(objective.display_name or "") or str(index + 1)
+    suffix = as_name(objective.display_name or "") or str(index + 1)
     return f"{base_name}-{suffix}"[:63].rstrip("-")
 
 
