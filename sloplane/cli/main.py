@@ -27,8 +27,9 @@ from sloplane.core.serialize import pretty_json_ascii
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.interop import LoadResult, load_paths
-from sloplane.interop.formats import by_command
+from sloplane.interop.formats import FOREIGN_FORMATS, by_command
 from sloplane.interop.openslo.exporter import EXPORT_VERSIONS, export_openslo
+from sloplane.interop.translation import ForeignFormat
 from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.semantics.explain import (
@@ -357,28 +358,18 @@ def _import(command: str, paths: list[Path], out: Path | None, strict: bool) -> 
     _emit({slo.name: [declaration_data(slo.declaration)] for slo in result.slos}, out)
 
 
-@import_app.command(name="openslo")
-def import_openslo_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
-    """Read OpenSLO v1alpha / v1 / v2alpha (and sloplane) files; print declarations or write them to --out."""
-    _import("openslo", paths, out, strict)
+def _import_command(found: ForeignFormat) -> Callable[..., None]:
+    """`sloplane import <format>`: one command per format the loader knows, all alike."""
+
+    def command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
+        _import(found.command, paths, out, strict)
+
+    command.__doc__ = f"Read {found.documents}; print sloplane declarations or write them to --out."
+    return command
 
 
-@import_app.command(name="sloth")
-def import_sloth_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
-    """Read Sloth specs (prometheus/v1) and PrometheusServiceLevel CRDs; print declarations or write them."""
-    _import("sloth", paths, out, strict)
-
-
-@import_app.command(name="pyrra")
-def import_pyrra_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
-    """Read Pyrra ServiceLevelObjectives (pyrra.dev/v1alpha1); print declarations or write them to --out."""
-    _import("pyrra", paths, out, strict)
-
-
-@import_app.command(name="slo-generator")
-def import_slo_generator_command(paths: Paths, out: OutDir = None, strict: Strict = False) -> None:
-    """Read slo-generator SLO configs (sre.google.com/v2); print declarations or write them to --out."""
-    _import("slo-generator", paths, out, strict)
+for _format in FOREIGN_FORMATS:
+    import_app.command(name=_format.command)(_import_command(_format))
 
 
 @export_app.command(name="openslo")

@@ -295,4 +295,10 @@ def read(documents: list[YamlDocument]) -> tuple[list[LoadedSLO], list[Diagnosti
     return slos, list(dict.fromkeys(diagnostics))
 
 
-FORMAT = ForeignFormat(name="Pyrra", command="pyrra", detects=detects, read=read)
+FORMAT = ForeignFormat(
+    name="Pyrra",
+    command="pyrra",
+    detects=detects,
+    read=read,
+    documents="Pyrra ServiceLevelObjectives (pyrra.dev/v1alpha1)",
+)

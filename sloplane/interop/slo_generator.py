@@ -313,4 +313,10 @@ def _name(raw: Any, labels: dict[str, str], found: _Found) -> tuple[str, Loc]:
     return str(raw), ("metadata", "name")
 
 
-FORMAT = ForeignFormat(name="slo-generator", command="slo-generator", detects=detects, read=read)
+FORMAT = ForeignFormat(
+    name="slo-generator",
+    command="slo-generator",
+    detects=detects,
+    read=read,
+    documents="slo-generator SLO configs (sre.google.com/v2) and its shared config.yaml",
+)

@@ -307,4 +307,10 @@ def read(documents: list[YamlDocument]) -> tuple[list[LoadedSLO], list[Diagnosti
     return slos, list(dict.fromkeys(diagnostics))
 
 
-FORMAT = ForeignFormat(name="Sloth", command="sloth", detects=detects, read=read)
+FORMAT = ForeignFormat(
+    name="Sloth",
+    command="sloth",
+    detects=detects,
+    read=read,
+    documents="Sloth specs (prometheus/v1) and PrometheusServiceLevel CRDs",
+)

@@ -138,3 +138,5 @@ class ForeignFormat:
     """The `sloplane import <command>` that reads it."""
     detects: Callable[[dict[str, Any]], bool]
     read: Importer
+    documents: str = ""
+    """What its files hold, for `sloplane import <command> --help`."""

@@ -108,4 +108,10 @@ def detects(data: dict[str, Any]) -> bool:
     return data.get("apiVersion") in OPENSLO_API_VERSIONS
 
 
-FORMAT = ForeignFormat(name="OpenSLO", command="openslo", detects=detects, read=import_openslo)
+FORMAT = ForeignFormat(
+    name="OpenSLO",
+    command="openslo",
+    detects=detects,
+    read=import_openslo,
+    documents="OpenSLO v1alpha / v1 / v2alpha (and sloplane) files",
+)
