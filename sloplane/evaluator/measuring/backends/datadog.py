@@ -33,7 +33,7 @@ import requests
 
 from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind
 from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker, guarded
-from sloplane.evaluator.measuring.backends.prometheus import session_for
+from sloplane.evaluator.measuring.backends.http import json_of, retry_after, send, session_for
 
 T = TypeVar("T")
 
@@ -212,31 +212,21 @@ class DatadogCounts:
             raise BackendError(FailureKind.RATE_LIMITED, f"Datadog rate limit: next request in {wait:.1f} s", wait)
         if wait > 0:
             self._sleep(wait + self._jitter())
-        try:
-            response = self._session.post(
-                f"{self.url}{SCALAR_PATH}", json=body, headers=self._headers, timeout=self.timeout
-            )
-        except requests.Timeout:
-            raise BackendError(FailureKind.TIMEOUT, f"no answer from {self.url} within {self.timeout:g} s") from None
-        except requests.RequestException as error:
-            raise BackendError(FailureKind.UNAVAILABLE, f"{self.url}: {type(error).__name__}") from None
+        response = send(
+            self._session, "POST", f"{self.url}{SCALAR_PATH}", timeout=self.timeout, json=body, headers=self._headers
+        )
         self.requests_sent += 1
         now = self._clock()
         self._limit_name = response.headers.get("X-RateLimit-Name", self._limit_name)
         self.limits.record(response.headers, now)
         if response.status_code == 429:
-            reset = response.headers.get("X-RateLimit-Reset") or response.headers.get("Retry-After")
-            seconds = float(reset) if reset and reset.replace(".", "", 1).isdigit() else DEFAULT_RESET
+            told = retry_after(response.headers)
+            seconds = told if told is not None else DEFAULT_RESET
             self.limits.exhausted(self._limit_name, now + seconds)
             raise BackendError(FailureKind.RATE_LIMITED, f"Datadog answered 429; reset in {seconds:g} s", seconds)
         if response.status_code in (401, 403):
             raise BackendError(FailureKind.BAD_RESPONSE, "Datadog refused the API or application key (HTTP 403)")
-        if response.status_code >= 500:
-            raise BackendError(FailureKind.UNAVAILABLE, f"HTTP {response.status_code} from {self.url}")
-        try:
-            payload = response.json()
-        except ValueError:
-            raise BackendError(FailureKind.BAD_RESPONSE, f"HTTP {response.status_code}, body is not JSON") from None
+        payload = json_of(response, self.url)
         if response.status_code != 200:
             errors = payload.get("errors") if isinstance(payload, dict) else None
             kind = FailureKind.QUERY if response.status_code == 400 else FailureKind.BAD_RESPONSE

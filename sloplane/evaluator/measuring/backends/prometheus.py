@@ -8,8 +8,6 @@ caller's own deadline matters more. Every failure feeds the circuit breaker.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -18,24 +16,12 @@ import requests
 
 from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind, RangeSeries, Sample
 from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker, guarded
+from sloplane.evaluator.measuring.backends.http import Observer, json_of, retry_after, send, session_for
 
 T = TypeVar("T")
-Observer = Callable[[float, str], None]
-"""Called with (seconds, outcome) after every HTTP request, for latency metrics."""
 
 MAX_RETRY_AFTER = 10.0
 """A Retry-After longer than this is not waited for: the gate answers by policy instead."""
-
-
-def _parse_retry_after(response: requests.Response) -> float | None:
-    for header in ("Retry-After", "X-RateLimit-Reset"):
-        value = response.headers.get(header)
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
-    return None
 
 
 def _samples(payload: Any) -> list[Sample]:
@@ -73,21 +59,6 @@ def _range_series(payload: Any) -> list[RangeSeries]:
         raise BackendError(FailureKind.BAD_RESPONSE, f"malformed range result: {error}") from None
 
 
-def session_for(url: str) -> requests.Session:
-    """A session whose environment settings (proxies, CA bundle) are read once, not per request.
-
-    With `trust_env` requests re-reads proxy variables and ~/.netrc on every call; a gate asks
-    some twenty queries, so that is measurable. The same variables are honoured, read here.
-    """
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    return session
-
-
 class PrometheusBackend:
     """Reads SLIs from a Prometheus (or anything speaking its HTTP API: Thanos, Mimir, VictoriaMetrics)."""
 
@@ -115,21 +86,15 @@ class PrometheusBackend:
         self._headers = headers or {}
 
     def _post(self, path: str, form: dict[str, str]) -> requests.Response:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            response = self._session.post(f"{self.url}{path}", data=form, timeout=self.timeout, headers=self._headers)
-            outcome = str(response.status_code)
-            return response
-        except requests.Timeout:
-            outcome = "timeout"
-            raise BackendError(FailureKind.TIMEOUT, f"no answer from {self.url} within {self.timeout:g} s") from None
-        except requests.RequestException as error:
-            outcome = "unavailable"
-            raise BackendError(FailureKind.UNAVAILABLE, f"{self.url}: {type(error).__name__}") from None
-        finally:
-            if self._observe is not None:
-                self._observe(time.perf_counter() - started, outcome)
+        return send(
+            self._session,
+            "POST",
+            f"{self.url}{path}",
+            timeout=self.timeout,
+            observe=self._observe,
+            data=form,
+            headers=self._headers,
+        )
 
     def _attempt(self, expression: str, at: datetime) -> list[Sample]:
         return _samples(self._answer("/api/v1/query", {"query": expression, "time": f"{at.timestamp():.3f}"}))
@@ -147,13 +112,8 @@ class PrometheusBackend:
         """The decoded JSON of a successful answer; typed BackendErrors for everything else."""
         response = self._post(path, form)
         if response.status_code == 429:
-            raise BackendError(FailureKind.RATE_LIMITED, "rate limited", _parse_retry_after(response))
-        if response.status_code >= 500:
-            raise BackendError(FailureKind.UNAVAILABLE, f"HTTP {response.status_code} from {self.url}")
-        try:
-            payload = response.json()
-        except ValueError:
-            raise BackendError(FailureKind.BAD_RESPONSE, f"HTTP {response.status_code}, body is not JSON") from None
+            raise BackendError(FailureKind.RATE_LIMITED, "rate limited", retry_after(response.headers))
+        payload = json_of(response, self.url)
         if response.status_code == 400 and isinstance(payload, dict) and payload.get("errorType") == "bad_data":
             raise BackendError(FailureKind.QUERY, str(payload.get("error", "bad query")))
         if response.status_code != 200:
