@@ -207,3 +207,37 @@ def test_the_dashboard_shows_the_slo_and_each_monitors_burn_with_its_threshold_a
     assert first["formulas"] == [{"formula": "bad / total / 0.0005", "alias": "burn rate over 1h"}]
     assert first["queries"][1]["query"].endswith(".as_count().rollup(sum, 3600)")
     assert burn["events"] == [{"q": "tags:deployment,service:payments"}]
+
+
+def test_declared_alert_names_labels_and_annotations_reach_the_monitors(tmp_path: Path) -> None:
+    text = FULL.replace(
+        '    routing: {background: "@pagerduty-payments"}\n',
+        '    routing: {background: "@pagerduty-payments"}\n    labels: {channel: payments}\n'
+        "    annotations: {dashboard: https://grafana.example.com/d/payments}\n"
+        "    pageAlert: {name: PaymentsPage, labels: {severity: critical}, annotations: {playbook: pb-7}}\n",
+    )
+    monitors = _by_path(datadog_requests(_declaration(text, tmp_path)), "/api/v1/monitor")
+    page, ticket = monitors[0], monitors[2]
+    assert page["name"].startswith("PaymentsPage [page] payments-availability:")
+    assert {"severity:critical", "channel:payments"} <= set(page["tags"]) and "severity:ticket" in ticket["tags"]
+    assert "playbook: pb-7" in page["message"] and "playbook" not in ticket["message"]
+    assert "dashboard: https://grafana.example.com/d/payments" in ticket["message"]
+    for monitor in monitors:
+        assert_valid(monitor, Monitor)
+
+
+def test_what_datadog_objects_cannot_carry_is_said_not_dropped(tmp_path: Path) -> None:
+    text = minimal() + "  budgetingMethod: timeslices\n  timeslice: {window: 1m, target: 95}\n"
+    text += "  alerting:\n    deploymentSignal: sum(rollout_info)\n"
+    text += "    routing: {deployment: '@deploys', background: '@oncall'}\n"
+    text += "  stages:\n    - {name: canary, countsTowardProduction: true}\n    - {name: production}\n"
+    text += "  targets: [datadog]\n"
+    result = _load(text, tmp_path)
+    assert result.errors == []
+    found = {d.field for d in result.warnings if d.code == "lint/datadog-not-rendered"}
+    assert found == {
+        "spec.budgetingMethod",
+        "spec.alerting.deploymentSignal",
+        "spec.alerting.routing.deployment",
+        "spec.stages[0].countsTowardProduction",
+    }

@@ -18,7 +18,7 @@ from decimal import Decimal
 from sloplane.core.budget import BurnRateAlert, Tier
 from sloplane.core.schedules import UnsupportedScheduleError, cron_recurrences
 from sloplane.declaration.diagnostics import Diagnostic, Loc, Severity
-from sloplane.declaration.model import Spec
+from sloplane.declaration.model import BudgetingMethod, Spec
 from sloplane.declaration.origin import LoadedSLO
 from sloplane.declaration.policy import TargetSystem
 
@@ -75,6 +75,16 @@ def monitor_windows(alert: BurnRateAlert, period: timedelta) -> MonitorWindows:
     return MonitorWindows(alert, long_window, short_window, factor, moved=True)
 
 
+TIME_SLICES = (timedelta(minutes=1), timedelta(minutes=5))
+"""The only slices a Datadog time-slice SLO takes."""
+
+
+def time_slice_seconds(spec: Spec) -> int:
+    """A threshold SLI's slice for Datadog: the declared timeslice (else the interval), 60 or 300 seconds."""
+    wanted = spec.timeslice.window if spec.timeslice is not None else spec.interval
+    return int(min(TIME_SLICES, key=lambda choice: abs(choice - wanted)).total_seconds())
+
+
 def target_text(percent: float) -> str | None:
     """The objective as Datadog takes it (at most three decimals), or None when it has more."""
     exact = Decimal(repr(percent))
@@ -111,7 +121,44 @@ def check_datadog(slo: LoadedSLO) -> Iterator[Diagnostic]:
             )
     if spec.sli.composite is not None:
         yield slo.diagnostic(("spec", "sli", "composite"), "Datadog has no composite SLOs", code="datadog-sli")
+    yield from _not_rendered(slo)
     yield from _check_corrections(slo)
+
+
+def _not_rendered(slo: LoadedSLO) -> Iterator[Diagnostic]:
+    """What the declaration says that Datadog's objects cannot carry: a warning each, never a silent no-op."""
+    spec = slo.declaration.spec
+
+    def warning(loc: Loc, message: str) -> Diagnostic:
+        return slo.diagnostic(loc, message, severity=Severity.WARNING, code="lint/datadog-not-rendered")
+
+    if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.sli.threshold is None:
+        yield warning(
+            ("spec", "budgetingMethod"),
+            "Datadog's SLO counts events: the timeslice budget is kept by sloplane's rules and evaluator only",
+        )
+    if spec.sli.threshold is not None and spec.timeslice is not None and spec.timeslice.window not in TIME_SLICES:
+        yield warning(
+            ("spec", "timeslice", "window"),
+            f"Datadog time slices are 1m or 5m: rendered as {time_slice_seconds(spec) // 60}m for Datadog",
+        )
+    if spec.alerting.deployment_signal is not None:
+        yield warning(
+            ("spec", "alerting", "deploymentSignal"),
+            "Datadog monitors do not tell burns during a rollout from others: one monitor per window pair",
+        )
+    routing = spec.alerting.routing
+    if routing.deployment and routing.background and routing.deployment != routing.background:
+        yield warning(
+            ("spec", "alerting", "routing", "deployment"),
+            f"Datadog monitors cannot route by cause: they notify '{routing.background}' (the background receiver)",
+        )
+    for index, stage in enumerate(spec.stages):
+        if stage.counts_toward_production:
+            yield warning(
+                ("spec", "stages", index, "countsTowardProduction"),
+                "the Datadog SLO of the production stage counts its own traffic only",
+            )
 
 
 def _check_corrections(slo: LoadedSLO) -> Iterator[Diagnostic]:

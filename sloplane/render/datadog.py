@@ -14,7 +14,8 @@ How a declaration maps (what cannot be exact is a lint at its line, `declaration
   tags `service`, `team`, `tier`, `slo`, `stage`;
 - one `slo alert` monitor per burn-rate alert that can fire, windows clamped into Datadog's 1h–48h
   keeping the budget share (`datadog_limits.monitor_windows`), priority 1 for a page and 3 for a
-  ticket, the message naming the runbook, the owners and the receiver handle;
+  ticket, the declared alert name first in its name, the declared alert labels (the tier's last) as
+  tags, the message naming the runbook, the owners, the declared annotations and the receiver handle;
 - an `error_budget` monitor when the gate refuses deployments below some budget remaining;
 - maintenance (RRULE), one-off windows and emergency changes as corrections that take the time out of
   the budget, and downtimes that mute the SLO's monitors meanwhile (a correction does not mute).
@@ -27,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sloplane.core.budget import Tier
 from sloplane.core.durations import format_duration
 from sloplane.core.schedules import cron_recurrences
 from sloplane.declaration.datadog_limits import (
@@ -34,6 +36,7 @@ from sloplane.declaration.datadog_limits import (
     monitor_windows,
     page_priority,
     target_text,
+    time_slice_seconds,
     timeframe,
     timeframe_period,
 )
@@ -92,7 +95,7 @@ def _sli_body(declaration: Declaration, subject: Subject) -> dict[str, Any]:
                         "formulas": [{"formula": "query1"}],
                         "queries": [{"data_source": "metrics", "name": "query1", "query": sli.threshold.query.datadog}],
                     },
-                    "query_interval_seconds": 300 if declaration.spec.interval >= timedelta(minutes=5) else 60,
+                    "query_interval_seconds": time_slice_seconds(declaration.spec),
                 }
             },
         }
@@ -122,13 +125,16 @@ def slo_request(declaration: Declaration, subject: Subject) -> Request:
     return {"ref": slo_ref(subject), "method": "POST", "path": "/api/v1/slo", "body": body}
 
 
-def _message(declaration: Declaration, what: str) -> str:
-    """What a notification says: the burn, where to look, who owns it, and the handle it goes to."""
+def _message(declaration: Declaration, what: str, tier: Tier | None = None) -> str:
+    """What a notification says: the burn, where to look, who owns it, the declared annotations (the SLO's,
+    then the tier's) and the handle it goes to."""
     spec = declaration.spec
     lines = [f"{what} on SLO {declaration.name} ({spec.service})."]
     if spec.alerting.runbook:
         lines.append(f"Runbook: {spec.alerting.runbook}")
     lines.append(f"Owners: team {spec.owners.team}")
+    annotations = {**spec.alerting.annotations, **(spec.alerting.tier_alert(tier).annotations if tier else {})}
+    lines.extend(f"{key}: {value}" for key, value in annotations.items())
     handle = spec.alerting.routing.background or spec.alerting.routing.deployment
     if handle:
         lines.append(handle if handle.startswith("@") else f"@{handle}")
@@ -146,12 +152,16 @@ def _burn_monitor(declaration: Declaration, subject: Subject, windows: MonitorWi
     moved = f" (sloplane's {alert.name} at {alert.factor:g}, within Datadog's 1h-48h)" if windows.moved else ""
     what = f"Burn rate above {factor} over {long_text}/{short_text}{moved}"
     tier = alert.tier.value
+    alerting = declaration.spec.alerting
+    named = alerting.alert_name(alert.tier, "")
+    labels = {"severity": tier, **alerting.labels, **alerting.tier_alert(alert.tier).labels}
     body = {
-        "name": f"[{tier}] {slo_ref(subject)}: burn rate above {factor} over {long_text}/{short_text}",
+        "name": (f"{named} " if named else "")
+        + f"[{tier}] {slo_ref(subject)}: burn rate above {factor} over {long_text}/{short_text}",
         "type": "slo alert",
         "query": query,
-        "message": _message(declaration, what),
-        "tags": [*_tags(declaration, subject), f"severity:{tier}"],
+        "message": _message(declaration, what, alert.tier),
+        "tags": [*_tags(declaration, subject), *(f"{key}:{value}" for key, value in labels.items())],
         "priority": page_priority(alert.tier),
         "options": {"thresholds": {"critical": windows.factor}},
     }
