@@ -68,8 +68,11 @@ def test_v2alpha_names_and_data_sources() -> None:
     assert ratio.errors.prometheus == 'sum(increase(http_requests_total{component="web",code=~"5.."}[{{window}}]))'
     # an aggregated counter cannot take a range selector: wrapped in a subquery, with a warning
     assert ratio.total.prometheus == 'sum(increase((sum(http_requests_total{component="web"}))[{{window}}:]))'
-    (warning,) = result.warnings
-    assert "subquery" in warning.message and warning.position.line == 28
+    (subquery,) = [d for d in result.warnings if "subquery" in d.message]
+    assert subquery.position.line == 28
+    # where the data source lives is the evaluator's --prometheus, not the file's: said at each use, not ignored
+    connections = [d.position.line for d in result.warnings if "connectionDetails are not used" in d.message]
+    assert connections == [25, 29] and len(result.warnings) == 3
 
 
 def test_composites_refer_to_standalone_slos_and_create_the_rest() -> None:
@@ -319,3 +322,14 @@ def test_a_lone_objectives_display_name_names_the_slo_unless_the_slo_has_one(wri
     result = load_paths([write("both.yaml", both)])
     assert result.declarations[0].metadata.annotations == {"sloplane.dev/display-name": "Orders"}
     assert any("objective displayName 'Orders OK' is not kept" in d.message for d in result.warnings)
+
+
+def test_alert_policy_switches_without_a_counterpart_are_warned_about(write: Any) -> None:
+    text = POLICIES.replace(
+        "      metadata: {name: orders-fast}\n      spec:\n",
+        "      metadata: {name: orders-fast}\n      spec:\n"
+        "        alertWhenNoData: true\n        alertWhenResolved: true\n",
+    )
+    messages = [d.message for d in load_paths([write("switches.yaml", text)]).warnings]
+    assert any(m.startswith("alertWhenNoData is not imported") for m in messages)
+    assert any(m.startswith("alertWhenResolved is not imported") for m in messages)

@@ -109,6 +109,21 @@ def _workbook_rows(windows: list[dict[str, Any]], period: timedelta | None) -> b
     return declared == default and len(declared) == len(windows)
 
 
+def _unmapped_switches(policy: OAlertPolicySpec, loc: Loc, warnings: list[tuple[Loc, str]]) -> None:
+    """A policy's no-data and resolved notifications have no counterpart in burn-rate alerts: said, not dropped."""
+    if policy.alert_when_no_data:
+        warnings.append(
+            (
+                loc,
+                "alertWhenNoData is not imported: burn-rate alerts only; the gate's onNoData decides releases",
+            )
+        )
+    if policy.alert_when_resolved:
+        warnings.append(
+            (loc, "alertWhenResolved is not imported: resolved notifications are the receiver's send_resolved setting")
+        )
+
+
 def alerting_of(
     spec: OSLOSpec, catalog: Catalog, warnings: list[tuple[Loc, str]], period: timedelta | None
 ) -> dict[str, Any]:
@@ -121,6 +136,7 @@ def alerting_of(
     windows: list[dict[str, Any]] = []
     receivers: list[str] = []
     for loc, policy in _policies(spec, catalog, warnings):
+        _unmapped_switches(policy, loc, warnings)
         receiver = _receiver(policy)
         if receiver is not None and receiver not in receivers:
             receivers.append(receiver)

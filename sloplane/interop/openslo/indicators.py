@@ -19,7 +19,7 @@ from typing import Any
 from sloplane.declaration.diagnostics import Loc
 from sloplane.declaration.sli import WINDOW_PLACEHOLDER, Backend, normalise_placeholders
 from sloplane.interop.counts import counter_counts, is_plain_selector, rates_as_counts
-from sloplane.interop.openslo.catalog import Catalog, ImportProblemError
+from sloplane.interop.openslo.catalog import Catalog, ImportProblemError, ParsedObject
 from sloplane.interop.openslo.models import ODataSourceSpec, OInlineSLI, OMetric, OObjective, OSLISpec
 
 _BACKEND_TYPES = {"prometheus": Backend.PROMETHEUS, "datadog": Backend.DATADOG}
@@ -31,6 +31,20 @@ _UNNAMED_TYPES = frozenset({"any", "generic"})
 """Types the spec's own examples use for "any system": their query is read as PromQL, with a warning."""
 
 
+def _connection_unused(spec: ODataSourceSpec, loc: Loc, warnings: list[tuple[Loc, str]]) -> str:
+    """A data source's type; its connectionDetails are said not to be used (sloplane reads the backend it is given)."""
+    if spec.connection_details:
+        warnings.append(
+            (loc, "connectionDetails are not used: sloplane reads from the backend given to evaluate, gate or serve")
+        )
+    return spec.type
+
+
+def _data_source(found: ParsedObject, loc: Loc, warnings: list[tuple[Loc, str]]) -> str:
+    spec: ODataSourceSpec = found.spec
+    return _connection_unused(spec, loc, warnings)
+
+
 def _query_of(metric: OMetric, catalog: Catalog, loc: Loc, warnings: list[tuple[Loc, str]]) -> tuple[Backend, str]:
     """Which backend a metric slot reads and its query text."""
     if metric.metric_source is not None:
@@ -38,14 +52,15 @@ def _query_of(metric: OMetric, catalog: Catalog, loc: Loc, warnings: list[tuple[
         kind_text = source.type
         ref_loc: Loc = (*loc, "metricSource", "metricSourceRef")
         if kind_text is None and source.metric_source_ref is not None:
-            kind_text = catalog.get("DataSource", source.metric_source_ref, ref_loc).spec.type
+            kind_text = _data_source(catalog.get("DataSource", source.metric_source_ref, ref_loc), ref_loc, warnings)
         spec, spec_loc = source.spec, (*loc, "metricSource", "spec")
     else:
         inline: ODataSourceSpec | None = metric.data_source_spec
         if inline is not None:
-            kind_text = inline.type
+            kind_text = _connection_unused(inline, (*loc, "dataSourceSpec"), warnings)
         elif metric.data_source_ref is not None:
-            kind_text = catalog.get("DataSource", metric.data_source_ref, (*loc, "dataSourceRef")).spec.type
+            ref: Loc = (*loc, "dataSourceRef")
+            kind_text = _data_source(catalog.get("DataSource", metric.data_source_ref, ref), ref, warnings)
         else:
             raise ImportProblemError(loc, "give 'dataSourceRef' or 'dataSourceSpec'")
         assert metric.spec is not None
