@@ -32,44 +32,39 @@ START = datetime(2024, 3, 1, tzinfo=UTC)
 END = START + timedelta(days=8)
 PER_MINUTE = 1000.0
 
-OPENSLO = """\
+
+def _openslo(name: str, bad: str, total: str, annotations: str = "{}") -> str:
+    """One OpenSLO v1 SLO with a `counter: true` ratio over the two queries (items of a sequence document)."""
+    return f"""\
 - apiVersion: openslo/v1
   kind: SLO
-  metadata: {name: counted, labels: {team: shop}, annotations: {sloplane.dev/gate: '{"minEvents": 100}'}}
+  metadata: {{name: {name}, labels: {{team: shop}}, annotations: {annotations}}}
   spec:
     service: shop
     budgetingMethod: Occurrences
-    timeWindow: [{duration: 7d, isRolling: true}]
-    objectives: [{target: 0.999}]
+    timeWindow: [{{duration: 7d, isRolling: true}}]
+    objectives: [{{target: 0.999}}]
     indicator:
-      metadata: {name: counted-requests}
+      metadata: {{name: {name}-requests}}
       spec:
         ratioMetric:
           counter: true
-          bad: {metricSource: {type: Prometheus, spec: {query: 'http_requests_total{job="counted",code="500"}'}}}
-          total: {metricSource: {type: Prometheus, spec: {query: 'http_requests_total{job="counted"}'}}}
-- apiVersion: openslo/v1
-  kind: SLO
-  metadata: {name: windowed, labels: {team: shop}}
-  spec:
-    service: shop
-    budgetingMethod: Occurrences
-    timeWindow: [{duration: 7d, isRolling: true}]
-    objectives: [{target: 0.999}]
-    indicator:
-      metadata: {name: windowed-requests}
-      spec:
-        ratioMetric:
-          counter: true
-          bad:
-            metricSource:
-              type: Prometheus
-              spec: {query: 'sum(rate(http_requests_total{job="windowed",code="500"}[{{.window}}]))'}
-          total:
-            metricSource:
-              type: Prometheus
-              spec: {query: 'sum(rate(http_requests_total{job="windowed"}[{{.window}}]))'}
+          bad: {{metricSource: {{type: Prometheus, spec: {{query: '{bad}'}}}}}}
+          total: {{metricSource: {{type: Prometheus, spec: {{query: '{total}'}}}}}}
 """
+
+
+# A counter selector, and an already windowed rate (Sloth's shape): both must count events.
+OPENSLO = _openslo(
+    "counted",
+    'http_requests_total{job="counted",code="500"}',
+    'http_requests_total{job="counted"}',
+    """{sloplane.dev/gate: '{"minEvents": 100}'}""",
+) + _openslo(
+    "windowed",
+    'sum(rate(http_requests_total{job="windowed",code="500"}[{{.window}}]))',
+    'sum(rate(http_requests_total{job="windowed"}[{{.window}}]))',
+)
 
 TRAFFIC: dict[str, HttpTraffic] = {
     name: http_traffic(
