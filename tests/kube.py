@@ -29,3 +29,22 @@ def crd_errors(obj: dict[str, Any], file_name: str) -> list[str]:
         f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
         for e in crd_validator(file_name, version).iter_errors(obj)
     ]
+
+
+def rollout_around(strategy: dict[str, Any]) -> dict[str, Any]:
+    """A minimal Rollout around a rendered strategy snippet, as an application repository would hold it."""
+    labels = {"app": "shop"}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "shop", "image": "shop:1"}]},
+            },
+            "strategy": strategy,
+        },
+    }

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sloplane.core.budget import burn_rate_alerts
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_paths
+from sloplane.render.argo_analysis import ArgoRenderError
 from sloplane.render.argo_rollouts import (
     DEFAULT_PROMETHEUS_URL,
     analysis_templates,
@@ -25,8 +26,9 @@ from sloplane.render.argo_rollouts import (
 )
 from sloplane.render.gates import gate_schedule
 from sloplane.render.pipelines import PipelineOptions
+from sloplane.semantics.datadog import datadog_queries
 from sloplane.semantics.subjects import Fleet, subjects
-from tests.kube import crd_errors
+from tests.kube import crd_errors, rollout_around
 from tests.strategies import declarations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +36,11 @@ TEMPLATE_CRD = "argo-rollouts.analysis-template-crd.yaml"
 CLUSTER_TEMPLATE_CRD = "argo-rollouts.cluster-analysis-template-crd.yaml"
 ROLLOUT_CRD = "argo-rollouts.rollout-crd.yaml"
 OPTIONS = PipelineOptions(namespace="shop")
-CONDITION = re.compile(r'len\(result\) > 0 && result\[0\] (<=|<|>=|>) (-?[0-9.e+-]+)|result == "(pass|fail)"')
+CONDITION = re.compile(
+    r"len\(result\) > 0 && result\[0\] (<=|<|>=|>) (-?[0-9.e+-]+)"
+    r"|result != nil && result (<=|<|>=|>) (-?[0-9.e+-]+)"
+    r'|result == "(pass|fail)"'
+)
 """The whole condition grammar the renderer documents; anything else is a rendering bug."""
 
 
@@ -56,25 +62,6 @@ def _crd(template: dict[str, Any]) -> str:
     return CLUSTER_TEMPLATE_CRD if template["kind"] == "ClusterAnalysisTemplate" else TEMPLATE_CRD
 
 
-def _rollout(strategy: dict[str, Any]) -> dict[str, Any]:
-    """A minimal Rollout around a rendered strategy snippet, as an application repository would hold it."""
-    labels = {"app": "shop"}
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "shop", "namespace": "shop"},
-        "spec": {
-            "replicas": 3,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "shop", "image": "shop:1"}]},
-            },
-            "strategy": strategy,
-        },
-    }
-
-
 def _check_valid(declaration: Declaration, fleet: Fleet | dict[str, Declaration]) -> list[dict[str, Any]]:
     """Every template and the Rollout snippet are schema-valid, every query parses, every condition is ours."""
     templates = analysis_templates(declaration, fleet, OPTIONS)
@@ -87,7 +74,7 @@ def _check_valid(declaration: Declaration, fleet: Fleet | dict[str, Declaration]
             prometheus = metric["provider"].get("prometheus")
             if prometheus is not None:
                 promql_parser.parse(prometheus["query"])
-    assert crd_errors(_rollout(rollout_steps(declaration, OPTIONS)), ROLLOUT_CRD) == []
+    assert crd_errors(rollout_around(rollout_steps(declaration, OPTIONS)), ROLLOUT_CRD) == []
     return templates
 
 
@@ -105,7 +92,7 @@ def test_every_example_renders_valid_templates_and_steps() -> None:
 ANALYSIS = st.fixed_dictionaries(
     {},
     optional={
-        "provider": st.sampled_from(["prometheus", "web"]),
+        "provider": st.sampled_from(["prometheus", "web", "datadog"]),
         "interval": st.sampled_from(["30s", "1m", "2m", "5m"]),
         "count": st.integers(1, 30),
         "initialDelay": st.sampled_from(["1m", "10m", "1h", "1d"]),
@@ -134,6 +121,10 @@ def gated_declarations(draw: st.DrawFn) -> dict[str, Any]:
 @given(gated_declarations())
 def test_generated_declarations_render_valid_templates(data: dict[str, Any]) -> None:
     declaration = Declaration.model_validate(data)
+    if not _renderable(declaration):
+        with pytest.raises(ArgoRenderError, match=r"Datadog|timeslice"):
+            analysis_templates(declaration, {declaration.name: declaration}, OPTIONS)
+        return
     templates = _check_valid(declaration, {declaration.name: declaration})
     schedule = gate_schedule(declaration)
     analysis = declaration.spec.effective_gate.analysis
@@ -152,7 +143,15 @@ def test_generated_declarations_render_valid_templates(data: dict[str, Any]) -> 
                 schedule.inconclusive_limit,
                 schedule.consecutive_error_limit,
             )
-            assert ("web" in metric["provider"]) == (analysis.provider.value == "web")
+            assert list(metric["provider"]) == [analysis.provider.value]
+
+
+def _renderable(declaration: Declaration) -> bool:
+    """What the declaration checks let through to the renderer: the datadog provider needs event counts."""
+    spec = declaration.spec
+    if spec.effective_gate.analysis.provider.value != "datadog":
+        return True
+    return datadog_queries(spec.sli, {}) is not None and spec.budgeting_method.value == "occurrences"
 
 
 def test_schedule_numbers_come_from_the_policy() -> None:
@@ -199,7 +198,7 @@ def test_async_mode_measures_until_the_rollout_ends_in_the_background() -> None:
     canary = rollout_steps(declaration, OPTIONS)["canary"]
     assert [t["templateName"] for t in canary["analysis"]["templates"]] == ["shop-canary", "shop-production"]
     assert not any("analysis" in step for step in canary["steps"])
-    assert crd_errors(_rollout({"canary": canary}), ROLLOUT_CRD) == []
+    assert crd_errors(rollout_around({"canary": canary}), ROLLOUT_CRD) == []
 
 
 def test_blocking_steps_analyse_each_stage_after_shifting_traffic() -> None:
@@ -335,6 +334,9 @@ def test_composites_read_recorded_ratios() -> None:
     assert queries[-1] == 'sum(sloplane:error_budget_remaining:ratio{service="journey",slo="journey"})'
 
 
-def test_datadog_is_refused() -> None:
-    with pytest.raises(ValueError, match="datadog"):
-        analysis_templates(_declaration({"gate": {"analysis": {"provider": "datadog"}}}), {}, OPTIONS)
+def test_the_datadog_provider_refuses_an_sli_without_datadog_event_counts() -> None:
+    """The declaration checks report this at the provider's line; the renderer still never guesses."""
+    raw = {"raw": {"errorRatio": {"prometheus": "sum(rate(errors[{{window}}]))", "datadog": "sum:errors{*}"}}}
+    declaration = _declaration({"sli": raw, "gate": {"analysis": {"provider": "datadog"}}})
+    with pytest.raises(ArgoRenderError, match="no Datadog event counts"):
+        analysis_templates(declaration, {}, OPTIONS)

@@ -13,10 +13,10 @@ from datetime import date
 from sloplane.core.durations import format_duration
 from sloplane.declaration.datadog_limits import check_datadog
 from sloplane.declaration.diagnostics import Diagnostic, Loc, Severity
-from sloplane.declaration.model import Lifecycle, Spec
+from sloplane.declaration.model import BudgetingMethod, Lifecycle, Spec
 from sloplane.declaration.origin import LoadedSLO
 from sloplane.declaration.policy import AnalysisProvider, TargetSystem
-from sloplane.declaration.sli import SELECTOR_PLACEHOLDER, WINDOW_PLACEHOLDER, Backend, SLORef
+from sloplane.declaration.sli import SELECTOR_PLACEHOLDER, SLI, WINDOW_PLACEHOLDER, Backend, SLORef
 from sloplane.declaration.validation import did_you_mean
 
 RESERVED_ALERT_LABELS = frozenset(
@@ -108,9 +108,21 @@ def _check_alert_labels(slo: LoadedSLO) -> Iterator[Diagnostic]:
             )
 
 
+ANALYSIS_BACKEND: dict[AnalysisProvider, Backend | None] = {
+    AnalysisProvider.PROMETHEUS: Backend.PROMETHEUS,
+    AnalysisProvider.DATADOG: None,
+    AnalysisProvider.WEB: None,
+}
+"""What the Argo Rollouts target needs the SLI to be read from, by analysis provider: `web` asks the
+evaluator, which reads either backend; `datadog` is checked at the provider's own line
+(`_check_analysis_provider`), which says what Datadog counts are missing."""
+
+
 def _check_targets(slo: LoadedSLO, backends: set[Backend]) -> Iterator[Diagnostic]:
     for index, target in enumerate(slo.declaration.spec.targets):
         needed = TARGET_BACKEND.get(target)
+        if target is TargetSystem.ARGO_ROLLOUTS:
+            needed = ANALYSIS_BACKEND[slo.declaration.spec.effective_gate.analysis.provider]
         if needed is not None and needed not in backends:
             yield slo.diagnostic(
                 ("spec", "targets", index),
@@ -138,14 +150,60 @@ def check_renderable(slos: Iterable[LoadedSLO], renderable: Collection[TargetSys
                 )
 
 
+DATADOG_COUNTS_HINT = {
+    "ratio": "give a datadog query for both its errors (or good) and total",
+    "latency": "give its `datadog` good (or errors) and total queries",
+    "probe": "give its `datadog` good (or errors) and total queries",
+    "raw": "a raw SLI has no event counts",
+    "threshold": "a threshold SLI has no event counts",
+    "composite": "a composite is combined from its parts by the evaluator",
+    "deployment": "deployment SLIs are read from Prometheus",
+}
+"""Why an SLI kind has no Datadog event counts, and what would give it some."""
+
+
+def _datadog_event_counts(sli: SLI) -> bool:
+    """Whether the SLI counts events in Datadog: the SLIs `semantics.datadog.datadog_queries` can print.
+
+    Raw and threshold SLIs may have a Datadog query, but not counts a burn rate is computed from.
+    """
+    return Backend.DATADOG in sli.backends() and sli.raw is None and sli.threshold is None
+
+
 def _check_analysis_provider(slo: LoadedSLO) -> Iterator[Diagnostic]:
-    analysis = slo.declaration.spec.effective_gate.analysis
-    if analysis.provider is AnalysisProvider.DATADOG:
+    """What Argo's datadog provider cannot compute: burn rates without event counts, timeslice budgets.
+
+    Errors rather than a guess, at the provider's line, since the analysis would otherwise not render;
+    counted stages only lose precision (the production stage reads its own traffic), so a warning.
+    """
+    spec = slo.declaration.spec
+    if spec.effective_gate.analysis.provider is not AnalysisProvider.DATADOG:
+        return
+    loc: Loc = ("spec", "gate", "analysis", "provider")
+    if not _datadog_event_counts(spec.sli):
+        hint = DATADOG_COUNTS_HINT.get(spec.sli.kind, "no Datadog form")
         yield slo.diagnostic(
-            ("spec", "gate", "analysis", "provider"),
-            "the datadog analysis provider arrives with the Datadog backend; use prometheus or web for now",
+            loc,
+            f"the datadog analysis provider computes burn rates from Datadog event counts, and this "
+            f"{spec.sli.kind} SLI has none ({hint}); use prometheus or web instead",
             code="analysis-provider",
         )
+    if spec.budgeting_method is BudgetingMethod.TIMESLICES:
+        yield slo.diagnostic(
+            loc,
+            "the datadog analysis provider computes the budget from event counts, and this SLO budgets time "
+            "slices (kept by sloplane's rules and evaluator only); use prometheus or web instead",
+            code="analysis-provider",
+        )
+    for index, stage in enumerate(spec.stages):
+        if stage.counts_toward_production:
+            yield _warning(
+                slo,
+                ("spec", "stages", index, "countsTowardProduction"),
+                "Argo's datadog analysis of the production stage reads that stage's traffic only: this stage's "
+                "events count toward production's budget in sloplane's rules and evaluator, not in that analysis",
+                "lint/datadog-analysis-stages",
+            )
 
 
 def _lint_queries(slo: LoadedSLO) -> Iterator[Diagnostic]:

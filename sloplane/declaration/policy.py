@@ -246,6 +246,7 @@ class AnalysisProvider(StrEnum):
     WEB = "web"
     """The evaluator's gate API: the full release-aware decision (freezes, attribution, ...)."""
     DATADOG = "datadog"
+    """Datadog metric queries (v2, formula) straight against Datadog: no evaluator needed."""
 
 
 class Analysis(SpecModel):

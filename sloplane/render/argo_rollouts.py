@@ -4,7 +4,7 @@ One template per subject (per stage of a staged SLO), so a canary step asks abou
 traffic and objective. The schedule (interval, count, delay, limits, dry run) comes from
 `gate_schedule`, shared with the Spinnaker and CI gates, so every pipeline waits and gives up alike.
 
-Two providers:
+Three providers:
 
 * `prometheus`: burn-rate queries straight against Prometheus, no evaluator needed. One metric per
   window pair of the rollback tier and louder (its value is the lower of the pair's two burn rates,
@@ -12,35 +12,41 @@ Two providers:
   `maxBurnRate` is set, and one for the budget left (always: an exhausted budget fails the default
   policy too). A stage's metrics read that stage's own traffic, not the counted canary events a
   production budget adds up.
+* `datadog`: the same questions asked of Datadog's event counts (`argo_rollouts_datadog`, which
+  says where a Datadog metric cannot say exactly what the alert does, and how it errs on the strict
+  side).
 * `web`: one metric asking the evaluator's gate API, which adds everything Prometheus alone cannot
   say (freezes, incidents, canary attribution, dependencies, break-glass).
 
 Conditions use a deliberately tiny grammar, so that tests (and people) can check them without a Go
-expression engine. Every condition is one of
+expression engine (`argo_analysis.Threshold` writes the numeric ones). Every condition is one of
 
-    len(result) > 0 && result[0] <OP> <NUMBER>      OP one of <=, <, >=, >
-    result == "<WORD>"
+    len(result) > 0 && result[0] <OP> <NUMBER>      prometheus; OP one of <=, <, >=, >
+    result != nil && result <OP> <NUMBER>           datadog (one scalar; nil when Datadog had no data)
+    result == "<WORD>"                              web
 
 An empty query result satisfies neither the success nor the failure condition, and so does NaN (Go
-compares NaN false both ways): no data is inconclusive, never a pass. The queries themselves drop
-NaN (`>= 0` on ratios), so a service without traffic yields an empty result.
+compares NaN false both ways): no data is inconclusive, never a pass. The PromQL queries drop NaN
+(`>= 0` on ratios), so a service without traffic yields an empty result; a Datadog formula over an
+empty query (or dividing by zero) is empty too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sloplane.core import names
-from sloplane.core.budget import Tier, error_budget
+from sloplane.core.budget import error_budget
 from sloplane.core.durations import format_duration
 from sloplane.core.durations import format_go_duration as go_duration
 from sloplane.core.names import kubernetes_name
 from sloplane.declaration.model import BudgetingMethod, Declaration
 from sloplane.declaration.policy import AnalysisProvider, GateMode, TargetSystem
+from sloplane.render.argo_analysis import ArgoRenderError, Threshold, gating_tiers, number
+from sloplane.render.argo_rollouts_datadog import datadog_metrics
 from sloplane.render.gates import GateSchedule, gate_schedule
 from sloplane.render.options import DEFAULT_ANALYSIS_PROMETHEUS, BundleOptions
 from sloplane.render.pipelines import PipelineOptions
@@ -62,41 +68,6 @@ TOKEN_ARG = "token"
 CANARY_WEIGHTS = (10, 25, 50, 75, 90)
 """Traffic on the new version while each stage's analysis runs, first stage first."""
 ASYNC_WEIGHTS = (20, 50, 80)
-
-
-class ArgoRenderError(ValueError):
-    """The declaration asks for an analysis this renderer cannot express."""
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A metric's verdict as a comparison of its single value: success on one side, failure on the other.
-
-    `fail_above` True: burn rates (fail when above `limit`, pass at or below it). False: budget left
-    (fail when below `limit`; with `inclusive` also at it, as an exhausted budget of exactly 0 fails).
-    """
-
-    limit: float
-    fail_above: bool
-    inclusive: bool = False
-
-    def conditions(self) -> tuple[str, str]:
-        """(successCondition, failureCondition), both false on an empty result or NaN."""
-        value = _number(self.limit)
-        if self.fail_above:
-            success, failure = "<=", ">"
-        elif self.inclusive:
-            success, failure = ">", "<="
-        else:
-            success, failure = ">=", "<"
-        guard = "len(result) > 0 && result[0]"
-        return f"{guard} {success} {value}", f"{guard} {failure} {value}"
-
-
-def _number(value: float) -> str:
-    """Shortest exact text for a number, as PromQL and Go's expr both read it: 14.4, 6, 0.1."""
-    rounded = round(value, 12)
-    return str(int(rounded)) if rounded.is_integer() else repr(rounded)
 
 
 def template_name(subject: Subject) -> str:
@@ -166,7 +137,7 @@ class _RatioSource:
 
 
 def _burn(ratio: str, budget: float) -> str:
-    return f"({ratio}) / {_number(budget)}"
+    return f"({ratio}) / {number(budget)}"
 
 
 def _windowed_label(query: str, window: timedelta) -> str:
@@ -180,12 +151,6 @@ def _with_min_events(query: str, source: _RatioSource, window: timedelta, min_ev
     if min_events <= 0 or events is None:
         return query
     return f"({query}) and on() ({events} >= {min_events})"
-
-
-def _alert_tiers(rollback_on: Tier) -> tuple[Tier, ...]:
-    """The rollback tier and every louder one (Tier lists the loudest first)."""
-    ordered = tuple(Tier)
-    return ordered[: ordered.index(rollback_on) + 1]
 
 
 def _prometheus_metric(name: str, query: str, threshold: Threshold, prometheus_url: str) -> dict[str, Any]:
@@ -204,7 +169,7 @@ def _alert_metrics(
     """One metric per window pair of the rollback tier and louder: the lower of its two burn rates."""
     gate = declaration.spec.effective_gate
     budget = error_budget(subject.objective)
-    tiers = _alert_tiers(gate.rollback_on)
+    tiers = gating_tiers(gate.rollback_on)
     metrics = []
     for alert in declaration.spec.burn_rate_alerts():
         if alert.tier not in tiers or not alert.can_fire(subject.objective):
@@ -323,10 +288,10 @@ def analysis_template(
     schedule = gate_schedule(declaration)
     if analysis.provider is AnalysisProvider.PROMETHEUS:
         metrics = _prometheus_metrics(declaration, subject, fleet, prometheus_url)
-    elif analysis.provider is AnalysisProvider.WEB:
-        metrics = [_web_metric(declaration, subject, options, schedule.interval)]
+    elif analysis.provider is AnalysisProvider.DATADOG:
+        metrics = datadog_metrics(declaration, subject)
     else:
-        raise ArgoRenderError(f"{declaration.name}: no Argo Rollouts analysis for provider {analysis.provider.value}")
+        metrics = [_web_metric(declaration, subject, options, schedule.interval)]
     shared = _schedule_fields(schedule)
     spec: dict[str, Any] = {
         "args": _args(analysis.provider, options),
