@@ -17,7 +17,7 @@ from sloplane.render.evaluator import config_map
 from sloplane.render.evaluator_settings import EvaluatorSettings
 from tests.conftest import EXAMPLES
 from tests.kube import KUBERNETES_VERSION
-from tests.pulumi_mocks import Recorder
+from tests.pulumi_mocks import Recorder, datadog_provider
 
 EVALUATOR = "sloplane:index:SloEvaluator"
 TOKEN = "tok_8fQz-secret-gate-token"
@@ -167,7 +167,15 @@ def test_deployment_carries_the_rendered_pod(mocks: Recorder) -> Any:
 
 @pulumi.runtime.test
 def test_fleet_with_an_evaluator_serves_every_declaration(mocks: Recorder) -> Any:
-    fleet = SloFleet("slos", {"path": str(EXAMPLES), "namespace": "observability", "evaluator": evaluator_settings()})  # type: ignore[typeddict-item]
+    fleet = SloFleet(
+        "slos",
+        {
+            "path": str(EXAMPLES),
+            "namespace": "observability",
+            "evaluator": evaluator_settings(),  # type: ignore[typeddict-item]
+            "datadog_provider": datadog_provider(),
+        },
+    )
 
     def check(_: Any) -> None:
         assert [name for t, name, _ in mocks.registered if t == EVALUATOR] == ["slos-evaluator"]
@@ -201,7 +209,7 @@ def test_slo_with_an_evaluator_gets_its_own(mocks: Recorder) -> Any:
 
 @pulumi.runtime.test
 def test_without_the_evaluator_argument_nothing_is_deployed(mocks: Recorder) -> Any:
-    fleet = SloFleet("slos", {"path": str(EXAMPLES)})
+    fleet = SloFleet("slos", {"path": str(EXAMPLES), "datadog_provider": datadog_provider()})
     slo = ServiceLevelObjective("search", {"declaration": str(EXAMPLES / "search-latency.yaml")})
 
     def check(_: Any) -> None:
@@ -250,3 +258,52 @@ def test_an_argocd_project_adds_its_role_and_binding(mocks: Recorder) -> Any:
             )
 
     return everything(component).apply(check)
+
+
+DD_API_KEY = "dd-api-0123456789abcdef"
+DD_APP_KEY = "dd-app-fedcba9876543210"
+
+
+@pulumi.runtime.test
+def test_datadog_keys_are_secret_in_their_own_secret_and_serve_reads_them_from_the_environment(
+    mocks: Recorder,
+) -> Any:
+    # Plain strings and a non-secret Output: both must end up secret.
+    datadog = {
+        "datadog_url": "https://api.datadoghq.eu",
+        "datadog_api_key": DD_API_KEY,
+        "datadog_app_key": pulumi.Output.from_input(DD_APP_KEY),
+    }
+    component = SloEvaluator("gates", evaluator_args(**datadog))
+
+    def check(_: Any) -> None:
+        secrets = mocks.of_type("kubernetes:core/v1:Secret")
+        assert set(secrets) == {"gates-secrets", "gates-datadog"}
+        stored = unwrap_secret(secrets["gates-datadog"]["stringData"])
+        assert stored == {"api-key": DD_API_KEY, "app-key": DD_APP_KEY}
+        assert secrets["gates-datadog"]["metadata"]["name"] == "sloplane-evaluator-datadog"
+        (deployment,) = mocks.of_type("kubernetes:apps/v1:Deployment").values()
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["args"][container["args"].index("--datadog") + 1] == "https://api.datadoghq.eu"
+        env = {item["name"]: item.get("valueFrom") for item in container["env"]}
+        assert env["DD_API_KEY"] == {"secretKeyRef": {"name": "sloplane-evaluator-datadog", "key": "api-key"}}
+        assert env["DD_APP_KEY"] == {"secretKeyRef": {"name": "sloplane-evaluator-datadog", "key": "app-key"}}
+        for _, name, inputs in mocks.registered:
+            if name != "gates-datadog":
+                text = json.dumps(inputs)
+                assert DD_API_KEY not in text and DD_APP_KEY not in text, f"a Datadog key leaked into {name}"
+        kubernetes_validate.validate(_plain(secrets["gates-datadog"]), KUBERNETES_VERSION, strict=True)
+
+    assert "datadog_secret" in component.children
+    return everything(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_datadog_settings_come_whole_or_not_at_all(mocks: Recorder) -> None:
+    with pytest.raises(pulumi.RunError, match=r"'datadog_url' needs 'datadog_app_key'"):
+        SloEvaluator("gates", evaluator_args(datadog_url="datadoghq.com", datadog_api_key=DD_API_KEY))
+    with pytest.raises(pulumi.RunError, match=r"Datadog keys without 'datadog_url'"):
+        SloEvaluator("gates", evaluator_args(datadog_api_key=DD_API_KEY, datadog_app_key=DD_APP_KEY))
+    with pytest.raises(pulumi.RunError, match=r"'datadog_url' must be a plain value"):
+        SloEvaluator("gates", evaluator_args(datadog_url=pulumi.Output.from_input("datadoghq.com")))
+    assert mocks.registered == []

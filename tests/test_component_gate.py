@@ -13,7 +13,7 @@ from sloplane.components.gate import DeploymentGate
 from sloplane.declaration.model import Declaration
 from tests.conftest import EXAMPLES, minimal
 from tests.kube import crd_errors
-from tests.pulumi_mocks import Recorder
+from tests.pulumi_mocks import Recorder, datadog_provider
 
 GATE = "sloplane:index:DeploymentGate"
 TEMPLATE = "kubernetes:argoproj.io/v1alpha1:AnalysisTemplate"
@@ -105,7 +105,9 @@ def test_without_the_argo_target_there_is_no_analysis(mocks: Recorder) -> Any:
 
 @pulumi.runtime.test
 def test_a_fleet_patches_the_project_once_for_all_its_slos(mocks: Recorder) -> Any:
-    fleet = SloFleet("slos", {"path": str(EXAMPLES), "namespace": "observability"})
+    fleet = SloFleet(
+        "slos", {"path": str(EXAMPLES), "namespace": "observability", "datadog_provider": datadog_provider()}
+    )
 
     def check(_: Any) -> None:
         patches = mocks.of_type(PATCH)

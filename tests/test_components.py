@@ -14,7 +14,7 @@ from sloplane.interop import load_paths
 from sloplane.render.prometheus import rule_file
 from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES, minimal
-from tests.pulumi_mocks import Recorder, recording_mocks
+from tests.pulumi_mocks import Recorder, datadog_provider, recording_mocks
 
 SLO = "sloplane:index:ServiceLevelObjective"
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -23,7 +23,12 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
 
 def _fleet_args() -> Any:
-    return {"path": str(EXAMPLES), "namespace": "observability", "rule_labels": {"release": "kps"}}
+    return {
+        "path": str(EXAMPLES),
+        "namespace": "observability",
+        "rule_labels": {"release": "kps"},
+        "datadog_provider": datadog_provider(),  # payments targets Datadog
+    }
 
 
 @pulumi.runtime.test

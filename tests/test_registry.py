@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,10 @@ import pulumi
 import pytest
 import yaml
 
-from sloplane.components import ServiceLevelObjective
+from sloplane.components import ServiceLevelObjective, slo
 from sloplane.declaration.policy import TargetSystem
 from sloplane.interop import load_paths
+from sloplane.render import datadog
 from sloplane.render.bundle import fleet_files
 from sloplane.render.targets import MANAGED_FOLDERS, RENDERERS, rendered_targets
 from tests.conftest import minimal
@@ -47,11 +49,24 @@ def test_a_target_without_a_renderer_is_an_error_at_its_line(tmp_path: Path) -> 
 
 
 @pulumi.runtime.test
-def test_the_pulumi_components_refuse_a_target_whose_children_are_not_built(mocks: Recorder) -> None:
-    """Datadog renders files; until its pulumi-datadog children exist a component says so instead of
-    registering nothing for it, and registers nothing at all."""
+def test_the_pulumi_components_refuse_a_target_whose_children_are_not_built(
+    mocks: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renderer that writes files but has no Pulumi children yet says so (`children_pending`): a component
+    refuses a declaration naming it instead of registering nothing for it, and registers nothing at all."""
+    pending = replace(datadog.RENDERER, children_pending="its children are not built yet")
+    monkeypatch.setattr(slo, "renderers_of", lambda declaration: [pending])
     declaration = yaml.safe_load(minimal() + "  targets: [prometheus, datadog]\n")
-    with pytest.raises(pulumi.RunError, match="do not register Datadog resources yet"):
+    with pytest.raises(pulumi.RunError, match="targets datadog: its children are not built yet"):
+        ServiceLevelObjective("checkout", {"declaration": declaration})
+    assert mocks.registered == []
+
+
+@pulumi.runtime.test
+def test_the_pulumi_components_refuse_datadog_children_without_an_explicit_provider(mocks: Recorder) -> None:
+    """Datadog's children are built (tests/test_components_datadog.py); never through a default provider."""
+    declaration = yaml.safe_load(minimal() + "  targets: [prometheus, datadog]\n")
+    with pytest.raises(pulumi.RunError, match="targets datadog: pass datadog_provider"):
         ServiceLevelObjective("checkout", {"declaration": declaration})
     assert mocks.registered == []
 

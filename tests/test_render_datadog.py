@@ -119,6 +119,19 @@ def test_burn_rate_monitors_keep_the_workbook_pairs_and_move_the_3d_ticket_into_
     assert "sloplane's 3d/6h at 1" in monitors[3]["message"]
 
 
+def test_tiers_clamped_to_the_same_datadog_windows_are_one_monitor_with_an_exact_threshold(tmp_path: Path) -> None:
+    """At 90d both tickets (3d/6h and 9d/18h) move to 48h/4h at the same budget share: one monitor, and its
+    `critical` is exactly the number its query prints, however many digits the factor has."""
+    text = FULL.replace("  objective: 99.95\n", "  objective: 99.95\n  window: 90d\n")
+    monitors = _by_path(datadog_requests(_declaration(text, tmp_path)), "/api/v1/monitor")
+    burns = [monitor["query"] for monitor in monitors if monitor["query"].startswith("burn_rate")]
+    assert len(burns) == len(set(burns)) == 3
+    assert sum('long_window("2d")' in query for query in burns) == 1
+    for monitor in monitors:
+        printed = monitor["query"].rsplit("> ", 1)[1]
+        assert float(printed) == monitor["options"]["thresholds"]["critical"]
+
+
 def test_exclusions_become_corrections_that_spend_no_budget_and_downtimes_that_mute(tmp_path: Path) -> None:
     requests = datadog_requests(_declaration(FULL, tmp_path))
     corrections = [body["data"]["attributes"] for body in _by_path(requests, "/api/v1/slo/correction")]

@@ -309,3 +309,51 @@ def test_the_argocd_deny_window_gets_exactly_the_access_it_needs(declarations: l
     assert container["args"][-4:] == ["--argocd-project", "shop", "--argocd-namespace", "argocd"]
     ports = {p["port"] for rule in found["NetworkPolicy"]["spec"]["egress"] for p in rule["ports"]}
     assert {443, 6443} <= ports
+
+
+DD_KEYS = {"DD_API_KEY": "dd-api-0123456789abcdef", "DD_APP_KEY": "dd-app-fedcba9876543210"}
+
+
+def test_a_datadog_site_passes_datadog_to_serve_with_its_keys_from_their_own_secret(
+    declarations: list[Declaration],
+) -> None:
+    chosen = settings(datadog_url="datadoghq.eu")
+    objects = render.evaluator_objects(chosen, declarations, SECRETS, DD_KEYS)
+    secrets = {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == "Secret"}
+    assert secrets["sloplane-evaluator-datadog"]["stringData"] == {
+        "api-key": DD_KEYS["DD_API_KEY"],
+        "app-key": DD_KEYS["DD_APP_KEY"],
+    }
+    assert set(secrets["sloplane-evaluator-secrets"]["stringData"]) == {"tokens.yaml", "receivers.yaml"}
+    (container,) = pod_spec(objects)["containers"]
+    at = container["args"].index("--datadog")
+    assert container["args"][at + 1] == "datadoghq.eu"
+    env = {item["name"]: item for item in container["env"]}
+    assert env["DD_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "sloplane-evaluator-datadog", "key": "api-key"}}
+    assert env["DD_APP_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "sloplane-evaluator-datadog", "key": "app-key"}}
+    for obj in objects:
+        if obj["kind"] != "Secret":
+            text = json.dumps(obj)
+            assert all(key not in text for key in DD_KEYS.values()), f"a Datadog key leaked into {obj['kind']}"
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_without_datadog_nothing_of_it_is_rendered_and_a_url_opens_its_port(declarations: list[Declaration]) -> None:
+    plain = render.evaluator_objects(settings(), declarations, SECRETS)
+    (container,) = pod_spec(plain)["containers"]
+    assert "--datadog" not in container["args"]
+    assert not {"DD_API_KEY", "DD_APP_KEY"} & {item["name"] for item in container["env"]}
+    assert [obj["kind"] for obj in plain].count("Secret") == 1
+    local = settings(datadog_url="http://datadog-stand-in.test:8126")
+    assert 8126 in render.egress_ports(local) and 8126 not in render.egress_ports(settings())
+
+
+def test_datadog_settings_that_cannot_work_are_refused(declarations: list[Declaration]) -> None:
+    with pytest.raises(ValueError, match="neither a Datadog site"):
+        settings(datadog_url="api key?")
+    with pytest.raises(ValueError, match="a Datadog site or URL and its keys go together"):
+        render.evaluator_objects(settings(datadog_url="datadoghq.com"), declarations, SECRETS)
+    with pytest.raises(ValueError, match="a Datadog site or URL and its keys go together"):
+        render.evaluator_objects(settings(), declarations, SECRETS, DD_KEYS)
+    with pytest.raises(ValueError, match="holds exactly"):
+        render.datadog_secret(settings(datadog_url="datadoghq.com"), {"DD_API_KEY": "k"})

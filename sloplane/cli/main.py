@@ -341,7 +341,8 @@ def preview(
 
     def add(node: Tree, parent: str | None) -> None:
         for resource in result.children(parent):
-            add(node.add(f"{resource.type}  {resource.name}", highlight=False), resource.urn)
+            via = f"  (provider {resource.provider})" if resource.provider else ""  # Datadog's is always explicit
+            add(node.add(f"{resource.type}  {resource.name}{via}", highlight=False), resource.urn)
 
     add(tree, None)
     _out.print(tree)

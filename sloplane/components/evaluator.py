@@ -3,9 +3,10 @@
 Thin on purpose, like the other components: the settings become an `EvaluatorSettings`, the
 renderer in `sloplane.render.evaluator` builds the objects, and each is registered as a child.
 The only thing added here is secrecy: the token and receiver files go into the Secret wrapped in
-`pulumi.Output.secret`, so they are encrypted in state and never appear in the other objects.
+`pulumi.Output.secret`, and so do the Datadog API and application keys into theirs, so they are
+encrypted in state and never appear in the other objects (whether or not the caller passed secrets).
 
-Settings other than `tokens` and `receivers` must be plain values (not Outputs): they shape the
+Settings other than `tokens`, `receivers` and the Datadog keys must be plain values (not Outputs): they shape the
 objects, which are rendered once when the program runs.
 """
 
@@ -50,7 +51,12 @@ SETTING_ARGS = (
     "prometheus_port",
     "argocd_project",
     "argocd_namespace",
+    "datadog_url",
 )
+SECRET_CHILDREN = {"secrets": "secret", "datadog": "datadog_secret"}
+"""The Secrets' resource name suffixes and their keys in `SloEvaluator.children`."""
+DATADOG_KEY_ARGS = {"DD_API_KEY": "datadog_api_key", "DD_APP_KEY": "datadog_app_key"}
+"""The component's arguments for the keys `serve --datadog` reads from each environment variable."""
 
 
 class EvaluatorArgs(TypedDict):
@@ -80,6 +86,13 @@ class EvaluatorArgs(TypedDict):
     """Keep a deny sync window in this Argo CD AppProject while a major incident is open (adds a
     Role that may get and patch only that project, and mounts an API token)."""
     argocd_namespace: NotRequired[pulumi.Input[str]]
+    datadog_url: NotRequired[pulumi.Input[str]]
+    """A Datadog site (`datadoghq.eu`) or API URL (`https://api.datadoghq.com`): `serve --datadog`, for the
+    SLOs whose SLI reads Datadog. Needs both keys."""
+    datadog_api_key: NotRequired[pulumi.Input[str]]
+    """Datadog API key, stored as a secret (env `DD_API_KEY` from the `<name>-datadog` Secret)."""
+    datadog_app_key: NotRequired[pulumi.Input[str]]
+    """Datadog application key, stored as a secret (env `DD_APP_KEY`)."""
 
 
 class SloEvaluatorArgs(EvaluatorArgs):
@@ -116,6 +129,19 @@ def resolve_declarations(values: Sequence[Any]) -> list[Declaration]:
     if not found:
         raise pulumi.RunError("SloEvaluator: no declarations to serve")
     return found
+
+
+def datadog_keys(args: Mapping[str, Any], settings: EvaluatorSettings) -> dict[str, Any] | None:
+    """The Datadog keys by environment variable when a site is given; both or neither, and only with a site."""
+    given = {variable: args.get(arg) for variable, arg in DATADOG_KEY_ARGS.items() if args.get(arg) is not None}
+    if settings.datadog_url is None:
+        if given:
+            raise pulumi.RunError("SloEvaluator: Datadog keys without 'datadog_url' (the site or API URL)")
+        return None
+    missing = [arg for variable, arg in DATADOG_KEY_ARGS.items() if variable not in given]
+    if missing:
+        raise pulumi.RunError(f"SloEvaluator: 'datadog_url' needs {' and '.join(repr(m) for m in missing)}")
+    return given
 
 
 def _check_nothing_routed(declarations: Sequence[Declaration]) -> None:
@@ -175,10 +201,14 @@ class SloEvaluator(pulumi.ComponentResource):
             TOKENS_FILE: args["tokens"],
             RECEIVERS_FILE: EMPTY_RECEIVERS if receivers is None else receivers,
         }
+        keys = datadog_keys(args, settings)
         super().__init__(TOKEN, name, None, opts)
         self.settings = settings
         child = pulumi.ResourceOptions(parent=self)
-        self.children = self._register(name, settings, configs, render.secret(settings, secret_values), child)
+        secrets = {"secrets": render.secret(settings, secret_values)}  # by resource name suffix
+        if keys is not None:
+            secrets["datadog"] = render.datadog_secret(settings, keys)
+        self.children = self._register(name, settings, configs, secrets, child)
         self.url = self.children["service"].id.apply(lambda _: service_url(settings))
         self.register_outputs({"url": self.url})
 
@@ -187,10 +217,10 @@ class SloEvaluator(pulumi.ComponentResource):
         name: str,
         settings: EvaluatorSettings,
         configs: dict[str, Any],
-        secret: dict[str, Any],
+        secrets: dict[str, dict[str, Any]],
         child: pulumi.ResourceOptions,
     ) -> dict[str, pulumi.CustomResource]:
-        """Register the rendered objects; the Deployment waits for what its pods mount."""
+        """Register the rendered objects; the Deployment waits for what its pods mount or read."""
         account = render.service_account(settings)
         claim = render.persistent_volume_claim(settings)
         mounted: dict[str, pulumi.CustomResource] = {
@@ -201,13 +231,16 @@ class SloEvaluator(pulumi.ComponentResource):
                 opts=child,
             ),
             "config_map": ConfigMap(f"{name}-slos", metadata=configs["metadata"], data=configs["data"], opts=child),
-            "secret": Secret(
-                f"{name}-secrets",
-                metadata=secret["metadata"],
-                type=secret["type"],
-                string_data=pulumi.Output.secret(secret["stringData"]),
-                opts=child,
-            ),
+            **{
+                SECRET_CHILDREN[suffix]: Secret(
+                    f"{name}-{suffix}",
+                    metadata=secret["metadata"],
+                    type=secret["type"],
+                    string_data=pulumi.Output.secret(secret["stringData"]),
+                    opts=child,
+                )
+                for suffix, secret in secrets.items()
+            },
             "claim": PersistentVolumeClaim(f"{name}-state", metadata=claim["metadata"], spec=claim["spec"], opts=child),
         }
         after = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(mounted.values())))

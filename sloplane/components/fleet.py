@@ -2,7 +2,8 @@
 
 Composites and dependencies resolve across the whole folder, exactly as with `sloplane render`.
 Each SLO's children follow its `targets`: no PrometheusRule without `prometheus`, no dashboard
-without `grafana`; archived SLOs are skipped.
+without `grafana`, no Datadog objects without `datadog` (those go through `datadog_provider`, which is
+then required); archived SLOs are skipped.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
-from pulumi_kubernetes.apiextensions import CustomResource
-from pulumi_kubernetes.core.v1 import ConfigMap
+import pulumi_datadog
 
+from sloplane.components.datadog import DatadogChildren, explicit_provider, missing_provider
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
 from sloplane.components.slo import (
@@ -43,6 +44,9 @@ class SloFleetArgs(TypedDict):
     rule_labels: NotRequired[pulumi.Input[Mapping[str, str]]]
     dashboard_label: NotRequired[pulumi.Input[Sequence[str]]]
     grafana_url: NotRequired[pulumi.Input[str]]
+    datadog_provider: NotRequired[pulumi_datadog.Provider]
+    """The provider of every Datadog object of the fleet (required when an SLO targets datadog, unless a
+    datadog provider comes in the resource options)."""
     evaluator: NotRequired[EvaluatorArgs]
     """When given, one `SloEvaluator` child serves every declaration of the folder."""
     deployment_gate: NotRequired[Mapping[str, Any]]
@@ -60,6 +64,11 @@ class SloFleet(pulumi.ComponentResource):
             declarations = load_declarations([str(args["path"])], renderable=rendered_targets())
         except DeclarationError as error:
             raise run_error(str(error)) from None
+        datadog_provider = explicit_provider(args, opts)
+        if datadog_provider is None:
+            on_datadog = [d.name for d in active(declarations) if TargetSystem.DATADOG in d.spec.targets]
+            if on_datadog:
+                raise missing_provider(", ".join(on_datadog))
         super().__init__(TOKEN, name, None, opts)
         fleet = Fleet(declarations)
         shared: dict[str, Any] = {key: value for key, value in args.items() if key not in ("path", "evaluator")}
@@ -77,11 +86,12 @@ class SloFleet(pulumi.ComponentResource):
             kubernetes=kubernetes_options(shared),
         )
         rendered, below = active(declarations), pulumi.ResourceOptions(parent=self)
-        self.fleet_children: dict[str, CustomResource | ConfigMap] = {}
-        for renderer in RENDERERS:  # fleet-wide objects (the overview dashboard), for the SLOs naming the target
+        datadog = DatadogChildren(datadog_provider) if datadog_provider is not None else None
+        self.fleet_children: dict[str, pulumi.CustomResource] = {}
+        for renderer in RENDERERS:  # fleet-wide objects (the overview dashboards), for the SLOs naming the target
             named = [d for d in rendered if renderer.target in d.spec.targets]
             for child in renderer.fleet_children(named, fleet, options):
-                self.fleet_children[child.key] = register_child(f"{name}-{child.suffix}", child, below)
+                self.fleet_children[child.key] = register_child(f"{name}-{child.suffix}", child, below, datadog)
         self.overview = self.fleet_children.get("overview")
         self.evaluator: SloEvaluator | None = evaluator_for(name, args, declarations, self)
         self.sync_windows: DeploymentGate | None = None

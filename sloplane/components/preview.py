@@ -34,6 +34,8 @@ class Registration:
     parent: str | None
     custom: bool
     inputs: dict[str, Any]
+    provider: str | None = None
+    """The explicit provider's resource name (`dd-prod`), None for a default provider or a component."""
 
 
 @dataclass
@@ -79,10 +81,17 @@ class _RecordingMonitor(MockMonitor):
             return response
         parent = request.parent if request.parent and request.parent != self._stack_urn else None
         inputs = self.resources[response.urn].state if response.urn in self.resources else {}
+        provider = provider_name(request.provider) if request.provider else None
         self._result.resources.append(
-            Registration(response.urn, request.type, request.name, parent, bool(request.custom), dict(inputs))
+            Registration(response.urn, request.type, request.name, parent, bool(request.custom), dict(inputs), provider)
         )
         return response
+
+
+def provider_name(reference: str) -> str:
+    """A provider reference (`<urn>::<id>`, the URN ending `::<type>::<name>`) as the provider's name."""
+    parts = reference.split("::")
+    return parts[-2] if len(parts) >= 3 else reference
 
 
 def program_path(project_dir: Path) -> tuple[str, Path]:
@@ -94,6 +103,15 @@ def program_path(project_dir: Path) -> tuple[str, Path]:
     if not entry.is_file():
         raise FileNotFoundError(f"{project_file}: program {entry} not found")
     return str(project.get("name", project_dir.name)), entry
+
+
+def _quiet_abandoned_loops(unraisable: Any) -> None:
+    """Drop the noise of event loops the Pulumi SDK opens per worker thread and never closes: collected
+    at interpreter exit, they fail to close a self-pipe that is already gone. Anything else is shown."""
+    where = getattr(unraisable.object, "__qualname__", "")
+    if where == "BaseEventLoop.__del__":
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def run_program(project_dir: Path, stack: str = "preview") -> PreviewResult:
@@ -117,4 +135,5 @@ def run_program(project_dir: Path, stack: str = "preview") -> PreviewResult:
     finally:
         sys.path.remove(str(entry.parent))
         loop.close()
+        sys.unraisablehook = _quiet_abandoned_loops
     return result

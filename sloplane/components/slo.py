@@ -1,9 +1,11 @@
-"""`ServiceLevelObjective`: one declaration's PrometheusRule, Probe, dashboard ConfigMap and deployment gate.
+"""`ServiceLevelObjective`: one declaration's PrometheusRule, Probe, dashboard ConfigMap, Datadog objects and
+deployment gate.
 
 Thin on purpose: it loads the declaration, asks the renderers for the same dicts that
 `sloplane render` writes to files, and registers them as children. Kubernetes names are explicit
 (derived from the SLO name) and Pulumi resource names are derived from the component's name, so
 both are stable across runs. Should a child ever be renamed, it gets an alias to its old name.
+Datadog children go through `components.datadog` (SLO ids as Outputs, an explicit provider).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
 
 import pulumi
+import pulumi_datadog
 from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.core.v1 import ConfigMap
 
+from sloplane.components.datadog import DatadogChildren, check_slo_refs, explicit_provider, require_provider
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
 from sloplane.core import names
@@ -25,11 +29,12 @@ from sloplane.interop import load_declarations
 from sloplane.render import kubernetes
 from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
 from sloplane.render.registry import Child
-from sloplane.render.targets import renderers_of
+from sloplane.render.targets import RENDERERS, renderers_of
 from sloplane.semantics.subjects import FleetLike
 
 TOKEN = "sloplane:index:ServiceLevelObjective"
-DEFAULT_CREATE = ("prometheusRule", "dashboard", "probe")
+DEFAULT_CREATE = tuple(key for renderer in RENDERERS for key in renderer.child_keys)
+"""Every child a target can have; a declaration gets those of the targets it names."""
 
 
 class ServiceLevelObjectiveArgs(TypedDict):
@@ -43,8 +48,12 @@ class ServiceLevelObjectiveArgs(TypedDict):
     dashboard_label: NotRequired[pulumi.Input[Sequence[str]]]
     """(key, value) of the label the Grafana sidecar watches, default ("grafana_dashboard", "1")."""
     create: NotRequired[pulumi.Input[Sequence[str]]]
-    """Which children to create: prometheusRule, dashboard, probe (default: all that apply)."""
+    """Which children to create: prometheusRule, probe, dashboard, datadogSlo, datadogMonitors,
+    datadogCorrections, datadogDowntimes, datadogDashboard (default: all that the targets have)."""
     grafana_url: NotRequired[pulumi.Input[str]]
+    datadog_provider: NotRequired[pulumi_datadog.Provider]
+    """The provider every Datadog child is registered with (required with `targets: [datadog]`, unless a
+    datadog provider comes in the resource options): never the default provider."""
     evaluator: NotRequired[EvaluatorArgs]
     """When given, an `SloEvaluator` child serves this declaration (Kubernetes name sloplane-evaluator-<slo>)."""
     deployment_gate: NotRequired[Mapping[str, Any]]
@@ -95,6 +104,8 @@ class ServiceLevelObjective(pulumi.ComponentResource):
     """The PrometheusRule's Kubernetes name (None when not created)."""
     dashboard_name: pulumi.Output[str | None]
     """The dashboard ConfigMap's Kubernetes name (None when not created)."""
+    datadog_slo_ids: pulumi.Output[dict[str, str]]
+    """Each Datadog SLO's id by `slo` or `slo/stage` (empty without the datadog target)."""
 
     def __init__(
         self,
@@ -119,17 +130,35 @@ class ServiceLevelObjective(pulumi.ComponentResource):
             missing = [c.slo for c in declaration.spec.sli.composite.components if c.slo not in fleet]
             if missing:
                 raise run_error(f"{declaration.name}: composite parts {missing} are not in this stack (use SloFleet)")
-        super().__init__(TOKEN, name, None, opts)
         options = BundleOptions(
             render=RenderOptions(grafana_url=str(args.get("grafana_url") or "")), kubernetes=kubernetes_options(args)
         )
         create = set(cast(Sequence[str], args["create"] if args.get("create") is not None else DEFAULT_CREATE))
+        try:  # each named target's objects, as `sloplane render` writes them
+            rendered = [
+                child
+                for renderer in renderers_of(declaration)
+                for child in renderer.slo_children(declaration, fleet, options)
+                if child.key in create
+            ]
+        except ValueError as error:
+            raise run_error(f"{declaration.name}: {error}") from None
+        provider = require_provider(declaration.name, rendered, explicit_provider(args, opts))
+        check_slo_refs(declaration.name, rendered)
+        super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.children: dict[str, CustomResource | ConfigMap] = {}
-        for renderer in renderers_of(declaration):  # each named target's objects, as `sloplane render` writes them
-            for rendered in renderer.slo_children(declaration, fleet, options):
-                if rendered.key in create:
-                    self.children[rendered.key] = register_child(f"{name}-{rendered.suffix}", rendered, child)
+        datadog = DatadogChildren(provider) if provider is not None else None
+        self.children: dict[str, pulumi.CustomResource] = {}
+        """Kubernetes children by their `create` key."""
+        self.datadog: dict[str, pulumi.CustomResource] = {}
+        """Datadog children by their name suffix (`datadog-slo`, `datadog-monitor-page-1h`, ...)."""
+        for rendered_child in rendered:
+            resource = register_child(f"{name}-{rendered_child.suffix}", rendered_child, child, datadog)
+            if rendered_child.kind == "datadog":
+                self.datadog[rendered_child.suffix] = resource
+            else:
+                self.children[rendered_child.key] = resource
+        self.datadog_slo_ids = _ids(datadog)
         self.rule = cast(CustomResource | None, self.children.get("prometheusRule"))
         self.probe = cast(CustomResource | None, self.children.get("probe"))
         self.dashboard = cast(ConfigMap | None, self.children.get("dashboard"))
@@ -144,7 +173,21 @@ class ServiceLevelObjective(pulumi.ComponentResource):
             settings = {**dict(args.get("deployment_gate") or {}), "sync_windows": in_fleet is False}
             gate_args: DeploymentGateArgs = {**settings, "declarations": [declaration]}  # type: ignore[typeddict-item]
             self.gate = DeploymentGate(f"{name}-gate", gate_args, child, fleet=fleet)
-        self.register_outputs({"rule_name": self.rule_name, "dashboard_name": self.dashboard_name})
+        self.register_outputs(
+            {
+                "rule_name": self.rule_name,
+                "dashboard_name": self.dashboard_name,
+                "datadog_slo_ids": self.datadog_slo_ids,
+            }
+        )
+
+
+def _ids(datadog: DatadogChildren | None) -> pulumi.Output[dict[str, str]]:
+    """The Datadog SLO ids as one Output (an empty mapping without Datadog children)."""
+    refs = list(datadog.slo_ids) if datadog is not None else []
+    if datadog is None or not refs:
+        return pulumi.Output.from_input({})
+    return pulumi.Output.all(*datadog.slo_ids.values()).apply(lambda ids: dict(zip(refs, ids, strict=True)))
 
 
 def _name_of(resource: CustomResource | ConfigMap | None, name: str) -> pulumi.Output[str | None]:
@@ -161,8 +204,14 @@ def custom_resource(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOpti
     )
 
 
-def register_child(name: str, child: Child, opts: pulumi.ResourceOptions) -> CustomResource | ConfigMap:
+def register_child(
+    name: str, child: Child, opts: pulumi.ResourceOptions, datadog: DatadogChildren | None = None
+) -> pulumi.CustomResource:
     """A renderer's child registered as the Pulumi resource its kind calls for."""
+    if child.kind == "datadog":
+        if datadog is None:
+            raise run_error(f"{name}: a Datadog child needs a Datadog provider")
+        return datadog.register(name, child, opts)
     if child.kind == "config-map":
         return config_map(name, child.object, opts)
     return custom_resource(name, child.object, opts)

@@ -19,12 +19,15 @@ How a declaration maps (what cannot be exact is a lint at its line, `declaration
 - an `error_budget` monitor when the gate refuses deployments below some budget remaining;
 - maintenance (RRULE), one-off windows and emergency changes as corrections that take the time out of
   the budget, and downtimes that mute the SLO's monitors meanwhile (a correction does not mute).
+
+The Pulumi components register the same requests as pulumi-datadog resources (`datadog_pulumi`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,9 +45,10 @@ from sloplane.declaration.datadog_limits import (
 )
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.policy import RecurringWindow, TargetSystem
+from sloplane.render import datadog_pulumi
 from sloplane.render.datadog_dashboards import dashboard_request, overview_request
 from sloplane.render.options import BundleOptions
-from sloplane.render.registry import Document, Renderer
+from sloplane.render.registry import Child, Document, Renderer
 from sloplane.semantics.datadog import datadog_queries
 from sloplane.semantics.subjects import Fleet, FleetLike, Subject, subjects
 
@@ -141,9 +145,15 @@ def _message(declaration: Declaration, what: str, tier: Tier | None = None) -> s
     return "\n".join(lines)
 
 
+def _number_text(value: float) -> str:
+    """A number as the query prints it, exactly (`14.4`, `1.5`, `0.333333333333`): the monitor's
+    `critical` threshold is this same number, and Datadog refuses the two when they differ."""
+    return format(Decimal(repr(value)).normalize(), "f")
+
+
 def _burn_monitor(declaration: Declaration, subject: Subject, windows: MonitorWindows) -> Request:
     alert = windows.alert
-    factor = f"{windows.factor:g}"
+    factor = _number_text(windows.factor)
     long_text, short_text = format_duration(windows.long_window), format_duration(windows.short_window)
     query = (
         f'burn_rate("{slo_placeholder(subject)}").over("{timeframe(declaration.spec)}")'
@@ -163,7 +173,7 @@ def _burn_monitor(declaration: Declaration, subject: Subject, windows: MonitorWi
         "message": _message(declaration, what, alert.tier),
         "tags": [*_tags(declaration, subject), *(f"{key}:{value}" for key, value in labels.items())],
         "priority": page_priority(alert.tier),
-        "options": {"thresholds": {"critical": windows.factor}},
+        "options": {"thresholds": {"critical": float(factor)}},
     }
     ref = f"{slo_ref(subject)}/{tier}-{long_text}"
     return {"ref": ref, "method": "POST", "path": "/api/v1/monitor", "body": body}
@@ -192,11 +202,14 @@ def monitor_requests(declaration: Declaration, subject: Subject) -> list[Request
     spec = declaration.spec
     tiers = set(spec.alerting.enabled_tiers())
     period = timeframe_period(spec)
-    requests = [
-        _burn_monitor(declaration, subject, monitor_windows(alert, period))
-        for alert in spec.burn_rate_alerts()
-        if alert.tier in tiers and alert.can_fire(subject.objective)
-    ]
+    requests: list[Request] = []
+    for alert in spec.burn_rate_alerts():
+        if alert.tier not in tiers or not alert.can_fire(subject.objective):
+            continue
+        monitor = _burn_monitor(declaration, subject, monitor_windows(alert, period))
+        # two tiers clamped into Datadog's 48h at the same budget share are one monitor, not two
+        if all(request["body"]["query"] != monitor["body"]["query"] for request in requests):
+            requests.append(monitor)
     budget = _budget_monitor(declaration, subject)
     return [*requests, *([budget] if budget is not None else [])]
 
@@ -308,13 +321,23 @@ def _fleet_documents(declarations: Sequence[Declaration], fleet: Fleet, options:
     return {f"{FOLDER}/overview.json": ("json", {"requests": [overview_request(alive)]})}
 
 
+def _children(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> list[Child]:
+    """The Pulumi children: the same requests the file holds, as pulumi-datadog resources."""
+    del fleet, options  # as for the files
+    return datadog_pulumi.slo_children(declaration, datadog_requests(declaration))
+
+
+def _fleet_children(declarations: Sequence[Declaration], fleet: Fleet, options: BundleOptions) -> list[Child]:
+    del fleet, options  # as for the overview file
+    return datadog_pulumi.overview_children(declarations)
+
+
 RENDERER = Renderer(
     target=TargetSystem.DATADOG,
     folders=(FOLDER,),
     slo_documents=_documents,
     fleet_documents=_fleet_documents,
-    children_pending=(
-        "the Pulumi components do not register Datadog resources yet (pulumi-datadog children are being "
-        "built); `sloplane render` writes the Datadog requests as files"
-    ),
+    child_keys=datadog_pulumi.CHILD_KEYS,
+    slo_children=_children,
+    fleet_children=_fleet_children,
 )

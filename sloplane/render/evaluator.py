@@ -13,6 +13,10 @@ Layout inside the pod, fixed so the container arguments are predictable:
 | `/var/lib/sloplane` | PVC | `controls.db`: freezes and incidents, shared by every replica |
 | `/var/lib/sloplane/local` | emptyDir (s3 mode) | the per-pod decision log, exported to S3 |
 | `/tmp` | emptyDir | the root filesystem is read-only |
+
+With a Datadog site or URL, `serve --datadog` reads its keys from `DD_API_KEY` and `DD_APP_KEY`, set
+from a Secret of their own (`<name>-datadog`): environment variables, so not mounted with the files.
+A changed key reaches the pods when they restart (environment variables are read at start).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sloplane.render import argo_cd
 from sloplane.render.evaluator_settings import (
     CONFIG_CHECKSUM,
     CONFIG_MAP_LIMIT,
+    DATADOG_KEYS,
     LOCAL_DIR,
     RECEIVERS_FILE,
     SECRET_KEYS,
@@ -41,6 +46,7 @@ from sloplane.render.evaluator_settings import (
     StorageSettings,
     claim_name,
     config_map_name,
+    datadog_secret_name,
     labels,
     metadata,
     secret_name,
@@ -107,13 +113,27 @@ def secret(settings: EvaluatorSettings, values: Mapping[str, T]) -> dict[str, An
     """The Secret's shape; `values` are the file contents (the component passes secret Outputs)."""
     if set(values) != set(SECRET_KEYS):
         raise ValueError(f"the evaluator secret holds exactly {list(SECRET_KEYS)}, got {sorted(values)}")
+    return _opaque_secret(settings, secret_name(settings), {key: values[key] for key in SECRET_KEYS})
+
+
+def _opaque_secret(settings: EvaluatorSettings, name: str, data: Mapping[str, T]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata(settings, secret_name(settings)),
+        "metadata": metadata(settings, name),
         "type": "Opaque",
-        "stringData": {key: values[key] for key in SECRET_KEYS},
+        "stringData": dict(data),
     }
+
+
+def datadog_secret(settings: EvaluatorSettings, keys: Mapping[str, T]) -> dict[str, Any]:
+    """The Datadog keys' Secret (`api-key`, `app-key`); `keys` by environment variable (`DD_API_KEY`, `DD_APP_KEY`)."""
+    if settings.datadog_url is None:
+        raise ValueError("Datadog keys without a Datadog site or URL to use them with")
+    if set(keys) != set(DATADOG_KEYS):
+        raise ValueError(f"the Datadog secret holds exactly {list(DATADOG_KEYS)}, got {sorted(keys)}")
+    data = {key: keys[variable] for variable, key in DATADOG_KEYS.items()}
+    return _opaque_secret(settings, datadog_secret_name(settings), data)
 
 
 def persistent_volume_claim(settings: EvaluatorSettings) -> dict[str, Any]:
@@ -164,6 +184,8 @@ def container_args(settings: EvaluatorSettings) -> list[str]:
     ]
     if settings.argocd_project is not None:
         args += ["--argocd-project", settings.argocd_project, "--argocd-namespace", settings.argocd_namespace]
+    if settings.datadog_url is not None:
+        args += ["--datadog", settings.datadog_url]
     return args + s3_args(settings.storage)
 
 
@@ -186,6 +208,11 @@ def environment(settings: EvaluatorSettings) -> list[dict[str, Any]]:
     if settings.storage.mode == "s3" and settings.storage.region:
         # Both spellings: older botocore releases only read AWS_DEFAULT_REGION.
         env += [{"name": key, "value": settings.storage.region} for key in ("AWS_REGION", "AWS_DEFAULT_REGION")]
+    if settings.datadog_url is not None:
+        env += [
+            {"name": variable, "valueFrom": {"secretKeyRef": {"name": datadog_secret_name(settings), "key": key}}}
+            for variable, key in DATADOG_KEYS.items()
+        ]
     return env
 
 
@@ -347,6 +374,8 @@ def egress_ports(settings: EvaluatorSettings) -> list[int]:
         ports.add(url_port(settings.storage.s3_endpoint_url))
     if talks_to_kubernetes(settings):
         ports.update(settings.api_server_ports)
+    if settings.datadog_url is not None and settings.datadog_url.startswith(("https://", "http://")):
+        ports.add(url_port(settings.datadog_url))  # a site is reached on 443
     return sorted(ports)
 
 
@@ -368,14 +397,20 @@ def network_policy(settings: EvaluatorSettings) -> dict[str, Any]:
 
 
 def evaluator_objects(
-    settings: EvaluatorSettings, declarations: Iterable[Declaration], secret_values: Mapping[str, T]
+    settings: EvaluatorSettings,
+    declarations: Iterable[Declaration],
+    secret_values: Mapping[str, T],
+    datadog_keys: Mapping[str, T] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object of one evaluator, in the order they can be applied."""
+    """Every object of one evaluator, in the order they can be applied (the Datadog keys' Secret with a site)."""
     configs = config_map(settings, declarations)
+    if (settings.datadog_url is None) != (datadog_keys is None):
+        raise ValueError("a Datadog site or URL and its keys go together")
     return [
         service_account(settings),
         configs,
         secret(settings, secret_values),
+        *([datadog_secret(settings, datadog_keys)] if datadog_keys is not None else []),
         persistent_volume_claim(settings),
         deployment(settings, configs["data"]),
         service(settings),

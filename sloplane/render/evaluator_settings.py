@@ -22,6 +22,10 @@ LOCAL_DIR = f"{STATE_DIR}/local"
 TOKENS_FILE = "tokens.yaml"
 RECEIVERS_FILE = "receivers.yaml"
 SECRET_KEYS = (TOKENS_FILE, RECEIVERS_FILE)
+DATADOG_KEYS = {"DD_API_KEY": "api-key", "DD_APP_KEY": "app-key"}
+"""The environment variables `serve --datadog` reads its keys from, and their keys in the Datadog Secret."""
+DATADOG_SITE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+")
+"""A site name (`datadoghq.eu`, `us5.datadoghq.com`): `serve` knows which API host each has."""
 CONFIG_CHECKSUM = "checksum/config"
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 CONFIG_MAP_LIMIT = 1024 * 1024
@@ -92,6 +96,9 @@ class EvaluatorSettings:
     argocd_namespace: str = "argocd"
     api_server_ports: Sequence[int] = (443, 6443)
     """Ports the Kubernetes API answers on (the Service's 443 and the usual endpoint 6443)."""
+    datadog_url: str | None = None
+    """A Datadog site (`datadoghq.eu`) or API URL (`https://api.datadoghq.com`) for `serve --datadog`, so
+    SLOs whose SLI reads Datadog are measured there; the keys go into their own Secret (`datadog_secret_name`)."""
 
     def __post_init__(self) -> None:
         """Fail on what the API server (or a node drain) would refuse later, with a clearer message.
@@ -103,6 +110,9 @@ class EvaluatorSettings:
             raise ValueError(f"name {self.name!r} is not a DNS label (a-z, 0-9, '-', at most 63 characters)")
         if self.replicas < 2:
             raise ValueError("the evaluator needs at least 2 replicas (its PodDisruptionBudget keeps 1 available)")
+        url = self.datadog_url
+        if url is not None and not (url.startswith(("https://", "http://")) or DATADOG_SITE.fullmatch(url)):
+            raise ValueError(f"datadog_url {url!r} is neither a Datadog site (datadoghq.eu) nor an http(s) URL")
 
 
 def selector_labels(settings: EvaluatorSettings) -> dict[str, str]:
@@ -134,6 +144,11 @@ def config_map_name(settings: EvaluatorSettings) -> str:
 def secret_name(settings: EvaluatorSettings) -> str:
     """The Secret holding the token and receiver files."""
     return f"{settings.name}-secrets"
+
+
+def datadog_secret_name(settings: EvaluatorSettings) -> str:
+    """The Secret holding the Datadog API and application keys (apart from the files: it is only env)."""
+    return f"{settings.name}-datadog"
 
 
 def claim_name(settings: EvaluatorSettings) -> str:

@@ -21,13 +21,36 @@ from sloplane.semantics.subjects import Fleet, FleetLike
 Document = tuple[str, Any]
 """A file's format ("yaml", "yaml-documents" or "json") and its data."""
 
-ChildKind = Literal["custom-resource", "config-map"]
-"""How a Pulumi component registers a child: a Kubernetes custom resource, or a ConfigMap."""
+ChildKind = Literal["custom-resource", "config-map", "datadog"]
+"""How a Pulumi component registers a child: a Kubernetes custom resource, a ConfigMap, or a
+pulumi-datadog resource (what it is and which SLO ids it needs: `Child.datadog`)."""
+
+DatadogType = Literal["ServiceLevelObjective", "Monitor", "SloCorrection", "DowntimeSchedule", "DashboardJson"]
+"""The pulumi-datadog classes sloplane registers."""
+
+
+@dataclass(frozen=True)
+class DatadogResource:
+    """What a Datadog child is beyond its inputs: the objects refer to each other by ids Datadog gives
+    only when it creates them, so a child says which SLO it is and which SLOs' ids its inputs hold."""
+
+    type: DatadogType
+    ref: str | None = None
+    """An SLO's name for the children that refer to it (`slo` or `slo/stage`): its id replaces `{{slo:<ref>}}`."""
+    slo_refs: tuple[str, ...] = ()
+    """The SLOs whose ids stand as placeholders in the inputs: the child is built from their ids."""
+    json_inputs: tuple[str, ...] = ()
+    """Inputs the resource takes as JSON text (a DashboardJson's `dashboard`): serialised once the ids are in."""
 
 
 @dataclass(frozen=True)
 class Child:
-    """A Kubernetes object a Pulumi component registers for a target: the same dict `sloplane render` writes."""
+    """What a Pulumi component registers for a target: the same data `sloplane render` writes.
+
+    A Kubernetes child's `object` is the object's dict; a Datadog child's is the resource's inputs as
+    pulumi-datadog's keyword arguments (snake_case, nested arguments as dicts), built from the request
+    bodies the files hold, so the files and the stack never disagree.
+    """
 
     key: str
     """The component's `create` entry that switches it on or off (`prometheusRule`, `probe`, `dashboard`)."""
@@ -35,6 +58,13 @@ class Child:
     """The Pulumi resource name is `<component name>-<suffix>`: stable across runs."""
     kind: ChildKind
     object: dict[str, Any]
+    datadog: DatadogResource | None = None
+    """For the `datadog` kind (and only for it): which resource, and the SLO ids it needs."""
+
+    def __post_init__(self) -> None:
+        """A Datadog child without its resource type (or a Kubernetes one with one) is a renderer's bug."""
+        if (self.kind == "datadog") != (self.datadog is not None):
+            raise ValueError(f"child {self.suffix}: kind {self.kind!r} and its Datadog description disagree")
 
 
 SloDocuments = Callable[[Declaration, FleetLike, BundleOptions], dict[str, Document]]
