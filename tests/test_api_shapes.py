@@ -278,7 +278,7 @@ def test_the_json_keeps_its_order_names_and_spellings() -> None:
     assert list(written["measurement"]) == [
         "slo", "stage", "objective", "at", "periodStart", "windows", "periodErrorRatio", "periodEvents",
         "periodBadEvents", "budgetRemaining", "timeToExhaustion", "exclusions", "source", "queries", "error",
-        "staleSeconds",
+        "staleSeconds", "rateLimitWaitSeconds",
     ]  # fmt: skip
     assert written["decision"] == "pass" and written["decidedAt"] == "2026-11-26T12:01:00+00:00"
     assert written["evaluatedAt"] == written["measurement"]["at"] == "2026-11-26T12:01:00+00:00"

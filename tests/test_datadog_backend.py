@@ -164,3 +164,30 @@ def test_sites_and_keys(api: DatadogAPI, clock: Clock) -> None:
     with pytest.raises(ValueError, match="not a Datadog site"):
         api_url("datadog.example")
     assert _client(api, clock).healthy() == (True, "ok")
+
+
+def test_requests_side_by_side_share_the_limit_without_a_429() -> None:
+    """Four requests in flight at once reserve their slots: 12 requests under 5 per 2 s never draw a 429
+    and none is sent while the limit is spent (real time: about two periods)."""
+    server = DatadogAPI(limits={SCALAR: RateLimit("query_scalar_public", 5, 2)})
+    server.add("requests.count", {"service": "shop"}, START - 60, 5.0)
+    with server:
+        client = DatadogCounts(server.url, "k", "a", limits=RateLimits(), max_queries=1, parallel=4)
+        assert client.counts([QUERY] * 12, T0, timedelta(minutes=5)) == [5.0] * 12
+    assert [request.status for request in server.requests(SCALAR)] == [200] * 12
+    assert server.sent_during_backoff() == []
+
+
+def test_a_limit_resets_on_its_calendar_boundary_not_on_a_rounded_reset() -> None:
+    """Reset is whole seconds and arrives late: the period's end is the multiple of the period nearest."""
+    limits = RateLimits()
+    headers = {
+        "X-RateLimit-Name": "query_scalar_public",
+        "X-RateLimit-Limit": "100",
+        "X-RateLimit-Period": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "9",
+    }
+    limits.record(headers, 1000.0 + 2.01)  # the server saw 1001.8 (Reset ceil(8.2) = 9), we read it at 1002.01
+    assert limits.wait("query_scalar_public", 1005.0) == pytest.approx(5.0)  # until 1010, not 1011.01
+    assert limits.take("query_scalar_public", 1010.0) == 0.0  # a new period: the limit's size again

@@ -33,7 +33,7 @@ OptionalPaths = Annotated[
         help="Declaration files or folders (needed with --prometheus, not with --evaluator).", show_default=False
     ),
 ]
-PrometheusUrl = Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")]
+
 At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
 Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
 Staleness = Annotated[str, typer.Option("--staleness", help="Reject data with no sample this recent.")]

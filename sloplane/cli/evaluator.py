@@ -20,6 +20,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sloplane.cli.backends import (
+    DEFAULT_DATADOG_DELAY,
+    DatadogDelayOption,
+    DatadogOption,
+    PrometheusOption,
+    backends,
+)
 from sloplane.cli.common import (
     DEFAULT_DB,
     At,
@@ -28,7 +35,6 @@ from sloplane.cli.common import (
     Format,
     OptionalPaths,
     Paths,
-    PrometheusUrl,
     RefusedError,
     Staleness,
     load_fleet,
@@ -41,6 +47,7 @@ from sloplane.core.serialize import pretty_json
 from sloplane.declaration.validation import did_you_mean
 from sloplane.evaluator.deciding.deployments import BurnSplitError
 from sloplane.evaluator.measuring.backends.base import BackendError
+from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome, ReleaseSpan
 from sloplane.evaluator.service import Evaluator
@@ -215,11 +222,17 @@ class NullLog:
 
 
 def _evaluate(
-    console: Consoles, paths: list[Path], prometheus: str, at: str | None, output: str, staleness: str
+    console: Consoles,
+    paths: list[Path],
+    metrics: tuple[PrometheusBackend | None, DatadogCounts | None],
+    at: str | None,
+    output: str,
+    staleness: str,
 ) -> None:
     moment = parse_instant(at)
     bound = parse_window(staleness, "--staleness")
-    evaluator = Evaluator(load_fleet(console, paths), PrometheusBackend(prometheus), NullLog(), staleness=bound)
+    prometheus, datadog = metrics
+    evaluator = Evaluator(load_fleet(console, paths), prometheus, NullLog(), staleness=bound, datadog=datadog)
     measurements = evaluator.evaluate(moment)
     if output == "json":
         sys.stdout.write(pretty_json([m.to_dict() for m in measurements]))
@@ -266,13 +279,15 @@ def register(app: typer.Typer, console: Consoles) -> None:
     @app.command()
     def evaluate(
         paths: Paths,
-        prometheus: PrometheusUrl,
+        prometheus: PrometheusOption = None,
+        datadog: DatadogOption = None,
+        datadog_delay: DatadogDelayOption = DEFAULT_DATADOG_DELAY,
         at: At = None,
         output_format: Format = "table",
         staleness: Staleness = "5m",
     ) -> None:
         """Measure every SLO now (or --at): SLI per window and over the period, budget left, burn rates."""
-        _evaluate(console, paths, prometheus, at, output_format, staleness)
+        _evaluate(console, paths, backends(prometheus, datadog, datadog_delay), at, output_format, staleness)
 
     @app.command(help=GATE_HELP)
     def gate(
@@ -284,6 +299,8 @@ def register(app: typer.Typer, console: Consoles) -> None:
         pipeline: Annotated[str | None, typer.Option(help="CI/CD pipeline or run id.")] = None,
         rollout: Annotated[str | None, typer.Option(help="Argo Rollout name.")] = None,
         prometheus: Annotated[str | None, typer.Option(help="Decide here, reading this Prometheus.")] = None,
+        datadog: DatadogOption = None,
+        datadog_delay: DatadogDelayOption = DEFAULT_DATADOG_DELAY,
         evaluator: Annotated[str | None, typer.Option(help="Or ask a running evaluator (sloplane serve).")] = None,
         token: Annotated[str | None, typer.Option(envvar="SLOPLANE_TOKEN", help="Token for --evaluator.")] = None,
         at: At = None,
@@ -313,8 +330,9 @@ def register(app: typer.Typer, console: Consoles) -> None:
         db: Db = DEFAULT_DB,
         output_format: Format = "text",
     ) -> None:
-        if (prometheus is None) == (evaluator is None):
-            raise typer.BadParameter("give exactly one of --prometheus or --evaluator")
+        local_backends = prometheus is not None or datadog is not None
+        if local_backends == (evaluator is not None):
+            raise typer.BadParameter("give --prometheus and/or --datadog to decide here, or --evaluator to ask one")
         if (slo is None) == (service is None):
             raise typer.BadParameter("give exactly one of --slo or --service")
         if wait and record_only:
@@ -326,10 +344,11 @@ def register(app: typer.Typer, console: Consoles) -> None:
             override = BreakGlass(break_glass.strip(), _identity())
         request = GateRequest(slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli", override)
         ask: Callable[[GateRequest], dict[str, Any]]
-        if prometheus is not None:
+        if local_backends:
             if not paths:
-                raise typer.BadParameter("give the declarations (PATHS) to decide here with --prometheus")
-            local = Evaluator(load_fleet(console, paths), PrometheusBackend(prometheus), SqliteDecisionLog(db))
+                raise typer.BadParameter("give the declarations (PATHS) to decide here with --prometheus/--datadog")
+            reader, counts = backends(prometheus, datadog, datadog_delay)
+            local = Evaluator(load_fleet(console, paths), reader, SqliteDecisionLog(db), datadog=counts)
             ask = functools.partial(_local, local)
         else:
             assert evaluator is not None
@@ -359,8 +378,10 @@ def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
     @app.command()
     def burn(
         paths: Paths,
-        prometheus: PrometheusUrl,
         slo: Annotated[str, typer.Option(help="The SLO to report on.")],
+        prometheus: PrometheusOption = None,
+        datadog: DatadogOption = None,
+        datadog_delay: DatadogDelayOption = DEFAULT_DATADOG_DELAY,
         db: Db = DEFAULT_DB,
         at: At = None,
         output_format: Format = "table",
@@ -372,7 +393,8 @@ def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
         if not db.exists():
             console.err.print(f"no decision log at {db}", markup=False)
             raise typer.Exit(1)
-        evaluator = Evaluator(fleet, PrometheusBackend(prometheus), SqliteDecisionLog(db))
+        reader, counts = backends(prometheus, datadog, datadog_delay)
+        evaluator = Evaluator(fleet, reader, SqliteDecisionLog(db), datadog=counts)
         try:
             split = evaluator.deployment_burn(slo, parse_instant(at))
         except (BurnSplitError, BackendError) as error:

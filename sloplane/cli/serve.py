@@ -13,7 +13,14 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Paths, PrometheusUrl, Staleness, load_fleet, parse_window
+from sloplane.cli.backends import (
+    DEFAULT_DATADOG_DELAY,
+    DatadogDelayOption,
+    DatadogOption,
+    PrometheusOption,
+    datadog_settings,
+)
+from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Paths, Staleness, load_fleet, parse_window
 from sloplane.core.serialize import pretty_json_ascii
 from sloplane.evaluator.http.auth import TokenFileError, TokenStore, new_token
 from sloplane.evaluator.storage.controls import ControlsError
@@ -61,8 +68,10 @@ def register(app: typer.Typer, console: Consoles) -> None:
     @app.command()
     def serve(
         paths: Paths,
-        prometheus: PrometheusUrl,
         tokens: Annotated[Path, typer.Option(help="Token file (sloplane token create writes entries).")],
+        prometheus: PrometheusOption = None,
+        datadog: DatadogOption = None,
+        datadog_delay: DatadogDelayOption = DEFAULT_DATADOG_DELAY,
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
         db: Db = DEFAULT_DB,
@@ -99,6 +108,9 @@ def register(app: typer.Typer, console: Consoles) -> None:
         from sloplane.evaluator.http import serving  # the web stack is slow to import; only this command needs it
         from sloplane.evaluator.server import ServerConfig, build_service  # the whole service: only `serve` needs it
 
+        if prometheus is None and datadog is None:
+            raise typer.BadParameter("give --prometheus URL, --datadog SITE, or both")
+        settings = datadog_settings(datadog, datadog_delay)
         store = _token_store(tokens, console)
         config = ServerConfig(
             prometheus,
@@ -116,6 +128,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
             argocd_namespace=argocd_namespace,
             argocd_applications=tuple(argocd_application or ("*",)),
             health_interval=parse_window(health_interval, "--health-interval"),
+            datadog=settings.counts if settings is not None else None,
         )
         service = _built(console, lambda: build_service(load_fleet(console, paths), config))
         service.start()

@@ -256,12 +256,14 @@ class Measurement(JsonShape):
     """Until the budget is spent at this burn (in JSON, seconds)."""
     exclusions: tuple[Exclusion, ...] = ()
     source: str = "raw"
-    """`recording-rules`, `raw` or `composite`: where the numbers came from."""
+    """`recording-rules`, `raw` (Prometheus), `datadog` or `composite`: where the numbers came from."""
     queries: tuple[str, ...] = ()
     error: str | None = None
     """Set when the backend could not be read (the numbers above are then none)."""
     stale_seconds: float | None = None
     """Age of the newest sample when it is older than the staleness bound."""
+    rate_limit_wait_seconds: float | None = None
+    """Seconds spent waiting for the backend's rate limit (Datadog) before these numbers came back."""
 
     def window(self, length: timedelta) -> WindowMeasurement | None:
         """The measurement over a window of that length, if taken."""

@@ -21,6 +21,7 @@ from sloplane.evaluator.http.app import create_app
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.integrations.argocd import KubernetesApi, SyncWindowReconciler
+from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.measuring.health import PROBE_INTERVAL_SECONDS, HealthProbe
 from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
@@ -34,7 +35,8 @@ from sloplane.semantics.subjects import Fleet
 class ServerConfig:
     """Where to read SLIs, where to record, who may ask."""
 
-    prometheus: str
+    prometheus: str | None
+    """Prometheus's base URL; None: SLIs are read from Datadog only."""
     db: Path
     tokens: TokenStore
     staleness: timedelta = timedelta(minutes=5)
@@ -58,6 +60,9 @@ class ServerConfig:
     argocd_applications: tuple[str, ...] = ("*",)
     health_interval: timedelta = timedelta(seconds=PROBE_INTERVAL_SECONDS)
     """How often the background probe asks an idle backend, and retries a decision log that failed."""
+    datadog: Callable[[float], DatadogCounts] | None = None
+    """Makes the Datadog transport (given the timeout) when SLIs are read from Datadog; it holds the keys,
+    which are therefore never a field of this config (nor in its repr)."""
 
 
 @dataclass
@@ -143,7 +148,12 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     def cache_lookup(hit: bool) -> None:
         metrics.record_cache(hit=hit)
 
-    backend = PrometheusBackend(config.prometheus, timeout=config.timeout, observe=observe)
+    backend = (
+        None
+        if config.prometheus is None
+        else PrometheusBackend(config.prometheus, timeout=config.timeout, observe=observe)
+    )
+    datadog = None if config.datadog is None else config.datadog(config.timeout)
     controls = ReleaseControls(config.controls or config.db)
     log = SqliteDecisionLog(config.db)
     notifier = _notifier(fleet, config, controls)
@@ -152,6 +162,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         backend,
         log,
         staleness=config.staleness,
+        datadog=datadog,
         on_cache_lookup=cache_lookup,
         controls=controls,
         on_decision=None if notifier is None else notifier.on_decision,

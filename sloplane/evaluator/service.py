@@ -25,7 +25,8 @@ from sloplane.evaluator.contracts import DecisionLog, ReleaseControlsView
 from sloplane.evaluator.deciding.attribution import IntervalReader, attribution_window, baseline_stage, compare
 from sloplane.evaluator.deciding.deployments import BurnSplit, burn_split, deployment_windows
 from sloplane.evaluator.deciding.pipeline import DecisionPipeline, GateContext, Related
-from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend, Sample
+from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend, NoPrometheus, Sample
+from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.health import BackendHealth, HealthRecordingBackend
 from sloplane.evaluator.measuring.measure import DeclaredSubject, Measurer
@@ -69,14 +70,16 @@ def _subject_named(declaration: Declaration, stage: str | None) -> Subject | Non
 
 
 class Evaluator:
-    """Measures and decides for one fleet against one backend, recording every decision."""
+    """Measures and decides for one fleet against its backends (Prometheus, Datadog or both; each SLO is
+    read from the one its SLI names), recording every decision."""
 
     def __init__(
         self,
         fleet: Fleet,
-        backend: MetricsBackend,
+        backend: MetricsBackend | None,
         log: DecisionLog,
         *,
+        datadog: DatadogCounts | None = None,
         staleness: timedelta = timedelta(minutes=5),
         pipeline: DecisionPipeline | None = None,
         clock: Clock = utc_now,
@@ -86,7 +89,7 @@ class Evaluator:
     ) -> None:
         self.fleet = fleet
         self.health = BackendHealth()
-        self.backend = HealthRecordingBackend(backend, self.health)
+        self.backend = HealthRecordingBackend(backend or NoPrometheus(), self.health)
         """The backend, recording every outcome: readiness reads that state and never asks itself."""
         self.log = log
         self.pipeline = pipeline or DecisionPipeline()
@@ -97,7 +100,15 @@ class Evaluator:
         measurements: TTLCache[Measurement] = TTLCache(
             ttl, max_entries=MEASUREMENT_CACHE_ENTRIES, on_lookup=on_cache_lookup
         )
-        self.measurer = Measurer(fleet, self.backend, cache=cache, measurements=measurements, staleness=staleness)
+        self.measurer = Measurer(
+            fleet,
+            self.backend,
+            cache=cache,
+            measurements=measurements,
+            staleness=staleness,
+            datadog=datadog,
+            prometheus=backend is not None,
+        )
         self._on_decision = on_decision
         self.controls = controls
         self.intervals = IntervalReader(self.backend, ttl)

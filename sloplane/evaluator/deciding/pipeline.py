@@ -47,6 +47,17 @@ def stale_data(context: GateContext) -> Outcome | None:
     return _by_fault_policy(context, "stale-data", message, staleness_seconds=stale)
 
 
+def rate_limit_wait(context: GateContext, outcome: Outcome) -> Outcome:
+    """Say (last, never changing the outcome) that the numbers waited for Datadog's rate limit, so a
+    slow gate explains itself."""
+    waited = context.measurement.rate_limit_wait_seconds
+    if waited:
+        context.note(
+            "rate-limit-wait", f"waited {waited:.1f} s for Datadog's rate limit before reading", waited_seconds=waited
+        )
+    return outcome
+
+
 def _by_fault_policy(context: GateContext, code: str, message: str, **values: Any) -> Outcome:
     if context.policy.on_backend_error is BackendErrorPolicy.FAIL_OPEN:
         context.note(code, f"{message}; failing open by policy", policy="failOpen", **values)
@@ -159,7 +170,7 @@ class DecisionPipeline:
 
     guards: Sequence[Step] = GUARDS
     checks: Sequence[Step] = CHECKS
-    adjusters: Sequence[Adjuster] = ADJUSTERS
+    adjusters: Sequence[Adjuster] = (*ADJUSTERS, rate_limit_wait)
 
     def decide(self, context: GateContext) -> Outcome:
         """The outcome; reasons accumulate on the context."""

@@ -4,18 +4,16 @@ All questions of one evaluation are asked at the same instant, and batched by wi
 number of backend queries grows with the number of distinct windows, not with SLOs x windows: the
 `Measurer` plans what each target needs into one plan, and `batching` turns that plan into few
 queries (grouped reads shared by every SLO of one shape; hand-written expressions tagged with
-`sloplane_ask` and joined with `or`) and maps the samples back to numbers.
+`sloplane_ask` and joined with `or`) and maps the samples back to numbers. Subjects whose SLI is
+read from Datadog are planned and asked by `datadog_reads`, whose answers are keyed alike, so the
+arithmetic below (and a composite of parts from both backends) does not know where they came from.
 
 Where the recording rules of `sloplane render` exist (an `sloplane:slo:info` series is there for
 the SLO), window ratios and period totals are read from them; elsewhere from the raw series through
 the same expressions the rules use. The period is always a ratio of events: bad events over all
 events, with excluded intervals (maintenance, one-off windows, emergency changes) subtracted from
 both, each read with an `@`-anchored range. SLIs without event counts (raw, threshold) exclude
-time by weighting instead (the sums are in `arithmetic`). Composites are computed from their
-parts' measurements.
-
-This module keeps what needs a backend and a fleet: planning per target, running the queries in
-parallel through the cache, and assembling `Measurement`s.
+time by weighting instead (the sums are in `arithmetic`).
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from sloplane.core import names
 from sloplane.core.budget import error_budget, time_to_exhaustion
 from sloplane.core.durations import format_duration
 from sloplane.declaration.model import BudgetingMethod, Declaration
-from sloplane.declaration.sli import CompositeMethod
+from sloplane.declaration.sli import Backend, CompositeMethod
 from sloplane.evaluator.measuring.arithmetic import (
     _combine,
     _period,
@@ -41,6 +39,7 @@ from sloplane.evaluator.measuring.arithmetic import (
     _window_ratio,
 )
 from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend, Sample
+from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.batching import (
     _answered,
     _grouped_queries,
@@ -50,6 +49,7 @@ from sloplane.evaluator.measuring.batching import (
     _tagged_queries,
 )
 from sloplane.evaluator.measuring.cache import TTLCache
+from sloplane.evaluator.measuring.datadog_reads import DatadogSubject, read, reads_from
 from sloplane.evaluator.measuring.periods import exclusions, merged, period_start
 from sloplane.evaluator.model import Exclusion, Measurement, WindowMeasurement
 from sloplane.semantics.promql import Aggregation, Term, WindowedQueries
@@ -92,9 +92,18 @@ class Measurer:
         measurements: TTLCache[Measurement] | None = None,
         staleness: timedelta = timedelta(minutes=5),
         analysis_windows: Iterable[timedelta] = (),
+        datadog: DatadogCounts | None = None,
+        prometheus: bool = True,
     ) -> None:
         self.fleet = fleet
         self.backend = backend
+        self.datadog = datadog
+        """Where SLIs read from Datadog are counted (`datadog_reads`); None: no Datadog configured."""
+        self.prometheus = prometheus
+        """Whether `backend` is a configured Prometheus (an evaluator may read Datadog only)."""
+        self.datadog_cache: TTLCache[tuple[float | None]] | None = (
+            None if cache is None else TTLCache(cache.ttl, max_entries=cache.max_entries)
+        )
         self.cache = cache
         self.measurements = measurements
         self.staleness = staleness
@@ -287,26 +296,31 @@ class Measurer:
             found.update(fresh)
         return {target.key: found[target.key] for target in targets}
 
+    def reads_datadog(self, target: DeclaredSubject) -> bool:
+        """Whether this subject's SLI is read from Datadog (`datadog_reads.reads_from`)."""
+        backend = reads_from(target.declaration, prometheus=self.prometheus, datadog=self.datadog is not None)
+        return backend is Backend.DATADOG
+
     def _measure(self, targets: Sequence[DeclaredSubject], at: datetime) -> dict[str, Measurement]:
-        """Measure the targets now, asking the backend (through the query cache)."""
+        """Measure the targets now, asking each backend (through the query caches) for its subjects."""
         everything = self._with_components(targets)
         excluded = {t.key: self._exclusions(t, at) for t in everything}
-        try:
-            recorded = self._recorded_slos(at)
-            plan = _Plan()
-            for target in everything:
-                self._plan_windows(plan, target, recorded, self.windows_of(target.declaration))
-                self._plan_period(plan, target, recorded, at, merged(excluded[target.key]))
-                self._plan_freshness(plan, target, recorded)
-            answers = self._answers(plan, at)
-            self._fill_missing_periods(plan, answers, everything, recorded, at=at, excluded=excluded)
-        except BackendError as error:
-            return {t.key: self._failed(t, at, excluded[t.key], str(error)) for t in targets}
-        run = _Run(at, answers, excluded, recorded)
-        run.expressions.update(plan.expressions())
+        measured = [t for t in everything if t.declaration.spec.sli.composite is None]
+        from_datadog = [t for t in measured if self.reads_datadog(t)]
+        from_prometheus = [t for t in measured if t not in from_datadog]
+        failures: dict[str, str] = {}
+        run = _Run(at, {}, excluded, set())
+        if from_prometheus:
+            self._read_prometheus(from_prometheus, run, failures)
+        waited = self._read_datadog(from_datadog, run, failures) if from_datadog else 0.0
         results: dict[str, Measurement] = {}
-        for target in everything:
-            if target.declaration.spec.sli.composite is None:
+        for target in measured:
+            if target.key in failures:
+                results[target.key] = self._failed(target, at, excluded[target.key], failures[target.key])
+            elif target in from_datadog:
+                found = self._compute(target, run, source="datadog")
+                results[target.key] = replace(found, rate_limit_wait_seconds=waited or None)
+            else:
                 results[target.key] = self._compute(target, run)
         pending = [t for t in everything if t.declaration.spec.sli.composite is not None]
         while pending:  # composites once all their parts are measured (cycles are refused at load)
@@ -320,6 +334,37 @@ class Measurer:
             message = "composite parts could not be measured"
             results[target.key] = self._failed(target, at, excluded[target.key], message)
         return {t.key: results[t.key] for t in targets}
+
+    def _read_prometheus(self, targets: list[DeclaredSubject], run: _Run, failures: dict[str, str]) -> None:
+        """Plan and ask Prometheus for its subjects; a fault fails those subjects only."""
+        at = run.at
+        try:
+            recorded = self._recorded_slos(at)
+            plan = _Plan()
+            for target in targets:
+                self._plan_windows(plan, target, recorded, self.windows_of(target.declaration))
+                self._plan_period(plan, target, recorded, at, merged(run.excluded[target.key]))
+                self._plan_freshness(plan, target, recorded)
+            answers = self._answers(plan, at)
+            self._fill_missing_periods(plan, answers, targets, recorded, at=at, excluded=run.excluded)
+        except BackendError as error:
+            failures.update({t.key: str(error) for t in targets})
+            return
+        run.answers.update(answers)
+        run.recorded.update(recorded)
+        run.expressions.update(plan.expressions())
+
+    def _read_datadog(self, targets: list[DeclaredSubject], run: _Run, failures: dict[str, str]) -> float:
+        """Ask Datadog for its subjects (`datadog_reads.read`); the seconds spent waiting for its rate limit."""
+        wanted = [
+            DatadogSubject(t.key, t.declaration, t.subject, self.windows_of(t.declaration), merged(run.excluded[t.key]))
+            for t in targets
+        ]
+        reading = read(self.datadog, wanted, run.at, self.staleness, self.datadog_cache)
+        failures.update(reading.failures)
+        run.answers.update(reading.answers)
+        run.expressions.update(reading.expressions)
+        return reading.waited
 
     def _fill_missing_periods(
         self,
@@ -375,7 +420,7 @@ class Measurer:
             error=message,
         )
 
-    def _compute(self, target: DeclaredSubject, run: _Run) -> Measurement:
+    def _compute(self, target: DeclaredSubject, run: _Run, source: str | None = None) -> Measurement:
         spec = target.declaration.spec
         key = target.key
         budget = error_budget(target.subject.objective)
@@ -394,7 +439,7 @@ class Measurer:
         recent = run.answers.get((key, "fresh", "fresh"))
         has_data = period[0] is not None or any(w.error_ratio is not None for w in windows)
         stale = self.staleness.total_seconds() if checked and not recent and has_data else None
-        source = "recording-rules" if recorded else "raw"
+        source = source or ("recording-rules" if recorded else "raw")
         return self._finish(target, run, tuple(windows), period, source=source, stale=stale)
 
     def _finish(

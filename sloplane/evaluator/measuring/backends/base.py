@@ -69,3 +69,25 @@ class MetricsBackend(Protocol):
     def healthy(self) -> tuple[bool, str]:
         """Whether the backend answers at all, with a reason when it does not."""
         ...
+
+
+class NoPrometheus:
+    """Stands in for the Prometheus an evaluator was not given (it reads Datadog only).
+
+    Every question is a typed failure naming the missing option, so an SLO that can only be read from
+    Prometheus gets a decision by policy, never a crash; there is nothing to be unhealthy about.
+    """
+
+    name = "prometheus"
+
+    def query(self, expression: str, at: datetime) -> list[Sample]:
+        """Always fails: no Prometheus is configured."""
+        raise BackendError(FailureKind.UNAVAILABLE, "no Prometheus is configured (--prometheus)")
+
+    def query_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
+        """Always fails: no Prometheus is configured."""
+        raise BackendError(FailureKind.UNAVAILABLE, "no Prometheus is configured (--prometheus)")
+
+    def healthy(self) -> tuple[bool, str]:
+        """Nothing configured, nothing down."""
+        return True, "no Prometheus configured"

@@ -1,6 +1,6 @@
 """Datadog over HTTP: event counts over aligned windows, within Datadog's rate limits.
 
-The transport of the evaluator's Datadog backend (its use by the Measurer comes next): it asks
+The transport of the evaluator's Datadog backend (`measuring/datadog_reads.py` plans what to ask): it asks
 `POST /api/v2/query/scalar` for `sum:…as_count()` queries with `aggregator: sum`, one number
 column per query and no server-side formula (a ratio is computed here, so a zero denominator can
 never become a value), many queries per request.
@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -68,36 +69,114 @@ def api_url(site_or_url: str) -> str:
     raise ValueError(f"'{site_or_url}' is not a Datadog site ({', '.join(SITES)}) or an http(s) URL")
 
 
+@dataclass(frozen=True)
+class Counted:
+    """Counts in query order, and the seconds spent waiting for Datadog's rate limit to get them."""
+
+    values: list[float | None]
+    waited: float
+
+
 @dataclass
 class _Limit:
     remaining: int
     resets_at: float
+    size: int | None = None
+    period: float | None = None
+
+
+def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    try:
+        value = float(headers[name])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _boundary(resets_at: float, period: float | None) -> float:
+    """The period's calendar-aligned end. `now + Reset` is off by up to a second (Reset is whole
+    seconds, rounded up) plus the answer's latency, and a reservation count kept against a drifting
+    boundary overruns the next period; the true end is the multiple of the period nearest to it."""
+    if period is None or period < 4:
+        return resets_at
+    aligned = round((resets_at - 0.5) / period) * period
+    return aligned if abs(aligned - resets_at) <= 2.0 else resets_at
 
 
 class RateLimits:
-    """What Datadog's answers said about each named limit; shared by every request of the process."""
+    """What Datadog's answers said about each named limit; shared by every request of the process.
+
+    Requests *reserve* a slot (`take`) before they are sent, so concurrent requests never both spend
+    the last one; answers correct the count (never upwards within a period: other requests of ours may
+    still be in flight). When a period ends, the limit's size (`X-RateLimit-Limit`) is available again
+    until the next calendar-aligned boundary (`X-RateLimit-Period`).
+    """
 
     def __init__(self) -> None:
         self._limits: dict[str, _Limit] = {}
+        self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def sent(self, name: str) -> None:
+        """A request under `name` is on its way (`answered` when it is back, however it ended)."""
+        with self._lock:
+            self._in_flight[name] = self._in_flight.get(name, 0) + 1
+
+    def answered(self, name: str) -> None:
+        """A request under `name` is back."""
+        with self._lock:
+            self._in_flight[name] = max(0, self._in_flight.get(name, 0) - 1)
+
     def record(self, headers: Mapping[str, str], now: float) -> None:
-        """Remember a limit's Remaining and when it resets, from an answer's headers."""
+        """Remember a limit's Remaining, size, period and when it resets, from an answer's headers."""
         name = headers.get("X-RateLimit-Name")
-        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
+        remaining, reset = (
+            _header_number(headers, "X-RateLimit-Remaining"),
+            _header_number(headers, "X-RateLimit-Reset"),
+        )
         if name is None or remaining is None or reset is None:
             return
-        try:
-            limit = _Limit(int(remaining), now + max(0.0, float(reset)))
-        except ValueError:
-            return
+        size, period = _header_number(headers, "X-RateLimit-Limit"), _header_number(headers, "X-RateLimit-Period")
+        period = period if period is not None and period > 0 else None
+        told = _Limit(
+            int(remaining), _boundary(now + max(0.0, reset), period), None if size is None else int(size), period
+        )
         with self._lock:
-            self._limits[name] = limit
+            known = self._limits.get(name)
+            if known is not None and told.resets_at < known.resets_at - 0.5:
+                return  # an answer from a period already over says nothing about this one
+            if known is not None and abs(known.resets_at - told.resets_at) < 0.5:
+                told.remaining = min(told.remaining, known.remaining)  # same period: the lower count holds
+            self._limits[name] = told
 
     def exhausted(self, name: str, until: float) -> None:
         """A 429 for `name`: nothing more until `until`."""
         with self._lock:
-            self._limits[name] = _Limit(0, until)
+            known = self._limits.get(name)
+            self._limits[name] = _Limit(0, until, known.size if known else None, known.period if known else None)
+
+    def take(self, name: str, now: float) -> float:
+        """Reserve one request under `name`: 0 when it may be sent now, else the seconds to wait first."""
+        with self._lock:
+            limit = self._limits.get(name)
+            if limit is None:
+                return 0.0
+            if limit.resets_at <= now:
+                if limit.size is None or limit.period is None:
+                    del self._limits[name]  # what the next period allows is learnt from the next answer
+                    return 0.0
+                periods = math.floor((now - limit.resets_at) / limit.period) + 1
+                limit.resets_at += periods * limit.period
+                limit.remaining = max(0, limit.size - self._in_flight.get(name, 0))
+            if limit.remaining > 0:
+                limit.remaining -= 1
+                return 0.0
+            return limit.resets_at - now
+
+    def known(self, name: str) -> bool:
+        """Whether an answer has said how much of `name` is left (until then, requests go one at a time)."""
+        with self._lock:
+            return name in self._limits
 
     def wait(self, name: str, now: float) -> float:
         """Seconds to wait before sending under `name` (0 when there is room or the period has ended)."""
@@ -150,6 +229,7 @@ class DatadogCounts:
         *,
         delay: timedelta = timedelta(0),
         max_queries: int = 20,
+        parallel: int = 4,
         timeout: float = 10.0,
         retries: int = 2,
         limits: RateLimits | None = None,
@@ -171,7 +251,11 @@ class DatadogCounts:
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
+        self.parallel = parallel
+        """Requests in flight at once: a fleet's requests wait for Datadog's latency side by side, while
+        the shared rate limit still bounds how many are sent per period."""
         self.requests_sent = 0
+        self._count_lock = threading.Lock()
         self._limit_name = "query_scalar_public"
         """The scalar endpoint's limit, as Datadog's answers name it."""
 
@@ -181,15 +265,44 @@ class DatadogCounts:
         return (end - int(length.total_seconds())) * 1000, end * 1000
 
     def counts(self, queries: Sequence[str], at: datetime, length: timedelta) -> list[float | None]:
-        """Each query's sum over the window (None: no data), `max_queries` to a request; raises BackendError."""
+        """Each query's sum over the window ending at `at` (None: no data); raises BackendError."""
         start, end = self.window(at, length)
-        found: list[float | None] = []
-        for first in range(0, len(queries), self.max_queries):
-            batch = list(queries[first : first + self.max_queries])
-            found.extend(self._guarded(functools.partial(self._scalar, batch, start, end)))
+        return self.read(queries, start, end).values
+
+    def read(self, queries: Sequence[str], start: int, end: int) -> Counted:
+        """Each query's sum over `[start, end)` ms, `max_queries` to a request; raises BackendError.
+
+        Says how long it waited for the rate limit, so a decision made on these numbers can say so.
+        """
+        return self.read_many([(queries, start, end)])[0]
+
+    def read_many(self, asks: Sequence[tuple[Sequence[str], int, int]]) -> list[Counted]:
+        """`read` for several intervals, their requests `parallel` at a time; raises the first BackendError."""
+        jobs = [
+            (index, list(queries[first : first + self.max_queries]), start, end)
+            for index, (queries, start, end) in enumerate(asks)
+            for first in range(0, len(queries), self.max_queries)
+        ]
+
+        def run(job: tuple[int, list[str], int, int]) -> tuple[list[float | None], float]:
+            _, batch, start, end = job
+            return self._guarded(functools.partial(self._scalar, batch, start, end))
+
+        answers: list[tuple[list[float | None], float]] = []
+        if jobs and not self.limits.known(self._limit_name):
+            answers.append(run(jobs[0]))  # learn the limit before sending side by side
+        rest = jobs[len(answers) :]
+        if len(rest) <= 1 or self.parallel <= 1:
+            answers += [run(job) for job in rest]
+        else:
+            with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="sloplane-datadog") as pool:
+                answers += pool.map(run, rest)
+        found: list[Counted] = [Counted([], 0.0) for _ in asks]
+        for (index, _, _, _), (values, waited) in zip(jobs, answers, strict=True):
+            found[index] = Counted(found[index].values + values, found[index].waited + waited)
         return found
 
-    def _scalar(self, batch: Sequence[str], start: int, end: int) -> list[float | None]:
+    def _scalar(self, batch: Sequence[str], start: int, end: int) -> tuple[list[float | None], float]:
         body = {
             "data": {
                 "type": "scalar_request",
@@ -203,22 +316,37 @@ class DatadogCounts:
                 },
             }
         }
-        return _number_columns(self._post(body), len(batch))
+        payload, waited = self._post(body)
+        return _number_columns(payload, len(batch)), waited
 
-    def _post(self, body: dict[str, Any]) -> Any:
-        """One request under the shared rate limit; typed BackendErrors for everything but a 200."""
-        wait = self.limits.wait(self._limit_name, self._clock())
-        if wait > MAX_WAIT:
-            raise BackendError(FailureKind.RATE_LIMITED, f"Datadog rate limit: next request in {wait:.1f} s", wait)
-        if wait > 0:
-            self._sleep(wait + self._jitter())
-        response = send(
-            self._session, "POST", f"{self.url}{SCALAR_PATH}", timeout=self.timeout, json=body, headers=self._headers
-        )
-        self.requests_sent += 1
-        now = self._clock()
-        self._limit_name = response.headers.get("X-RateLimit-Name", self._limit_name)
-        self.limits.record(response.headers, now)
+    def _post(self, body: dict[str, Any]) -> tuple[Any, float]:
+        """One request under the shared rate limit, and the seconds waited for it; typed BackendErrors
+        for everything but a 200."""
+        waited = 0.0
+        while (wait := self.limits.take(self._limit_name, self._clock())) > 0:
+            if wait > MAX_WAIT:
+                raise BackendError(FailureKind.RATE_LIMITED, f"Datadog rate limit: next request in {wait:.1f} s", wait)
+            wait += self._jitter()
+            self._sleep(wait)
+            waited += wait
+        name = self._limit_name
+        self.limits.sent(name)
+        try:
+            response = send(
+                self._session,
+                "POST",
+                f"{self.url}{SCALAR_PATH}",
+                timeout=self.timeout,
+                json=body,
+                headers=self._headers,
+            )
+            with self._count_lock:
+                self.requests_sent += 1
+            now = self._clock()
+            self._limit_name = response.headers.get("X-RateLimit-Name", self._limit_name)
+            self.limits.record(response.headers, now)
+        finally:
+            self.limits.answered(name)
         if response.status_code == 429:
             told = retry_after(response.headers)
             seconds = told if told is not None else DEFAULT_RESET
@@ -231,7 +359,7 @@ class DatadogCounts:
             errors = payload.get("errors") if isinstance(payload, dict) else None
             kind = FailureKind.QUERY if response.status_code == 400 else FailureKind.BAD_RESPONSE
             raise BackendError(kind, f"HTTP {response.status_code}: {errors or payload!r:.300}")
-        return payload
+        return payload, waited
 
     def _guarded(self, ask: Callable[[], T]) -> T:
         """Retry what may pass on a second try (an outage, a short rate limit); feed the breaker."""
