@@ -28,6 +28,7 @@ demo: setup system-packages
 	$(BIN)/sloplane render $(PATHS) --out out
 	$(BIN)/sloplane preview .
 	$(BIN)/python -m sloplane.cli.demo $(PATHS)
+	$(BIN)/python -m tests.datadog_demo $(PATHS)
 
 lint: setup
 	$(BIN)/ruff check sloplane tests bench examples

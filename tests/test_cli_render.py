@@ -43,6 +43,9 @@ EXPECTED = {
         for suffix in ("analysistemplate.yaml", "rollout-steps.yaml", "postsync-job.yaml", "syncfail-job.yaml")
     ),
     "argo/appproject-syncwindows.yaml",
+    # payments-availability targets Datadog: its requests, and the overview of every Datadog SLO
+    "datadog/payments-availability.json",
+    "datadog/overview.json",
     *(
         f"spinnaker/{n}.webhook-stage.json"
         for n in ("admin-console-probe", "checkout-availability", "checkout-deploy-success", "search-latency")

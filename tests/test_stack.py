@@ -28,10 +28,17 @@ def test_the_example_program_registers_the_fleet_under_mocks() -> None:
             "sloplane:index:DeploymentGate": 2,
             "kubernetes:argoproj.io/v1alpha1:AnalysisTemplate": 2,
             "kubernetes:argoproj.io/v1alpha1:AppProjectPatch": 1,
+            # payments-availability targets Datadog: its SLO, four burn-rate monitors and dashboard, the
+            # fleet's Datadog overview, all through the program's one explicit Datadog provider
+            "pulumi:providers:datadog": 1,
+            "datadog:index/serviceLevelObjective:ServiceLevelObjective": 1,
+            "datadog:index/monitor:Monitor": 4,
+            "datadog:index/dashboardJson:DashboardJson": 2,
         }
     )
-    (fleet,) = result.children(None)
+    provider, fleet = sorted(result.children(None), key=lambda r: r.type)
     assert fleet.type == "sloplane:index:SloFleet" and fleet.name == "examples"
+    assert provider.type == "pulumi:providers:datadog"
     slos = [r for r in result.children(fleet.urn) if r.type == "sloplane:index:ServiceLevelObjective"]
     assert sorted(r.name for r in slos) == [
         "admin-console-probe",
@@ -56,7 +63,11 @@ def test_preview_command_prints_the_tree_and_says_it_is_not_pulumi_preview() -> 
     assert result.code == 0, result.stderr
     assert "sloplane:index:SloFleet  examples" in result.stdout
     assert "kubernetes:monitoring.coreos.com/v1:PrometheusRule  search-latency-rules" in result.stdout
-    assert "26 resources" in result.stdout
+    assert "34 resources" in result.stdout
+    assert "datadog:index/monitor:Monitor  payments-availability-datadog-monitor-page-1h  (provider datadog)" in (
+        result.stdout
+    )
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
     help_text = run_cli("preview", "--help")
     assert "not `pulumi preview`" in help_text.stdout.replace("\n", " ").replace("  ", " ")
 
