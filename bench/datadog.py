@@ -1,6 +1,8 @@
 """What reading SLIs from Datadog costs in requests, against the local Datadog API (tests/datadog_api.py).
 
-Prints, for fleets of http SLOs (30d, the default windows) read from Datadog only:
+Prints, for fleets of SLOs (30d, the default windows) read from Datadog only — one fleet whose SLOs
+share one metric (the http shorthand by service: their queries regroup as `by {service}`) and one
+whose SLOs each have a metric of their own (nothing to regroup, the worst case):
 - requests per gate (one SLO, cold) and per fleet evaluation at one instant, and their time;
 - how many SLOs one evaluator keeps fresh every minute under a limit of 100 requests per 10 s
   (600 a minute): the largest fleet whose evaluation needs at most 600 requests, found by asking
@@ -33,16 +35,25 @@ from tests.datadog_api import SCALAR, DatadogAPI, RateLimit
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 LIMIT, PERIOD = 100, 10
 PER_MINUTE = LIMIT * 60 // PERIOD
+BOUND = 2_000
 
 
-def _fleet(count: int, folder: Path) -> Fleet:
+def _sli(i: int, shared: bool) -> str:
+    """One metric for the whole fleet (the http shorthand, by service), or a metric of its own per SLO."""
+    if shared:
+        return f"{{http: {{metric: http_requests_total, selector: {{service: svc-{i}}}}}}}"
+    errors, total = f"sum:svc{i}.errors{{env:prod}}.as_count()", f"sum:svc{i}.hits{{env:prod}}.as_count()"
+    return f"{{ratio: {{errors: {{datadog: '{errors}'}}, total: {{datadog: '{total}'}}}}}}"
+
+
+def _fleet(count: int, folder: Path, shared: bool = True) -> Fleet:
     documents = [
         f"apiVersion: sloplane.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {{name: svc-{i}}}\n"
         f"spec:\n  service: svc-{i}\n  owners: {{team: t{i % 10}}}\n  objective: 99.9\n  window: 30d\n"
-        f"  targets: [datadog]\n  sli: {{http: {{metric: http_requests_total, selector: {{service: svc-{i}}}}}}}\n"
+        f"  targets: [datadog]\n  sli: {_sli(i, shared)}\n"
         for i in range(count)
     ]
-    path = folder / f"fleet-{count}.yaml"
+    path = folder / f"fleet-{count}-{'shared' if shared else 'own'}.yaml"
     path.write_text("---\n".join(documents))
     loaded = load_paths([path])
     if loaded.errors:
@@ -50,13 +61,17 @@ def _fleet(count: int, folder: Path) -> Fleet:
     return Fleet(loaded.declarations)
 
 
-def _history(api: DatadogAPI, count: int) -> None:
+def _history(api: DatadogAPI, count: int, shared: bool) -> None:
     start = NOW - timedelta(hours=2)
     for i in range(count):
         points = [((start + timedelta(minutes=m)).timestamp(), 600.0) for m in range(120)]
         errors = [((start + timedelta(minutes=m)).timestamp(), 0.6) for m in range(120)]
-        api.add_series("http_requests.count", {"service": f"svc-{i}", "code": "200"}, points)
-        api.add_series("http_requests.count", {"service": f"svc-{i}", "code": "500"}, errors)
+        if shared:
+            api.add_series("http_requests.count", {"service": f"svc-{i}", "code": "200"}, points)
+            api.add_series("http_requests.count", {"service": f"svc-{i}", "code": "500"}, errors)
+        else:
+            api.add_series(f"svc{i}.hits", {"env": "prod"}, points)
+            api.add_series(f"svc{i}.errors", {"env": "prod"}, errors)
 
 
 def _planned(fleet: Fleet, counts: DatadogCounts) -> int:
@@ -79,40 +94,40 @@ def _planned(fleet: Fleet, counts: DatadogCounts) -> int:
     return plan.requests_needed()
 
 
-def main() -> None:
-    """Print the figures."""
-    folder = Path(tempfile.mkdtemp(prefix="sloplane-bench-datadog-"))
+def _table(folder: Path, shared: bool) -> None:
     print("fleet  requests/gate  requests/fleet evaluation  seconds")
     for count in (1, 10, 100, 500):
-        fleet = _fleet(count, folder)
-        with _Served(count) as api:
+        fleet = _fleet(count, folder, shared)
+        with _Served(count, shared) as api:
             counts = DatadogCounts(api.url, "k", "a", limits=RateLimits())
-            evaluator = Evaluator(fleet, None, SqliteDecisionLog(folder / f"g{count}.db"), datadog=counts)
+            evaluator = Evaluator(fleet, None, SqliteDecisionLog(folder / f"g{count}{shared}.db"), datadog=counts)
             evaluator.gate(GateRequest(slo="svc-0", at=NOW))
             per_gate = counts.requests_sent
             counts = DatadogCounts(api.url, "k", "a", limits=RateLimits())
-            evaluator = Evaluator(fleet, None, SqliteDecisionLog(folder / f"f{count}.db"), datadog=counts)
+            evaluator = Evaluator(fleet, None, SqliteDecisionLog(folder / f"f{count}{shared}.db"), datadog=counts)
             began = time.perf_counter()
             evaluator.evaluate(NOW)
             seconds = time.perf_counter() - began
             print(f"{count:5d}  {per_gate:13d}  {counts.requests_sent:25d}  {seconds:7.2f}")
-    low, high = 1, 2_000
+
+
+def _fresh_per_minute(folder: Path, shared: bool) -> None:
     probe = DatadogCounts("http://127.0.0.1:9", "k", "a")
+    low, high = 1, BOUND
     while low < high:  # the largest fleet whose one evaluation fits a minute's budget
         middle = (low + high + 1) // 2
-        if _planned(_fleet(middle, folder), probe) <= PER_MINUTE:
+        if _planned(_fleet(middle, folder, shared), probe) <= PER_MINUTE:
             low = middle
         else:
             high = middle - 1
-    needed = _planned(_fleet(low, folder), probe)
-    print(f"\nunder {LIMIT} requests / {PERIOD} s ({PER_MINUTE} a minute): {low} SLOs kept fresh every minute")
-    print(
-        f"  ({needed} requests per evaluation of {low} SLOs; {_planned(_fleet(low + 1, folder), probe)} for one more)"
-    )
-    fleet = _fleet(low, folder)
-    with _Served(low, limit=RateLimit("query_scalar_public", LIMIT, PERIOD)) as api:
+    needed = _planned(_fleet(low, folder, shared), probe)
+    bound = " (the search's upper bound)" if low == BOUND else ""
+    print(f"under {LIMIT} requests / {PERIOD} s ({PER_MINUTE} a minute): {low} SLOs kept fresh every minute{bound}")
+    print(f"  ({needed} requests per evaluation of {low} SLOs)")
+    fleet = _fleet(low, folder, shared)
+    with _Served(low, shared, limit=RateLimit("query_scalar_public", LIMIT, PERIOD)) as api:
         counts = DatadogCounts(api.url, "k", "a", limits=RateLimits())
-        evaluator = Evaluator(fleet, None, SqliteDecisionLog(folder / "limited.db"), datadog=counts)
+        evaluator = Evaluator(fleet, None, SqliteDecisionLog(folder / f"limited{shared}.db"), datadog=counts)
         began = time.perf_counter()
         measurements = evaluator.evaluate(NOW)
         seconds = time.perf_counter() - began
@@ -126,12 +141,21 @@ def main() -> None:
         )
 
 
+def main() -> None:
+    """Print the figures."""
+    folder = Path(tempfile.mkdtemp(prefix="sloplane-bench-datadog-"))
+    for shared, title in ((True, "one metric, SLOs by service (grouped by {service})"), (False, "a metric per SLO")):
+        print(f"\n== {title}")
+        _table(folder, shared)
+        _fresh_per_minute(folder, shared)
+
+
 class _Served:
     """A local Datadog API holding two hours of traffic for `count` services."""
 
-    def __init__(self, count: int, limit: RateLimit | None = None) -> None:
+    def __init__(self, count: int, shared: bool, limit: RateLimit | None = None) -> None:
         self.api = DatadogAPI(limits=None if limit is None else {SCALAR: limit})
-        _history(self.api, count)
+        _history(self.api, count, shared)
 
     def __enter__(self) -> DatadogAPI:
         self.api.start()

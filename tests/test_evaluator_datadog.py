@@ -202,7 +202,13 @@ def test_requests_grow_with_intervals_not_with_slos(fleet: Fleet, api: DatadogAP
     intervals = {*measurer.windows_of(fleet["healthy"]), timedelta(days=7), measurer.staleness}
     one = requests_for(["healthy"])
     assert one == len(intervals) == 9  # each window, the period and the freshness bound (= the analysis window)
-    assert requests_for(["healthy", "outage", "slow", "quiet"]) == one  # 8 queries per interval fit one request
+    api.clear_log()
+    assert requests_for(["healthy", "outage", "slow", "quiet"]) == one  # regrouped: still one request per interval
+    sent = [q["query"] for r in api.requests(SCALAR) for q in r.body["data"]["attributes"]["queries"]]
+    assert set(sent) == {
+        "sum:http_requests.count{*} by {job}.as_count()",
+        "sum:http_requests.count{code:5*} by {job}.as_count()",
+    }
     assert requests_for(list(SCENARIOS)) == one + 7  # the maintained SLO's seven excluded spans
 
 

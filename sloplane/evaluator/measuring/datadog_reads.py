@@ -32,8 +32,9 @@ from sloplane.declaration.policy import TargetSystem
 from sloplane.declaration.sli import Backend
 from sloplane.evaluator.measuring.arithmetic import _span_batch
 from sloplane.evaluator.measuring.backends.base import BackendError
-from sloplane.evaluator.measuring.backends.datadog import ROLLUP, DatadogCounts
+from sloplane.evaluator.measuring.backends.datadog import ROLLUP, UNGROUPED, DatadogCounts
 from sloplane.evaluator.measuring.cache import TTLCache
+from sloplane.evaluator.measuring.datadog_grouping import GroupedQuery, grouped
 from sloplane.evaluator.measuring.periods import period_start
 from sloplane.semantics.datadog import DatadogQueries, datadog_queries
 from sloplane.semantics.subjects import Subject
@@ -80,6 +81,15 @@ class Interval:
 
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One scalar request: queries over one interval, all grouped by the same tag or none."""
+
+    interval: Interval
+    queries: list[GroupedQuery]
+    grouped: bool
 
 
 @dataclass(frozen=True)
@@ -152,10 +162,9 @@ class DatadogPlan:
         return found
 
     def requests_needed(self) -> int:
-        """Requests this plan takes (distinct queries per interval, `max_queries` to a request)."""
-        per_interval = self._by_interval()
-        size = self.counts.max_queries
-        return sum(-(-len(queries) // size) for queries in per_interval.values())
+        """Requests this plan takes: per interval, its queries regrouped (`datadog_grouping`), the ungrouped
+        ones and each tag's grouped ones `max_queries` to a request."""
+        return sum(len(self._requests(interval, queries)) for interval, queries in self._by_interval().items())
 
     def _by_interval(self) -> dict[Interval, list[str]]:
         grouped: dict[Interval, dict[str, None]] = defaultdict(dict)
@@ -163,14 +172,25 @@ class DatadogPlan:
             grouped[ask.interval][ask.query] = None
         return {interval: list(queries) for interval, queries in grouped.items()}
 
+    def _requests(self, interval: Interval, queries: Sequence[str]) -> list[_Request]:
+        """The requests for one interval's queries: a request's queries share their grouping."""
+        by_key: dict[str | None, list[GroupedQuery]] = defaultdict(list)
+        for query in grouped(queries):
+            by_key[query.key].append(query)
+        size = self.counts.max_queries
+        return [
+            _Request(interval, sent[first : first + size], key is not None)
+            for key, sent in by_key.items()
+            for first in range(0, len(sent), size)
+        ]
+
     def answer(
         self, cache: TTLCache[tuple[float | None]] | None = None
     ) -> tuple[dict[tuple[str, str, str], float | None], float]:
-        """Ask everything (one request per interval and `max_queries` queries) not in the cache; the
-        answers keyed as the Prometheus plan keys them, and the seconds spent waiting for rate limits.
-        Raises BackendError."""
+        """Ask everything not in the cache (`_requests`); the answers keyed as the Prometheus plan keys them,
+        and the seconds spent waiting for rate limits. Raises BackendError."""
         values: dict[tuple[Interval, str], float | None] = {}
-        asks: list[tuple[Interval, list[str]]] = []
+        requests: list[_Request] = []
         for interval, queries in self._by_interval().items():
             if interval.end <= interval.start:
                 values.update({(interval, query): 0.0 for query in queries})
@@ -183,14 +203,18 @@ class DatadogPlan:
                 else:
                     values[(interval, query)] = cached[0]
             if missing:
-                asks.append((interval, missing))
-        counted = self.counts.read_many([(queries, interval.start, interval.end) for interval, queries in asks])
+                requests += self._requests(interval, missing)
+        counted = self.counts.read_many(
+            [([q.text for q in r.queries], r.interval.start, r.interval.end, r.grouped) for r in requests]
+        )
         waited = max((c.waited for c in counted), default=0.0)
-        for (interval, queries), found in zip(asks, counted, strict=True):
-            for query, value in zip(queries, found.values, strict=True):
-                values[(interval, query)] = value
-                if cache is not None:
-                    cache.put(("datadog", query, interval), (value,))
+        for request, found in zip(requests, counted, strict=True):
+            for sent, row in zip(request.queries, found.rows, strict=True):
+                counts = {sent.text: row.get(UNGROUPED)} if sent.key is None else sent.members_in(row)
+                for query, value in counts.items():
+                    values[(request.interval, query)] = value
+                    if cache is not None:
+                        cache.put(("datadog", query, request.interval), (value,))
         answers: dict[tuple[str, str, str], float | None] = {}
         for ask in self.asks:
             answers[(ask.target, ask.part, ask.batch)] = values[(ask.interval, ask.query)]

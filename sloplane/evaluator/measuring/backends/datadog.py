@@ -69,12 +69,23 @@ def api_url(site_or_url: str) -> str:
     raise ValueError(f"'{site_or_url}' is not a Datadog site ({', '.join(SITES)}) or an http(s) URL")
 
 
+Row = dict[str, float | None]
+"""A query's counts by the value of its one `by` tag; an ungrouped query's count is under `UNGROUPED`."""
+UNGROUPED = ""
+
+
 @dataclass(frozen=True)
 class Counted:
-    """Counts in query order, and the seconds spent waiting for Datadog's rate limit to get them."""
+    """Counts in query order (per group for a grouped query), and the seconds spent waiting for Datadog's
+    rate limit to get them."""
 
-    values: list[float | None]
+    rows: list[Row]
     waited: float
+
+    @property
+    def values(self) -> list[float | None]:
+        """Each ungrouped query's count (None: no data)."""
+        return [row.get(UNGROUPED) for row in self.rows]
 
 
 @dataclass
@@ -191,8 +202,15 @@ SHARED_LIMITS = RateLimits()
 """The process's one view of Datadog's limits (every backend instance uses it unless given another)."""
 
 
-def _number_columns(payload: Any, expected: int) -> list[float | None]:
-    """The number columns of a scalar answer, one value each, in query order; BackendError otherwise."""
+def _number(item: Any) -> float | None:
+    if item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
+        raise BackendError(FailureKind.BAD_RESPONSE, f"not a number: {item!r:.50}")
+    return None if item is None else float(item)
+
+
+def _table(payload: Any, expected: int, grouped: bool) -> list[Row]:
+    """The number columns of a scalar answer in query order, each by its group (ungrouped: one value);
+    BackendError for anything else."""
     if not isinstance(payload, dict):
         raise BackendError(FailureKind.BAD_RESPONSE, f"not a scalar answer: {payload!r:.200}")
     errors = payload.get("errors")
@@ -201,19 +219,22 @@ def _number_columns(payload: Any, expected: int) -> list[float | None]:
         raise BackendError(FailureKind.QUERY, f"Datadog refused the query: {text:.300}")
     try:
         columns = payload["data"]["attributes"]["columns"]
-        numbers = [column for column in columns if column.get("type") == "number"]
-        values = [column["values"] for column in numbers]
+        groups = [column["values"] for column in columns if column.get("type") == "group"]
+        values = [column["values"] for column in columns if column.get("type") == "number"]
     except (KeyError, TypeError, AttributeError) as error:
         raise BackendError(FailureKind.BAD_RESPONSE, f"malformed scalar answer: {error!r}") from None
-    if len(values) != expected or any(not isinstance(v, list) or len(v) > 1 for v in values):
-        raise BackendError(FailureKind.BAD_RESPONSE, f"expected {expected} ungrouped number columns")
-    result: list[float | None] = []
-    for value in values:
-        item = value[0] if value else None
-        if item is not None and not isinstance(item, int | float):
-            raise BackendError(FailureKind.BAD_RESPONSE, f"not a number: {item!r:.50}")
-        result.append(None if item is None else float(item))
-    return result
+    if len(values) != expected or any(not isinstance(v, list) for v in values):
+        raise BackendError(FailureKind.BAD_RESPONSE, f"expected {expected} number columns")
+    if not grouped:
+        if groups or any(len(v) > 1 for v in values):
+            raise BackendError(FailureKind.BAD_RESPONSE, f"expected {expected} ungrouped number columns")
+        return [{UNGROUPED: _number(v[0]) if v else None} for v in values]
+    if len(groups) != 1 or not isinstance(groups[0], list):
+        raise BackendError(FailureKind.BAD_RESPONSE, "expected one group column")
+    keys = [str(tags[0]) if isinstance(tags, list) and tags else str(tags) for tags in groups[0]]
+    if any(len(v) != len(keys) for v in values):
+        raise BackendError(FailureKind.BAD_RESPONSE, "number columns and the group column differ in length")
+    return [{key: _number(item) for key, item in zip(keys, column, strict=True)} for column in values]
 
 
 class DatadogCounts:
@@ -274,21 +295,23 @@ class DatadogCounts:
 
         Says how long it waited for the rate limit, so a decision made on these numbers can say so.
         """
-        return self.read_many([(queries, start, end)])[0]
+        return self.read_many([(queries, start, end, False)])[0]
 
-    def read_many(self, asks: Sequence[tuple[Sequence[str], int, int]]) -> list[Counted]:
-        """`read` for several intervals, their requests `parallel` at a time; raises the first BackendError."""
+    def read_many(self, asks: Sequence[tuple[Sequence[str], int, int, bool]]) -> list[Counted]:
+        """Several `(queries, start, end, grouped)` reads, their requests `parallel` at a time; raises the
+        first BackendError. A grouped read's queries all group `by` the same one tag (a request's queries
+        must share their grouping)."""
         jobs = [
-            (index, list(queries[first : first + self.max_queries]), start, end)
-            for index, (queries, start, end) in enumerate(asks)
+            (index, list(queries[first : first + self.max_queries]), start, end, grouped)
+            for index, (queries, start, end, grouped) in enumerate(asks)
             for first in range(0, len(queries), self.max_queries)
         ]
 
-        def run(job: tuple[int, list[str], int, int]) -> tuple[list[float | None], float]:
-            _, batch, start, end = job
-            return self._guarded(functools.partial(self._scalar, batch, start, end))
+        def run(job: tuple[int, list[str], int, int, bool]) -> tuple[list[Row], float]:
+            _, batch, start, end, grouped = job
+            return self._guarded(functools.partial(self._scalar, batch, start, end, grouped))
 
-        answers: list[tuple[list[float | None], float]] = []
+        answers: list[tuple[list[Row], float]] = []
         if jobs and not self.limits.known(self._limit_name):
             answers.append(run(jobs[0]))  # learn the limit before sending side by side
         rest = jobs[len(answers) :]
@@ -298,11 +321,11 @@ class DatadogCounts:
             with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="sloplane-datadog") as pool:
                 answers += pool.map(run, rest)
         found: list[Counted] = [Counted([], 0.0) for _ in asks]
-        for (index, _, _, _), (values, waited) in zip(jobs, answers, strict=True):
-            found[index] = Counted(found[index].values + values, found[index].waited + waited)
+        for (index, *_), (rows, waited) in zip(jobs, answers, strict=True):
+            found[index] = Counted(found[index].rows + rows, found[index].waited + waited)
         return found
 
-    def _scalar(self, batch: Sequence[str], start: int, end: int) -> tuple[list[float | None], float]:
+    def _scalar(self, batch: Sequence[str], start: int, end: int, grouped: bool) -> tuple[list[Row], float]:
         body = {
             "data": {
                 "type": "scalar_request",
@@ -317,7 +340,7 @@ class DatadogCounts:
             }
         }
         payload, waited = self._post(body)
-        return _number_columns(payload, len(batch)), waited
+        return _table(payload, len(batch), grouped), waited
 
     def _post(self, body: dict[str, Any]) -> tuple[Any, float]:
         """One request under the shared rate limit, and the seconds waited for it; typed BackendErrors
