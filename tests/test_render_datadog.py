@@ -254,3 +254,20 @@ def test_what_datadog_objects_cannot_carry_is_said_not_dropped(tmp_path: Path) -
         "spec.alerting.routing.deployment",
         "spec.stages[0].countsTowardProduction",
     }
+
+
+def test_the_http_shorthand_says_its_datadog_metric_tags_and_status_tag(tmp_path: Path) -> None:
+    """APM's trace metrics have their own names and tags: one declaration reads both backends."""
+    text = minimal().replace(
+        "http: {metric: http_requests_total, selector: {job: checkout}}",
+        "http: {metric: http_requests_total, selector: {job: checkout}, datadogMetric: trace.http.request.hits,"
+        " datadogTags: {service: checkout, env: prod}, datadogStatusTag: http.status_code}",
+    )
+    assert "datadogTags" in text
+    declaration = _declaration(text, tmp_path)
+    (slo,) = _by_path(datadog_requests(declaration), "/api/v1/slo")
+    total = "sum:trace.http.request.hits{env:prod,service:checkout}.as_count()"
+    errors = "sum:trace.http.request.hits{env:prod,service:checkout,http.status_code:5*}.as_count()"
+    assert slo["query"] == {"numerator": f"{total} - {errors}", "denominator": total}
+    refused = _load(text.replace("datadogStatusTag: http.status_code", "datadogStatusTag: 'bad tag'"), tmp_path)
+    assert [d.field for d in refused.errors] == ["spec.sli.http.datadogStatusTag"]

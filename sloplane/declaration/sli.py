@@ -15,6 +15,8 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from sloplane.declaration.types import (
+    DatadogTagKey,
+    DatadogTags,
     Duration,
     LabelName,
     Labels,
@@ -134,6 +136,11 @@ class HttpSLI(SpecModel):
     errors: HttpErrors = Field(default_factory=HttpErrors)
     datadog_metric: str | None = None
     """Datadog's name for the counter; default: the Prometheus name without `_total`, plus `.count`."""
+    datadog_tags: DatadogTags | None = None
+    """Datadog's tags for the same requests, e.g. `{service: payments, env: prod}` for APM's
+    `trace.http.request.hits`; default: the selector (the same names in both systems)."""
+    datadog_status_tag: DatadogTagKey | None = None
+    """The tag holding the status code in Datadog (APM: `http.status_code`); default: `errors.label`."""
 
 
 class LatencySLI(SpecModel):

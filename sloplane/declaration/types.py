@@ -84,6 +84,22 @@ def _check_label_name(value: str) -> str:
     return value
 
 
+_DATADOG_TAG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-/]{0,199}$")
+_DATADOG_TAG_VALUE = re.compile(r"^[^\s,{}()!*?]+$")
+
+
+def _check_datadog_tag_key(value: str) -> str:
+    if not _DATADOG_TAG_KEY.match(value):
+        raise ValueError(f"'{value}' is not a Datadog tag key: a letter, then letters, digits, '_', '.', '-' or '/'")
+    return value
+
+
+def _check_datadog_tag_value(value: str) -> str:
+    if not _DATADOG_TAG_VALUE.match(value):
+        raise ValueError(f"'{value}' is not a literal Datadog tag value: no spaces, commas, braces, '!', '*' or '?'")
+    return value
+
+
 def _check_metric_name(value: str) -> str:
     if not _METRIC_NAME.match(value):
         raise ValueError(f"'{value}' is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
@@ -143,6 +159,10 @@ LabelName = Annotated[str, AfterValidator(_check_label_name)]
 MetricName = Annotated[str, AfterValidator(_check_metric_name)]
 
 Labels = dict[LabelName, str]
+
+DatadogTagKey = Annotated[str, AfterValidator(_check_datadog_tag_key)]
+"""A Datadog tag key, which may hold dots (APM's `http.status_code`), unlike a Prometheus label."""
+DatadogTags = dict[DatadogTagKey, Annotated[str, AfterValidator(_check_datadog_tag_value)]]
 
 Duration = Annotated[
     timedelta,

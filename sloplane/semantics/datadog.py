@@ -33,9 +33,9 @@ def _datadog_code(label: str, code: str) -> str:
     return f"{label}:{lowered[: lowered.index('x')]}*" if "x" in lowered else f"{label}:{lowered}"
 
 
-def _datadog_errors_filter(tags: dict[str, str], errors: HttpErrors) -> str:
+def _datadog_errors_filter(tags: dict[str, str], errors: HttpErrors, status_tag: str) -> str:
     """Tags plus the error codes; several codes need Datadog's boolean filter syntax."""
-    codes = [_datadog_code(errors.label, code) for code in errors.codes]
+    codes = [_datadog_code(status_tag, code) for code in errors.codes]
     if len(codes) == 1:
         return _datadog_filter(tags, (codes[0],))
     terms = [f"{key}:{value}" for key, value in sorted(tags.items())]
@@ -67,11 +67,13 @@ def datadog_queries(sli: SLI, selector: dict[str, str]) -> DatadogQueries | None
             return DatadogQueries(total=total, errors=numerator)
         return DatadogQueries(total=total, good=numerator)
     if sli.http is not None:
-        metric = sli.http.datadog_metric or datadog_metric_name(sli.http.metric)
-        tags = {**sli.http.selector, **selector}
+        http = sli.http
+        metric = http.datadog_metric or datadog_metric_name(http.metric)
+        tags = {**(http.datadog_tags if http.datadog_tags is not None else http.selector), **selector}
+        status_tag = http.datadog_status_tag or http.errors.label
         return DatadogQueries(
             total=f"sum:{metric}{_datadog_filter(tags)}.as_count()",
-            errors=f"sum:{metric}{_datadog_errors_filter(tags, sli.http.errors)}.as_count()",
+            errors=f"sum:{metric}{_datadog_errors_filter(tags, http.errors, status_tag)}.as_count()",
         )
     derived = sli.latency or sli.probe
     if derived is not None and derived.datadog is not None:
