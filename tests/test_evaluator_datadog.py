@@ -302,3 +302,13 @@ def test_history_starts_where_the_scenarios_say() -> None:
     load_traffic(server, TRAFFIC["healthy"])
     buckets = [b for series in server.store._series.values() for b in series]
     assert min(buckets) == START.timestamp() and max(buckets) == END.timestamp() - 60
+
+
+def test_a_datadog_only_evaluator_is_as_healthy_as_its_datadog_keys(fleet: Fleet, tmp_path: Path) -> None:
+    server = DatadogAPI(api_key="right", app_key="right")
+    with server:
+        good = DatadogCounts(server.url, "right", "right", limits=RateLimits())
+        bad = DatadogCounts(server.url, "wrong", "right", limits=RateLimits())
+        assert Evaluator(fleet, None, SqliteDecisionLog(tmp_path / "h.db"), datadog=good).backend.healthy()[0]
+        healthy, reason = Evaluator(fleet, None, SqliteDecisionLog(tmp_path / "u.db"), datadog=bad).backend.healthy()
+    assert not healthy and "validate" in reason

@@ -89,7 +89,8 @@ class Evaluator:
     ) -> None:
         self.fleet = fleet
         self.health = BackendHealth()
-        self.backend = HealthRecordingBackend(backend or NoPrometheus(), self.health)
+        reads = backend or NoPrometheus(datadog.healthy if datadog is not None else None)
+        self.backend = HealthRecordingBackend(reads, self.health)
         """The backend, recording every outcome: readiness reads that state and never asks itself."""
         self.log = log
         self.pipeline = pipeline or DecisionPipeline()

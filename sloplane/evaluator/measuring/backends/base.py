@@ -9,6 +9,7 @@ to come back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -75,10 +76,14 @@ class NoPrometheus:
     """Stands in for the Prometheus an evaluator was not given (it reads Datadog only).
 
     Every question is a typed failure naming the missing option, so an SLO that can only be read from
-    Prometheus gets a decision by policy, never a crash; there is nothing to be unhealthy about.
+    Prometheus gets a decision by policy, never a crash. Its health is the health of what the evaluator
+    reads instead (Datadog's key validation), so readiness still says whether SLIs can be read.
     """
 
     name = "prometheus"
+
+    def __init__(self, instead: Callable[[], tuple[bool, str]] | None = None) -> None:
+        self._instead = instead
 
     def query(self, expression: str, at: datetime) -> list[Sample]:
         """Always fails: no Prometheus is configured."""
@@ -89,5 +94,5 @@ class NoPrometheus:
         raise BackendError(FailureKind.UNAVAILABLE, "no Prometheus is configured (--prometheus)")
 
     def healthy(self) -> tuple[bool, str]:
-        """Nothing configured, nothing down."""
-        return True, "no Prometheus configured"
+        """The other backend's health, or nothing to be unhealthy about."""
+        return self._instead() if self._instead is not None else (True, "no Prometheus configured")
