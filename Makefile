@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PATHS := examples/slos
 
-.PHONY: demo test setup system-packages lint typecheck unit clean
+.PHONY: demo test setup system-packages lint typecheck unit clean schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,8 @@ demo: setup system-packages
 	$(BIN)/python -m tests.datadog_demo $(PATHS)
 
 lint: setup
-	$(BIN)/ruff check sloplane tests bench examples
-	$(BIN)/ruff format --check sloplane tests bench examples
+	$(BIN)/ruff check sloplane tests bench examples provider
+	$(BIN)/ruff format --check sloplane tests bench examples provider
 
 typecheck: setup
 	$(BIN)/mypy sloplane
@@ -44,6 +44,10 @@ unit: setup system-packages
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck unit
+
+# The component package's schema, checked in (tests/test_provider_schema.py fails when it drifts).
+schema: setup
+	$(BIN)/python -m sloplane.provider.schema_file provider/schema.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -10,8 +10,6 @@ Settings other than `tokens`, `receivers` and the Datadog keys must be plain val
 objects, which are rendered once when the program runs.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast

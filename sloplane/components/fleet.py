@@ -6,8 +6,6 @@ without `grafana`, no Datadog objects without `datadog` (those go through `datad
 then required); archived SLOs are skipped.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 

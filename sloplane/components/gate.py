@@ -8,8 +8,6 @@ as a whole, one stack patches it once: a standalone `ServiceLevelObjective` with
 or `SloFleet` with every declaration's, never each SLO of a fleet.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 

@@ -8,8 +8,6 @@ both are stable across runs. Should a child ever be renamed, it gets an alias to
 Datadog children go through `components.datadog` (SLO ids as Outputs, an explicit provider).
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
@@ -40,8 +38,9 @@ DEFAULT_CREATE = tuple(key for renderer in RENDERERS for key in renderer.child_k
 class ServiceLevelObjectiveArgs(TypedDict):
     """Inputs of the component (a TypedDict: what Pulumi's component hosting expects)."""
 
-    declaration: pulumi.Input[str | Mapping[str, Any]]
-    """A path to a YAML file with one declaration, or the declaration itself as a mapping."""
+    declaration: str
+    """A path to a YAML file with one declaration (Python programs may also pass the declaration itself as a
+    mapping). Plain, not an Input: it shapes every rendered object, which a preview must know."""
     namespace: NotRequired[pulumi.Input[str]]
     rule_labels: NotRequired[pulumi.Input[Mapping[str, str]]]
     """Labels the Prometheus Operator's ruleSelector wants on PrometheusRules."""
@@ -121,7 +120,7 @@ class ServiceLevelObjective(pulumi.ComponentResource):
         """
         in_fleet = fleet is not None
         if declaration is None:
-            declaration = resolve_declaration(args["declaration"])  # type: ignore[arg-type]
+            declaration = resolve_declaration(args["declaration"])
         fleet = fleet if fleet is not None else {declaration.name: declaration}
         for renderer in renderers_of(declaration):
             if renderer.children_pending is not None:

@@ -1,0 +1,1 @@
+"""Hosting the components for every Pulumi language: the plugin's components, name, version and schema."""
