@@ -304,6 +304,6 @@ def test_datadog_settings_come_whole_or_not_at_all(mocks: Recorder) -> None:
         SloEvaluator("gates", evaluator_args(datadog_url="datadoghq.com", datadog_api_key=DD_API_KEY))
     with pytest.raises(pulumi.RunError, match=r"Datadog keys without 'datadog_url'"):
         SloEvaluator("gates", evaluator_args(datadog_api_key=DD_API_KEY, datadog_app_key=DD_APP_KEY))
-    with pytest.raises(pulumi.RunError, match=r"'datadog_url' must be a plain value"):
+    with pytest.raises(pulumi.RunError, match=r"'datadog_url' \(datadogUrl\) must be a plain value"):
         SloEvaluator("gates", evaluator_args(datadog_url=pulumi.Output.from_input("datadoghq.com")))
     assert mocks.registered == []

@@ -123,16 +123,28 @@ def test_a_fleet_patches_the_project_once_for_all_its_slos(mocks: Recorder) -> A
     return _settle(fleet).apply(check)
 
 
-def test_the_gate_takes_loaded_declarations_only() -> None:
-    with pytest.raises(pulumi.RunError, match="loaded declarations"):
+def test_the_gate_refuses_what_is_not_a_declaration_with_a_message() -> None:
+    with pytest.raises(pulumi.RunError, match="invalid declaration"):
         DeploymentGate("g", {"declarations": [{"not": "a declaration"}]})
+
+
+@pulumi.runtime.test
+def test_the_gate_takes_declarations_by_path_as_other_languages_pass_them(mocks: Recorder) -> Any:
+    """From another language a declaration arrives as a path (or mapping), never as a loaded model."""
+    gate = DeploymentGate("g", {"declarations": [str(EXAMPLES)], "namespace": "shop"})  # a folder, as a fleet
+
+    def check(_: Any) -> None:
+        templates = mocks.of_type("kubernetes:argoproj.io/v1alpha1:AnalysisTemplate")
+        assert templates and all(t["metadata"]["namespace"] == "shop" for t in templates.values())
+
+    return pulumi.Output.all(*_gate_urns(gate)).apply(check)
 
 
 @pulumi.runtime.test
 def test_settings_that_shape_objects_must_be_plain(mocks: Recorder) -> Any:
     declaration = Declaration.model_validate(_declaration({"maxBurnRate": 6}))
     project = pulumi.Output.from_input("shop")
-    with pytest.raises(pulumi.RunError, match="app_project must be a plain value"):
+    with pytest.raises(pulumi.RunError, match=r"'app_project' \(appProject\) must be a plain value"):
         DeploymentGate("g", {"declarations": [declaration], "app_project": project})
 
     def check(_: Any) -> None:

@@ -21,6 +21,7 @@ from pulumi_kubernetes.networking.v1 import NetworkPolicy
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
 from pulumi_kubernetes.rbac.v1 import Role, RoleBinding
 
+from sloplane.components.plain import require_plain
 from sloplane.declaration import DeclarationError
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_declarations
@@ -60,31 +61,31 @@ DATADOG_KEY_ARGS = {"DD_API_KEY": "datadog_api_key", "DD_APP_KEY": "datadog_app_
 class EvaluatorArgs(TypedDict):
     """An evaluator without its declarations: what the `evaluator` argument of the SLO components takes."""
 
-    image: pulumi.Input[str]
-    prometheus_url: pulumi.Input[str]
+    image: str
+    prometheus_url: str
     tokens: pulumi.Input[str]
     """The token file's content (`sloplane token create` entries); stored as a secret."""
     receivers: NotRequired[pulumi.Input[str]]
     """The receivers file's content (PagerDuty routing keys, webhook URLs); stored as a secret."""
-    name: NotRequired[pulumi.Input[str]]
+    name: NotRequired[str]
     """Kubernetes name of the Deployment, Service, ... (default `sloplane-evaluator`)."""
-    namespace: NotRequired[pulumi.Input[str]]
-    replicas: NotRequired[pulumi.Input[int]]
-    resources: NotRequired[pulumi.Input[Mapping[str, Mapping[str, str]]]]
-    storage: NotRequired[pulumi.Input[Mapping[str, Any]]]
+    namespace: NotRequired[str]
+    replicas: NotRequired[int]
+    resources: NotRequired[Mapping[str, Mapping[str, str]]]
+    storage: NotRequired[Mapping[str, Any]]
     """`mode` (volume or s3), `storage_class`, `size`, `access_mode`, `s3_url`, `export_interval`,
     `s3_endpoint_url`, `region`."""
-    log_level: NotRequired[pulumi.Input[str]]
-    labels: NotRequired[pulumi.Input[Mapping[str, str]]]
-    service_account_annotations: NotRequired[pulumi.Input[Mapping[str, str]]]
-    ingress_namespace_labels: NotRequired[pulumi.Input[Sequence[Mapping[str, str]]]]
-    ingress_from: NotRequired[pulumi.Input[Sequence[Mapping[str, Any]]]]
-    prometheus_port: NotRequired[pulumi.Input[int]]
-    argocd_project: NotRequired[pulumi.Input[str]]
+    log_level: NotRequired[str]
+    labels: NotRequired[Mapping[str, str]]
+    service_account_annotations: NotRequired[Mapping[str, str]]
+    ingress_namespace_labels: NotRequired[Sequence[Mapping[str, str]]]
+    ingress_from: NotRequired[Sequence[Mapping[str, Any]]]
+    prometheus_port: NotRequired[int]
+    argocd_project: NotRequired[str]
     """Keep a deny sync window in this Argo CD AppProject while a major incident is open (adds a
     Role that may get and patch only that project, and mounts an API token)."""
-    argocd_namespace: NotRequired[pulumi.Input[str]]
-    datadog_url: NotRequired[pulumi.Input[str]]
+    argocd_namespace: NotRequired[str]
+    datadog_url: NotRequired[str]
     """A Datadog site (`datadoghq.eu`) or API URL (`https://api.datadoghq.com`): `serve --datadog`, for the
     SLOs whose SLI reads Datadog. Needs both keys."""
     datadog_api_key: NotRequired[pulumi.Input[str]]
@@ -96,20 +97,12 @@ class EvaluatorArgs(TypedDict):
 class SloEvaluatorArgs(EvaluatorArgs):
     """Inputs of the component: the evaluator's settings and the declarations it serves."""
 
-    declarations: pulumi.Input[Sequence[Any]]
+    declarations: Sequence[Any]
     """Declaration models, mappings, or paths of files or folders."""
 
 
-def _plain(args: Mapping[str, Any], key: str) -> Any:
-    """A setting that shapes the rendered objects, so it must be known when the program runs."""
-    value = args.get(key)
-    if isinstance(value, pulumi.Output):
-        raise pulumi.RunError(f"SloEvaluator: '{key}' must be a plain value, not an Output")
-    return value
-
-
-def resolve_declarations(values: Sequence[Any]) -> list[Declaration]:
-    """Declarations from models, mappings and paths; errors as one readable message."""
+def resolve_declarations(values: Sequence[Any], owner: str = "SloEvaluator") -> list[Declaration]:
+    """Declarations from models, mappings and paths (files or folders); errors as one readable message."""
     found: list[Declaration] = []
     for value in values:
         if isinstance(value, Declaration):
@@ -125,7 +118,7 @@ def resolve_declarations(values: Sequence[Any]) -> list[Declaration]:
             except ValueError as error:
                 raise pulumi.RunError(f"invalid declaration: {error}") from None
     if not found:
-        raise pulumi.RunError("SloEvaluator: no declarations to serve")
+        raise pulumi.RunError(f"{owner}: no declarations given")
     return found
 
 
@@ -161,14 +154,14 @@ def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
 
 def evaluator_settings(args: Mapping[str, Any]) -> EvaluatorSettings:
     """The renderer's settings from component args; the renderer's defaults where none is given."""
-    given = {key: _plain(args, key) for key in SETTING_ARGS if args.get(key) is not None}
+    given: dict[str, Any] = {key: args[key] for key in SETTING_ARGS if args.get(key) is not None}
     try:
         return EvaluatorSettings(
-            name=str(_plain(args, "name") or DEFAULT_NAME),
-            namespace=str(_plain(args, "namespace") or DEFAULT_NAMESPACE),
-            image=str(_plain(args, "image")),
-            prometheus_url=str(_plain(args, "prometheus_url")),
-            storage=storage_settings(_plain(args, "storage")),
+            name=str(args.get("name") or DEFAULT_NAME),
+            namespace=str(args.get("namespace") or DEFAULT_NAMESPACE),
+            image=str(args.get("image")),
+            prometheus_url=str(args.get("prometheus_url")),
+            storage=storage_settings(args.get("storage")),
             **given,
         )
     except ValueError as error:
@@ -183,11 +176,14 @@ class SloEvaluator(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SloEvaluatorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Everything is checked before anything is registered, so bad input leaves nothing behind."""
+        require_plain(
+            "SloEvaluator", args, passed_through=("tokens", "receivers", "datadog_api_key", "datadog_app_key")
+        )
         for key in ("image", "prometheus_url", "tokens", "declarations"):
             if args.get(key) is None:
                 raise pulumi.RunError(f"SloEvaluator: '{key}' is required")
         settings = evaluator_settings(args)
-        declarations = resolve_declarations(cast(Sequence[Any], _plain(args, "declarations")))
+        declarations = resolve_declarations(args["declarations"])
         try:
             configs = render.config_map(settings, declarations)
         except ValueError as error:

@@ -15,6 +15,7 @@ import pulumi_datadog
 from sloplane.components.datadog import DatadogChildren, explicit_provider, missing_provider
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
+from sloplane.components.plain import require_plain
 from sloplane.components.slo import (
     ServiceLevelObjective,
     ServiceLevelObjectiveArgs,
@@ -36,12 +37,12 @@ TOKEN = "sloplane:index:SloFleet"
 class SloFleetArgs(TypedDict):
     """Inputs of the fleet component."""
 
-    path: pulumi.Input[str]
+    path: str
     """A folder (or file) of declarations, sloplane or OpenSLO."""
-    namespace: NotRequired[pulumi.Input[str]]
-    rule_labels: NotRequired[pulumi.Input[Mapping[str, str]]]
-    dashboard_label: NotRequired[pulumi.Input[Sequence[str]]]
-    grafana_url: NotRequired[pulumi.Input[str]]
+    namespace: NotRequired[str]
+    rule_labels: NotRequired[Mapping[str, str]]
+    dashboard_label: NotRequired[Sequence[str]]
+    grafana_url: NotRequired[str]
     datadog_provider: NotRequired[pulumi_datadog.Provider]
     """The provider of every Datadog object of the fleet (required when an SLO targets datadog, unless a
     datadog provider comes in the resource options)."""
@@ -58,6 +59,7 @@ class SloFleet(pulumi.ComponentResource):
     dashboard_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: SloFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        require_plain("SloFleet", args, passed_through=("evaluator", "datadog_provider"))
         try:
             declarations = load_declarations([str(args["path"])], renderable=rendered_targets())
         except DeclarationError as error:

@@ -14,6 +14,8 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource, CustomResourcePatch
 
+from sloplane.components.evaluator import resolve_declarations
+from sloplane.components.plain import require_plain
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import TargetSystem
 from sloplane.render import argo_cd, argo_rollouts
@@ -37,22 +39,22 @@ OPTION_ARGS = (
 class DeploymentGateArgs(TypedDict):
     """Where the gates find Prometheus, the evaluator and the AppProject; which declarations they gate."""
 
-    declarations: pulumi.Input[Sequence[Any]]
+    declarations: Sequence[Any]
     """Declaration models (the SLO components pass theirs)."""
-    prometheus_url: NotRequired[pulumi.Input[str]]
+    prometheus_url: NotRequired[str]
     """Prometheus as the analysis pods reach it (for the `prometheus` provider)."""
-    evaluator_url: NotRequired[pulumi.Input[str]]
-    token_secret: NotRequired[pulumi.Input[str]]
-    token_key: NotRequired[pulumi.Input[str]]
-    image: NotRequired[pulumi.Input[str]]
-    namespace: NotRequired[pulumi.Input[str]]
-    argocd_namespace: NotRequired[pulumi.Input[str]]
-    app_project: NotRequired[pulumi.Input[str]]
-    applications: NotRequired[pulumi.Input[Sequence[str]]]
-    incident_webhook_url: NotRequired[pulumi.Input[str]]
-    analysis_templates: NotRequired[pulumi.Input[bool]]
+    evaluator_url: NotRequired[str]
+    token_secret: NotRequired[str]
+    token_key: NotRequired[str]
+    image: NotRequired[str]
+    namespace: NotRequired[str]
+    argocd_namespace: NotRequired[str]
+    app_project: NotRequired[str]
+    applications: NotRequired[Sequence[str]]
+    incident_webhook_url: NotRequired[str]
+    analysis_templates: NotRequired[bool]
     """Register the AnalysisTemplates (default true)."""
-    sync_windows: NotRequired[pulumi.Input[bool]]
+    sync_windows: NotRequired[bool]
     """Patch the AppProject's syncWindows with the declared freezes (default true, when any is declared)."""
 
 
@@ -82,9 +84,8 @@ class DeploymentGate(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         fleet: FleetLike | None = None,
     ) -> None:
-        declarations = [d for d in args["declarations"] if isinstance(d, Declaration)]  # type: ignore[union-attr]
-        if len(declarations) != len(args["declarations"]):  # type: ignore[arg-type]
-            raise pulumi.RunError("DeploymentGate takes loaded declarations (use ServiceLevelObjective or SloFleet)")
+        require_plain("DeploymentGate", args)
+        declarations = resolve_declarations(args["declarations"], "DeploymentGate")
         options = pipeline_options(args)
         prometheus = str(args.get("prometheus_url") or DEFAULT_PROMETHEUS)
         fleet = fleet if fleet is not None else {d.name: d for d in declarations}

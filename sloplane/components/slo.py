@@ -20,6 +20,7 @@ from pulumi_kubernetes.core.v1 import ConfigMap
 from sloplane.components.datadog import DatadogChildren, check_slo_refs, explicit_provider, require_provider
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
+from sloplane.components.plain import require_plain
 from sloplane.core import names
 from sloplane.declaration import DeclarationError
 from sloplane.declaration.model import Declaration
@@ -41,15 +42,15 @@ class ServiceLevelObjectiveArgs(TypedDict):
     declaration: str
     """A path to a YAML file with one declaration (Python programs may also pass the declaration itself as a
     mapping). Plain, not an Input: it shapes every rendered object, which a preview must know."""
-    namespace: NotRequired[pulumi.Input[str]]
-    rule_labels: NotRequired[pulumi.Input[Mapping[str, str]]]
+    namespace: NotRequired[str]
+    rule_labels: NotRequired[Mapping[str, str]]
     """Labels the Prometheus Operator's ruleSelector wants on PrometheusRules."""
-    dashboard_label: NotRequired[pulumi.Input[Sequence[str]]]
+    dashboard_label: NotRequired[Sequence[str]]
     """(key, value) of the label the Grafana sidecar watches, default ("grafana_dashboard", "1")."""
-    create: NotRequired[pulumi.Input[Sequence[str]]]
+    create: NotRequired[Sequence[str]]
     """Which children to create: prometheusRule, probe, dashboard, datadogSlo, datadogMonitors,
     datadogCorrections, datadogDowntimes, datadogDashboard (default: all that the targets have)."""
-    grafana_url: NotRequired[pulumi.Input[str]]
+    grafana_url: NotRequired[str]
     datadog_provider: NotRequired[pulumi_datadog.Provider]
     """The provider every Datadog child is registered with (required with `targets: [datadog]`, unless a
     datadog provider comes in the resource options): never the default provider."""
@@ -119,6 +120,7 @@ class ServiceLevelObjective(pulumi.ComponentResource):
         Everything is checked before anything is registered, so bad input leaves nothing behind.
         """
         in_fleet = fleet is not None
+        require_plain("ServiceLevelObjective", args, passed_through=("evaluator", "datadog_provider"))
         if declaration is None:
             declaration = resolve_declaration(args["declaration"])
         fleet = fleet if fleet is not None else {declaration.name: declaration}
@@ -132,7 +134,7 @@ class ServiceLevelObjective(pulumi.ComponentResource):
         options = BundleOptions(
             render=RenderOptions(grafana_url=str(args.get("grafana_url") or "")), kubernetes=kubernetes_options(args)
         )
-        create = set(cast(Sequence[str], args["create"] if args.get("create") is not None else DEFAULT_CREATE))
+        create = set(args["create"] if args.get("create") is not None else DEFAULT_CREATE)
         try:  # each named target's objects, as `sloplane render` writes them
             rendered = [
                 child

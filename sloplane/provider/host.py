@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.errors import InputPropertiesError, InputPropertyError
+from pulumi.provider import ConstructResult, main
 from pulumi.provider.experimental.component import ComponentProvider
-from pulumi.provider.experimental.host import component_provider_host
+from pulumi.provider.server import ComponentInitError
 
 from sloplane.components import ServiceLevelObjective, SloEvaluator, SloFleet
 from sloplane.components.gate import DeploymentGate
+from sloplane.components.plain import NotPlainError
 
 NAME = "sloplane"
 COMPONENTS: list[type[pulumi.ComponentResource]] = [ServiceLevelObjective, SloFleet, SloEvaluator, DeploymentGate]
@@ -52,6 +55,40 @@ def plugin_version(plugin_dir: Path | None = None) -> str:
     return package_version()
 
 
+class SloplaneProvider(ComponentProvider):
+    """Pulumi's component provider, except that a user's mistake reaches them as an input error.
+
+    The SDK wraps everything a component raises in `ComponentInitError`, which the engine shows with a
+    Python stack trace. sloplane's components raise `RunError` (a bad declaration, a missing provider)
+    and `InputPropertyError` for what the user got wrong; those are re-raised as the input errors the
+    provider protocol has (`InputPropertiesError`, a gRPC InvalidArgument with the message and, where
+    known, the property), so another language's program shows one line. A real fault keeps its trace.
+    """
+
+    def construct(
+        self, name: str, resource_type: str, inputs: Any, options: pulumi.ResourceOptions | None = None
+    ) -> ConstructResult:
+        """Construct the component; user errors as input errors (see the class docstring)."""
+        try:
+            return super().construct(name, resource_type, inputs, options)
+        except ComponentInitError as error:
+            raise user_error(error.inner) or error from None
+
+
+def user_error(error: BaseException) -> InputPropertiesError | None:
+    """The input error to show for a component's exception, or None when it is not the user's doing."""
+    if isinstance(error, InputPropertiesError):
+        return error
+    if isinstance(error, InputPropertyError):
+        reason = f"{error.property_path}: {error.reason}"
+        return InputPropertiesError(reason, [{"property_path": error.property_path, "reason": error.reason}])
+    if isinstance(error, NotPlainError):
+        return InputPropertiesError(str(error), [{"property_path": error.property_path, "reason": error.reason}])
+    if isinstance(error, pulumi.RunError):
+        return InputPropertiesError(str(error), [])
+    return None
+
+
 def schema(version: str | None = None) -> dict[str, Any]:
     """The package schema the plugin serves (`GetSchema`), as data."""
     provider = ComponentProvider(COMPONENTS, NAME, None, version or package_version())
@@ -61,6 +98,7 @@ def schema(version: str | None = None) -> dict[str, Any]:
     return found
 
 
-def serve(plugin_dir: Path) -> None:
-    """Host every component until the engine stops the plugin."""
-    component_provider_host(COMPONENTS, NAME, version=plugin_version(plugin_dir))
+def serve(plugin_dir: Path, args: list[str]) -> None:
+    """Host every component until the engine stops the plugin (`args`: the engine address and flags, as the
+    engine passes them after the plugin folder)."""
+    main(SloplaneProvider(COMPONENTS, NAME, None, plugin_version(plugin_dir)), args)
