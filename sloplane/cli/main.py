@@ -321,17 +321,43 @@ def render(
 @app.command()
 def preview(
     project: Annotated[Path, typer.Argument(help="Folder with a Pulumi.yaml (default: here).")] = Path("."),
+    diff: Annotated[
+        str | None,
+        typer.Option(
+            "--diff",
+            metavar="BASE",
+            help="Compare with the program at git revision BASE (a temporary worktree) instead of printing the tree.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="With --diff: text, markdown (one pull-request comment) or json.")
+    ] = "text",
+    expect_no_changes: Annotated[
+        bool, typer.Option("--expect-no-changes", help="With --diff: exit 1 when anything would change.")
+    ] = False,
 ) -> None:
     """Offline: run a Pulumi program under the SDK's mocks and print the resources it would register.
 
     This is not `pulumi preview`: there is no engine, state, provider or cloud, only the program and
     mocks that record each registration (type, name, parent). Use it in pull requests to see what a
     change to the declarations adds or removes where no Pulumi CLI or credentials are available.
+    With --diff BASE the program also runs as it was at BASE, and the difference in what the two
+    declare is printed: + create, ~ update (with the changed properties), - delete, +- replace.
     """
     import pulumi  # the Pulumi SDK is slow to import; only this command needs it
 
     from sloplane.components.preview import run_program  # deferred with Pulumi, for the same reason
 
+    if diff is not None:
+        _preview_diff(project, diff, output_format, expect_no_changes)
+        return
+    if output_format != "text" or expect_no_changes:
+        _err.print(
+            "sloplane preview: --format and --expect-no-changes compare revisions: give --diff BASE",
+            style="red",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_FAULT)
     try:
         result = run_program(project)
     except (FileNotFoundError, pulumi.RunError) as error:
@@ -352,6 +378,31 @@ def preview(
     for resource_type, count in sorted(result.counts().items()):
         counts.add_row(resource_type, str(count))
     _out.print(counts)
+
+
+def _preview_diff(project: Path, base: str, output_format: str, expect_no_changes: bool) -> None:
+    """`preview --diff BASE`: the report on standard output; exit 1 on a change when none was expected,
+    2 when the diff cannot be made (no repository, no such revision, a program that fails)."""
+    # deferred with Pulumi: the components import the Pulumi SDKs, slow to import
+    from sloplane.components.preview_report import ReportFormat, report
+    from sloplane.components.preview_revisions import PreviewDiffError, diff_against
+
+    try:
+        chosen = ReportFormat(output_format)
+    except ValueError:
+        _err.print(f"--format: give one of {', '.join(ReportFormat)}", style="red", markup=False)
+        raise typer.Exit(EXIT_FAULT) from None
+    try:
+        compared = diff_against(project, base)
+    except (FileNotFoundError, PreviewDiffError) as error:
+        _err.print(f"sloplane preview: {error}", style="red", markup=False)
+        raise typer.Exit(EXIT_FAULT) from None
+    if compared.base_missing:
+        _err.print(f"{compared.project} has no Pulumi.yaml at {base}: every resource is new", markup=False)
+    sys.stdout.write(report(compared.diff, chosen, compared.heading) + "\n")
+    if expect_no_changes and compared.diff.changed:
+        _err.print(f"sloplane preview: changes found ({compared.diff.summary()}), none expected", markup=False)
+        raise typer.Exit(EXIT_INVALID)
 
 
 def _import(command: str, paths: list[Path], out: Path | None, strict: bool) -> None:
