@@ -186,6 +186,8 @@ class Registration:
     properties: dict[str, Any]
     property_dependencies: dict[str, list[str]]
     dependencies: list[str]
+    aliases: list[str] = field(default_factory=list)
+    """Each alias as the SDK sent it: a spec's name, or a whole URN."""
 
 
 @dataclass
@@ -240,6 +242,10 @@ class Monitor(resource_pb2_grpc.ResourceMonitorServicer):
                     k: list(v.urns) for k, v in getattr(request, "propertyDependencies", {}).items()
                 },
                 dependencies=list(request.dependencies),
+                aliases=[
+                    alias.spec.name if alias.WhichOneof("alias") == "spec" else alias.urn
+                    for alias in getattr(request, "aliases", [])
+                ],
             )
             self.registrations.append(found)
         return found

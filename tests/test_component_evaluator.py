@@ -11,7 +11,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from sloplane.components import ServiceLevelObjective, SloFleet
-from sloplane.components.evaluator import SloEvaluator, SloEvaluatorArgs
+from sloplane.components.evaluator import SloEvaluator, SloEvaluatorArgs, whole_number
 from sloplane.interop import load_declarations
 from sloplane.render.evaluator import config_map
 from sloplane.render.evaluator_settings import EvaluatorSettings
@@ -307,3 +307,18 @@ def test_datadog_settings_come_whole_or_not_at_all(mocks: Recorder) -> None:
     with pytest.raises(pulumi.RunError, match=r"'datadog_url' \(datadogUrl\) must be a plain value"):
         SloEvaluator("gates", evaluator_args(datadog_url=pulumi.Output.from_input("datadoghq.com")))
     assert mocks.registered == []
+
+
+@pulumi.runtime.test
+def test_whole_numbers_may_arrive_as_doubles_and_fractions_are_refused(mocks: Recorder) -> Any:
+    """Every language but Python sends numbers as doubles: 3.0 replicas is 3, 2.5 is an error."""
+    with pytest.raises(pulumi.RunError, match=r"'replicas' must be a whole number, not 2.5"):
+        SloEvaluator("half", evaluator_args(replicas=2.5))
+    evaluator = SloEvaluator("three", evaluator_args(replicas=3.0))
+
+    def check(_: Any) -> None:
+        (deployment,) = mocks.of_type("kubernetes:apps/v1:Deployment").values()
+        assert deployment["spec"]["replicas"] == 3  # (the wire carries every number as a double)
+        assert type(whole_number("replicas", 3.0)) is int
+
+    return everything(evaluator).apply(check)

@@ -115,7 +115,7 @@ def test_a_fleet_patches_the_project_once_for_all_its_slos(mocks: Recorder) -> A
         windows = next(iter(patches.values()))["spec"]["syncWindows"]
         assert {w["schedule"] for w in windows} == {"0 0 27 11 *"}  # checkout-availability's black-friday
         gates = [name for typ, name, _ in mocks.registered if typ == GATE]
-        assert "checkout-availability-gate" in gates and "slos-freezes" in gates
+        assert "slos-checkout-availability-gate" in gates and "slos-freezes" in gates
         for inputs in mocks.of_type(TEMPLATE).values():
             assert crd_errors(_object(inputs), "argo-rollouts.analysis-template-crd.yaml") == []
             assert inputs["metadata"]["labels"]["sloplane.dev/slo"] == "checkout-availability"

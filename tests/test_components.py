@@ -64,18 +64,18 @@ def test_children_carry_the_rendered_objects_with_explicit_names(mocks: Recorder
 
     def check(_: Any) -> None:
         rules = mocks.of_type(RULE)
-        checkout = rules["checkout-availability-rules"]
+        checkout = rules["examples-checkout-availability-rules"]
         assert checkout["metadata"]["name"] == "sloplane-checkout-availability"
         assert checkout["metadata"]["namespace"] == "observability"
         assert checkout["metadata"]["labels"]["release"] == "kps"
         assert checkout["spec"]["groups"] == rule_file(fleet["checkout-availability"], fleet)["groups"]
         config_maps = mocks.of_type(CONFIG_MAP)
-        dashboard = config_maps["search-latency-dashboard"]
+        dashboard = config_maps["examples-search-latency-dashboard"]
         assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert json.loads(dashboard["data"]["search-latency.json"])["uid"] == "slo-search-latency"
         overview = config_maps["examples-overview"]
         assert json.loads(overview["data"]["sloplane-overview.json"])["uid"] == "sloplane-overview"
-        probe = mocks.of_type(PROBE)["admin-console-probe-probe"]
+        probe = mocks.of_type(PROBE)["examples-admin-console-probe-probe"]
         assert probe["spec"]["prober"] == {"url": "blackbox-exporter:9115"}
 
     return pulumi.Output.all(*_every_urn(fleet_component)).apply(check)
@@ -95,7 +95,7 @@ def test_children_are_parented_to_their_slo_and_fleet(mocks: Recorder) -> Any:
         assert "sloplane:index:SloFleet$sloplane:index:ServiceLevelObjective::search" in urn
         assert rule_name == "sloplane-search-latency" and dashboard_name is None
         types = sorted(name for t, name, _ in mocks.registered if t == RULE)
-        assert types == ["admin-console-probe-rules", "search-rules"]
+        assert types == ["outer-admin-console-probe-rules", "search-rules"]
 
     assert component.rule is not None
     return pulumi.Output.all(
@@ -152,3 +152,8 @@ def _registrations() -> list[tuple[str, str, str]]:
 
 def test_registrations_are_deterministic() -> None:
     assert _registrations() == _registrations()
+
+
+def test_an_unknown_child_in_create_is_refused_naming_the_children() -> None:
+    with pytest.raises(pulumi.RunError, match=r"create: unknown \['nope'\]; the children are prometheusRule"):
+        ServiceLevelObjective("s", {"declaration": str(EXAMPLES / "search-latency.yaml"), "create": ["nope"]})

@@ -290,9 +290,9 @@ def test_a_fleet_passes_its_provider_to_every_slo_and_adds_the_overview(mocks: R
         provider_urn, *_ = values
         slos = mocks.of_type(SLO)
         assert set(slos) == {
-            "payments-datadog-slo",
-            "checkout-availability-datadog-slo-canary",
-            "checkout-availability-datadog-slo-production",
+            "fleet-payments-datadog-slo",
+            "fleet-checkout-availability-datadog-slo-canary",
+            "fleet-checkout-availability-datadog-slo-production",
         }
         overview = mocks.of_type(DASHBOARD)["fleet-datadog-overview"]
         assert [w["definition"]["type"] for w in json.loads(overview["dashboard"])["widgets"]] == ["slo_list"]

@@ -222,8 +222,8 @@ def test_changing_one_objective_changes_that_slos_rules_and_dashboard_only(stack
 
     compared = diff_against(stack, "HEAD")
     steps = {(s.op, s.type, s.name): s for s in compared.diff.steps}
-    rules = steps.pop((Op.UPDATE, RULE, "checkout-availability-rules"))
-    dashboard = steps.pop((Op.UPDATE, CONFIG_MAP, "checkout-availability-dashboard"))
+    rules = steps.pop((Op.UPDATE, RULE, "team-checkout-availability-rules"))
+    dashboard = steps.pop((Op.UPDATE, CONFIG_MAP, "team-checkout-availability-dashboard"))
     assert steps == {}  # nothing else, and nothing of search-availability
     assert {p for p in rules.paths if p.endswith(".expr")} == changed_expressions
     # the rest are the alerts' prose and the objective label, which quote the objective
@@ -238,8 +238,8 @@ def test_changing_one_objective_changes_that_slos_rules_and_dashboard_only(stack
 
     steps_json = json.loads(json_report(compared.diff))
     assert [(s["op"], s["name"]) for s in steps_json] == [
-        ("update", "checkout-availability-dashboard"),
-        ("update", "checkout-availability-rules"),
+        ("update", "team-checkout-availability-dashboard"),
+        ("update", "team-checkout-availability-rules"),
     ]
     assert steps_json[1]["paths"] == rules.paths and steps_json[1]["type"] == RULE
     comment = markdown_report(compared.diff, compared.heading)
@@ -253,7 +253,7 @@ def test_renaming_the_namespace_replaces_every_object_in_it(stack: Path) -> None
     assert diff.steps and {s.op for s in diff.steps} == {Op.REPLACE}
     assert {s.replace_because for s in diff.steps} == {("metadata.namespace",)}
     names = {s.name for s in diff.steps}
-    assert {"checkout-availability-rules", "search-availability-rules"} <= names and "token" not in names
+    assert {"team-checkout-availability-rules", "team-search-availability-rules"} <= names and "token" not in names
 
 
 def test_a_changed_secret_is_reported_and_never_shown(stack: Path) -> None:
@@ -287,8 +287,8 @@ def test_expect_no_changes_exits_0_when_nothing_changes_and_1_when_something_doe
     changed = runner.invoke(app, ["preview", str(stack), "--diff", "HEAD", "--expect-no-changes", "--format", "json"])
     assert changed.exit_code == 1
     assert {s["name"] for s in json.loads(changed.stdout)} == {
-        "search-availability-rules",
-        "search-availability-dashboard",
+        "team-search-availability-rules",
+        "team-search-availability-dashboard",
     }
     assert "none expected" in changed.stderr
 

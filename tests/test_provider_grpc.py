@@ -163,29 +163,29 @@ def test_a_fleet_registers_one_component_per_declaration_and_the_overview(
     monitor = deployed.monitor
     fleet_urn = f"urn:pulumi:stack::project::{FLEET}::team"
     probe_urn, search_urn = (
-        f"urn:pulumi:stack::project::{FLEET}${SLO}::{n}" for n in ("admin-console-probe", "search-latency")
+        f"urn:pulumi:stack::project::{FLEET}${SLO}::team-{n}" for n in ("admin-console-probe", "search-latency")
     )
     assert response.urn == fleet_urn
     assert summary(monitor.registrations) == [
-        (SLO, "admin-console-probe", fleet_urn, False),
-        (CONFIG_MAP, "admin-console-probe-dashboard", probe_urn, True),
-        (PROBE, "admin-console-probe-probe", probe_urn, True),
-        (RULE, "admin-console-probe-rules", probe_urn, True),
-        (SLO, "search-latency", fleet_urn, False),
-        (CONFIG_MAP, "search-latency-dashboard", search_urn, True),
-        (RULE, "search-latency-rules", search_urn, True),
         (FLEET, "team", STACK_URN, False),
+        (SLO, "team-admin-console-probe", fleet_urn, False),
+        (CONFIG_MAP, "team-admin-console-probe-dashboard", probe_urn, True),
+        (PROBE, "team-admin-console-probe-probe", probe_urn, True),
+        (RULE, "team-admin-console-probe-rules", probe_urn, True),
         (CONFIG_MAP, "team-overview", fleet_urn, True),
+        (SLO, "team-search-latency", fleet_urn, False),
+        (CONFIG_MAP, "team-search-latency-dashboard", search_urn, True),
+        (RULE, "team-search-latency-rules", search_urn, True),
     ]
 
     files = rendered(folder, "observability", LABELS)
     rules, probes, config_maps = monitor.of_type(RULE), monitor.of_type(PROBE), monitor.of_type(CONFIG_MAP)
     for slo in ("admin-console-probe", "search-latency"):
         documents = {d["kind"]: d for d in files[f"kubernetes/{slo}.prometheusrule.yaml"]}
-        assert rules[f"{slo}-rules"].properties == documents["PrometheusRule"]
-        check_config_map(config_maps[f"{slo}-dashboard"], files, slo, "observability")
+        assert rules[f"team-{slo}-rules"].properties == documents["PrometheusRule"]
+        check_config_map(config_maps[f"team-{slo}-dashboard"], files, slo, "observability")
     probe_documents = {d["kind"]: d for d in files["kubernetes/admin-console-probe.prometheusrule.yaml"]}
-    assert probes["admin-console-probe-probe"].properties == probe_documents["Probe"]
+    assert probes["team-admin-console-probe-probe"].properties == probe_documents["Probe"]
     overview = config_maps["team-overview"].properties
     assert overview["metadata"]["namespace"] == "observability"
     assert json.loads(overview["data"]["sloplane-overview.json"]) == files["grafana/overview.json"]
@@ -295,3 +295,20 @@ def test_a_users_mistake_is_one_input_error_without_a_stack_trace(
     if property_path is not None:
         assert [path for path, _ in input_errors(error)] == [property_path]
     assert deployed.monitor.registrations == []
+
+
+def test_two_fleets_holding_one_slo_register_apart_and_alias_the_former_names(plugin: Plugin, tmp_path: Path) -> None:
+    """URNs carry the parent's type, not its name: each fleet's SLO components are named after the fleet,
+    aliased to the SLO's name alone (what stacks registered before), so existing objects stay in place."""
+    folder = tmp_path / "slos"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "search-latency.yaml", folder / "search-latency.yaml")
+    with deployment(dry_run=False) as deployed:
+        for fleet in ("blue", "green"):
+            plugin.construct(deployed.address, FLEET, fleet, {"path": str(folder), "namespace": fleet}, dry_run=False)
+    slos = {r.name: r for r in deployed.monitor.registrations if r.type == SLO}
+    assert set(slos) == {"blue-search-latency", "green-search-latency"}
+    assert slos["blue-search-latency"].aliases == ["search-latency"]
+    rules = {r.name: r for r in deployed.monitor.registrations if r.type == RULE}
+    assert rules["green-search-latency-rules"].aliases == ["search-latency-rules"]
+    assert rules["green-search-latency-rules"].properties["metadata"]["namespace"] == "green"

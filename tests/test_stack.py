@@ -40,21 +40,22 @@ def test_the_example_program_registers_the_fleet_under_mocks() -> None:
     assert fleet.type == "sloplane:index:SloFleet" and fleet.name == "examples"
     assert provider.type == "pulumi:providers:datadog"
     slos = [r for r in result.children(fleet.urn) if r.type == "sloplane:index:ServiceLevelObjective"]
-    assert sorted(r.name for r in slos) == [
-        "admin-console-probe",
-        "checkout-availability",
-        "checkout-deploy-success",
-        "payments-availability",
-        "purchase-journey",
-        "search-latency",
+    assert sorted(r.name for r in slos) == [  # qualified by the fleet: two fleets may hold one SLO
+        "examples-admin-console-probe",
+        "examples-checkout-availability",
+        "examples-checkout-deploy-success",
+        "examples-payments-availability",
+        "examples-purchase-journey",
+        "examples-search-latency",
     ]
-    probe_children = {r.type for r in result.children(next(r.urn for r in slos if r.name == "admin-console-probe"))}
+    probe = next(r.urn for r in slos if r.name == "examples-admin-console-probe")
+    probe_children = {r.type for r in result.children(probe)}
     assert probe_children == {
         "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
         "kubernetes:monitoring.coreos.com/v1:Probe",
         "kubernetes:core/v1:ConfigMap",
     }
-    rule = next(r for r in result.resources if r.name == "search-latency-rules")
+    rule = next(r for r in result.resources if r.name == "examples-search-latency-rules")
     assert rule.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
@@ -62,10 +63,11 @@ def test_preview_command_prints_the_tree_and_says_it_is_not_pulumi_preview() -> 
     result = run_cli("preview", ROOT)
     assert result.code == 0, result.stderr
     assert "sloplane:index:SloFleet  examples" in result.stdout
-    assert "kubernetes:monitoring.coreos.com/v1:PrometheusRule  search-latency-rules" in result.stdout
+    assert "kubernetes:monitoring.coreos.com/v1:PrometheusRule  examples-search-latency-rules" in result.stdout
     assert "34 resources" in result.stdout
-    assert "datadog:index/monitor:Monitor  payments-availability-datadog-monitor-page-1h  (provider datadog)" in (
-        result.stdout
+    assert (
+        "datadog:index/monitor:Monitor  examples-payments-availability-datadog-monitor-page-1h  (provider datadog)"
+        in (result.stdout)
     )
     assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
     help_text = run_cli("preview", "--help")

@@ -52,6 +52,8 @@ SETTING_ARGS = (
     "argocd_namespace",
     "datadog_url",
 )
+WHOLE_NUMBER_ARGS = ("replicas", "prometheus_port")
+"""Integer settings: other languages send every number as a double, so 2.0 is 2 and 2.5 is refused."""
 SECRET_CHILDREN = {"secrets": "secret", "datadog": "datadog_secret"}
 """The Secrets' resource name suffixes and their keys in `SloEvaluator.children`."""
 DATADOG_KEY_ARGS = {"DD_API_KEY": "datadog_api_key", "DD_APP_KEY": "datadog_app_key"}
@@ -144,6 +146,13 @@ def _check_nothing_routed(declarations: Sequence[Declaration]) -> None:
         raise pulumi.RunError(f"SloEvaluator: {', '.join(routed)} route incidents to receivers: pass 'receivers'")
 
 
+def whole_number(what: str, value: Any) -> int:
+    """An integer setting as sent by any language (a double with no fraction is fine); RunError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        raise pulumi.RunError(f"{what} must be a whole number, not {value!r}")
+    return int(value)
+
+
 def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
     """`StorageSettings` from the `storage` argument (snake_case keys, as the dataclass)."""
     try:
@@ -155,6 +164,9 @@ def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
 def evaluator_settings(args: Mapping[str, Any]) -> EvaluatorSettings:
     """The renderer's settings from component args; the renderer's defaults where none is given."""
     given: dict[str, Any] = {key: args[key] for key in SETTING_ARGS if args.get(key) is not None}
+    for key in WHOLE_NUMBER_ARGS:
+        if key in given:
+            given[key] = whole_number(f"SloEvaluator: '{key}'", given[key])
     try:
         return EvaluatorSettings(
             name=str(args.get("name") or DEFAULT_NAME),

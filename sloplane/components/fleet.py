@@ -16,6 +16,7 @@ from sloplane.components.datadog import DatadogChildren, explicit_provider, miss
 from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
 from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
 from sloplane.components.plain import require_plain
+from sloplane.components.renaming import aliased_from
 from sloplane.components.slo import (
     ServiceLevelObjective,
     ServiceLevelObjectiveArgs,
@@ -78,8 +79,12 @@ class SloFleet(pulumi.ComponentResource):
             if not create and not gated([declaration]):
                 continue
             slo_args: ServiceLevelObjectiveArgs = {"declaration": declaration.name, **shared, "create": create}  # type: ignore[typeddict-item]
+            qualified = f"{name}-{declaration.name}"  # two fleets may hold one SLO: URNs carry no parent name
+            below_fleet = pulumi.ResourceOptions(
+                parent=self, transformations=[aliased_from(qualified, declaration.name)]
+            )
             self.slos[declaration.name] = ServiceLevelObjective(
-                declaration.name, slo_args, pulumi.ResourceOptions(parent=self), fleet=fleet, declaration=declaration
+                qualified, slo_args, below_fleet, fleet=fleet, declaration=declaration
             )
         options = BundleOptions(
             render=RenderOptions(grafana_url=str(shared.get("grafana_url") or "")),

@@ -135,6 +135,9 @@ class ServiceLevelObjective(pulumi.ComponentResource):
             render=RenderOptions(grafana_url=str(args.get("grafana_url") or "")), kubernetes=kubernetes_options(args)
         )
         create = set(args["create"] if args.get("create") is not None else DEFAULT_CREATE)
+        unknown = sorted(create - set(DEFAULT_CREATE))
+        if unknown:
+            raise run_error(f"create: unknown {unknown}; the children are {', '.join(DEFAULT_CREATE)}")
         try:  # each named target's objects, as `sloplane render` writes them
             rendered = [
                 child
