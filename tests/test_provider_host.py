@@ -9,6 +9,7 @@ from pulumi.errors import InputPropertiesError, InputPropertyError
 
 from sloplane.components.plain import NotPlainError, camel, require_plain
 from sloplane.provider.host import user_error
+from tests.pulumi_mocks import Recorder
 
 
 def test_a_run_error_becomes_an_input_error_with_its_message() -> None:
@@ -17,7 +18,8 @@ def test_a_run_error_becomes_an_input_error_with_its_message() -> None:
     assert found.message == "payments: targets datadog: pass datadog_provider" and found.errors == []
 
 
-def test_an_output_where_a_plain_value_is_needed_names_the_property_as_the_schema_spells_it() -> None:
+@pulumi.runtime.test
+def test_an_output_where_a_plain_value_is_needed_names_the_property_as_the_schema_spells_it(mocks: Recorder) -> None:
     with pytest.raises(NotPlainError) as raised:
         require_plain("SloFleet", {"path": "slos", "rule_labels": {"release": pulumi.Output.from_input("x")}})
     found = user_error(raised.value)

@@ -17,7 +17,8 @@ from sloplane.provider.schema_file import main as write_schema
 from sloplane.provider.schema_file import schema_text
 from tests.conftest import ROOT
 
-METASCHEMA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pulumi-package-metaschema.json"
+METASCHEMA = ROOT / "tests" / "data" / "pulumi-package-metaschema.json"
+"""A copy of pulumi/pulumi's `pkg/codegen/schema/pulumi.json` (from the shared reference folder)."""
 CHECKED_IN = ROOT / "provider" / "schema.json"
 
 

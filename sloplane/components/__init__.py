@@ -1,11 +1,12 @@
 """Pulumi component resources: thin wrappers that register what the renderers produce."""
 
-from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, SloEvaluatorArgs
+from sloplane.components.evaluator import EvaluatorArgs, EvaluatorDeployment, SloEvaluator, SloEvaluatorArgs
 from sloplane.components.fleet import SloFleet, SloFleetArgs
 from sloplane.components.slo import ServiceLevelObjective, ServiceLevelObjectiveArgs
 
 __all__ = [
     "EvaluatorArgs",
+    "EvaluatorDeployment",
     "ServiceLevelObjective",
     "ServiceLevelObjectiveArgs",
     "SloEvaluator",

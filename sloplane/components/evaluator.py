@@ -60,8 +60,39 @@ DATADOG_KEY_ARGS = {"DD_API_KEY": "datadog_api_key", "DD_APP_KEY": "datadog_app_
 """The component's arguments for the keys `serve --datadog` reads from each environment variable."""
 
 
-class EvaluatorArgs(TypedDict):
-    """An evaluator without its declarations: what the `evaluator` argument of the SLO components takes."""
+class EvaluatorStorage(TypedDict):
+    """Where the evaluator keeps its SQLite files (see `render.evaluator_settings.StorageSettings`)."""
+
+    mode: NotRequired[str]
+    """`volume` (the decision log on the ReadWriteMany volume) or `s3` (on an emptyDir, exported to `s3_url`)."""
+    storage_class: NotRequired[str]
+    size: NotRequired[str]
+    """The volume's size (default `1Gi`)."""
+    access_mode: NotRequired[str]
+    """Default `ReadWriteMany`: every replica sees the one freezes-and-incidents file."""
+    s3_url: NotRequired[str]
+    """`s3://bucket/prefix` (s3 mode)."""
+    export_interval: NotRequired[str]
+    """How often the decision log is exported in s3 mode (default `5m`)."""
+    s3_endpoint_url: NotRequired[str]
+    """An S3-compatible endpoint (MinIO, a VPC endpoint); unset for AWS itself."""
+    region: NotRequired[str]
+
+
+class IngressPeer(TypedDict):
+    """Who may call the evaluator: a NetworkPolicy peer (`namespaceSelector`, `podSelector`, `ipBlock`)."""
+
+    namespace_selector: NotRequired[Mapping[str, Mapping[str, str]]]
+    """As Kubernetes writes it, e.g. `{matchLabels: {team: shop}}`."""
+    pod_selector: NotRequired[Mapping[str, Mapping[str, str]]]
+    ip_block: NotRequired[Mapping[str, str]]
+    """`{cidr: 10.0.0.0/8}`."""
+
+
+class EvaluatorDeployment(TypedDict):
+    """An evaluator without its declarations: what the `evaluator` argument of the SLO components takes.
+
+    (Not named `…Args`: the SDKs of other languages append `Args` to input types themselves.)"""
 
     image: str
     prometheus_url: str
@@ -74,14 +105,12 @@ class EvaluatorArgs(TypedDict):
     namespace: NotRequired[str]
     replicas: NotRequired[int]
     resources: NotRequired[Mapping[str, Mapping[str, str]]]
-    storage: NotRequired[Mapping[str, Any]]
-    """`mode` (volume or s3), `storage_class`, `size`, `access_mode`, `s3_url`, `export_interval`,
-    `s3_endpoint_url`, `region`."""
+    storage: NotRequired[EvaluatorStorage]
     log_level: NotRequired[str]
     labels: NotRequired[Mapping[str, str]]
     service_account_annotations: NotRequired[Mapping[str, str]]
     ingress_namespace_labels: NotRequired[Sequence[Mapping[str, str]]]
-    ingress_from: NotRequired[Sequence[Mapping[str, Any]]]
+    ingress_from: NotRequired[Sequence[IngressPeer]]
     prometheus_port: NotRequired[int]
     argocd_project: NotRequired[str]
     """Keep a deny sync window in this Argo CD AppProject while a major incident is open (adds a
@@ -96,11 +125,15 @@ class EvaluatorArgs(TypedDict):
     """Datadog application key, stored as a secret (env `DD_APP_KEY`)."""
 
 
-class SloEvaluatorArgs(EvaluatorArgs):
+EvaluatorArgs = EvaluatorDeployment
+"""The former name, kept for Python programs."""
+
+
+class SloEvaluatorArgs(EvaluatorDeployment):
     """Inputs of the component: the evaluator's settings and the declarations it serves."""
 
-    declarations: Sequence[Any]
-    """Declaration models, mappings, or paths of files or folders."""
+    declarations: Sequence[str]
+    """Paths of declaration files or folders (Python programs may also pass loaded models or mappings)."""
 
 
 def resolve_declarations(values: Sequence[Any], owner: str = "SloEvaluator") -> list[Declaration]:
@@ -153,6 +186,14 @@ def whole_number(what: str, value: Any) -> int:
     return int(value)
 
 
+PEER_KEYS = {"namespace_selector": "namespaceSelector", "pod_selector": "podSelector", "ip_block": "ipBlock"}
+
+
+def kubernetes_peer(peer: Mapping[str, Any]) -> dict[str, Any]:
+    """A NetworkPolicy peer as Kubernetes spells it, from the schema's (or Kubernetes') spelling."""
+    return {PEER_KEYS.get(key, key): value for key, value in peer.items()}
+
+
 def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
     """`StorageSettings` from the `storage` argument (snake_case keys, as the dataclass)."""
     try:
@@ -164,6 +205,8 @@ def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
 def evaluator_settings(args: Mapping[str, Any]) -> EvaluatorSettings:
     """The renderer's settings from component args; the renderer's defaults where none is given."""
     given: dict[str, Any] = {key: args[key] for key in SETTING_ARGS if args.get(key) is not None}
+    if "ingress_from" in given:
+        given["ingress_from"] = [kubernetes_peer(peer) for peer in given["ingress_from"]]
     for key in WHOLE_NUMBER_ARGS:
         if key in given:
             given[key] = whole_number(f"SloEvaluator: '{key}'", given[key])

@@ -13,8 +13,8 @@ import pulumi
 import pulumi_datadog
 
 from sloplane.components.datadog import DatadogChildren, explicit_provider, missing_provider
-from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
-from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
+from sloplane.components.evaluator import EvaluatorDeployment, SloEvaluator, evaluator_for
+from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, DeploymentGateSettings, gated
 from sloplane.components.plain import require_plain
 from sloplane.components.renaming import aliased_from
 from sloplane.components.slo import (
@@ -47,9 +47,9 @@ class SloFleetArgs(TypedDict):
     datadog_provider: NotRequired[pulumi_datadog.Provider]
     """The provider of every Datadog object of the fleet (required when an SLO targets datadog, unless a
     datadog provider comes in the resource options)."""
-    evaluator: NotRequired[EvaluatorArgs]
+    evaluator: NotRequired[EvaluatorDeployment]
     """When given, one `SloEvaluator` child serves every declaration of the folder."""
-    deployment_gate: NotRequired[Mapping[str, Any]]
+    deployment_gate: NotRequired[DeploymentGateSettings]
     """Settings of each SLO's `DeploymentGate` and of the fleet's AppProject sync-window patch."""
 
 

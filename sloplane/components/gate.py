@@ -36,11 +36,11 @@ OPTION_ARGS = (
 )
 
 
-class DeploymentGateArgs(TypedDict):
-    """Where the gates find Prometheus, the evaluator and the AppProject; which declarations they gate."""
+class DeploymentGateSettings(TypedDict):
+    """Where the gates find Prometheus, the evaluator and the AppProject (the SLO components' `deployment_gate`).
 
-    declarations: Sequence[Any]
-    """Declaration models (the SLO components pass theirs)."""
+    (Not named `…Args`: the SDKs of other languages append `Args` to input types themselves.)"""
+
     prometheus_url: NotRequired[str]
     """Prometheus as the analysis pods reach it (for the `prometheus` provider)."""
     evaluator_url: NotRequired[str]
@@ -56,6 +56,13 @@ class DeploymentGateArgs(TypedDict):
     """Register the AnalysisTemplates (default true)."""
     sync_windows: NotRequired[bool]
     """Patch the AppProject's syncWindows with the declared freezes (default true, when any is declared)."""
+
+
+class DeploymentGateArgs(DeploymentGateSettings):
+    """The gate's settings and the declarations it gates."""
+
+    declarations: Sequence[str]
+    """Paths of declaration files or folders (Python programs may also pass loaded models or mappings)."""
 
 
 def pipeline_options(args: Mapping[str, Any]) -> PipelineOptions:

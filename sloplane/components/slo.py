@@ -18,8 +18,8 @@ from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.core.v1 import ConfigMap
 
 from sloplane.components.datadog import DatadogChildren, check_slo_refs, explicit_provider, require_provider
-from sloplane.components.evaluator import EvaluatorArgs, SloEvaluator, evaluator_for
-from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, gated
+from sloplane.components.evaluator import EvaluatorDeployment, SloEvaluator, evaluator_for
+from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, DeploymentGateSettings, gated
 from sloplane.components.plain import require_plain
 from sloplane.core import names
 from sloplane.declaration import DeclarationError
@@ -54,9 +54,9 @@ class ServiceLevelObjectiveArgs(TypedDict):
     datadog_provider: NotRequired[pulumi_datadog.Provider]
     """The provider every Datadog child is registered with (required with `targets: [datadog]`, unless a
     datadog provider comes in the resource options): never the default provider."""
-    evaluator: NotRequired[EvaluatorArgs]
+    evaluator: NotRequired[EvaluatorDeployment]
     """When given, an `SloEvaluator` child serves this declaration (Kubernetes name sloplane-evaluator-<slo>)."""
-    deployment_gate: NotRequired[Mapping[str, Any]]
+    deployment_gate: NotRequired[DeploymentGateSettings]
     """Settings of the `DeploymentGate` child (prometheus_url, evaluator_url, token_secret, app_project, ...),
     created when the declaration has a `gate` and the argoRollouts target."""
 
