@@ -157,3 +157,10 @@ def test_registrations_are_deterministic() -> None:
 def test_an_unknown_child_in_create_is_refused_naming_the_children() -> None:
     with pytest.raises(pulumi.RunError, match=r"create: unknown \['nope'\]; the children are prometheusRule"):
         ServiceLevelObjective("s", {"declaration": str(EXAMPLES / "search-latency.yaml"), "create": ["nope"]})
+
+
+def test_a_bad_dashboard_label_names_the_property_as_python_and_the_schema_spell_it() -> None:
+    with pytest.raises(pulumi.RunError, match=r"'dashboard_label' \(dashboardLabel\) must be a \(key, value\) pair"):
+        ServiceLevelObjective(
+            "s", {"declaration": str(EXAMPLES / "search-latency.yaml"), "dashboard_label": ["a", "b", "c"]}
+        )

@@ -89,7 +89,7 @@ def kubernetes_options(args: Mapping[str, Any]) -> KubernetesOptions:
     defaults = KubernetesOptions()
     label = tuple(args.get("dashboard_label") or defaults.dashboard_label)
     if len(label) != 2:
-        raise run_error("dashboard_label must be a (key, value) pair")
+        raise run_error("'dashboard_label' (dashboardLabel) must be a (key, value) pair, e.g. [grafana_dashboard, '1']")
     return KubernetesOptions(
         namespace=str(args.get("namespace") or defaults.namespace),
         rule_labels=dict(args.get("rule_labels") or defaults.rule_labels),
