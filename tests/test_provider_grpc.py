@@ -23,6 +23,7 @@ from sloplane.interop import load_declarations
 from sloplane.provider.host import plugin_version
 from sloplane.render.bundle import fleet_files
 from sloplane.render.options import BundleOptions, KubernetesOptions
+from sloplane.render.pipelines import PipelineOptions
 from tests.conftest import EXAMPLES, ROOT
 from tests.pulumi_engine import (
     CALL_LIMIT,
@@ -312,3 +313,59 @@ def test_two_fleets_holding_one_slo_register_apart_and_alias_the_former_names(pl
     rules = {r.name: r for r in deployed.monitor.registrations if r.type == RULE}
     assert rules["green-search-latency-rules"].aliases == ["search-latency-rules"]
     assert rules["green-search-latency-rules"].properties["metadata"]["namespace"] == "green"
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["preview", "update"])
+def test_a_deployment_gate_takes_declarations_by_path_and_registers_what_render_writes(
+    plugin: Plugin, warnings: Callable[[], list[str]], dry_run: bool
+) -> None:
+    """From another language the gate's declarations are paths: its AnalysisTemplates are render's."""
+    inputs = {"declarations": [str(EXAMPLES)], "namespace": "shop", "evaluatorUrl": "http://sloplane.gates:8080"}
+    with deployment(dry_run=dry_run) as deployed:
+        response = plugin.construct(deployed.address, "sloplane:index:DeploymentGate", "gates", inputs, dry_run=dry_run)
+    templates = deployed.monitor.of_type("kubernetes:argoproj.io/v1alpha1:AnalysisTemplate")
+    assert templates, "checkout-availability has a gate and the argoRollouts target"
+    options = BundleOptions(pipelines=PipelineOptions(namespace="shop", evaluator_url="http://sloplane.gates:8080"))
+    files = fleet_files(load_declarations([EXAMPLES]), options)
+    expected = {
+        document["metadata"]["name"]: document
+        for name, text in files.items()
+        if name.endswith(".analysistemplate.yaml")
+        for document in yaml.safe_load_all(text)
+    }
+    assert {t.properties["metadata"]["name"]: t.properties for t in templates.values()} == expected
+    names = from_struct(response.state)["templateNames"]
+    assert names == UNKNOWN if dry_run else sorted(names) == sorted(expected)  # ids are unknown in a preview
+    assert warnings() == []
+
+
+def test_an_evaluator_takes_named_settings_types_and_keeps_its_keys_secret(plugin: Plugin) -> None:
+    """`SloEvaluator` with the schema's named types (storage, ingressFrom) and a secret Datadog key."""
+    inputs = {
+        "declarations": [str(EXAMPLES / "search-latency.yaml")],
+        "image": "ghcr.io/example/sloplane:1.0.0",
+        "prometheusUrl": "http://prometheus:9090",
+        "tokens": OutputValue("ci: token", secret=True),
+        "namespace": "slo",
+        "replicas": 3.0,
+        "storage": {"mode": "volume", "size": "2Gi"},
+        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
+        "datadogUrl": "datadoghq.eu",
+        "datadogApiKey": OutputValue("dd-api-secret", secret=True),
+        "datadogAppKey": OutputValue("dd-app-secret", secret=True),
+    }
+    with deployment(dry_run=False) as deployed:
+        plugin.construct(deployed.address, "sloplane:index:SloEvaluator", "slo", inputs, dry_run=False)
+    registrations = deployed.monitor.registrations
+    (policy,) = (r for r in registrations if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    peers = [peer for rule in policy.properties["spec"]["ingress"] for peer in rule.get("from", [])]
+    assert {"namespaceSelector": {"matchLabels": {"team": "shop"}}} in peers
+    (claim,) = (r for r in registrations if r.type == "kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim.properties["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    (deployment_,) = (r for r in registrations if r.type == "kubernetes:apps/v1:Deployment")
+    assert deployment_.properties["spec"]["replicas"] == 3
+    assert "--datadog" in json.dumps(deployment_.properties["spec"]["template"]["spec"]["containers"])
+    leaked = json.dumps(plain([r.properties for r in registrations if r.type != SECRET]))
+    assert "dd-api-secret" not in leaked and "dd-app-secret" not in leaked and "ci: token" not in leaked
+    secrets = {r.name: secret_paths(r.properties) for r in registrations if r.type == SECRET}
+    assert all(paths == ["stringData"] for paths in secrets.values()) and len(secrets) == 2

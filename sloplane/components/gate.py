@@ -96,12 +96,15 @@ class DeploymentGate(pulumi.ComponentResource):
         options = pipeline_options(args)
         prometheus = str(args.get("prometheus_url") or DEFAULT_PROMETHEUS)
         fleet = fleet if fleet is not None else {d.name: d for d in declarations}
+        # the objects `sloplane render` writes for these declarations: templates where they target Argo
+        # Rollouts, the sync-window patch from those that target Argo CD
         templates = [
             template
             for declaration in declarations
+            if TargetSystem.ARGO_ROLLOUTS in declaration.spec.targets
             for template in argo_rollouts.analysis_templates(declaration, fleet, options, prometheus_url=prometheus)
         ]
-        patch = argo_cd.sync_windows(declarations, options)
+        patch = argo_cd.sync_windows([d for d in declarations if TargetSystem.ARGO_CD in d.spec.targets], options)
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.templates: list[CustomResource] = []
