@@ -28,13 +28,21 @@ from sloplane.components.preview_diff import (
 )
 from sloplane.components.preview_report import MARKER, NOT_PULUMI_PREVIEW, json_report, markdown_report, text_report
 from sloplane.components.preview_revisions import PreviewDiffError, diff_against
+from sloplane.declaration.model import Declaration
 from sloplane.interop.loader import load_declarations
+from sloplane.render import grafana
+from sloplane.render.datadog import datadog_requests
+from sloplane.render.datadog_dashboards import overview_request
 from sloplane.render.prometheus import rule_file
 from sloplane.semantics.subjects import Fleet
-from tests.conftest import minimal
+from tests.conftest import EXAMPLES, minimal
 
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+DATADOG_SLO = "datadog:index/serviceLevelObjective:ServiceLevelObjective"
+MONITOR = "datadog:index/monitor:Monitor"
+DATADOG_DASHBOARD = "datadog:index/dashboardJson:DashboardJson"
+DATADOG_PROVIDER = "pulumi:providers:datadog"
 
 
 def _k8s(name: str, namespace: str = "monitoring", kind: str = "ConfigMap", **inputs: Any) -> Resource:
@@ -311,3 +319,194 @@ def test_bad_input_is_a_one_line_message_and_exit_2(stack: Path, tmp_path: Path)
         result = CliRunner().invoke(app, ["preview", *args])
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- the command with Datadog: an explicit provider, its keys secrets -------------------------------
+
+DATADOG_PROGRAM = """\
+from pathlib import Path
+
+import pulumi
+import pulumi_datadog
+
+from sloplane.components import SloFleet
+
+# The keys as secrets, read where the program runs (a stack would take them from its secret config).
+datadog = pulumi_datadog.Provider(
+    "dd-prod",
+    api_key=pulumi.Output.secret(Path("api-key.txt").read_text().strip()),
+    app_key=pulumi.Output.secret(Path("app-key.txt").read_text().strip()),
+    api_url="https://api.datadoghq.eu",
+)
+SloFleet("team", {"path": "slos", "namespace": "monitoring", "datadog_provider": datadog})
+"""
+
+KEYS = {"api-key.txt": "dd-api-base-0123456789abcdef", "app-key.txt": "dd-app-base-fedcba9876543210"}
+ROTATED = {"api-key.txt": "dd-api-head-aaaabbbbccccdddd", "app-key.txt": "dd-app-head-eeeeffff00001111"}
+# The example targets prometheus, grafana and datadog; a gate's minimum budget adds the error-budget monitor.
+PAYMENTS = (EXAMPLES / "payments-datadog.yaml").read_text() + "  gate: {minBudgetRemaining: 25}\n"
+SEARCH_DATADOG = SEARCH + "  targets: [prometheus, grafana, datadog]\n"
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+@pytest.fixture(scope="module")
+def datadog_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository whose `stack/` project runs a fleet of two SLOs that target Datadog (payments and
+    search) through an explicit `pulumi_datadog.Provider`."""
+    root = tmp_path_factory.mktemp("datadog-repo")
+    stack = root / "stack"
+    (stack / "slos").mkdir(parents=True)
+    (stack / "Pulumi.yaml").write_text("name: previewed\nruntime: python\n")
+    (stack / "__main__.py").write_text(DATADOG_PROGRAM)
+    for file_name, key in KEYS.items():
+        (stack / file_name).write_text(key + "\n")
+    (stack / "slos" / "payments.yaml").write_text(PAYMENTS)
+    (stack / "slos" / "search.yaml").write_text(SEARCH_DATADOG)
+    _git(root, "init", "--quiet", "--initial-branch=main")
+    _git(root, "add", ".")
+    _git(root, "commit", "--quiet", "-m", "base")
+    return root
+
+
+@pytest.fixture
+def datadog_stack(datadog_repo: Path) -> Iterator[Path]:
+    """The Datadog project folder, given back to each test as committed."""
+    yield datadog_repo / "stack"
+    _git(datadog_repo, "checkout", "--quiet", "--", ".")
+    _git(datadog_repo, "clean", "--quiet", "-fdx")
+
+
+def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+    """Every leaf of a JSON-like tree by its Pulumi property path (`thresholds[0].target`, `data["x.json"]`)."""
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            named = (f"{path}.{key}" if path else key) if _IDENTIFIER.fullmatch(key) else f"{path}[{json.dumps(key)}]"
+            found.update(_leaves(item, named))
+        return found
+    if isinstance(value, list):
+        return {
+            leaf: item
+            for index, element in enumerate(value)
+            for leaf, item in _leaves(element, f"{path}[{index}]").items()
+        }
+    return {path: value}
+
+
+def _changed_leaves(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """The leaves whose values differ; both trees must have the same shape (an objective moves numbers
+    and words, no rule or request appears or goes)."""
+    assert old.keys() == new.keys(), sorted(old.keys() ^ new.keys())
+    return {path for path in old if old[path] != new[path]}
+
+
+def _datadog_inputs(declaration: Declaration) -> dict[tuple[str, str], dict[str, Any]]:
+    """The SLO's Datadog resources, (type, name) to the leaves of their inputs, from the request bodies
+    `datadog/<slo>.json` holds: the names as the components give them (`<fleet>-<slo>-datadog-slo`,
+    `-datadog-monitor-<tier>-<long window>` or `-budget`, `-datadog-dashboard`), a monitor's
+    `options.thresholds` as pulumi-datadog's `monitorThresholds`, a dashboard one JSON text."""
+    resources: dict[tuple[str, str], dict[str, Any]] = {}
+    prefix = f"team-{declaration.name}-datadog"
+    for request in datadog_requests(declaration):
+        body = request["body"]
+        if request["path"] == "/api/v1/slo":
+            resources[DATADOG_SLO, f"{prefix}-slo"] = _leaves(body)
+        elif request["path"] == "/api/v1/monitor":
+            which = request["ref"].removeprefix(f"{declaration.name}/")
+            leaves = {re.sub(r"^options\.thresholds\.", "monitorThresholds.", p): v for p, v in _leaves(body).items()}
+            resources[MONITOR, f"{prefix}-monitor-{which}"] = leaves
+        elif request["path"] == "/api/v1/dashboard":
+            resources[DATADOG_DASHBOARD, f"{prefix}-dashboard"] = {"dashboard": body}
+        else:  # no exclusions in this fleet: no corrections or downtimes to name
+            raise AssertionError(f"unexpected request {request['path']}")
+    return resources
+
+
+def _expected_steps(before: Path, after: Path) -> dict[tuple[str, str, str], set[str]]:
+    """What the diff must report, (op, type, name) to changed paths, worked out without it: every SLO's
+    rule file, Grafana dashboard and Datadog request bodies, and both overviews, rendered from each
+    folder's declarations and compared here."""
+    old_all, new_all = load_declarations([before]), load_declarations([after])
+    old_fleet, new_fleet = Fleet(old_all), Fleet(new_all)
+    assert sorted(d.name for d in old_all) == sorted(d.name for d in new_all)
+    expected: dict[tuple[str, str, str], set[str]] = {}
+    for old in old_all:
+        new = next(d for d in new_all if d.name == old.name)
+        rules = _changed_leaves(_leaves(rule_file(old, old_fleet)), _leaves(rule_file(new, new_fleet)))
+        if rules:
+            expected["update", RULE, f"team-{old.name}-rules"] = {f"spec.{path}" for path in rules}
+        if grafana.dashboard(old, old_fleet) != grafana.dashboard(new, new_fleet):
+            expected["update", CONFIG_MAP, f"team-{old.name}-dashboard"] = {f'data["{old.name}.json"]'}
+        old_datadog, new_datadog = _datadog_inputs(old), _datadog_inputs(new)
+        assert old_datadog.keys() == new_datadog.keys()  # no monitor stops or starts being able to fire
+        for (kind, name), inputs in old_datadog.items():
+            changed = _changed_leaves(inputs, new_datadog[kind, name])
+            if changed:
+                expected["update", kind, name] = changed
+    if grafana.overview(old_all, old_fleet) != grafana.overview(new_all, new_fleet):
+        expected["update", CONFIG_MAP, "team-overview"] = {'data["sloplane-overview.json"]'}
+    if overview_request(old_all) != overview_request(new_all):
+        expected["update", DATADOG_DASHBOARD, "team-datadog-overview"] = {"dashboard"}
+    return expected
+
+
+def _previews(stack: Path) -> dict[str, tuple[str, str]]:
+    """`sloplane preview STACK --diff HEAD` in every format: (standard output, all it printed)."""
+    printed = {}
+    for output_format in ("json", "text", "markdown"):
+        result = CliRunner().invoke(app, ["preview", str(stack), "--diff", "HEAD", "--format", output_format])
+        assert result.exit_code == 0, result.output
+        printed[output_format] = (result.stdout, result.output)
+    return printed
+
+
+def test_changing_a_datadog_slos_objective_changes_its_rules_dashboards_and_slo_only(
+    datadog_stack: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(datadog_stack / "slos", tmp_path / "before")
+    assert PAYMENTS.count("objective: 99.95\n") == 1
+    (datadog_stack / "slos" / "payments.yaml").write_text(PAYMENTS.replace("objective: 99.95\n", "objective: 99.9\n"))
+    expected = _expected_steps(tmp_path / "before", datadog_stack / "slos")
+
+    # The oracle agrees with what one works out by hand: Datadog's SLO has a new target (99.95 -> 99.9)
+    # and warning (halfway to 100); burn-rate monitors compare with the factor, which does not depend on
+    # the objective, and their names, messages and tags do not quote it; the budget monitor compares with
+    # the share of the budget consumed; the dashboard's burn formulas divide by the budget.
+    payments = next(d for d in load_declarations([tmp_path / "before"]) if d.name == "payments-availability")
+    monitors = {name for kind, name in _datadog_inputs(payments) if kind == MONITOR}
+    assert "team-payments-availability-datadog-monitor-budget" in monitors and len(monitors) > 1
+    assert not monitors & {name for _, _, name in expected}
+    assert expected["update", DATADOG_SLO, "team-payments-availability-datadog-slo"] == {
+        "thresholds[0].target",
+        "thresholds[0].warning",
+    }
+    assert expected["update", DATADOG_DASHBOARD, "team-payments-availability-datadog-dashboard"] == {"dashboard"}
+    assert any(path.endswith(".expr") for path in expected["update", RULE, "team-payments-availability-rules"])
+    assert ("update", CONFIG_MAP, "team-payments-availability-dashboard") in expected
+    # Nothing of search; the one fleet-wide object that changes is Grafana's overview, whose objective
+    # column shows as many decimals as the fleet's most precise objective needs (99.95 two, 99.9 one).
+    assert {name for _, _, name in expected if not name.startswith("team-payments-availability-")} == {"team-overview"}
+
+    printed = _previews(datadog_stack)
+    steps = json.loads(printed["json"][0])
+    reported = {(s["op"], s["type"], s["name"]): s["paths"] for s in steps}
+    assert len(reported) == len(steps) and all(len(set(paths)) == len(paths) for paths in reported.values())
+    assert {step: set(paths) for step, paths in reported.items()} == expected
+    assert all(s["urn"].endswith(f"::{s['name']}") for s in steps)
+    for output_format, (_, shown) in printed.items():
+        assert "team-payments-availability-datadog-slo" in shown and "team-search" not in shown, output_format
+        assert not any(key in shown for key in KEYS.values()), output_format
+
+
+def test_rotated_datadog_keys_are_one_provider_update_and_never_shown(datadog_stack: Path) -> None:
+    for file_name, key in ROTATED.items():
+        (datadog_stack / file_name).write_text(key + "\n")
+    printed = _previews(datadog_stack)
+    assert [(s["op"], s["type"], s["name"], s["paths"]) for s in json.loads(printed["json"][0])] == [
+        ("update", DATADOG_PROVIDER, "dd-prod", ["apiKey", "appKey"])
+    ]
+    for output_format, (_, shown) in printed.items():
+        assert not any(key in shown for key in [*KEYS.values(), *ROTATED.values()]), output_format
+    for output_format in ("text", "markdown"):
+        shown = printed[output_format][0]
+        assert "~ apiKey: [secret] => [secret]" in shown and "~ appKey: [secret] => [secret]" in shown
