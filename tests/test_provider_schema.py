@@ -73,3 +73,23 @@ def test_make_schema_writes_the_file_and_refuses_bad_usage(tmp_path: Path, capsy
     assert write_schema([str(tmp_path / "schema.json")]) == 0
     assert (tmp_path / "schema.json").read_text() == CHECKED_IN.read_text()
     assert write_schema([]) == 2 and "usage" in capsys.readouterr().err
+
+
+def test_every_component_type_and_property_is_documented_for_the_registry() -> None:
+    """The schema's descriptions are the registry's API docs: none may be missing (inherited settings too)."""
+    served = schema()
+    undocumented = [
+        f"{token}.{key}"
+        for kind in ("resources", "types")
+        for token, found in served[kind].items()
+        for section in ("inputProperties", "properties")
+        for key, prop in (found.get(section) or {}).items()
+        if not prop.get("description")
+    ]
+    undocumented += [
+        token
+        for kind in ("resources", "types")
+        for token, found in served[kind].items()
+        if not found.get("description")
+    ]
+    assert undocumented == []

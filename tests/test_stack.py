@@ -1,6 +1,8 @@
 """The root Pulumi project, its example program, and `sloplane preview` (the program under mocks)."""
 
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import yaml
 
@@ -77,3 +79,17 @@ def test_preview_command_prints_the_tree_and_says_it_is_not_pulumi_preview() -> 
 def test_preview_of_a_folder_without_a_project_is_an_error(tmp_path: object) -> None:
     result = run_cli("preview", tmp_path)
     assert result.code == 1 and "Pulumi.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_preview_runs_the_program_from_its_project_folder_as_pulumi_does(tmp_path: Path) -> None:
+    """A program reading a relative path (a declarations folder, a key file) works from any caller's folder."""
+    project = tmp_path / "stack"
+    (project / "slos").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "slos" / "search-latency.yaml", project / "slos" / "search-latency.yaml")
+    (project / "Pulumi.yaml").write_text("name: relative\nruntime: python\n")
+    (project / "__main__.py").write_text(
+        "from sloplane.components import SloFleet\n\nSloFleet('team', {'path': 'slos', 'namespace': 'shop'})\n"
+    )
+    result = run_cli("preview", project, cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert "kubernetes:monitoring.coreos.com/v1:PrometheusRule  team-search-latency-rules" in result.stdout

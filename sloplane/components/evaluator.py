@@ -66,6 +66,7 @@ class EvaluatorStorage(TypedDict):
     mode: NotRequired[str]
     """`volume` (the decision log on the ReadWriteMany volume) or `s3` (on an emptyDir, exported to `s3_url`)."""
     storage_class: NotRequired[str]
+    """The volume's StorageClass (default: the cluster's default class)."""
     size: NotRequired[str]
     """The volume's size (default `1Gi`)."""
     access_mode: NotRequired[str]
@@ -77,6 +78,7 @@ class EvaluatorStorage(TypedDict):
     s3_endpoint_url: NotRequired[str]
     """An S3-compatible endpoint (MinIO, a VPC endpoint); unset for AWS itself."""
     region: NotRequired[str]
+    """The bucket's region (s3 mode)."""
 
 
 class IngressPeer(TypedDict):
@@ -85,6 +87,7 @@ class IngressPeer(TypedDict):
     namespace_selector: NotRequired[Mapping[str, Mapping[str, str]]]
     """As Kubernetes writes it, e.g. `{matchLabels: {team: shop}}`."""
     pod_selector: NotRequired[Mapping[str, Mapping[str, str]]]
+    """As Kubernetes writes it, e.g. `{matchLabels: {app: ci-runner}}`."""
     ip_block: NotRequired[Mapping[str, str]]
     """`{cidr: 10.0.0.0/8}`."""
 
@@ -95,7 +98,9 @@ class EvaluatorDeployment(TypedDict):
     (Not named `…Args`: the SDKs of other languages append `Args` to input types themselves.)"""
 
     image: str
+    """The evaluator's container image (it runs `sloplane serve`)."""
     prometheus_url: str
+    """Prometheus as the evaluator's pods reach it, e.g. `http://prometheus-operated.monitoring.svc:9090`."""
     tokens: pulumi.Input[str]
     """The token file's content (`sloplane token create` entries); stored as a secret."""
     receivers: NotRequired[pulumi.Input[str]]
@@ -103,19 +108,30 @@ class EvaluatorDeployment(TypedDict):
     name: NotRequired[str]
     """Kubernetes name of the Deployment, Service, ... (default `sloplane-evaluator`)."""
     namespace: NotRequired[str]
+    """Namespace of the evaluator's objects (default `monitoring`)."""
     replicas: NotRequired[int]
+    """Pods behind the Service (default 2)."""
     resources: NotRequired[Mapping[str, Mapping[str, str]]]
+    """Container `requests`/`limits` as Kubernetes writes them, e.g. `{requests: {cpu: 100m}}`."""
     storage: NotRequired[EvaluatorStorage]
+    """Where decisions, freezes and incidents are kept (default: a 1Gi ReadWriteMany volume)."""
     log_level: NotRequired[str]
+    """`debug`, `info` (default), `warning` or `error`."""
     labels: NotRequired[Mapping[str, str]]
+    """Extra labels on every object of the evaluator."""
     service_account_annotations: NotRequired[Mapping[str, str]]
+    """Annotations on its ServiceAccount, e.g. an IAM role for the S3 export."""
     ingress_namespace_labels: NotRequired[Sequence[Mapping[str, str]]]
+    """Namespaces (by labels) whose pods may call the evaluator."""
     ingress_from: NotRequired[Sequence[IngressPeer]]
+    """NetworkPolicy peers that may call the evaluator."""
     prometheus_port: NotRequired[int]
+    """Prometheus's port for the egress rule, when `prometheus_url` does not say it."""
     argocd_project: NotRequired[str]
     """Keep a deny sync window in this Argo CD AppProject while a major incident is open (adds a
     Role that may get and patch only that project, and mounts an API token)."""
     argocd_namespace: NotRequired[str]
+    """Namespace of Argo CD's AppProjects (default `argocd`)."""
     datadog_url: NotRequired[str]
     """A Datadog site (`datadoghq.eu`) or API URL (`https://api.datadoghq.com`): `serve --datadog`, for the
     SLOs whose SLI reads Datadog. Needs both keys."""

@@ -41,9 +41,13 @@ class SloFleetArgs(TypedDict):
     path: str
     """A folder (or file) of declarations, sloplane or OpenSLO."""
     namespace: NotRequired[str]
+    """Namespace of the PrometheusRules, Probes and dashboard ConfigMaps (default `monitoring`)."""
     rule_labels: NotRequired[Mapping[str, str]]
+    """Labels the Prometheus Operator's ruleSelector wants on PrometheusRules."""
     dashboard_label: NotRequired[Sequence[str]]
+    """(key, value) of the label the Grafana sidecar watches, default (`grafana_dashboard`, `1`)."""
     grafana_url: NotRequired[str]
+    """Grafana's URL, for links in alert annotations and dashboards."""
     datadog_provider: NotRequired[pulumi_datadog.Provider]
     """The provider of every Datadog object of the fleet (required when an SLO targets datadog, unless a
     datadog provider comes in the resource options)."""
@@ -57,7 +61,9 @@ class SloFleet(pulumi.ComponentResource):
     """A folder of declarations in a stack."""
 
     rule_names: pulumi.Output[list[str]]
+    """The PrometheusRules' Kubernetes names."""
     dashboard_names: pulumi.Output[list[str]]
+    """The dashboard ConfigMaps' Kubernetes names."""
 
     def __init__(self, name: str, args: SloFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         require_plain("SloFleet", args, passed_through=("evaluator", "datadog_provider"))

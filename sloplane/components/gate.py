@@ -44,14 +44,23 @@ class DeploymentGateSettings(TypedDict):
     prometheus_url: NotRequired[str]
     """Prometheus as the analysis pods reach it (for the `prometheus` provider)."""
     evaluator_url: NotRequired[str]
+    """The evaluator as analysis pods and hook Jobs reach it (the `web` provider, `sloplane gate --wait`)."""
     token_secret: NotRequired[str]
+    """The Kubernetes Secret holding a gate-scoped evaluator token (default `sloplane-gate-token`)."""
     token_key: NotRequired[str]
+    """The key of the token in that Secret (default `token`)."""
     image: NotRequired[str]
+    """The image hook Jobs run `sloplane gate` from."""
     namespace: NotRequired[str]
+    """Namespace of the AnalysisTemplates (default: the application's own)."""
     argocd_namespace: NotRequired[str]
+    """Namespace of Argo CD's AppProjects (default `argocd`)."""
     app_project: NotRequired[str]
+    """The AppProject whose syncWindows carry the declared freezes (default `default`)."""
     applications: NotRequired[Sequence[str]]
+    """Applications the freeze windows cover (default all, `*`)."""
     incident_webhook_url: NotRequired[str]
+    """Where the SyncFail hook reports a failed sync as an incident."""
     analysis_templates: NotRequired[bool]
     """Register the AnalysisTemplates (default true)."""
     sync_windows: NotRequired[bool]
@@ -83,6 +92,7 @@ class DeploymentGate(pulumi.ComponentResource):
     """AnalysisTemplates per SLO and stage, and the AppProject sync-window patch."""
 
     template_names: pulumi.Output[list[str]]
+    """The AnalysisTemplates' Kubernetes names."""
 
     def __init__(
         self,

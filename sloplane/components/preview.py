@@ -9,6 +9,7 @@ Pulumi CLI or credentials are at hand.
 from __future__ import annotations
 
 import asyncio
+import os
 import runpy
 import sys
 from collections import Counter
@@ -115,7 +116,10 @@ def _quiet_abandoned_loops(unraisable: Any) -> None:
 
 
 def run_program(project_dir: Path, stack: str = "preview") -> PreviewResult:
-    """Run the project's Python program under recording mocks and return what it registered."""
+    """Run the project's Python program under recording mocks and return what it registered.
+
+    The program runs from its project folder, as Pulumi runs it, so relative paths read its own files."""
+    project_dir = project_dir.resolve()
     project, entry = program_path(project_dir)
     result = PreviewResult()
     loop = asyncio.new_event_loop()
@@ -125,6 +129,8 @@ def run_program(project_dir: Path, stack: str = "preview") -> PreviewResult:
     monitor = _RecordingMonitor(mocks, result)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     sys.path.insert(0, str(entry.parent))
+    caller = Path.cwd()
+    os.chdir(project_dir)
     try:
 
         @pulumi.runtime.test  # type: ignore[untyped-decorator]  # waits for every registration to finish
@@ -133,6 +139,7 @@ def run_program(project_dir: Path, stack: str = "preview") -> PreviewResult:
 
         run()
     finally:
+        os.chdir(caller)
         sys.path.remove(str(entry.parent))
         loop.close()
         sys.unraisablehook = _quiet_abandoned_loops

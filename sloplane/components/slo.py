@@ -43,6 +43,7 @@ class ServiceLevelObjectiveArgs(TypedDict):
     """A path to a YAML file with one declaration (Python programs may also pass the declaration itself as a
     mapping). Plain, not an Input: it shapes every rendered object, which a preview must know."""
     namespace: NotRequired[str]
+    """Namespace of the PrometheusRule, Probe and dashboard ConfigMap (default `monitoring`)."""
     rule_labels: NotRequired[Mapping[str, str]]
     """Labels the Prometheus Operator's ruleSelector wants on PrometheusRules."""
     dashboard_label: NotRequired[Sequence[str]]
@@ -51,6 +52,7 @@ class ServiceLevelObjectiveArgs(TypedDict):
     """Which children to create: prometheusRule, probe, dashboard, datadogSlo, datadogMonitors,
     datadogCorrections, datadogDowntimes, datadogDashboard (default: all that the targets have)."""
     grafana_url: NotRequired[str]
+    """Grafana's URL, for links in alert annotations and dashboards."""
     datadog_provider: NotRequired[pulumi_datadog.Provider]
     """The provider every Datadog child is registered with (required with `targets: [datadog]`, unless a
     datadog provider comes in the resource options): never the default provider."""

@@ -65,6 +65,11 @@ class SloplaneProvider(ComponentProvider):
     known, the property), so another language's program shows one line. A real fault keeps its trace.
     """
 
+    def __init__(self, version: str) -> None:
+        super().__init__(COMPONENTS, NAME, None, version)
+        if self.schema is not None:
+            self.schema = json.dumps(with_inherited_descriptions(json.loads(self.schema)))
+
     def construct(
         self, name: str, resource_type: str, inputs: Any, options: pulumi.ResourceOptions | None = None
     ) -> ConstructResult:
@@ -73,6 +78,24 @@ class SloplaneProvider(ComponentProvider):
             return super().construct(name, resource_type, inputs, options)
         except ComponentInitError as error:
             raise user_error(error.inner) or error from None
+
+
+INHERITED = {
+    f"{NAME}:index:SloEvaluator": f"{NAME}:index:EvaluatorDeployment",
+    f"{NAME}:index:DeploymentGate": f"{NAME}:index:DeploymentGateSettings",
+}
+"""Components whose arguments extend a settings type: the analyzer reads a TypedDict's own attribute
+docstrings only, so their inherited inputs would be undocumented in the registry."""
+
+
+def with_inherited_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with each component input that lacks a description given its settings type's."""
+    for resource, settings in INHERITED.items():
+        documented = schema.get("types", {}).get(settings, {}).get("properties", {})
+        for key, prop in schema.get("resources", {}).get(resource, {}).get("inputProperties", {}).items():
+            if not prop.get("description") and documented.get(key, {}).get("description"):
+                prop["description"] = documented[key]["description"]
+    return schema
 
 
 def user_error(error: BaseException) -> InputPropertiesError | None:
@@ -91,7 +114,7 @@ def user_error(error: BaseException) -> InputPropertiesError | None:
 
 def schema(version: str | None = None) -> dict[str, Any]:
     """The package schema the plugin serves (`GetSchema`), as data."""
-    provider = ComponentProvider(COMPONENTS, NAME, None, version or package_version())
+    provider = SloplaneProvider(version or package_version())
     if provider.schema is None:
         raise RuntimeError("Pulumi's component analyzer produced no schema")
     found: dict[str, Any] = json.loads(provider.schema)
@@ -101,4 +124,4 @@ def schema(version: str | None = None) -> dict[str, Any]:
 def serve(plugin_dir: Path, args: list[str]) -> None:
     """Host every component until the engine stops the plugin (`args`: the engine address and flags, as the
     engine passes them after the plugin folder)."""
-    main(SloplaneProvider(COMPONENTS, NAME, None, plugin_version(plugin_dir)), args)
+    main(SloplaneProvider(plugin_version(plugin_dir)), args)
