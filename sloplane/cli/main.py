@@ -276,9 +276,15 @@ def render(
     ] = "http://prometheus-operated.monitoring.svc:9090",
     image: Annotated[str, typer.Option(help="The sloplane image hook Jobs run.")] = PipelineOptions.image,
     app_project: Annotated[str, typer.Option(help="Argo CD AppProject for the freeze windows.")] = "default",
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="files (every target's files) or terraform (DIR/terraform/, a Terraform JSON module)."
+        ),
+    ] = "files",
     strict: Strict = False,
 ) -> None:
-    """Render rules, alerts, dashboards and pipeline gates.
+    """Render rules, alerts, dashboards and pipeline gates (or, with --format terraform, a Terraform module).
 
     Writes DIR/prometheus/<slo>.rules.yaml and <slo>.test.yaml, DIR/kubernetes/<slo>.prometheusrule.yaml,
     DIR/alertmanager/alertmanager.yaml, DIR/grafana/<slo>.json and DIR/grafana/overview.json;
@@ -297,9 +303,18 @@ def render(
         pipelines=pipelines,
         analysis_prometheus_url=analysis_prometheus_url,
     )
-    files = _render_with_progress(result.declarations, options)
+    if output_format not in ("files", "terraform"):
+        raise typer.BadParameter("use files or terraform", param_hint="--format")
+    owned: tuple[str, ...] = MANAGED_FOLDERS
+    if output_format == "terraform":
+        from sloplane.render.bundle import serialize  # deferred: the renderers are slow to import
+        from sloplane.render.terraform import FOLDER, module_documents  # deferred: as above
+
+        files, owned = serialize(module_documents(result.declarations, options)), (FOLDER,)
+    else:
+        files = _render_with_progress(result.declarations, options)
     if check:
-        drift = _written(lambda: plan(out, files, MANAGED_FOLDERS))
+        drift = _written(lambda: plan(out, files, owned))
         for path in drift.changed:
             _out.print(f"would write {out / path}", markup=False)
         for path in drift.removed:
@@ -309,7 +324,7 @@ def render(
             raise typer.Exit(EXIT_INVALID)
         _err.print(f"{out} is up to date ({len(files)} files)", markup=False)
         return
-    written = _written(lambda: write_files(out, files, MANAGED_FOLDERS))
+    written = _written(lambda: write_files(out, files, owned))
     _out.print(_summary_table(result.declarations, files))
     _err.print(
         f"{len(written.changed)} file(s) written, {len(written.removed)} removed, "

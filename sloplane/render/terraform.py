@@ -1,0 +1,211 @@
+"""A Terraform (and OpenTofu) module in JSON syntax: the objects the Pulumi components register, for
+teams whose infrastructure is Terraform.
+
+Nothing lets Terraform run a Pulumi component, so the module is generated: `sloplane render --format
+terraform` writes `terraform/` (one file per SLO, `fleet.tf.json` for the overviews) for a root module
+to call (`module "slos" { source = "./gen/terraform" }`).
+It is built from exactly what the components register — each renderer's Pulumi children, plus the Argo
+objects `DeploymentGate` registers — so Terraform, Pulumi and the files never disagree:
+
+- Kubernetes objects (PrometheusRule, Probe, dashboard ConfigMap, AnalysisTemplates, Argo CD hook Jobs)
+  as `kubernetes_manifest`, each the dict `sloplane render` writes;
+- Datadog objects as `datadog_service_level_objective`, `datadog_monitor`, `datadog_slo_correction`,
+  `datadog_downtime_schedule` and `datadog_dashboard_json`: pulumi-datadog is bridged from the Terraform
+  provider, so the components' inputs are the provider's attributes (a repeated block Pulumi names in
+  the plural, `recurrences`, is `recurrence` here), and an SLO id is
+  `${datadog_service_level_objective.<name>[0].id}`.
+
+Every string of the module is a Terraform template, so literal text is escaped first (`${` → `$${`,
+`%{` → `%%{`: Grafana's `${datasource}` included, keys too) and only then are the real interpolations
+spliced in. `versions.tf.json` pins the providers and has no `provider` blocks (the caller brings
+credentials); `variables.tf.json` switches each family of objects on or off (every variable has a
+default, so `terraform plan` works on the folder as it is); `outputs.tf.json` has the Datadog SLO ids.
+
+Not yet in the module (issue 15 continues): the evaluator's own objects, a Grafana-provider variant of
+the dashboards, namespace and labels as variables (they are fixed at generation time, from the same
+options as the files), the AppProject sync windows, and dashboard JSON normalised as Datadog returns it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import TargetSystem
+from sloplane.render import argo_cd, argo_rollouts
+from sloplane.render.bundle import active
+from sloplane.render.datadog_pulumi import with_slo_ids
+from sloplane.render.options import BundleOptions
+from sloplane.render.registry import Child, Document
+from sloplane.render.targets import RENDERERS, renderers_of
+from sloplane.semantics.subjects import Fleet, FleetLike
+
+FOLDER = "terraform"
+PROVIDERS: dict[str, dict[str, str]] = {
+    "kubernetes": {"source": "hashicorp/kubernetes", "version": ">= 2.38, < 3"},
+    "datadog": {"source": "DataDog/datadog", "version": ">= 3.82, < 4"},
+}
+"""The providers the module needs, pinned to the versions whose schemas the tests validate against."""
+DATADOG_RESOURCES = {
+    "ServiceLevelObjective": "datadog_service_level_objective",
+    "Monitor": "datadog_monitor",
+    "SloCorrection": "datadog_slo_correction",
+    "DowntimeSchedule": "datadog_downtime_schedule",
+    "DashboardJson": "datadog_dashboard_json",
+}
+BLOCK_NAMES = {"recurrences": "recurrence", "queries": "query", "formulas": "formula"}
+"""Repeated blocks Pulumi names in the plural, and their Terraform names."""
+SWITCHES = {
+    "kubernetes_manifest": "create_kubernetes_objects",
+    "datadog": "create_datadog_objects",
+}
+_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def escaped(value: Any) -> Any:
+    """Literal text made safe as Terraform template text, keys included (see the module docstring)."""
+    if isinstance(value, str):
+        return value.replace("${", "$${").replace("%{", "%%{")
+    if isinstance(value, Mapping):
+        return {escaped(key): escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [escaped(item) for item in value]
+    return value
+
+
+def resource_name(text: str) -> str:
+    """A Terraform identifier from a child's name (letters, digits, `_` and `-`; never a leading digit)."""
+    name = _NAME.sub("_", text)
+    return name if name[:1].isalpha() or name[:1] == "_" else f"_{name}"
+
+
+def _switched(body: dict[str, Any], switch: str) -> dict[str, Any]:
+    return {"count": f"${{var.{switch} ? 1 : 0}}", **body}
+
+
+def _terraform_blocks(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {BLOCK_NAMES.get(key, key): _terraform_blocks(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_terraform_blocks(item) for item in value]
+    return value
+
+
+class _Module:
+    """The resources of the module as they are added, and the SLO ids later resources refer to."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, dict[str, Any]]] = {}
+        """Resources by file (one per SLO, and `fleet`), then by type and name."""
+        self.file = "fleet"
+        self.slo_ids: dict[str, str] = {}
+        self.outputs: dict[str, str] = {}
+        self._taken: set[tuple[str, str]] = set()
+
+    def add(self, kind: str, name: str, body: dict[str, Any]) -> None:
+        if (kind, name) in self._taken:
+            raise ValueError(f"two Terraform resources would be {kind}.{name}")
+        self._taken.add((kind, name))
+        self.files.setdefault(self.file, {}).setdefault(kind, {})[name] = body
+
+    def manifest(self, name: str, obj: Mapping[str, Any]) -> None:
+        body = {"manifest": escaped(dict(obj))}
+        self.add("kubernetes_manifest", resource_name(name), _switched(body, SWITCHES["kubernetes_manifest"]))
+
+    def datadog(self, name: str, child: Child) -> None:
+        assert child.datadog is not None
+        kind = DATADOG_RESOURCES[child.datadog.type]
+        terraform_name = resource_name(name)
+        ids = {ref: self.slo_ids[ref] for ref in child.datadog.slo_refs}
+        inputs = escaped(_terraform_blocks(dict(child.object)))
+        for key in child.datadog.json_inputs:  # JSON text: serialised with the literals escaped, then ids in
+            inputs[key] = json.dumps(inputs[key], sort_keys=True, separators=(",", ":"))
+        self.add(kind, terraform_name, _switched(with_slo_ids(inputs, ids), SWITCHES["datadog"]))
+        if child.datadog.type == "ServiceLevelObjective" and child.datadog.ref is not None:
+            self.slo_ids[child.datadog.ref] = f"${{{kind}.{terraform_name}[0].id}}"
+            self.outputs[child.datadog.ref] = f"${{one({kind}.{terraform_name}[*].id)}}"
+
+
+def _argo_objects(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> list[dict[str, Any]]:
+    """The Argo objects `DeploymentGate` and `render` have for one SLO: AnalysisTemplates, hook Jobs."""
+    found: list[dict[str, Any]] = []
+    if TargetSystem.ARGO_ROLLOUTS in declaration.spec.targets:
+        found += argo_rollouts.analysis_templates(
+            declaration, fleet, options.pipelines, prometheus_url=options.analysis_prometheus_url
+        )
+    if TargetSystem.ARGO_CD in declaration.spec.targets:
+        found += [
+            argo_cd.postsync_job(declaration, options.pipelines),
+            argo_cd.syncfail_job(declaration, options.pipelines),
+        ]
+    return found
+
+
+def _slo(module: _Module, declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> None:
+    module.file = f"slo-{declaration.name}"
+    children = [
+        child for renderer in renderers_of(declaration) for child in renderer.slo_children(declaration, fleet, options)
+    ]
+    for child in children:
+        name = f"{declaration.name}-{child.suffix}"
+        if child.kind == "datadog":
+            module.datadog(name, child)
+        else:
+            module.manifest(name, child.object)
+    for obj in _argo_objects(declaration, fleet, options):
+        module.manifest(f"{declaration.name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj)
+
+
+def _variables() -> dict[str, Any]:
+    described = {
+        SWITCHES["kubernetes_manifest"]: "Create the Kubernetes objects (rules, probes, dashboards, Argo objects).",
+        SWITCHES["datadog"]: "Create the Datadog objects (SLOs, monitors, corrections, downtimes, dashboards).",
+    }
+    return {
+        "variable": {
+            name: {"type": "bool", "default": True, "description": description}
+            for name, description in described.items()
+        }
+    }
+
+
+def module_documents(declarations: Sequence[Declaration], options: BundleOptions | None = None) -> dict[str, Document]:
+    """The module's files as data, by path under the output folder (`terraform/…`)."""
+    options = options or BundleOptions()
+    fleet = Fleet(declarations)
+    module = _Module()
+    rendered = active(declarations)
+    for declaration in rendered:
+        _slo(module, declaration, fleet, options)
+    module.file = "fleet"
+    for renderer in RENDERERS:  # fleet-wide objects (the overview dashboards), for the SLOs naming the target
+        named = [d for d in rendered if renderer.target in d.spec.targets]
+        for child in renderer.fleet_children(named, fleet, options):
+            if child.kind == "datadog":
+                module.datadog(f"fleet-{child.suffix}", child)
+            else:
+                module.manifest(f"fleet-{child.suffix}", child.object)
+    documents: dict[str, Document] = {
+        f"{FOLDER}/versions.tf.json": (
+            "json",
+            {"terraform": {"required_version": ">= 1.5", "required_providers": PROVIDERS}},
+        ),
+        f"{FOLDER}/variables.tf.json": ("json", _variables()),
+        f"{FOLDER}/outputs.tf.json": (
+            "json",
+            {
+                "output": {
+                    "datadog_slo_ids": {
+                        "description": "Each Datadog SLO's id, by SLO (and stage).",
+                        "value": dict(sorted(module.outputs.items())),
+                    }
+                }
+            },
+        ),
+    }
+    for file, resources in module.files.items():
+        documents[f"{FOLDER}/{file}.tf.json"] = ("json", {"resource": resources})
+    return dict(sorted(documents.items()))
