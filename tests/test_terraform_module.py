@@ -1,0 +1,89 @@
+"""The generated Terraform module under real Terraform core (offline, tests/terraform_harness.py): the
+examples' module validates, and its plan holds exactly the objects `sloplane render` writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sloplane.interop import load_paths
+from sloplane.render.bundle import fleet_files, serialize
+from sloplane.render.datadog import datadog_requests
+from sloplane.render.terraform import PROVIDERS, module_documents
+from sloplane.semantics.subjects import Fleet
+from tests.conftest import EXAMPLES
+from tests.terraform_harness import TerraformError, TerraformHarness, planned_resources
+
+ROOT_MODULE = {
+    "terraform": {"required_providers": PROVIDERS},
+    "provider": {
+        "kubernetes": {"config_path": "~/.kube/config"},
+        "datadog": {"api_key": "not-a-key", "app_key": "not-a-key"},
+    },
+    "module": {"slos": {"source": "./gen/terraform"}},
+    "output": {"datadog_slo_ids": {"value": "${module.slos.datadog_slo_ids}"}},
+}
+
+
+@pytest.fixture(scope="module")
+def terraform(tmp_path_factory: pytest.TempPathFactory) -> TerraformHarness:
+    return TerraformHarness(tmp_path_factory.mktemp("terraform"))
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    """A root module calling the generated one, as a team's repository holds it."""
+    for name, text in files.items():
+        target = folder / "gen" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    (folder / "main.tf.json").write_text(json.dumps(ROOT_MODULE, indent=2))
+    return folder
+
+
+def _examples_module() -> dict[str, str]:
+    return serialize(module_documents(load_paths([EXAMPLES]).declarations))
+
+
+def test_the_examples_module_validates_with_real_terraform(terraform: TerraformHarness, tmp_path: Path) -> None:
+    assert terraform.validate(_write(tmp_path, _examples_module())) == []
+
+
+def test_the_plan_holds_exactly_the_rendered_objects(terraform: TerraformHarness, tmp_path: Path) -> None:
+    shown = terraform.plan(_write(tmp_path, _examples_module()))
+    planned = planned_resources(shown)
+    manifests = [values["manifest"] for address, values in planned.items() if ".kubernetes_manifest." in address]
+    declarations = load_paths([EXAMPLES]).declarations
+    rendered: list[dict[str, Any]] = []
+    for name, text in fleet_files(declarations).items():
+        if name.startswith(("kubernetes/", "argo/")) and name.endswith(".yaml") and "rollout-steps" not in name:
+            rendered += [d for d in yaml.safe_load_all(text) if "kind" in d and d["kind"] != "AppProject"]
+    for document in rendered:  # what Terraform will send is what render writes (escapes undone by Terraform)
+        assert document in manifests, (document["kind"], document["metadata"]["name"])
+    dashboards = [m for m in manifests if m["kind"] == "ConfigMap"]
+    grafana = [text for name, text in fleet_files(declarations).items() if name.startswith("grafana/")]
+    assert sorted(value for m in dashboards for value in m["data"].values()) == sorted(grafana)
+    payments = Fleet(declarations)["payments-availability"]
+    (slo_body,) = [r["body"] for r in datadog_requests(payments) if r["path"] == "/api/v1/slo"]
+    (slo,) = [v for a, v in planned.items() if ".datadog_service_level_objective." in a]
+    # `tags` is a set and `query` a block (a list of one) in the provider's schema
+    assert (slo["name"], slo["query"], sorted(slo["tags"])) == (
+        slo_body["name"],
+        [slo_body["query"]],
+        sorted(slo_body["tags"]),
+    )
+    monitors = [v for a, v in planned.items() if ".datadog_monitor." in a]
+    assert len(monitors) == 4 and all(m["type"] == "slo alert" for m in monitors)
+
+
+def test_a_broken_module_fails_with_terraforms_own_message(terraform: TerraformHarness, tmp_path: Path) -> None:
+    """A reference to an SLO that is not there is what a structural check of the JSON would miss."""
+    files = _examples_module()
+    name = "terraform/slo-payments-availability.tf.json"
+    files[name] = files[name].replace("payments-availability-datadog-slo[0].id", "missing-slo[0].id", 1)
+    with pytest.raises(TerraformError) as raised:
+        terraform.validate(_write(tmp_path, files))
+    assert "Reference to undeclared resource" in raised.value.messages
