@@ -24,7 +24,8 @@ ROOT_MODULE = {
         "kubernetes": {"config_path": "~/.kube/config"},
         "datadog": {"api_key": "not-a-key", "app_key": "not-a-key"},
     },
-    "module": {"slos": {"source": "./gen/terraform"}},
+    "variable": {"namespace": {"type": "string", "default": "monitoring"}},
+    "module": {"slos": {"source": "./gen/terraform", "namespace": "${var.namespace}"}},
     "output": {"datadog_slo_ids": {"value": "${module.slos.datadog_slo_ids}"}},
 }
 
@@ -87,3 +88,10 @@ def test_a_broken_module_fails_with_terraforms_own_message(terraform: TerraformH
     with pytest.raises(TerraformError) as raised:
         terraform.validate(_write(tmp_path, files))
     assert "Reference to undeclared resource" in raised.value.messages
+
+
+def test_one_generated_module_serves_any_namespace(terraform: TerraformHarness, tmp_path: Path) -> None:
+    planned = planned_resources(terraform.plan(_write(tmp_path, _examples_module()), {"namespace": "observability"}))
+    rules = [v["manifest"] for a, v in planned.items() if ".kubernetes_manifest." in a]
+    namespaced = [m for m in rules if m["kind"] in ("PrometheusRule", "Probe", "ConfigMap")]
+    assert namespaced and all(m["metadata"]["namespace"] == "observability" for m in namespaced)

@@ -21,8 +21,9 @@ spliced in. `versions.tf.json` pins the providers and has no `provider` blocks (
 credentials); `variables.tf.json` switches each family of objects on or off (every variable has a
 default, so `terraform plan` works on the folder as it is); `outputs.tf.json` has the Datadog SLO ids.
 
-Not yet in the module (issue 15 continues): the evaluator's own objects, a Grafana-provider variant of
-the dashboards, namespace and labels as variables (they are fixed at generation time, from the same
+The namespace the objects were rendered in is `var.namespace` (its default), so one generated module
+serves any namespace. Not yet in the module (issue 15 continues): the evaluator's own objects, a
+Grafana-provider variant of the dashboards, labels as variables (fixed at generation time, from the same
 options as the files), the AppProject sync windows, and dashboard JSON normalised as Datadog returns it.
 """
 
@@ -97,7 +98,9 @@ def _terraform_blocks(value: Any) -> Any:
 class _Module:
     """The resources of the module as they are added, and the SLO ids later resources refer to."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        """The namespace the objects were rendered in: there, `var.namespace` takes its place."""
         self.files: dict[str, dict[str, dict[str, Any]]] = {}
         """Resources by file (one per SLO, and `fleet`), then by type and name."""
         self.file = "fleet"
@@ -112,7 +115,10 @@ class _Module:
         self.files.setdefault(self.file, {}).setdefault(kind, {})[name] = body
 
     def manifest(self, name: str, obj: Mapping[str, Any]) -> None:
-        body = {"manifest": escaped(dict(obj))}
+        manifest = escaped(dict(obj))
+        if obj.get("metadata", {}).get("namespace") == self.namespace:
+            manifest["metadata"] = {**manifest["metadata"], "namespace": "${var.namespace}"}
+        body = {"manifest": manifest}
         self.add("kubernetes_manifest", resource_name(name), _switched(body, SWITCHES["kubernetes_manifest"]))
 
     def datadog(self, name: str, child: Child) -> None:
@@ -159,24 +165,27 @@ def _slo(module: _Module, declaration: Declaration, fleet: FleetLike, options: B
         module.manifest(f"{declaration.name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj)
 
 
-def _variables() -> dict[str, Any]:
+def _variables(namespace: str) -> dict[str, Any]:
     described = {
         SWITCHES["kubernetes_manifest"]: "Create the Kubernetes objects (rules, probes, dashboards, Argo objects).",
         SWITCHES["datadog"]: "Create the Datadog objects (SLOs, monitors, corrections, downtimes, dashboards).",
     }
-    return {
-        "variable": {
-            name: {"type": "bool", "default": True, "description": description}
-            for name, description in described.items()
-        }
+    variables: dict[str, Any] = {
+        name: {"type": "bool", "default": True, "description": description} for name, description in described.items()
     }
+    variables["namespace"] = {
+        "type": "string",
+        "default": escaped(namespace),
+        "description": "Namespace of the rules, probes and dashboards (default: the one the module was generated for).",
+    }
+    return {"variable": variables}
 
 
 def module_documents(declarations: Sequence[Declaration], options: BundleOptions | None = None) -> dict[str, Document]:
     """The module's files as data, by path under the output folder (`terraform/…`)."""
     options = options or BundleOptions()
     fleet = Fleet(declarations)
-    module = _Module()
+    module = _Module(options.kubernetes.namespace)
     rendered = active(declarations)
     for declaration in rendered:
         _slo(module, declaration, fleet, options)
@@ -193,7 +202,7 @@ def module_documents(declarations: Sequence[Declaration], options: BundleOptions
             "json",
             {"terraform": {"required_version": ">= 1.5", "required_providers": PROVIDERS}},
         ),
-        f"{FOLDER}/variables.tf.json": ("json", _variables()),
+        f"{FOLDER}/variables.tf.json": ("json", _variables(options.kubernetes.namespace)),
         f"{FOLDER}/outputs.tf.json": (
             "json",
             {
