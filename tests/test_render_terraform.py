@@ -91,14 +91,26 @@ def test_every_kubernetes_manifest_is_an_object_render_writes() -> None:
 
 def test_literal_template_syntax_is_escaped_and_survives_terraform_unchanged() -> None:
     """Grafana's `${datasource}` and any `%{` in a body are text to Terraform, not interpolations."""
-    manifests = [
-        body["manifest"] for key, body in _resources(_module()).items() if key.startswith("kubernetes_manifest.")
+    manifests = _manifests()
+    files = fleet_files(load_paths([EXAMPLES]).declarations)
+    grafana = [text for name, text in files.items() if name.startswith("grafana/")]
+    assert any("${" in text for text in grafana), "the examples' dashboards use Grafana variables"
+    dashboards = [
+        value
+        for m in manifests
+        if m["kind"] == "ConfigMap" and "sloplane-evaluator" not in m["metadata"]["name"]
+        for value in m["data"].values()
     ]
-    dashboards = [m for m in manifests if m["kind"] == "ConfigMap"]
-    text = json.dumps(dashboards)
-    assert "$${datasource}" in text or "$${" in text
-    for manifest in manifests:  # a manifest refers to nothing but the module's namespace
-        assert set(REFERENCE.findall(json.dumps(manifest))) <= {"var.namespace"}
+    assert sorted(unescaped(value) for value in dashboards) == sorted(grafana)
+    assert all("$${" in value for value in dashboards if "${" in unescaped(value))
+    evaluator_variables = {
+        "var.evaluator_image",
+        "var.evaluator_prometheus_url",
+        "var.evaluator_tokens",
+        "var.evaluator_receivers",
+    }
+    for manifest in manifests:  # a manifest refers to nothing but the module's variables
+        assert set(REFERENCE.findall(json.dumps(manifest))) <= {"var.namespace", *evaluator_variables}
     assert all(m["metadata"]["namespace"] == "${var.namespace}" for m in manifests if m["kind"] == "PrometheusRule")
     assert escaped({"${a}": "%{b} ${c}"}) == {"$${a}": "%%{b} $${c}"}
     assert unescaped(escaped({"k": "${x} %{y} $${z}"})) == {"k": "${x} %{y} $${z}"}

@@ -95,3 +95,22 @@ def test_one_generated_module_serves_any_namespace(terraform: TerraformHarness, 
     rules = [v["manifest"] for a, v in planned.items() if ".kubernetes_manifest." in a]
     namespaced = [m for m in rules if m["kind"] in ("PrometheusRule", "Probe", "ConfigMap")]
     assert namespaced and all(m["metadata"]["namespace"] == "observability" for m in namespaced)
+
+
+def test_the_evaluator_runs_when_asked_with_its_files_from_sensitive_variables(
+    terraform: TerraformHarness, tmp_path: Path
+) -> None:
+    folder = _write(tmp_path, _examples_module())
+    root = json.loads((folder / "main.tf.json").read_text())
+    root["module"]["slos"].update(
+        {"create_evaluator": True, "evaluator_tokens": "tokens: [ci]\n", "evaluator_image": "registry/sloplane:9"}
+    )
+    (folder / "main.tf.json").write_text(json.dumps(root))
+    planned = planned_resources(terraform.plan(folder))
+    objects = [v["manifest"] for a, v in planned.items() if ".kubernetes_manifest.evaluator-" in a]
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Service", "Secret", "ConfigMap", "NetworkPolicy", "PersistentVolumeClaim"} <= kinds
+    (secret,) = [o for o in objects if o["kind"] == "Secret"]
+    assert secret["stringData"]["tokens.yaml"] == "tokens: [ci]\n"
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry/sloplane:9"

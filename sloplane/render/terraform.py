@@ -22,7 +22,9 @@ credentials); `variables.tf.json` switches each family of objects on or off (eve
 default, so `terraform plan` works on the folder as it is); `outputs.tf.json` has the Datadog SLO ids.
 
 The namespace the objects were rendered in is `var.namespace` (its default), so one generated module
-serves any namespace. Not yet in the module (issue 15 continues): the evaluator's own objects, a
+serves any namespace; the evaluator's objects (`evaluator.tf.json`) are there behind
+`var.create_evaluator`, with its image and Prometheus as variables and its token and receivers files as
+`sensitive` variables. Not yet in the module (issue 15 continues): a
 Grafana-provider variant of the dashboards, labels as variables (fixed at generation time, from the same
 options as the files), the AppProject sync windows, and dashboard JSON normalised as Datadog returns it.
 """
@@ -39,7 +41,10 @@ from sloplane.declaration.policy import TargetSystem
 from sloplane.render import argo_cd, argo_rollouts
 from sloplane.render.bundle import active
 from sloplane.render.datadog_pulumi import with_slo_ids
+from sloplane.render.evaluator import evaluator_objects
+from sloplane.render.evaluator_settings import RECEIVERS_FILE, TOKENS_FILE, EvaluatorSettings
 from sloplane.render.options import BundleOptions
+from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.registry import Child, Document
 from sloplane.render.targets import RENDERERS, renderers_of
 from sloplane.semantics.subjects import Fleet, FleetLike
@@ -83,6 +88,17 @@ def resource_name(text: str) -> str:
     return name if name[:1].isalpha() or name[:1] == "_" else f"_{name}"
 
 
+def _with_variables(value: Any) -> Any:
+    """Sentinels (`_SENTINEL`) replaced by references to the variables they stand for."""
+    if isinstance(value, str):
+        return re.sub(r"__sloplane_var_([a-z_]+)__", r"${var.\1}", value)
+    if isinstance(value, Mapping):
+        return {key: _with_variables(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_variables(item) for item in value]
+    return value
+
+
 def _switched(body: dict[str, Any], switch: str) -> dict[str, Any]:
     return {"count": f"${{var.{switch} ? 1 : 0}}", **body}
 
@@ -114,12 +130,12 @@ class _Module:
         self._taken.add((kind, name))
         self.files.setdefault(self.file, {}).setdefault(kind, {})[name] = body
 
-    def manifest(self, name: str, obj: Mapping[str, Any]) -> None:
+    def manifest(self, name: str, obj: Mapping[str, Any], switch: str = SWITCHES["kubernetes_manifest"]) -> None:
         manifest = escaped(dict(obj))
         if obj.get("metadata", {}).get("namespace") == self.namespace:
             manifest["metadata"] = {**manifest["metadata"], "namespace": "${var.namespace}"}
-        body = {"manifest": manifest}
-        self.add("kubernetes_manifest", resource_name(name), _switched(body, SWITCHES["kubernetes_manifest"]))
+        body = {"manifest": _with_variables(manifest)}
+        self.add("kubernetes_manifest", resource_name(name), _switched(body, switch))
 
     def datadog(self, name: str, child: Child) -> None:
         assert child.datadog is not None
@@ -165,6 +181,62 @@ def _slo(module: _Module, declaration: Declaration, fleet: FleetLike, options: B
         module.manifest(f"{declaration.name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj)
 
 
+EVALUATOR_VARIABLES: dict[str, dict[str, Any]] = {
+    "create_evaluator": {
+        "type": "bool",
+        "default": False,
+        "description": "Run sloplane's evaluator (Deployment, Service, Secret, volume, NetworkPolicy) for these SLOs.",
+    },
+    "evaluator_image": {
+        "type": "string",
+        "default": PipelineOptions().image,
+        "description": "The evaluator's container image.",
+    },
+    "evaluator_prometheus_url": {
+        "type": "string",
+        "default": "http://prometheus-operated.monitoring.svc:9090",
+        "description": "Prometheus as the evaluator's pods reach it.",
+    },
+    "evaluator_tokens": {
+        "type": "string",
+        "default": "tokens: []\n",
+        "sensitive": True,
+        "description": "The evaluator's token file (`sloplane token create` entries).",
+    },
+    "evaluator_receivers": {
+        "type": "string",
+        "default": "receivers: []\n",
+        "sensitive": True,
+        "description": "The evaluator's receivers file (PagerDuty routing keys, webhook URLs).",
+    },
+}
+"""The evaluator's settings a caller changes without regenerating; its tokens and receivers are `sensitive`."""
+_SENTINEL = "__sloplane_var_{}__"
+DEFAULT_EVALUATOR_NAME = "sloplane-evaluator"
+"""As `SloEvaluator` names its objects by default."""
+
+
+def _evaluator(module: _Module, declarations: Sequence[Declaration], namespace: str) -> None:
+    """The evaluator's objects, as `SloEvaluator` creates them, behind `var.create_evaluator`.
+
+    They are rendered with sentinels where the variables go (image, Prometheus, the Secret's files) and
+    the sentinels are replaced by references after the literal text is escaped."""
+    settings = EvaluatorSettings(
+        name=DEFAULT_EVALUATOR_NAME,
+        namespace=namespace,
+        image=_SENTINEL.format("evaluator_image"),
+        prometheus_url=_SENTINEL.format("evaluator_prometheus_url"),
+    )
+    secret_values = {
+        TOKENS_FILE: _SENTINEL.format("evaluator_tokens"),
+        RECEIVERS_FILE: _SENTINEL.format("evaluator_receivers"),
+    }
+    module.file = "evaluator"
+    for obj in evaluator_objects(settings, declarations, secret_values):
+        name = f"evaluator-{obj['kind'].lower()}-{obj['metadata']['name']}"
+        module.manifest(name, obj, switch="create_evaluator")
+
+
 def _variables(namespace: str) -> dict[str, Any]:
     described = {
         SWITCHES["kubernetes_manifest"]: "Create the Kubernetes objects (rules, probes, dashboards, Argo objects).",
@@ -173,6 +245,7 @@ def _variables(namespace: str) -> dict[str, Any]:
     variables: dict[str, Any] = {
         name: {"type": "bool", "default": True, "description": description} for name, description in described.items()
     }
+    variables.update(EVALUATOR_VARIABLES)
     variables["namespace"] = {
         "type": "string",
         "default": escaped(namespace),
@@ -189,6 +262,7 @@ def module_documents(declarations: Sequence[Declaration], options: BundleOptions
     rendered = active(declarations)
     for declaration in rendered:
         _slo(module, declaration, fleet, options)
+    _evaluator(module, rendered, options.kubernetes.namespace)
     module.file = "fleet"
     for renderer in RENDERERS:  # fleet-wide objects (the overview dashboards), for the SLOs naming the target
         named = [d for d in rendered if renderer.target in d.spec.targets]
