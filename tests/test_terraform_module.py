@@ -15,9 +15,12 @@ from sloplane.render.bundle import fleet_files, serialize
 from sloplane.render.datadog import datadog_requests
 from sloplane.render.terraform import PROVIDERS, module_documents
 from sloplane.semantics.subjects import Fleet
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, ROOT
 from tests.terraform_harness import TerraformError, TerraformHarness, planned_resources
+from tests.test_components_datadog import STAGED as STAGED_DATADOG
+from tests.test_render_datadog import FULL as FULL_DATADOG
 
+GOLDEN = ROOT / "tests" / "golden" / "declarations"
 ROOT_MODULE = {
     "terraform": {"required_providers": PROVIDERS},
     "provider": {
@@ -114,3 +117,46 @@ def test_the_evaluator_runs_when_asked_with_its_files_from_sensitive_variables(
     assert secret["stringData"]["tokens.yaml"] == "tokens: [ci]\n"
     (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry/sloplane:9"
+
+
+def test_every_golden_fleet_validates_with_real_terraform(terraform: TerraformHarness, tmp_path: Path) -> None:
+    """Every SLI kind, staged SLOs, calendar windows, time slices, exclusions: the module validates."""
+    declarations = load_paths([GOLDEN]).declarations
+    files = serialize(module_documents(declarations))
+    assert terraform.validate(_write(tmp_path, files)) == []
+
+
+THRESHOLD = """\
+apiVersion: sloplane.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: queue-latency}
+spec:
+  service: queue
+  owners: {team: platform}
+  objective: 99
+  window: 7d
+  targets: [datadog]
+  sli:
+    threshold:
+      query: {datadog: 'avg:queue.latency{service:queue}'}
+      op: lt
+      value: 0.5
+"""
+
+
+def test_datadog_corrections_downtimes_stages_and_time_slices_validate(
+    terraform: TerraformHarness, tmp_path: Path
+) -> None:
+    """The Datadog shapes beyond the examples: recurring and one-off corrections and downtimes (FULL),
+    one SLO per stage, and a time-slice SLO for a threshold SLI."""
+    folder = tmp_path / "slos"
+    folder.mkdir()
+    (folder / "full.yaml").write_text(FULL_DATADOG)
+    (folder / "staged.yaml").write_text(STAGED_DATADOG)
+    (folder / "threshold.yaml").write_text(THRESHOLD)
+    loaded = load_paths([folder])
+    assert loaded.errors == [], [d.render() for d in loaded.errors]
+    files = serialize(module_documents(loaded.declarations))
+    kinds = {kind for text in files.values() for kind in json.loads(text).get("resource", {})}
+    assert {"datadog_slo_correction", "datadog_downtime_schedule", "datadog_service_level_objective"} <= kinds
+    assert terraform.validate(_write(tmp_path / "module", files)) == []
