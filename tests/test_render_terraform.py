@@ -21,6 +21,7 @@ from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES, run_cli
 
 REFERENCE = re.compile(r"(?<!\$)\$\{([^}]*)\}")
+MERGED_LABELS = re.compile(r"\$\{merge\(\{(.*)\}, var\.rule_labels\)\}")
 
 
 def unescaped(value: Any, namespace: str = "monitoring") -> Any:
@@ -29,6 +30,9 @@ def unescaped(value: Any, namespace: str = "monitoring") -> Any:
     if isinstance(value, str):
         if value == "${var.namespace}":
             return namespace
+        merged = MERGED_LABELS.fullmatch(value)
+        if merged:  # `merge({...}, var.rule_labels)` with the variable at its default, {}
+            return json.loads("{" + re.sub(r'" = "', '": "', merged.group(1)) + "}")
         return value.replace("$${", "${").replace("%%{", "%{")
     if isinstance(value, dict):
         return {unescaped(key, namespace): unescaped(item, namespace) for key, item in value.items()}
@@ -110,7 +114,12 @@ def test_literal_template_syntax_is_escaped_and_survives_terraform_unchanged() -
         "var.evaluator_receivers",
     }
     for manifest in manifests:  # a manifest refers to nothing but the module's variables
-        assert set(REFERENCE.findall(json.dumps(manifest))) <= {"var.namespace", *evaluator_variables}
+        labels = manifest["metadata"].get("labels")
+        checked = manifest
+        if manifest["kind"] == "PrometheusRule":
+            assert isinstance(labels, str) and MERGED_LABELS.fullmatch(labels), labels
+            checked = {**manifest, "metadata": {**manifest["metadata"], "labels": {}}}
+        assert set(REFERENCE.findall(json.dumps(checked))) <= {"var.namespace", *evaluator_variables}
     assert all(m["metadata"]["namespace"] == "${var.namespace}" for m in manifests if m["kind"] == "PrometheusRule")
     assert escaped({"${a}": "%{b} ${c}"}) == {"$${a}": "%%{b} $${c}"}
     assert unescaped(escaped({"k": "${x} %{y} $${z}"})) == {"k": "${x} %{y} $${z}"}

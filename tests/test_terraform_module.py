@@ -94,10 +94,19 @@ def test_a_broken_module_fails_with_terraforms_own_message(terraform: TerraformH
 
 
 def test_one_generated_module_serves_any_namespace(terraform: TerraformHarness, tmp_path: Path) -> None:
-    planned = planned_resources(terraform.plan(_write(tmp_path, _examples_module()), {"namespace": "observability"}))
+    folder = _write(tmp_path, _examples_module())
+    root = json.loads((folder / "main.tf.json").read_text())
+    root["module"]["slos"]["rule_labels"] = {"release": "kube-prometheus-stack"}
+    (folder / "main.tf.json").write_text(json.dumps(root))
+    planned = planned_resources(terraform.plan(folder, {"namespace": "observability"}))
     rules = [v["manifest"] for a, v in planned.items() if ".kubernetes_manifest." in a]
     namespaced = [m for m in rules if m["kind"] in ("PrometheusRule", "Probe", "ConfigMap")]
     assert namespaced and all(m["metadata"]["namespace"] == "observability" for m in namespaced)
+    rule_labels = [m["metadata"]["labels"] for m in rules if m["kind"] == "PrometheusRule"]
+    assert rule_labels and all(
+        labels["release"] == "kube-prometheus-stack" and labels["app.kubernetes.io/managed-by"] == "sloplane"
+        for labels in rule_labels
+    )
 
 
 def test_the_evaluator_runs_when_asked_with_its_files_from_sensitive_variables(

@@ -22,7 +22,8 @@ credentials); `variables.tf.json` switches each family of objects on or off (eve
 default, so `terraform plan` works on the folder as it is); `outputs.tf.json` has the Datadog SLO ids.
 
 The namespace the objects were rendered in is `var.namespace` (its default), so one generated module
-serves any namespace; the evaluator's objects (`evaluator.tf.json`) are there behind
+serves any namespace, and `var.rule_labels` adds the labels a Prometheus Operator's ruleSelector wants;
+the evaluator's objects (`evaluator.tf.json`) are there behind
 `var.create_evaluator`, with its image and Prometheus as variables and its token and receivers files as
 `sensitive` variables. Not yet in the module (issue 15 continues): a
 Grafana-provider variant of the dashboards, labels as variables (fixed at generation time, from the same
@@ -82,6 +83,11 @@ def escaped(value: Any) -> Any:
     return value
 
 
+def hcl_map(values: Mapping[str, str]) -> str:
+    """A map of strings as an HCL object expression (JSON string literals are HCL string literals)."""
+    return "{" + ", ".join(f"{json.dumps(key)} = {json.dumps(value)}" for key, value in values.items()) + "}"
+
+
 def resource_name(text: str) -> str:
     """A Terraform identifier from a child's name (letters, digits, `_` and `-`; never a leading digit)."""
     name = _NAME.sub("_", text)
@@ -134,6 +140,9 @@ class _Module:
         manifest = escaped(dict(obj))
         if obj.get("metadata", {}).get("namespace") == self.namespace:
             manifest["metadata"] = {**manifest["metadata"], "namespace": "${var.namespace}"}
+        if obj.get("kind") == "PrometheusRule":  # the Prometheus Operator's ruleSelector may want more labels
+            labels = manifest["metadata"].get("labels", {})
+            manifest["metadata"] = {**manifest["metadata"], "labels": f"${{merge({hcl_map(labels)}, var.rule_labels)}}"}
         body = {"manifest": _with_variables(manifest)}
         self.add("kubernetes_manifest", resource_name(name), _switched(body, switch))
 
@@ -246,6 +255,11 @@ def _variables(namespace: str) -> dict[str, Any]:
         name: {"type": "bool", "default": True, "description": description} for name, description in described.items()
     }
     variables.update(EVALUATOR_VARIABLES)
+    variables["rule_labels"] = {
+        "type": "map(string)",
+        "default": {},
+        "description": "Labels added to every PrometheusRule (the Prometheus Operator's ruleSelector).",
+    }
     variables["namespace"] = {
         "type": "string",
         "default": escaped(namespace),
