@@ -189,5 +189,5 @@ def test_a_limit_resets_on_its_calendar_boundary_not_on_a_rounded_reset() -> Non
         "X-RateLimit-Reset": "9",
     }
     limits.record(headers, 1000.0 + 2.01)  # the server saw 1001.8 (Reset ceil(8.2) = 9), we read it at 1002.01
-    assert limits.wait("query_scalar_public", 1005.0) == pytest.approx(5.0)  # until 1010, not 1011.01
+    assert limits.take("query_scalar_public", 1005.0) == pytest.approx(5.0)  # until 1010, not 1011.01
     assert limits.take("query_scalar_public", 1010.0) == 0.0  # a new period: the limit's size again

@@ -154,5 +154,9 @@ def test_render_writes_the_module_into_its_own_folder(tmp_path: Path) -> None:
     written = sorted(p.name for p in (out / "terraform").iterdir())
     assert written == sorted(Path(p).name for p in _module())
     assert run_cli("render", EXAMPLES, "--format", "terraform", "--out", out, "--check").code == 0
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert "warning: checkout-availability: its freezes are not in the Terraform module" in result.stderr
+    assert any("targets alertmanager, but the Terraform module does not hold" in line for line in warned)
+    assert any("rollout-steps.yaml" in line for line in warned)
     refused = run_cli("render", EXAMPLES, "--format", "hcl", "--out", out)
     assert refused.code == 2 and "files or terraform" in refused.stderr

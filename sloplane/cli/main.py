@@ -308,9 +308,11 @@ def render(
     owned: tuple[str, ...] = MANAGED_FOLDERS
     if output_format == "terraform":
         from sloplane.render.bundle import serialize  # deferred: the renderers are slow to import
-        from sloplane.render.terraform import FOLDER, module_documents  # deferred: as above
+        from sloplane.render.terraform import FOLDER, module_documents, omissions  # deferred: as above
 
         files, owned = serialize(module_documents(result.declarations, options)), (FOLDER,)
+        for line in omissions(result.declarations):
+            _err.print(f"warning: {line}", markup=False, soft_wrap=True)
     else:
         files = _render_with_progress(result.declarations, options)
     if check:

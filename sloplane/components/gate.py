@@ -75,12 +75,10 @@ class DeploymentGateArgs(DeploymentGateSettings):
 
 
 def pipeline_options(args: Mapping[str, Any]) -> PipelineOptions:
-    """The renderers' options from component args (plain values: they shape the rendered objects)."""
+    """The renderers' options from component args (plain: `require_plain` refused Outputs before)."""
     chosen: dict[str, Any] = {}
     for key in OPTION_ARGS:
         value = args.get(key)
-        if isinstance(value, pulumi.Output):
-            raise pulumi.RunError(f"{key} must be a plain value, not an Output: it shapes the rendered objects")
         if value is not None:
             chosen[key] = str(value)
     if args.get("applications") is not None:

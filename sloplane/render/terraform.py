@@ -268,6 +268,35 @@ def _variables(namespace: str) -> dict[str, Any]:
     return {"variable": variables}
 
 
+NOT_IN_MODULE = {
+    TargetSystem.ALERTMANAGER: "its Alertmanager routes (alertmanager/alertmanager.yaml of `sloplane render`)",
+    TargetSystem.SPINNAKER: "its Spinnaker stages (spinnaker/ of `sloplane render`: pipeline JSON, not infrastructure)",
+}
+
+
+def omissions(declarations: Sequence[Declaration]) -> list[str]:
+    """What the declarations ask for that the module does not hold, one line each, so that the command
+    says so instead of dropping it in silence."""
+    found: list[str] = []
+    for declaration in active(declarations):
+        for target, what in NOT_IN_MODULE.items():
+            if target in declaration.spec.targets:
+                found.append(
+                    f"{declaration.name}: targets {target.value}, but the Terraform module does not hold {what}"
+                )
+        if TargetSystem.ARGO_CD in declaration.spec.targets and declaration.spec.effective_gate.freezes:
+            found.append(
+                f"{declaration.name}: its freezes are not in the Terraform module (an AppProject's syncWindows "
+                "belong to whoever owns the AppProject): apply argo/appproject-syncwindows.yaml of `sloplane render`"
+            )
+        if TargetSystem.ARGO_ROLLOUTS in declaration.spec.targets:
+            found.append(
+                f"{declaration.name}: the canary steps go into your Rollout, not the module: "
+                f"argo/{declaration.name}.rollout-steps.yaml of `sloplane render`"
+            )
+    return found
+
+
 def module_documents(declarations: Sequence[Declaration], options: BundleOptions | None = None) -> dict[str, Document]:
     """The module's files as data, by path under the output folder (`terraform/…`)."""
     options = options or BundleOptions()

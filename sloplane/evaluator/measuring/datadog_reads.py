@@ -63,9 +63,9 @@ def subject_queries(declaration: Declaration, subject: Subject) -> DatadogQuerie
     return datadog_queries(declaration.spec.sli, dict(stage.selector) if stage is not None else {})
 
 
-def unreadable(declaration: Declaration, subject: Subject) -> str | None:
-    """Why this subject cannot be measured from Datadog, or None when it can."""
-    if subject_queries(declaration, subject) is None:
+def unreadable(declaration: Declaration, queries: DatadogQueries | None) -> str | None:
+    """Why a subject with these Datadog queries cannot be measured from Datadog, or None when it can."""
+    if queries is None:
         return (
             f"the {declaration.spec.sli.kind} SLI has no Datadog event counts: sloplane reads good/bad and "
             "total events from Datadog (raw and threshold SLIs are read from Prometheus only)"
@@ -268,8 +268,8 @@ def read(
     plan = DatadogPlan(counts, at)
     readable = []
     for item in wanted:
-        why = unreadable(item.declaration, item.subject)
         queries = subject_queries(item.declaration, item.subject)
+        why = unreadable(item.declaration, queries)
         if why is not None or queries is None:
             reading.failures[item.key] = why or "no Datadog queries"
             continue

@@ -189,14 +189,6 @@ class RateLimits:
         with self._lock:
             return name in self._limits
 
-    def wait(self, name: str, now: float) -> float:
-        """Seconds to wait before sending under `name` (0 when there is room or the period has ended)."""
-        with self._lock:
-            limit = self._limits.get(name)
-        if limit is None or limit.remaining > 0 or limit.resets_at <= now:
-            return 0.0
-        return limit.resets_at - now
-
 
 SHARED_LIMITS = RateLimits()
 """The process's one view of Datadog's limits (every backend instance uses it unless given another)."""
