@@ -158,6 +158,8 @@ def _check_manifest(config: dict[str, Any]) -> list[str]:
         return []
     metadata = dynamic_value(manifest.get("metadata"))
     problems = [f'the manifest has no "{key}"' for key in ("apiVersion", "kind") if manifest.get(key) in (None, "")]
+    if metadata is Unknown:  # an expression over variables, unknown while validating: known when planning
+        return problems
     if not isinstance(metadata, dict) or metadata.get("name") in (None, ""):
         problems.append('the manifest has no "metadata.name"')
     return problems

@@ -19,10 +19,13 @@ from datadog_api_client.v1.model.slo_correction_create_request import SLOCorrect
 from datadog_api_client.v2.model.downtime_create_request import DowntimeCreateRequest
 
 from sloplane.declaration.model import Declaration
+from sloplane.declaration.policy import TargetSystem
 from sloplane.interop import LoadResult, load_paths
 from sloplane.render.bundle import fleet_files
-from sloplane.render.datadog import datadog_requests
-from tests.conftest import minimal, run_cli
+from sloplane.render.datadog import MONITOR_DEFAULTS, datadog_requests
+from sloplane.render.datadog_dashboards import overview_request
+from sloplane.render.datadog_pulumi import monitor_inputs
+from tests.conftest import EXAMPLES, minimal, run_cli
 from tests.datadog_models import assert_valid
 
 MODELS = {
@@ -85,6 +88,63 @@ def test_every_request_body_is_exactly_what_the_datadog_models_accept(tmp_path: 
     for request in requests:
         assert request["method"] == "POST"
         assert_valid(request["body"], MODELS[request["path"]])
+
+
+API_COMPUTED = {"id", "author_handle", "author_name", "created_at", "modified_at", "url"}
+"""Fields the Datadog API adds to a dashboard and the Terraform provider removes before comparing
+(terraform-provider-datadog, resource_datadog_dashboard_json.go, `computedFields`)."""
+NOT_ECHOED = {"is_read_only", "pause_auto_refresh"}
+"""Fields the provider forces (`is_read_only`: false) or the API does not return (`pause_auto_refresh`):
+either in a body is drift after every apply."""
+
+
+def _nulls_and_keys(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(path, key) of every key of nested objects, and ("null", path) for every null."""
+    found: list[tuple[str, str]] = []
+    if value is None:
+        found.append(("null", path))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found.append((path, key))
+            found += _nulls_and_keys(item, f"{path}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _nulls_and_keys(item, f"{path}/{index}")
+    return found
+
+
+def test_dashboards_are_written_as_the_api_returns_them_so_terraform_shows_no_drift(tmp_path: Path) -> None:
+    """The provider compares its normalisation of our JSON with its normalisation of the API's answer,
+    and the API echoes what it was sent: anything it drops, adds or forces is a diff on every plan."""
+    requests = datadog_requests(_declaration(FULL, tmp_path))
+    examples = [d for d in load_paths([EXAMPLES]).declarations if TargetSystem.DATADOG in d.spec.targets]
+    requests += [r for d in examples for r in datadog_requests(d)]
+    dashboards = [r["body"] for r in requests if r["path"] == "/api/v1/dashboard"]
+    dashboards.append(overview_request(examples)["body"])
+    assert dashboards
+    for body in dashboards:
+        found = _nulls_and_keys(body)
+        assert not [path for kind, path in found if kind == "null"], body["title"]
+        assert not {key for path, key in found if path == ""} & (API_COMPUTED | NOT_ECHOED)
+        widget_ids = [path for path, key in found if key == "id" and "/widgets/" in path]
+        assert widget_ids == [], "widget ids are the API's"
+        assert body["layout_type"] == "ordered" and body["reflow_type"] == "auto"
+        assert body.get("tags", []) == sorted(body.get("tags", []))
+
+
+def test_monitors_set_their_defaults_and_corrections_their_time_zone_explicitly(tmp_path: Path) -> None:
+    """What the provider or the API would fill in is written down: an upstream default that changes is
+    then a reviewed change, not drift (a one-off correction is read back with `timezone: UTC`)."""
+    requests = datadog_requests(_declaration(FULL, tmp_path))
+    monitors = _by_path(requests, "/api/v1/monitor")
+    assert monitors and all(m["options"].items() >= MONITOR_DEFAULTS.items() for m in monitors)
+    assert all(not {"on_missing_data", "no_data_timeframe"} & set(m["options"]) for m in monitors)
+    corrections = [r["data"]["attributes"] for r in _by_path(requests, "/api/v1/slo/correction")]
+    assert corrections and all(c["timezone"] for c in corrections)
+    assert {c["timezone"] for c in corrections if "rrule" not in c} == {"UTC"}
+    for body in monitors:
+        inputs = monitor_inputs(body)
+        assert {key: inputs[key] for key in MONITOR_DEFAULTS} == MONITOR_DEFAULTS
 
 
 def test_the_slo_counts_good_events_as_total_minus_bad_with_its_tags_and_thresholds(tmp_path: Path) -> None:

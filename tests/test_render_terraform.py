@@ -14,9 +14,11 @@ from typing import Any
 import yaml
 
 from sloplane.interop import load_paths
+from sloplane.render.argo_rollouts import gated
 from sloplane.render.bundle import fleet_files
 from sloplane.render.datadog import datadog_requests
-from sloplane.render.terraform import PROVIDERS, escaped, module_documents
+from sloplane.render.options import KubernetesOptions
+from sloplane.render.terraform import PROVIDERS, TerraformOptions, escaped, module_documents
 from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES, run_cli
 
@@ -31,8 +33,9 @@ def unescaped(value: Any, namespace: str = "monitoring") -> Any:
         if value == "${var.namespace}":
             return namespace
         merged = MERGED_LABELS.fullmatch(value)
-        if merged:  # `merge({...}, var.rule_labels)` with the variable at its default, {}
-            return json.loads("{" + re.sub(r'" = "', '": "', merged.group(1)) + "}")
+        if merged:  # `merge({...}, var.rule_labels)` with the variable at its default
+            literal = json.loads("{" + re.sub(r'" = "', '": "', merged.group(1)) + "}")
+            return {**literal, **KubernetesOptions().rule_labels}
         return value.replace("$${", "${").replace("%%{", "%{")
     if isinstance(value, dict):
         return {unescaped(key, namespace): unescaped(item, namespace) for key, item in value.items()}
@@ -41,14 +44,34 @@ def unescaped(value: Any, namespace: str = "monitoring") -> Any:
     return value
 
 
-def _module() -> dict[str, Any]:
+def _module(terraform: TerraformOptions | None = None) -> dict[str, Any]:
     declarations = load_paths([EXAMPLES]).declarations
-    return {path: data for path, (_, data) in module_documents(declarations).items()}
+    return {path: data for path, (_, data) in module_documents(declarations, None, terraform).items()}
+
+
+def rendered_kubernetes_objects() -> list[dict[str, Any]]:
+    """What `sloplane render` writes for the cluster, as the components register it: PrometheusRules,
+    Probes and the AnalysisTemplates of declared gates (the hook Jobs are the application's manifests, the
+    AppProject's windows an output)."""
+    declarations = load_paths([EXAMPLES]).declarations
+    gates = {d.name for d in gated(declarations)}
+    rendered: list[dict[str, Any]] = []
+    for name, text in fleet_files(declarations).items():
+        if name.startswith("kubernetes/") or (name.startswith("argo/") and name.endswith(".analysistemplate.yaml")):
+            documents = [d for d in yaml.safe_load_all(text) if "kind" in d]
+            rendered += [
+                d
+                for d in documents
+                if d["kind"] != "AnalysisTemplate" or d["metadata"]["labels"]["sloplane.dev/slo"] in gates
+            ]
+    return rendered
 
 
 def _resources(module: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for data in module.values():
+        if not isinstance(data, dict):
+            continue  # files/ texts and gitops/ documents
         for kind, named in data.get("resource", {}).items():
             for name, body in named.items():
                 found[f"{kind}.{name}"] = body
@@ -64,7 +87,11 @@ def _manifests() -> list[dict[str, Any]]:
 def test_the_module_pins_its_providers_and_leaves_credentials_to_the_caller() -> None:
     module = _module()
     versions = module["terraform/versions.tf.json"]
-    assert versions["terraform"]["required_providers"] == PROVIDERS
+    assert versions["terraform"]["required_providers"] == {name: PROVIDERS[name] for name in ("datadog", "kubernetes")}
+    grafana = _module(TerraformOptions(dashboards="grafana"))["terraform/versions.tf.json"]
+    assert set(grafana["terraform"]["required_providers"]) == {"datadog", "grafana", "kubernetes"}
+    files = _module(TerraformOptions(kubernetes="files"))["terraform/versions.tf.json"]
+    assert set(files["terraform"]["required_providers"]) == {"datadog"}, "no cluster needed to plan"
     assert all("provider" not in data for data in module.values()), "no provider blocks: the caller's"
     variables = module["terraform/variables.tf.json"]["variable"]
     assert variables and all("default" in variable for variable in variables.values())
@@ -74,39 +101,38 @@ def test_the_module_pins_its_providers_and_leaves_credentials_to_the_caller() ->
 
 
 def test_every_kubernetes_manifest_is_an_object_render_writes() -> None:
-    """PrometheusRules, Probes, AnalysisTemplates and hook Jobs are the documents of the rendered files."""
-    declarations = load_paths([EXAMPLES]).declarations
-    rendered: list[dict[str, Any]] = []
-    for name, text in fleet_files(declarations).items():
-        if name.startswith(("kubernetes/", "argo/")) and name.endswith(".yaml") and "rollout-steps" not in name:
-            rendered += [document for document in yaml.safe_load_all(text) if "kind" in document]
-    manifests = [
-        unescaped(body["manifest"])
-        for key, body in _resources(_module()).items()
-        if key.startswith("kubernetes_manifest.")
-    ]
-    for document in rendered:
-        if document["kind"] == "AppProject":
-            continue  # the sync windows are a patch of someone else's object (not in the module yet)
-        assert document in manifests, (document["kind"], document["metadata"]["name"])
+    """PrometheusRules, Probes and AnalysisTemplates are the documents of the rendered files;
+    dashboards are ConfigMaps whose JSON is the module's `files/`, the Grafana files (their metadata is
+    an expression over the variables: real Terraform plans it in test_terraform_module)."""
+    module = _module()
+    manifests = [body["manifest"] for key, body in _resources(module).items() if key.startswith("kubernetes_manifest.")]
+    plain = [unescaped(m) for m in manifests if m["kind"] != "ConfigMap" or "sloplane-evaluator" in json.dumps(m)]
+    for document in rendered_kubernetes_objects():
+        assert document in plain, (document["kind"], document["metadata"]["name"])
     kinds = {manifest["kind"] for manifest in manifests}
-    assert {"PrometheusRule", "Probe", "ConfigMap", "AnalysisTemplate", "Job"} <= kinds
+    assert {"PrometheusRule", "Probe", "ConfigMap", "AnalysisTemplate"} <= kinds and "Job" not in kinds
+    files = fleet_files(load_paths([EXAMPLES]).declarations)
+    grafana = {Path(name).name: text for name, text in files.items() if name.startswith("grafana/")}
+    grafana["sloplane-overview.json"] = grafana.pop("overview.json")
+    dashboards = [m for m in manifests if m["kind"] == "ConfigMap" and "sloplane-evaluator" not in json.dumps(m)]
+    for dashboard in dashboards:
+        assert "var.dashboard_labels" in dashboard["metadata"] and "var.grafana_folder" in dashboard["metadata"]
+        for key, value in dashboard["data"].items():
+            assert value == f'${{file("${{path.module}}/files/{key}")}}'
+            read = module[f"terraform/files/{key}"]
+            assert read == grafana[key], key
 
 
 def test_literal_template_syntax_is_escaped_and_survives_terraform_unchanged() -> None:
-    """Grafana's `${datasource}` and any `%{` in a body are text to Terraform, not interpolations."""
+    """Grafana's `${datasource}` and any `%{` in a body are text to Terraform, not interpolations; the
+    dashboards' JSON is read with `file()`, which is not a template, so it stays as Grafana wrote it."""
+    module = _module()
     manifests = _manifests()
     files = fleet_files(load_paths([EXAMPLES]).declarations)
     grafana = [text for name, text in files.items() if name.startswith("grafana/")]
     assert any("${" in text for text in grafana), "the examples' dashboards use Grafana variables"
-    dashboards = [
-        value
-        for m in manifests
-        if m["kind"] == "ConfigMap" and "sloplane-evaluator" not in m["metadata"]["name"]
-        for value in m["data"].values()
-    ]
-    assert sorted(unescaped(value) for value in dashboards) == sorted(grafana)
-    assert all("$${" in value for value in dashboards if "${" in unescaped(value))
+    read = [text for path, text in module.items() if path.startswith("terraform/files/")]
+    assert sorted(read) == sorted(grafana)
     evaluator_variables = {
         "var.evaluator_image",
         "var.evaluator_prometheus_url",
@@ -114,11 +140,14 @@ def test_literal_template_syntax_is_escaped_and_survives_terraform_unchanged() -
         "var.evaluator_receivers",
     }
     for manifest in manifests:  # a manifest refers to nothing but the module's variables
-        labels = manifest["metadata"].get("labels")
+        labels = manifest["metadata"].get("labels") if isinstance(manifest["metadata"], dict) else None
         checked = manifest
-        if manifest["kind"] == "PrometheusRule":
+        if manifest["kind"] in ("PrometheusRule", "Probe"):
             assert isinstance(labels, str) and MERGED_LABELS.fullmatch(labels), labels
+            assert '"release"' not in labels, "the rule labels are the variable's, not literal"
             checked = {**manifest, "metadata": {**manifest["metadata"], "labels": {}}}
+        elif manifest["kind"] == "ConfigMap" and isinstance(manifest["metadata"], str):
+            checked = {key: value for key, value in manifest.items() if key not in ("metadata", "data")}
         assert set(REFERENCE.findall(json.dumps(checked))) <= {"var.namespace", *evaluator_variables}
     assert all(m["metadata"]["namespace"] == "${var.namespace}" for m in manifests if m["kind"] == "PrometheusRule")
     assert escaped({"${a}": "%{b} ${c}"}) == {"$${a}": "%%{b} $${c}"}
@@ -151,12 +180,81 @@ def test_render_writes_the_module_into_its_own_folder(tmp_path: Path) -> None:
     out = tmp_path / "gen"
     result = run_cli("render", EXAMPLES, "--format", "terraform", "--out", out)
     assert result.code == 0, result.stderr
-    written = sorted(p.name for p in (out / "terraform").iterdir())
-    assert written == sorted(Path(p).name for p in _module())
+    written = sorted(str(p.relative_to(out)) for p in (out / "terraform").rglob("*") if p.is_file())
+    assert written == sorted(_module())
     assert run_cli("render", EXAMPLES, "--format", "terraform", "--out", out, "--check").code == 0
     warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    assert "warning: checkout-availability: its freezes are not in the Terraform module" in result.stderr
+    assert "warning: checkout-availability: its freezes are the module's output argocd_sync_windows" in result.stderr
     assert any("targets alertmanager, but the Terraform module does not hold" in line for line in warned)
     assert any("rollout-steps.yaml" in line for line in warned)
     refused = run_cli("render", EXAMPLES, "--format", "hcl", "--out", out)
     assert refused.code == 2 and "files or terraform" in refused.stderr
+    refused = run_cli("render", EXAMPLES, "--format", "terraform", "--dashboards", "json", "--out", out)
+    assert refused.code == 2 and "configmap or grafana" in refused.stderr
+
+
+def test_render_switches_to_gitops_files_and_back_without_leftovers(tmp_path: Path) -> None:
+    """`--kubernetes files` writes gitops/ beside the module and says the evaluator is not in it; going
+    back to `manifest` removes gitops/ (both folders are the command's own)."""
+    out = tmp_path / "gen"
+    result = run_cli("render", EXAMPLES, "--format", "terraform", "--kubernetes", "files", "--out", out)
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in (out / "gitops").iterdir()) == sorted(
+        f"{Path(path).name}" for path in _module(TerraformOptions(kubernetes="files")) if path.startswith("gitops/")
+    )
+    assert "the evaluator is not in a module with --kubernetes files" in result.stderr
+    assert run_cli("render", EXAMPLES, "--format", "terraform", "--out", out).code == 0
+    assert not (out / "gitops").exists() or not list((out / "gitops").iterdir())
+
+
+def test_the_grafana_variant_has_grafana_dashboards_in_a_folder_variable() -> None:
+    module = _module(TerraformOptions(dashboards="grafana"))
+    resources = _resources(module)
+    dashboards = {key: body for key, body in resources.items() if key.startswith("grafana_dashboard.")}
+    assert dashboards and not [
+        key
+        for key, body in resources.items()
+        if key.startswith("kubernetes_manifest.")
+        and body["manifest"]["kind"] == "ConfigMap"
+        and "sloplane-evaluator" not in json.dumps(body)
+    ]
+    for body in dashboards.values():
+        assert body["count"] == "${var.create_grafana_dashboards ? 1 : 0}"
+        assert body["folder"] == '${var.grafana_folder == "" ? null : var.grafana_folder}'
+        path = re.fullmatch(r'\$\{file\("\$\{path\.module\}/(files/[^"]+)"\)\}', body["config_json"])
+        assert path and f"terraform/{path.group(1)}" in module
+    uids = module["terraform/outputs.tf.json"]["output"]["grafana_dashboard_uids"]["value"]
+    files = fleet_files(load_paths([EXAMPLES]).declarations)
+    assert sorted(uids.values()) == sorted(json.loads(t)["uid"] for n, t in files.items() if n.startswith("grafana/"))
+    assert "grafana_folder" in module["terraform/variables.tf.json"]["variable"]
+    assert "dashboard_labels" not in module["terraform/variables.tf.json"]["variable"]
+
+
+def test_the_gitops_variant_writes_the_kubernetes_objects_as_files_and_no_manifests() -> None:
+    """Planning needs no cluster: the module holds Datadog only, the objects are YAML for Argo CD or Flux."""
+    module = _module(TerraformOptions(kubernetes="files"))
+    assert not [key for key in _resources(module) if key.startswith("kubernetes_manifest.")]
+    objects = [o for path, data in module.items() if path.startswith("gitops/") for o in data]
+    rendered = rendered_kubernetes_objects()
+    for document in rendered:
+        assert document in objects, (document["kind"], document["metadata"]["name"])
+    assert {o["kind"] for o in objects} - {d["kind"] for d in rendered} == {"ConfigMap"}  # the dashboards
+    variables = module["terraform/variables.tf.json"]["variable"]
+    assert set(variables) == {"create_datadog_objects"}
+    names = module["terraform/outputs.tf.json"]["output"]["kubernetes_objects"]["value"]
+    assert sorted(n for found in names.values() for n in found) == sorted(
+        f"{o['kind']}/{o['metadata']['name']}" for o in objects
+    )
+
+
+def test_the_freezes_are_an_output_for_the_appproject_owner() -> None:
+    """The module does not own the AppProject: its windows are an output equal to the rendered patch."""
+    files = fleet_files(load_paths([EXAMPLES]).declarations)
+    patch = yaml.safe_load(files["argo/appproject-syncwindows.yaml"])
+    output = _module()["terraform/outputs.tf.json"]["output"]["argocd_sync_windows"]["value"]
+    assert patch["spec"]["syncWindows"], "the examples declare freezes"
+    assert unescaped(output) == {
+        "app_project": patch["metadata"]["name"],
+        "namespace": patch["metadata"]["namespace"],
+        "sync_windows": patch["spec"]["syncWindows"],
+    }

@@ -13,12 +13,13 @@ import yaml
 from sloplane.interop import load_paths
 from sloplane.render.bundle import fleet_files, serialize
 from sloplane.render.datadog import datadog_requests
-from sloplane.render.terraform import PROVIDERS, module_documents
+from sloplane.render.terraform import PROVIDERS, TerraformOptions, module_documents
 from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES, ROOT
 from tests.terraform_harness import TerraformError, TerraformHarness, planned_resources
 from tests.test_components_datadog import STAGED as STAGED_DATADOG
 from tests.test_render_datadog import FULL as FULL_DATADOG
+from tests.test_render_terraform import rendered_kubernetes_objects
 
 GOLDEN = ROOT / "tests" / "golden" / "declarations"
 ROOT_MODULE = {
@@ -38,7 +39,7 @@ def terraform(tmp_path_factory: pytest.TempPathFactory) -> TerraformHarness:
     return TerraformHarness(tmp_path_factory.mktemp("terraform"))
 
 
-def _write(folder: Path, files: dict[str, str]) -> Path:
+def write_root_module(folder: Path, files: dict[str, str]) -> Path:
     """A root module calling the generated one, as a team's repository holds it."""
     for name, text in files.items():
         target = folder / "gen" / name
@@ -53,18 +54,15 @@ def _examples_module() -> dict[str, str]:
 
 
 def test_the_examples_module_validates_with_real_terraform(terraform: TerraformHarness, tmp_path: Path) -> None:
-    assert terraform.validate(_write(tmp_path, _examples_module())) == []
+    assert terraform.validate(write_root_module(tmp_path, _examples_module())) == []
 
 
 def test_the_plan_holds_exactly_the_rendered_objects(terraform: TerraformHarness, tmp_path: Path) -> None:
-    shown = terraform.plan(_write(tmp_path, _examples_module()))
+    shown = terraform.plan(write_root_module(tmp_path, _examples_module()))
     planned = planned_resources(shown)
     manifests = [values["manifest"] for address, values in planned.items() if ".kubernetes_manifest." in address]
     declarations = load_paths([EXAMPLES]).declarations
-    rendered: list[dict[str, Any]] = []
-    for name, text in fleet_files(declarations).items():
-        if name.startswith(("kubernetes/", "argo/")) and name.endswith(".yaml") and "rollout-steps" not in name:
-            rendered += [d for d in yaml.safe_load_all(text) if "kind" in d and d["kind"] != "AppProject"]
+    rendered = rendered_kubernetes_objects()
     for document in rendered:  # what Terraform will send is what render writes (escapes undone by Terraform)
         assert document in manifests, (document["kind"], document["metadata"]["name"])
     dashboards = [m for m in manifests if m["kind"] == "ConfigMap"]
@@ -89,12 +87,12 @@ def test_a_broken_module_fails_with_terraforms_own_message(terraform: TerraformH
     name = "terraform/slo-payments-availability.tf.json"
     files[name] = files[name].replace("payments-availability-datadog-slo[0].id", "missing-slo[0].id", 1)
     with pytest.raises(TerraformError) as raised:
-        terraform.validate(_write(tmp_path, files))
+        terraform.validate(write_root_module(tmp_path, files))
     assert "Reference to undeclared resource" in raised.value.messages
 
 
 def test_one_generated_module_serves_any_namespace(terraform: TerraformHarness, tmp_path: Path) -> None:
-    folder = _write(tmp_path, _examples_module())
+    folder = write_root_module(tmp_path, _examples_module())
     root = json.loads((folder / "main.tf.json").read_text())
     root["module"]["slos"]["rule_labels"] = {"release": "kube-prometheus-stack"}
     (folder / "main.tf.json").write_text(json.dumps(root))
@@ -112,7 +110,7 @@ def test_one_generated_module_serves_any_namespace(terraform: TerraformHarness, 
 def test_the_evaluator_runs_when_asked_with_its_files_from_sensitive_variables(
     terraform: TerraformHarness, tmp_path: Path
 ) -> None:
-    folder = _write(tmp_path, _examples_module())
+    folder = write_root_module(tmp_path, _examples_module())
     root = json.loads((folder / "main.tf.json").read_text())
     root["module"]["slos"].update(
         {"create_evaluator": True, "evaluator_tokens": "tokens: [ci]\n", "evaluator_image": "registry/sloplane:9"}
@@ -132,7 +130,7 @@ def test_every_golden_fleet_validates_with_real_terraform(terraform: TerraformHa
     """Every SLI kind, staged SLOs, calendar windows, time slices, exclusions: the module validates."""
     declarations = load_paths([GOLDEN]).declarations
     files = serialize(module_documents(declarations))
-    assert terraform.validate(_write(tmp_path, files)) == []
+    assert terraform.validate(write_root_module(tmp_path, files)) == []
 
 
 THRESHOLD = """\
@@ -168,4 +166,95 @@ def test_datadog_corrections_downtimes_stages_and_time_slices_validate(
     files = serialize(module_documents(loaded.declarations))
     kinds = {kind for text in files.values() for kind in json.loads(text).get("resource", {})}
     assert {"datadog_slo_correction", "datadog_downtime_schedule", "datadog_service_level_objective"} <= kinds
-    assert terraform.validate(_write(tmp_path / "module", files)) == []
+    assert terraform.validate(write_root_module(tmp_path / "module", files)) == []
+
+
+def _with_root(folder: Path, module_arguments: dict[str, Any], outputs: dict[str, Any] | None = None) -> Path:
+    """The root module calling the generated one with these arguments (and passing these outputs on)."""
+    root = json.loads((folder / "main.tf.json").read_text())
+    root["module"]["slos"].update(module_arguments)
+    root["output"].update(outputs or {})
+    (folder / "main.tf.json").write_text(json.dumps(root))
+    return folder
+
+
+def _grafana_files() -> dict[str, str]:
+    """The Grafana JSON `sloplane render` writes, by the ConfigMap key the components use."""
+    files = fleet_files(load_paths([EXAMPLES]).declarations)
+    found = {Path(name).name: text for name, text in files.items() if name.startswith("grafana/")}
+    found["sloplane-overview.json"] = found.pop("overview.json")
+    return found
+
+
+def test_dashboard_labels_and_folder_are_variables(terraform: TerraformHarness, tmp_path: Path) -> None:
+    """The sidecar's label and the folder annotation come from the caller; with the defaults the
+    ConfigMaps are exactly the rendered ones (no annotation at all, not an empty one)."""
+    folder = _with_root(
+        write_root_module(tmp_path, _examples_module()),
+        {"dashboard_labels": {"grafana_dashboard": "yes", "team": "sre"}, "grafana_folder": "SLOs"},
+    )
+    planned = planned_resources(terraform.plan(folder))
+    dashboards = [
+        v["manifest"]
+        for a, v in planned.items()
+        if ".kubernetes_manifest." in a and v["manifest"]["kind"] == "ConfigMap" and "evaluator" not in a
+    ]
+    assert len(dashboards) == len(_grafana_files())
+    for dashboard in dashboards:
+        assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "yes"
+        assert dashboard["metadata"]["labels"]["team"] == "sre"
+        assert dashboard["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "sloplane"
+        assert dashboard["metadata"]["annotations"] == {"grafana_folder": "SLOs"}
+    defaults = planned_resources(terraform.plan(write_root_module(tmp_path / "defaults", _examples_module())))
+    configmaps = [
+        v["manifest"]
+        for a, v in defaults.items()
+        if ".kubernetes_manifest." in a and v["manifest"]["kind"] == "ConfigMap" and "evaluator" not in a
+    ]
+    assert configmaps and all("annotations" not in m["metadata"] for m in configmaps)
+
+
+def test_the_grafana_variant_plans_grafana_dashboards_with_the_rendered_json(
+    terraform: TerraformHarness, tmp_path: Path
+) -> None:
+    declarations = load_paths([EXAMPLES]).declarations
+    files = serialize(module_documents(declarations, None, TerraformOptions(dashboards="grafana")))
+    root = write_root_module(tmp_path, files)
+    planned = planned_resources(terraform.plan(_with_root(root, {"grafana_folder": "slo-folder-uid"})))
+    dashboards = [v for a, v in planned.items() if ".grafana_dashboard." in a]
+    assert sorted(d["config_json"] for d in dashboards) == sorted(_grafana_files().values())
+    assert {d["folder"] for d in dashboards} == {"slo-folder-uid"}
+    assert not [a for a, v in planned.items() if ".kubernetes_manifest." in a and v["manifest"]["kind"] == "ConfigMap"]
+    unfiled = planned_resources(terraform.plan(write_root_module(tmp_path / "unfiled", files)))
+    assert {v["folder"] for a, v in unfiled.items() if ".grafana_dashboard." in a} == {None}
+
+
+def test_the_gitops_variant_plans_without_any_kubernetes_provider(terraform: TerraformHarness, tmp_path: Path) -> None:
+    """With --kubernetes files the module needs no cluster: a root module with no Kubernetes provider at
+    all validates and plans it (Datadog objects only)."""
+    declarations = load_paths([EXAMPLES]).declarations
+    files = serialize(module_documents(declarations, None, TerraformOptions(kubernetes="files")))
+    module_files = {name: text for name, text in files.items() if name.startswith("terraform/")}
+    folder = write_root_module(tmp_path, module_files)
+    root = json.loads((folder / "main.tf.json").read_text())
+    root["terraform"]["required_providers"] = {"datadog": PROVIDERS["datadog"]}
+    root["provider"] = {"datadog": ROOT_MODULE["provider"]["datadog"]}
+    root["module"]["slos"] = {"source": "./gen/terraform"}
+    root.pop("variable")
+    (folder / "main.tf.json").write_text(json.dumps(root))
+    assert terraform.validate(folder) == []
+    planned = planned_resources(terraform.plan(folder))
+    assert planned and all(".datadog_" in address for address in planned)
+
+
+def test_the_freezes_output_is_the_rendered_appproject_windows(terraform: TerraformHarness, tmp_path: Path) -> None:
+    folder = _with_root(
+        write_root_module(tmp_path, _examples_module()),
+        {},
+        {"sync_windows": {"value": "${module.slos.argocd_sync_windows}"}},
+    )
+    shown = terraform.plan(folder)
+    planned = shown["planned_values"]["outputs"]["sync_windows"]["value"]
+    patch = yaml.safe_load(fleet_files(load_paths([EXAMPLES]).declarations)["argo/appproject-syncwindows.yaml"])
+    assert planned["sync_windows"] == patch["spec"]["syncWindows"] and planned["sync_windows"]
+    assert (planned["app_project"], planned["namespace"]) == (patch["metadata"]["name"], patch["metadata"]["namespace"])

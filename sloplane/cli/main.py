@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
-from sloplane.cli import comment, controls, evaluator, export, serve
+from sloplane.cli import comment, controls, evaluator, export, serve, terraform
 from sloplane.cli.common import Consoles
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
@@ -282,6 +282,8 @@ def render(
             "--format", help="files (every target's files) or terraform (DIR/terraform/, a Terraform JSON module)."
         ),
     ] = "files",
+    dashboards: Annotated[str, typer.Option(help=terraform.DASHBOARDS_HELP)] = "configmap",
+    kubernetes_objects: Annotated[str, typer.Option("--kubernetes", help=terraform.KUBERNETES_HELP)] = "manifest",
     strict: Strict = False,
 ) -> None:
     """Render rules, alerts, dashboards and pipeline gates (or, with --format terraform, a Terraform module).
@@ -305,14 +307,10 @@ def render(
     )
     if output_format not in ("files", "terraform"):
         raise typer.BadParameter("use files or terraform", param_hint="--format")
+    terraform.check_choices(dashboards, kubernetes_objects)
     owned: tuple[str, ...] = MANAGED_FOLDERS
     if output_format == "terraform":
-        from sloplane.render.bundle import serialize  # deferred: the renderers are slow to import
-        from sloplane.render.terraform import FOLDER, module_documents, omissions  # deferred: as above
-
-        files, owned = serialize(module_documents(result.declarations, options)), (FOLDER,)
-        for line in omissions(result.declarations):
-            _err.print(f"warning: {line}", markup=False, soft_wrap=True)
+        files, owned = terraform.module_files(result.declarations, options, dashboards, kubernetes_objects, _err)
     else:
         files = _render_with_progress(result.declarations, options)
     if check:

@@ -14,7 +14,7 @@ import pulumi_datadog
 
 from sloplane.components.datadog import DatadogChildren, explicit_provider, missing_provider
 from sloplane.components.evaluator import EvaluatorDeployment, SloEvaluator, evaluator_for
-from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, DeploymentGateSettings, gated
+from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, DeploymentGateSettings
 from sloplane.components.plain import require_plain
 from sloplane.components.renaming import aliased_from
 from sloplane.components.slo import (
@@ -27,6 +27,7 @@ from sloplane.components.slo import (
 from sloplane.declaration import DeclarationError
 from sloplane.declaration.policy import TargetSystem
 from sloplane.interop import load_declarations
+from sloplane.render.argo_rollouts import gated
 from sloplane.render.bundle import active
 from sloplane.render.options import BundleOptions, RenderOptions
 from sloplane.render.targets import RENDERERS, rendered_targets, renderers_of

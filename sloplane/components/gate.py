@@ -16,7 +16,6 @@ from pulumi_kubernetes.apiextensions import CustomResource, CustomResourcePatch
 
 from sloplane.components.evaluator import resolve_declarations
 from sloplane.components.plain import require_plain
-from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import TargetSystem
 from sloplane.render import argo_cd, argo_rollouts
 from sloplane.render.pipelines import PipelineOptions
@@ -154,8 +153,3 @@ def _app_project_patch(
         spec={"syncWindows": patch["spec"]["syncWindows"]},
         opts=opts,
     )
-
-
-def gated(declarations: Sequence[Declaration]) -> list[Declaration]:
-    """Declarations with a declared gate and the Argo Rollouts target: the ones a DeploymentGate serves."""
-    return [d for d in declarations if d.spec.gate is not None and TargetSystem.ARGO_ROLLOUTS in d.spec.targets]

@@ -19,13 +19,14 @@ from pulumi_kubernetes.core.v1 import ConfigMap
 
 from sloplane.components.datadog import DatadogChildren, check_slo_refs, explicit_provider, require_provider
 from sloplane.components.evaluator import EvaluatorDeployment, SloEvaluator, evaluator_for
-from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, DeploymentGateSettings, gated
+from sloplane.components.gate import DeploymentGate, DeploymentGateArgs, DeploymentGateSettings
 from sloplane.components.plain import require_plain
 from sloplane.core import names
 from sloplane.declaration import DeclarationError
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_declarations
 from sloplane.render import kubernetes
+from sloplane.render.argo_rollouts import gated
 from sloplane.render.options import BundleOptions, KubernetesOptions, RenderOptions
 from sloplane.render.registry import Child
 from sloplane.render.targets import RENDERERS, renderers_of

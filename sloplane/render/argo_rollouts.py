@@ -70,6 +70,12 @@ CANARY_WEIGHTS = (10, 25, 50, 75, 90)
 ASYNC_WEIGHTS = (20, 50, 80)
 
 
+def gated(declarations: Sequence[Declaration]) -> list[Declaration]:
+    """Declarations with a declared gate and the Argo Rollouts target: the ones a DeploymentGate serves
+    (and the Terraform module holds AnalysisTemplates for)."""
+    return [d for d in declarations if d.spec.gate is not None and TargetSystem.ARGO_ROLLOUTS in d.spec.targets]
+
+
 def template_name(subject: Subject) -> str:
     """`<slo>` or `<slo>-<stage>`, shortened with a hash when longer than a DNS label allows."""
     return kubernetes_name(subject.slo if subject.stage is None else f"{subject.slo}-{subject.stage}")

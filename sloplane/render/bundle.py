@@ -77,6 +77,8 @@ def serialize(documents: dict[str, Document]) -> dict[str, str]:
             texts[path] = to_yaml_documents(data, written)
         elif kind == "json":
             texts[path] = to_json(data)
+        elif kind == "text":
+            texts[path] = data
     return dict(sorted(texts.items()))
 
 

@@ -58,6 +58,16 @@ RECURRENCE_ANCHOR = date(2024, 1, 1)
 so rendering is deterministic; the rule repeats from there."""
 
 Request = dict[str, Any]
+MONITOR_DEFAULTS: dict[str, bool] = {
+    "notify_no_data": False,
+    "notify_audit": False,
+    "include_tags": True,
+    "require_full_window": True,
+}
+"""Monitor options set explicitly, at the values the Terraform provider would send and the API echoes:
+a default that changes upstream (provider or API) then shows as a change in review, not as drift.
+`on_missing_data`, `no_data_timeframe`, `new_group_delay` and `evaluation_delay` stay unset: not for
+SLO monitors, or the API fills them in itself."""
 
 
 def slo_ref(subject: Subject) -> str:
@@ -173,7 +183,7 @@ def _burn_monitor(declaration: Declaration, subject: Subject, windows: MonitorWi
         "message": _message(declaration, what, alert.tier),
         "tags": [*_tags(declaration, subject), *(f"{key}:{value}" for key, value in labels.items())],
         "priority": page_priority(alert.tier),
-        "options": {"thresholds": {"critical": float(factor)}},
+        "options": {"thresholds": {"critical": float(factor)}, **MONITOR_DEFAULTS},
     }
     ref = f"{slo_ref(subject)}/{tier}-{long_text}"
     return {"ref": ref, "method": "POST", "path": "/api/v1/monitor", "body": body}
@@ -192,7 +202,7 @@ def _budget_monitor(declaration: Declaration, subject: Subject) -> Request | Non
         "message": _message(declaration, f"More than {consumed:g}% of the error budget consumed"),
         "tags": [*_tags(declaration, subject), "severity:ticket"],
         "priority": 3,
-        "options": {"thresholds": {"critical": consumed}},
+        "options": {"thresholds": {"critical": consumed}, **MONITOR_DEFAULTS},
     }
     return {"ref": f"{slo_ref(subject)}/budget", "method": "POST", "path": "/api/v1/monitor", "body": body}
 
@@ -270,12 +280,12 @@ def exclusion_requests(declaration: Declaration, subject: Subject) -> list[Reque
         if not _applies(one_off.stages, subject):
             continue
         description = f"{one_off.name}: {one_off.reason}"
-        timing = {"start": _epoch(one_off.start), "end": _epoch(one_off.end)}
+        timing = {"start": _epoch(one_off.start), "end": _epoch(one_off.end), "timezone": "UTC"}
         requests.append(_correction(subject, "Scheduled Maintenance", description, **timing))
         requests.append(_downtime(subject, description, _one_time(one_off.start, one_off.end)))
     for change in exclusions.emergency_changes:
         approval = f"approved by {change.approver}" + (f", {change.ticket}" if change.ticket else "")
-        timing = {"start": _epoch(change.start), "end": _epoch(change.end)}
+        timing = {"start": _epoch(change.start), "end": _epoch(change.end), "timezone": "UTC"}
         requests.append(_correction(subject, "Other", f"emergency change: {change.reason} ({approval})", **timing))
     return requests
 

@@ -6,6 +6,13 @@ its threshold drawn as a marker, and deployments as event overlays (events tagge
 service), so a burn can be read against the release that caused it. The overview lists the SLOs by
 team (an SLO list widget per team, over the `team:<team>` tag sloplane puts on each SLO).
 It is separate from `datadog` (SLOs, monitors, exclusions) because it is presentation, not policy.
+
+The bodies are written as the API returns them, so that `datadog_dashboard_json` (Terraform, and
+pulumi-datadog bridged from it) shows no drift after apply: the provider compares its normalised JSON
+(sorted keys; `id`, `author_*`, `created_at`, `modified_at`, `url` and widget ids removed) with the API's
+answer, and the API echoes what it was sent. So a body holds no null, no `is_read_only` (the provider
+forces it to false), no `pause_auto_refresh` (not echoed), no widget ids, and says `reflow_type`
+(echoed only when sent) rather than leave it to the API.
 """
 
 from __future__ import annotations
@@ -96,6 +103,7 @@ def dashboard_request(declaration: Declaration, placeholders: dict[str, str]) ->
         "title": f"SLO {declaration.name}",
         "description": f"{spec.service}, team {spec.owners.team}: {spec.window.describe()} objective (sloplane)",
         "layout_type": "ordered",
+        "reflow_type": "auto",
         "widgets": widgets,
         "tags": [f"team:{spec.owners.team}"],
     }
@@ -124,6 +132,7 @@ def overview_request(declarations: Sequence[Declaration]) -> Request:
         "title": "SLOs (sloplane)",
         "description": "Every SLO sloplane renders for Datadog, by team.",
         "layout_type": "ordered",
+        "reflow_type": "auto",
         "widgets": widgets,
     }
     return {"ref": "overview", "method": "POST", "path": "/api/v1/dashboard", "body": body}

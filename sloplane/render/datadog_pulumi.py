@@ -40,6 +40,8 @@ CHILD_KEYS = (SLO_KEY, MONITORS_KEY, CORRECTIONS_KEY, DOWNTIMES_KEY, DASHBOARD_K
 """The `create` entries of an SLO's Datadog children (the overview belongs to the fleet)."""
 PLACEHOLDER = re.compile(r"\{\{slo:([^{}]+)\}\}")
 """`{{slo:<ref>}}`, as `datadog.slo_placeholder` writes it."""
+MONITOR_OPTIONS = ("notify_no_data", "notify_audit", "include_tags", "require_full_window")
+"""Monitor options that are top-level arguments of the resource, under the same names."""
 COMPARISON = re.compile(r">\s*(-?[0-9][0-9.e+-]*)\s*$")
 """The number a monitor query ends comparing with: `... > 14.4`."""
 
@@ -107,13 +109,14 @@ def slo_inputs(body: Mapping[str, Any]) -> dict[str, Any]:
 def monitor_inputs(body: Mapping[str, Any]) -> dict[str, Any]:
     """`datadog.Monitor` arguments from a `POST /api/v1/monitor` body (an `slo alert`)."""
     inputs = _taken(body, ("name", "type", "query", "message", "tags", "priority", "options"), "monitor")
-    options = _taken(inputs.pop("options", {}), ("thresholds",), "monitor options")
+    options = _taken(inputs.pop("options", {}), ("thresholds", *MONITOR_OPTIONS), "monitor options")
     thresholds = _taken(options.get("thresholds", {}), ("critical",), "monitor thresholds")
     compared = COMPARISON.search(body["query"])
     critical = thresholds.get("critical")
     if compared is None or critical is None or float(compared.group(1)) != critical:
         raise ValueError(f"monitor {body['name']!r}: the query and the critical threshold name different numbers")
     inputs["monitor_thresholds"] = {"critical": compared.group(1)}
+    inputs.update({key: options[key] for key in MONITOR_OPTIONS if key in options})
     if "priority" in inputs:
         inputs["priority"] = str(inputs["priority"])
     inputs["validate"] = not slo_refs_in(body["query"])

@@ -19,7 +19,7 @@ from sloplane.render.options import BundleOptions
 from sloplane.semantics.subjects import Fleet, FleetLike
 
 Document = tuple[str, Any]
-"""A file's format ("yaml", "yaml-documents" or "json") and its data."""
+"""A file's format ("yaml", "yaml-documents", "json", or "text" for a string written as it is) and its data."""
 
 ChildKind = Literal["custom-resource", "config-map", "datadog"]
 """How a Pulumi component registers a child: a Kubernetes custom resource, a ConfigMap, or a

@@ -2,60 +2,72 @@
 teams whose infrastructure is Terraform.
 
 Nothing lets Terraform run a Pulumi component, so the module is generated: `sloplane render --format
-terraform` writes `terraform/` (one file per SLO, `fleet.tf.json` for the overviews) for a root module
-to call (`module "slos" { source = "./gen/terraform" }`).
+terraform` writes `terraform/` (one file per SLO, `fleet.tf.json` for the overviews, `evaluator.tf.json`)
+for a root module to call (`module "slos" { source = "./gen/terraform" }`).
 It is built from exactly what the components register — each renderer's Pulumi children, plus the Argo
 objects `DeploymentGate` registers — so Terraform, Pulumi and the files never disagree:
 
 - Kubernetes objects (PrometheusRule, Probe, dashboard ConfigMap, AnalysisTemplates, Argo CD hook Jobs)
-  as `kubernetes_manifest`, each the dict `sloplane render` writes;
+  as `kubernetes_manifest`, each the dict `sloplane render` writes — or, with `kubernetes: files`, as
+  YAML under `gitops/` for Argo CD or Flux, so that planning needs no cluster;
+- dashboards as ConfigMaps for the Grafana sidecar or, with `dashboards: grafana`, as `grafana_dashboard`;
+  either way their JSON is a file under `files/` read with `file()` (large, and not a template);
 - Datadog objects as `datadog_service_level_objective`, `datadog_monitor`, `datadog_slo_correction`,
   `datadog_downtime_schedule` and `datadog_dashboard_json`: pulumi-datadog is bridged from the Terraform
   provider, so the components' inputs are the provider's attributes (a repeated block Pulumi names in
   the plural, `recurrences`, is `recurrence` here), and an SLO id is
-  `${datadog_service_level_objective.<name>[0].id}`.
+  `${datadog_service_level_objective.<name>[0].id}`;
+- the evaluator's objects, as `SloEvaluator` creates them, behind `var.create_evaluator`, with its
+  tokens and receivers files as `sensitive` variables;
+- the Argo CD freezes as the output `argocd_sync_windows`: an AppProject belongs to whoever owns it
+  (`kubernetes_manifest` owns whole objects, and would delete it with the module), so its owner adds
+  them to its `syncWindows`.
 
-Every string of the module is a Terraform template, so literal text is escaped first (`${` → `$${`,
-`%{` → `%%{`: Grafana's `${datasource}` included, keys too) and only then are the real interpolations
-spliced in. `versions.tf.json` pins the providers and has no `provider` blocks (the caller brings
-credentials); `variables.tf.json` switches each family of objects on or off (every variable has a
-default, so `terraform plan` works on the folder as it is); `outputs.tf.json` has the Datadog SLO ids.
-
-The namespace the objects were rendered in is `var.namespace` (its default), so one generated module
-serves any namespace, and `var.rule_labels` adds the labels a Prometheus Operator's ruleSelector wants;
-the evaluator's objects (`evaluator.tf.json`) are there behind
-`var.create_evaluator`, with its image and Prometheus as variables and its token and receivers files as
-`sensitive` variables. Not yet in the module (issue 15 continues): a
-Grafana-provider variant of the dashboards, labels as variables (fixed at generation time, from the same
-options as the files), the AppProject sync windows, and dashboard JSON normalised as Datadog returns it.
+Literal text is escaped as template text before references are spliced in (`terraform_hcl`). What a
+caller changes without regenerating is a variable, each with the generated value as default
+(`terraform_variables`): a plan with the defaults holds exactly what `sloplane render` writes.
+`versions.tf.json` requires only the providers the module uses, and has no `provider` blocks (the
+caller brings credentials).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import TargetSystem
 from sloplane.render import argo_cd, argo_rollouts
+from sloplane.render.argo_rollouts import gated
 from sloplane.render.bundle import active
 from sloplane.render.datadog_pulumi import with_slo_ids
 from sloplane.render.evaluator import evaluator_objects
 from sloplane.render.evaluator_settings import RECEIVERS_FILE, TOKENS_FILE, EvaluatorSettings
 from sloplane.render.options import BundleOptions
-from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.registry import Child, Document
 from sloplane.render.targets import RENDERERS, renderers_of
+from sloplane.render.terraform_hcl import (
+    VARIABLE_SENTINEL,
+    escaped,
+    file_reference,
+    hcl_value,
+    resource_name,
+    with_variables,
+)
+from sloplane.render.terraform_variables import merged_labels, switch, variables
 from sloplane.semantics.subjects import Fleet, FleetLike
 
 FOLDER = "terraform"
+GITOPS_FOLDER = "gitops"
 PROVIDERS: dict[str, dict[str, str]] = {
     "kubernetes": {"source": "hashicorp/kubernetes", "version": ">= 2.38, < 3"},
     "datadog": {"source": "DataDog/datadog", "version": ">= 3.82, < 4"},
+    "grafana": {"source": "grafana/grafana", "version": ">= 3.0, < 4"},
 }
-"""The providers the module needs, pinned to the versions whose schemas the tests validate against."""
+"""The providers a module may need (it requires only those it uses), pinned to the versions whose schemas
+the tests validate against."""
 DATADOG_RESOURCES = {
     "ServiceLevelObjective": "datadog_service_level_objective",
     "Monitor": "datadog_monitor",
@@ -65,48 +77,27 @@ DATADOG_RESOURCES = {
 }
 BLOCK_NAMES = {"recurrences": "recurrence", "queries": "query", "formulas": "formula"}
 """Repeated blocks Pulumi names in the plural, and their Terraform names."""
-SWITCHES = {
-    "kubernetes_manifest": "create_kubernetes_objects",
-    "datadog": "create_datadog_objects",
-}
-_NAME = re.compile(r"[^A-Za-z0-9_-]")
+SELECTED_BY_RULE_LABELS = ("PrometheusRule", "Probe")
+"""Objects the Prometheus Operator finds by the rule labels (ruleSelector, probeSelector)."""
+FOLDER_ANNOTATION = "grafana_folder"
+"""The annotation the Grafana Helm chart's dashboard sidecar reads for a folder (`folderAnnotation`)."""
+
+DashboardsAs = Literal["configmap", "grafana"]
+KubernetesAs = Literal["manifest", "files"]
 
 
-def escaped(value: Any) -> Any:
-    """Literal text made safe as Terraform template text, keys included (see the module docstring)."""
-    if isinstance(value, str):
-        return value.replace("${", "$${").replace("%{", "%%{")
-    if isinstance(value, Mapping):
-        return {escaped(key): escaped(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [escaped(item) for item in value]
-    return value
+@dataclass(frozen=True)
+class TerraformOptions:
+    """How the module holds what is not Datadog's: both choices are made at generation time, because each
+    changes which providers the module needs."""
 
-
-def hcl_map(values: Mapping[str, str]) -> str:
-    """A map of strings as an HCL object expression (JSON string literals are HCL string literals)."""
-    return "{" + ", ".join(f"{json.dumps(key)} = {json.dumps(value)}" for key, value in values.items()) + "}"
-
-
-def resource_name(text: str) -> str:
-    """A Terraform identifier from a child's name (letters, digits, `_` and `-`; never a leading digit)."""
-    name = _NAME.sub("_", text)
-    return name if name[:1].isalpha() or name[:1] == "_" else f"_{name}"
-
-
-def _with_variables(value: Any) -> Any:
-    """Sentinels (`_SENTINEL`) replaced by references to the variables they stand for."""
-    if isinstance(value, str):
-        return re.sub(r"__sloplane_var_([a-z_]+)__", r"${var.\1}", value)
-    if isinstance(value, Mapping):
-        return {key: _with_variables(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_with_variables(item) for item in value]
-    return value
-
-
-def _switched(body: dict[str, Any], switch: str) -> dict[str, Any]:
-    return {"count": f"${{var.{switch} ? 1 : 0}}", **body}
+    dashboards: DashboardsAs = "configmap"
+    """`configmap`: ConfigMaps the Grafana sidecar loads; `grafana`: `grafana_dashboard` resources (the
+    Grafana provider), in `var.grafana_folder`."""
+    kubernetes: KubernetesAs = "manifest"
+    """`manifest`: `kubernetes_manifest` resources (the cluster and its CRDs must exist at plan time);
+    `files`: no `kubernetes_manifest` at all — the Kubernetes objects are written as YAML under `gitops/`
+    for Argo CD or Flux to apply, and the module holds Datadog (and Grafana) only."""
 
 
 def _terraform_blocks(value: Any) -> Any:
@@ -117,62 +108,129 @@ def _terraform_blocks(value: Any) -> Any:
     return value
 
 
+@dataclass
 class _Module:
-    """The resources of the module as they are added, and the SLO ids later resources refer to."""
+    """The module's resources as they are added, the SLO ids later resources refer to, and the files
+    beside them (dashboard bodies, the GitOps objects)."""
 
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        """The namespace the objects were rendered in: there, `var.namespace` takes its place."""
-        self.files: dict[str, dict[str, dict[str, Any]]] = {}
-        """Resources by file (one per SLO, and `fleet`), then by type and name."""
-        self.file = "fleet"
-        self.slo_ids: dict[str, str] = {}
-        self.outputs: dict[str, str] = {}
-        self._taken: set[tuple[str, str]] = set()
+    namespace: str
+    """The namespace the objects were rendered in: there, `var.namespace` takes its place."""
+    dashboard_label: str
+    """The label key the Grafana sidecar watches: its value is `var.dashboard_labels`'."""
+    rule_labels: Mapping[str, str]
+    """The labels rules and probes were rendered with: `var.rule_labels` (its default) takes their place."""
+    options: TerraformOptions
+    file: str = "fleet"
+    """The file resources are being added to: one per SLO, and `fleet`."""
+    resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Resources by file, then by type and name."""
+    texts: dict[str, str] = field(default_factory=dict)
+    """Files of the module read with `file()` (dashboard JSON), by path under the module."""
+    gitops: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """With `kubernetes: files`, the Kubernetes objects by file."""
+    families: set[str] = field(default_factory=set)
+    slo_ids: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _taken: set[tuple[str, str]] = field(default_factory=set)
 
-    def add(self, kind: str, name: str, body: dict[str, Any]) -> None:
+    def add(self, kind: str, name: str, body: dict[str, Any], family: str) -> None:
         if (kind, name) in self._taken:
             raise ValueError(f"two Terraform resources would be {kind}.{name}")
         self._taken.add((kind, name))
-        self.files.setdefault(self.file, {}).setdefault(kind, {})[name] = body
+        self.families.add(family)
+        self.resources.setdefault(self.file, {}).setdefault(kind, {})[name] = {**switch(family), **body}
 
-    def manifest(self, name: str, obj: Mapping[str, Any], switch: str = SWITCHES["kubernetes_manifest"]) -> None:
+    def _named(self, obj: Mapping[str, Any]) -> None:
+        """The object's name in the `kubernetes_objects` output (`Kind/name`, by file)."""
+        self.outputs.setdefault("kubernetes_objects", {}).setdefault(self.file, []).append(
+            escaped(f"{obj['kind']}/{obj['metadata']['name']}")
+        )
+
+    def manifest(self, name: str, obj: Mapping[str, Any], family: str = "kubernetes") -> None:
+        if self.options.kubernetes == "files":
+            if family == "kubernetes":
+                self.gitops.setdefault(self.file, []).append(dict(obj))
+                self._named(obj)
+            return  # the evaluator's Secret has no place in Git: see `omissions`
         manifest = escaped(dict(obj))
-        if obj.get("metadata", {}).get("namespace") == self.namespace:
-            manifest["metadata"] = {**manifest["metadata"], "namespace": "${var.namespace}"}
-        if obj.get("kind") == "PrometheusRule":  # the Prometheus Operator's ruleSelector may want more labels
-            labels = manifest["metadata"].get("labels", {})
-            manifest["metadata"] = {**manifest["metadata"], "labels": f"${{merge({hcl_map(labels)}, var.rule_labels)}}"}
-        body = {"manifest": _with_variables(manifest)}
-        self.add("kubernetes_manifest", resource_name(name), _switched(body, switch))
+        metadata = dict(manifest["metadata"])
+        if obj["metadata"].get("namespace") == self.namespace:
+            metadata["namespace"] = "${var.namespace}"
+        if obj.get("kind") in SELECTED_BY_RULE_LABELS:  # the Prometheus Operator's selectors: the caller's labels
+            labels = {k: v for k, v in obj["metadata"].get("labels", {}).items() if k not in self.rule_labels}
+            metadata["labels"] = f"${{{merged_labels(labels, 'rule_labels')}}}"
+        manifest["metadata"] = metadata
+        if family == "kubernetes":
+            self._named(obj)
+        self.add("kubernetes_manifest", resource_name(name), {"manifest": with_variables(manifest)}, family)
+
+    def dashboard(self, name: str, config_map: Mapping[str, Any]) -> None:
+        """A dashboard ConfigMap: as it is (GitOps files), as a ConfigMap whose JSON is read from `files/`
+        with its labels and folder from variables, or as `grafana_dashboard` resources."""
+        bodies: dict[str, str] = dict(config_map["data"])
+        if self.options.kubernetes == "files" and self.options.dashboards == "configmap":
+            self.manifest(name, config_map)
+            return
+        for key, text in bodies.items():
+            self.texts[f"files/{key}"] = text
+        if self.options.dashboards == "grafana":
+            for key, text in bodies.items():
+                uid = json.loads(text).get("uid")
+                folder = '${var.grafana_folder == "" ? null : var.grafana_folder}'
+                body = {"config_json": file_reference(f"files/{key}"), "folder": folder}
+                self.add("grafana_dashboard", resource_name(name), body, "grafana")
+                self.outputs.setdefault("grafana_dashboard_uids", {})[self.file] = escaped(uid)
+            return
+        metadata = config_map["metadata"]
+        labels = {k: v for k, v in metadata.get("labels", {}).items() if k != self.dashboard_label}
+        fields = (
+            f'"name" = {hcl_value(escaped(metadata["name"]))}, "namespace" = var.namespace, '
+            f'"labels" = {merged_labels(labels, "dashboard_labels")}'
+        )
+        folder = (
+            f'{{for key, value in {{"annotations" = {{"{FOLDER_ANNOTATION}" = var.grafana_folder}}}} : '
+            'key => value if var.grafana_folder != ""}'
+        )
+        manifest = {
+            **escaped({key: value for key, value in config_map.items() if key not in ("metadata", "data")}),
+            "metadata": f"${{merge({{{fields}}}, {folder})}}",
+            "data": {escaped(key): file_reference(f"files/{key}") for key in bodies},
+        }
+        self._named(config_map)
+        self.add("kubernetes_manifest", resource_name(name), {"manifest": manifest}, "kubernetes")
 
     def datadog(self, name: str, child: Child) -> None:
         assert child.datadog is not None
         kind = DATADOG_RESOURCES[child.datadog.type]
         terraform_name = resource_name(name)
         ids = {ref: self.slo_ids[ref] for ref in child.datadog.slo_refs}
-        inputs = escaped(_terraform_blocks(dict(child.object)))
-        for key in child.datadog.json_inputs:  # JSON text: serialised with the literals escaped, then ids in
-            inputs[key] = json.dumps(inputs[key], sort_keys=True, separators=(",", ":"))
-        self.add(kind, terraform_name, _switched(with_slo_ids(inputs, ids), SWITCHES["datadog"]))
+        inputs = escaped(
+            {  # JSON text is the API's body, in the API's names: serialised with the literals escaped, then ids in
+                key: json.dumps(value, sort_keys=True, separators=(",", ":"))
+                if key in child.datadog.json_inputs
+                else _terraform_blocks(value)
+                for key, value in child.object.items()
+            }
+        )
+        self.add(kind, terraform_name, with_slo_ids(inputs, ids), "datadog")
         if child.datadog.type == "ServiceLevelObjective" and child.datadog.ref is not None:
             self.slo_ids[child.datadog.ref] = f"${{{kind}.{terraform_name}[0].id}}"
-            self.outputs[child.datadog.ref] = f"${{one({kind}.{terraform_name}[*].id)}}"
+            self.outputs.setdefault("datadog_slo_ids", {})[child.datadog.ref] = (
+                f"${{one({kind}.{terraform_name}[*].id)}}"
+            )
 
 
 def _argo_objects(declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> list[dict[str, Any]]:
-    """The Argo objects `DeploymentGate` and `render` have for one SLO: AnalysisTemplates, hook Jobs."""
-    found: list[dict[str, Any]] = []
-    if TargetSystem.ARGO_ROLLOUTS in declaration.spec.targets:
-        found += argo_rollouts.analysis_templates(
-            declaration, fleet, options.pipelines, prometheus_url=options.analysis_prometheus_url
-        )
-    if TargetSystem.ARGO_CD in declaration.spec.targets:
-        found += [
-            argo_cd.postsync_job(declaration, options.pipelines),
-            argo_cd.syncfail_job(declaration, options.pipelines),
-        ]
-    return found
+    """The AnalysisTemplates `DeploymentGate` registers for one SLO: for a declared gate and the Argo
+    Rollouts target, as `SloFleet` creates its gate.
+
+    The Argo CD hook Jobs are not resources: they belong in the application's own manifests, where Argo
+    CD runs them on each sync (created by Terraform they would run once, at apply): see `omissions`."""
+    if not gated([declaration]):
+        return []
+    return argo_rollouts.analysis_templates(
+        declaration, fleet, options.pipelines, prometheus_url=options.analysis_prometheus_url
+    )
 
 
 def _slo(module: _Module, declaration: Declaration, fleet: FleetLike, options: BundleOptions) -> None:
@@ -181,46 +239,20 @@ def _slo(module: _Module, declaration: Declaration, fleet: FleetLike, options: B
         child for renderer in renderers_of(declaration) for child in renderer.slo_children(declaration, fleet, options)
     ]
     for child in children:
-        name = f"{declaration.name}-{child.suffix}"
-        if child.kind == "datadog":
-            module.datadog(name, child)
-        else:
-            module.manifest(name, child.object)
+        _child(module, f"{declaration.name}-{child.suffix}", child)
     for obj in _argo_objects(declaration, fleet, options):
         module.manifest(f"{declaration.name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj)
 
 
-EVALUATOR_VARIABLES: dict[str, dict[str, Any]] = {
-    "create_evaluator": {
-        "type": "bool",
-        "default": False,
-        "description": "Run sloplane's evaluator (Deployment, Service, Secret, volume, NetworkPolicy) for these SLOs.",
-    },
-    "evaluator_image": {
-        "type": "string",
-        "default": PipelineOptions().image,
-        "description": "The evaluator's container image.",
-    },
-    "evaluator_prometheus_url": {
-        "type": "string",
-        "default": "http://prometheus-operated.monitoring.svc:9090",
-        "description": "Prometheus as the evaluator's pods reach it.",
-    },
-    "evaluator_tokens": {
-        "type": "string",
-        "default": "tokens: []\n",
-        "sensitive": True,
-        "description": "The evaluator's token file (`sloplane token create` entries).",
-    },
-    "evaluator_receivers": {
-        "type": "string",
-        "default": "receivers: []\n",
-        "sensitive": True,
-        "description": "The evaluator's receivers file (PagerDuty routing keys, webhook URLs).",
-    },
-}
-"""The evaluator's settings a caller changes without regenerating; its tokens and receivers are `sensitive`."""
-_SENTINEL = "__sloplane_var_{}__"
+def _child(module: _Module, name: str, child: Child) -> None:
+    if child.kind == "datadog":
+        module.datadog(name, child)
+    elif child.kind == "config-map":
+        module.dashboard(name, child.object)
+    else:
+        module.manifest(name, child.object)
+
+
 DEFAULT_EVALUATOR_NAME = "sloplane-evaluator"
 """As `SloEvaluator` names its objects by default."""
 
@@ -233,39 +265,16 @@ def _evaluator(module: _Module, declarations: Sequence[Declaration], namespace: 
     settings = EvaluatorSettings(
         name=DEFAULT_EVALUATOR_NAME,
         namespace=namespace,
-        image=_SENTINEL.format("evaluator_image"),
-        prometheus_url=_SENTINEL.format("evaluator_prometheus_url"),
+        image=VARIABLE_SENTINEL.format("evaluator_image"),
+        prometheus_url=VARIABLE_SENTINEL.format("evaluator_prometheus_url"),
     )
     secret_values = {
-        TOKENS_FILE: _SENTINEL.format("evaluator_tokens"),
-        RECEIVERS_FILE: _SENTINEL.format("evaluator_receivers"),
+        TOKENS_FILE: VARIABLE_SENTINEL.format("evaluator_tokens"),
+        RECEIVERS_FILE: VARIABLE_SENTINEL.format("evaluator_receivers"),
     }
     module.file = "evaluator"
     for obj in evaluator_objects(settings, declarations, secret_values):
-        name = f"evaluator-{obj['kind'].lower()}-{obj['metadata']['name']}"
-        module.manifest(name, obj, switch="create_evaluator")
-
-
-def _variables(namespace: str) -> dict[str, Any]:
-    described = {
-        SWITCHES["kubernetes_manifest"]: "Create the Kubernetes objects (rules, probes, dashboards, Argo objects).",
-        SWITCHES["datadog"]: "Create the Datadog objects (SLOs, monitors, corrections, downtimes, dashboards).",
-    }
-    variables: dict[str, Any] = {
-        name: {"type": "bool", "default": True, "description": description} for name, description in described.items()
-    }
-    variables.update(EVALUATOR_VARIABLES)
-    variables["rule_labels"] = {
-        "type": "map(string)",
-        "default": {},
-        "description": "Labels added to every PrometheusRule (the Prometheus Operator's ruleSelector).",
-    }
-    variables["namespace"] = {
-        "type": "string",
-        "default": escaped(namespace),
-        "description": "Namespace of the rules, probes and dashboards (default: the one the module was generated for).",
-    }
-    return {"variable": variables}
+        module.manifest(f"evaluator-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, family="evaluator")
 
 
 NOT_IN_MODULE = {
@@ -274,11 +283,12 @@ NOT_IN_MODULE = {
 }
 
 
-def omissions(declarations: Sequence[Declaration]) -> list[str]:
-    """What the declarations ask for that the module does not hold, one line each, so that the command
-    says so instead of dropping it in silence."""
+def omissions(declarations: Sequence[Declaration], terraform: TerraformOptions | None = None) -> list[str]:
+    """What the declarations ask for that the module does not hold, or holds only as an output, one line
+    each, so that the command says so instead of dropping it in silence."""
     found: list[str] = []
-    for declaration in active(declarations):
+    rendered = active(declarations)
+    for declaration in rendered:
         for target, what in NOT_IN_MODULE.items():
             if target in declaration.spec.targets:
                 found.append(
@@ -286,22 +296,81 @@ def omissions(declarations: Sequence[Declaration]) -> list[str]:
                 )
         if TargetSystem.ARGO_CD in declaration.spec.targets and declaration.spec.effective_gate.freezes:
             found.append(
-                f"{declaration.name}: its freezes are not in the Terraform module (an AppProject's syncWindows "
-                "belong to whoever owns the AppProject): apply argo/appproject-syncwindows.yaml of `sloplane render`"
+                f"{declaration.name}: its freezes are the module's output argocd_sync_windows, not resources: "
+                "an AppProject belongs to whoever owns it, who adds them to its syncWindows"
             )
         if TargetSystem.ARGO_ROLLOUTS in declaration.spec.targets:
             found.append(
                 f"{declaration.name}: the canary steps go into your Rollout, not the module: "
                 f"argo/{declaration.name}.rollout-steps.yaml of `sloplane render`"
             )
+            if not gated([declaration]):
+                found.append(
+                    f"{declaration.name}: declares no gate, so the module (like SloFleet) has no AnalysisTemplate "
+                    "for it"
+                )
+        if TargetSystem.ARGO_CD in declaration.spec.targets:
+            found.append(
+                f"{declaration.name}: the Argo CD hook Jobs go into the application's manifests, not the module "
+                f"(Argo CD runs them on each sync): argo/{declaration.name}.postsync-job.yaml and "
+                f"argo/{declaration.name}.syncfail-job.yaml of `sloplane render`"
+            )
+    if rendered and terraform is not None and terraform.kubernetes == "files":
+        found.append(
+            "the evaluator is not in a module with --kubernetes files (its Secret does not belong in Git): "
+            "deploy it with the SloEvaluator component or a module generated with --kubernetes manifest"
+        )
     return found
 
 
-def module_documents(declarations: Sequence[Declaration], options: BundleOptions | None = None) -> dict[str, Document]:
-    """The module's files as data, by path under the output folder (`terraform/…`)."""
+def _sync_windows(declarations: Sequence[Declaration], options: BundleOptions) -> dict[str, Any]:
+    """The freezes as an output for the AppProject's owner: `kubernetes_manifest` owns whole objects (it
+    would delete the AppProject with the module) and an AppProject's `syncWindows` is one list."""
+    patch = argo_cd.sync_windows([d for d in declarations if TargetSystem.ARGO_CD in d.spec.targets], options.pipelines)
+    windows: dict[str, Any] = escaped(
+        {
+            "app_project": patch["metadata"]["name"],
+            "namespace": patch["metadata"]["namespace"],
+            "sync_windows": patch["spec"]["syncWindows"],
+        }
+    )
+    return windows
+
+
+OUTPUT_DESCRIPTIONS = {
+    "datadog_slo_ids": "Each Datadog SLO's id, by SLO (and stage).",
+    "kubernetes_objects": "The Kubernetes objects (Kind/name), by file of the module (slo-<name>, fleet).",
+    "grafana_dashboard_uids": "Each Grafana dashboard's uid, by file of the module (slo-<name>, fleet).",
+    "argocd_sync_windows": (
+        "The Argo CD deny windows of the declared freezes, for the owner of the AppProject to add to its "
+        "spec.syncWindows (the module does not own the AppProject)."
+    ),
+}
+
+
+def _outputs(module: _Module, declarations: Sequence[Declaration], options: BundleOptions) -> dict[str, Any]:
+    values: dict[str, Any] = {"datadog_slo_ids": {}, **module.outputs}
+    values["argocd_sync_windows"] = _sync_windows(declarations, options)
+    return {
+        "output": {
+            name: {"description": OUTPUT_DESCRIPTIONS[name], "value": dict(sorted(value.items()))}
+            for name, value in sorted(values.items())
+        }
+    }
+
+
+def module_documents(
+    declarations: Sequence[Declaration],
+    options: BundleOptions | None = None,
+    terraform: TerraformOptions | None = None,
+) -> dict[str, Document]:
+    """The module's files as data, by path under the output folder (`terraform/…`, and `gitops/…` when
+    the Kubernetes objects are files)."""
     options = options or BundleOptions()
+    terraform = terraform or TerraformOptions()
     fleet = Fleet(declarations)
-    module = _Module(options.kubernetes.namespace)
+    kubernetes = options.kubernetes
+    module = _Module(kubernetes.namespace, kubernetes.dashboard_label[0], kubernetes.rule_labels, terraform)
     rendered = active(declarations)
     for declaration in rendered:
         _slo(module, declaration, fleet, options)
@@ -310,28 +379,36 @@ def module_documents(declarations: Sequence[Declaration], options: BundleOptions
     for renderer in RENDERERS:  # fleet-wide objects (the overview dashboards), for the SLOs naming the target
         named = [d for d in rendered if renderer.target in d.spec.targets]
         for child in renderer.fleet_children(named, fleet, options):
-            if child.kind == "datadog":
-                module.datadog(f"fleet-{child.suffix}", child)
-            else:
-                module.manifest(f"fleet-{child.suffix}", child.object)
+            _child(module, f"fleet-{child.suffix}", child)
+    if terraform.kubernetes == "manifest":
+        module.families |= {"kubernetes", "evaluator"}
+    providers = {"kubernetes": "kubernetes", "datadog": "datadog", "grafana": "grafana", "evaluator": "kubernetes"}
+    required = {providers[family] for family in module.families}
     documents: dict[str, Document] = {
         f"{FOLDER}/versions.tf.json": (
             "json",
-            {"terraform": {"required_version": ">= 1.5", "required_providers": PROVIDERS}},
-        ),
-        f"{FOLDER}/variables.tf.json": ("json", _variables(options.kubernetes.namespace)),
-        f"{FOLDER}/outputs.tf.json": (
-            "json",
             {
-                "output": {
-                    "datadog_slo_ids": {
-                        "description": "Each Datadog SLO's id, by SLO (and stage).",
-                        "value": dict(sorted(module.outputs.items())),
-                    }
+                "terraform": {
+                    "required_version": ">= 1.5",
+                    "required_providers": {name: PROVIDERS[name] for name in sorted(required)},
                 }
             },
         ),
+        f"{FOLDER}/variables.tf.json": (
+            "json",
+            variables(
+                module.families,
+                options.kubernetes,
+                configmap_dashboards=terraform.kubernetes == "manifest" and terraform.dashboards == "configmap",
+                grafana_folder=terraform.kubernetes == "manifest" or terraform.dashboards == "grafana",
+            ),
+        ),
+        f"{FOLDER}/outputs.tf.json": ("json", _outputs(module, rendered, options)),
     }
-    for file, resources in module.files.items():
+    for file, resources in module.resources.items():
         documents[f"{FOLDER}/{file}.tf.json"] = ("json", {"resource": resources})
+    for path, text in module.texts.items():
+        documents[f"{FOLDER}/{path}"] = ("text", text)
+    for file, objects in module.gitops.items():
+        documents[f"{GITOPS_FOLDER}/{file.removeprefix('slo-')}.yaml"] = ("yaml-documents", objects)
     return dict(sorted(documents.items()))
