@@ -77,8 +77,20 @@ def test_the_plan_holds_exactly_the_rendered_objects(terraform: TerraformHarness
         [slo_body["query"]],
         sorted(slo_body["tags"]),
     )
-    monitors = [v for a, v in planned.items() if ".datadog_monitor." in a]
-    assert len(monitors) == 4 and all(m["type"] == "slo alert" for m in monitors)
+    monitors = {v["name"]: v for a, v in planned.items() if ".datadog_monitor." in a}
+    bodies = [r["body"] for r in datadog_requests(payments) if r["path"] == "/api/v1/monitor"]
+    assert len(monitors) == len(bodies) == 4
+    for body in bodies:  # the query waits for the SLO's id (unknown until apply): the parity test compares it
+        monitor = monitors[body["name"]]
+        options = {key: value for key, value in body["options"].items() if key != "thresholds"}
+        assert (monitor["type"], monitor["message"], monitor["priority"], sorted(monitor["tags"])) == (
+            body["type"],
+            body["message"],
+            str(body["priority"]),
+            sorted(body["tags"]),
+        )
+        assert [float(monitor["monitor_thresholds"][0]["critical"])] == [body["options"]["thresholds"]["critical"]]
+        assert {key: monitor[key] for key in options} == options
 
 
 def test_a_broken_module_fails_with_terraforms_own_message(terraform: TerraformHarness, tmp_path: Path) -> None:
