@@ -16,11 +16,13 @@ from tests.servers import served_app
 
 STAGED = minimal("checkout-staged") + "  stages:\n    - {name: canary, selector: {track: canary}}\n"
 SCOPES = [scope.value for scope in Scope]
+LIMITED = {f"{scope}@{service}": (scope, service) for scope in SCOPES for service in ("checkout", "search")}
+"""Tokens limited to one service, by name: `gate@checkout` reaches both SLOs, `gate@search` neither."""
 
 
 @dataclass
 class Running:
-    """The served evaluator and a token of each scope (named after the scope)."""
+    """The served evaluator and a token of each scope (named after the scope), and the `LIMITED` ones."""
 
     service: EvaluatorService
     url: str
@@ -40,8 +42,9 @@ def two_slos(folder: Path) -> Fleet:
 
 
 def build(folder: Path, prometheus: str, **options: float) -> tuple[EvaluatorService, dict[str, str]]:
-    """The service over `two_slos`, its log in `folder`, and a token of each scope."""
+    """The service over `two_slos`, its log in `folder`, a token of each scope, and the `LIMITED` ones."""
     issued = {scope: new_token(scope, [scope]) for scope in SCOPES}
+    issued |= {name: new_token(name, [scope], services=[service]) for name, (scope, service) in LIMITED.items()}
     tokens = TokenStore(entry for _, entry in issued.values())
     config = ServerConfig(prometheus, folder / "decisions.db", tokens, **options)  # type: ignore[arg-type]
     return build_service(two_slos(folder), config), {scope: token for scope, (token, _) in issued.items()}

@@ -10,11 +10,13 @@ import http.client
 import json
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,12 @@ from sloplane.evaluator.export import (
     PeriodicExporter,
     S3Location,
     export_decisions,
+    exported_chain_rows,
     s3_client,
 )
 from sloplane.evaluator.http.auth import new_token
-from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.evaluator.storage import chain
+from sloplane.evaluator.storage.decisions import CHAIN_ROW, SqliteDecisionLog
 from tests.conftest import ROOT, minimal, run_cli
 from tests.evaluator_data import make_decision
 from tests.fake_http import EventReceiver
@@ -137,7 +141,11 @@ def _exported(client: Any, bucket: str, prefix: str = "") -> list[dict[str, Any]
 
 
 def _expected(log: SqliteDecisionLog) -> list[dict[str, Any]]:
-    return [{"seq": seq, **record} for seq, record in log.iter_with_seq()]
+    """Each record with its seq and its link in the chain, as recorded."""
+    return [
+        {"seq": row["seq"], "prevHash": row["prev_hash"], "hash": row["hash"], **orjson.loads(row["record"])}
+        for row in log.chain_rows()
+    ]
 
 
 # --- the store's seq walk ---------------------------------------------------------------------
@@ -281,7 +289,8 @@ def test_an_interrupted_export_resumed_writes_every_record_exactly_once(
 _DIES_AFTER_TWO_PUTS = """
 import os, sys
 from sloplane.evaluator.export import S3Location, export_decisions, s3_client
-from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.evaluator.storage import chain
+from sloplane.evaluator.storage.decisions import CHAIN_ROW, SqliteDecisionLog
 
 client = s3_client(sys.argv[1], "us-east-1")
 real_put, puts = client.put_object, []
@@ -324,6 +333,72 @@ def test_a_resumed_export_with_another_batch_size_still_writes_each_record_once(
     _fill(log, range(8, 12))
     export_decisions(log, client, location, source="eu1", batch_size=2)
     assert [line["seq"] for line in _exported(client, bucket)] == list(range(1, 12))
+
+
+def _bodies(client: Any, bucket: str, prefix: str = "") -> list[bytes]:
+    """Every line of every object, in key order, as the bucket holds it."""
+    lines: list[bytes] = []
+    for key in _keys(client, bucket, prefix):
+        lines += client.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()
+    return lines
+
+
+def test_the_exported_records_of_resumed_runs_are_one_chain(log: SqliteDecisionLog, client: Any, bucket: str) -> None:
+    """The bucket verifies on its own: objects written by two runs, the second resumed, read in key order."""
+    location = S3Location(bucket, "audit")
+    _fill(log, range(1, 8))
+    export_decisions(log, client, location, source="eu1", batch_size=3)
+    _fill(log, range(8, 12))
+    resumed = export_decisions(log, client, location, source="eu1", batch_size=3)
+    assert resumed.resumed_after == 7
+    lines = _bodies(client, bucket)
+    assert not any(b"storedColumns" in line for line in lines)  # records written by sloplane reproduce their rows
+    report = chain.verify(exported_chain_rows(lines))
+    assert (report.intact, report.records, report.head) == (True, 11, log.verify().head)
+
+
+def test_an_edited_exported_record_is_named(log: SqliteDecisionLog, client: Any, bucket: str) -> None:
+    _fill(log, range(1, 5))
+    export_decisions(log, client, S3Location(bucket), source="eu1")
+    lines = _bodies(client, bucket)
+    lines[2] = lines[2].replace(b'"decision":"pass"', b'"decision":"fail"', 1)
+    broken = chain.verify(exported_chain_rows(lines)).broken
+    assert broken is not None
+    assert (broken.seq, broken.decision_id, broken.reason) == (3, "d-000003", chain.CHANGED)
+    assert chain.verify(exported_chain_rows([*lines[:1], b"not json", *lines[2:]])).broken is not None
+
+
+def test_history_stored_otherwise_than_its_record_says_is_exported_as_stored(
+    tmp_path: Path, client: Any, bucket: str
+) -> None:
+    """A version 1 log's `requested_at` was copied from the JSON as written (not normalised to UTC): the
+    migration chains it as found, and the export carries those columns so that the copy verifies too."""
+    path = tmp_path / "decisions.db"
+    with SqliteDecisionLog(path) as log:
+        _fill(log, range(1, 3))
+    replay = make_decision(3).to_dict()
+    replay["request"]["at"] = "2026-11-26T13:00:00+01:00"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TRIGGER decisions_no_update")  # a stand-in for the old file: its row, then chained
+        db.execute(
+            "INSERT INTO decisions (seq, id, decided_at, slo, outcome, policy_version, record, requested_at) "
+            "VALUES (3, 'd-000003', '2026-11-26T12:03:00.000000+00:00', 'checkout-availability', 'pass', "
+            "'sha256:abc', ?, '2026-11-26T13:00:00+01:00')",
+            (orjson.dumps(replay).decode(),),
+        )
+        stored = db.execute(f"SELECT {', '.join(CHAIN_ROW)} FROM decisions WHERE seq = 3").fetchone()
+        row = dict(zip(CHAIN_ROW, stored, strict=True))
+        previous = db.execute("SELECT hash FROM decisions WHERE seq = 2").fetchone()[0]
+        digest = chain.record_hash(row, previous)
+        db.execute("UPDATE decisions SET prev_hash = ?, hash = ? WHERE seq = 3", (previous, digest))
+        db.commit()
+    with SqliteDecisionLog(path) as log:
+        assert log.verify().intact
+        export_decisions(log, client, S3Location(bucket), source="eu1")
+    lines = _bodies(client, bucket)
+    assert [b"storedColumns" in line for line in lines] == [False, False, True]
+    assert orjson.loads(lines[2])["id"] == "d-000003"  # the record's fields are still where a reader looks
+    assert chain.verify(exported_chain_rows(lines)).records == 3
 
 
 def test_resume_reads_every_page_of_the_listing(

@@ -222,7 +222,9 @@ def test_a_version_1_log_is_migrated_and_its_replays_stay_out_of_deployment_hist
     with SqliteDecisionLog(path) as log:
         assert [span.release for span in log.releases("checkout", T0 - timedelta(days=1))] == ["r1"]
         assert log.count() == 2
+        report = log.verify()  # migrated through version 2 to the chain of version 3
+        assert (report.intact, report.records) == (True, 2)
     with sqlite3.connect(path) as reopened:
-        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert reopened.execute("PRAGMA user_version").fetchone()[0] == 3
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             reopened.execute("UPDATE decisions SET outcome = 'fail'")

@@ -5,7 +5,10 @@ under the server `serve` runs) reading a real Prometheus with a day of backfille
 
 - **The matrix.** Every operation the OpenAPI document publishes, with {no token, a malformed
   header, a token whose scope is too weak, a token of each scope strong enough}: 401, 401, 403 and a
-  documented success, as the document's security requirement (`bearer: [scope]`) says.
+  documented success, as the document's security requirement (`bearer: [scope]`) says; and with a
+  token of each scope limited to the SLOs' own service (as the unlimited one) or to another (403,
+  except the lists, which answer without what it may not see). `tests/test_token_scopes.py` has
+  the limits route by route.
 - **schemathesis with a valid token of each scope**: no server error, every status documented, and
   no answer larger than `MAX_ANSWER_BYTES` (an error body never echoes its input).
 """
@@ -29,7 +32,7 @@ from sloplane.evaluator.http.auth import Scope
 from sloplane.evaluator.model import GateRequest
 from sloplane.sandbox import PrometheusSandbox, aligned_now, http_traffic, incident_day
 from tests.conftest import summarised
-from tests.served_evaluator import SCOPES, Running, build, running
+from tests.served_evaluator import LIMITED, SCOPES, Running, build, running
 
 MAX_ANSWER_BYTES = 256 * 1024
 """No answer in these tests may be larger: the decision log holds a few dozen records, and an error
@@ -99,10 +102,12 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
     admin = surface.headers("admin")
     with httpx.Client(base_url=surface.url, timeout=30) as http:
         if path == "/v1/freezes/{freeze_id}":
-            created = http.post("/v1/freezes", json={"reason": f"for {caller}"}, headers=admin).json()
+            body = {"reason": f"for {caller}", "service": "checkout"}
+            created = http.post("/v1/freezes", json=body, headers=admin).json()
             return {"url": f"/v1/freezes/{created['id']}", "params": {"reason": "matrix"}}
         if path == "/v1/incidents/{incident_id}/resolve":
-            opened = http.post("/v1/incidents", json={"title": f"for {caller}", "severity": "minor"}, headers=admin)
+            body = {"title": f"for {caller}", "severity": "minor", "services": ["checkout"]}
+            opened = http.post("/v1/incidents", json=body, headers=admin)
             return {"url": f"/v1/incidents/{opened.json()['id']}/resolve"}
     bodies: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/v1/gates/evaluate"): {"slo": "checkout-availability", "revision": "matrix"},
@@ -113,6 +118,10 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
     url = path.replace("{name}", "checkout-availability")
     return {"url": url, "json": bodies.get((method, path)), "params": params}
 
+
+LISTS = {("GET", "/v1/slos"), ("GET", "/v1/decisions"), ("GET", "/v1/freezes"), ("GET", "/v1/incidents")}
+"""Operations that list rather than name an SLO or service: a token limited elsewhere gets them, without
+what it may not see (`_valid_request` names no SLO or service in them)."""
 
 MALFORMED = ["", "Bearer", "Basic dXNlcjpwYXNz", "Bearer slp_not-a-known-token", "Bearer two tokens", "x" * 9000]
 """Authorization headers that name no known token: empty, a scheme with nothing, another scheme, an
@@ -143,14 +152,19 @@ def test_every_route_answers_each_kind_of_caller_as_documented(
             assert answer.status_code == 401, (method, path, answer.status_code, answer.text[:200])
             assert answer.headers["www-authenticate"].startswith("Bearer"), answer.headers
             assert len(answer.content) < 1024
-        for scope in SCOPES:
-            answer = call(surface.headers(scope), scope)
-            if _allows(scope, needed):
-                assert 200 <= answer.status_code < 300, (method, path, scope, answer.status_code, answer.text[:300])
-            else:
-                assert answer.status_code == 403, (method, path, scope, answer.status_code, answer.text[:200])
+        for caller in [*SCOPES, *LIMITED]:
+            scope, service = LIMITED.get(caller, (caller, "checkout"))
+            answer = call(surface.headers(caller), caller)
+            if not _allows(scope, needed):
+                assert answer.status_code == 403, (method, path, caller, answer.status_code, answer.text[:200])
                 assert f'scope="{needed}"' in answer.headers["www-authenticate"]
-            assert str(answer.status_code) in documented, (method, path, scope, answer.status_code)
+            elif service == "checkout" or (method, path) in LISTS:
+                assert 200 <= answer.status_code < 300, (method, path, caller, answer.status_code, answer.text[:300])
+                assert "checkout" not in answer.text or service == "checkout", (method, path, caller, answer.text[:300])
+            else:
+                assert answer.status_code == 403, (method, path, caller, answer.status_code, answer.text[:200])
+                assert f"token '{caller}' is limited to services search" in answer.json()["detail"]
+            assert str(answer.status_code) in documented, (method, path, caller, answer.status_code)
 
 
 schema = schemathesis.openapi.from_dict(DOCUMENT)

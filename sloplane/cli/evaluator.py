@@ -1,4 +1,4 @@
-"""Asking the evaluator: `evaluate`, `gate`, `burn` and `decisions` (`serve` and tokens are `cli.serve`).
+"""Asking the evaluator: `evaluate`, `gate` and `burn` (`decisions` is `cli.decisions`; `serve` and tokens `cli.serve`).
 
 Registered on the `sloplane` app by `register`. Gate exit codes are the contract pipelines rely
 on: 0 pass, 1 fail, 3 inconclusive, 2 error (usage errors exit 2 as well).
@@ -49,8 +49,9 @@ from sloplane.evaluator.deciding.deployments import BurnSplitError
 from sloplane.evaluator.measuring.backends.base import BackendError
 from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
-from sloplane.evaluator.model import BreakGlass, GateRequest, Measurement, Outcome, ReleaseSpan
+from sloplane.evaluator.model import BreakGlass, ChainReport, GateRequest, Measurement, Outcome, ReleaseSpan
 from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.storage.chain import GENESIS
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 
 
@@ -220,6 +221,9 @@ class NullLog:
     def check_writable(self) -> None:
         return None
 
+    def verify(self) -> ChainReport:
+        return ChainReport(0, GENESIS, None)
+
 
 def _evaluate(
     console: Consoles,
@@ -260,21 +264,8 @@ def burn_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def _decisions_table(found: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"decisions ({len(found)})", title_justify="left")
-    for column in ("decided at", "slo", "stage", "decision", "revision", "first reason"):
-        table.add_column(column)
-    for record in found:
-        first = record["reasons"][0]["message"] if record.get("reasons") else ""
-        revision = (record.get("request") or {}).get("revision") or "-"
-        table.add_row(
-            record["decidedAt"], record["slo"], record.get("stage") or "-", record["decision"], revision, first
-        )
-    return table
-
-
 def register(app: typer.Typer, console: Consoles) -> None:
-    """Add `evaluate`, `gate`, `burn` and `decisions` to the `sloplane` app."""
+    """Add `evaluate`, `gate` and `burn` to the `sloplane` app."""
 
     @app.command()
     def evaluate(
@@ -373,7 +364,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
 
 
 def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
-    """`burn`: where the budget went; `decisions`: what was decided."""
+    """`burn`: where the budget went (`decisions`, what was decided, is `cli.decisions`)."""
 
     @app.command()
     def burn(
@@ -404,33 +395,3 @@ def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
             sys.stdout.write(pretty_json(split.to_dict()))
         else:
             console.out.print(burn_table(split.to_dict()))
-
-    @app.command()
-    def decisions(
-        db: Db = DEFAULT_DB,
-        slo: Annotated[str | None, typer.Option()] = None,
-        stage: Annotated[str | None, typer.Option()] = None,
-        outcome: Annotated[str | None, typer.Option(help="pass, fail, inconclusive or error.")] = None,
-        revision: Annotated[str | None, typer.Option()] = None,
-        since: Annotated[str | None, typer.Option(help="RFC 3339.")] = None,
-        until: Annotated[str | None, typer.Option(help="RFC 3339.")] = None,
-        limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
-        output_format: Format = "table",
-    ) -> None:
-        """List recorded gate decisions, newest first."""
-        if not db.exists():
-            console.err.print(f"no decision log at {db}", markup=False)
-            raise typer.Exit(1)
-        found = SqliteDecisionLog(db).query(
-            slo=slo,
-            stage=stage,
-            outcome=outcome,
-            revision=revision,
-            since=parse_instant(since, "--since"),
-            until=parse_instant(until, "--until"),
-            limit=limit,
-        )
-        if output_format == "json":
-            sys.stdout.write(pretty_json(found))
-        else:
-            console.out.print(_decisions_table(found))

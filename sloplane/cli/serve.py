@@ -23,6 +23,7 @@ from sloplane.cli.backends import (
 from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Paths, Staleness, load_fleet, parse_window
 from sloplane.core.serialize import pretty_json_ascii
 from sloplane.evaluator.http.auth import TokenFileError, TokenStore, new_token
+from sloplane.evaluator.http.token_sets import SetLimits, read_token_files
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
 from sloplane.semantics.subjects import Fleet
@@ -52,11 +53,23 @@ def _built(console: Consoles, build: Callable[[], T]) -> T:
     raise typer.Exit(1)
 
 
-def _token_store(path: Path, console: Consoles) -> TokenStore:
+def _limited_file(text: str) -> tuple[SetLimits, Path]:
+    """`team:payments,service:checkout=FILE` as (limits, file); BadParameter saying what is wrong."""
+    limits, equals, path = text.partition("=")
+    if not equals or not path:
+        raise typer.BadParameter(f"{text!r}: give LIMITS=FILE, e.g. team:payments=tokens/payments.yaml")
     try:
-        return TokenStore.from_file(path, warn=lambda text: console.err.print(text, style="yellow", markup=False))
+        return SetLimits.parse(limits), Path(path)
+    except ValueError as error:
+        raise typer.BadParameter(f"{text!r}: {error}") from None
+
+
+def _token_store(paths: list[Path], limited: list[str], console: Consoles) -> TokenStore:
+    files = [_limited_file(text) for text in limited]
+    try:
+        return read_token_files(paths, lambda text: console.err.print(text, style="yellow", markup=False), files)
     except TokenFileError as error:
-        console.err.print(f"sloplane serve: {error}", style="red", markup=False)
+        console.err.print(f"sloplane serve: {error}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -68,7 +81,22 @@ def register(app: typer.Typer, console: Consoles) -> None:
     @app.command()
     def serve(
         paths: Paths,
-        tokens: Annotated[Path, typer.Option(help="Token file (sloplane token create writes entries).")],
+        tokens: Annotated[
+            list[Path] | None,
+            typer.Option(
+                help="Tokens file, or a folder of them (`sloplane token create` writes entries); repeatable: "
+                "e.g. one file per team, each from its own secret."
+            ),
+        ] = None,
+        limited_tokens: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--limited-tokens",
+                metavar="LIMITS=FILE",
+                help="A tokens file whose every token is confined to LIMITS (team:NAME, service:NAME, "
+                "comma-separated), whatever the file says: e.g. team:payments=payments.yaml (repeatable).",
+            ),
+        ] = None,
         prometheus: PrometheusOption = None,
         datadog: DatadogOption = None,
         datadog_delay: DatadogDelayOption = DEFAULT_DATADOG_DELAY,
@@ -110,8 +138,10 @@ def register(app: typer.Typer, console: Consoles) -> None:
 
         if prometheus is None and datadog is None:
             raise typer.BadParameter("give --prometheus URL, --datadog SITE, or both")
+        if not tokens and not limited_tokens:
+            raise typer.BadParameter("give --tokens FILE (or --limited-tokens LIMITS=FILE): who may call the API")
         settings = datadog_settings(datadog, datadog_delay)
-        store = _token_store(tokens, console)
+        store = _token_store(tokens or [], limited_tokens or [], console)
         config = ServerConfig(
             prometheus,
             db,
@@ -157,13 +187,24 @@ def register(app: typer.Typer, console: Consoles) -> None:
     def create_token(
         name: Annotated[str, typer.Argument(help="Who or what the token is for (e.g. argo-rollouts).")],
         scope: Annotated[list[str], typer.Option("--scope", help="read, gate or admin (repeatable).")],
+        service: Annotated[
+            list[str] | None,
+            typer.Option("--service", help="Limit the token to SLOs of this service (repeatable)."),
+        ] = None,
+        team: Annotated[
+            list[str] | None,
+            typer.Option("--team", help="Limit the token to SLOs this team owns (repeatable)."),
+        ] = None,
     ) -> None:
-        """Make a token: prints it once (hand it over) and the hashed entry for the token file."""
+        """Make a token: prints it once (hand it over) and the hashed entry for the token file.
+
+        With --service or --team it reaches only those SLOs: one team's CI cannot act for another's.
+        """
         try:
-            token, entry = new_token(name, scope)
+            token, entry = new_token(name, scope, services=service or (), teams=team or ())
         except ValueError as error:
             raise typer.BadParameter(str(error)) from None
         console.err.print("token (shown once; store it as a secret):", markup=False)
         sys.stdout.write(token + "\n")
         console.err.print("entry for the token file (under tokens:):", markup=False)
-        console.err.print(json.dumps(entry.to_dict()), markup=False)
+        console.err.print(json.dumps(entry.to_dict()), markup=False, soft_wrap=True)  # one line, to copy whole

@@ -3,11 +3,12 @@
 Thin on purpose, like the other components: the settings become an `EvaluatorSettings`, the
 renderer in `sloplane.render.evaluator` builds the objects, and each is registered as a child.
 The only thing added here is secrecy: the token and receiver files go into the Secret wrapped in
-`pulumi.Output.secret`, and so do the Datadog API and application keys into theirs, so they are
-encrypted in state and never appear in the other objects (whether or not the caller passed secrets).
+`pulumi.Output.secret`, and so do the Datadog API and application keys into theirs, and each token
+set's file into its own Secret, so they are encrypted in state and never appear in the other objects
+(whether or not the caller passed secrets).
 
-Settings other than `tokens`, `receivers` and the Datadog keys must be plain values (not Outputs): they shape the
-objects, which are rendered once when the program runs.
+Settings other than `tokens`, `receivers`, the token sets' `tokens` and the Datadog keys must be plain
+values (not Outputs): they shape the objects, which are rendered once when the program runs.
 """
 
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from sloplane.render.evaluator_settings import (
     TOKENS_FILE,
     EvaluatorSettings,
     StorageSettings,
+    TokenSet,
     service_url,
 )
 
@@ -55,7 +57,8 @@ SETTING_ARGS = (
 WHOLE_NUMBER_ARGS = ("replicas", "prometheus_port")
 """Integer settings: other languages send every number as a double, so 2.0 is 2 and 2.5 is refused."""
 SECRET_CHILDREN = {"secrets": "secret", "datadog": "datadog_secret"}
-"""The Secrets' resource name suffixes and their keys in `SloEvaluator.children`."""
+"""The Secrets' resource name suffixes and their keys in `SloEvaluator.children`; a token set's Secret is
+`<name>-tokens-<set>`, its key `tokens_<set>` (dashes as underscores)."""
 DATADOG_KEY_ARGS = {"DD_API_KEY": "datadog_api_key", "DD_APP_KEY": "datadog_app_key"}
 """The component's arguments for the keys `serve --datadog` reads from each environment variable."""
 
@@ -81,6 +84,17 @@ class EvaluatorStorage(TypedDict):
     """The bucket's region (s3 mode)."""
 
 
+class EvaluatorTokenSet(TypedDict):
+    """One team's (or purpose's) tokens, in a Secret of their own (`<name>-tokens-<set>`), confined to its limits."""
+
+    tokens: pulumi.Input[str]
+    """The tokens file's content (`sloplane token create` entries); stored as a secret."""
+    services: NotRequired[Sequence[str]]
+    """Every token of the set reaches only SLOs of these services (or of `teams`), whatever its file says."""
+    teams: NotRequired[Sequence[str]]
+    """Every token of the set reaches only SLOs these teams own (or of `services`), whatever its file says."""
+
+
 class IngressPeer(TypedDict):
     """Who may call the evaluator: a NetworkPolicy peer (`namespaceSelector`, `podSelector`, `ipBlock`)."""
 
@@ -103,6 +117,8 @@ class EvaluatorDeployment(TypedDict):
     """Prometheus as the evaluator's pods reach it, e.g. `http://prometheus-operated.monitoring.svc:9090`."""
     tokens: pulumi.Input[str]
     """The token file's content (`sloplane token create` entries); stored as a secret."""
+    token_sets: NotRequired[Mapping[str, EvaluatorTokenSet]]
+    """More tokens by set name (one per team, say), each in a Secret of its own, confined to its services/teams."""
     receivers: NotRequired[pulumi.Input[str]]
     """The receivers file's content (PagerDuty routing keys, webhook URLs); stored as a secret."""
     name: NotRequired[str]
@@ -218,9 +234,34 @@ def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
         raise pulumi.RunError(f"SloEvaluator: storage: {error}") from None
 
 
+def token_sets(value: Any) -> tuple[list[TokenSet], dict[str, Any]]:
+    """The token sets' settings and their tokens files by set name, from the `token_sets` argument."""
+    if value is None:
+        return [], {}
+    if isinstance(value, pulumi.Output) or not isinstance(value, Mapping):
+        raise pulumi.RunError(
+            "SloEvaluator: 'token_sets' must be a plain mapping of set name to {tokens, services, teams}"
+        )
+    sets: list[TokenSet] = []
+    files: dict[str, Any] = {}
+    for name, given in value.items():
+        if not isinstance(given, Mapping) or given.get("tokens") is None:
+            raise pulumi.RunError(f"SloEvaluator: token set {name!r} needs 'tokens' (the tokens file's content)")
+        unknown = sorted(set(given) - {"tokens", "services", "teams"})
+        if unknown:
+            raise pulumi.RunError(f"SloEvaluator: token set {name!r}: unknown {', '.join(map(repr, unknown))}")
+        try:
+            sets.append(TokenSet(name, tuple(given.get("services") or ()), tuple(given.get("teams") or ())))
+        except (TypeError, ValueError) as error:
+            raise pulumi.RunError(f"SloEvaluator: {error}") from None
+        files[name] = given["tokens"]
+    return sets, files
+
+
 def evaluator_settings(args: Mapping[str, Any]) -> EvaluatorSettings:
     """The renderer's settings from component args; the renderer's defaults where none is given."""
     given: dict[str, Any] = {key: args[key] for key in SETTING_ARGS if args.get(key) is not None}
+    given["token_sets"], _ = token_sets(args.get("token_sets"))
     if "ingress_from" in given:
         given["ingress_from"] = [kubernetes_peer(peer) for peer in given["ingress_from"]]
     for key in WHOLE_NUMBER_ARGS:
@@ -248,8 +289,14 @@ class SloEvaluator(pulumi.ComponentResource):
     def __init__(self, name: str, args: SloEvaluatorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         """Everything is checked before anything is registered, so bad input leaves nothing behind."""
         require_plain(
-            "SloEvaluator", args, passed_through=("tokens", "receivers", "datadog_api_key", "datadog_app_key")
+            "SloEvaluator",
+            {key: value for key, value in args.items() if key != "token_sets"},
+            passed_through=("tokens", "receivers", "datadog_api_key", "datadog_app_key"),
         )
+        sets_given = args.get("token_sets")
+        for set_name, given in sets_given.items() if isinstance(sets_given, Mapping) else ():
+            if isinstance(given, Mapping):  # all plain but each set's tokens
+                require_plain(f"SloEvaluator: token set {set_name!r}", given, passed_through=("tokens",))
         for key in ("image", "prometheus_url", "tokens", "declarations"):
             if args.get(key) is None:
                 raise pulumi.RunError(f"SloEvaluator: '{key}' is required")
@@ -267,10 +314,15 @@ class SloEvaluator(pulumi.ComponentResource):
             RECEIVERS_FILE: EMPTY_RECEIVERS if receivers is None else receivers,
         }
         keys = datadog_keys(args, settings)
+        _, token_files = token_sets(args.get("token_sets"))
         super().__init__(TOKEN, name, None, opts)
         self.settings = settings
         child = pulumi.ResourceOptions(parent=self)
         secrets = {"secrets": render.secret(settings, secret_values)}  # by resource name suffix
+        for token_set, rendered in zip(
+            settings.token_sets, render.token_set_secrets(settings, token_files), strict=True
+        ):
+            secrets[f"tokens-{token_set.name}"] = rendered
         if keys is not None:
             secrets["datadog"] = render.datadog_secret(settings, keys)
         self.children = self._register(name, settings, configs, secrets, child)
@@ -297,7 +349,7 @@ class SloEvaluator(pulumi.ComponentResource):
             ),
             "config_map": ConfigMap(f"{name}-slos", metadata=configs["metadata"], data=configs["data"], opts=child),
             **{
-                SECRET_CHILDREN[suffix]: Secret(
+                SECRET_CHILDREN.get(suffix, suffix.replace("-", "_")): Secret(
                     f"{name}-{suffix}",
                     metadata=secret["metadata"],
                     type=secret["type"],

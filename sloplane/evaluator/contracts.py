@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sloplane.evaluator.model import Decision, Freeze, Incident, ReleaseSpan
+from sloplane.evaluator.model import ChainReport, Decision, Freeze, Incident, ReleaseSpan
 
 
 class DecisionLog(Protocol):
@@ -45,6 +45,13 @@ class DecisionLog(Protocol):
 
     def check_writable(self) -> None:
         """Try one small write, to find out whether a failed log has recovered (raises when not)."""
+        ...
+
+    def verify(self) -> ChainReport:
+        """Walk the whole hash chain (`storage.chain`) in bounded memory; the first broken record, if any.
+
+        `serve` runs it on start, in the background, and shows the result in `/readyz` and `/metrics`.
+        """
         ...
 
 

@@ -13,6 +13,14 @@ replace an object that is already there (a second exporter, or an SDK retry of a
 answer was lost), so a written object is never changed. The cursor is per source, and seqs
 restart in a new log file: a fresh log exported under an old source name would be skipped up to
 the old highest seq, hence one source name per log (the CLI defaults to the db file's stem).
+
+Why each line carries `seq`, `prevHash` and `hash` (the decision log's hash chain, `storage.chain`):
+so the bucket can be verified on its own (`exported_chain_rows` turns lines back into the rows
+`chain.verify` reads), and a log rewritten after it was exported disagrees with the copy. The export
+walks the log by `seq`, so objects written by resumed runs, read in key order, are one chain. The
+chained columns are derived from the record (`record_columns`), exactly as the store derives them when
+it appends; a row whose columns are not its record's (history from before the chain, kept as found)
+also carries them as stored, under `storedColumns`, so that it verifies too.
 """
 
 from __future__ import annotations
@@ -22,18 +30,20 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import islice, takewhile
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
+import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from sloplane.core.serialize import wire_json
-from sloplane.evaluator.storage.decisions import DecisionLogError
+from sloplane.evaluator.storage.chain import CHAINED_COLUMNS
+from sloplane.evaluator.storage.decisions import DecisionLogError, record_columns
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,9 +65,11 @@ class ExportError(Exception):
 
 
 class DecisionSource(Protocol):
-    """What an export reads: the decision log's seq-ordered walk (`SqliteDecisionLog` has it)."""
+    """What an export reads: the decision log's seq-ordered walk of its chain rows (`SqliteDecisionLog` has it)."""
 
-    def iter_with_seq(self, after_seq: int = 0, *, batch_size: int = 500) -> Iterator[tuple[int, dict[str, Any]]]: ...
+    def chain_rows(
+        self, after_seq: int = 0, until_seq: int | None = None, *, batch_size: int = 500
+    ) -> Iterator[dict[str, Any]]: ...
 
     def last_seq(self) -> int: ...
 
@@ -190,9 +202,64 @@ def exported_through(client: S3Client, location: S3Location, source: str) -> int
     return highest
 
 
-def encode_batch(batch: list[tuple[int, dict[str, Any]]]) -> bytes:
-    """JSON lines, each the recorded decision with its `seq` first (the position a reader can resume at)."""
-    return b"".join(wire_json({"seq": seq, **record}) + b"\n" for seq, record in batch)
+_STORED = tuple(column for column in CHAINED_COLUMNS if column != "seq")
+"""The chained columns a line carries under `storedColumns` when its record does not reproduce them."""
+_CHAIN_FIELDS = ("seq", "prevHash", "hash", "storedColumns")
+
+
+def export_line(row: dict[str, Any]) -> dict[str, Any]:
+    """One chain row (`DecisionSource.chain_rows`) as an exported line: `seq`, `prevHash`, `hash`, the record.
+
+    A record that is not a decision's JSON, or whose columns were stored otherwise than it says, is
+    exported with the columns as stored (see the module's docstring): the export never stops on it.
+    """
+    line: dict[str, Any] = {"seq": row["seq"], "prevHash": row["prev_hash"], "hash": row["hash"]}
+    stored = {column: row[column] for column in _STORED}
+    try:
+        record = orjson.loads(row["record"])
+    except orjson.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict) or not record.keys().isdisjoint(_CHAIN_FIELDS):
+        return {**line, "storedColumns": stored}  # not a decision's JSON: the stored text is all there is
+    line.update(record)
+    try:
+        reproduced = record_columns(record) == stored
+    except (KeyError, TypeError, ValueError):
+        reproduced = False
+    if not reproduced:
+        line["storedColumns"] = stored
+    return line
+
+
+def exported_chain_rows(lines: Iterable[bytes | str | dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Exported lines (JSON text or parsed), in seq order, as the rows `chain.verify` reads.
+
+    Lines of every object of a source read in key order are the log's chain from its first record:
+    `chain.verify(exported_chain_rows(lines), key)` checks the bucket without the log. A line that
+    cannot be read as one becomes a row with nothing in it, which `verify` names.
+    """
+    for text in lines:
+        try:
+            line = orjson.loads(text) if isinstance(text, bytes | str) else text
+        except orjson.JSONDecodeError:
+            line = None
+        if not isinstance(line, dict):
+            yield {}
+            continue
+        stored = line.get("storedColumns")
+        if isinstance(stored, dict):
+            columns = stored
+        else:
+            try:
+                columns = record_columns({k: v for k, v in line.items() if k not in _CHAIN_FIELDS})
+            except (KeyError, TypeError, ValueError):
+                columns = {}
+        yield {**columns, "seq": line.get("seq"), "prev_hash": line.get("prevHash"), "hash": line.get("hash")}
+
+
+def encode_batch(batch: list[dict[str, Any]]) -> bytes:
+    """JSON lines, one per chain row (`export_line`): `seq` first, the position a reader can resume at."""
+    return b"".join(wire_json(export_line(row)) + b"\n" for row in batch)
 
 
 def _put(client: S3Client, bucket: str, key: str, body: bytes) -> bool:
@@ -217,10 +284,10 @@ def _put(client: S3Client, bucket: str, key: str, body: bytes) -> bool:
     return True
 
 
-def _batches(log: DecisionSource, after: int, until: int, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """Records after `after` up to `until`, in lists of `size`; `until` keeps a run on a busy log finite."""
-    records = takewhile(lambda item: item[0] <= until, log.iter_with_seq(after, batch_size=size))
-    while batch := list(islice(records, size)):
+def _batches(log: DecisionSource, after: int, until: int, size: int) -> Iterator[list[dict[str, Any]]]:
+    """Chain rows after `after` up to `until`, in lists of `size`; `until` keeps a run on a busy log finite."""
+    rows = log.chain_rows(after, until, batch_size=size)
+    while batch := list(islice(rows, size)):
         yield batch
 
 
@@ -247,12 +314,12 @@ def export_decisions(
     first: int | None = None
     last: int | None = None
     for batch in _batches(log, resumed_after, until, batch_size):
-        key = object_key(location, source, batch[0][0], batch[-1][0])
+        key = object_key(location, source, batch[0]["seq"], batch[-1]["seq"])
         if _put(client, location.bucket, key, encode_batch(batch)):
             keys.append(key)
             records += len(batch)
-            first = batch[0][0] if first is None else first
-            last = batch[-1][0]
+            first = batch[0]["seq"] if first is None else first
+            last = batch[-1]["seq"]
     return ExportReport(str(location), source, len(keys), records, first, last, resumed_after, tuple(keys))
 
 

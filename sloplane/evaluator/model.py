@@ -184,6 +184,35 @@ class ReleaseSpan:
     """The last decision's outcome: `fail` means the release was stopped (rolled back)."""
 
 
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first record of a decision log where its hash chain does not hold, and what is wrong with it.
+
+    Here rather than beside the chain (`storage.chain`): `DecisionLog.verify` returns it, and the
+    storage seams sit below the stores that compute it.
+    """
+
+    seq: int
+    decision_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"record {self.seq} ({self.decision_id}) {self.reason}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a walk of a whole decision log found: how many records held, the last good hash, the first break."""
+
+    records: int
+    head: str
+    broken: ChainBreak | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+
 @json_shape()
 @dataclass(frozen=True)
 class GateRequest(JsonShape):

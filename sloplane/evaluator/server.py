@@ -4,7 +4,9 @@
 app alone), so what is tested is what runs. Tokens are required: an evaluator that anyone on the
 network can ask to record decisions is an audit trail anyone can write to. The notifier and the S3
 exporter run on their own threads, started and stopped with the service: a decision never waits
-for a page to be delivered or a batch to be uploaded.
+for a page to be delivered or a batch to be uploaded. So does verifying the decision log's hash chain
+on start (`storage.chain_audit`): a broken chain is shown in `/readyz` and `/metrics` and logged, and
+gates go on deciding by their policies (it is an audit finding, not a fault of the next release).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.measuring.health import PROBE_INTERVAL_SECONDS, HealthProbe
 from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
 from sloplane.evaluator.service import Evaluator, utc_now
+from sloplane.evaluator.storage.chain_audit import ChainAudit
 from sloplane.evaluator.storage.controls import ReleaseControls
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.semantics.subjects import Fleet
@@ -76,9 +79,13 @@ class EvaluatorService:
     exporter: PeriodicExporter | None = None
     sync_windows: SyncWindowReconciler | None = None
     probe: HealthProbe | None = None
+    chain: ChainAudit | None = None
 
     def start(self) -> None:
-        """Start probing health, delivering notifications, exporting decisions and keeping the Argo CD deny window."""
+        """Start verifying the log's hash chain, probing health, delivering notifications, exporting decisions and
+        keeping the Argo CD deny window."""
+        if self.chain is not None:
+            self.chain.start()
         if self.probe is not None:
             self.probe.start()
         if self.notifier is not None:
@@ -172,10 +179,12 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     metrics.watch_controls(
         lambda: len(controls.freezes(at=utc_now())), lambda: len(controls.open_major_incidents(utc_now()))
     )
-    app = create_app(evaluator, config.tokens, metrics, controls)
+    chain = ChainAudit(log)
+    metrics.watch_chain(chain.state)
+    app = create_app(evaluator, config.tokens, metrics, controls, chain)
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds())
     exporter, sync_windows = _exporter(config, log), _sync_windows(config, controls)
-    return EvaluatorService(app, evaluator, controls, notifier, exporter, sync_windows, probe)
+    return EvaluatorService(app, evaluator, controls, notifier, exporter, sync_windows, probe, chain)
 
 
 def build_app(fleet: Fleet, config: ServerConfig) -> tuple[FastAPI, Evaluator]:

@@ -10,6 +10,7 @@ Layout inside the pod, fixed so the container arguments are predictable:
 |---|---|---|
 | `/etc/sloplane/slos/<slo>.yaml` | ConfigMap (subPath) | one canonical YAML file per SLO, what `serve` loads |
 | `/etc/sloplane/secrets` | Secret | `tokens.yaml`, `receivers.yaml` (a directory mount, so rotations propagate) |
+| `/etc/sloplane/tokens/<set>` | Secret per token set | that set's `tokens.yaml` (`--limited-tokens` with its limits) |
 | `/var/lib/sloplane` | PVC | `controls.db`: freezes and incidents, shared by every replica |
 | `/var/lib/sloplane/local` | emptyDir (s3 mode) | the per-pod decision log, exported to S3 |
 | `/tmp` | emptyDir | the root filesystem is read-only |
@@ -41,9 +42,11 @@ from sloplane.render.evaluator_settings import (
     SERVICE_PORT,
     SLOS_DIR,
     STATE_DIR,
+    TOKENS_DIR,
     TOKENS_FILE,
     EvaluatorSettings,
     StorageSettings,
+    TokenSet,
     claim_name,
     config_map_name,
     datadog_secret_name,
@@ -51,6 +54,8 @@ from sloplane.render.evaluator_settings import (
     metadata,
     secret_name,
     selector_labels,
+    token_set_secret_name,
+    token_set_volume,
 )
 from sloplane.render.kubernetes import locked_down_container, locked_down_pod
 from sloplane.render.pipelines import PipelineOptions
@@ -126,6 +131,20 @@ def _opaque_secret(settings: EvaluatorSettings, name: str, data: Mapping[str, T]
     }
 
 
+def token_set_secret(settings: EvaluatorSettings, token_set: TokenSet, tokens: T) -> dict[str, Any]:
+    """One token set's Secret (`<name>-tokens-<set>`): its tokens file alone (the component passes a secret Output)."""
+    return _opaque_secret(settings, token_set_secret_name(settings, token_set.name), {TOKENS_FILE: tokens})
+
+
+def token_set_args(settings: EvaluatorSettings) -> list[str]:
+    """`serve`'s flags for the token sets: each file confined to its set's limits, or read as it is without."""
+    args: list[str] = []
+    for token_set in settings.token_sets:
+        path = f"{TOKENS_DIR}/{token_set.name}/{TOKENS_FILE}"
+        args += ["--limited-tokens", f"{token_set.limits}={path}"] if token_set.limits else ["--tokens", path]
+    return args
+
+
 def datadog_secret(settings: EvaluatorSettings, keys: Mapping[str, T]) -> dict[str, Any]:
     """The Datadog keys' Secret (`api-key`, `app-key`); `keys` by environment variable (`DD_API_KEY`, `DD_APP_KEY`)."""
     if settings.datadog_url is None:
@@ -171,6 +190,7 @@ def container_args(settings: EvaluatorSettings) -> list[str]:
         settings.prometheus_url,
         "--tokens",
         f"{SECRETS_DIR}/{TOKENS_FILE}",
+        *token_set_args(settings),
         "--receivers",
         f"{SECRETS_DIR}/{RECEIVERS_FILE}",
         "--controls",
@@ -243,6 +263,11 @@ def volumes(settings: EvaluatorSettings, files: Iterable[str]) -> tuple[list[dic
         {"name": "state", "mountPath": STATE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
+    for token_set in settings.token_sets:  # one volume each: a Secret is mounted whole, and each set is its own
+        volume = token_set_volume(token_set.name)
+        secret = {"secretName": token_set_secret_name(settings, token_set.name), "defaultMode": 0o440}
+        pod.append({"name": volume, "secret": secret})
+        mounts.append({"name": volume, "mountPath": f"{TOKENS_DIR}/{token_set.name}", "readOnly": True})
     if settings.storage.mode == "s3":
         pod.append({"name": "local", "emptyDir": {}})
         mounts.append({"name": "local", "mountPath": LOCAL_DIR})
@@ -396,13 +421,23 @@ def network_policy(settings: EvaluatorSettings) -> dict[str, Any]:
     }
 
 
+def token_set_secrets(settings: EvaluatorSettings, token_files: Mapping[str, T]) -> list[dict[str, Any]]:
+    """The token sets' Secrets, from each set's tokens file by set name (exactly the sets of `settings`)."""
+    named = [token_set.name for token_set in settings.token_sets]
+    if sorted(token_files) != sorted(named):
+        raise ValueError(f"the token sets are {sorted(named)}, but tokens files were given for {sorted(token_files)}")
+    return [token_set_secret(settings, token_set, token_files[token_set.name]) for token_set in settings.token_sets]
+
+
 def evaluator_objects(
     settings: EvaluatorSettings,
     declarations: Iterable[Declaration],
     secret_values: Mapping[str, T],
     datadog_keys: Mapping[str, T] | None = None,
+    token_files: Mapping[str, T] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object of one evaluator, in the order they can be applied (the Datadog keys' Secret with a site)."""
+    """Every object of one evaluator, in the order they can be applied (the Datadog keys' Secret with a site,
+    one Secret per token set with `token_files`, each set's tokens file by set name)."""
     configs = config_map(settings, declarations)
     if (settings.datadog_url is None) != (datadog_keys is None):
         raise ValueError("a Datadog site or URL and its keys go together")
@@ -410,6 +445,7 @@ def evaluator_objects(
         service_account(settings),
         configs,
         secret(settings, secret_values),
+        *token_set_secrets(settings, token_files or {}),
         *([datadog_secret(settings, datadog_keys)] if datadog_keys is not None else []),
         persistent_volume_claim(settings),
         deployment(settings, configs["data"]),

@@ -17,6 +17,8 @@ PORT = 8080
 SERVICE_PORT = 80
 SLOS_DIR = "/etc/sloplane/slos"
 SECRETS_DIR = "/etc/sloplane/secrets"
+TOKENS_DIR = "/etc/sloplane/tokens"
+"""Each token set's Secret is mounted at `<TOKENS_DIR>/<set>/`, holding its `tokens.yaml`."""
 STATE_DIR = "/var/lib/sloplane"
 LOCAL_DIR = f"{STATE_DIR}/local"
 TOKENS_FILE = "tokens.yaml"
@@ -26,8 +28,12 @@ DATADOG_KEYS = {"DD_API_KEY": "api-key", "DD_APP_KEY": "app-key"}
 """The environment variables `serve --datadog` reads its keys from, and their keys in the Datadog Secret."""
 DATADOG_SITE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+")
 """A site name (`datadoghq.eu`, `us5.datadoghq.com`): `serve` knows which API host each has."""
+TOKEN_SET_LENGTH = 63 - len("tokens-")
+"""A set's name becomes the volume `tokens-<set>`, and volume names are DNS labels."""
 CONFIG_CHECKSUM = "checksum/config"
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+RFC1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""How declarations spell services and teams (`declaration.types.Name`)."""
 CONFIG_MAP_LIMIT = 1024 * 1024
 """Kubernetes refuses ConfigMaps over 1 MiB; better to say so before the API server does."""
 DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
@@ -66,6 +72,40 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class TokenSet:
+    """One token set: a tokens file in a Secret of its own, its tokens confined to `services` and `teams`.
+
+    A Secret per set, so that each team's tokens are rotated, and access to them granted (Kubernetes
+    RBAC by resource name, an external-secrets sync from the team's own vault path), apart from every
+    other team's. The limits are the server's arguments (`serve --limited-tokens`), not the file's:
+    whoever edits a team's file still cannot reach past that team's services and teams. A set with
+    neither is read as it is (`serve --tokens`), like the evaluator's own tokens file.
+    """
+
+    name: str
+    services: Sequence[str] = ()
+    teams: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        """The name becomes a Secret's and a volume's (`tokens-<set>`, a DNS label); limits are declared names."""
+        if not isinstance(self.name, str) or not DNS_LABEL.fullmatch(self.name) or len(self.name) > TOKEN_SET_LENGTH:
+            raise ValueError(
+                f"token set {self.name!r} is not a DNS label of at most {TOKEN_SET_LENGTH} characters (a-z, 0-9, '-')"
+            )
+        for what, names in (("services", self.services), ("teams", self.teams)):
+            if isinstance(names, str) or any(not isinstance(n, str) or not RFC1123_LABEL.fullmatch(n) for n in names):
+                raise ValueError(
+                    f"token set {self.name!r}: {what} must be a list of RFC 1123 names as in declarations, "
+                    f"not {names!r}"
+                )
+
+    @property
+    def limits(self) -> str:
+        """`service:checkout,team:payments`, as `serve --limited-tokens` reads them; empty without limits."""
+        return ",".join([*(f"service:{n}" for n in self.services), *(f"team:{n}" for n in self.teams)])
+
+
+@dataclass(frozen=True)
 class EvaluatorSettings:
     """Everything about one evaluator deployment that is not a secret."""
 
@@ -99,6 +139,9 @@ class EvaluatorSettings:
     datadog_url: str | None = None
     """A Datadog site (`datadoghq.eu`) or API URL (`https://api.datadoghq.com`) for `serve --datadog`, so
     SLOs whose SLI reads Datadog are measured there; the keys go into their own Secret (`datadog_secret_name`)."""
+    token_sets: Sequence[TokenSet] = ()
+    """Token sets (e.g. one per team), each a tokens file in a Secret of its own (`token_set_secret_name`),
+    mounted apart; `serve` reads them all besides the tokens file of the evaluator's own Secret."""
 
     def __post_init__(self) -> None:
         """Fail on what the API server (or a node drain) would refuse later, with a clearer message.
@@ -113,6 +156,18 @@ class EvaluatorSettings:
         url = self.datadog_url
         if url is not None and not (url.startswith(("https://", "http://")) or DATADOG_SITE.fullmatch(url)):
             raise ValueError(f"datadog_url {url!r} is neither a Datadog site (datadoghq.eu) nor an http(s) URL")
+        _check_token_sets(self.token_sets)
+
+
+def _check_token_sets(sets: Sequence[TokenSet]) -> None:
+    """Each set once: its name is a Secret's and a volume's."""
+    seen: set[str] = set()
+    for token_set in sets:
+        if not isinstance(token_set, TokenSet):
+            raise ValueError(f"token_sets holds TokenSet values, not {token_set!r}")
+        if token_set.name in seen:
+            raise ValueError(f"token set {token_set.name!r} is given twice")
+        seen.add(token_set.name)
 
 
 def selector_labels(settings: EvaluatorSettings) -> dict[str, str]:
@@ -144,6 +199,16 @@ def config_map_name(settings: EvaluatorSettings) -> str:
 def secret_name(settings: EvaluatorSettings) -> str:
     """The Secret holding the token and receiver files."""
     return f"{settings.name}-secrets"
+
+
+def token_set_secret_name(settings: EvaluatorSettings, token_set: str) -> str:
+    """The Secret holding one token set's tokens file (only that team's CI needs read access to it)."""
+    return f"{settings.name}-tokens-{token_set}"
+
+
+def token_set_volume(token_set: str) -> str:
+    """The pod volume mounting one token set's Secret."""
+    return f"tokens-{token_set}"
 
 
 def datadog_secret_name(settings: EvaluatorSettings) -> str:

@@ -21,9 +21,10 @@ from sloplane.evaluator.http.common import OrjsonResponse
 from sloplane.evaluator.http.contract import GateService
 from sloplane.evaluator.http.controls_routes import controls_router
 from sloplane.evaluator.http.gate_routes import add_gate_routes
-from sloplane.evaluator.http.guard import MAX_BODY_BYTES, RequestGuard, validation_failed
+from sloplane.evaluator.http.guard import MAX_BODY_BYTES, RequestGuard, RouteGuard, validation_failed
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.http.read_routes import add_operation_routes, add_read_routes
+from sloplane.evaluator.storage.chain_audit import ChainAudit
 from sloplane.evaluator.storage.controls import ReleaseControls
 
 DESCRIPTION = """\
@@ -33,6 +34,11 @@ decision in an append-only log.
 **Authentication.** Every `/v1` endpoint takes `Authorization: Bearer <token>`. Tokens carry
 scopes: `read` (SLOs, decisions), `gate` (ask for decisions; implies `read`) and `admin`
 (everything). A missing or unknown token is answered 401, a token without the scope 403.
+
+**Tokens limited to services or teams** act on, and see, only the SLOs of their services or owned by
+their teams: anything else (another team's SLO, gate, decisions, a freeze or incident of its
+services, and any freeze or incident of every service) is 403 with a `detail` saying what was
+refused and why; lists leave out what the token may not see.
 
 **The gate contract.** `POST /v1/gates/evaluate` answers 200 whenever the caller is authorised,
 with `decision` one of `pass`, `fail`, `inconclusive`, `error`: an invalid request or an
@@ -54,11 +60,16 @@ TAGS = [
 
 
 def create_app(
-    service: GateService, tokens: TokenStore, metrics: EvaluatorMetrics, controls: ReleaseControls | None = None
+    service: GateService,
+    tokens: TokenStore,
+    metrics: EvaluatorMetrics,
+    controls: ReleaseControls | None = None,
+    chain: ChainAudit | None = None,
 ) -> FastAPI:
     """The evaluator's ASGI application around a gate service, its tokens and its metrics.
 
-    With `controls`, also the freezes and incidents endpoints (`controls_api`).
+    With `controls`, also the freezes and incidents endpoints (`controls_api`); with `chain`, `/readyz`
+    says what verifying the decision log's hash chain found.
     """
     app = FastAPI(
         title="sloplane evaluator",
@@ -69,13 +80,14 @@ def create_app(
         default_response_class=OrjsonResponse,
         redoc_url=None,
     )
-    app.add_middleware(RequestGuard, tokens=tokens, own_body=frozenset({GATE_PATH}))
+    app.add_middleware(RequestGuard, tokens=tokens, own_body=frozenset({GATE_PATH}), metrics=metrics)
     app.add_exception_handler(RequestValidationError, validation_failed)
-    add_gate_routes(app, service, metrics, tokens)
-    add_read_routes(app, service, tokens)
-    add_operation_routes(app, service, metrics)
+    guard = RouteGuard(tokens, service.slos, metrics)
+    add_gate_routes(app, service, metrics, guard)
+    add_read_routes(app, service, guard)
+    add_operation_routes(app, service, metrics, chain)
     if controls is not None:
-        app.include_router(controls_router(controls, tokens))
+        app.include_router(controls_router(controls, guard))
     _publish_components(app)
     return app
 

@@ -9,12 +9,22 @@ A fast, unsalted hash is the right tool here, not a password hash: the tokens ar
 bytes (`new_token`), so there is nothing to guess from a leaked digest and no dictionary to
 defend against with salts or a slow KDF; a slow hash would only add latency to every request.
 
-The tokens file, YAML or JSON::
+A token may also be *limited* to services and teams (`services`, `teams`): one team's CI runner then
+cannot gate, break glass, freeze or open incidents for another team's SLOs, and sees only its own
+(`http.limits` decides what a limited token reaches). A token with neither is unrestricted, as every
+token was before limits existed, so older files mean what they meant.
+
+The tokens file, YAML or JSON (a server may read several, `token_sets`)::
 
     tokens:
       - name: ci
         sha256: 6b1f...   # hex digest of the token
         scopes: [gate]
+      - name: ci-payments
+        sha256: 0c4e...
+        scopes: [gate]
+        services: [checkout]   # optional: only SLOs of these services...
+        teams: [payments]      # ...or owned by these teams
 """
 
 from __future__ import annotations
@@ -36,7 +46,10 @@ TOKEN_PREFIX = "slp_"
 """Marks a string as a sloplane token, so secret scanners and people can recognise a leaked one."""
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_ENTRY_KEYS = ("name", "sha256", "scopes")
+_ENTRY_KEYS = ("name", "sha256", "scopes", "services", "teams")
+_LIMIT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""Services and teams are RFC 1123 labels in declarations (`declaration.types.Name`): a limit spelt
+otherwise (`Payments`) could never match an SLO, so it is refused rather than kept as a dead limit."""
 
 
 class Scope(StrEnum):
@@ -69,27 +82,58 @@ class TokenFileError(Exception):
 
 @dataclass(frozen=True)
 class TokenEntry:
-    """One token as stored: its name, the hex SHA-256 of the token, and the scopes granted."""
+    """One token as stored: its name, the hex SHA-256 of the token, the scopes granted, and its limits.
+
+    `services` and `teams` empty: unrestricted. Otherwise only SLOs of those services, or owned by
+    those teams, are within its reach.
+    """
 
     name: str
     sha256: str
     scopes: frozenset[Scope]
+    services: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
-        """The entry as written in a tokens file."""
-        return {"name": self.name, "sha256": self.sha256, "scopes": sorted(scope.value for scope in self.scopes)}
+        """The entry as written in a tokens file (limits only when it has them, as older files have none)."""
+        written: dict[str, Any] = {
+            "name": self.name,
+            "sha256": self.sha256,
+            "scopes": sorted(scope.value for scope in self.scopes),
+        }
+        if self.services:
+            written["services"] = sorted(self.services)
+        if self.teams:
+            written["teams"] = sorted(self.teams)
+        return written
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made a request: the token's name and every scope it holds (implied ones included)."""
+    """Who made a request: the token's name, every scope it holds (implied ones included), and its limits."""
 
     name: str
     scopes: frozenset[Scope]
+    services: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
 
     def allows(self, scope: Scope) -> bool:
         """Whether this principal may do what `scope` guards."""
         return scope in self.scopes
+
+    @property
+    def limited(self) -> bool:
+        """Whether the token reaches only some services' or teams' SLOs (else every SLO)."""
+        return bool(self.services or self.teams)
+
+    def limits_text(self) -> str:
+        """`services checkout and teams payments`: what the token is limited to, for refusals."""
+        parts = [
+            f"{what} {', '.join(sorted(names))}"
+            for what, names in (("services", self.services), ("teams", self.teams))
+            if names
+        ]
+        return " and ".join(parts) if parts else "nothing"
 
 
 def hash_token(token: str) -> str:
@@ -97,13 +141,31 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_token(name: str, scopes: Iterable[Scope | str]) -> tuple[str, TokenEntry]:
-    """A fresh random token (shown once, to hand over) and the entry to store for it."""
+def new_token(
+    name: str, scopes: Iterable[Scope | str], *, services: Iterable[str] = (), teams: Iterable[str] = ()
+) -> tuple[str, TokenEntry]:
+    """A fresh random token (shown once, to hand over) and the entry to store for it.
+
+    With `services` or `teams`, the token is limited to those SLOs (see the module docstring).
+    """
     granted = _scopes(list(scopes))
     if not name.strip():
         raise ValueError("a token needs a name")
+    limits = {what: limit_names(what, list(values)) for what, values in (("service", services), ("team", teams))}
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return token, TokenEntry(name=name, sha256=hash_token(token), scopes=granted)
+    entry = TokenEntry(name, hash_token(token), granted, services=limits["service"], teams=limits["team"])
+    return token, entry
+
+
+def limit_names(what: str, values: list[Any]) -> frozenset[str]:
+    """Service or team names a token is limited to, spelt as declarations spell them."""
+    bad = [repr(value) for value in values if not isinstance(value, str) or not _LIMIT_NAME.fullmatch(value)]
+    if bad:
+        raise ValueError(
+            f"{what} names are RFC 1123 names as in declarations (lowercase letters, digits and '-'), "
+            f"not {', '.join(bad)}"
+        )
+    return frozenset(values)
 
 
 def _scopes(values: list[Any]) -> frozenset[Scope]:
@@ -147,6 +209,17 @@ class TokenStore:
         not tokens, and Kubernetes mounts secrets group-readable for the pod's `fsGroup`.
         """
         source = Path(path)
+        store = cls.read_file(source, warn)
+        if not store.entries:
+            raise TokenFileError(
+                f"{source}: no tokens: a server nobody can call (add one with `sloplane token create NAME --scope ...`)"
+            )
+        return store
+
+    @classmethod
+    def read_file(cls, source: Path, warn: Callable[[str], None] | None = None) -> TokenStore:
+        """One file's tokens, possibly none (`from_file` refuses that); problems as `TokenFileError` naming the
+        file and line, the mode checked as `from_file` says."""
         _check_mode(source, warn)
         try:
             documents = read_documents(str(source), read_source(source))
@@ -156,12 +229,7 @@ class TokenStore:
             at = f"{exc.position.line}:{exc.position.column}"
             raise TokenFileError(f"{source}:{at}: not valid YAML or JSON: {exc.message}") from None
         document = documents[0] if len(documents) == 1 else None
-        store = cls.from_document(None if document is None else document.data, source=str(source), located=document)
-        if not store.entries:
-            raise TokenFileError(
-                f"{source}: no tokens: a server nobody can call (add one with `sloplane token create NAME --scope ...`)"
-            )
-        return store
+        return cls.from_document(None if document is None else document.data, source=str(source), located=document)
 
     @classmethod
     def from_document(cls, document: Any, *, source: str = "tokens", located: YamlDocument | None = None) -> TokenStore:
@@ -193,7 +261,8 @@ class TokenStore:
                 found = entry
         if found is None:
             return None
-        return Principal(name=found.name, scopes=frozenset[Scope]().union(*(scope.implied for scope in found.scopes)))
+        scopes = frozenset[Scope]().union(*(scope.implied for scope in found.scopes))
+        return Principal(found.name, scopes, services=found.services, teams=found.teams)
 
     def authenticate(self, header_value: str | None) -> Principal | None:
         """The principal behind an `Authorization` header value; None when missing, malformed or unknown."""
@@ -269,9 +338,32 @@ def _read_entry(item: Any) -> tuple[TokenEntry | None, list[tuple[tuple[str, ...
             granted = _scopes(scopes)
         except ValueError as exc:
             problems.append((("scopes",), f"`scopes`: {exc}"))
+    limits: dict[str, frozenset[str]] = {}
+    for key, example in (("services", "[checkout]"), ("teams", "[payments]")):
+        limits[key], problem = _read_limit(item, key, example)
+        if problem is not None:
+            problems.append(((key,), problem))
     if problems:
         return None, problems
-    return TokenEntry(name=str(name), sha256=str(digest).lower(), scopes=granted), []
+    entry = TokenEntry(str(name), str(digest).lower(), granted, services=limits["services"], teams=limits["teams"])
+    return entry, []
+
+
+def _read_limit(item: Mapping[Any, Any], key: str, example: str) -> tuple[frozenset[str], str | None]:
+    """A token's `services` or `teams` (absent: none), or what is wrong with it.
+
+    An empty list is refused rather than read as "no limit": whoever wrote `teams: []` meant to
+    limit the token, and an unrestricted token is the opposite of what they asked for.
+    """
+    if key not in item:
+        return frozenset(), None
+    values = item[key]
+    if not isinstance(values, list) or not values:
+        return frozenset(), f"`{key}` must be a non-empty list of names, e.g. {example} (leave it out for no limit)"
+    try:
+        return limit_names(key.removesuffix("s"), values), None
+    except ValueError as exc:
+        return frozenset(), f"`{key}`: {exc}"
 
 
 def _unknown_key(key: Any) -> str:

@@ -13,8 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sloplane.core.serialize import wire_json
 from sloplane.evaluator.http import schemas
-from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
-from sloplane.evaluator.http.guard import unauthorised
+from sloplane.evaluator.http.auth import Principal, Scope
+from sloplane.evaluator.http.guard import RouteGuard, unauthorised
+from sloplane.evaluator.http.limits import Refusal, RefusalReason
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -25,9 +26,13 @@ _bearer = HTTPBearer(
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.Problem, "description": "No bearer token, or an unknown one."},
-    403: {"model": schemas.Problem, "description": "The token lacks the scope this endpoint needs."},
+    403: {
+        "model": schemas.Problem,
+        "description": "The token lacks the scope this endpoint needs, or is limited to services or teams "
+        "this request is not about; `detail` says which.",
+    },
 }
-"""Documented on every `/v1` operation: `RequestGuard` answers 401, `requires` 403."""
+"""Documented on every `/v1` operation: `RequestGuard` answers 401, `requires` and `RouteGuard` 403."""
 
 
 class OrjsonResponse(JSONResponse):
@@ -37,7 +42,7 @@ class OrjsonResponse(JSONResponse):
         return wire_json(content)
 
 
-def requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Principal]]:
+def requires(guard: RouteGuard, scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers whose token holds `scope` (401 without a known token, 403 without it).
 
     The scope is published in the operation's security requirement (`bearer: [scope]`: OpenAPI 3.1
@@ -47,7 +52,7 @@ def requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Princi
     async def authorised(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=[scope.value])],
     ) -> Principal:
-        principal = None if credentials is None else tokens.verify(credentials.credentials)
+        principal = None if credentials is None else guard.tokens.verify(credentials.credentials)
         if principal is None:  # the guard refuses these first; kept so a route never depends on it
             presented = None if credentials is None else f"Bearer {credentials.credentials}"
             detail, challenge = unauthorised(presented)
@@ -55,7 +60,7 @@ def requires(tokens: TokenStore, scope: Scope) -> Callable[..., Awaitable[Princi
         if not principal.allows(scope):
             challenge = f'Bearer error="insufficient_scope", scope="{scope.value}"'
             detail = f"token {principal.name!r} lacks the {scope.value!r} scope"
-            raise HTTPException(403, detail, headers={"WWW-Authenticate": challenge})
+            raise guard.refused(Refusal(RefusalReason.SCOPE, detail), challenge)
         return principal
 
     return authorised

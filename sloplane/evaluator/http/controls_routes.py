@@ -4,13 +4,17 @@ Changing them is `admin` only: a freeze stops every pipeline of a service, so a 
 token must not be able to lift one. Who froze, lifted, opened or resolved is the name of the
 token that asked, never a name from the body, so the record says who really did it.
 
+A token limited to services or teams changes only the freezes and incidents of its own services
+(`limits`: a service it names, or one whose every SLO its teams own) and never one covering every
+service; it lists only those of services it sees, and the global ones (which stop its releases too).
+
 Handlers are plain functions (FastAPI runs them in its thread pool): SQLite blocks. No
 `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(admin)` annotations.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.responses import Response
@@ -19,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sloplane.core.instants import Instant
 from sloplane.core.text import PRINTABLE_NOT_BLANK
 from sloplane.evaluator.http import schemas
-from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
+from sloplane.evaluator.http.auth import Principal, Scope
 from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
+from sloplane.evaluator.http.guard import RouteGuard
 from sloplane.evaluator.http.schemas import NAME_LENGTH, TEXT_LENGTH
 from sloplane.evaluator.model import Freeze, Incident, Severity
 from sloplane.evaluator.storage.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
@@ -89,36 +94,44 @@ def _answering() -> Iterator[None]:
         raise HTTPException(400, str(error)) from None
 
 
-def controls_router(controls: ReleaseControls, tokens: TokenStore) -> APIRouter:
+def controls_router(controls: ReleaseControls, guard: RouteGuard) -> APIRouter:
     """The `/v1/freezes` and `/v1/incidents` endpoints over `controls`."""
     router = APIRouter()
-    _freeze_routes(router, controls, requires(tokens, Scope.READ), requires(tokens, Scope.ADMIN))
-    _incident_routes(router, controls, requires(tokens, Scope.READ), requires(tokens, Scope.ADMIN))
+    _freeze_routes(router, controls, guard)
+    _incident_routes(router, controls, guard)
     for path in ("/v1/freezes", "/v1/incidents"):
         method_not_allowed(router, path, "GET, POST")
     return router
 
 
-def _freeze_routes(
-    router: APIRouter, controls: ReleaseControls, reader: Callable[..., Any], admin: Callable[..., Any]
-) -> None:
+def _services(freeze: Freeze) -> list[str]:
+    """What a freeze covers, as limits read it: its service, or none for every service."""
+    return [] if freeze.service is None else [freeze.service]
+
+
+def _freeze_routes(router: APIRouter, controls: ReleaseControls, guard: RouteGuard) -> None:
+    reader, admin = requires(guard, Scope.READ), requires(guard, Scope.ADMIN)
+
     @router.get(
         "/v1/freezes",
         tags=["freezes"],
         summary="List freezes",
         description="Freezes in force now (or at `at`), newest first; with `all=true` every freeze recorded. "
         "Scope `read`.",
-        dependencies=[Depends(reader)],
         response_model=None,
         responses={200: schemas.answer(Freeze, "The freezes.", many=True), **AUTH_RESPONSES},
     )
     def list_freezes(
+        principal: Annotated[Principal, Depends(reader)],
         include_all: All = False,
         at: At = None,
         service: Annotated[str | None, Query(description="Only freezes covering it (its own and global).")] = None,
     ) -> Response:
+        if service is not None:
+            guard.service(principal, service, acting=False)
         found = controls.freezes(at=at, active_only=not include_all, service=service)
-        return OrjsonResponse([freeze.to_dict() for freeze in found])
+        shown = [freeze for freeze in found if guard.sees_services(principal, _services(freeze))]
+        return OrjsonResponse([freeze.to_dict() for freeze in shown])
 
     @router.post(
         "/v1/freezes",
@@ -135,6 +148,7 @@ def _freeze_routes(
         },
     )
     def create_freeze(body: FreezeRequest, principal: Annotated[Principal, Depends(admin)]) -> Response:
+        guard.services(principal, [] if body.service is None else [body.service], "freezing")
         with _answering():
             freeze = controls.freeze(body.service, body.reason, principal.name, until=body.until)
         return OrjsonResponse(freeze.to_dict(), status_code=201)
@@ -165,27 +179,32 @@ def _freeze_routes(
         why = body.reason if body is not None else reason
         if why is None:
             raise HTTPException(400, "give a reason for lifting the freeze, in the body or as ?reason=")
+        if principal.limited:
+            with _answering():
+                guard.services(principal, _services(controls.get_freeze(freeze_id)), "lifting a freeze of")
         with _answering():
             freeze = controls.lift(freeze_id, principal.name, why)
         return OrjsonResponse(freeze.to_dict())
 
 
-def _incident_routes(
-    router: APIRouter, controls: ReleaseControls, reader: Callable[..., Any], admin: Callable[..., Any]
-) -> None:
+def _incident_routes(router: APIRouter, controls: ReleaseControls, guard: RouteGuard) -> None:
+    reader, admin = requires(guard, Scope.READ), requires(guard, Scope.ADMIN)
+
     @router.get(
         "/v1/incidents",
         tags=["incidents"],
         summary="List incidents",
         description="Incidents open now (or at `at`), newest first; with `all=true` every incident recorded. "
         "Scope `read`.",
-        dependencies=[Depends(reader)],
         response_model=None,
         responses={200: schemas.answer(Incident, "The incidents.", many=True), **AUTH_RESPONSES},
     )
-    def list_incidents(include_all: All = False, at: At = None) -> Response:
+    def list_incidents(
+        principal: Annotated[Principal, Depends(reader)], include_all: All = False, at: At = None
+    ) -> Response:
         found = controls.incidents(at=at, open_only=not include_all)
-        return OrjsonResponse([incident.to_dict() for incident in found])
+        shown = [incident for incident in found if guard.sees_services(principal, incident.services)]
+        return OrjsonResponse([incident.to_dict() for incident in shown])
 
     @router.post(
         "/v1/incidents",
@@ -203,10 +222,13 @@ def _incident_routes(
         },
     )
     def open_incident(body: IncidentRequest, principal: Annotated[Principal, Depends(admin)]) -> Response:
+        guard.services(principal, body.services, "opening an incident for")
         with _answering():
             incident, new = controls.record_incident(
                 body.title, body.severity, principal.name, services=body.services, key=body.key
             )
+        if not new:  # the open incident with this key, perhaps another team's: answered only if it may see it
+            guard.services(principal, incident.services, "answering with an open incident of")
         return OrjsonResponse(incident.to_dict(), status_code=201 if new else 200)
 
     @router.post(
@@ -223,6 +245,9 @@ def _incident_routes(
         },
     )
     def resolve_incident(incident_id: str, principal: Annotated[Principal, Depends(admin)]) -> Response:
+        if principal.limited:
+            with _answering():
+                guard.services(principal, controls.get_incident(incident_id).services, "resolving an incident of")
         with _answering():
             incident = controls.resolve_incident(incident_id, principal.name)
         return OrjsonResponse(incident.to_dict())

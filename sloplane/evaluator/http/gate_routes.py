@@ -5,7 +5,9 @@ Rollouts' web provider (and most pipeline steps) read `{$.decision}` and treat a
 as a failure of the analysis, so a malformed request or an evaluator fault must arrive as
 `decision: error` with a reason (which the policy can tell apart from `fail`), never as a 4xx/5xx
 that looks like an unhealthy release. Only authentication (401) and authorisation (403) fail
-otherwise: a caller that may not ask must not get an answer it could mistake for one.
+otherwise: a caller that may not ask must not get an answer it could mistake for one. A token limited
+to services or teams asking about another's SLO or service is such a caller: 403, decided once the
+body is known to name a subject, before break-glass is looked at and before anything is recorded.
 
 No `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
 """
@@ -23,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 from sloplane.core.endpoints import GATE_PATH
 from sloplane.core.serialize import wire_json
 from sloplane.evaluator.http import schemas
-from sloplane.evaluator.http.auth import Principal, Scope, TokenStore
+from sloplane.evaluator.http.auth import Principal, Scope
 from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
 from sloplane.evaluator.http.contract import GateService
-from sloplane.evaluator.http.guard import MAX_BODY_BYTES
+from sloplane.evaluator.http.guard import MAX_BODY_BYTES, RouteGuard
 from sloplane.evaluator.http.metrics import DeclaredNames, EvaluatorMetrics
 from sloplane.evaluator.model import BreakGlass, GateReason, GateRequest, GateResult, Outcome
 from sloplane.evaluator.storage.decisions import DecisionLogError
@@ -64,11 +66,13 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _parse(body: bytes | None, principal: Principal) -> GateRequest | dict[str, Any]:
+def _parse(body: bytes | None, principal: Principal, guard: RouteGuard) -> GateRequest | dict[str, Any]:
     """The request to decide, or the `error` answer saying why the body is not one.
 
-    A break-glass override takes the `admin` scope and the token's name as the identity: the
-    record must say who let the release through, and that cannot be something the body claims.
+    A limited token is refused (HTTPException 403) for a subject outside its reach: both the SLO and
+    the service when the body names both, so neither can smuggle in the other. A break-glass override
+    takes the `admin` scope and the token's name as the identity: the record must say who let the
+    release through, and that cannot be something the body claims.
     """
     if body is None:
         message = f"the gate request is invalid: body: larger than {MAX_BODY_BYTES} bytes"
@@ -77,6 +81,10 @@ def _parse(body: bytes | None, principal: Principal) -> GateRequest | dict[str, 
         parsed = schemas.GateRequest.model_validate_json(body or b"null")
     except ValidationError as error:
         return _invalid_request(error)
+    if parsed.slo is not None:
+        guard.slo(principal, parsed.slo)
+    if parsed.service is not None:
+        guard.service(principal, parsed.service)
     fields = parsed.model_dump(exclude={"breakGlass"})
     override = None
     if parsed.breakGlass is not None:
@@ -119,16 +127,18 @@ class _Names:
 
 
 class _Gate:
-    """Answers gate requests: parse, decide, count; never raises."""
+    """Answers gate requests: parse, decide, count; raises nothing but a limited token's 403."""
 
-    def __init__(self, service: GateService, metrics: EvaluatorMetrics) -> None:
+    def __init__(self, service: GateService, metrics: EvaluatorMetrics, guard: RouteGuard) -> None:
         self._service = service
         self._metrics = metrics
+        self._guard = guard
         self._names = _Names(service)
 
     def answer(self, body: bytes | None, principal: Principal) -> dict[str, Any]:
+        """The answer to one request; raises only the 403 of a limited token asking outside its reach."""
         started = time.perf_counter()
-        request = _parse(body, principal)
+        request = _parse(body, principal, self._guard)
         answer = request if isinstance(request, dict) else self._decide(request)
         self._count(request, answer)
         self._metrics.observe_decision_seconds(time.perf_counter() - started)
@@ -173,10 +183,10 @@ class _Gate:
             )
 
 
-def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetrics, tokens: TokenStore) -> None:
+def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetrics, guard: RouteGuard) -> None:
     """`POST` and `GET` `/v1/gates/evaluate` (scope `gate`), and a 405 naming both for any other method."""
-    gate = _Gate(service, metrics)
-    requires_gate = requires(tokens, Scope.GATE)
+    gate = _Gate(service, metrics, guard)
+    requires_gate = requires(guard, Scope.GATE)
 
     @app.post(
         GATE_PATH,
@@ -184,8 +194,8 @@ def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetric
         summary="Decide whether a release may proceed",
         description=(
             "Decides on one SLO, or on every SLO of a service (the most severe outcome wins), and records "
-            "each decision. Scope `gate`. Always 200 for an authorised caller: an invalid body or an "
-            "evaluator fault is `decision: error` with a reason."
+            "each decision. Scope `gate`; a limited token only for its services' or teams' SLOs. Always 200 "
+            "for an authorised caller: an invalid body or an evaluator fault is `decision: error` with a reason."
         ),
         response_model=None,
         responses={

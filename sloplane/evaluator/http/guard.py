@@ -13,21 +13,30 @@ costs 300 MB before its 401. This ASGI middleware runs first:
   propagating to the server, which would drop the keep-alive connection.
 
 Validation errors (422) list what was wrong, never the input itself: `input_excerpt` bounds them.
+
+`RouteGuard` is what the routes ask afterwards, once they know what a request is about: whether the
+token holds the route's scope (`common.requires`) and, for a token limited to services or teams,
+whether the SLO, service, freeze or incident is within its reach (`limits`). Every refusal, 401s from
+the middleware included, is counted in `sloplane_auth_refusals_total{reason}`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from sloplane.core.serialize import wire_json
 from sloplane.core.text import excerpt
-from sloplane.evaluator.http.auth import TokenStore, parse_bearer
+from sloplane.evaluator.http import limits
+from sloplane.evaluator.http.auth import Principal, TokenStore, parse_bearer
+from sloplane.evaluator.http.limits import Ownership, Refusal, RefusalReason
+from sloplane.evaluator.http.metrics import EvaluatorMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +65,19 @@ def unauthorised(header_value: str | None) -> tuple[str, str]:
 class RequestGuard:
     """The ASGI middleware described above; `own_body` paths read and bound their bodies themselves."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenStore, own_body: frozenset[str], limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: TokenStore,
+        own_body: frozenset[str],
+        limit: int = MAX_BODY_BYTES,
+        metrics: EvaluatorMetrics | None = None,
+    ) -> None:
         self.app = app
         self.tokens = tokens
         self.own_body = own_body
         self.limit = limit
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +89,8 @@ class RequestGuard:
             header = headers.get(b"authorization")
             presented = header.decode("latin-1") if header is not None else None
             if self.tokens.authenticate(presented) is None:
+                if self.metrics is not None:
+                    self.metrics.record_refusal(RefusalReason.UNAUTHENTICATED)
                 detail, challenge = unauthorised(presented)
                 await _answer(send, 401, {"detail": detail}, {"www-authenticate": challenge})
                 return
@@ -146,6 +165,70 @@ async def _answer(send: Send, status: int, content: dict[str, Any], extra: dict[
         headers.append((b"connection", b"close"))  # the rest of an unread body must not be parsed as a request
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class RouteGuard:
+    """What the routes ask before acting for a caller: the token's scope, and a limited token's reach.
+
+    The fleet's owners are read once, at the first limited request (`slos` is `GateService.slos`): the
+    declarations a server loaded do not change while it runs, and an unrestricted token never pays
+    for them.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenStore,
+        slos: Callable[[], Iterable[Mapping[str, object]]],
+        metrics: EvaluatorMetrics | None = None,
+    ) -> None:
+        self.tokens = tokens
+        self._slos = slos
+        self._metrics = metrics
+        self._owners: Ownership | None = None
+        self._lock = threading.Lock()
+        if metrics is not None:
+            metrics.expect_refusals(reason.value for reason in RefusalReason)
+
+    def owners(self) -> Ownership:
+        """Each SLO's service and team."""
+        with self._lock:
+            if self._owners is None:
+                self._owners = Ownership(self._slos())
+            return self._owners
+
+    def refused(self, refusal: Refusal, challenge: str = 'Bearer error="insufficient_scope"') -> HTTPException:
+        """The 403 for `refusal`, counted; the caller raises it."""
+        if self._metrics is not None:
+            self._metrics.record_refusal(refusal.reason)
+        logger.info("refused token: %s", refusal.detail)
+        return HTTPException(403, refusal.detail, headers={"WWW-Authenticate": challenge})
+
+    def _check(self, refusal: Refusal | None) -> None:
+        if refusal is not None:
+            raise self.refused(refusal)
+
+    def slo(self, principal: Principal, name: str) -> None:
+        """403 unless the token reaches this SLO."""
+        if principal.limited:
+            self._check(limits.slo_refusal(principal, self.owners(), name))
+
+    def service(self, principal: Principal, name: str, *, acting: bool = True) -> None:
+        """403 unless the token may act on (`acting=False`: see) this service."""
+        if principal.limited:
+            self._check(limits.service_refusal(principal, self.owners(), name, acting=acting))
+
+    def services(self, principal: Principal, services: Sequence[str], action: str) -> None:
+        """403 unless the token may do `action` (`freezing`) to all of `services` (none: every service)."""
+        if principal.limited:
+            self._check(limits.services_refusal(principal, self.owners(), services, action))
+
+    def sees_slo(self, principal: Principal, name: str) -> bool:
+        """Whether an SLO (a summary, a decision) belongs in the token's lists."""
+        return not principal.limited or limits.reaches_slo(principal, self.owners(), name)
+
+    def sees_services(self, principal: Principal, services: Sequence[str]) -> bool:
+        """Whether a freeze or incident covering `services` (none: every one) belongs in the token's lists."""
+        return not principal.limited or limits.sees_services(principal, self.owners(), services)
 
 
 async def validation_failed(request: Request, error: Exception) -> JSONResponse:

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from sloplane.core.names import SLOPLANE_DECISIONS_METRIC
 from sloplane.evaluator.model import Outcome
+from sloplane.evaluator.storage.chain_audit import ChainState, ChainStatus
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,12 @@ class EvaluatorMetrics:
         )
         for result in ("hit", "miss"):  # both series exist from the start, so a hit ratio is never undefined
             self._cache.labels(result=result)
+        self._refusals = Counter(
+            "sloplane_auth_refusals",
+            "Requests the API refused a caller (401 or 403), by reason (see http.limits.RefusalReason).",
+            ("reason",),
+            registry=self.registry,
+        )
 
     def record_decision(
         self,
@@ -123,6 +130,15 @@ class EvaluatorMetrics:
             slo, service, stage = names.labels(slo, stage, service)
         outcome = str(decision) if str(decision) in _OUTCOMES else Outcome.ERROR.value
         self._decisions.labels(slo=slo, service=service or "", stage=stage or "", decision=outcome).inc()
+
+    def expect_refusals(self, reasons: Iterable[str]) -> None:
+        """Create the refusal series at 0, so `increase()` over them is defined before the first refusal."""
+        for reason in reasons:
+            self._refusals.labels(reason=reason)
+
+    def record_refusal(self, reason: str) -> None:
+        """One refused request; `reason` is one of a closed set, never a value the caller chose."""
+        self._refusals.labels(reason=reason).inc()
 
     def observe_decision_seconds(self, seconds: float) -> None:
         """How long one gate request took to answer."""
@@ -169,6 +185,37 @@ class EvaluatorMetrics:
             yield GaugeMetricFamily(
                 "sloplane_major_incidents_open", "Major incidents open now (each freezes releases).", value=incidents()
             )
+
+        self.registry.register(_Scraped(families))
+
+    def watch_chain(self, state: Callable[[], ChainState]) -> None:
+        """The decision log's hash chain as verified on start (`storage.chain_audit`), read at every scrape.
+
+        `sloplane_decision_chain_intact` is 1 or 0 once the walk has ended (0: broken, or the log could not
+        be read) and absent while `sloplane_decision_chain_verifying` is 1; `..._records` counts the
+        records that verified (before the first broken one).
+        """
+
+        def families() -> Iterable[Metric]:
+            now = state()
+            verifying = now.status is ChainStatus.VERIFYING
+            yield GaugeMetricFamily(
+                "sloplane_decision_chain_verifying",
+                "1 while the decision log's hash chain is being verified (on start), else 0.",
+                value=float(verifying),
+            )
+            if not verifying:
+                yield GaugeMetricFamily(
+                    "sloplane_decision_chain_intact",
+                    "1 when the decision log's hash chain verified intact on start, 0 when broken or unreadable.",
+                    value=float(now.status is ChainStatus.INTACT),
+                )
+            if now.report is not None:
+                yield GaugeMetricFamily(
+                    "sloplane_decision_chain_records",
+                    "Decision records whose hash chain verified on start (up to the first broken one).",
+                    value=float(now.report.records),
+                )
 
         self.registry.register(_Scraped(families))
 

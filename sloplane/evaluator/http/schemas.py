@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic.alias_generators import to_camel
@@ -192,8 +192,30 @@ class Problem(BaseModel):
     detail: str
 
 
+class BrokenRecord(BaseModel):
+    """The first record where the decision log's hash chain does not hold."""
+
+    seq: int
+    id: str
+    reason: str = Field(description="What is wrong: changed, inserted, deleted before it, backdated.")
+
+
+class DecisionChain(_Shape):
+    """The decision log's hash chain as verified when the evaluator started (`sloplane decisions verify`)."""
+
+    state: Literal["verifying", "intact", "broken", "failed"]
+    records: int | None = Field(None, description="Records that verified, up to the first broken one.")
+    head: str | None = Field(None, description="The hash of the last record that verified.")
+    first_broken: BrokenRecord | None = None
+    reason: str | None = Field(None, description="Why the log could not be verified (state `failed`).")
+    seconds: float | None = Field(None, description="How long verifying took.")
+
+
 class Health(BaseModel):
     """The process is up (or, for /readyz, can serve decisions)."""
 
     status: str
     reason: str | None = None
+    decisionChain: DecisionChain | None = Field(  # noqa: N815 (the wire name)
+        None, description="/readyz of `sloplane serve`: what verifying the decision log's hash chain found."
+    )

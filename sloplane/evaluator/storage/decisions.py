@@ -10,13 +10,29 @@ mode lets readers see the last committed state while a write is in progress); ap
 serialised by a lock in the process, so writer threads queue on a mutex instead of polling in
 SQLite's busy handler. The busy timeout still covers other processes (the CLI reading the log).
 A connection is closed when its thread ends or when the log is closed.
+
+The hash chain (`storage.chain`, schema version 3): each row carries `prev_hash`, the hash of the row
+before it, and `hash`, its own, so that a writer with access to the file (who can drop the triggers)
+cannot edit, delete, insert or backdate a record without `verify` naming it. An append reads the last
+row inside its write transaction (`BEGIN IMMEDIATE`), never from memory: `serve` and the CLI (`sloplane
+gate --prometheus`) may append to one file, and one sequence with one chain must come out of both.
+`seq` is assigned explicitly, the last one plus one, so that it is contiguous from 1 as the chain needs.
+The schema and its migrations (a version 2 file is chained as found) are `decisions_schema.py`.
+
+The chain key: with `SLOPLANE_CHAIN_KEY` in the environment (or `chain_key` given) the hashes are
+HMACs under it, so someone who can write the file but does not hold the key (kept in a Secret the
+volume's other users cannot read) cannot recompute a rewritten tail. Every process that appends to a
+log, and `sloplane decisions verify`, must use the same key for the log's whole life: a record hashed
+under another key (or none) is reported as changed. Without a key the chain is plain SHA-256, which
+finds every edit that does not also recompute the rest of the log.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,66 +40,28 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sloplane.core.serialize import wire_json
-from sloplane.evaluator.model import Decision, Outcome, ReleaseSpan
+from sloplane.evaluator.model import ChainReport, Decision, Outcome, ReleaseSpan
+from sloplane.evaluator.storage import chain
+from sloplane.evaluator.storage.chain import GENESIS, record_hash
+from sloplane.evaluator.storage.decisions_schema import CHAIN_ROWS, LAST_POSSIBLE_SEQ, prepare, roll_back
 from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import DecisionLog
 
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    decided_at TEXT NOT NULL,
-    evaluated_at TEXT,
-    slo TEXT NOT NULL,
-    stage TEXT,
-    service TEXT,
-    revision TEXT,
-    pipeline TEXT,
-    rollout TEXT,
-    outcome TEXT NOT NULL,
-    policy_version TEXT NOT NULL,
-    record TEXT NOT NULL,
-    requested_at TEXT
-);
-CREATE INDEX IF NOT EXISTS decisions_by_slo ON decisions (slo, decided_at);
-CREATE INDEX IF NOT EXISTS decisions_by_outcome ON decisions (outcome, decided_at);
-CREATE INDEX IF NOT EXISTS decisions_by_decided_at ON decisions (decided_at);
-CREATE INDEX IF NOT EXISTS decisions_by_revision ON decisions (revision);
-CREATE INDEX IF NOT EXISTS decisions_by_service ON decisions (service, decided_at);
-CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
-BEGIN
-    SELECT RAISE(ABORT, 'the decision log is append-only: recorded decisions cannot be changed');
-END;
-CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
-BEGIN
-    SELECT RAISE(ABORT, 'the decision log is append-only: recorded decisions cannot be deleted');
-END;
-"""
-"""`requested_at` is the request's `at`: NULL for a live gate, set for a replay (back-testing), which
-must never count as deployment history. `seq` is the rowid made explicit: an INTEGER PRIMARY KEY
-keeps its values through VACUUM, so insertion order (what a resumable export walks) is stable. `id`
-stays unique. Times are UTC text of fixed width, so comparing them as strings compares the instants."""
-
-_MIGRATE_TO_2 = """
-ALTER TABLE decisions ADD COLUMN requested_at TEXT;
-DROP TRIGGER IF EXISTS decisions_no_update;
-UPDATE decisions SET requested_at = json_extract(record, '$.request.at');
-"""
-"""Version 1 files kept replays apart only inside the JSON record: the column is filled from it, with
-the append-only trigger lifted for that one statement inside the migration's transaction (`_SCHEMA`
-puts it back before the transaction commits)."""
+CHAIN_ROW = chain.CHAIN_ROW
+"""The columns of a row as `chain.verify` reads it; named here too, as the stores' callers knew it."""
+CHAIN_KEY_ENV = "SLOPLANE_CHAIN_KEY"
+"""The environment variable the chain key is read from (text, used as its UTF-8 bytes; empty: no key)."""
 
 _INSERT = """
-INSERT INTO decisions (id, decided_at, evaluated_at, slo, stage, service, revision, pipeline, rollout,
-                       outcome, policy_version, record, requested_at)
-VALUES (:id, :decided_at, :evaluated_at, :slo, :stage, :service, :revision, :pipeline, :rollout,
-        :outcome, :policy_version, :record, :requested_at)
+INSERT INTO decisions (seq, id, decided_at, evaluated_at, slo, stage, service, revision, pipeline, rollout,
+                       outcome, policy_version, record, requested_at, prev_hash, hash)
+VALUES (:seq, :id, :decided_at, :evaluated_at, :slo, :stage, :service, :revision, :pipeline, :rollout,
+        :outcome, :policy_version, :record, :requested_at, :prev_hash, :hash)
 """
+
+_LAST = "SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1"
 
 _RELEASES = """
 SELECT grouped.release, grouped.first, grouped.last, grouped.decisions, latest.pipeline, latest.outcome
@@ -120,77 +98,94 @@ def _encode(record: dict[str, Any]) -> str:
     return wire_json(record).decode()
 
 
-def _row(decision: Decision) -> dict[str, Any]:
-    record = decision.to_dict()
-    evaluated = decision.evaluated_at
+def _time_text(value: Any) -> str | None:
+    """A time from a record's JSON as the columns hold it (fixed-width UTC text), None for none."""
+    return None if value is None else utc_text(datetime.fromisoformat(str(value)))
+
+
+def record_columns(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns a decision is stored under (what the log is searched by and the chain hashes, all but
+    `seq`), from its `to_dict()` form.
+
+    From the JSON rather than the `Decision`, so that whoever holds only the JSON (the S3 export, read
+    back to be verified) derives exactly the columns the store wrote. Raises KeyError, TypeError or
+    ValueError for something that is not a decision's JSON.
+    """
+    request = record.get("request") or {}
     return {
-        "id": decision.id,
-        "decided_at": utc_text(decision.decided_at),
-        "evaluated_at": None if evaluated is None else utc_text(evaluated),
-        "slo": decision.slo,
-        "stage": decision.stage,
-        "service": record.get("service") or decision.request.service,
-        "revision": decision.request.revision,
-        "pipeline": decision.request.pipeline,
-        "rollout": decision.request.rollout,
-        "outcome": decision.outcome.value,
-        "policy_version": decision.policy_version,
-        "record": _encode(record),
-        "requested_at": None if decision.request.at is None else utc_text(decision.request.at),
+        "id": record["id"],
+        "decided_at": _time_text(record["decidedAt"]),
+        "evaluated_at": _time_text(record.get("evaluatedAt")),
+        "slo": record["slo"],
+        "stage": record.get("stage"),
+        "service": record.get("service") or request.get("service"),
+        "revision": request.get("revision"),
+        "pipeline": request.get("pipeline"),
+        "rollout": request.get("rollout"),
+        "outcome": record["decision"],
+        "policy_version": record["policyVersion"],
+        "record": _encode(dict(record)),
+        "requested_at": _time_text(request.get("at")),
     }
 
 
-def _prepare(connection: sqlite3.Connection, path: Path) -> str:
-    """Switch to WAL, check the schema version and create what is missing; the journal mode in use.
+def _row(decision: Decision) -> dict[str, Any]:
+    return record_columns(decision.to_dict())
 
-    `BEGIN IMMEDIATE` takes the write lock, so a read-only file or folder is reported here, when
-    the evaluator starts, rather than at its first decision.
-    """
-    try:
-        mode = str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise DecisionLogError(
-                f"the decision log at {path} has schema version {version}; this sloplane reads up to {SCHEMA_VERSION}"
-            )
-        migration = _MIGRATE_TO_2 if version == 1 else ""
-        # One script, one transaction: executescript() would commit a transaction begun outside it.
-        script = f"BEGIN IMMEDIATE;\n{migration}{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-        connection.executescript(script)
-    except sqlite3.Error as exc:
-        if connection.in_transaction:
-            connection.rollback()
-        raise DecisionLogError(f"cannot write the decision log at {path}: {exc}") from exc
-    return mode
+
+def chain_key_from_environment() -> bytes | None:
+    """`SLOPLANE_CHAIN_KEY` as bytes, or None when unset or empty."""
+    text = os.environ.get(CHAIN_KEY_ENV, "")
+    return text.encode() if text else None
 
 
 class SqliteDecisionLog(SqliteStore):
-    """The `DecisionLog` on a SQLite file (created, with its folder, when missing)."""
+    """The `DecisionLog` on a SQLite file (created, with its folder, when missing).
 
-    def __init__(self, path: str | Path) -> None:
+    `chain_key`: the key the chain's hashes are HMACs under; None reads `SLOPLANE_CHAIN_KEY` (see the
+    module's docstring), whose absence means plain SHA-256.
+    """
+
+    def __init__(self, path: str | Path, *, chain_key: bytes | None = None) -> None:
         self.path = Path(path)
         if str(path) == ":memory:":
             raise DecisionLogError("the decision log needs a file: each thread would see its own in-memory database")
         create_folder(self.path, "the decision log", DecisionLogError)
+        self._key = chain_key if chain_key is not None else chain_key_from_environment()
         self._connections = ThreadConnections(self.path, "the decision log", DecisionLogError)
         self._write_lock = threading.Lock()
         self._write_problem: str | None = None
-        self.journal_mode = _prepare(self._connections.get(), self.path)
+        self.journal_mode = prepare(self._connections.get(), self.path, self._key, DecisionLogError)
         """`wal` normally; a file system without shared memory (some network mounts) keeps `delete`."""
 
     def append(self, decision: Decision) -> None:
-        """Record one decision; a decision whose id is already recorded is refused."""
+        """Record one decision, chained to the last one; a decision whose id is already recorded is refused."""
         row = _row(decision)
         connection = self._connections.get()
         try:
             with self._write_lock:
-                connection.execute(_INSERT, row)
+                self._append(connection, row)
         except sqlite3.IntegrityError:
             raise DecisionLogError(f"decision {decision.id} is already in the decision log at {self.path}") from None
         except sqlite3.Error as exc:
             self._write_problem = f"cannot write {self.path}: {exc}"
             raise DecisionLogError(f"cannot record decision {decision.id} in {self.path}: {exc}") from None
         self._write_problem = None
+
+    def _append(self, connection: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """One write transaction: the last row is read under the write lock another process would need too,
+        so the link and the `seq` are the file's, not this process's idea of it."""
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            last = connection.execute(_LAST).fetchone()
+            seq, previous = (1, GENESIS) if last is None else (int(last[0]) + 1, last[1] or GENESIS)
+            linked = {**row, "seq": seq, "prev_hash": previous}
+            linked["hash"] = record_hash(linked, previous, self._key)
+            connection.execute(_INSERT, linked)
+            connection.execute("COMMIT")
+        except BaseException:
+            roll_back(connection)
+            raise
 
     def problem(self) -> str | None:
         """Why the log cannot be used now: the last append failed (until a write succeeds), or it cannot be read.
@@ -296,6 +291,34 @@ class SqliteDecisionLog(SqliteStore):
         """The `seq` of the newest decision (0 when empty): where an export run stops, so it is bounded."""
         ((last,),) = self._read("SELECT coalesce(max(seq), 0) FROM decisions", ())
         return int(last)
+
+    def chain_rows(
+        self, after_seq: int = 0, until_seq: int | None = None, *, batch_size: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        """Rows as the chain reads them (`CHAIN_ROW`: the hashed columns, `prev_hash`, `hash`), in seq order,
+        after `after_seq` and up to `until_seq` (default: all).
+
+        Batches are separate short read transactions, as in `iter_with_seq`: a walk over millions of
+        rows holds one batch in memory and no snapshot open.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        position, last = after_seq, LAST_POSSIBLE_SEQ if until_seq is None else until_seq
+        while True:
+            found = self._read(CHAIN_ROWS, (position, last, batch_size))
+            if not found:
+                return
+            for values in found:
+                yield dict(zip(CHAIN_ROW, values, strict=True))
+            position = found[-1][0]
+
+    def verify(self) -> ChainReport:
+        """Walk the chain from the first record to the last one there when the walk starts.
+
+        Bounded by the last `seq` at the start, so a walk on a busy log ends; what is appended meanwhile
+        is chained to what was walked, and found by the next walk.
+        """
+        return chain.verify(self.chain_rows(until_seq=self.last_seq()), self._key)
 
     def _position_of(self, decision_id: str) -> int:
         rows = self._read("SELECT seq FROM decisions WHERE id = ?", (decision_id,))

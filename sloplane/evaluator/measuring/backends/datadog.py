@@ -34,7 +34,15 @@ import requests
 
 from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind
 from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker, guarded
-from sloplane.evaluator.measuring.backends.http import json_of, retry_after, send, session_for
+from sloplane.evaluator.measuring.backends.http import (
+    json_of,
+    retry_after,
+    scrubbing,
+    secret_values,
+    send,
+    session_for,
+    without_credentials,
+)
 
 T = TypeVar("T")
 
@@ -252,7 +260,8 @@ class DatadogCounts:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = lambda: random.uniform(0.0, 0.25),
     ) -> None:
-        self.url = api_url(url)
+        self.url, self._auth = without_credentials(api_url(url))
+        """The API's URL without `user:password@` (a proxy's, sent as basic auth): it is named in messages."""
         self.delay = delay
         self.max_queries = max_queries
         self.timeout = timeout
@@ -261,6 +270,7 @@ class DatadogCounts:
         self.breaker = breaker or CircuitBreaker()
         self._session = session or session_for(self.url)
         self._headers = {"DD-API-KEY": api_key, "DD-APPLICATION-KEY": app_key, "Content-Type": "application/json"}
+        self._secrets = secret_values(self._auth, {"DD-API-KEY": api_key, "DD-APPLICATION-KEY": app_key})
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
@@ -331,8 +341,9 @@ class DatadogCounts:
                 },
             }
         }
-        payload, waited = self._post(body)
-        return _table(payload, len(batch), grouped), waited
+        with scrubbing(self._secrets):  # an answer, even a 200's `errors`, may quote the keys it was sent
+            payload, waited = self._post(body)
+            return _table(payload, len(batch), grouped), waited
 
     def _post(self, body: dict[str, Any]) -> tuple[Any, float]:
         """One request under the shared rate limit, and the seconds waited for it; typed BackendErrors
@@ -354,6 +365,7 @@ class DatadogCounts:
                 timeout=self.timeout,
                 json=body,
                 headers=self._headers,
+                auth=self._auth,
             )
             with self._count_lock:
                 self.requests_sent += 1
@@ -399,7 +411,9 @@ class DatadogCounts:
     def healthy(self) -> tuple[bool, str]:
         """Whether the keys are accepted (`GET /api/v1/validate`)."""
         try:
-            response = self._session.get(f"{self.url}/api/v1/validate", headers=self._headers, timeout=self.timeout)
+            response = self._session.get(
+                f"{self.url}/api/v1/validate", headers=self._headers, timeout=self.timeout, auth=self._auth
+            )
         except requests.RequestException as error:
             return False, f"{self.url}: {type(error).__name__}"
         return (True, "ok") if response.status_code == 200 else (False, f"HTTP {response.status_code} from validate")

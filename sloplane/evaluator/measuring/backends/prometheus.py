@@ -16,7 +16,16 @@ import requests
 
 from sloplane.evaluator.measuring.backends.base import BackendError, FailureKind, RangeSeries, Sample
 from sloplane.evaluator.measuring.backends.breaker import CircuitBreaker, guarded
-from sloplane.evaluator.measuring.backends.http import Observer, json_of, retry_after, send, session_for
+from sloplane.evaluator.measuring.backends.http import (
+    Observer,
+    json_of,
+    retry_after,
+    scrubbing,
+    secret_values,
+    send,
+    session_for,
+    without_credentials,
+)
 
 T = TypeVar("T")
 
@@ -76,14 +85,16 @@ class PrometheusBackend:
         observe: Observer | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.url, self._auth = without_credentials(url.rstrip("/"))
+        """The URL without `user:password@` (those go as basic auth): it is named in messages."""
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.breaker = breaker or CircuitBreaker()
-        self._session = session or session_for(url)
+        self._session = session or session_for(self.url)
         self._observe = observe
         self._headers = headers or {}
+        self._secrets = secret_values(self._auth, self._headers)
 
     def _post(self, path: str, form: dict[str, str]) -> requests.Response:
         return send(
@@ -94,10 +105,12 @@ class PrometheusBackend:
             observe=self._observe,
             data=form,
             headers=self._headers,
+            auth=self._auth,
         )
 
     def _attempt(self, expression: str, at: datetime) -> list[Sample]:
-        return _samples(self._answer("/api/v1/query", {"query": expression, "time": f"{at.timestamp():.3f}"}))
+        with scrubbing(self._secrets):
+            return _samples(self._answer("/api/v1/query", {"query": expression, "time": f"{at.timestamp():.3f}"}))
 
     def _attempt_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
         form = {
@@ -106,7 +119,8 @@ class PrometheusBackend:
             "end": f"{end.timestamp():.3f}",
             "step": f"{step.total_seconds():g}",
         }
-        return _range_series(self._answer("/api/v1/query_range", form))
+        with scrubbing(self._secrets):
+            return _range_series(self._answer("/api/v1/query_range", form))
 
     def _answer(self, path: str, form: dict[str, str]) -> Any:
         """The decoded JSON of a successful answer; typed BackendErrors for everything else."""
