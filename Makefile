@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# promtool, a Prometheus server and amtool, from Debian (tests run them as real parts).
+# promtool, a Prometheus server, amtool and a PostgreSQL server, from Debian (tests run them as real parts).
 system-packages:
 	tools/install-system-packages.sh
 

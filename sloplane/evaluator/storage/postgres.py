@@ -1,0 +1,454 @@
+"""The decision log on PostgreSQL: the log `SqliteDecisionLog` keeps, shared by every evaluator replica.
+
+Why: replicas on one SQLite file need POSIX locks over a network file system, which are unreliable, and
+replicas with a file each keep one history each. One PostgreSQL database gives every replica the same
+log, one `seq` order and one hash chain. It behaves as the SQLite log does — same columns, same filters
+and order, the same JSON records back — so the evaluator, the export and the tests do not care which.
+
+Appends: one short transaction locks the one-row chain head (`postgres_schema`), takes the next `seq`
+and the previous hash, and inserts the record with its hash while moving the head, in one statement. The
+hash is `chain.record_hash` over the very columns the SQLite log stores (`record_columns`), an HMAC when
+a chain key is set (by argument or `SLOPLANE_CHAIN_KEY`): the same decisions make the same chain in
+either store. Appends from all replicas queue on that row lock, so `seq` is contiguous from 1; readers
+never wait for it.
+
+Connections: a `psycopg_pool.ConnectionPool`, autocommit (a read is one statement; a write opens its
+own transaction). After PostgreSQL restarts, the pool's idle connections are dead; the first use of one
+fails at once, the pool is then checked (every dead idle connection dropped) and the operation tried
+once more on a fresh connection — unless what failed was the COMMIT of an append, which may have been
+applied: that one is reported, never repeated. No connection within the timeout is reported with the
+reason a fresh connection attempt gives (refused, unknown host, authentication).
+
+Messages name the database by its URL without the password, and pass through `Secrets.scrub` first
+(`postgres_conninfo`): they reach logs, `/readyz` and gate answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
+
+import orjson
+from psycopg import Connection, OperationalError, connect, errors
+from psycopg import Error as DriverError
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from sloplane.evaluator.model import Decision, Outcome, ReleaseSpan
+from sloplane.evaluator.storage import chain
+from sloplane.evaluator.storage.chain import CHAIN_ROW
+from sloplane.evaluator.storage.decisions import (
+    DecisionLogError,
+    chain_key_from_environment,
+    record_columns,
+    utc_text,
+)
+from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
+from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
+
+if TYPE_CHECKING:
+    from sloplane.evaluator.contracts import DecisionLog
+
+POOL_SIZE = 10
+"""Connections per replica at most: gate requests run on a thread pool; appends queue on the head row anyway."""
+TIMEOUT_SECONDS = 5.0
+"""How long an append or a read waits for a connection before it fails (a gate must answer)."""
+PROBE_TIMEOUT_SECONDS = 1.0
+"""How long `problem()` waits for a connection: readiness probes call it, and must not hang."""
+RECONNECT_SECONDS = 10.0
+"""How long the pool retries one connection (backing off) before a new request starts afresh: bounds the
+wait after PostgreSQL returns, which would otherwise be up to half of psycopg_pool's five minutes."""
+VERIFY_BATCH = 1000
+"""Rows `verify` fetches per round trip from its server-side cursor: memory stays bounded on any log."""
+
+_LAST_POSSIBLE_SEQ = 2**63 - 1
+_Result = TypeVar("_Result")
+_Connection = Connection[tuple[Any, ...]]
+
+_HEAD = "SELECT seq, hash FROM decision_chain_head WHERE id = 1 FOR UPDATE"
+
+_APPEND = """
+WITH appended AS (
+    INSERT INTO decisions (seq, id, decided_at, evaluated_at, slo, stage, service, revision, pipeline, rollout,
+                           outcome, policy_version, record, requested_at, prev_hash, hash)
+    VALUES (%(seq)s, %(id)s, %(decided_at)s::timestamptz, %(evaluated_at)s::timestamptz, %(slo)s, %(stage)s,
+            %(service)s, %(revision)s, %(pipeline)s, %(rollout)s, %(outcome)s, %(policy_version)s, %(record)s,
+            %(requested_at)s::timestamptz, %(prev_hash)s, %(hash)s)
+    RETURNING seq, hash
+)
+UPDATE decision_chain_head AS head SET seq = appended.seq, hash = appended.hash FROM appended WHERE head.id = 1
+"""
+"""The record and the head's move in one statement: one round trip fewer inside the locked transaction."""
+
+_RELEASES = """
+SELECT grouped.release, grouped.first, grouped.last, grouped.decisions, latest.pipeline, latest.outcome
+FROM (
+    SELECT coalesce(revision, pipeline) AS release, min(decided_at) AS first, max(decided_at) AS last,
+           count(*) AS decisions, max(seq) AS last_seq
+    FROM decisions
+    WHERE service = %(service)s AND decided_at >= %(since)s::timestamptz AND requested_at IS NULL
+          AND evaluated_at IS NOT NULL AND coalesce(revision, pipeline) IS NOT NULL
+    GROUP BY coalesce(revision, pipeline)
+) AS grouped JOIN decisions AS latest ON latest.seq = grouped.last_seq
+ORDER BY grouped.first, grouped.release
+"""
+"""As the SQLite log's: each live-gated release of a service since `since`, its last decision's pipeline and outcome."""
+
+_CHAIN_ROWS = f"SELECT {', '.join(CHAIN_ROW)} FROM decisions WHERE seq > %s AND seq <= %s ORDER BY seq"
+_ALL_CHAIN_ROWS = f"SELECT {', '.join(CHAIN_ROW)} FROM decisions ORDER BY seq"
+_TIME_COLUMNS = ("decided_at", "evaluated_at", "requested_at")
+
+
+class PostgresDecisionLog:
+    """The `DecisionLog` on a PostgreSQL database, given as a `postgresql://` URL; migrated when opened.
+
+    The password comes from the URL, from `password_file` (its whole content), or from libpq's environment
+    (`PGPASSWORD`, `PGPASSFILE`); it is never part of a message. `chain_key`: the key the chain's hashes are
+    HMACs under; None reads `SLOPLANE_CHAIN_KEY`, as the SQLite log does (no key: plain SHA-256).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        chain_key: bytes | None = None,
+        password_file: str | Path | None = None,
+        pool_size: int = POOL_SIZE,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
+        try:
+            self._target: Target = target(url, password_file)
+        except ConninfoError as error:
+            raise DecisionLogError(str(error)) from None
+        self.where = self._target.where
+        """The database's URL without its password: what messages and `/readyz` say."""
+        self._key = chain_key if chain_key is not None else chain_key_from_environment()
+        self._timeout = timeout
+        self._write_problem: str | None = None
+        self._migrate()
+        self._pool: ConnectionPool[_Connection] = ConnectionPool(
+            url,
+            kwargs={**self._target.parameters, "autocommit": True},
+            min_size=1,
+            max_size=max(1, pool_size),
+            configure=_configure,
+            name="sloplane-decisions",
+            timeout=timeout,
+            reconnect_timeout=RECONNECT_SECONDS,
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except PoolTimeout:
+            self._pool.close()
+            raise DecisionLogError(f"cannot open the decision log at {self.where}: {self._unreachable()}") from None
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date on a connection of its own, before the pool opens."""
+        try:
+            with self._connect(None) as connection:
+                migrate(connection)
+        except MigrationError as error:
+            raise DecisionLogError(f"the decision log at {self.where}: {self._scrub(error)}") from None
+        except DriverError as exc:
+            raise DecisionLogError(f"cannot open the decision log at {self.where}: {self._scrub(exc)}") from None
+
+    def _connect(self, connect_timeout: int | None) -> _Connection:
+        parameters = dict(self._target.parameters)
+        if connect_timeout is not None:
+            parameters["connect_timeout"] = str(connect_timeout)
+        connection = connect(make_conninfo(self._target.conninfo, **parameters), autocommit=True)
+        try:
+            _configure(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def append(self, decision: Decision) -> None:
+        """Record one decision as the next link of the chain; a decision whose id is already recorded is refused."""
+        row = record_columns(decision.to_dict())
+        committing = False
+
+        def write(connection: _Connection) -> None:
+            nonlocal committing
+            committing = False
+            with connection.transaction():
+                head = connection.execute(_HEAD).fetchone()
+                if head is None:
+                    raise DecisionLogError(f"the decision log at {self.where} has lost its chain head")
+                row["seq"] = int(head[0]) + 1
+                digest = chain.record_hash(row, str(head[1]), self._key)
+                connection.execute(_APPEND, {**row, "prev_hash": str(head[1]), "hash": digest})
+                committing = True
+
+        try:
+            self._use(write, self._timeout, retry=lambda: not committing)
+        except errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "decisions_id_key":
+                known = f"decision {decision.id} is already in the decision log at {self.where}"
+                raise DecisionLogError(known) from None
+            self._write_failed(decision, exc)
+        except DriverError as exc:
+            self._write_failed(decision, exc)
+        self._write_problem = None
+
+    def _write_failed(self, decision: Decision, exc: DriverError) -> NoReturn:
+        reason = self._reason(exc)
+        self._write_problem = f"cannot write {self.where}: {reason}"
+        raise DecisionLogError(f"cannot record decision {decision.id} in {self.where}: {reason}") from None
+
+    def check_writable(self) -> None:
+        """Write one row to `write_probe` (never to the decisions): clears a write problem once it succeeds."""
+
+        def probe(connection: _Connection) -> None:
+            connection.execute(
+                "INSERT INTO write_probe (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = excluded.at"
+            )
+
+        try:
+            self._use(probe, PROBE_TIMEOUT_SECONDS)
+        except DriverError as exc:
+            self._write_problem = f"cannot write {self.where}: {self._reason(exc)}"
+            raise DecisionLogError(self._write_problem) from None
+        self._write_problem = None
+
+    def problem(self) -> str | None:
+        """Why the log cannot be used now: the last append failed (until a write succeeds), or it cannot be read.
+
+        From state and one indexed read of the newest row, waiting at most `PROBE_TIMEOUT_SECONDS` for a
+        connection (plus one connection attempt to say why there is none): readiness calls it on every probe.
+        """
+        if self._write_problem is not None:
+            return self._write_problem
+        try:
+            self._read("SELECT seq FROM decisions ORDER BY seq DESC LIMIT 1", (), timeout=PROBE_TIMEOUT_SECONDS)
+        except DecisionLogError as error:
+            return str(error)
+        return None
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        slo: str | None = None,
+        stage: str | None = None,
+        outcome: str | Outcome | None = None,
+        revision: str | None = None,
+        service: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Recorded decisions (their `to_dict()` form), newest first; `since`/`until` bound `decidedAt`, inclusive."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        equal = {"slo": slo, "stage": stage, "outcome": outcome, "revision": revision, "service": service}
+        conditions = [f"{column} = %s" for column, value in equal.items() if value is not None]
+        values: list[Any] = [str(value) for value in equal.values() if value is not None]
+        if since is not None:
+            conditions.append("decided_at >= %s::timestamptz")
+            values.append(utc_text(since))
+        if until is not None:
+            conditions.append("decided_at <= %s::timestamptz")
+            values.append(utc_text(until))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"SELECT record FROM decisions {where} ORDER BY decided_at DESC, seq DESC LIMIT %s"
+        return [orjson.loads(record) for (record,) in self._read(sql, (*values, limit))]
+
+    def releases(self, service: str, since: datetime) -> list[ReleaseSpan]:
+        """Every release (revision, else pipeline) of `service` gated live since `since`, first gated first.
+
+        Replays (a request with `at`) are left out: back-testing must never create deployment history.
+        """
+        rows = self._read(_RELEASES, {"service": service, "since": utc_text(since)})
+        return [
+            ReleaseSpan(release, first.astimezone(UTC), last.astimezone(UTC), int(count), pipeline, outcome)
+            for release, first, last, count, pipeline, outcome in rows
+        ]
+
+    def count(self) -> int:
+        """How many decisions are recorded."""
+        ((count,),) = self._read("SELECT count(*) FROM decisions", ())
+        return int(count)
+
+    def iter_all(self, after_id: str | None = None, *, batch_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every decision in the order it was recorded, starting after `after_id` (to resume an export)."""
+        position = 0 if after_id is None else self._position_of(after_id)
+        for _, record in self.iter_with_seq(position, batch_size=batch_size):
+            yield record
+
+    def iter_with_seq(self, after_seq: int = 0, *, batch_size: int = 500) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every decision after `after_seq` with its `seq`, in the order it was recorded.
+
+        Batches are separate short reads (keyset on `seq`): a long export holds no snapshot open, and
+        decisions recorded meanwhile are included.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        position = after_seq
+        while True:
+            rows = self._read(
+                "SELECT seq, record FROM decisions WHERE seq > %s ORDER BY seq LIMIT %s", (position, batch_size)
+            )
+            if not rows:
+                return
+            for seq, record in rows:
+                yield int(seq), orjson.loads(record)
+            position = rows[-1][0]
+
+    def last_seq(self) -> int:
+        """The `seq` of the newest decision (0 when empty): where an export run stops, so it is bounded."""
+        ((last,),) = self._read("SELECT coalesce(max(seq), 0) FROM decisions", ())
+        return int(last)
+
+    def chain_rows(
+        self, after_seq: int = 0, until_seq: int | None = None, *, batch_size: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        """Rows as the chain reads them (`CHAIN_ROW`, times as the fixed-width UTC text they were hashed as), in
+        seq order, after `after_seq` and up to `until_seq` (default: all): what the export writes.
+
+        Batches are separate short reads, as in `iter_with_seq`.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        position, last = after_seq, _LAST_POSSIBLE_SEQ if until_seq is None else until_seq
+        while True:
+            found = self._read(f"{_CHAIN_ROWS} LIMIT %s", (position, last, batch_size))
+            if not found:
+                return
+            yield from _chained(dict(zip(CHAIN_ROW, values, strict=True)) for values in found)
+            position = found[-1][0]
+
+    def verify(self) -> chain.ChainReport:
+        """Walk the whole chain in `seq` order and report the first broken record (`chain.verify`).
+
+        One read-only REPEATABLE READ transaction: the rows and the chain head are one snapshot, while
+        appends go on. Rows come through a server-side cursor, `VERIFY_BATCH` at a time. Besides what the
+        rows show, the head must agree with the last row: records deleted from the end leave it ahead.
+        """
+
+        def walk(connection: _Connection) -> chain.ChainReport:
+            with connection.transaction():
+                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                head = connection.execute("SELECT seq, hash FROM decision_chain_head WHERE id = 1").fetchone()
+                with connection.cursor(name="sloplane_verify", row_factory=dict_row) as cursor:
+                    cursor.itersize = VERIFY_BATCH
+                    cursor.execute(_ALL_CHAIN_ROWS)
+                    report = chain.verify(_chained(cursor), self._key)
+                if head is None:
+                    return chain.ChainReport(report.records, report.head, chain.ChainBreak(0, "-", "no chain head"))
+                return _against_head(connection, report, int(head[0]), str(head[1]))
+
+        try:
+            return self._use(walk, self._timeout)
+        except DriverError as exc:
+            raise DecisionLogError(f"cannot read the decision log at {self.where}: {self._reason(exc)}") from None
+
+    # -- connections --------------------------------------------------------------------------------------
+
+    def _position_of(self, decision_id: str) -> int:
+        rows = self._read("SELECT seq FROM decisions WHERE id = %s", (decision_id,))
+        if not rows:
+            raise DecisionLogError(f"decision {decision_id} is not in the decision log at {self.where}")
+        return int(rows[0][0])
+
+    def _read(
+        self, sql: str, values: tuple[Any, ...] | dict[str, Any], *, timeout: float | None = None
+    ) -> list[tuple[Any, ...]]:
+        try:
+            return self._use(lambda connection: connection.execute(sql, values).fetchall(), timeout or self._timeout)
+        except DriverError as exc:
+            raise DecisionLogError(f"cannot read the decision log at {self.where}: {self._reason(exc)}") from None
+
+    def _use(
+        self, work: Callable[[_Connection], _Result], timeout: float, retry: Callable[[], bool] = lambda: True
+    ) -> _Result:
+        """Run `work` on a pooled connection; once more on a fresh one when the first was dead and `retry()` allows."""
+        with self._pool.connection(timeout=timeout) as connection:
+            try:
+                return work(connection)
+            except OperationalError:
+                if not (connection.broken and retry()):
+                    raise
+        self._pool.check()  # PostgreSQL restarted: drop every dead idle connection, not one per request
+        with self._pool.connection(timeout=timeout) as connection:
+            return work(connection)
+
+    def _reason(self, exc: DriverError) -> str:
+        """The driver's message, scrubbed; for no connection at all, the reason a fresh attempt gives."""
+        if isinstance(exc, PoolClosed):
+            return "the log is closed"
+        if isinstance(exc, PoolTimeout):
+            return self._unreachable()
+        return self._scrub(exc)
+
+    def _unreachable(self) -> str:
+        """Why no connection came: one direct attempt says refused, unknown host or authentication."""
+        try:
+            with self._connect(connect_timeout=2):
+                pass
+        except DriverError as exc:
+            return self._scrub(exc)
+        return f"no free connection within {self._timeout:g} s ({self._pool.max_size} in use)"
+
+    def _scrub(self, error: BaseException) -> str:
+        return self._target.secrets.scrub(str(error)) or type(error).__name__
+
+    def close(self) -> None:
+        """Close every pooled connection; the log cannot be used afterwards."""
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _configure(connection: _Connection) -> None:
+    """Times come back in UTC whatever the server's default (and year-1 edges stay in range)."""
+    connection.execute("SET TIME ZONE 'UTC'")
+
+
+def _chained(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Rows as they were hashed: the times as the same fixed-width UTC text (`columns`)."""
+    for row in rows:
+        for column in _TIME_COLUMNS:
+            if row[column] is not None:
+                row[column] = utc_text(row[column])
+        yield row
+
+
+def _against_head(connection: _Connection, report: chain.ChainReport, seq: int, hash_: str) -> chain.ChainReport:
+    """An intact walk must end where the chain head is: rows deleted from the end leave the head ahead of them,
+    rows inserted by hand after it leave it behind, and a changed head or last record leaves two hashes."""
+    if not report.intact or (report.records == seq and report.head == hash_):
+        return report
+    if seq > report.records:
+        reason = f"is missing: the chain head says {seq} records were appended, the log holds {report.records}"
+        return chain.ChainReport(report.records, report.head, chain.ChainBreak(report.records + 1, "deleted", reason))
+    if seq < report.records:
+        named = seq + 1
+        reason = f"comes after the end the chain head records (record {seq}): inserted by hand, or the head moved back"
+    else:
+        named, reason = seq, "is not where the chain head says the log ends: the head or this record was changed"
+    found = connection.execute("SELECT id FROM decisions WHERE seq = %s", (named,)).fetchone()
+    broken = chain.ChainBreak(named, str(found[0]) if found else "-", reason)
+    return chain.ChainReport(report.records, report.head, broken)
+
+
+if TYPE_CHECKING:
+
+    def _is_a_decision_log(log: PostgresDecisionLog) -> DecisionLog:
+        """`mypy sloplane` proves the PostgreSQL log satisfies the protocol the evaluator is built against."""
+        return log
