@@ -15,6 +15,9 @@ dispatcher thread does the rest:
   key, to every member's receiver; PagerDuty merges it into the open incident.
 * Delivery: see `delivery`. Nothing is dropped: pending work is in the outbox file and a new
   notifier on the same file resumes it.
+
+The outbox is a SQLite file by default; with replicas it is a PostgreSQL database (`outbox_postgres`:
+every replica records, the one dispatching claims what it sends, so another can take over).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -37,6 +40,10 @@ from sloplane.evaluator.notify.config import ReceiversConfig, Routes, resolve_ro
 from sloplane.evaluator.notify.delivery import DEFAULT_TIMEOUT, backoff, post
 from sloplane.evaluator.notify.events import Notice, WarRoom, single_notice, war_room_notice
 from sloplane.evaluator.notify.outbox import DEAD, HELD, PENDING, Delivery, HeldIncident, Outbox
+from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
+
+if TYPE_CHECKING:
+    from sloplane.evaluator.notify.outbox_postgres import PostgresOutbox
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def open_outbox(target: str | Path | Outbox | PostgresOutbox) -> Outbox | PostgresOutbox:
+    """An outbox as given; a `postgresql://` URL opens the PostgreSQL one; anything else names a SQLite file.
+
+    PostgreSQL's driver is imported only for a URL, so the single-replica default never loads it.
+    """
+    if not isinstance(target, str | Path):
+        return target
+    if is_postgres_url(target):
+        from sloplane.evaluator.notify.outbox_postgres import PostgresOutbox  # noqa: PLC0415 - psycopg only for a URL
+
+        return PostgresOutbox(str(target))
+    return Outbox(target)
+
+
 class Notifier:
     """Classifies decisions into incidents and delivers them to the receivers declarations name."""
 
@@ -63,7 +84,7 @@ class Notifier:
         self,
         fleet: Mapping[str, Declaration],
         receivers: ReceiversConfig,
-        outbox_path: str | Path,
+        outbox_path: str | Path | Outbox | PostgresOutbox,
         *,
         clock: Clock = utc_now,
         on_war_room: WarRoomHook | None = None,
@@ -73,7 +94,9 @@ class Notifier:
         self.config = receivers
         self.routes: dict[str, Routes] = resolve_routes(fleet, receivers)
         self._runbooks = {name: declaration.spec.alerting.runbook for name, declaration in fleet.items()}
-        self.outbox = Outbox(outbox_path)
+        self.outbox = open_outbox(outbox_path)
+        """The notifier's durable state (`open_outbox`: a file, a PostgreSQL URL, or an outbox opened by the
+        caller, for a password file or claim settings); `close` closes it whichever it is."""
         self._clock = clock
         self._on_war_room = on_war_room
         self._timeout = timeout
@@ -95,6 +118,18 @@ class Notifier:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sloplane-notifier", daemon=True)
         self._thread.start()
+
+    def pause(self, timeout: float = 15.0) -> None:
+        """Stop the dispatcher after its current delivery, keeping the outbox open: a replica that stops being
+        the leader still records notices (`on_decision`), and `start` resumes dispatching if it leads again."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        release = getattr(self.outbox, "release_claims", None)
+        if release is not None:  # a shared outbox: hand this dispatcher's claims to the next leader at once
+            release()
 
     def close(self, timeout: float = 15.0) -> None:
         """Stop the dispatcher after its current delivery and close the outbox; pending work stays."""
