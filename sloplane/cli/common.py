@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -20,9 +21,11 @@ from sloplane.core.durations import DurationError, parse_duration
 from sloplane.core.instants import InstantRangeError, checked
 from sloplane.core.text import excerpt
 from sloplane.declaration.model import Declaration
+from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url, redacted
 from sloplane.semantics.subjects import Fleet
 
-DEFAULT_DB = Path(os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db"))
+DEFAULT_DB = os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db")
+"""A SQLite file, or a `postgresql://` URL (a text, not a path: a path would fold the URL's `//`)."""
 
 Loader = Callable[[list[Path], bool], Sequence[Declaration]]
 
@@ -35,7 +38,7 @@ OptionalPaths = Annotated[
 ]
 
 At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
-Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
+Db = Annotated[str, typer.Option("--db", help="Decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).")]
 Staleness = Annotated[str, typer.Option("--staleness", help="Reject data with no sample this recent.")]
 Format = Annotated[str, typer.Option("--format", help="table (or text) or json.")]
 
@@ -91,3 +94,20 @@ def local_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         raise RefusedError("cannot tell who you are: set $SLOPLANE_USER") from None
+
+
+def store_missing(db: str) -> bool:
+    """A SQLite file that is not there (a PostgreSQL URL is never "missing": the store migrates it on open)."""
+    return not is_postgres_url(db) and not Path(db).exists()
+
+
+def store_name(db: str) -> str:
+    """How a message names the store: the file, or the URL without its password."""
+    return redacted(db) if is_postgres_url(db) else db
+
+
+def store_stem(db: str) -> str:
+    """A short name for the store: the SQLite file's stem, or the PostgreSQL database's name."""
+    if is_postgres_url(db):
+        return urlsplit(db).path.strip("/") or "postgres"
+    return Path(db).stem

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, Protocol
 from urllib.parse import quote
 
@@ -24,13 +23,24 @@ import requests
 import typer
 from rich.table import Table
 
-from sloplane.cli.common import DEFAULT_DB, Consoles, RefusedError, local_user, parse_instant, parse_window
+from sloplane.cli.common import (
+    DEFAULT_DB,
+    Consoles,
+    RefusedError,
+    local_user,
+    parse_instant,
+    parse_window,
+    store_missing,
+    store_name,
+)
 from sloplane.core.serialize import pretty_json
-from sloplane.evaluator.storage.controls import ControlsError, ReleaseControls
+from sloplane.evaluator.contracts import ReleaseControlsStore
+from sloplane.evaluator.storage.controls import ControlsError
+from sloplane.evaluator.storage.open import open_release_controls
 
 TIMEOUT_SECONDS = 30.0
 
-Db = Annotated[Path, typer.Option("--db", help="SQLite file of the release controls ($SLOPLANE_DB).")]
+Db = Annotated[str, typer.Option("--db", help="Release controls: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).")]
 EvaluatorUrl = Annotated[
     str | None, typer.Option("--evaluator", help="Act on a running evaluator (sloplane serve) instead of --db.")
 ]
@@ -54,15 +64,15 @@ class ControlsEndpoint(Protocol):
 class Local:
     """The controls in a SQLite file, opened only when a command needs them."""
 
-    db: Path
+    db: str
     must_exist: bool = False
 
     @contextmanager
-    def _controls(self) -> Iterator[ReleaseControls]:
-        if self.must_exist and not self.db.exists():
-            raise RefusedError(f"no release controls at {self.db}")
+    def _controls(self) -> Iterator[ReleaseControlsStore]:
+        if self.must_exist and store_missing(self.db):
+            raise RefusedError(f"no release controls at {store_name(self.db)}")
         try:
-            with ReleaseControls(self.db) as controls:
+            with open_release_controls(self.db) as controls:
                 yield controls
         except ControlsError as error:
             raise RefusedError(str(error)) from None
@@ -151,7 +161,7 @@ def _detail(answer: Any) -> str:
     return str(detail)
 
 
-def _target(db: Path, evaluator: str | None, token: str | None, *, existing: bool = False) -> ControlsEndpoint:
+def _target(db: str, evaluator: str | None, token: str | None, *, existing: bool = False) -> ControlsEndpoint:
     """The evaluator when given, else the file; `existing`: a command that only reads or ends records
     must not create an empty file where a mistyped --db points."""
     return Remote(evaluator, token) if evaluator else Local(db, must_exist=existing)

@@ -15,16 +15,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Format, parse_instant
+from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Format, parse_instant, store_missing, store_name
 from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.model import ChainReport
 from sloplane.evaluator.storage.chain import CHANGED
 from sloplane.evaluator.storage.decisions import (
     CHAIN_KEY_ENV,
     DecisionLogError,
-    SqliteDecisionLog,
     chain_key_from_environment,
 )
+from sloplane.evaluator.storage.open import open_decision_log
+from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
 
 EXIT_BROKEN = 1
 EXIT_UNREADABLE = 2
@@ -71,13 +72,13 @@ def _key_hint(report: ChainReport, keyed: bool) -> str | None:
     return f"(or the log was written with a chain key: set ${CHAIN_KEY_ENV} to it)"
 
 
-def _verify(console: Consoles, db: Path, output_format: str) -> None:
+def _verify(console: Consoles, db: str, output_format: str) -> None:
     """Walk the chain and exit by what was found; a log that cannot be read is one line and exit 2."""
-    if not db.is_file():
-        console.err.print(f"sloplane decisions verify: no decision log at {db}", markup=False)
+    if not is_postgres_url(db) and not Path(db).is_file():
+        console.err.print(f"sloplane decisions verify: no decision log at {store_name(db)}", markup=False)
         raise typer.Exit(EXIT_UNREADABLE)
     try:
-        with SqliteDecisionLog(db) as log:
+        with open_decision_log(db) as log:
             report = log.verify()
     except DecisionLogError as error:
         console.err.print(f"sloplane decisions verify: {error}", markup=False, soft_wrap=True)
@@ -117,10 +118,10 @@ def register(app: typer.Typer, console: Consoles) -> None:
         """List recorded gate decisions, newest first (`sloplane decisions verify`: check the log's hash chain)."""
         if context.invoked_subcommand is not None:
             return
-        if not db.exists():
-            console.err.print(f"no decision log at {db}", markup=False)
+        if store_missing(db):
+            console.err.print(f"no decision log at {store_name(db)}", markup=False)
             raise typer.Exit(1)
-        found = SqliteDecisionLog(db).query(
+        found = open_decision_log(db).query(
             slo=slo,
             stage=stage,
             outcome=outcome,
@@ -138,7 +139,10 @@ def register(app: typer.Typer, console: Consoles) -> None:
     def verify(
         context: typer.Context,
         db: Annotated[
-            Path | None, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).", show_default=False)
+            str | None,
+            typer.Option(
+                "--db", help="Decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).", show_default=False
+            ),
         ] = None,
         output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     ) -> None:

@@ -41,6 +41,8 @@ from sloplane.cli.common import (
     local_user,
     parse_instant,
     parse_window,
+    store_missing,
+    store_name,
 )
 from sloplane.core.durations import format_duration
 from sloplane.core.serialize import pretty_json
@@ -52,7 +54,7 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, ChainReport, GateRequest, Measurement, Outcome, ReleaseSpan
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.chain import GENESIS
-from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.evaluator.storage.open import open_decision_log
 
 
 def _identity() -> str:
@@ -339,7 +341,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
             if not paths:
                 raise typer.BadParameter("give the declarations (PATHS) to decide here with --prometheus/--datadog")
             reader, counts = backends(prometheus, datadog, datadog_delay)
-            local = Evaluator(load_fleet(console, paths), reader, SqliteDecisionLog(db), datadog=counts)
+            local = Evaluator(load_fleet(console, paths), reader, open_decision_log(db), datadog=counts)
             ask = functools.partial(_local, local)
         else:
             assert evaluator is not None
@@ -381,11 +383,11 @@ def _register_report_commands(app: typer.Typer, console: Consoles) -> None:
         fleet = load_fleet(console, paths)
         if slo not in fleet:
             raise typer.BadParameter(f"unknown SLO '{slo}'{did_you_mean(slo, sorted(fleet))}", param_hint="--slo")
-        if not db.exists():
-            console.err.print(f"no decision log at {db}", markup=False)
+        if store_missing(db):
+            console.err.print(f"no decision log at {store_name(db)}", markup=False)
             raise typer.Exit(1)
         reader, counts = backends(prometheus, datadog, datadog_delay)
-        evaluator = Evaluator(fleet, reader, SqliteDecisionLog(db), datadog=counts)
+        evaluator = Evaluator(fleet, reader, open_decision_log(db), datadog=counts)
         try:
             split = evaluator.deployment_burn(slo, parse_instant(at))
         except (BurnSplitError, BackendError) as error:

@@ -8,15 +8,15 @@ other command starts as fast as before.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from sloplane.cli.common import DEFAULT_DB
+from sloplane.cli.common import DEFAULT_DB, store_missing, store_name, store_stem
 from sloplane.core.serialize import pretty_json
-from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisionLog
+from sloplane.evaluator.storage.decisions import DecisionLogError
+from sloplane.evaluator.storage.open import open_decision_log
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,7 +30,7 @@ HELP = (
     "from the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance role)."
 )
 
-Db = Annotated[Path, typer.Option("--db", help="SQLite decision log ($SLOPLANE_DB).")]
+Db = Annotated[str, typer.Option("--db", help="Decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).")]
 To = Annotated[str, typer.Option("--to", help="Destination, s3://bucket/prefix.", show_default=False)]
 EndpointUrl = Annotated[
     str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph); default AWS.")
@@ -52,21 +52,22 @@ def _location(text: str) -> S3Location:
         raise typer.BadParameter(str(error), param_hint="--to") from None
 
 
-def _source(source: str | None, db: Path) -> str:
-    """The db file's stem by default, so two evaluators' logs exported to one prefix stay apart."""
+def _source(source: str | None, db: str) -> str:
+    """The db file's stem (or the PostgreSQL database's name) by default, so two evaluators' logs exported to one
+    prefix stay apart."""
     from sloplane.evaluator.export import check_source  # deferred: boto3 is slow to import
 
     try:
-        return check_source(source if source is not None else db.stem)
+        return check_source(source if source is not None else store_stem(db))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--source") from None
 
 
-def _export(db: Path, location: S3Location, *, source: str, client: S3Client, batch_size: int) -> ExportReport:
+def _export(db: str, location: S3Location, *, source: str, client: S3Client, batch_size: int) -> ExportReport:
     """Run the export with the log open only for as long as it takes."""
     from sloplane.evaluator.export import export_decisions  # deferred: boto3 is slow to import
 
-    with SqliteDecisionLog(db) as log:
+    with open_decision_log(db) as log:
         return export_decisions(log, client, location, source=source, batch_size=batch_size)
 
 
@@ -87,8 +88,10 @@ def register(app: typer.Typer, err_console: Console) -> None:
         if output_format not in ("text", "json"):
             raise typer.BadParameter(f"'{output_format}' is not text or json", param_hint="--format")
         location, name = _location(to), _source(source, db)
-        if not db.exists():
-            err_console.print(f"sloplane export-decisions: no decision log at {db}", style="red", markup=False)
+        if store_missing(db):
+            err_console.print(
+                f"sloplane export-decisions: no decision log at {store_name(db)}", style="red", markup=False
+            )
             raise typer.Exit(1)
         from sloplane.evaluator.export import ExportError, s3_client  # deferred: boto3 is slow to import
 

@@ -3,7 +3,7 @@ and tested on its own. What the HTTP API needs of the evaluator is `http.contrac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -65,3 +65,58 @@ class ReleaseControlsView(Protocol):
     def open_major_incidents(self, at: datetime) -> Sequence[Incident]:
         """Major incidents open at `at`."""
         ...
+
+
+class ReleaseControlsStore(ReleaseControlsView, Protocol):
+    """The freeze and incident store as a whole (SQLite `ReleaseControls`, `PostgresReleaseControls`): what
+    the HTTP routes, the CLI and the Argo CD reconciler use, so they work with either store."""
+
+    def freeze(
+        self,
+        service: str | None,
+        reason: str,
+        created_by: str,
+        *,
+        until: datetime | None = None,
+        at: datetime | None = None,
+    ) -> Freeze: ...
+
+    def lift(self, freeze_id: str, lifted_by: str, reason: str, *, at: datetime | None = None) -> Freeze: ...
+
+    def get_freeze(self, freeze_id: str) -> Freeze: ...
+
+    def freezes(
+        self, *, at: datetime | None = None, active_only: bool = True, service: str | None = None
+    ) -> list[Freeze]: ...
+
+    def open_incident(
+        self,
+        title: str,
+        severity: str,
+        opened_by: str,
+        *,
+        services: Iterable[str] = (),
+        key: str | None = None,
+        source: str = "manual",
+        at: datetime | None = None,
+    ) -> Incident: ...
+
+    def record_incident(
+        self,
+        title: str,
+        severity: str,
+        opened_by: str,
+        *,
+        services: Iterable[str] = (),
+        key: str | None = None,
+        source: str = "manual",
+        at: datetime | None = None,
+    ) -> tuple[Incident, bool]: ...
+
+    def resolve_incident(self, incident_id: str, resolved_by: str, *, at: datetime | None = None) -> Incident: ...
+
+    def get_incident(self, incident_id: str) -> Incident: ...
+
+    def incidents(self, *, at: datetime | None = None, open_only: bool = True) -> list[Incident]: ...
+
+    def close(self) -> None: ...

@@ -11,14 +11,17 @@ gates go on deciding by their policies (it is an audit finding, not a fault of t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
-from sloplane.evaluator.export import PeriodicExporter, S3Location, s3_client
+from sloplane.evaluator.contracts import ReleaseControlsStore
+from sloplane.evaluator.export import DecisionSource, PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.http.app import create_app
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
@@ -29,8 +32,9 @@ from sloplane.evaluator.measuring.health import PROBE_INTERVAL_SECONDS, HealthPr
 from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
 from sloplane.evaluator.service import Evaluator, utc_now
 from sloplane.evaluator.storage.chain_audit import ChainAudit
-from sloplane.evaluator.storage.controls import ReleaseControls
-from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.evaluator.storage.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
+from sloplane.evaluator.storage.open import open_decision_log, open_release_controls
+from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
 from sloplane.semantics.subjects import Fleet
 
 
@@ -40,16 +44,18 @@ class ServerConfig:
 
     prometheus: str | None
     """Prometheus's base URL; None: SLIs are read from Datadog only."""
-    db: Path
+    db: Path | str
+    """The decision log: a SQLite file, or a `postgresql://` URL (then freezes, incidents and the outbox live in
+    that database too, every replica shares them, and one leader does the singleton work)."""
     tokens: TokenStore
     staleness: timedelta = timedelta(minutes=5)
     timeout: float = 5.0
-    controls: Path | None = None
-    """The freezes and incidents file; None: the decision log's file."""
+    controls: Path | str | None = None
+    """The freezes and incidents store; None: the decision log's file or database."""
     receivers: Path | None = None
     """PagerDuty and webhook receivers (`--receivers`); None: no notifications."""
-    outbox: Path | None = None
-    """The notifier's outbox; None: `<db stem>-outbox.db` next to the decision log."""
+    outbox: Path | str | None = None
+    """The notifier's outbox; None: `<db stem>-outbox.db` next to a SQLite log, or the log's database."""
     export_s3: str | None = None
     """`s3://bucket/prefix` to export the decision log to; None: no export."""
     export_interval: timedelta = timedelta(minutes=5)
@@ -74,33 +80,72 @@ class EvaluatorService:
 
     app: FastAPI
     evaluator: Evaluator
-    controls: ReleaseControls
+    controls: ReleaseControlsStore
     notifier: Notifier | None = None
     exporter: PeriodicExporter | None = None
     sync_windows: SyncWindowReconciler | None = None
     probe: HealthProbe | None = None
     chain: ChainAudit | None = None
 
+    leadership: Leadership = field(default_factory=SoleLeader)
+    """Who does the singleton work (notification dispatch, the export, the deny window): this replica alone
+    with SQLite; with PostgreSQL, whichever replica holds the advisory lock."""
+    exporter_factory: Callable[[], PeriodicExporter | None] | None = None
+    """Makes a fresh exporter each time this replica becomes the leader (an exporter runs once)."""
+    _leading: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
     def start(self) -> None:
-        """Start verifying the log's hash chain, probing health, delivering notifications, exporting decisions and
-        keeping the Argo CD deny window."""
+        """Start verifying the log's hash chain and probing health on every replica; the singleton work starts
+        when this replica is (or becomes) the leader."""
         if self.chain is not None:
             self.chain.start()
         if self.probe is not None:
             self.probe.start()
+        self.leadership.start()
+        if self.leadership.is_leader:
+            self.lead(True)
+
+    def lead(self, leader: bool) -> None:
+        """Start the singleton work on becoming the leader, stop it on stepping down (called by the election)."""
+        with self._lock:
+            if leader == self._leading:
+                return
+            self._leading = leader
+            if leader:
+                self._start_singletons()
+            else:
+                self._stop_singletons()
+
+    def _start_singletons(self) -> None:
         if self.notifier is not None:
             self.notifier.start()
+        if self.exporter_factory is not None:
+            self.exporter = self.exporter_factory()
         if self.exporter is not None:
             self.exporter.start()
         if self.sync_windows is not None:
             self.sync_windows.start()
 
-    def close(self) -> None:
-        """Stop the threads (a last export included) and close the stores."""
+    def _stop_singletons(self) -> None:
         if self.sync_windows is not None:
             self.sync_windows.stop()
         if self.exporter is not None:
             self.exporter.stop()
+            self.exporter = None if self.exporter_factory is not None else self.exporter
+        if self.notifier is not None:
+            self.notifier.pause()
+
+    def close(self) -> None:
+        """Stop the threads (a last export included), step down, and close the stores."""
+        with self._lock:
+            if self._leading:
+                if self.sync_windows is not None:
+                    self.sync_windows.stop()
+                if self.exporter is not None:
+                    self.exporter.stop()
+            self._leading = False
+        self.leadership.stop()
         if self.notifier is not None:
             self.notifier.close()
         if self.probe is not None:
@@ -108,7 +153,7 @@ class EvaluatorService:
         self.controls.close()
 
 
-def open_war_room(controls: ReleaseControls) -> Callable[[WarRoom], None]:
+def open_war_room(controls: ReleaseControlsStore) -> Callable[[WarRoom], None]:
     """A hook for the notifier: several services failing on one release opens a major incident that
     names no service, so it freezes every gate (`freezeOnMajorIncident`) until someone resolves it."""
 
@@ -121,23 +166,37 @@ def open_war_room(controls: ReleaseControls) -> Callable[[WarRoom], None]:
     return hook
 
 
-def _notifier(fleet: Fleet, config: ServerConfig, controls: ReleaseControls) -> Notifier | None:
+def _default_outbox(db: Path | str) -> Path | str:
+    if is_postgres_url(db):
+        return str(db)
+    path = Path(db)
+    return path.with_name(f"{path.stem}-outbox.db")
+
+
+def _store_stem(db: Path | str) -> str:
+    """The export's default source: the SQLite file's stem, or the database's name."""
+    if is_postgres_url(db):
+        return urlsplit(str(db)).path.strip("/") or "postgres"
+    return Path(db).stem
+
+
+def _notifier(fleet: Fleet, config: ServerConfig, controls: ReleaseControlsStore) -> Notifier | None:
     if config.receivers is None:
         return None
-    outbox = config.outbox or config.db.with_name(f"{config.db.stem}-outbox.db")
+    outbox = config.outbox or _default_outbox(config.db)
     return Notifier(fleet, load_receivers(config.receivers), outbox, on_war_room=open_war_room(controls))
 
 
-def _exporter(config: ServerConfig, log: SqliteDecisionLog) -> PeriodicExporter | None:
+def _exporter(config: ServerConfig, log: DecisionSource) -> PeriodicExporter | None:
     if config.export_s3 is None:
         return None
     client = s3_client(config.s3_endpoint_url, config.s3_region)
-    source = config.export_source or config.db.stem
+    source = config.export_source or _store_stem(config.db)
     location = S3Location.parse(config.export_s3)
     return PeriodicExporter(log, client, location, source=source, interval=config.export_interval)
 
 
-def _sync_windows(config: ServerConfig, controls: ReleaseControls) -> SyncWindowReconciler | None:
+def _sync_windows(config: ServerConfig, controls: ReleaseControlsStore) -> SyncWindowReconciler | None:
     if config.argocd_project is None:
         return None
     api = KubernetesApi.in_cluster()
@@ -161,8 +220,8 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         else PrometheusBackend(config.prometheus, timeout=config.timeout, observe=observe)
     )
     datadog = None if config.datadog is None else config.datadog(config.timeout)
-    controls = ReleaseControls(config.controls or config.db)
-    log = SqliteDecisionLog(config.db)
+    controls = open_release_controls(config.controls or config.db)
+    log = open_decision_log(config.db)
     notifier = _notifier(fleet, config, controls)
     evaluator = Evaluator(
         fleet,
@@ -183,8 +242,12 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     metrics.watch_chain(chain.state)
     app = create_app(evaluator, config.tokens, metrics, controls, chain)
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds())
-    exporter, sync_windows = _exporter(config, log), _sync_windows(config, controls)
-    return EvaluatorService(app, evaluator, controls, notifier, exporter, sync_windows, probe, chain)
+    sync_windows = _sync_windows(config, controls)
+    service = EvaluatorService(app, evaluator, controls, notifier, None, sync_windows, probe, chain)
+    service.exporter_factory = lambda: _exporter(config, log)
+    if is_postgres_url(config.db):
+        service.leadership = AdvisoryLockLeadership(str(config.db), on_change=service.lead)
+    return service
 
 
 def build_app(fleet: Fleet, config: ServerConfig) -> tuple[FastAPI, Evaluator]:

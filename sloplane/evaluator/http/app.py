@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 
 from sloplane import __version__
 from sloplane.core.endpoints import GATE_PATH
+from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.common import OrjsonResponse
@@ -25,7 +26,6 @@ from sloplane.evaluator.http.guard import MAX_BODY_BYTES, RequestGuard, RouteGua
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.http.read_routes import add_operation_routes, add_read_routes
 from sloplane.evaluator.storage.chain_audit import ChainAudit
-from sloplane.evaluator.storage.controls import ReleaseControls
 
 DESCRIPTION = """\
 Decides whether a deployment may proceed against its service-level objectives, and keeps every
@@ -63,7 +63,7 @@ def create_app(
     service: GateService,
     tokens: TokenStore,
     metrics: EvaluatorMetrics,
-    controls: ReleaseControls | None = None,
+    controls: ReleaseControlsStore | None = None,
     chain: ChainAudit | None = None,
 ) -> FastAPI:
     """The evaluator's ASGI application around a gate service, its tokens and its metrics.

@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sloplane.core.instants import Instant
 from sloplane.core.text import PRINTABLE_NOT_BLANK
+from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Principal, Scope
 from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
 from sloplane.evaluator.http.guard import RouteGuard
 from sloplane.evaluator.http.schemas import NAME_LENGTH, TEXT_LENGTH
 from sloplane.evaluator.model import Freeze, Incident, Severity
-from sloplane.evaluator.storage.controls import AlreadyEndedError, ControlsError, ReleaseControls, UnknownControlError
+from sloplane.evaluator.storage.controls import AlreadyEndedError, ControlsError, UnknownControlError
 
 _NOT_BLANK = PRINTABLE_NOT_BLANK
 """One line of text that is not only spaces and hides no control character (NUL, escapes)."""
@@ -94,7 +95,7 @@ def _answering() -> Iterator[None]:
         raise HTTPException(400, str(error)) from None
 
 
-def controls_router(controls: ReleaseControls, guard: RouteGuard) -> APIRouter:
+def controls_router(controls: ReleaseControlsStore, guard: RouteGuard) -> APIRouter:
     """The `/v1/freezes` and `/v1/incidents` endpoints over `controls`."""
     router = APIRouter()
     _freeze_routes(router, controls, guard)
@@ -109,7 +110,7 @@ def _services(freeze: Freeze) -> list[str]:
     return [] if freeze.service is None else [freeze.service]
 
 
-def _freeze_routes(router: APIRouter, controls: ReleaseControls, guard: RouteGuard) -> None:
+def _freeze_routes(router: APIRouter, controls: ReleaseControlsStore, guard: RouteGuard) -> None:
     reader, admin = requires(guard, Scope.READ), requires(guard, Scope.ADMIN)
 
     @router.get(
@@ -187,7 +188,7 @@ def _freeze_routes(router: APIRouter, controls: ReleaseControls, guard: RouteGua
         return OrjsonResponse(freeze.to_dict())
 
 
-def _incident_routes(router: APIRouter, controls: ReleaseControls, guard: RouteGuard) -> None:
+def _incident_routes(router: APIRouter, controls: ReleaseControlsStore, guard: RouteGuard) -> None:
     reader, admin = requires(guard, Scope.READ), requires(guard, Scope.ADMIN)
 
     @router.get(

@@ -36,8 +36,8 @@ from typing import Any
 
 import requests
 
+from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.model import Incident
-from sloplane.evaluator.storage.controls import ReleaseControls
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class SyncWindowReconciler:
 
     def __init__(
         self,
-        controls: ReleaseControls,
+        controls: ReleaseControlsStore,
         api: KubernetesApi,
         project: str,
         namespace: str,
