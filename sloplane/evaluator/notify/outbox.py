@@ -345,7 +345,8 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         """Deliveries by state, and held incidents."""
         found = dict.fromkeys((PENDING, DELIVERED, DEAD), 0)
-        for state, count in self._all("SELECT state, count(*) FROM deliveries GROUP BY state"):
-            found[state] = int(count)
-        found[HELD] = self.held_count()
+        with self._lock:  # one view: a release between the two reads would let `flush` see nothing pending
+            for state, count in self._all("SELECT state, count(*) FROM deliveries GROUP BY state"):
+                found[state] = int(count)
+            found[HELD] = self.held_count()
         return found
