@@ -9,7 +9,7 @@ Layout inside the pod, fixed so the container arguments are predictable:
 | path | volume | why |
 |---|---|---|
 | `/etc/sloplane/slos/<slo>.yaml` | ConfigMap (subPath) | one canonical YAML file per SLO, what `serve` loads |
-| `/etc/sloplane/secrets` | Secret | `tokens.yaml`, `receivers.yaml` (a directory mount, so rotations propagate) |
+| `/etc/sloplane/secrets` | Secret | `tokens.yaml`, `receivers.yaml` (read at start: restart after a rotation) |
 | `/etc/sloplane/tokens/<set>` | Secret per token set | that set's `tokens.yaml` (`--limited-tokens` with its limits) |
 | `/var/lib/sloplane` | PVC | `controls.db`: freezes and incidents, shared by every replica |
 | `/var/lib/sloplane/local` | emptyDir (s3 mode) | the per-pod decision log, exported to S3 |
