@@ -28,6 +28,7 @@ from starlette.routing import Route
 from sloplane.evaluator.http.auth import Scope, TokenStore, new_token
 from sloplane.evaluator.server import EvaluatorService, ServerConfig, build_service
 from sloplane.sandbox import PrometheusSandbox, aligned_now, http_traffic, incident_day
+from tests.conftest import run_cli
 from tests.evaluator_data import load_fleet
 from tests.servers import served_app
 
@@ -426,3 +427,10 @@ def test_unrestricted_tokens_are_unchanged(served: Served) -> None:
     assert len(served.call("reader", "GET", "/v1/slos").json()) == len(OWNERS)
     assert served.call("admin", "POST", "/v1/freezes", json={"reason": "all"}).status_code == 201
     assert sum(served.refusals().values()) == 0
+
+
+def test_sloplane_gate_against_an_evaluator_prints_why_it_was_refused(served: Served) -> None:
+    """A pipeline's log must say why its gate was refused, not only "HTTP 403"."""
+    result = run_cli("gate", "--slo", OTHER, "--evaluator", served.url, "--token", served.tokens["svc-checkout"])
+    assert result.code != 0
+    assert "evaluator answered HTTP 403: token 'svc-checkout' is limited to services checkout" in result.stdout

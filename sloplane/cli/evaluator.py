@@ -147,6 +147,21 @@ def _local(evaluator: Evaluator, request: GateRequest) -> dict[str, Any]:
     return evaluator.gate(request).to_dict()
 
 
+REFUSAL_DETAIL_LIMIT = 300
+"""How much of the evaluator's `detail` a refused gate prints (it says why: scope, service, team)."""
+
+
+def _refusal_detail(response: requests.Response) -> str:
+    """The evaluator's reason for a refusal (`{"detail": ...}`), so a pipeline's log says why, bounded; empty when
+    the answer has none (a proxy's HTML page)."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return ""
+    detail = answer.get("detail") if isinstance(answer, dict) else None
+    return "" if detail is None else str(detail)[:REFUSAL_DETAIL_LIMIT]
+
+
 def _remote(url: str, token: str | None, request: GateRequest, timeout: float = 30.0) -> dict[str, Any]:
     """Ask a running evaluator; any transport problem is an `error` answer, not an exception."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -158,7 +173,9 @@ def _remote(url: str, token: str | None, request: GateRequest, timeout: float = 
     except requests.RequestException as error:
         return {"decision": "error", "reasons": [{"message": f"evaluator unreachable: {type(error).__name__}"}]}
     if response.status_code != 200:
-        return {"decision": "error", "reasons": [{"message": f"evaluator answered HTTP {response.status_code}"}]}
+        message = f"evaluator answered HTTP {response.status_code}"
+        detail = _refusal_detail(response)
+        return {"decision": "error", "reasons": [{"message": f"{message}: {detail}" if detail else message}]}
     try:
         answer: dict[str, Any] = response.json()
     except ValueError:
