@@ -73,7 +73,7 @@ from typing import Any, Self, TypeVar
 from psycopg import Connection, OperationalError, connect
 from psycopg import Error as DriverError
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from sloplane.core.serialize import canonical_json
 from sloplane.evaluator.notify.classify import Incident
@@ -97,8 +97,15 @@ from sloplane.evaluator.notify.outbox_postgres_schema import (
     STORE,
     WAR_ROOMS,
 )
-from sloplane.evaluator.storage.postgres import POOL_SIZE, RECONNECT_SECONDS, TIMEOUT_SECONDS
 from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
+from sloplane.evaluator.storage.postgres_pool import (
+    POOL_SIZE,
+    TIMEOUT_SECONDS,
+    new_pool,
+    scrubbed,
+    use,
+    why_unreachable,
+)
 from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
 
 log = logging.getLogger(__name__)
@@ -202,21 +209,11 @@ class PostgresOutbox:
         self._timeout = timeout
         self._local = threading.local()
         self._migrate()
-        self._pool: ConnectionPool[_Connection] = ConnectionPool(
-            url,
-            kwargs={**self._target.parameters, "autocommit": True},
-            min_size=1,
-            max_size=max(1, pool_size),
-            configure=self._configure,
-            name="sloplane-outbox",
-            timeout=timeout,
-            reconnect_timeout=RECONNECT_SECONDS,
-            open=False,
-        )
         try:
-            self._pool.open(wait=True, timeout=timeout)
+            self._pool = new_pool(
+                self._target, name="sloplane-outbox", configure=self._configure, pool_size=pool_size, timeout=timeout
+            )
         except PoolTimeout:
-            self._pool.close()
             raise OutboxError(f"cannot open the notification outbox at {self.where}: {self._unreachable()}") from None
 
     def _migrate(self) -> None:
@@ -352,15 +349,7 @@ class PostgresOutbox:
         return self._write(lambda connection: connection.execute(sql, values).rowcount)
 
     def _use(self, work: Callable[[_Connection], _Result], retry: Callable[[], bool] = lambda: True) -> _Result:
-        with self._pool.connection(timeout=self._timeout) as connection:
-            try:
-                return work(connection)
-            except OperationalError:
-                if not (connection.broken and retry()):
-                    raise
-        self._pool.check()
-        with self._pool.connection(timeout=self._timeout) as connection:
-            return work(connection)
+        return use(self._pool, work, self._timeout, retry)
 
     def _failed(self, exc: DriverError, doing: str) -> OutboxError:
         if isinstance(exc, PoolClosed):
@@ -369,16 +358,10 @@ class PostgresOutbox:
         return OutboxError(f"{doing}: {reason}")
 
     def _unreachable(self) -> str:
-        """Why no connection came: one direct attempt says refused, unknown host or authentication."""
-        try:
-            with self._connect(connect_timeout=2):
-                pass
-        except DriverError as exc:
-            return self._scrub(exc)
-        return f"no free connection within {self._timeout:g} s ({self._pool.max_size} in use)"
+        return why_unreachable(self._target, self._connect, self._timeout, self._pool.max_size)
 
     def _scrub(self, error: BaseException) -> str:
-        return self._target.secrets.scrub(str(error)) or type(error).__name__
+        return scrubbed(self._target, error)
 
     # -- counters -------------------------------------------------------------------------------------
 

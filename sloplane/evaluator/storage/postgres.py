@@ -32,11 +32,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 import orjson
-from psycopg import Connection, OperationalError, connect, errors
+from psycopg import Connection, connect, errors
 from psycopg import Error as DriverError
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from sloplane.evaluator.model import Decision, Outcome, ReleaseSpan
 from sloplane.evaluator.storage import chain
@@ -48,20 +48,21 @@ from sloplane.evaluator.storage.decisions import (
     utc_text,
 )
 from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
+from sloplane.evaluator.storage.postgres_pool import (
+    POOL_SIZE,
+    TIMEOUT_SECONDS,
+    new_pool,
+    scrubbed,
+    use,
+    why_unreachable,
+)
 from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import DecisionLog
 
-POOL_SIZE = 10
-"""Connections per replica at most: gate requests run on a thread pool; appends queue on the head row anyway."""
-TIMEOUT_SECONDS = 5.0
-"""How long an append or a read waits for a connection before it fails (a gate must answer)."""
 PROBE_TIMEOUT_SECONDS = 1.0
 """How long `problem()` waits for a connection: readiness probes call it, and must not hang."""
-RECONNECT_SECONDS = 10.0
-"""How long the pool retries one connection (backing off) before a new request starts afresh: bounds the
-wait after PostgreSQL returns, which would otherwise be up to half of psycopg_pool's five minutes."""
 VERIFY_BATCH = 1000
 """Rows `verify` fetches per round trip from its server-side cursor: memory stays bounded on any log."""
 
@@ -130,21 +131,11 @@ class PostgresDecisionLog:
         self._timeout = timeout
         self._write_problem: str | None = None
         self._migrate()
-        self._pool: ConnectionPool[_Connection] = ConnectionPool(
-            url,
-            kwargs={**self._target.parameters, "autocommit": True},
-            min_size=1,
-            max_size=max(1, pool_size),
-            configure=_configure,
-            name="sloplane-decisions",
-            timeout=timeout,
-            reconnect_timeout=RECONNECT_SECONDS,
-            open=False,
-        )
         try:
-            self._pool.open(wait=True, timeout=timeout)
+            self._pool = new_pool(
+                self._target, name="sloplane-decisions", configure=_configure, pool_size=pool_size, timeout=timeout
+            )
         except PoolTimeout:
-            self._pool.close()
             raise DecisionLogError(f"cannot open the decision log at {self.where}: {self._unreachable()}") from None
 
     def _migrate(self) -> None:
@@ -371,16 +362,7 @@ class PostgresDecisionLog:
     def _use(
         self, work: Callable[[_Connection], _Result], timeout: float, retry: Callable[[], bool] = lambda: True
     ) -> _Result:
-        """Run `work` on a pooled connection; once more on a fresh one when the first was dead and `retry()` allows."""
-        with self._pool.connection(timeout=timeout) as connection:
-            try:
-                return work(connection)
-            except OperationalError:
-                if not (connection.broken and retry()):
-                    raise
-        self._pool.check()  # PostgreSQL restarted: drop every dead idle connection, not one per request
-        with self._pool.connection(timeout=timeout) as connection:
-            return work(connection)
+        return use(self._pool, work, timeout, retry)
 
     def _reason(self, exc: DriverError) -> str:
         """The driver's message, scrubbed; for no connection at all, the reason a fresh attempt gives."""
@@ -391,16 +373,10 @@ class PostgresDecisionLog:
         return self._scrub(exc)
 
     def _unreachable(self) -> str:
-        """Why no connection came: one direct attempt says refused, unknown host or authentication."""
-        try:
-            with self._connect(connect_timeout=2):
-                pass
-        except DriverError as exc:
-            return self._scrub(exc)
-        return f"no free connection within {self._timeout:g} s ({self._pool.max_size} in use)"
+        return why_unreachable(self._target, self._connect, self._timeout, self._pool.max_size)
 
     def _scrub(self, error: BaseException) -> str:
-        return self._target.secrets.scrub(str(error)) or type(error).__name__
+        return scrubbed(self._target, error)
 
     def close(self) -> None:
         """Close every pooled connection; the log cannot be used afterwards."""

@@ -30,10 +30,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from psycopg import Connection, OperationalError, connect
+from psycopg import Connection, connect
 from psycopg import Error as DriverError
 from psycopg.conninfo import make_conninfo
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from sloplane.evaluator.model import Freeze, Incident
 from sloplane.evaluator.storage.controls import (  # the SQLite store's rules and messages, shared on purpose
@@ -47,9 +47,16 @@ from sloplane.evaluator.storage.controls import (  # the SQLite store's rules an
     _utc,
 )
 from sloplane.evaluator.storage.decisions import utc_text
-from sloplane.evaluator.storage.postgres import POOL_SIZE, RECONNECT_SECONDS, TIMEOUT_SECONDS
 from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
 from sloplane.evaluator.storage.postgres_controls_schema import FREEZES, INCIDENTS, MIGRATIONS, STORE
+from sloplane.evaluator.storage.postgres_pool import (
+    POOL_SIZE,
+    TIMEOUT_SECONDS,
+    new_pool,
+    scrubbed,
+    use,
+    why_unreachable,
+)
 from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
 
 if TYPE_CHECKING:
@@ -155,21 +162,11 @@ class PostgresReleaseControls:
         """The database's URL without its password: what messages say."""
         self._timeout = timeout
         self._migrate()
-        self._pool: ConnectionPool[_Connection] = ConnectionPool(
-            url,
-            kwargs={**self._target.parameters, "autocommit": True},
-            min_size=1,
-            max_size=max(1, pool_size),
-            configure=_in_utc,
-            name="sloplane-controls",
-            timeout=timeout,
-            reconnect_timeout=RECONNECT_SECONDS,
-            open=False,
-        )
         try:
-            self._pool.open(wait=True, timeout=timeout)
+            self._pool = new_pool(
+                self._target, name="sloplane-controls", configure=_in_utc, pool_size=pool_size, timeout=timeout
+            )
         except PoolTimeout:
-            self._pool.close()
             raise ControlsError(f"cannot open the release controls at {self.where}: {self._unreachable()}") from None
 
     def _migrate(self) -> None:
@@ -402,16 +399,7 @@ class PostgresReleaseControls:
             raise self._failed(exc, f"cannot read the release controls at {self.where}") from None
 
     def _use(self, work: Callable[[_Connection], _Result], retry: Callable[[], bool] = lambda: True) -> _Result:
-        """Run `work` on a pooled connection; once more on a fresh one when the first was dead and `retry()` allows."""
-        with self._pool.connection(timeout=self._timeout) as connection:
-            try:
-                return work(connection)
-            except OperationalError:
-                if not (connection.broken and retry()):
-                    raise
-        self._pool.check()  # PostgreSQL restarted: drop every dead idle connection, not one per request
-        with self._pool.connection(timeout=self._timeout) as connection:
-            return work(connection)
+        return use(self._pool, work, self._timeout, retry)
 
     def _failed(self, exc: DriverError, doing: str) -> ControlsError:
         """`doing` and the driver's message, scrubbed; for no connection at all, the reason a fresh attempt gives.
@@ -424,16 +412,10 @@ class PostgresReleaseControls:
         return ControlsError(f"{doing}: {reason}")
 
     def _unreachable(self) -> str:
-        """Why no connection came: one direct attempt says refused, unknown host or authentication."""
-        try:
-            with self._connect(connect_timeout=2):
-                pass
-        except DriverError as exc:
-            return self._scrub(exc)
-        return f"no free connection within {self._timeout:g} s ({self._pool.max_size} in use)"
+        return why_unreachable(self._target, self._connect, self._timeout, self._pool.max_size)
 
     def _scrub(self, error: BaseException) -> str:
-        return self._target.secrets.scrub(str(error)) or type(error).__name__
+        return scrubbed(self._target, error)
 
     def close(self) -> None:
         """Close every pooled connection; the store cannot be used afterwards."""
