@@ -191,6 +191,8 @@ def test_render_writes_the_module_into_its_own_folder(tmp_path: Path) -> None:
     assert refused.code == 2 and "files or terraform" in refused.stderr
     refused = run_cli("render", EXAMPLES, "--format", "terraform", "--dashboards", "json", "--out", out)
     assert refused.code == 2 and "configmap or grafana" in refused.stderr
+    ignored = run_cli("render", EXAMPLES, "--kubernetes", "files", "--out", out)
+    assert ignored.code == 2 and "only applies with --format terraform" in ignored.stderr
 
 
 def test_render_switches_to_gitops_files_and_back_without_leftovers(tmp_path: Path) -> None:

@@ -307,7 +307,7 @@ def render(
     )
     if output_format not in ("files", "terraform"):
         raise typer.BadParameter("use files or terraform", param_hint="--format")
-    terraform.check_choices(dashboards, kubernetes_objects)
+    terraform.check_choices(dashboards, kubernetes_objects, output_format)
     owned: tuple[str, ...] = MANAGED_FOLDERS
     if output_format == "terraform":
         files, owned = terraform.module_files(result.declarations, options, dashboards, kubernetes_objects, _err)

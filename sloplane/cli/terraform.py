@@ -26,8 +26,12 @@ KUBERNETES_HELP = (
 )
 
 
-def check_choices(dashboards: str, kubernetes: str) -> None:
-    """Refuse an unknown choice before anything is rendered (exit 2, naming the option)."""
+def check_choices(dashboards: str, kubernetes: str, output_format: str = "terraform") -> None:
+    """Refuse an unknown choice before anything is rendered (exit 2, naming the option), and a module choice
+    given for plain files, where it would change nothing."""
+    if output_format != "terraform" and (dashboards, kubernetes) != (DASHBOARDS[0], KUBERNETES[0]):
+        option = "--dashboards" if dashboards != DASHBOARDS[0] else "--kubernetes"
+        raise typer.BadParameter("only applies with --format terraform", param_hint=option)
     if dashboards not in DASHBOARDS:
         raise typer.BadParameter(f"use {' or '.join(DASHBOARDS)}", param_hint="--dashboards")
     if kubernetes not in KUBERNETES:
