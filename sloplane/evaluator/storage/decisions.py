@@ -7,8 +7,10 @@ release was let through and why; a bug (or a hand in the shell) must not rewrite
 
 Threads: one connection per thread, so readers never wait for each other or for a writer (WAL
 mode lets readers see the last committed state while a write is in progress); appends are
-serialised by a lock in the process, so writer threads queue on a mutex instead of polling in
-SQLite's busy handler. The busy timeout still covers other processes (the CLI reading the log).
+written by one thread at a time (`group_commit`): the appends that arrive while a transaction is
+being written go together into the next one, so a burst of gates costs a few fsyncs, not one each,
+and no thread polls in SQLite's busy handler. The busy timeout still covers other processes (the CLI
+reading the log, or appending to it).
 A connection is closed when its thread ends or when the log is closed.
 
 The hash chain (`storage.chain`, schema version 3): each row carries `prev_hash`, the hash of the row
@@ -32,7 +34,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ from sloplane.evaluator.model import ChainReport, Decision, Outcome, ReleaseSpan
 from sloplane.evaluator.storage import chain
 from sloplane.evaluator.storage.chain import GENESIS, record_hash
 from sloplane.evaluator.storage.decisions_schema import CHAIN_ROWS, LAST_POSSIBLE_SEQ, prepare, roll_back
+from sloplane.evaluator.storage.group_commit import GroupCommit
 from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
 
 if TYPE_CHECKING:
@@ -154,38 +157,56 @@ class SqliteDecisionLog(SqliteStore):
         self._key = chain_key if chain_key is not None else chain_key_from_environment()
         self._connections = ThreadConnections(self.path, "the decision log", DecisionLogError)
         self._write_lock = threading.Lock()
+        self._appends: GroupCommit[dict[str, Any]] = GroupCommit(self._append_batch)
         self._write_problem: str | None = None
         self.journal_mode = prepare(self._connections.get(), self.path, self._key, DecisionLogError)
         """`wal` normally; a file system without shared memory (some network mounts) keeps `delete`."""
 
     def append(self, decision: Decision) -> None:
-        """Record one decision, chained to the last one; a decision whose id is already recorded is refused."""
-        row = _row(decision)
-        connection = self._connections.get()
+        """Record one decision, chained to the last one; a decision whose id is already recorded is refused.
+
+        Returns once the record is committed. Appends from several threads at once are written together
+        (`GroupCommit`): one transaction, one fsync, for everything that queued meanwhile.
+        """
         try:
-            with self._write_lock:
-                self._append(connection, row)
-        except sqlite3.IntegrityError:
-            raise DecisionLogError(f"decision {decision.id} is already in the decision log at {self.path}") from None
+            self._appends.submit(_row(decision))
+        except DecisionLogError:
+            raise
         except sqlite3.Error as exc:
             self._write_problem = f"cannot write {self.path}: {exc}"
             raise DecisionLogError(f"cannot record decision {decision.id} in {self.path}: {exc}") from None
         self._write_problem = None
 
-    def _append(self, connection: sqlite3.Connection, row: dict[str, Any]) -> None:
-        """One write transaction: the last row is read under the write lock another process would need too,
-        so the link and the `seq` are the file's, not this process's idea of it."""
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            last = connection.execute(_LAST).fetchone()
-            seq, previous = (1, GENESIS) if last is None else (int(last[0]) + 1, last[1] or GENESIS)
-            linked = {**row, "seq": seq, "prev_hash": previous}
-            linked["hash"] = record_hash(linked, previous, self._key)
-            connection.execute(_INSERT, linked)
-            connection.execute("COMMIT")
-        except BaseException:
-            roll_back(connection)
-            raise
+    def _append_batch(self, rows: Sequence[dict[str, Any]]) -> list[BaseException | None]:
+        """One write transaction for a batch: the last row is read under the write lock another process
+        would need too, so the links and the `seq`s are the file's, not this process's idea of it.
+
+        A row whose id is already recorded is refused alone: SQLite backs out only the failed statement,
+        the transaction and the rest of the batch go on, and the chain links past it.
+        """
+        connection = self._connections.get()
+        outcomes: list[BaseException | None] = []
+        with self._write_lock:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                last = connection.execute(_LAST).fetchone()
+                seq, previous = (0, GENESIS) if last is None else (int(last[0]), last[1] or GENESIS)
+                for row in rows:
+                    linked = {**row, "seq": seq + 1, "prev_hash": previous}
+                    linked["hash"] = record_hash(linked, previous, self._key)
+                    try:
+                        connection.execute(_INSERT, linked)
+                    except sqlite3.IntegrityError:
+                        known = f"decision {row['id']} is already in the decision log at {self.path}"
+                        outcomes.append(DecisionLogError(known))
+                        continue
+                    seq, previous = seq + 1, linked["hash"]
+                    outcomes.append(None)
+                connection.execute("COMMIT")
+            except BaseException:
+                roll_back(connection)
+                raise
+        return outcomes
 
     def problem(self) -> str | None:
         """Why the log cannot be used now: the last append failed (until a write succeeds), or it cannot be read.

@@ -6,7 +6,9 @@ log, one `seq` order and one hash chain. It behaves as the SQLite log does — s
 and order, the same JSON records back — so the evaluator, the export and the tests do not care which.
 
 Appends: one short transaction locks the one-row chain head (`postgres_schema`), takes the next `seq`
-and the previous hash, and inserts the record with its hash while moving the head, in one statement. The
+and the previous hash, and inserts the record with its hash while moving the head, in one statement.
+Appends that arrive together in one replica share that transaction (`group_commit`): a burst of gates
+costs one lock, one pipeline of inserts and one commit, not one each. The
 hash is `chain.record_hash` over the very columns the SQLite log stores (`record_columns`), an HMAC when
 a chain key is set (by argument or `SLOPLANE_CHAIN_KEY`): the same decisions make the same chain in
 either store. Appends from all replicas queue on that row lock, so `seq` is contiguous from 1; readers
@@ -25,14 +27,14 @@ Messages name the database by its URL without the password, and pass through `Se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
 
 import orjson
-from psycopg import Connection, connect, errors
+from psycopg import Connection, connect
 from psycopg import Error as DriverError
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
@@ -47,6 +49,7 @@ from sloplane.evaluator.storage.decisions import (
     record_columns,
     utc_text,
 )
+from sloplane.evaluator.storage.group_commit import GroupCommit
 from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
 from sloplane.evaluator.storage.postgres_pool import (
     POOL_SIZE,
@@ -71,6 +74,7 @@ _Result = TypeVar("_Result")
 _Connection = Connection[tuple[Any, ...]]
 
 _HEAD = "SELECT seq, hash FROM decision_chain_head WHERE id = 1 FOR UPDATE"
+_KNOWN_IDS = "SELECT id FROM decisions WHERE id = ANY(%s)"
 
 _APPEND = """
 WITH appended AS (
@@ -130,6 +134,7 @@ class PostgresDecisionLog:
         self._key = chain_key if chain_key is not None else chain_key_from_environment()
         self._timeout = timeout
         self._write_problem: str | None = None
+        self._appends: GroupCommit[dict[str, Any]] = GroupCommit(self._append_batch)
         self._migrate()
         try:
             self._pool = new_pool(
@@ -163,32 +168,69 @@ class PostgresDecisionLog:
     # -- writing ------------------------------------------------------------------------------------------
 
     def append(self, decision: Decision) -> None:
-        """Record one decision as the next link of the chain; a decision whose id is already recorded is refused."""
-        row = record_columns(decision.to_dict())
+        """Record one decision as the next link of the chain; a decision whose id is already recorded is refused.
+
+        Returns once the record is committed. Appends from several threads of this replica at once are
+        written together (`GroupCommit`): one transaction, one round trip of inserts, one WAL flush.
+        """
+        try:
+            self._appends.submit(record_columns(decision.to_dict()))
+        except DecisionLogError:
+            raise
+        except DriverError as exc:
+            self._write_failed(decision, exc)
+        self._write_problem = None
+
+    def _append_batch(self, rows: Sequence[dict[str, Any]]) -> list[BaseException | None]:
+        """One transaction for a batch, under the chain head's row lock (which every replica's appends take).
+
+        Ids already recorded are found under that lock, so no other append can add one meanwhile; such a
+        row (or a second row of one id in the batch) is refused alone and the chain links past it. The
+        inserts go in one pipeline (`executemany`), each moving the head by one as its trigger demands.
+        """
         committing = False
+        outcomes: list[BaseException | None] = []
 
         def write(connection: _Connection) -> None:
             nonlocal committing
             committing = False
+            outcomes.clear()
             with connection.transaction():
                 head = connection.execute(_HEAD).fetchone()
                 if head is None:
                     raise DecisionLogError(f"the decision log at {self.where} has lost its chain head")
-                row["seq"] = int(head[0]) + 1
-                digest = chain.record_hash(row, str(head[1]), self._key)
-                connection.execute(_APPEND, {**row, "prev_hash": str(head[1]), "hash": digest})
+                known = {str(found) for (found,) in connection.execute(_KNOWN_IDS, ([row["id"] for row in rows],))}
+                linked = self._linked(rows, int(head[0]), str(head[1]), known, outcomes)
+                if linked:
+                    with connection.cursor() as cursor:
+                        cursor.executemany(_APPEND, linked)
                 committing = True
 
-        try:
-            self._use(write, self._timeout, retry=lambda: not committing)
-        except errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "decisions_id_key":
-                known = f"decision {decision.id} is already in the decision log at {self.where}"
-                raise DecisionLogError(known) from None
-            self._write_failed(decision, exc)
-        except DriverError as exc:
-            self._write_failed(decision, exc)
-        self._write_problem = None
+        self._use(write, self._timeout, retry=lambda: not committing)
+        return outcomes
+
+    def _linked(
+        self,
+        rows: Sequence[dict[str, Any]],
+        seq: int,
+        previous: str,
+        known: set[str],
+        outcomes: list[BaseException | None],
+    ) -> list[dict[str, Any]]:
+        """The rows to insert, each chained to the one before; a known id gets its refusal in `outcomes`."""
+        linked: list[dict[str, Any]] = []
+        for row in rows:
+            if row["id"] in known:
+                known_id = f"decision {row['id']} is already in the decision log at {self.where}"
+                outcomes.append(DecisionLogError(known_id))
+                continue
+            known.add(row["id"])
+            seq += 1
+            link = {**row, "seq": seq, "prev_hash": previous}
+            link["hash"] = previous = chain.record_hash(link, previous, self._key)
+            linked.append(link)
+            outcomes.append(None)
+        return linked
 
     def _write_failed(self, decision: Decision, exc: DriverError) -> NoReturn:
         reason = self._reason(exc)
