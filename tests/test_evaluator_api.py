@@ -139,14 +139,16 @@ class Stack:
         return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+@pytest.fixture(params=[True, False], ids=["direct-gate", "fastapi-gate"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """Every test twice: the gate's POST answered by the guard directly (as served) and by its FastAPI route,
+    which must answer alike (`RequestGuard`'s `direct`)."""
     issued = {scope: new_token(scope, [scope]) for scope in ("read", "gate", "admin")}
     log = SqliteDecisionLog(tmp_path / "decisions.db")
     service = FakeGateService(log)
     metrics = EvaluatorMetrics()
     tokens = TokenStore(entry for _, entry in issued.values())
-    app = create_app(_fits_the_protocol(service), tokens, metrics)
+    app = create_app(_fits_the_protocol(service), tokens, metrics, direct_gate=request.param)
     yield Stack(app, service, log, metrics, {name: token for name, (token, _) in issued.items()})
     log.close()
 

@@ -65,11 +65,15 @@ def create_app(
     metrics: EvaluatorMetrics,
     controls: ReleaseControlsStore | None = None,
     chain: ChainAudit | None = None,
+    *,
+    direct_gate: bool = True,
 ) -> FastAPI:
     """The evaluator's ASGI application around a gate service, its tokens and its metrics.
 
     With `controls`, also the freezes and incidents endpoints (`controls_api`); with `chain`, `/readyz`
-    says what verifying the decision log's hash chain found.
+    says what verifying the decision log's hash chain found. `direct_gate=False` leaves the gate's POST
+    to its FastAPI route instead of the guard's direct one (`RequestGuard`): tests run both, which must
+    answer alike.
     """
     app = FastAPI(
         title="sloplane evaluator",
@@ -80,10 +84,11 @@ def create_app(
         default_response_class=OrjsonResponse,
         redoc_url=None,
     )
-    app.add_middleware(RequestGuard, tokens=tokens, own_body=frozenset({GATE_PATH}), metrics=metrics)
     app.add_exception_handler(RequestValidationError, validation_failed)
     guard = RouteGuard(tokens, service.slos, metrics)
-    add_gate_routes(app, service, metrics, guard)
+    direct_routes = add_gate_routes(app, service, metrics, guard)
+    direct = direct_routes if direct_gate else {}
+    app.add_middleware(RequestGuard, tokens=tokens, own_body=frozenset({GATE_PATH}), metrics=metrics, direct=direct)
     add_read_routes(app, service, guard)
     add_operation_routes(app, service, metrics, chain)
     if controls is not None:

@@ -58,12 +58,17 @@ def requires(guard: RouteGuard, scope: Scope) -> Callable[..., Awaitable[Princip
             detail, challenge = unauthorised(presented)
             raise HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
         if not principal.allows(scope):
-            challenge = f'Bearer error="insufficient_scope", scope="{scope.value}"'
-            detail = f"token {principal.name!r} lacks the {scope.value!r} scope"
-            raise guard.refused(Refusal(RefusalReason.SCOPE, detail), challenge)
+            raise scope_refusal(guard, principal, scope)
         return principal
 
     return authorised
+
+
+def scope_refusal(guard: RouteGuard, principal: Principal, scope: Scope) -> HTTPException:
+    """The 403 (counted) for a token without `scope`; the caller raises it."""
+    challenge = f'Bearer error="insufficient_scope", scope="{scope.value}"'
+    detail = f"token {principal.name!r} lacks the {scope.value!r} scope"
+    return guard.refused(Refusal(RefusalReason.SCOPE, detail), challenge)
 
 
 def method_not_allowed(router: APIRouter | FastAPI, path: str, allowed: str) -> None:

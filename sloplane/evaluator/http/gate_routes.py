@@ -12,8 +12,11 @@ body is known to name a subject, before break-glass is looked at and before anyt
 No `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
 """
 
+import asyncio
 import logging
 import time
+from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
 from typing import Annotated, Any
 
@@ -26,9 +29,15 @@ from sloplane.core.endpoints import GATE_PATH
 from sloplane.core.serialize import wire_json
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Principal, Scope
-from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
+from sloplane.evaluator.http.common import (
+    AUTH_RESPONSES,
+    OrjsonResponse,
+    method_not_allowed,
+    requires,
+    scope_refusal,
+)
 from sloplane.evaluator.http.contract import GateService
-from sloplane.evaluator.http.guard import MAX_BODY_BYTES, RouteGuard
+from sloplane.evaluator.http.guard import MAX_BODY_BYTES, DirectRoute, Receive, RouteGuard, Send, answer_json
 from sloplane.evaluator.http.metrics import DeclaredNames, EvaluatorMetrics
 from sloplane.evaluator.model import BreakGlass, GateReason, GateRequest, GateResult, Outcome
 from sloplane.evaluator.storage.decisions import DecisionLogError
@@ -183,8 +192,66 @@ class _Gate:
             )
 
 
-def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetrics, guard: RouteGuard) -> None:
-    """`POST` and `GET` `/v1/gates/evaluate` (scope `gate`), and a 405 naming both for any other method."""
+class _DirectGate:
+    """The gate's POST as `RequestGuard` answers it directly (`guard.DirectRoute`), past FastAPI.
+
+    The same answers as the FastAPI route below, at a fraction of the CPU: the principal comes from the
+    guard (one token check, not two), the scope check is `requires`'s, the body is read here, and the
+    decision runs on a plain thread pool (`THREADS`) rather than anyio's, whose hand-off costs several
+    times more. Decisions block — on Prometheus for a cold gate, on the decision log's commit for all —
+    so they never run on the event loop.
+    """
+
+    THREADS = 40
+    """As many gates decided at once as anyio's default pool allowed the FastAPI route."""
+
+    def __init__(self, gate: _Gate, guard: RouteGuard) -> None:
+        self._gate = gate
+        self._guard = guard
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def __call__(
+        self, scope: MutableMapping[str, Any], receive: Receive, send: Send, principal: Principal
+    ) -> None:
+        if not principal.allows(Scope.GATE):
+            raise scope_refusal(self._guard, principal, Scope.GATE)
+        body = await _read_stream(scope, receive)
+        closing = {"connection": "close"} if body is None else None  # what is left unread must not be parsed
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.THREADS, thread_name_prefix="sloplane-gate")
+        answer = await asyncio.get_running_loop().run_in_executor(self._executor, self._gate.answer, body, principal)
+        await answer_json(send, 200, wire_json(answer), closing)
+
+
+async def _read_stream(scope: MutableMapping[str, Any], receive: Receive) -> bytes | None:
+    """The body from ASGI messages, or None past `MAX_BODY_BYTES` (declared or read); as `_read_body`."""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: what came is all there is
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def add_gate_routes(
+    app: FastAPI, service: GateService, metrics: EvaluatorMetrics, guard: RouteGuard
+) -> dict[tuple[str, str], DirectRoute]:
+    """`POST` and `GET` `/v1/gates/evaluate` (scope `gate`), and a 405 naming both for any other method.
+
+    Returns the routes `RequestGuard` should answer directly (`direct`): the POST. Without the guard
+    answering it, the FastAPI route gives the same answers.
+    """
     gate = _Gate(service, metrics, guard)
     requires_gate = requires(guard, Scope.GATE)
 
@@ -246,3 +313,4 @@ def add_gate_routes(app: FastAPI, service: GateService, metrics: EvaluatorMetric
         return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal))
 
     method_not_allowed(app, GATE_PATH, "GET, POST")
+    return {("POST", GATE_PATH): _DirectGate(gate, guard)}
