@@ -85,9 +85,10 @@ def summarise(collapsed: str, title: str, top: int = TOP) -> list[str]:
 
 
 LAYERS = (
-    ("worker threads: Evaluator.gate -> SqliteDecisionLog.append", ("WorkerThread", "SqliteDecisionLog.append")),
-    ("worker threads: Evaluator.gate, the rest (measuring from cache, deciding)", ("WorkerThread", "Evaluator.gate")),
-    ("worker threads: the rest (thread-pool hand-off, idle waits)", ("WorkerThread",)),
+    ("worker threads: Evaluator.gate -> decision log append", ("_Gate.answer", "DecisionLog.append")),
+    ("worker threads: Evaluator.gate, the rest (measuring from cache, deciding)", ("_Gate.answer", "Evaluator.gate")),
+    ("worker threads: answering, the rest (counting, the answer's JSON)", ("_Gate.answer",)),
+    ("worker threads: the rest (thread-pool hand-off, idle waits)", ("thread.py",)),
     ("event loop: inside the application (RequestGuard, middleware, routing, FastAPI)", ("RequestGuard",)),
     ("event loop: outside it (uvicorn's protocol, uvloop)", ("Runner.run",)),
 )

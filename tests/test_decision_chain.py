@@ -514,3 +514,24 @@ def test_serve_shows_a_broken_chain_and_stays_ready(tmp_path: Path) -> None:
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_command_verifies_without_writing_to_the_file(path: Path) -> None:
+    """An auditor's evidence copy: `verify` opens it read-only, so the file is byte for byte what was handed over."""
+    before = path.read_bytes()
+    assert run_cli("decisions", "verify", "--db", path).code == 0
+    _as_attacker(path, ("UPDATE decisions SET outcome = 'pass' WHERE seq = 3", ()))
+    tampered = path.read_bytes()
+    assert run_cli("decisions", "verify", "--db", path).code == 1
+    assert path.read_bytes() == tampered != before
+
+
+def test_the_command_does_not_migrate_a_log_from_before_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.db"
+    _version_2_log(path, 3)
+    result = run_cli("decisions", "verify", "--db", path)
+    assert result.code == 2
+    assert "schema version 2, from before the hash chain" in result.stderr
+    with closing(sqlite3.connect(path)) as untouched:
+        assert untouched.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert untouched.execute("SELECT count(*) FROM decisions").fetchone()[0] == 3

@@ -23,6 +23,7 @@ from sloplane.evaluator.storage.decisions import (
     CHAIN_KEY_ENV,
     DecisionLogError,
     chain_key_from_environment,
+    verify_file,
 )
 from sloplane.evaluator.storage.open import open_decision_log
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
@@ -78,8 +79,11 @@ def _verify(console: Consoles, db: str, output_format: str) -> None:
         console.err.print(f"sloplane decisions verify: no decision log at {store_name(db)}", markup=False)
         raise typer.Exit(EXIT_UNREADABLE)
     try:
-        with open_decision_log(db) as log:
-            report = log.verify()
+        if is_postgres_url(db):
+            with open_decision_log(db) as log:
+                report = log.verify()
+        else:
+            report = verify_file(db)  # read-only: an evidence copy is never created, migrated or written
     except DecisionLogError as error:
         console.err.print(f"sloplane decisions verify: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_UNREADABLE) from None

@@ -45,7 +45,13 @@ from sloplane.core.serialize import wire_json
 from sloplane.evaluator.model import ChainReport, Decision, Outcome, ReleaseSpan
 from sloplane.evaluator.storage import chain
 from sloplane.evaluator.storage.chain import GENESIS, record_hash
-from sloplane.evaluator.storage.decisions_schema import CHAIN_ROWS, LAST_POSSIBLE_SEQ, prepare, roll_back
+from sloplane.evaluator.storage.decisions_schema import (
+    CHAIN_ROWS,
+    LAST_POSSIBLE_SEQ,
+    SCHEMA_VERSION,
+    prepare,
+    roll_back,
+)
 from sloplane.evaluator.storage.group_commit import GroupCommit
 from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
 
@@ -352,6 +358,50 @@ class SqliteDecisionLog(SqliteStore):
             return self._connections.get().execute(sql, values).fetchall()
         except sqlite3.Error as exc:
             raise DecisionLogError(f"cannot read the decision log at {self.path}: {exc}") from exc
+
+
+def verify_file(path: str | Path, *, chain_key: bytes | None = None, batch_size: int = 500) -> ChainReport:
+    """Verify a SQLite decision log's chain without writing to it: for evidence copies and read-only mounts.
+
+    `SqliteDecisionLog` opens a file to use it: it creates what is missing and migrates an older schema,
+    which would change the very file an auditor was handed. Here the file is opened read-only
+    (`mode=ro`), nothing is created or migrated, and a file whose schema predates the chain (version
+    2 or older) is reported as such rather than chained on the spot. `chain_key`: as the log's (None:
+    `SLOPLANE_CHAIN_KEY`).
+    """
+    file = Path(path)
+    key = chain_key if chain_key is not None else chain_key_from_environment()
+    if not file.is_file():
+        raise DecisionLogError(f"no decision log at {file}")
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise DecisionLogError(f"cannot open the decision log at {file} read-only: {exc}") from None
+    try:
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        if version < SCHEMA_VERSION:
+            raise DecisionLogError(
+                f"the decision log at {file} is schema version {version}, from before the hash chain: nothing "
+                "to verify until a sloplane that chains it opens it for writing"
+            )
+        ((last,),) = connection.execute("SELECT coalesce(max(seq), 0) FROM decisions").fetchall()
+        return chain.verify(_read_only_rows(connection, int(last), batch_size), key)
+    except sqlite3.Error as exc:
+        raise DecisionLogError(f"cannot read the decision log at {file}: {exc}") from None
+    finally:
+        connection.close()
+
+
+def _read_only_rows(connection: sqlite3.Connection, last: int, batch_size: int) -> Iterator[dict[str, Any]]:
+    """Chain rows up to `last`, a batch at a time (as `SqliteDecisionLog.chain_rows`)."""
+    position = 0
+    while True:
+        found = connection.execute(CHAIN_ROWS, (position, last, batch_size)).fetchall()
+        if not found:
+            return
+        for values in found:
+            yield dict(zip(CHAIN_ROW, values, strict=True))
+        position = found[-1][0]
 
 
 def _filters(
