@@ -270,3 +270,21 @@ def test_the_evaluators_own_objects_hold_no_credential() -> None:
     for value in (backend, settings, settings.counts()):
         assert not _leaks(repr(value)) and not _leaks(str(value))
     assert not _leaks(str(vars(backend).get("url")))
+
+
+@pytest.mark.parametrize("command", [["serve"], ["decisions"], ["freeze", "create"], ["incident", "open"]])
+def test_a_database_url_from_the_environment_is_shown_in_help_without_its_password(command: list[str]) -> None:
+    """`--db` defaults from $SLOPLANE_DB, which the evaluator's pod sets from a Secret: `--help` shows where,
+    never the password."""
+    environment = {**os.environ, "SLOPLANE_DB": "postgresql://sloplane:hunter2-secret@db.example:5432/gates"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "sloplane", *command, "--help"],
+        env={**environment, "COLUMNS": "240"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "hunter2" not in completed.stdout + completed.stderr
+    assert "db.example" in completed.stdout

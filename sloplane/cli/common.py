@@ -38,7 +38,14 @@ OptionalPaths = Annotated[
 ]
 
 At = Annotated[str | None, typer.Option("--at", help="Evaluate at this RFC 3339 instant (replay) instead of now.")]
-Db = Annotated[str, typer.Option("--db", help="Decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).")]
+DEFAULT_DB_SHOWN = redacted(DEFAULT_DB) if is_postgres_url(DEFAULT_DB) else DEFAULT_DB
+"""The default as `--help` shows it: a URL from $SLOPLANE_DB without its password."""
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db", help="Decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).", show_default=DEFAULT_DB_SHOWN
+    ),
+]
 Staleness = Annotated[str, typer.Option("--staleness", help="Reject data with no sample this recent.")]
 Format = Annotated[str, typer.Option("--format", help="table (or text) or json.")]
 

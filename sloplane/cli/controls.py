@@ -25,6 +25,7 @@ from rich.table import Table
 
 from sloplane.cli.common import (
     DEFAULT_DB,
+    DEFAULT_DB_SHOWN,
     Consoles,
     RefusedError,
     local_user,
@@ -40,7 +41,14 @@ from sloplane.evaluator.storage.open import open_release_controls
 
 TIMEOUT_SECONDS = 30.0
 
-Db = Annotated[str, typer.Option("--db", help="Release controls: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).")]
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="Release controls: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).",
+        show_default=DEFAULT_DB_SHOWN,
+    ),
+]
 EvaluatorUrl = Annotated[
     str | None, typer.Option("--evaluator", help="Act on a running evaluator (sloplane serve) instead of --db.")
 ]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from sloplane.cli.common import DEFAULT_DB, store_missing, store_name, store_stem
+from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, store_missing, store_name, store_stem
 from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.storage.decisions import DecisionLogError
 from sloplane.evaluator.storage.open import open_decision_log
@@ -30,7 +30,12 @@ HELP = (
     "from the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance role)."
 )
 
-Db = Annotated[str, typer.Option("--db", help="Decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).")]
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db", help="Decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).", show_default=DEFAULT_DB_SHOWN
+    ),
+]
 To = Annotated[str, typer.Option("--to", help="Destination, s3://bucket/prefix.", show_default=False)]
 EndpointUrl = Annotated[
     str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph); default AWS.")
