@@ -322,3 +322,151 @@ def test_whole_numbers_may_arrive_as_doubles_and_fractions_are_refused(mocks: Re
         assert type(whole_number("replicas", 3.0)) is int
 
     return everything(evaluator).apply(check)
+
+
+DB_PASSWORD = "pg-s3cret-Pa55word"
+DATABASE_URL = f"postgresql://evaluator:{DB_PASSWORD}@db.internal:6432/sloplane?sslmode=verify-full"
+CHAIN_KEY = "chain-key-0123456789abcdef"
+POSTGRES_CHILDREN = {
+    "kubernetes:core/v1:ServiceAccount": {"gates-service-account"},
+    "kubernetes:core/v1:ConfigMap": {"gates-slos"},
+    "kubernetes:core/v1:Secret": {"gates-secrets", "gates-database", "gates-chain-key"},
+    "kubernetes:apps/v1:Deployment": {"gates-deployment"},
+    "kubernetes:core/v1:Service": {"gates-service"},
+    "kubernetes:policy/v1:PodDisruptionBudget": {"gates-pdb"},
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": {"gates-network-policy"},
+}
+
+
+def egress_ports(mocks: Recorder) -> set[int]:
+    (policy,) = mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy").values()
+    return {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+
+
+@pulumi.runtime.test
+def test_postgres_mode_registers_the_url_as_a_secret_and_no_volume(mocks: Recorder) -> Any:
+    # Plain values: both must still end up secret, and in nothing but their Secrets.
+    component = SloEvaluator(
+        "gates", evaluator_args(storage={"mode": "postgres", "url": DATABASE_URL}, chain_key=CHAIN_KEY)
+    )
+
+    def check(_: Any) -> None:
+        registered: dict[str, set[str]] = {}
+        for typ, name, _ in mocks.registered:
+            if typ != EVALUATOR:
+                registered.setdefault(typ, set()).add(name)
+        assert registered == POSTGRES_CHILDREN, "no PersistentVolumeClaim in postgres mode"
+        secrets = mocks.of_type("kubernetes:core/v1:Secret")
+        assert unwrap_secret(secrets["gates-database"]["stringData"]) == {"url": DATABASE_URL}
+        assert unwrap_secret(secrets["gates-chain-key"]["stringData"]) == {"chain-key": CHAIN_KEY}
+        assert secrets["gates-database"]["metadata"]["name"] == "sloplane-evaluator-database"
+        (deployment,) = mocks.of_type("kubernetes:apps/v1:Deployment").values()
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item.get("valueFrom") for item in container["env"]}
+        assert env["SLOPLANE_DB"] == {"secretKeyRef": {"name": "sloplane-evaluator-database", "key": "url"}}
+        assert env["SLOPLANE_CHAIN_KEY"] == {
+            "secretKeyRef": {"name": "sloplane-evaluator-chain-key", "key": "chain-key"}
+        }
+        assert "--db" not in container["args"] and "--controls" not in container["args"]
+        assert deployment["spec"]["replicas"] == 2
+        assert 6432 in egress_ports(mocks), "the URL's port"
+        for typ, name, inputs in mocks.registered:
+            text = json.dumps(inputs)
+            if name != "gates-database":
+                assert DB_PASSWORD not in text and "db.internal" not in text, f"the database URL leaked into {name}"
+            if name != "gates-chain-key":
+                assert CHAIN_KEY not in text, f"the chain key leaked into {name}"
+            if typ != EVALUATOR:
+                kubernetes_validate.validate(_plain(inputs), KUBERNETES_VERSION, strict=True)
+
+    assert {"database_secret", "chain_key_secret"} <= set(component.children)
+    assert "claim" not in component.children
+    return everything(component).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_url_given_as_an_output_is_secret_and_egress_takes_the_port_setting_or_5432(mocks: Recorder) -> Any:
+    """An Output (a secret, a stack reference) cannot be read when the objects are rendered: its port cannot be
+    known, so `port` says it (a whole number, as other languages send doubles), else 5432 is opened."""
+    opened = SloEvaluator(
+        "opened",
+        evaluator_args(name="opened", storage={"mode": "postgres", "url": pulumi.Output.from_input(DATABASE_URL)}),
+    )
+    told = SloEvaluator(
+        "told",
+        evaluator_args(
+            name="told", storage={"mode": "postgres", "url": pulumi.Output.secret(DATABASE_URL), "port": 6543.0}
+        ),
+    )
+
+    def check(_: Any) -> None:
+        policies = mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        ports = {
+            name: {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+            for name, policy in policies.items()
+        }
+        assert ports["opened-network-policy"] == {53, 443, 9090, 5432}
+        assert ports["told-network-policy"] == {53, 443, 9090, 6543}
+        secrets = mocks.of_type("kubernetes:core/v1:Secret")
+        for name in ("opened-database", "told-database"):
+            assert unwrap_secret(secrets[name]["stringData"]) == {"url": DATABASE_URL}
+        for _, name, inputs in mocks.registered:
+            if not name.endswith("-database"):
+                assert DB_PASSWORD not in json.dumps(inputs), f"the database URL leaked into {name}"
+        assert not mocks.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+
+    return pulumi.Output.all(everything(opened), everything(told)).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_chain_key_in_volume_mode_keeps_the_volume_and_adds_its_secret(mocks: Recorder) -> Any:
+    with pytest.raises(pulumi.RunError, match=r"'chain_key' is empty, so the chain would not be keyed"):
+        SloEvaluator("empty", evaluator_args(chain_key=" "))  # `serve` would read it as no key at all
+    assert mocks.registered == []
+    component = SloEvaluator("gates", evaluator_args(chain_key=pulumi.Output.from_input(CHAIN_KEY)))
+
+    def check(_: Any) -> None:
+        secrets = mocks.of_type("kubernetes:core/v1:Secret")
+        assert set(secrets) == {"gates-secrets", "gates-chain-key"}
+        assert unwrap_secret(secrets["gates-chain-key"]["stringData"]) == {"chain-key": CHAIN_KEY}
+        assert set(mocks.of_type("kubernetes:core/v1:PersistentVolumeClaim")) == {"gates-state"}
+        (deployment,) = mocks.of_type("kubernetes:apps/v1:Deployment").values()
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {item["name"] for item in container["env"]}
+        assert "SLOPLANE_CHAIN_KEY" in env and "SLOPLANE_DB" not in env
+        assert 5432 not in egress_ports(mocks)
+
+    return everything(component).apply(check)
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ({"mode": "postgres"}, r"SloEvaluator: storage mode 'postgres' needs url"),
+        ({"mode": "volume", "url": DATABASE_URL}, r"storage url is the PostgreSQL URL of storage mode 'postgres'"),
+        (
+            {"mode": "postgres", "url": f"mysql://evaluator:{DB_PASSWORD}@db/sloplane"},
+            r"storage url is not a PostgreSQL URL .*its value is not shown",
+        ),
+        (
+            {"mode": "postgres", "url": DATABASE_URL, "s3_url": "s3://decisions/prod"},
+            r"storage mode 'postgres' keeps everything in the database.*remove 's3_url'",
+        ),
+        ({"mode": "postgres", "url": DATABASE_URL, "size": "5Gi"}, r"remove 'size'"),
+        ({"mode": "postgres", "url": DATABASE_URL, "port": 5432.5}, r"storage: 'port' must be a whole number"),
+        ({"mode": "postgres", "url": 5432}, r"storage url must be a string"),
+        (
+            {"mode": "postgres", "url": DATABASE_URL, "port": pulumi.Output.from_input(5432)},
+            r"SloEvaluator: storage: 'port' must be a plain value",
+        ),
+    ],
+    ids=["no-url", "url-in-volume", "scheme", "s3-field", "volume-field", "fraction", "not-text", "port-output"],
+)
+@pulumi.runtime.test
+def test_postgres_settings_that_cannot_work_fail_before_anything_is_registered(
+    mocks: Recorder, storage: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(pulumi.RunError, match=message) as refused:
+        SloEvaluator("gates", evaluator_args(storage=storage))
+    assert DB_PASSWORD not in str(refused.value), "a message must never show the URL's password"
+    assert mocks.registered == []

@@ -369,3 +369,41 @@ def test_an_evaluator_takes_named_settings_types_and_keeps_its_keys_secret(plugi
     assert "dd-api-secret" not in leaked and "dd-app-secret" not in leaked and "ci: token" not in leaked
     secrets = {r.name: secret_paths(r.properties) for r in registrations if r.type == SECRET}
     assert all(paths == ["stringData"] for paths in secrets.values()) and len(secrets) == 2
+
+
+def test_an_evaluator_in_postgres_mode_takes_a_secret_url_and_registers_no_volume(
+    plugin: Plugin, warnings: Callable[[], list[str]]
+) -> None:
+    """From another language: `storage: {mode: postgres, url: pulumi.secret(...), port: 6432}` (the port a double)
+    and a secret `chainKey`: the URL and the key only in their Secrets, marked secret, and no PVC."""
+    url = "postgresql://evaluator:pg-s3cret-pass@db.internal:6432/sloplane"
+    inputs = {
+        "declarations": [str(EXAMPLES / "search-latency.yaml")],
+        "image": "ghcr.io/example/sloplane:1.0.0",
+        "prometheusUrl": "http://prometheus:9090",
+        "tokens": OutputValue("ci: token", secret=True),
+        "namespace": "slo",
+        "storage": {"mode": "postgres", "url": OutputValue(url, secret=True), "port": 6432.0},
+        "chainKey": OutputValue("chain-s3cret-key", secret=True),
+    }
+    with deployment(dry_run=False) as deployed:
+        plugin.construct(deployed.address, "sloplane:index:SloEvaluator", "slo", inputs, dry_run=False)
+    registrations = deployed.monitor.registrations
+    assert not [r for r in registrations if r.type == "kubernetes:core/v1:PersistentVolumeClaim"]
+    secrets = {r.name: r for r in registrations if r.type == SECRET}
+    assert {name: secret_paths(r.properties) for name, r in secrets.items()} == {
+        "slo-secrets": ["stringData"],
+        "slo-database": ["stringData"],
+        "slo-chain-key": ["stringData"],
+    }
+    assert plain(secrets["slo-database"].properties)["stringData"] == {"url": url}
+    assert plain(secrets["slo-chain-key"].properties)["stringData"] == {"chain-key": "chain-s3cret-key"}
+    (policy,) = (r for r in registrations if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    assert 6432 in {port["port"] for rule in policy.properties["spec"]["egress"] for port in rule["ports"]}
+    (deployment_,) = (r for r in registrations if r.type == "kubernetes:apps/v1:Deployment")
+    (container,) = deployment_.properties["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("valueFrom") for item in container["env"]}
+    assert env["SLOPLANE_DB"] == {"secretKeyRef": {"name": "sloplane-evaluator-database", "key": "url"}}
+    leaked = json.dumps(plain([r.properties for r in registrations if r.type != SECRET]))
+    assert "pg-s3cret-pass" not in leaked and "db.internal" not in leaked and "chain-s3cret-key" not in leaked
+    assert warnings() == []

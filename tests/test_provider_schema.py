@@ -93,3 +93,18 @@ def test_every_component_type_and_property_is_documented_for_the_registry() -> N
         if not found.get("description")
     ]
     assert undocumented == []
+
+
+def test_the_evaluators_database_url_and_chain_key_may_be_secrets_and_its_shape_is_plain() -> None:
+    """Other languages pass `pulumi.secret(...)` only where the schema takes an Input; what decides the objects
+    (the mode, the egress port) stays plain."""
+    served = schema()
+    storage = served["types"]["sloplane:index:EvaluatorStorage"]["properties"]
+    assert storage["url"] == {**storage["url"], "type": "string"} and "plain" not in storage["url"]
+    assert storage["port"]["type"] == "integer" and storage["port"]["plain"] is True
+    assert storage["mode"]["plain"] is True and "`postgres`" in storage["mode"]["description"]
+    for resource in ("SloEvaluator", "EvaluatorDeployment"):
+        found = served["resources" if resource == "SloEvaluator" else "types"][f"sloplane:index:{resource}"]
+        chain_key = found["inputProperties" if resource == "SloEvaluator" else "properties"]["chainKey"]
+        assert chain_key["type"] == "string" and "plain" not in chain_key
+        assert "SLOPLANE_CHAIN_KEY" in chain_key["description"]

@@ -3,12 +3,16 @@
 Thin on purpose, like the other components: the settings become an `EvaluatorSettings`, the
 renderer in `sloplane.render.evaluator` builds the objects, and each is registered as a child.
 The only thing added here is secrecy: the token and receiver files go into the Secret wrapped in
-`pulumi.Output.secret`, and so do the Datadog API and application keys into theirs, and each token
-set's file into its own Secret, so they are encrypted in state and never appear in the other objects
-(whether or not the caller passed secrets).
+`pulumi.Output.secret`, and so do the Datadog API and application keys into theirs, each token set's
+file into its own Secret, the PostgreSQL URL (`storage.url`) into `<name>-database` and the chain key
+into `<name>-chain-key`, so they are encrypted in state and never appear in the other objects (whether
+or not the caller passed secrets). The pod reads the URL and the keys from the environment, each from
+its Secret.
 
-Settings other than `tokens`, `receivers`, the token sets' `tokens` and the Datadog keys must be plain
-values (not Outputs): they shape the objects, which are rendered once when the program runs.
+Settings other than `tokens`, `receivers`, the token sets' `tokens`, the Datadog keys, `storage.url` and
+`chain_key` must be plain values (not Outputs): they shape the objects, which are rendered once when the
+program runs. That is why a URL given as an Output (a secret always is one) cannot tell the
+NetworkPolicy its port: `storage.port` does, else 5432 is opened.
 """
 
 from collections.abc import Mapping, Sequence
@@ -22,7 +26,7 @@ from pulumi_kubernetes.networking.v1 import NetworkPolicy
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget
 from pulumi_kubernetes.rbac.v1 import Role, RoleBinding
 
-from sloplane.components.plain import require_plain
+from sloplane.components.plain import NotPlainError, require_plain
 from sloplane.declaration import DeclarationError
 from sloplane.declaration.model import Declaration
 from sloplane.interop import load_declarations
@@ -33,6 +37,7 @@ from sloplane.render.evaluator_settings import (
     EvaluatorSettings,
     StorageSettings,
     TokenSet,
+    check_database_url,
     service_url,
 )
 
@@ -56,7 +61,12 @@ SETTING_ARGS = (
 )
 WHOLE_NUMBER_ARGS = ("replicas", "prometheus_port")
 """Integer settings: other languages send every number as a double, so 2.0 is 2 and 2.5 is refused."""
-SECRET_CHILDREN = {"secrets": "secret", "datadog": "datadog_secret"}
+SECRET_CHILDREN = {
+    "secrets": "secret",
+    "datadog": "datadog_secret",
+    "database": "database_secret",
+    "chain-key": "chain_key_secret",
+}
 """The Secrets' resource name suffixes and their keys in `SloEvaluator.children`; a token set's Secret is
 `<name>-tokens-<set>`, its key `tokens_<set>` (dashes as underscores)."""
 DATADOG_KEY_ARGS = {"DD_API_KEY": "datadog_api_key", "DD_APP_KEY": "datadog_app_key"}
@@ -64,16 +74,18 @@ DATADOG_KEY_ARGS = {"DD_API_KEY": "datadog_api_key", "DD_APP_KEY": "datadog_app_
 
 
 class EvaluatorStorage(TypedDict):
-    """Where the evaluator keeps its SQLite files (see `render.evaluator_settings.StorageSettings`)."""
+    """Where the evaluator keeps decisions, freezes and incidents: SQLite files on a volume, or one PostgreSQL
+    database all replicas share (see `render.evaluator_settings.StorageSettings`)."""
 
     mode: NotRequired[str]
-    """`volume` (the decision log on the ReadWriteMany volume) or `s3` (on an emptyDir, exported to `s3_url`)."""
+    """`volume` (the decision log on the ReadWriteMany volume), `s3` (on an emptyDir, exported to `s3_url`) or
+    `postgres` (everything in the database at `url`: no volume, any replica answers any gate, one leads)."""
     storage_class: NotRequired[str]
-    """The volume's StorageClass (default: the cluster's default class)."""
+    """The volume's StorageClass (default: the cluster's default class; volume and s3 modes)."""
     size: NotRequired[str]
-    """The volume's size (default `1Gi`)."""
+    """The volume's size (default `1Gi`; volume and s3 modes)."""
     access_mode: NotRequired[str]
-    """Default `ReadWriteMany`: every replica sees the one freezes-and-incidents file."""
+    """Default `ReadWriteMany`: every replica sees the one freezes-and-incidents file (volume and s3 modes)."""
     s3_url: NotRequired[str]
     """`s3://bucket/prefix` (s3 mode)."""
     export_interval: NotRequired[str]
@@ -82,6 +94,12 @@ class EvaluatorStorage(TypedDict):
     """An S3-compatible endpoint (MinIO, a VPC endpoint); unset for AWS itself."""
     region: NotRequired[str]
     """The bucket's region (s3 mode)."""
+    url: NotRequired[pulumi.Input[str]]
+    """The PostgreSQL URL (postgres mode, required there), stored as a secret (`<name>-database`) that `serve`
+    reads from env `SLOPLANE_DB`; e.g. `postgresql://evaluator:PASSWORD@db:5432/sloplane?sslmode=verify-full`."""
+    port: NotRequired[int]
+    """The database port the NetworkPolicy lets the pods reach (postgres mode). Default: the ports a plain `url`
+    names, or 5432 when `url` is a secret or another Output (unreadable when the objects are rendered)."""
 
 
 class EvaluatorTokenSet(TypedDict):
@@ -126,11 +144,12 @@ class EvaluatorDeployment(TypedDict):
     namespace: NotRequired[str]
     """Namespace of the evaluator's objects (default `monitoring`)."""
     replicas: NotRequired[int]
-    """Pods behind the Service (default 2)."""
+    """Pods behind the Service (default 2, at least 2: the PodDisruptionBudget keeps one answering gates)."""
     resources: NotRequired[Mapping[str, Mapping[str, str]]]
     """Container `requests`/`limits` as Kubernetes writes them, e.g. `{requests: {cpu: 100m}}`."""
     storage: NotRequired[EvaluatorStorage]
-    """Where decisions, freezes and incidents are kept (default: a 1Gi ReadWriteMany volume)."""
+    """Where decisions, freezes and incidents are kept (default: a 1Gi ReadWriteMany volume; `{mode: postgres,
+    url: ...}` for a PostgreSQL database the replicas share)."""
     log_level: NotRequired[str]
     """`debug`, `info` (default), `warning` or `error`."""
     labels: NotRequired[Mapping[str, str]]
@@ -155,6 +174,10 @@ class EvaluatorDeployment(TypedDict):
     """Datadog API key, stored as a secret (env `DD_API_KEY` from the `<name>-datadog` Secret)."""
     datadog_app_key: NotRequired[pulumi.Input[str]]
     """Datadog application key, stored as a secret (env `DD_APP_KEY`)."""
+    chain_key: NotRequired[pulumi.Input[str]]
+    """The key the decision log's hash chain is an HMAC under, so that whoever can write the store cannot
+    recompute a rewritten chain; stored as a secret (env `SLOPLANE_CHAIN_KEY` from `<name>-chain-key`). Any
+    storage mode; `sloplane decisions verify` needs the same key."""
 
 
 EvaluatorArgs = EvaluatorDeployment
@@ -227,11 +250,41 @@ def kubernetes_peer(peer: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def storage_settings(value: Mapping[str, Any] | None) -> StorageSettings:
-    """`StorageSettings` from the `storage` argument (snake_case keys, as the dataclass)."""
+    """`StorageSettings` from the `storage` argument (snake_case keys, as the dataclass), without the URL: a
+    secret, rendered only into its Secret (`database_url`)."""
+    given = {key: item for key, item in dict(value or {}).items() if key != "url"}
+    if given.get("port") is not None:
+        given["port"] = whole_number("SloEvaluator: storage: 'port'", given["port"])
     try:
-        return StorageSettings(**dict(value or {}))
+        return StorageSettings(**given)
     except TypeError as error:
         raise pulumi.RunError(f"SloEvaluator: storage: {error}") from None
+
+
+def database_url(value: Mapping[str, Any] | None, storage: StorageSettings) -> Any:
+    """The `storage` argument's PostgreSQL URL (plain or an Output), checked against the mode; None without one.
+
+    An Output is not read, so a plain URL's mistakes are caught here and an Output's when `serve` starts. No
+    message holds the URL (it may hold a password)."""
+    url = (value or {}).get("url")
+    if url is not None and not isinstance(url, str | pulumi.Output):
+        raise pulumi.RunError("SloEvaluator: storage url must be a string (a postgresql:// URL)")
+    try:
+        check_database_url(storage, url)
+    except ValueError as error:
+        raise pulumi.RunError(f"SloEvaluator: {error}") from None
+    return url
+
+
+def _require_plain_storage(value: Any) -> None:
+    """The `storage` argument is plain but for its URL: it decides whether there is a volume, and which ports."""
+    if value is None:
+        return
+    if isinstance(value, pulumi.Output):
+        raise NotPlainError("SloEvaluator", "storage")
+    if not isinstance(value, Mapping):
+        raise pulumi.RunError("SloEvaluator: 'storage' must be a mapping ({mode: ..., ...})")
+    require_plain("SloEvaluator: storage", value, passed_through=("url",))
 
 
 def token_sets(value: Any) -> tuple[list[TokenSet], dict[str, Any]]:
@@ -262,6 +315,7 @@ def evaluator_settings(args: Mapping[str, Any]) -> EvaluatorSettings:
     """The renderer's settings from component args; the renderer's defaults where none is given."""
     given: dict[str, Any] = {key: args[key] for key in SETTING_ARGS if args.get(key) is not None}
     given["token_sets"], _ = token_sets(args.get("token_sets"))
+    given["keyed_chain"] = args.get("chain_key") is not None
     if "ingress_from" in given:
         given["ingress_from"] = [kubernetes_peer(peer) for peer in given["ingress_from"]]
     for key in WHOLE_NUMBER_ARGS:
@@ -290,9 +344,10 @@ class SloEvaluator(pulumi.ComponentResource):
         """Everything is checked before anything is registered, so bad input leaves nothing behind."""
         require_plain(
             "SloEvaluator",
-            {key: value for key, value in args.items() if key != "token_sets"},
-            passed_through=("tokens", "receivers", "datadog_api_key", "datadog_app_key"),
+            {key: value for key, value in args.items() if key not in ("token_sets", "storage")},
+            passed_through=("tokens", "receivers", "datadog_api_key", "datadog_app_key", "chain_key"),
         )
+        _require_plain_storage(args.get("storage"))
         sets_given = args.get("token_sets")
         for set_name, given in sets_given.items() if isinstance(sets_given, Mapping) else ():
             if isinstance(given, Mapping):  # all plain but each set's tokens
@@ -300,7 +355,11 @@ class SloEvaluator(pulumi.ComponentResource):
         for key in ("image", "prometheus_url", "tokens", "declarations"):
             if args.get(key) is None:
                 raise pulumi.RunError(f"SloEvaluator: '{key}' is required")
+        chain_key = args.get("chain_key")
+        if isinstance(chain_key, str) and not chain_key.strip():  # serve reads an empty key as none: unkeyed
+            raise pulumi.RunError("SloEvaluator: 'chain_key' is empty, so the chain would not be keyed")
         settings = evaluator_settings(args)
+        url = database_url(args.get("storage"), settings.storage)
         declarations = resolve_declarations(args["declarations"])
         try:
             configs = render.config_map(settings, declarations)
@@ -325,7 +384,11 @@ class SloEvaluator(pulumi.ComponentResource):
             secrets[f"tokens-{token_set.name}"] = rendered
         if keys is not None:
             secrets["datadog"] = render.datadog_secret(settings, keys)
-        self.children = self._register(name, settings, configs, secrets, child)
+        if url is not None:
+            secrets["database"] = render.database_secret(settings, url)
+        if chain_key is not None:
+            secrets["chain-key"] = render.chain_key_secret(settings, chain_key)
+        self.children = self._register(name, settings, configs, secrets, child, url=url)
         self.url = self.children["service"].id.apply(lambda _: service_url(settings))
         self.register_outputs({"url": self.url})
 
@@ -336,10 +399,12 @@ class SloEvaluator(pulumi.ComponentResource):
         configs: dict[str, Any],
         secrets: dict[str, dict[str, Any]],
         child: pulumi.ResourceOptions,
+        *,
+        url: Any,
     ) -> dict[str, pulumi.CustomResource]:
-        """Register the rendered objects; the Deployment waits for what its pods mount or read."""
+        """Register the rendered objects; the Deployment waits for what its pods mount or read (`url`: the
+        database's, plain or an Output, only for the NetworkPolicy's port)."""
         account = render.service_account(settings)
-        claim = render.persistent_volume_claim(settings)
         mounted: dict[str, pulumi.CustomResource] = {
             "service_account": ServiceAccount(
                 f"{name}-service-account",
@@ -358,13 +423,17 @@ class SloEvaluator(pulumi.ComponentResource):
                 )
                 for suffix, secret in secrets.items()
             },
-            "claim": PersistentVolumeClaim(f"{name}-state", metadata=claim["metadata"], spec=claim["spec"], opts=child),
         }
+        if settings.storage.has_volume:
+            claim = render.persistent_volume_claim(settings)
+            mounted["claim"] = PersistentVolumeClaim(
+                f"{name}-state", metadata=claim["metadata"], spec=claim["spec"], opts=child
+            )
         after = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(mounted.values())))
         deployment = render.deployment(settings, configs["data"])
         service = render.service(settings)
         budget = render.pod_disruption_budget(settings)
-        policy = render.network_policy(settings)
+        policy = render.network_policy(settings, url)
         access = {
             f"argocd_{obj['kind'].lower()}": _rbac(f"{name}-argocd-{obj['kind'].lower()}", obj, child)
             for obj in render.argocd_access(settings)

@@ -11,13 +11,24 @@ Layout inside the pod, fixed so the container arguments are predictable:
 | `/etc/sloplane/slos/<slo>.yaml` | ConfigMap (subPath) | one canonical YAML file per SLO, what `serve` loads |
 | `/etc/sloplane/secrets` | Secret | `tokens.yaml`, `receivers.yaml` (read at start: restart after a rotation) |
 | `/etc/sloplane/tokens/<set>` | Secret per token set | that set's `tokens.yaml` (`--limited-tokens` with its limits) |
-| `/var/lib/sloplane` | PVC | `controls.db`: freezes and incidents, shared by every replica |
+| `/var/lib/sloplane` | PVC (volume, s3 modes) | `controls.db`: freezes and incidents, shared by every replica |
 | `/var/lib/sloplane/local` | emptyDir (s3 mode) | the per-pod decision log, exported to S3 |
 | `/tmp` | emptyDir | the root filesystem is read-only |
 
+In postgres mode there is no PVC and no state folder: decisions, freezes, incidents and the outbox are in
+the database, and `serve` is given neither `--db` nor `--controls`. It reads the URL from `SLOPLANE_DB`
+(what `--db` defaults to), set from the `<name>-database` Secret, so the URL is in no argument (which
+`ps`, `kubectl describe` and the Deployment show) and in no object but that Secret.
+
 With a Datadog site or URL, `serve --datadog` reads its keys from `DD_API_KEY` and `DD_APP_KEY`, set
 from a Secret of their own (`<name>-datadog`): environment variables, so not mounted with the files.
-A changed key reaches the pods when they restart (environment variables are read at start).
+With a chain key, `SLOPLANE_CHAIN_KEY` comes from `<name>-chain-key` likewise, in any mode.
+A changed key or URL reaches the pods when they restart (environment variables are read at start).
+
+Size: one short builder per object of the deployment, in the order they are applied, because they share
+every name (a Secret's with the `secretKeyRef` reading it, a volume's with its mount, the storage mode with
+the PVC, the arguments and the egress ports); apart they could drift. The names and settings themselves are
+in `evaluator_settings`.
 """
 
 from __future__ import annotations
@@ -32,10 +43,15 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.render import argo_cd
 from sloplane.render.evaluator_settings import (
+    CHAIN_KEY_ENV,
+    CHAIN_KEY_KEY,
     CONFIG_CHECKSUM,
     CONFIG_MAP_LIMIT,
+    DATABASE_ENV,
+    DATABASE_KEY,
     DATADOG_KEYS,
     LOCAL_DIR,
+    POSTGRES_PORT,
     RECEIVERS_FILE,
     SECRET_KEYS,
     SECRETS_DIR,
@@ -47,11 +63,15 @@ from sloplane.render.evaluator_settings import (
     EvaluatorSettings,
     StorageSettings,
     TokenSet,
+    chain_key_secret_name,
+    check_database_url,
     claim_name,
     config_map_name,
+    database_secret_name,
     datadog_secret_name,
     labels,
     metadata,
+    postgres_ports,
     secret_name,
     selector_labels,
     token_set_secret_name,
@@ -155,12 +175,29 @@ def datadog_secret(settings: EvaluatorSettings, keys: Mapping[str, T]) -> dict[s
     return _opaque_secret(settings, datadog_secret_name(settings), data)
 
 
+def database_secret(settings: EvaluatorSettings, url: T) -> dict[str, Any]:
+    """The PostgreSQL URL's Secret (`<name>-database`, key `url`); the component passes a secret Output."""
+    if settings.storage.mode != "postgres":
+        raise ValueError(f"a database URL is for storage mode 'postgres', not {settings.storage.mode!r}")
+    check_database_url(settings.storage, url)
+    return _opaque_secret(settings, database_secret_name(settings), {DATABASE_KEY: url})
+
+
+def chain_key_secret(settings: EvaluatorSettings, key: T) -> dict[str, Any]:
+    """The hash chain key's Secret (`<name>-chain-key`, key `chain-key`); the component passes a secret Output."""
+    if not settings.keyed_chain:
+        raise ValueError("a chain key, but the settings do not say keyed_chain")
+    return _opaque_secret(settings, chain_key_secret_name(settings), {CHAIN_KEY_KEY: key})
+
+
 def persistent_volume_claim(settings: EvaluatorSettings) -> dict[str, Any]:
-    """Shared state: ReadWriteMany, since every replica reads and writes `controls.db`."""
+    """Shared state: ReadWriteMany, since every replica reads and writes `controls.db` (not in postgres mode)."""
     storage = settings.storage
+    if not storage.has_volume:
+        raise ValueError("storage mode 'postgres' has no volume: everything is in the database")
     spec: dict[str, Any] = {
-        "accessModes": [storage.access_mode],
-        "resources": {"requests": {"storage": storage.size}},
+        "accessModes": [storage.claim_access_mode],
+        "resources": {"requests": {"storage": storage.claim_size}},
     }
     if storage.storage_class is not None:
         spec["storageClassName"] = storage.storage_class
@@ -181,8 +218,15 @@ def db_path(settings: EvaluatorSettings) -> str:
     return f"{folder}/$(POD_NAME).db"
 
 
+def sqlite_args(settings: EvaluatorSettings) -> list[str]:
+    """Where the SQLite files are; none in postgres mode, where `serve` reads the URL from `SLOPLANE_DB`."""
+    if not settings.storage.has_volume:
+        return []
+    return ["--controls", f"{STATE_DIR}/controls.db", "--db", db_path(settings)]
+
+
 def container_args(settings: EvaluatorSettings) -> list[str]:
-    """`sloplane serve` with every path pointing into the mounts of `volumes`."""
+    """`sloplane serve` with every path pointing into the mounts of `volumes` (never a secret: see the module)."""
     args = [
         "serve",
         SLOS_DIR,
@@ -193,10 +237,7 @@ def container_args(settings: EvaluatorSettings) -> list[str]:
         *token_set_args(settings),
         "--receivers",
         f"{SECRETS_DIR}/{RECEIVERS_FILE}",
-        "--controls",
-        f"{STATE_DIR}/controls.db",
-        "--db",
-        db_path(settings),
+        *sqlite_args(settings),
         "--host",
         "0.0.0.0",  # inside a pod: the NetworkPolicy decides who reaches it
         "--port",
@@ -213,26 +254,33 @@ def s3_args(storage: StorageSettings) -> list[str]:
     """The export flags of s3 mode; none in volume mode."""
     if storage.mode != "s3":
         return []
-    args = ["--export-s3", str(storage.s3_url), "--export-interval", storage.export_interval]
+    args = ["--export-s3", str(storage.s3_url), "--export-interval", storage.interval]
     if storage.s3_endpoint_url:
         args += ["--s3-endpoint-url", storage.s3_endpoint_url]
     return args
 
 
+def _from_secret(variable: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
 def environment(settings: EvaluatorSettings) -> list[dict[str, Any]]:
-    """POD_NAME (from the downward API) names the decision log; the rest configures the process."""
-    env: list[dict[str, Any]] = [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "SLOPLANE_LOG_LEVEL", "value": settings.log_level},
-    ]
+    """POD_NAME (from the downward API) names a SQLite decision log; the rest configures the process.
+
+    Secrets only as `secretKeyRef`s: the database URL (postgres mode), the chain key, the Datadog keys."""
+    env: list[dict[str, Any]] = []
+    if settings.storage.has_volume:
+        env.append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    env.append({"name": "SLOPLANE_LOG_LEVEL", "value": settings.log_level})
+    if not settings.storage.has_volume:
+        env.append(_from_secret(DATABASE_ENV, database_secret_name(settings), DATABASE_KEY))
+    if settings.keyed_chain:
+        env.append(_from_secret(CHAIN_KEY_ENV, chain_key_secret_name(settings), CHAIN_KEY_KEY))
     if settings.storage.mode == "s3" and settings.storage.region:
         # Both spellings: older botocore releases only read AWS_DEFAULT_REGION.
         env += [{"name": key, "value": settings.storage.region} for key in ("AWS_REGION", "AWS_DEFAULT_REGION")]
     if settings.datadog_url is not None:
-        env += [
-            {"name": variable, "valueFrom": {"secretKeyRef": {"name": datadog_secret_name(settings), "key": key}}}
-            for variable, key in DATADOG_KEYS.items()
-        ]
+        env += [_from_secret(variable, datadog_secret_name(settings), key) for variable, key in DATADOG_KEYS.items()]
     return env
 
 
@@ -250,17 +298,19 @@ def declaration_mounts(files: Iterable[str]) -> list[dict[str, Any]]:
 
 
 def volumes(settings: EvaluatorSettings, files: Iterable[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(pod volumes, container mounts): read-only declarations and secrets, writable state and /tmp."""
+    """(pod volumes, container mounts): read-only declarations and secrets, writable state (not in postgres
+    mode: nothing is kept on disk there) and /tmp."""
+    state = settings.storage.has_volume
     pod: list[dict[str, Any]] = [
         {"name": "slos", "configMap": {"name": config_map_name(settings)}},
         {"name": "secrets", "secret": {"secretName": secret_name(settings), "defaultMode": 0o440}},
-        {"name": "state", "persistentVolumeClaim": {"claimName": claim_name(settings)}},
+        *([{"name": "state", "persistentVolumeClaim": {"claimName": claim_name(settings)}}] if state else []),
         {"name": "tmp", "emptyDir": {}},
     ]
     mounts: list[dict[str, Any]] = [
         *declaration_mounts(files),
         {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
-        {"name": "state", "mountPath": STATE_DIR},
+        *([{"name": "state", "mountPath": STATE_DIR}] if state else []),
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     for token_set in settings.token_sets:  # one volume each: a Secret is mounted whole, and each set is its own
@@ -392,11 +442,25 @@ def ingress_peers(settings: EvaluatorSettings) -> list[dict[str, Any]]:
     return [{"podSelector": {}}, *allowed]
 
 
-def egress_ports(settings: EvaluatorSettings) -> list[int]:
-    """Prometheus, HTTPS (PagerDuty, webhooks, S3) and a custom S3 endpoint's port."""
+def database_ports(settings: EvaluatorSettings, database_url: object = None) -> list[int]:
+    """PostgreSQL's ports in postgres mode: `storage.port` if given, else those a plain URL names, else 5432
+    (a secret Output cannot be read when the objects are rendered)."""
+    storage = settings.storage
+    if storage.mode != "postgres":
+        return []
+    if storage.port is not None:
+        return [storage.port]
+    if isinstance(database_url, str):
+        return postgres_ports(database_url)
+    return [POSTGRES_PORT]
+
+
+def egress_ports(settings: EvaluatorSettings, database_url: object = None) -> list[int]:
+    """Prometheus, HTTPS (PagerDuty, webhooks, S3), a custom S3 endpoint's port and PostgreSQL's."""
     ports = {settings.prometheus_port or url_port(settings.prometheus_url), 443}
     if settings.storage.mode == "s3" and settings.storage.s3_endpoint_url:
         ports.add(url_port(settings.storage.s3_endpoint_url))
+    ports.update(database_ports(settings, database_url))
     if talks_to_kubernetes(settings):
         ports.update(settings.api_server_ports)
     if settings.datadog_url is not None and settings.datadog_url.startswith(("https://", "http://")):
@@ -404,10 +468,11 @@ def egress_ports(settings: EvaluatorSettings) -> list[int]:
     return sorted(ports)
 
 
-def network_policy(settings: EvaluatorSettings) -> dict[str, Any]:
-    """Ingress only to the API port; egress only to DNS and the ports the evaluator calls."""
+def network_policy(settings: EvaluatorSettings, database_url: object = None) -> dict[str, Any]:
+    """Ingress only to the API port; egress only to DNS and the ports the evaluator calls (`database_url`, plain
+    or an Output, only for the database's port: see `database_ports`)."""
     dns = {"ports": [{"protocol": protocol, "port": 53} for protocol in ("UDP", "TCP")]}
-    calls = {"ports": [{"protocol": "TCP", "port": port} for port in egress_ports(settings)]}
+    calls = {"ports": [{"protocol": "TCP", "port": port} for port in egress_ports(settings, database_url)]}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -435,23 +500,32 @@ def evaluator_objects(
     secret_values: Mapping[str, T],
     datadog_keys: Mapping[str, T] | None = None,
     token_files: Mapping[str, T] | None = None,
+    *,
+    database_url: T | None = None,
+    chain_key: T | None = None,
 ) -> list[dict[str, Any]]:
     """Every object of one evaluator, in the order they can be applied (the Datadog keys' Secret with a site,
-    one Secret per token set with `token_files`, each set's tokens file by set name)."""
+    one Secret per token set with `token_files`, each set's tokens file by set name; the database URL's Secret
+    in postgres mode, which has no PVC; the chain key's Secret with `keyed_chain`)."""
     configs = config_map(settings, declarations)
     if (settings.datadog_url is None) != (datadog_keys is None):
         raise ValueError("a Datadog site or URL and its keys go together")
+    check_database_url(settings.storage, database_url)
+    if settings.keyed_chain != (chain_key is not None):
+        raise ValueError("keyed_chain and the chain key go together")
     return [
         service_account(settings),
         configs,
         secret(settings, secret_values),
         *token_set_secrets(settings, token_files or {}),
         *([datadog_secret(settings, datadog_keys)] if datadog_keys is not None else []),
-        persistent_volume_claim(settings),
+        *([database_secret(settings, database_url)] if database_url is not None else []),
+        *([chain_key_secret(settings, chain_key)] if chain_key is not None else []),
+        *([persistent_volume_claim(settings)] if settings.storage.has_volume else []),
         deployment(settings, configs["data"]),
         service(settings),
         pod_disruption_budget(settings),
-        network_policy(settings),
+        network_policy(settings, database_url),
         *argocd_access(settings),
     ]
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from sloplane.render.kubernetes import MANAGED_BY
 
@@ -24,6 +25,28 @@ LOCAL_DIR = f"{STATE_DIR}/local"
 TOKENS_FILE = "tokens.yaml"
 RECEIVERS_FILE = "receivers.yaml"
 SECRET_KEYS = (TOKENS_FILE, RECEIVERS_FILE)
+DATABASE_ENV = "SLOPLANE_DB"
+"""The environment variable `serve` reads its store from when `--db` is not given (`cli.common.DEFAULT_DB`): in
+postgres mode the URL reaches the process only this way, from a Secret, never as an argument anyone can list."""
+DATABASE_KEY = "url"
+"""The database URL's key in the `<name>-database` Secret."""
+CHAIN_KEY_ENV = "SLOPLANE_CHAIN_KEY"
+"""The environment variable the decision log reads its HMAC key from (`evaluator.storage.decisions.CHAIN_KEY_ENV`)."""
+CHAIN_KEY_KEY = "chain-key"
+"""The chain key's key in the `<name>-chain-key` Secret."""
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""The URL schemes `serve --db` takes for PostgreSQL (`evaluator.storage.postgres_conninfo.SCHEMES`: renderers
+may not import the runtime, so a test keeps the two equal)."""
+POSTGRES_PORT = 5432
+"""libpq's port where a URL names none, and the egress port when the URL cannot be read at render time."""
+_URL_PARTS = re.compile(r"(?P<authority>[^/?#]*)[^?#]*(?:\?(?P<query>[^#]*))?(?:#.*)?", re.DOTALL)
+"""After `scheme://`: the authority (user info and hosts), the path, the query, the fragment (RFC 3986)."""
+STORAGE_MODES = ("volume", "s3", "postgres")
+DEFAULT_SIZE = "1Gi"
+DEFAULT_ACCESS_MODE = "ReadWriteMany"
+DEFAULT_EXPORT_INTERVAL = "5m"
+_VOLUME_FIELDS = ("storage_class", "size", "access_mode")
+_S3_FIELDS = ("s3_url", "export_interval", "s3_endpoint_url", "region")
 DATADOG_KEYS = {"DD_API_KEY": "api-key", "DD_APP_KEY": "app-key"}
 """The environment variables `serve --datadog` reads its keys from, and their keys in the Datadog Secret."""
 DATADOG_SITE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+")
@@ -44,31 +67,132 @@ DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where the evaluator keeps its SQLite files.
+    """Where the evaluator keeps decisions, freezes, incidents and its notification outbox.
 
-    The PVC always exists: `controls.db` (freezes, incidents) must be one file all replicas see,
-    hence ReadWriteMany. In `volume` mode each pod's decision log lives there too; in `s3` mode it
-    lives on an emptyDir and is exported to `s3_url` every `export_interval`, so the PVC only holds
-    the small controls file.
+    `volume` and `s3` keep SQLite files, so their PVC always exists: `controls.db` (freezes, incidents)
+    must be one file all replicas see, hence ReadWriteMany. In `volume` mode each pod's decision log
+    lives there too; in `s3` mode it lives on an emptyDir and is exported to `s3_url` every
+    `export_interval`, so the PVC only holds the small controls file.
+
+    `postgres` keeps all of it in one PostgreSQL database every replica shares (`serve --db URL`): no
+    volume at all, so no ReadWriteMany storage class is needed, and any replica answers any gate. The
+    URL is a secret (it may hold a password) and is therefore not a setting here: it is handed to the
+    renderer beside the settings, like the tokens file, and reaches the pod only from a Secret.
+
+    Settings of another mode are refused in postgres mode rather than ignored: a `size` or an `s3_url`
+    there would say something the deployment does not do. (Their defaults are None for that reason;
+    `claim_size`, `claim_access_mode` and `interval` are the values used.)
     """
 
-    mode: Literal["volume", "s3"] = "volume"
+    mode: Literal["volume", "s3", "postgres"] = "volume"
     storage_class: str | None = None
-    size: str = "1Gi"
-    access_mode: str = "ReadWriteMany"
+    size: str | None = None
+    """The volume's size; None: `DEFAULT_SIZE`."""
+    access_mode: str | None = None
+    """The volume's access mode; None: `DEFAULT_ACCESS_MODE` (ReadWriteMany)."""
     s3_url: str | None = None
     """`s3://bucket/prefix` (s3 mode only)."""
-    export_interval: str = "5m"
+    export_interval: str | None = None
+    """How often s3 mode exports; None: `DEFAULT_EXPORT_INTERVAL`."""
     s3_endpoint_url: str | None = None
     """An S3-compatible endpoint (MinIO, a VPC endpoint); None for AWS itself."""
     region: str | None = None
+    port: int | None = None
+    """The PostgreSQL port egress is opened to (postgres mode only). None: the ports a plain URL names (5432
+    where it names none), or 5432 when the URL is an Output that cannot be read at render time. Like
+    `prometheus_port`, it is the port the NetworkPolicy sees: set it for a database on another port whose URL
+    is a secret Output, or when a Service in front of the database maps its port."""
 
     def __post_init__(self) -> None:
-        """Refuse half-configured s3 mode here rather than as a crash-looping pod."""
-        if self.mode not in ("volume", "s3"):
-            raise ValueError(f"storage mode must be 'volume' or 's3', not {self.mode!r}")
+        """Refuse half-configured or mixed-up modes here rather than as a crash-looping pod."""
+        if self.mode not in STORAGE_MODES:
+            raise ValueError(f"storage mode must be 'volume', 's3' or 'postgres', not {self.mode!r}")
         if self.mode == "s3" and not (self.s3_url or "").startswith("s3://"):
             raise ValueError("storage mode 's3' needs s3_url as s3://bucket/prefix")
+        if self.mode == "postgres":
+            given = [name for name in (*_VOLUME_FIELDS, *_S3_FIELDS) if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"storage mode 'postgres' keeps everything in the database, without a volume or an S3 export: "
+                    f"remove {', '.join(map(repr, given))} (settings of the 'volume' and 's3' modes)"
+                )
+        if self.port is not None:
+            if self.mode != "postgres":
+                raise ValueError("storage port is the PostgreSQL port, a setting of storage mode 'postgres' only")
+            if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
+                raise ValueError(f"storage port must be a port number (1-65535), not {self.port!r}")
+
+    @property
+    def claim_size(self) -> str:
+        return self.size or DEFAULT_SIZE
+
+    @property
+    def claim_access_mode(self) -> str:
+        return self.access_mode or DEFAULT_ACCESS_MODE
+
+    @property
+    def interval(self) -> str:
+        return self.export_interval or DEFAULT_EXPORT_INTERVAL
+
+    @property
+    def has_volume(self) -> bool:
+        """Whether the SQLite files need the shared volume (every mode but postgres)."""
+        return self.mode != "postgres"
+
+
+def check_database_url(storage: StorageSettings, url: object) -> None:
+    """A database URL exactly in postgres mode, and a plain one a PostgreSQL URL; an Output is taken as it is.
+
+    No message shows the URL, or any part of it: it may hold a password, and these messages reach
+    `pulumi preview` output and CI logs.
+    """
+    if storage.mode != "postgres":
+        if url is not None:
+            raise ValueError(f"storage url is the PostgreSQL URL of storage mode 'postgres', not of {storage.mode!r}")
+        return
+    if url is None:
+        raise ValueError(
+            "storage mode 'postgres' needs url: the database every replica shares (postgresql://user@host:5432/db), "
+            "passed as a secret"
+        )
+    if isinstance(url, str):
+        postgres_ports(url)
+
+
+def postgres_ports(url: str) -> list[int]:
+    """The ports a plain PostgreSQL URL connects to: each host's (libpq takes `host1:5432,host2:5433` and
+    a `port` parameter) and 5432 for a host that names none; ValueError, without the URL, for anything else."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in POSTGRES_SCHEMES:
+        raise ValueError(
+            "storage url is not a PostgreSQL URL (postgresql://user@host:5432/db); "
+            "its value is not shown, as it may hold a password"
+        )
+    parts = _URL_PARTS.fullmatch(rest)  # every text matches: each group may be empty
+    authority, query = (parts.group("authority"), parts.group("query") or "") if parts else ("", "")
+    hosts = authority.rsplit("@", 1)[-1].split(",")
+    named = [_host_port(host) for host in hosts]
+    parameter = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "port"]
+    ports = {_port_number(text) for value in parameter for text in value.split(",") if text}
+    ports |= {port for port in named if port is not None}
+    if not parameter and (None in named or not ports):
+        ports.add(POSTGRES_PORT)
+    return sorted(ports)
+
+
+def _host_port(host: str) -> int | None:
+    """`db:5433` -> 5433, `[::1]:5433` -> 5433, `db` or `` -> None."""
+    port = host.rsplit("]", 1)[1] if host.startswith("[") and "]" in host else host
+    if ":" not in port:
+        return None
+    text = port.rsplit(":", 1)[1]
+    return _port_number(text) if text else None
+
+
+def _port_number(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise ValueError("storage url names a port that is not a number from 1 to 65535 (the URL is not shown)")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -114,6 +238,10 @@ class EvaluatorSettings:
     image: str
     prometheus_url: str
     replicas: int = 2
+    """At least 2 in every mode: one replica with a minAvailable 1 PDB would block every node drain, and a gate
+    must be answered while a pod restarts. Two suffice for postgres mode as well — any replica answers any gate
+    and another takes the leader's singleton work within about a second — so more replicas buy throughput
+    (each holds up to 10 connections per store), not availability; the default is the same in every mode."""
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: DEFAULT_RESOURCES)
     storage: StorageSettings = field(default_factory=StorageSettings)
     log_level: str = "info"
@@ -142,6 +270,9 @@ class EvaluatorSettings:
     token_sets: Sequence[TokenSet] = ()
     """Token sets (e.g. one per team), each a tokens file in a Secret of its own (`token_set_secret_name`),
     mounted apart; `serve` reads them all besides the tokens file of the evaluator's own Secret."""
+    keyed_chain: bool = False
+    """The decision log's hash chain is an HMAC: `SLOPLANE_CHAIN_KEY` comes from the `<name>-chain-key` Secret
+    (the key itself is a secret, handed to the renderer beside the settings). In every storage mode."""
 
     def __post_init__(self) -> None:
         """Fail on what the API server (or a node drain) would refuse later, with a clearer message.
@@ -216,8 +347,19 @@ def datadog_secret_name(settings: EvaluatorSettings) -> str:
     return f"{settings.name}-datadog"
 
 
+def database_secret_name(settings: EvaluatorSettings) -> str:
+    """The Secret holding the PostgreSQL URL (postgres mode): only environment, so not mounted with the files."""
+    return f"{settings.name}-database"
+
+
+def chain_key_secret_name(settings: EvaluatorSettings) -> str:
+    """The Secret holding the hash chain's key: apart from the database's, since whoever may read (or rotate) the
+    database credentials need not hold the key that makes a rewritten chain detectable."""
+    return f"{settings.name}-chain-key"
+
+
 def claim_name(settings: EvaluatorSettings) -> str:
-    """The PVC holding the shared controls (and, in volume mode, the decision logs)."""
+    """The PVC holding the shared controls (and, in volume mode, the decision logs); none in postgres mode."""
     return f"{settings.name}-state"
 
 
