@@ -190,7 +190,7 @@ class SqliteDecisionLog(SqliteStore):
         A row whose id is already recorded is refused alone: SQLite backs out only the failed statement,
         the transaction and the rest of the batch go on, and the chain links past it.
         """
-        connection = self._connections.get()
+        connection = self._connections.writer()
         outcomes: list[BaseException | None] = []
         with self._write_lock:
             connection.execute("BEGIN IMMEDIATE")
@@ -231,7 +231,7 @@ class SqliteDecisionLog(SqliteStore):
         """Write one row to `write_probe` (never to the decisions): clears a write problem once it succeeds."""
         try:
             with self._write_lock:
-                self._connections.get().execute(
+                self._connections.writer().execute(
                     "INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, ?)", (utc_text(datetime.now(UTC)),)
                 )
         except sqlite3.Error as exc:

@@ -48,6 +48,7 @@ class ThreadConnections:
         self._all: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
+        self._writer: _Held | None = None
 
     def get(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -63,6 +64,22 @@ class ThreadConnections:
         elif self._closed:
             raise self._closed_error()
         return held.connection
+
+    def writer(self) -> sqlite3.Connection:
+        """The one connection every write goes through, whichever thread makes it (under the owner's lock).
+
+        Why: SQLite drops a connection's page cache whenever it finds that another connection changed the
+        file. With a connection per thread, each write from the gate's thread pool found its cache stale
+        (the last write was another thread's) and read every page it touched again: the system CPU of a
+        warm gate. One writing connection keeps its cache between writes; readers keep their own.
+        """
+        with self._lock:
+            if self._closed:
+                raise self._closed_error()
+            if self._writer is None:
+                self._writer = _Held(self._connect())
+                self._all.add(self._writer)
+            return self._writer.connection
 
     def close(self) -> None:
         """Close every thread's connection; later `get` calls fail."""
