@@ -75,6 +75,7 @@ from psycopg import Error as DriverError
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import PoolClosed, PoolTimeout
 
+from sloplane.core.durations import DurationError, parse_duration
 from sloplane.core.serialize import canonical_json
 from sloplane.evaluator.notify.classify import Incident
 from sloplane.evaluator.notify.events import Notice
@@ -113,6 +114,11 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 60.0
 """How long a claim holds without news from its dispatcher: four times the notifier's default worst attempt
 (15 s), renewed after every attempt. Also the longest a dead dispatcher's claimed deliveries wait."""
+LEASE_ENV = "SLOPLANE_OUTBOX_LEASE"
+"""The environment variable a lease other than `LEASE_SECONDS` is read from, as a duration (`20s`, `2m`): what
+a replica killed mid-dispatch costs in delay against the risk of a slow attempt outliving its lease and being
+sent twice. `sloplane serve` has no option for it (the outbox is opened deep inside the notifier); the
+replica failover tests set it short so that a killed leader's claims come back in seconds, not a minute."""
 CLAIM_BATCH = 16
 """Deliveries claimed at once: few enough that a dead dispatcher strands little, enough to keep the notifier's
 loop (grouping, idle reads) out of the way of a backlog."""
@@ -148,6 +154,18 @@ _RENEW = f"UPDATE {DELIVERIES} SET lease_until = {_LEASE} WHERE claimed_by = %(m
 _UNCLAIMED = "claimed_by = NULL, lease_until = NULL"
 
 
+def lease_from_environment() -> float:
+    """`SLOPLANE_OUTBOX_LEASE` in seconds, or `LEASE_SECONDS` when unset or empty; a ValueError naming the
+    variable when it is not a positive duration (`serve` reports it and exits 1, before anything is claimed)."""
+    text = os.environ.get(LEASE_ENV, "").strip()
+    if not text:
+        return LEASE_SECONDS
+    try:
+        return parse_duration(text).total_seconds()  # positive, or a DurationError saying what would do
+    except DurationError as error:
+        raise ValueError(f"${LEASE_ENV}: {error}") from None
+
+
 def default_dispatcher() -> str:
     """This process's name in `claimed_by`: host (the pod) and pid for people, and a random part so that a
     restarted process never mistakes its predecessor's claims for its own."""
@@ -181,7 +199,7 @@ class PostgresOutbox:
 
     The password comes from the URL, `password_file` or libpq's environment, as for the decision log; it is
     never part of a message. `dispatcher` names this outbox's claims (default: host/pid/random); `lease` and
-    `batch` are explained in the module's docstring.
+    `batch` are explained in the module's docstring (`lease` None: `lease_from_environment()`).
     """
 
     def __init__(
@@ -190,11 +208,12 @@ class PostgresOutbox:
         *,
         password_file: str | Path | None = None,
         dispatcher: str | None = None,
-        lease: float = LEASE_SECONDS,
+        lease: float | None = None,
         batch: int = CLAIM_BATCH,
         pool_size: int = POOL_SIZE,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
+        lease = lease_from_environment() if lease is None else lease
         if lease <= 0 or batch < 1:
             raise ValueError(f"lease must be positive and batch at least 1, not {lease} and {batch}")
         try:

@@ -9,6 +9,10 @@ checks its own session each interval too and steps down the moment it cannot: it
 work before any other replica can have the lock, so two leaders never act at once (the lock is the fence;
 work that outlives a lost session would not be fenced, hence `is_leader` is read before each unit of work).
 
+Which replica leads is visible in the database: each replica's election session is named
+`sloplane-leadership <host>/<pid>` (`application_name`), and `current_leader` names the one whose session holds
+the lock (for people asking `pg_stat_activity`, and for the failover tests, which measure takeover by it).
+
 With SQLite there is one replica by construction (`SoleLeader`).
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -33,8 +39,28 @@ CONNECT_OPTIONS = {
     "tcp_user_timeout": 10_000,
 }
 """A dead peer is noticed in seconds, not in the kernel's two hours (ignored on a unix socket)."""
+SESSION_PREFIX = "sloplane-leadership"
+"""The start of every election session's `application_name`; the host (the pod) and pid follow."""
+_HOLDER = """
+SELECT activity.application_name FROM pg_locks AS held JOIN pg_stat_activity AS activity ON activity.pid = held.pid
+WHERE held.locktype = 'advisory' AND held.granted AND held.classid = %(high)s AND held.objid = %(low)s
+      AND held.objsubid = 1 AND held.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+"""Who holds the bigint advisory lock `key` in this database (PostgreSQL shows it as two 32-bit halves)."""
 
 _log = logging.getLogger(__name__)
+
+
+def session_name() -> str:
+    """This process's election session's `application_name` (PostgreSQL keeps its first 63 bytes)."""
+    return f"{SESSION_PREFIX} {socket.gethostname()}/{os.getpid()}"
+
+
+def current_leader(connection: psycopg.Connection[tuple[object, ...]], key: int = LOCK_KEY) -> str | None:
+    """The `application_name` of the session holding the leader's lock in the connection's database ("" for a
+    session that set none), or None when no replica leads."""
+    row = connection.execute(_HOLDER, {"high": key >> 32, "low": key & 0xFFFF_FFFF}).fetchone()
+    return None if row is None else str(row[0])
 
 
 class Leadership(Protocol):
@@ -111,7 +137,12 @@ class AdvisoryLockLeadership:
 
     def _tick(self) -> None:
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg.connect(self._url, autocommit=True, **CONNECT_OPTIONS)  # type: ignore[arg-type]
+            self._connection = psycopg.connect(
+                self._url,
+                autocommit=True,
+                application_name=session_name(),
+                **CONNECT_OPTIONS,  # type: ignore[arg-type]
+            )
         if self.is_leader:
             self._connection.execute("SELECT 1")  # still our session, so still our lock
             return
