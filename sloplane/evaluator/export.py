@@ -21,6 +21,14 @@ walks the log by `seq`, so objects written by resumed runs, read in key order, a
 chained columns are derived from the record (`record_columns`), exactly as the store derives them when
 it appends; a row whose columns are not its record's (history from before the chain, kept as found)
 also carries them as stored, under `storedColumns`, so that it verifies too.
+
+One exporter per (prefix, source) with replicas: the leader exports, but a leader that lost its
+database session (a partition, a killed connection) may not know yet, while the next leader already
+lists the bucket; both would write the records after the same cursor, as differently named objects.
+A log shared by replicas (PostgreSQL) therefore fences each round (`FencedSource.export_fence`): the
+round runs while this process holds the database's export lock, which a second round cannot take, and
+the lock is checked again before every object is written, so a round whose session is gone stops at
+its next object instead of writing what the next holder writes too.
 """
 
 from __future__ import annotations
@@ -30,11 +38,12 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import boto3
 import orjson
@@ -43,7 +52,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from sloplane.core.serialize import wire_json
 from sloplane.evaluator.storage.chain import CHAINED_COLUMNS
-from sloplane.evaluator.storage.decisions import DecisionLogError, record_columns
+from sloplane.evaluator.storage.decisions import DecisionLogError, FenceBusyError, record_columns
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -72,6 +81,18 @@ class DecisionSource(Protocol):
     ) -> Iterator[dict[str, Any]]: ...
 
     def last_seq(self) -> int: ...
+
+
+Fence = Callable[[], AbstractContextManager[Callable[[], None]]]
+"""Enters a round's fence and yields the check to call before each object, which raises `DecisionLogError`
+once the fence is lost. Entering raises `FenceBusyError` when another round holds it."""
+
+
+@runtime_checkable
+class FencedSource(Protocol):
+    """A log shared by several processes, which fences export rounds (see the module's docstring)."""
+
+    def export_fence(self) -> AbstractContextManager[Callable[[], None]]: ...
 
 
 @dataclass(frozen=True)
@@ -298,15 +319,18 @@ def export_decisions(
     *,
     source: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    still_fenced: Callable[[], None] = lambda: None,
 ) -> ExportReport:
     """Write every decision not yet in the bucket, one object per `batch_size` records.
 
     Raises `ExportError` for S3 failures (objects already written stay: the next run resumes after
-    them) and `DecisionLogError` if the log cannot be read.
+    them) and `DecisionLogError` if the log cannot be read. `still_fenced` is called before each object
+    is written and raises `DecisionLogError` when this round may no longer write (`Fence`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     check_source(source)
+    still_fenced()
     resumed_after = exported_through(client, location, source)
     until = log.last_seq()
     keys: list[str] = []
@@ -315,6 +339,7 @@ def export_decisions(
     last: int | None = None
     for batch in _batches(log, resumed_after, until, batch_size):
         key = object_key(location, source, batch[0]["seq"], batch[-1]["seq"])
+        still_fenced()
         if _put(client, location.bucket, key, encode_batch(batch)):
             keys.append(key)
             records += len(batch)
@@ -359,6 +384,7 @@ class PeriodicExporter:
         source: str,
         interval: timedelta,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        fence: Fence | None = None,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError(f"the export interval must be positive, not {interval}")
@@ -369,6 +395,7 @@ class PeriodicExporter:
         self._source = source
         self._interval = interval
         self._batch_size = batch_size
+        self._fence = fence
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sloplane-decision-export", daemon=True)
         self._lock = threading.Lock()
@@ -391,9 +418,10 @@ class PeriodicExporter:
         """One round; serialised, so the final export never races a round still in progress."""
         with self._lock:
             try:
-                report = export_decisions(
-                    self._log, self._client, self._location, source=self._source, batch_size=self._batch_size
-                )
+                report = self._round()
+            except FenceBusyError as busy:
+                logger.info("decision export skipped: %s", busy)
+                return None
             except (ExportError, DecisionLogError) as error:
                 self.last_error = str(error)
                 logger.warning("decision export failed, retrying in %s: %s", self._interval, error)
@@ -406,6 +434,22 @@ class PeriodicExporter:
             if report.records_written:
                 logger.info("%s", report.summary())
             return report
+
+    def _round(self) -> ExportReport:
+        """One export, inside the fence when the log is shared."""
+        if self._fence is None:
+            return export_decisions(
+                self._log, self._client, self._location, source=self._source, batch_size=self._batch_size
+            )
+        with self._fence() as still_fenced:
+            return export_decisions(
+                self._log,
+                self._client,
+                self._location,
+                source=self._source,
+                batch_size=self._batch_size,
+                still_fenced=still_fenced,
+            )
 
     def _run(self) -> None:
         self.export_once()

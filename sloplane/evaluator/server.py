@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 
 from sloplane.evaluator.contracts import ReleaseControlsStore
-from sloplane.evaluator.export import DecisionSource, PeriodicExporter, S3Location, s3_client
+from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.http.app import create_app
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
@@ -193,7 +193,8 @@ def _exporter(config: ServerConfig, log: DecisionSource) -> PeriodicExporter | N
     client = s3_client(config.s3_endpoint_url, config.s3_region)
     source = config.export_source or _store_stem(config.db)
     location = S3Location.parse(config.export_s3)
-    return PeriodicExporter(log, client, location, source=source, interval=config.export_interval)
+    fence = log.export_fence if isinstance(log, FencedSource) else None  # replicas share the log: fence rounds
+    return PeriodicExporter(log, client, location, source=source, interval=config.export_interval, fence=fence)
 
 
 def _sync_windows(config: ServerConfig, controls: ReleaseControlsStore) -> SyncWindowReconciler | None:

@@ -92,6 +92,10 @@ class DecisionLogError(Exception):
     """The decision log cannot be opened, written or read; the message says which file and why."""
 
 
+class FenceBusyError(DecisionLogError):
+    """Another process holds a lock this one needed (an export round's): not a fault, a turn skipped."""
+
+
 def utc_text(value: datetime) -> str:
     """A fixed-width UTC timestamp; a naive datetime is taken to be UTC already."""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)

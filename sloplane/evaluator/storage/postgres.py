@@ -23,11 +23,16 @@ reason a fresh connection attempt gives (refused, unknown host, authentication).
 
 Messages name the database by its URL without the password, and pass through `Secrets.scrub` first
 (`postgres_conninfo`): they reach logs, `/readyz` and gate answers.
+
+Size: over 500 lines because it is the whole `DecisionLog` protocol (appends in batches, queries, the chain
+walk, the export's fence) over one pool and one set of messages; the schema, the pool's retry and the
+connection strings already live apart (`postgres_schema`, `postgres_pool`, `postgres_conninfo`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +50,7 @@ from sloplane.evaluator.storage import chain
 from sloplane.evaluator.storage.chain import CHAIN_ROW
 from sloplane.evaluator.storage.decisions import (
     DecisionLogError,
+    FenceBusyError,
     chain_key_from_environment,
     record_columns,
     utc_text,
@@ -75,6 +81,10 @@ _Connection = Connection[tuple[Any, ...]]
 
 _HEAD = "SELECT seq, hash FROM decision_chain_head WHERE id = 1 FOR UPDATE"
 _KNOWN_IDS = "SELECT id FROM decisions WHERE id = ANY(%s)"
+_EXPORT_LOCK = "SELECT pg_try_advisory_xact_lock(%(key)s)"
+EXPORT_LOCK_KEY = 0x736C_6578_706F_7274
+"""The export round's advisory lock ("slexport"): apart from the leader's, so a replica that lost leadership
+without knowing cannot export beside the new leader, whoever holds the election lock."""
 
 _APPEND = """
 WITH appended AS (
@@ -231,6 +241,33 @@ class PostgresDecisionLog:
             linked.append(link)
             outcomes.append(None)
         return linked
+
+    @contextmanager
+    def export_fence(self) -> Iterator[Callable[[], None]]:
+        """Hold the export lock for one export round; yields the check to run before each object is written.
+
+        A transaction-level advisory lock on a pooled connection, held while the round runs: a second round
+        (another replica, or this one's last export after it stepped down) finds it taken and skips its turn
+        (`FenceBusyError`). The check runs one statement on that connection: if the session is gone (killed,
+        partitioned, PostgreSQL restarted), so is the lock, and the round stops before its next object
+        rather than racing the next holder's. The lock goes with the transaction, however the round ends.
+        """
+        try:
+            with self._pool.connection(timeout=self._timeout) as connection, connection.transaction():
+                (taken,) = connection.execute(_EXPORT_LOCK, {"key": EXPORT_LOCK_KEY}).fetchone() or (False,)
+                if not taken:
+                    raise FenceBusyError(f"another process is exporting the decision log at {self.where}")
+
+                def still_fenced() -> None:
+                    try:
+                        connection.execute("SELECT 1")
+                    except DriverError as exc:
+                        lost = f"lost the export lock on {self.where}: {self._reason(exc)}"
+                        raise DecisionLogError(lost) from None
+
+                yield still_fenced
+        except DriverError as exc:
+            raise DecisionLogError(f"cannot take the export lock on {self.where}: {self._reason(exc)}") from None
 
     def _write_failed(self, decision: Decision, exc: DriverError) -> NoReturn:
         reason = self._reason(exc)
