@@ -17,6 +17,7 @@ from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisio
 from sloplane.evaluator.storage.open import open_decision_log
 from sloplane.evaluator.storage.postgres import PostgresDecisionLog
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url, redacted
+from sloplane.evaluator.storage.postgres_pool import failing_fast
 from sloplane.evaluator.storage.postgres_schema import LATEST, WRITER_ROLE
 from tests.evaluator_data import T0, make_decision
 
@@ -269,3 +270,25 @@ def test_a_restart_between_two_appends_costs_no_decision(private_postgres_cluste
         log.append(make_decision(41, decided_at=T0))
         assert log.problem() is None
         assert (log.count(), log.last_seq(), log.verify().intact) == (41, 41, True)
+
+
+def test_after_one_timed_out_wait_calls_fail_fast_until_the_database_answers_again(
+    private_postgres_cluster: PostgresCluster,
+) -> None:
+    """A gate waits for a connection twice (controls, then its record): with PostgreSQL gone, each wait was the
+    full timeout. After one timed-out wait the pool is taken as down for a few seconds and calls wait briefly;
+    the pool reconnects in the background, so once the database is back the calls succeed again."""
+    cluster = private_postgres_cluster
+    with PostgresDecisionLog(cluster.url(cluster.create_database()), timeout=2.0) as log:
+        log.append(make_decision(1))
+        assert not failing_fast(log._pool)
+        cluster.stop()
+        for number in (2, 3):
+            with pytest.raises(DecisionLogError, match="cannot record decision"):
+                log.append(make_decision(number))
+            assert failing_fast(log._pool)
+        cluster.start()
+        _until_writable(log, within=20.0)
+        log.append(make_decision(4))
+        assert not failing_fast(log._pool)
+        assert [record["id"] for record in log.iter_all()] == ["d-000001", "d-000004"]

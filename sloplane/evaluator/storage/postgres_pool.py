@@ -8,17 +8,24 @@ connections, in one place so that the three cannot drift apart.
   landed). The pool is checked once, so a restart costs one failed request, not one per idle connection.
 - `why_unreachable`: a pool that hands out nothing only times out; one direct attempt says why (refused,
   unknown host, authentication).
+- Failing fast: once a wait for a connection has timed out, calls in the next `FAIL_FAST_SECONDS` wait
+  only `FAIL_FAST_WAIT` for one. A gate reads the controls and appends its decision, each a wait: with
+  PostgreSQL down every gate took two full timeouts (10 s) to be answered by policy, close to a
+  pipeline's own timeout. The pool keeps reconnecting in the background, so once the database is back a
+  connection is there within the short wait, and nothing that would have succeeded fails.
 - `scrubbed`: driver messages can quote the connection string; no password passes.
 """
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from psycopg import Connection, OperationalError
 from psycopg import Error as DriverError
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sloplane.evaluator.storage.postgres_conninfo import Target
 
@@ -29,6 +36,13 @@ TIMEOUT_SECONDS = 5.0
 RECONNECT_SECONDS = 10.0
 """How long the pool keeps trying to replace a connection before reporting the database gone."""
 UNREACHABLE_CONNECT_TIMEOUT = 2
+FAIL_FAST_SECONDS = 5.0
+"""How long after a timed-out wait for a connection the pool is taken to be unreachable."""
+FAIL_FAST_WAIT = 0.25
+"""How long a call waits for a connection meanwhile."""
+
+_timed_out: weakref.WeakKeyDictionary[ConnectionPool[Any], float] = weakref.WeakKeyDictionary()
+"""When each pool's last wait for a connection timed out (monotonic seconds); gone after a success."""
 
 PooledConnection = Connection[tuple[Any, ...]]
 _Result = TypeVar("_Result")
@@ -68,16 +82,38 @@ def use(
     timeout: float,
     retry: Callable[[], bool] = lambda: True,
 ) -> _Result:
-    """Run `work` on a pooled connection; once more on a fresh one when the first was dead and `retry()` allows."""
-    with pool.connection(timeout=timeout) as connection:
-        try:
-            return work(connection)
-        except OperationalError:
-            if not (connection.broken and retry()):
-                raise
-    pool.check()  # PostgreSQL restarted: drop every dead idle connection, not one per request
-    with pool.connection(timeout=timeout) as connection:
-        return work(connection)
+    """Run `work` on a pooled connection; once more on a fresh one when the first was dead and `retry()` allows.
+
+    Waits `timeout` for a connection, or only `FAIL_FAST_WAIT` shortly after a wait timed out (see the module).
+    """
+    try:
+        with pool.connection(timeout=_wait(pool, timeout)) as connection:
+            try:
+                result = work(connection)
+            except OperationalError:
+                if not (connection.broken and retry()):
+                    raise
+            else:
+                _timed_out.pop(pool, None)
+                return result
+        pool.check()  # PostgreSQL restarted: drop every dead idle connection, not one per request
+        with pool.connection(timeout=_wait(pool, timeout)) as connection:
+            result = work(connection)
+    except PoolTimeout:
+        _timed_out[pool] = time.monotonic()
+        raise
+    _timed_out.pop(pool, None)
+    return result
+
+
+def failing_fast(pool: ConnectionPool[Any]) -> bool:
+    """Whether calls on `pool` wait only `FAIL_FAST_WAIT` for a connection now (a wait timed out recently)."""
+    since = _timed_out.get(pool)
+    return since is not None and time.monotonic() - since < FAIL_FAST_SECONDS
+
+
+def _wait(pool: ConnectionPool[Any], timeout: float) -> float:
+    return min(timeout, FAIL_FAST_WAIT) if failing_fast(pool) else timeout
 
 
 def scrubbed(target: Target, error: BaseException) -> str:
