@@ -611,3 +611,29 @@ def test_declarations_naming_unknown_receivers_fail_at_start_up(fleet: Fleet, tm
         "SLO 'checkout-availability': spec.alerting.routing.background: unknown receiver 'checkout-chat' "
         "(did you mean 'checkout-pagr'?)",
     ]
+
+
+def test_a_decision_the_outbox_could_not_take_is_recorded_on_a_later_try(
+    receiver: tuple[EventReceiver, str], make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database failed between a decision's record and its notification: the notice is kept, recorded
+    before the next decision's, and sent; nothing lost, nothing twice."""
+    script, base = receiver
+    notifier = make(base)
+    working = notifier.outbox.transaction
+    failures = iter([OSError("the database went away")])
+
+    def flaky() -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return working()
+
+    monkeypatch.setattr(notifier.outbox, "transaction", flaky)
+    notifier.on_decision(decision(1))
+    assert (notifier.unrecorded(), notifier.errors) == (1, 1)
+    notifier.on_decision(decision(2, service="cart", revision="r2"))
+    assert notifier.unrecorded() == 0
+    assert notifier.flush(10, include_held=True)
+    services = sorted(event["payload"]["custom_details"]["service"] for event in script.events(PD))
+    assert services == ["cart", "checkout"]

@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,8 @@ FLUSH_POLL_SECONDS = 0.01
 DELIVERED_RETENTION_SECONDS = 7 * 24 * 3600.0
 """Accepted deliveries are kept a week (for questions like "were we paged?"), then pruned."""
 PRUNE_EVERY_SECONDS = 600.0
+UNRECORDED_LIMIT = 10_000
+"""Decisions kept in memory while the outbox cannot take them (a few minutes of a busy fleet failing)."""
 
 
 def utc_now() -> datetime:
@@ -106,6 +109,9 @@ class Notifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pruned_at = 0.0
+        self._unrecorded: deque[Decision] = deque()
+        self._unrecorded_lock = threading.Lock()
+        self._unrecording = threading.Lock()
         self.errors = 0
         """Faults recorded and survived (outbox writes from `on_decision`, dispatcher steps, callbacks)."""
 
@@ -175,12 +181,50 @@ class Notifier:
     # -- the evaluator's hook ---------------------------------------------------------------------
 
     def on_decision(self, decision: Decision) -> None:
-        """Classify and record; never raises (a notifier fault must not turn a gate answer into an error)."""
+        """Classify and record; never raises (a notifier fault must not turn a gate answer into an error).
+
+        A decision the outbox could not take (the database failed between the decision's record and this
+        call) is kept in memory and recorded again before the next one, and by the dispatcher, so that a
+        passing outage does not lose its notification; at most `UNRECORDED_LIMIT` are kept (then the oldest
+        is dropped, counted in `errors` and logged).
+        """
+        self._record_unrecorded()
         try:
             self._record(decision)
         except Exception:
             self.errors += 1
-            log.exception("could not record decision %s for notification", decision.id)
+            log.exception("could not record decision %s for notification; kept to try again", decision.id)
+            self._keep_unrecorded(decision)
+
+    def _keep_unrecorded(self, decision: Decision) -> None:
+        with self._unrecorded_lock:
+            if len(self._unrecorded) == UNRECORDED_LIMIT:
+                dropped = self._unrecorded.popleft()
+                self.errors += 1
+                log.error("dropped the notification of decision %s: too many unrecorded", dropped.id)
+            self._unrecorded.append(decision)
+
+    def _record_unrecorded(self) -> None:
+        """Record the kept decisions, oldest first, until one fails again (it stays first); one thread at a time."""
+        if not self._unrecorded or not self._unrecording.acquire(blocking=False):
+            return
+        try:
+            while self._unrecorded:
+                decision = self._unrecorded[0]
+                try:
+                    self._record(decision)
+                except Exception:
+                    return
+                with self._unrecorded_lock:
+                    if self._unrecorded and self._unrecorded[0] is decision:
+                        self._unrecorded.popleft()
+                log.info("recorded the notification of decision %s on a later try", decision.id)
+        finally:
+            self._unrecording.release()
+
+    def unrecorded(self) -> int:
+        """Decisions kept in memory because the outbox could not take them yet."""
+        return len(self._unrecorded)
 
     def _receiver(self, slo: str, kind: IncidentClass) -> str | None:
         routes = self.routes.get(slo)
@@ -239,6 +283,7 @@ class Notifier:
         return min(IDLE_POLL_SECONDS, max(0.0, min(due) - self._now()))
 
     def _step(self) -> None:
+        self._record_unrecorded()
         now = self._now()
         if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self.outbox.prune(now - DELIVERED_RETENTION_SECONDS, now - self.config.grouping.window.total_seconds())
