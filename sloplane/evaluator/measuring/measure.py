@@ -44,16 +44,16 @@ from sloplane.evaluator.measuring.batching import (
     _answered,
     _grouped_queries,
     _packed,
-    _period_unanswered,
     _Plan,
     _tagged_queries,
+    costliest_first,
 )
 from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.datadog_reads import DatadogSubject, read, reads_from
+from sloplane.evaluator.measuring.known import Known
 from sloplane.evaluator.measuring.periods import exclusions, merged, period_start
 from sloplane.evaluator.model import Exclusion, Measurement, WindowMeasurement
 from sloplane.semantics.promql import Aggregation, Term, WindowedQueries
-from sloplane.semantics.recording import subject_reads
 from sloplane.semantics.subjects import Fleet, Subject, component_labels, subjects
 
 PARALLEL_QUERIES = 8
@@ -111,6 +111,7 @@ class Measurer:
         self.queries_sent = 0
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._known = Known(fleet, self.extra_windows)
 
     def declared_subjects(self, declaration: Declaration) -> list[DeclaredSubject]:
         """One target per subject of a declaration."""
@@ -138,11 +139,10 @@ class Measurer:
 
     def windows_of(self, declaration: Declaration) -> tuple[timedelta, ...]:
         """Every alert window, the gate's analysis window, and any extra window asked for."""
-        spec = declaration.spec
-        windows = {w for alert in spec.burn_rate_alerts() for w in (alert.long_window, alert.short_window)}
-        windows.add(spec.effective_gate.analysis_window)
-        windows.update(self.extra_windows)
-        return tuple(sorted(windows))
+        return self._known.windows_of(declaration)
+
+    def _plan(self) -> _Plan:
+        return _Plan(escaped=self._known.escaped, templates=self._known.templates)
 
     # -- asking ---------------------------------------------------------------------------------
 
@@ -174,11 +174,14 @@ class Measurer:
             return self._executor
 
     def _answers(self, plan: _Plan, at: datetime) -> dict[tuple[str, str, str], float | None]:
-        """Run every query of the plan (in parallel) and map (target, part, batch) to its number."""
-        grouped = _packed(_grouped_queries(plan.grouped))
+        """Run every query of the plan (in parallel, costliest first) and map (target, part, batch) to its number."""
+        grouped = _packed(_grouped_queries(plan))
         tagged = _tagged_queries(plan)
         expressions = [query for query, _ in grouped] + [query for query, _ in tagged]
-        results = self._run_all(expressions, at)
+        order = costliest_first(grouped, tagged)
+        results: list[list[Sample]] = [[] for _ in expressions]
+        for index, samples in zip(order, self._run_all([expressions[index] for index in order], at), strict=True):
+            results[index] = samples
         return _answered(plan, grouped, tagged, results)
 
     def _recorded_slos(self, at: datetime) -> set[str]:
@@ -187,19 +190,16 @@ class Measurer:
 
     # -- planning -------------------------------------------------------------------------------
 
-    def _plan_windows(
-        self, plan: _Plan, target: DeclaredSubject, recorded: set[str], windows: Iterable[timedelta]
-    ) -> None:
+    def _plan_windows(self, plan: _Plan, target: DeclaredSubject, recorded: set[str]) -> None:
         declaration, subject = target.declaration, target.subject
         if declaration.spec.sli.composite is not None:
             return
-        reads = subject_reads(declaration, subject, self.fleet)
+        known = self._known.reads(declaration, subject)
+        reads, terms = known.reads, known.terms
         deployed = declaration.name in recorded
-        terms = reads.indicator.terms
         queries = reads.indicator.queries if terms is None else None
         counted = terms is not None or (queries is not None and queries.errors is not None)
-        for window in windows:
-            batch = format_duration(window)
+        for window, batch in self._known.windows(declaration).windows:
             if reads.from_recorded(window, rules_deployed=deployed):
                 plan.add_terms(
                     target.key, "ratio", batch, _recorded(names.windowed(names.ERROR_RATIO, window), subject)
@@ -212,16 +212,16 @@ class Measurer:
                 plan.add_terms(target.key, "bad", batch, terms.bad, window=window)
                 plan.add_terms(target.key, "total", batch, terms.total, window=window)
             elif queries is not None:
-                self._plan_raw(plan, target.key, batch, queries.at(window))
+                self._plan_raw(plan, target.key, batch, queries.at(window), window)
 
     @staticmethod
-    def _plan_raw(plan: _Plan, key: str, batch: str, filled: WindowedQueries) -> None:
+    def _plan_raw(plan: _Plan, key: str, batch: str, filled: WindowedQueries, window: timedelta) -> None:
         bad, total, ratio = filled.single_series()
         if bad is not None and total is not None:
-            plan.add(key, "bad", batch, bad)
-            plan.add(key, "total", batch, total)
+            plan.add(key, "bad", batch, bad, window)
+            plan.add(key, "total", batch, total, window)
         else:
-            plan.add(key, "ratio", batch, ratio)
+            plan.add(key, "ratio", batch, ratio, window)
 
     def _plan_period(
         self,
@@ -237,24 +237,25 @@ class Measurer:
             return
         start = period_start(spec.window, at)
         batch = f"period:{format_duration(at - start)}"
-        terms = subject_reads(declaration, subject, self.fleet).indicator.terms
+        known = self._known.reads(declaration, subject)
+        terms = known.terms
         if declaration.name in recorded and spec.window.rolling is not None and not excluded:
             plan.add_terms(target.key, "ratio", batch, _recorded(names.ERROR_RATIO_PERIOD, subject))
             if terms is not None:
                 plan.add_terms(target.key, "total", batch, _recorded(names.EVENTS_PERIOD, subject))
             return
-        queries = subject_reads(declaration, subject, self.fleet).indicator.queries
+        queries = known.reads.indicator.queries
         if spec.budgeting_method is BudgetingMethod.TIMESLICES and spec.timeslice is not None and queries is not None:
             for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
                 expression = _slices_expression(queries, spec.timeslice.window, spec.timeslice.target, length, end)
-                plan.add(target.key, "ratio", span_batch, expression)
+                plan.add(target.key, "ratio", span_batch, expression, length)
             return
         for span_batch, length, end in [(batch, at - start, None), *_spans(excluded)]:
             if terms is not None:
                 plan.add_terms(target.key, "bad", span_batch, terms.bad, window=length, end=end)
                 plan.add_terms(target.key, "total", span_batch, terms.total, window=length, end=end)
             elif queries is not None:
-                self._plan_raw(plan, target.key, span_batch, queries.at(length, end))
+                self._plan_raw(plan, target.key, span_batch, queries.at(length, end), length)
 
     def _plan_freshness(self, plan: _Plan, target: DeclaredSubject, recorded: set[str]) -> None:
         if target.declaration.spec.sli.composite is not None:
@@ -264,11 +265,10 @@ class Measurer:
             fresh = (Term(1, info, (target.declaration.name,)),)
             plan.add_terms(target.key, "fresh", "fresh", fresh, window=self.staleness)
             return
-        terms = subject_reads(target.declaration, target.subject, self.fleet).indicator.terms
-        if terms is None:
+        known = self._known.reads(target.declaration, target.subject)
+        if known.terms is None:
             return
-        counting = tuple(Term(1, replace(t.aggregation, function="count_over_time"), t.values) for t in terms.total)
-        plan.add_terms(target.key, "fresh", "fresh", counting, window=self.staleness)
+        plan.add_terms(target.key, "fresh", "fresh", known.counted, window=self.staleness)
 
     # -- measuring ------------------------------------------------------------------------------
 
@@ -307,7 +307,8 @@ class Measurer:
         excluded = {t.key: self._exclusions(t, at) for t in everything}
         measured = [t for t in everything if t.declaration.spec.sli.composite is None]
         from_datadog = [t for t in measured if self.reads_datadog(t)]
-        from_prometheus = [t for t in measured if t not in from_datadog]
+        datadog_keys = {t.key for t in from_datadog}
+        from_prometheus = [t for t in measured if t.key not in datadog_keys]
         failures: dict[str, str] = {}
         run = _Run(at, {}, excluded, set())
         if from_prometheus:
@@ -317,7 +318,7 @@ class Measurer:
         for target in measured:
             if target.key in failures:
                 results[target.key] = self._failed(target, at, excluded[target.key], failures[target.key])
-            elif target in from_datadog:
+            elif target.key in datadog_keys:
                 found = self._compute(target, run, source="datadog")
                 results[target.key] = replace(found, rate_limit_wait_seconds=waited or None)
             else:
@@ -340,9 +341,9 @@ class Measurer:
         at = run.at
         try:
             recorded = self._recorded_slos(at)
-            plan = _Plan()
+            plan = self._plan()
             for target in targets:
-                self._plan_windows(plan, target, recorded, self.windows_of(target.declaration))
+                self._plan_windows(plan, target, recorded)
                 self._plan_period(plan, target, recorded, at, merged(run.excluded[target.key]))
                 self._plan_freshness(plan, target, recorded)
             answers = self._answers(plan, at)
@@ -381,16 +382,16 @@ class Measurer:
         Recording rules can exist without their period series (just deployed, or backfilled
         without the rules they depend on); the raw series still hold the answer.
         """
-        missing = [t for t in everything if t.declaration.name in recorded and _period_unanswered(plan, answers, t.key)]
+        unanswered = plan.period_unanswered(answers) if recorded else set()
+        missing = [t for t in everything if t.declaration.name in recorded and t.key in unanswered]
         if not missing:
             return
-        fallback = _Plan()
+        fallback = self._plan()
         for target in missing:
             self._plan_period(fallback, target, set(), at, merged(excluded[target.key]))
         found = self._answers(fallback, at)
         answers.update({key: value for key, value in found.items() if value is not None})
-        plan.asks.extend(fallback.asks)
-        plan.grouped.extend(fallback.grouped)
+        plan.extend(fallback)
 
     def _part_keys(self, target: DeclaredSubject) -> list[str]:
         """Subject keys of a composite's parts."""
@@ -425,8 +426,7 @@ class Measurer:
         key = target.key
         budget = error_budget(target.subject.objective)
         windows = []
-        for window in self.windows_of(target.declaration):
-            batch = format_duration(window)
+        for window, batch in self._known.windows(target.declaration).windows:
             bad, total = run.answers.get((key, "bad", batch)), run.answers.get((key, "total", batch))
             ratio = run.answers.get((key, "ratio", batch))
             if ratio is None:
@@ -456,7 +456,7 @@ class Measurer:
         ratio, events, bad = period
         budget = error_budget(target.subject.objective)
         remaining = None if ratio is None else 1 - ratio / budget
-        fastest = spec.burn_rate_alerts()[0].long_window
+        fastest = self._known.windows(target.declaration).fastest
         current = next((w.burn_rate for w in windows if w.window == fastest), None)
         exhaustion = None
         if remaining is not None and current is not None:
