@@ -7,9 +7,11 @@ on: 0 pass, 1 fail, 3 inconclusive, 2 error (usage errors exit 2 as well).
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -244,6 +246,24 @@ class NullLog:
         return ChainReport(0, GENESIS, None)
 
 
+@contextmanager
+def _without_collector() -> Iterator[None]:
+    """The cyclic garbage collector off while a one-shot command works.
+
+    A fleet's declarations, plans and measurements are hundreds of thousands of objects that live
+    until the command ends; each full collection walks all of them and frees next to nothing. At
+    1,000 SLOs that was some 15% of `evaluate`'s CPU, for 5% more peak memory (97 to 102 MB).
+    Reference counting still frees everything that is not in a cycle. On leaving (a command run in
+    a test's process), what was made is frozen, so the first collection after does not walk it all.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def _evaluate(
     console: Consoles,
     paths: list[Path],
@@ -283,6 +303,26 @@ def burn_table(report: dict[str, Any]) -> Table:
     return table
 
 
+COMMANDS = frozenset({"evaluate", "gate", "burn"})
+"""What `register` adds (tests/test_cli_startup.py checks that they agree)."""
+
+
+def own_app(settings: Mapping[str, Any], console: Consoles) -> typer.Typer:
+    """An app of these commands alone, made with the `sloplane` app's settings, for `cli.main.main` to run.
+
+    Typer works out every command's options from its signature each time an app runs: 20 ms for
+    all of `sloplane`'s, for a pipeline's `evaluate` or `gate` that uses three.
+    """
+    alone = typer.Typer(**settings)
+
+    @alone.callback()
+    def evaluator_commands() -> None:
+        """A group, as the whole app is (of one command alone, Typer would make the command the app)."""
+
+    register(alone, console)
+    return alone
+
+
 def register(app: typer.Typer, console: Consoles) -> None:
     """Add `evaluate`, `gate` and `burn` to the `sloplane` app."""
 
@@ -297,7 +337,8 @@ def register(app: typer.Typer, console: Consoles) -> None:
         staleness: Staleness = "5m",
     ) -> None:
         """Measure every SLO now (or --at): SLI per window and over the period, budget left, burn rates."""
-        _evaluate(console, paths, backends(prometheus, datadog, datadog_delay), at, output_format, staleness)
+        with _without_collector():
+            _evaluate(console, paths, backends(prometheus, datadog, datadog_delay), at, output_format, staleness)
 
     @app.command(help=GATE_HELP)
     def gate(

@@ -42,13 +42,14 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_FAULT = 2
 
-app = typer.Typer(
-    name="sloplane",
-    help="One SLO declaration in; rules, alerts, dashboards, gates and a runtime evaluator out.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+APP_SETTINGS: dict[str, Any] = {
+    "name": "sloplane",
+    "help": "One SLO declaration in; rules, alerts, dashboards, gates and a runtime evaluator out.",
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+}
+app = typer.Typer(**APP_SETTINGS)
 import_app = typer.Typer(help="Read other SLO formats and print sloplane declarations.", no_args_is_help=True)
 export_app = typer.Typer(help="Write sloplane declarations in other SLO formats.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
@@ -67,15 +68,19 @@ OutDir = Annotated[
 ]
 
 
-def _load(paths: list[Path], strict: bool, only: str | None = None) -> LoadResult:
+def _load(paths: list[Path], strict: bool, only: str | None = None, *, rendering: bool = True) -> LoadResult:
     """Load and report; exits 1 when the input is unusable, so callers only see good declarations.
 
-    `only` names the one foreign format (`sloplane import <command>`) read besides ours.
+    `only` names the one foreign format (`sloplane import <command>`) read besides ours. With
+    `rendering`, a target no renderer serves is refused; the evaluator renders nothing, so it does not ask.
     """
-    from sloplane.render.targets import rendered_targets  # deferred: the renderers are slow to import
+    renderable = None
+    if rendering:
+        from sloplane.render.targets import rendered_targets  # deferred: the renderers are slow to import
 
+        renderable = rendered_targets()
     formats = None if only is None else [by_command(only)]
-    result = load_paths(paths, renderable=rendered_targets(), formats=formats)
+    result = load_paths(paths, renderable=renderable, formats=formats)
     for diagnostic in result.diagnostics:
         style = "red" if diagnostic.severity.value == "error" else "yellow"
         _err.print(diagnostic.render(), style=style, markup=False, soft_wrap=True)
@@ -463,7 +468,8 @@ def export_openslo_command(
 
 
 def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
-    return _load(paths, strict).declarations
+    """The evaluator's and the server's loader (`Consoles.load`): declarations to measure, not to render."""
+    return _load(paths, strict, rendering=False).declarations
 
 
 _consoles = Consoles(_declarations, _out, _err)
@@ -476,9 +482,10 @@ comment.register(app, _consoles)
 
 
 def main() -> None:
-    """Entry point: run the app; turn any unexpected fault into a one-line message and exit 2."""
+    """Entry point: run the app (`evaluate`, `gate`, `burn`: `evaluator.own_app`); a fault is one line and exit 2."""
     try:
-        app()
+        named = sys.argv[1] if len(sys.argv) > 1 else None
+        (evaluator.own_app(APP_SETTINGS, _consoles) if named in evaluator.COMMANDS else app)()
     except KeyboardInterrupt:
         _err.print("interrupted", markup=False)
         sys.exit(130)
