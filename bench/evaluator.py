@@ -32,15 +32,20 @@ the SLI of every window is the same at every instant. sloplane is evaluated at t
 
 Goals (issue): p99 under 25 ms warm; at 1,000 SLOs, 10x faster than slo-generator while computing
 every window, not two. Needs prometheus and promtool (tools/install-system-packages.sh) and, on the
-first run, PyPI. Run: `.venv/bin/python -m bench.evaluator` (two to three minutes).
+first run, PyPI. Run: `.venv/bin/python -m bench.evaluator` (two to three minutes); `... peers` runs the
+peer comparison alone and `... in-process` the in-process part alone (each under a minute), `--runs N`
+sets the alternating runs of each tool per size. The machine may be shared: each run's 1-minute load
+average is printed beside it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -59,7 +64,7 @@ import yaml
 
 from sloplane.core.durations import format_duration
 from sloplane.evaluator.http.auth import new_token
-from sloplane.evaluator.measuring.backends.base import Sample
+from sloplane.evaluator.measuring.backends.base import RangeSeries, Sample
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.measuring.measure import Measurer
 from sloplane.evaluator.model import GateRequest
@@ -253,27 +258,52 @@ def peer_binary() -> Path:
 
 
 @dataclass
+class Cost:
+    """What one whole-process run cost besides its wall time: its own CPU and Prometheus' (both in seconds)."""
+
+    cpu: float = float("nan")
+    """User + system CPU of the process and its threads (`RUSAGE_CHILDREN`)."""
+    prometheus_cpu: float = float("nan")
+    """CPU the sandbox's Prometheus used meanwhile (/proc; on this machine nothing else queries it)."""
+
+
+@contextmanager
+def costing(prometheus_pid: int | None) -> Iterator[Cost]:
+    """Measure a child process run inside: its CPU and Prometheus' (filled in on leaving)."""
+    cost = Cost()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    served = process_cpu(prometheus_pid) if prometheus_pid is not None else float("nan")
+    yield cost
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cost.cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    if prometheus_pid is not None:
+        cost.prometheus_cpu = process_cpu(prometheus_pid) - served
+
+
+@dataclass
 class PeerRun:
     """One `slo-generator compute`: wall time, SLI per (SLO, step), and the reports it refused."""
 
     seconds: float
     slis: dict[tuple[str, str], float]
     invalid: list[str]
+    cost: Cost = field(default_factory=Cost)
 
 
-def run_peer(binary: Path, folder: Path, config: Path) -> PeerRun:
+def run_peer(binary: Path, folder: Path, config: Path, prometheus_pid: int | None = None) -> PeerRun:
     """`slo-generator compute -f <folder> -c config.yaml` as a whole process; SLIs parsed from its log lines."""
     environment = {**os.environ, "COLORED_OUTPUT": "0", "DEBUG": "0"}
-    started = time.perf_counter()
-    completed = subprocess.run(
-        [str(binary), "compute", "-f", str(folder), "-c", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=folder.parent,
-        env=environment,
-    )
-    seconds = time.perf_counter() - started
+    with costing(prometheus_pid) as cost:
+        started = time.perf_counter()
+        completed = subprocess.run(
+            [str(binary), "compute", "-f", str(folder), "-c", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=folder.parent,
+            env=environment,
+        )
+        seconds = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"slo-generator exited {completed.returncode}:\n{completed.stderr[-2000:]}")
     slis: dict[tuple[str, str], float] = {}
@@ -283,7 +313,7 @@ def run_peer(binary: Path, folder: Path, config: Path) -> PeerRun:
             slis[(found["name"], found["step"])] = float(found["sli"]) / 100
         elif found := PEER_INVALID.match(line):
             invalid.append(f"{found['name']} {found['step']}: {found['message'][:200]}")
-    return PeerRun(seconds, slis, invalid)
+    return PeerRun(seconds, slis, invalid, cost)
 
 
 # --- sloplane evaluate ------------------------------------------------------------------------------
@@ -298,14 +328,16 @@ class OursRun:
     periods: dict[str, float]
     windows: tuple[float, ...]
     errors: list[str]
+    cost: Cost = field(default_factory=Cost)
 
 
-def run_ours(folder: Path, prometheus: str, at: datetime) -> OursRun:
+def run_ours(folder: Path, prometheus: str, at: datetime, prometheus_pid: int | None = None) -> OursRun:
     """`sloplane evaluate <folder> --prometheus URL --at <instant> --format json` as a whole process."""
     command = [str(SLOPLANE), "evaluate", str(folder), "--prometheus", prometheus, "--at", at.isoformat()]
-    started = time.perf_counter()
-    completed = subprocess.run([*command, "--format", "json"], capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
+    with costing(prometheus_pid) as cost:
+        started = time.perf_counter()
+        completed = subprocess.run([*command, "--format", "json"], capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"sloplane evaluate exited {completed.returncode}:\n{completed.stderr[-2000:]}")
     slis: dict[tuple[str, float], float] = {}
@@ -321,7 +353,7 @@ def run_ours(folder: Path, prometheus: str, at: datetime) -> OursRun:
                 slis[(measurement["slo"], window["window"])] = 1 - window["errorRatio"]
         if measurement["periodErrorRatio"] is not None:
             periods[measurement["slo"]] = 1 - measurement["periodErrorRatio"]
-    return OursRun(seconds, slis, periods, tuple(sorted(windows)), errors)
+    return OursRun(seconds, slis, periods, tuple(sorted(windows)), errors, cost)
 
 
 def process_start(command: Sequence[str]) -> float:
@@ -344,6 +376,8 @@ class PeerComparison:
     peer_vs_truth: float
     ours_times: list[float] = field(default_factory=list)
     peer_times: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+    """The 1-minute load average before each run (the machine is shared)."""
 
 
 def _max_difference(pairs: Sequence[tuple[float, float]]) -> float:
@@ -654,6 +688,10 @@ class TimedBackend:
                 self.seconds += time.perf_counter() - started
                 self.characters += len(expression)
 
+    def query_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[RangeSeries]:
+        """The inner range query, not counted (an evaluation asks none)."""
+        return self.inner.query_range(expression, start, end, step)
+
     def healthy(self) -> tuple[bool, str]:
         """The inner backend's health."""
         return self.inner.healthy()
@@ -719,7 +757,13 @@ def in_process(folder: Path, prometheus: str, end: datetime, workdir: Path) -> I
 
 
 def _peer_comparisons(
-    root: Path, prometheus: str, end: datetime, flows: Sequence[HttpTraffic]
+    root: Path,
+    prometheus: str,
+    end: datetime,
+    flows: Sequence[HttpTraffic],
+    *,
+    runs: int = PEER_RUNS,
+    prometheus_pid: int | None = None,
 ) -> tuple[list[PeerComparison], float, float]:
     binary = peer_binary()
     ours_start = process_start([str(SLOPLANE), "--help"])
@@ -730,11 +774,13 @@ def _peer_comparisons(
         config = root / f"slo-generator-{count}" / "config.yaml"
         ours_runs: list[OursRun] = []
         peer_runs: list[PeerRun] = []
-        for attempt in range(1, PEER_RUNS + 1):
-            say(f"peer comparison, {count} SLOs, run {attempt}/{PEER_RUNS}: sloplane evaluate ...")
-            ours_runs.append(run_ours(ours_folder, prometheus, end))
+        loads: list[float] = []
+        for attempt in range(1, runs + 1):
+            loads.append(os.getloadavg()[0])
+            say(f"peer comparison, {count} SLOs, run {attempt}/{runs} ({_load()}): sloplane evaluate ...")
+            ours_runs.append(run_ours(ours_folder, prometheus, end, prometheus_pid))
             say(f"  {ours_runs[-1].seconds:.2f} s; slo-generator compute ...")
-            peer_runs.append(run_peer(binary, config.parent / "slos", config))
+            peer_runs.append(run_peer(binary, config.parent / "slos", config, prometheus_pid))
             say(f"  {peer_runs[-1].seconds:.2f} s")
         say("  12h cross-check in process ...")
         twelve = twelve_hour_slis(ours_folder, prometheus, end)
@@ -743,6 +789,7 @@ def _peer_comparisons(
         compared = compare(count, ours=ours, peer=peer, twelve_hours=twelve, flows=flows, end=end)
         compared.ours_times = [run.seconds for run in ours_runs]
         compared.peer_times = [run.seconds for run in peer_runs]
+        compared.loads = loads
         comparisons.append(compared)
     return comparisons, ours_start, peer_start
 
@@ -753,7 +800,8 @@ def _times(values: Sequence[float]) -> str:
 
 def _print_peers(comparisons: list[PeerComparison], ours_start: float, peer_start: float) -> int:
     """The peer comparison; returns sloplane's windows per SLO."""
-    print(f"peer comparison: whole-process wall time, best of {PEER_RUNS} (runs alternate), one Prometheus")
+    runs = len(comparisons[0].ours_times)
+    print(f"peer comparison: whole-process wall time, best of {runs} (runs alternate), one Prometheus")
     windows = comparisons[0].ours.windows
     listed = ", ".join(format_duration(timedelta(seconds=seconds)) for seconds in windows)
     per_slo = len(windows) + 1
@@ -772,6 +820,16 @@ def _print_peers(comparisons: list[PeerComparison], ours_start: float, peer_star
             f"{item.ours.seconds / max(ours_windows, 1) * 1000:.2f} ms"
         )
         print(f"        | runs {_times(item.peer_times):21} | runs {_times(item.ours_times):23} |")
+        print(
+            f"        | CPU of the best runs: slo-generator {item.peer.cost.cpu:.2f} s + Prometheus "
+            f"{item.peer.cost.prometheus_cpu:.2f} s; sloplane {item.ours.cost.cpu:.2f} s + Prometheus "
+            f"{item.ours.cost.prometheus_cpu:.2f} s"
+        )
+        paired = sorted(peer / ours for peer, ours in zip(item.peer_times, item.ours_times, strict=True))
+        print(
+            f"        | speed-up per alternating pair: {' / '.join(f'{r:.2f}x' for r in paired)}; "
+            f"1-min load before each run: {' / '.join(f'{load:.2f}' for load in item.loads)}"
+        )
     print("  SLI agreement (slo-generator rounds the SLI to 6 decimals: agree = |difference| <= 5e-7):")
     for item in comparisons:
         compared_1h, diff_1h = item.agree_1h
@@ -838,30 +896,61 @@ def _print_in_process(local: InProcessFigures) -> None:
 def _print_summary(
     comparisons: list[PeerComparison],
     starts: tuple[float, float],
-    served: ServiceFigures,
-    local: InProcessFigures,
+    served: ServiceFigures | None,
+    local: InProcessFigures | None,
     setup: float,
 ) -> None:
+    """Every part that ran (`peers` and `in-process` run one part each)."""
     print()
     print(f"=== sloplane evaluator bench ({os.cpu_count()} cores; fleet built and served in {setup:.0f} s) ===")
     print()
-    per_slo = _print_peers(comparisons, *starts)
-    print()
-    _print_service(served)
-    print()
-    _print_in_process(local)
-    print()
-    warm_p99 = percentile(served.warm.latencies, 0.99) * 1000
-    largest = comparisons[-1]
+    per_slo = 0
+    if comparisons:
+        per_slo = _print_peers(comparisons, *starts)
+        print()
+    if served is not None:
+        _print_service(served)
+        print()
+    if local is not None:
+        _print_in_process(local)
+        print()
     print("goals (figures, not assertions):")
-    print(f"  p99 under 25 ms warm, {CLIENTS} clients over HTTP: {warm_p99:.1f} ms")
-    print(
-        f"  {largest.count:,} SLOs 10x faster than slo-generator: "
-        f"{largest.peer.seconds / largest.ours.seconds:.2f}x, computing {per_slo} windows per SLO against 2"
+    if served is not None:
+        warm_p99 = percentile(served.warm.latencies, 0.99) * 1000
+        print(f"  p99 under 25 ms warm, {CLIENTS} clients over HTTP: {warm_p99:.1f} ms")
+    if comparisons:
+        largest = comparisons[-1]
+        print(
+            f"  {largest.count:,} SLOs 10x faster than slo-generator: "
+            f"{largest.peer.seconds / largest.ours.seconds:.2f}x, computing {per_slo} windows per SLO against 2"
+        )
+
+
+MODES = ("all", "peers", "in-process")
+
+
+def _arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.evaluator", description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=MODES,
+        default="all",
+        help="all (default); peers: the peer comparison alone; in-process: the in-process figures alone",
     )
+    parser.add_argument("--runs", type=int, default=PEER_RUNS, help="whole-process runs of each tool per size")
+    return parser.parse_args(argv)
 
 
-def main() -> None:
+def _load() -> str:
+    """The machine's load averages (1, 5, 15 min): the machine is shared, so every figure says how busy it was."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = _arguments(sys.argv[1:] if argv is None else argv)
+    mode: str = options.mode
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sloplane-bench-") as folder:
         root = Path(folder)
@@ -871,6 +960,10 @@ def main() -> None:
             f"sandbox: {FLEET} services x 1 day of http traffic up to the evaluation instant {end.isoformat()}"
             f" and {format_duration(LEAD)} beyond it ..."
         )
+        comparisons: list[PeerComparison] = []
+        starts = (float("nan"), float("nan"))
+        served: ServiceFigures | None = None
+        local: InProcessFigures | None = None
         with PrometheusSandbox(root / "prometheus", flows) as sandbox:
             say(f"  Prometheus ready at {sandbox.url} after {time.perf_counter() - started:.0f} s")
             for count in SIZES:
@@ -878,13 +971,19 @@ def main() -> None:
                 write_peer_configs(root / f"slo-generator-{count}", count, sandbox.url)
             sandbox.query("sum(increase(http_requests_total[1d]))", end)  # touch every chunk once
             setup = time.perf_counter() - started
-            comparisons, ours_start, peer_start = _peer_comparisons(root, sandbox.url, end, flows)
-            say(f"gate over HTTP, {FLEET} SLOs, {CLIENTS} clients:")
-            served = service_figures(root / f"sloplane-{FLEET}", sandbox.url, end, root)
-            say("in process ...")
-            local = in_process(root / f"sloplane-{FLEET}", sandbox.url, end, root)
-        _print_summary(comparisons, (ours_start, peer_start), served, local, setup)
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+            if mode in ("all", "peers"):
+                comparisons, *pair = _peer_comparisons(
+                    root, sandbox.url, end, flows, runs=options.runs, prometheus_pid=sandbox.pid
+                )
+                starts = (pair[0], pair[1])
+            if mode == "all":
+                say(f"gate over HTTP, {FLEET} SLOs, {CLIENTS} clients:")
+                served = service_figures(root / f"sloplane-{FLEET}", sandbox.url, end, root)
+            if mode in ("all", "in-process"):
+                say("in process ...")
+                local = in_process(root / f"sloplane-{FLEET}", sandbox.url, end, root)
+        _print_summary(comparisons, starts, served, local, setup)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; {_load()}")
 
 
 if __name__ == "__main__":
