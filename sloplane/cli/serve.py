@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import tempfile
@@ -29,6 +30,24 @@ from sloplane.evaluator.storage.decisions import DecisionLogError
 from sloplane.semantics.subjects import Fleet
 
 T = TypeVar("T")
+
+
+LOG_LEVEL_ENV = "SLOPLANE_LOG_LEVEL"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str) -> None:
+    """sloplane's own log at `level` on stderr, with the time and the logger; other libraries' at warning.
+
+    Why not every logger at `level`: the database and HTTP clients log connection details at debug and info,
+    and the evaluator's own messages are the ones written to keep secrets out (`test_backend_secrets`).
+    """
+    if level.lower() not in LOG_LEVELS:
+        hint = f"--log-level/${LOG_LEVEL_ENV}"
+        raise typer.BadParameter(f"'{level}' is not one of {', '.join(LOG_LEVELS)}", param_hint=hint)
+    shape = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=shape)
+    logging.getLogger("sloplane").setLevel(level.upper())
 
 
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
@@ -131,11 +150,15 @@ def register(app: typer.Typer, console: Consoles) -> None:
             str,
             typer.Option(help="How often readiness state is refreshed: an idle backend asked, a failed log retried."),
         ] = "15s",
+        log_level: Annotated[
+            str, typer.Option("--log-level", envvar=LOG_LEVEL_ENV, help="debug, info, warning or error.")
+        ] = "warning",
     ) -> None:
         """Run the evaluator's HTTP API (gates, SLOs, decisions, freezes, incidents, /metrics) until interrupted."""
         from sloplane.evaluator.http import serving  # the web stack is slow to import; only this command needs it
         from sloplane.evaluator.server import ServerConfig, build_service  # the whole service: only `serve` needs it
 
+        configure_logging(log_level)
         if prometheus is None and datadog is None:
             raise typer.BadParameter("give --prometheus URL, --datadog SITE, or both")
         if not tokens and not limited_tokens:

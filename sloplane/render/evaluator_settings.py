@@ -229,6 +229,10 @@ class TokenSet:
         return ",".join([*(f"service:{n}" for n in self.services), *(f"team:{n}" for n in self.teams)])
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""What `serve --log-level` ($SLOPLANE_LOG_LEVEL) takes."""
+
+
 @dataclass(frozen=True)
 class EvaluatorSettings:
     """Everything about one evaluator deployment that is not a secret."""
@@ -284,6 +288,8 @@ class EvaluatorSettings:
             raise ValueError(f"name {self.name!r} is not a DNS label (a-z, 0-9, '-', at most 63 characters)")
         if self.replicas < 2:
             raise ValueError("the evaluator needs at least 2 replicas (its PodDisruptionBudget keeps 1 available)")
+        if self.log_level not in LOG_LEVELS:  # `serve` refuses any other at start: the pod would crash-loop
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         url = self.datadog_url
         if url is not None and not (url.startswith(("https://", "http://")) or DATADOG_SITE.fullmatch(url)):
             raise ValueError(f"datadog_url {url!r} is neither a Datadog site (datadoghq.eu) nor an http(s) URL")
