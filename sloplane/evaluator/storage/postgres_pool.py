@@ -129,4 +129,4 @@ def why_unreachable(target: Target, connect: Callable[[int], PooledConnection], 
             pass
     except DriverError as exc:
         return scrubbed(target, exc)
-    return f"no free connection within {timeout:g} s ({pool_size} in use)"
+    return f"no free connection within {timeout:g} s (the pool holds at most {pool_size}, all busy)"
