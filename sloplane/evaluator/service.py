@@ -116,8 +116,16 @@ class Evaluator:
         self._by_service: dict[str, list[Declaration]] = {}
         for declaration in fleet.values():
             self._by_service.setdefault(declaration.spec.service, []).append(declaration)
-        self._versions = {name: policy_version(declaration) for name, declaration in fleet.items()}
+        self._versions: dict[str, str] = {}
+        """Each SLO's policy version, hashed on first use: `evaluate` never needs one (20 ms at 1,000 SLOs)."""
         self._lock = threading.Lock()
+
+    def _version(self, declaration: Declaration) -> str:
+        """The declaration's policy version (a dict write is atomic: two threads at worst hash it twice)."""
+        found = self._versions.get(declaration.name)
+        if found is None:
+            found = self._versions[declaration.name] = policy_version(declaration)
+        return found
 
     # -- measuring ------------------------------------------------------------------------------
 
@@ -302,7 +310,7 @@ class Evaluator:
             reasons=tuple(context.reasons),
             measurement=measurements[target.key],
             policy=policy,
-            policy_version=self._versions[target.declaration.name],
+            policy_version=self._version(target.declaration),
             service=target.declaration.spec.service,
         )
 
@@ -367,7 +375,7 @@ class Evaluator:
             "stages": [stage.name for stage in spec.stages],
             "lifecycle": spec.lifecycle.value,
             "gate": spec.gate is not None,
-            "policyVersion": self._versions[declaration.name],
+            "policyVersion": self._version(declaration),
         }
 
     def slos(self) -> list[dict[str, Any]]:
