@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from sloplane.core.postgres_url import is_postgres_url as render_is_postgres_url
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.writer import declaration_data
 from sloplane.evaluator.http.auth import new_token
@@ -29,7 +30,6 @@ from sloplane.render import evaluator as render
 from sloplane.render.evaluator_settings import (
     CHAIN_KEY_ENV,
     DATABASE_ENV,
-    POSTGRES_SCHEMES,
     SECRETS_DIR,
     SLOS_DIR,
     EvaluatorSettings,
@@ -588,7 +588,7 @@ def test_keyed_chain_and_the_chain_key_go_together(declarations: list[Declaratio
 
 def test_the_names_the_pod_is_given_are_the_ones_the_runtime_reads() -> None:
     """The renderer may not import the runtime (import contracts), so it keeps copies: they must agree."""
-    assert POSTGRES_SCHEMES == postgres_conninfo.SCHEMES
+    assert render_is_postgres_url(DATABASE_URL) and postgres_conninfo.is_postgres_url(DATABASE_URL)
     assert CHAIN_KEY_ENV == decisions.CHAIN_KEY_ENV
     read = subprocess.run(
         [sys.executable, "-c", "from sloplane.cli.common import DEFAULT_DB; print(DEFAULT_DB)"],

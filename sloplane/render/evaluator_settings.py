@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl
 
+from sloplane.core.postgres_url import is_postgres_url, split_postgres_url
 from sloplane.render.kubernetes import MANAGED_BY
 
 PORT = 8080
@@ -34,13 +34,8 @@ CHAIN_KEY_ENV = "SLOPLANE_CHAIN_KEY"
 """The environment variable the decision log reads its HMAC key from (`evaluator.storage.decisions.CHAIN_KEY_ENV`)."""
 CHAIN_KEY_KEY = "chain-key"
 """The chain key's key in the `<name>-chain-key` Secret."""
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-"""The URL schemes `serve --db` takes for PostgreSQL (`evaluator.storage.postgres_conninfo.SCHEMES`: renderers
-may not import the runtime, so a test keeps the two equal)."""
 POSTGRES_PORT = 5432
 """libpq's port where a URL names none, and the egress port when the URL cannot be read at render time."""
-_URL_PARTS = re.compile(r"(?P<authority>[^/?#]*)[^?#]*(?:\?(?P<query>[^#]*))?(?:#.*)?", re.DOTALL)
-"""After `scheme://`: the authority (user info and hosts), the path, the query, the fragment (RFC 3986)."""
 STORAGE_MODES = ("volume", "s3", "postgres")
 DEFAULT_SIZE = "1Gi"
 DEFAULT_ACCESS_MODE = "ReadWriteMany"
@@ -162,17 +157,14 @@ def check_database_url(storage: StorageSettings, url: object) -> None:
 def postgres_ports(url: str) -> list[int]:
     """The ports a plain PostgreSQL URL connects to: each host's (libpq takes `host1:5432,host2:5433` and
     a `port` parameter) and 5432 for a host that names none; ValueError, without the URL, for anything else."""
-    scheme, separator, rest = url.partition("://")
-    if not separator or scheme.lower() not in POSTGRES_SCHEMES:
+    if not is_postgres_url(url):
         raise ValueError(
             "storage url is not a PostgreSQL URL (postgresql://user@host:5432/db); "
             "its value is not shown, as it may hold a password"
         )
-    parts = _URL_PARTS.fullmatch(rest)  # every text matches: each group may be empty
-    authority, query = (parts.group("authority"), parts.group("query") or "") if parts else ("", "")
-    hosts = authority.rsplit("@", 1)[-1].split(",")
-    named = [_host_port(host) for host in hosts]
-    parameter = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "port"]
+    parts = split_postgres_url(url)  # as libpq reads it: a password may hold `?`, `#` or `@`-free `:8812`
+    named = [_host_port(host) for host in parts.hosts.split(",")]
+    parameter = [value for key, value in parts.parameters() if key == "port"]
     ports = {_port_number(text) for value in parameter for text in value.split(",") if text}
     ports |= {port for port in named if port is not None}
     if not parameter and (None in named or not ports):

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-SCHEMES = ("postgresql", "postgres")
-"""The URL schemes libpq reads: `open_decision_log` tells a URL from a file path by them."""
-_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+from sloplane.core.postgres_url import SCHEMES, split_postgres_url
+
+__all__ = ["SCHEMES"]  # the URL schemes libpq reads: `open_decision_log` tells a URL from a file path by them
 MASK = "***"
 CONNECT_TIMEOUT_SECONDS = 5
 """How long one connection attempt may take unless the URL says (`connect_timeout`): a host that drops packets
@@ -34,28 +33,13 @@ def is_postgres_url(target: str | Path) -> bool:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password (user info or query parameter), for messages."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, hostinfo = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{hostinfo}" if user else hostinfo
-    query = [pair for pair in parse_qsl(parts.query, keep_blank_values=True) if pair[0] not in _SECRET_PARAMETERS]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/"), ""))
+    """The URL without its password (user info or query parameter), for messages; split as libpq splits it."""
+    return split_postgres_url(url).shown()
 
 
 def _url_secrets(url: str) -> list[str]:
     """Every spelling of a password the URL holds: as written and percent-decoded."""
-    found: list[str] = []
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
-    if ":" in userinfo:
-        found.append(userinfo.split(":", 1)[1])
-    found += [value for key, value in parse_qsl(parts.query, keep_blank_values=True) if key in _SECRET_PARAMETERS]
-    # parse_qsl already decoded the query's values; the raw query may hold them encoded.
-    found += [part.split("=", 1)[1] for part in parts.query.split("&") if part.split("=", 1)[0] in _SECRET_PARAMETERS]
-    return found + [unquote(secret) for secret in found]
+    return split_postgres_url(url).secrets()
 
 
 @dataclass(frozen=True)
@@ -102,7 +86,7 @@ def target(url: str, password_file: str | Path | None = None) -> Target:
     where = redacted(url)
     if not is_postgres_url(url):
         raise ConninfoError(f"not a PostgreSQL URL (postgresql://...): {Secrets.of(url_secrets).scrub(where)}")
-    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    query = dict(split_postgres_url(url).parameters())
     parameters: dict[str, str] = {}
     if "connect_timeout" not in query:
         parameters["connect_timeout"] = str(CONNECT_TIMEOUT_SECONDS)
