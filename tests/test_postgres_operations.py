@@ -292,3 +292,13 @@ def test_after_one_timed_out_wait_calls_fail_fast_until_the_database_answers_aga
         log.append(make_decision(4))
         assert not failing_fast(log._pool)
         assert [record["id"] for record in log.iter_all()] == ["d-000001", "d-000004"]
+
+
+def test_a_pool_busy_with_a_healthy_database_does_not_fail_fast(postgres_url: str) -> None:
+    """Every connection in use is not a database that is down: a wait that times out then is not followed by
+    short waits (which would fail calls a free connection would have answered a moment later)."""
+    with PostgresDecisionLog(postgres_url, pool_size=1, timeout=0.5) as log:
+        with log._pool.connection(), pytest.raises(DecisionLogError, match="no free connection"):
+            log.count()
+        assert not failing_fast(log._pool)
+        assert log.count() == 0

@@ -8,8 +8,9 @@ connections, in one place so that the three cannot drift apart.
   landed). The pool is checked once, so a restart costs one failed request, not one per idle connection.
 - `why_unreachable`: a pool that hands out nothing only times out; one direct attempt says why (refused,
   unknown host, authentication).
-- Failing fast: once a wait for a connection has timed out, calls in the next `FAIL_FAST_SECONDS` wait
-  only `FAIL_FAST_WAIT` for one. A gate reads the controls and appends its decision, each a wait: with
+- Failing fast: once a wait for a connection has timed out while the pool was short of connections (it
+  could not make them: the database is unreachable, not merely busy), calls in the next `FAIL_FAST_SECONDS`
+  wait only `FAIL_FAST_WAIT` for one. A gate reads the controls and appends its decision, each a wait: with
   PostgreSQL down every gate took two full timeouts (10 s) to be answered by policy, close to a
   pipeline's own timeout. The pool keeps reconnecting in the background, so once the database is back a
   connection is there within the short wait, and nothing that would have succeeded fails.
@@ -100,7 +101,8 @@ def use(
         with pool.connection(timeout=_wait(pool, timeout)) as connection:
             result = work(connection)
     except PoolTimeout:
-        _timed_out[pool] = time.monotonic()
+        if _short_of_connections(pool):  # cannot make them, not merely all in use: a busy pool is not a down one
+            _timed_out[pool] = time.monotonic()
         raise
     _timed_out.pop(pool, None)
     return result
@@ -110,6 +112,11 @@ def failing_fast(pool: ConnectionPool[Any]) -> bool:
     """Whether calls on `pool` wait only `FAIL_FAST_WAIT` for a connection now (a wait timed out recently)."""
     since = _timed_out.get(pool)
     return since is not None and time.monotonic() - since < FAIL_FAST_SECONDS
+
+
+def _short_of_connections(pool: ConnectionPool[Any]) -> bool:
+    """Whether the pool holds fewer connections than it may: after a timed-out wait, it could not make one."""
+    return pool.get_stats().get("pool_size", 0) < pool.max_size
 
 
 def _wait(pool: ConnectionPool[Any], timeout: float) -> float:
