@@ -524,6 +524,7 @@ def test_the_command_verifies_without_writing_to_the_file(path: Path) -> None:
     tampered = path.read_bytes()
     assert run_cli("decisions", "verify", "--db", path).code == 1
     assert path.read_bytes() == tampered != before
+    assert sorted(child.name for child in path.parent.iterdir()) == ["decisions.db"], "nothing created beside it"
 
 
 def test_the_command_does_not_migrate_a_log_from_before_the_chain(tmp_path: Path) -> None:

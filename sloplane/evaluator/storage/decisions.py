@@ -377,8 +377,12 @@ def verify_file(path: str | Path, *, chain_key: bytes | None = None, batch_size:
     key = chain_key if chain_key is not None else chain_key_from_environment()
     if not file.is_file():
         raise DecisionLogError(f"no decision log at {file}")
+    # No `-wal` beside it: nobody has it open for writing, so it is read as immutable (no lock, no `-shm`
+    # created, a read-only mount is fine); otherwise read-only, which reads the WAL through its `-shm`.
+    live = file.with_name(f"{file.name}-wal").exists()
+    options = "mode=ro" if live else "mode=ro&immutable=1"
     try:
-        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?{options}", uri=True, check_same_thread=False)
     except sqlite3.Error as exc:
         raise DecisionLogError(f"cannot open the decision log at {file} read-only: {exc}") from None
     try:
