@@ -568,3 +568,37 @@ def test_get_decides_like_post_for_pollers(client: TestClient, stack: Stack) -> 
     nothing = client.get(GATE_PATH, params={"stage": "canary"}, headers=stack.headers("gate")).json()
     assert nothing["decision"] == "error" and nothing["reasons"][0]["code"] == "invalid-request"
     assert client.get(GATE_PATH, params=params, headers=stack.headers("read")).status_code == 403
+
+
+def test_a_client_gone_mid_body_gets_nothing_decided_recorded_or_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A body cut off by a disconnect is not a request: half of `{"slo": ...}` must not be decided (it could
+    even parse), and a client that left is not an evaluator fault. Both routes alike."""
+    import asyncio  # noqa: PLC0415 - this test alone drives the ASGI app by hand
+
+    token = stack.tokens["gate"]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": GATE_PATH,
+        "headers": [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
+        "query_string": b"",
+    }
+    parts: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"slo": "checkout-availability"}', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(stack.app(scope, receive, send))
+    assert stack.log.count() == 0
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] in ([], [499])
+    assert "unexpected fault" not in caplog.text

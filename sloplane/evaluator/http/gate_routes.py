@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from sloplane.core.endpoints import GATE_PATH
 from sloplane.core.serialize import wire_json
@@ -215,7 +216,10 @@ class _DirectGate:
     ) -> None:
         if not principal.allows(Scope.GATE):
             raise scope_refusal(self._guard, principal, Scope.GATE)
-        body = await _read_stream(scope, receive)
+        try:
+            body = await _read_stream(scope, receive)
+        except ClientDisconnect:  # gone before its request was whole: nothing to decide, no one to answer
+            return
         closing = {"connection": "close"} if body is None else None  # what is left unread must not be parsed
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.THREADS, thread_name_prefix="sloplane-gate")
@@ -232,8 +236,8 @@ async def _read_stream(scope: MutableMapping[str, Any], receive: Receive) -> byt
     size = 0
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away: what came is all there is
-            break
+        if message["type"] != "http.request":  # the client went away mid-body: a part is not a request
+            raise ClientDisconnect
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
@@ -278,7 +282,10 @@ def add_gate_routes(
     )
     async def evaluate(request: Request, principal: Annotated[Principal, Depends(requires_gate)]) -> Response:
         """The body is read raw and validated here, after authentication, so that no body is ever a 422."""
-        body = await _read_body(request)
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:  # as the direct route: nothing decided, nothing answered, nothing logged
+            return Response(status_code=499)
         closing = {"Connection": "close"} if body is None else None  # what is left unread must not be parsed
         return OrjsonResponse(await run_in_threadpool(gate.answer, body, principal), headers=closing)
 
