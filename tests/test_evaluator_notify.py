@@ -620,6 +620,34 @@ def test_a_decision_the_outbox_could_not_take_is_recorded_on_a_later_try(
     before the next decision's, and sent; nothing lost, nothing twice."""
     script, base = receiver
     notifier = make(base)
+    _fail_the_outbox_once(notifier, monkeypatch)
+    notifier.on_decision(decision(1))
+    assert (notifier.unrecorded(), notifier.errors) == (1, 1)
+    notifier.on_decision(decision(2, service="cart", revision="r2"))
+    assert notifier.unrecorded() == 0
+    assert notifier.flush(10, include_held=True)
+    services = sorted(event["payload"]["custom_details"]["service"] for event in script.events(PD))
+    assert services == ["cart", "checkout"]
+
+
+def test_kept_decisions_are_retried_by_the_health_round_without_another_gate(
+    receiver: tuple[EventReceiver, str], make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica that is not the leader and gets no further gate still records what it kept: the server's
+    health round calls `record_unrecorded` on every replica."""
+    script, base = receiver
+    notifier = make(base)
+    _fail_the_outbox_once(notifier, monkeypatch)
+    notifier.on_decision(decision(1))
+    assert notifier.unrecorded() == 1
+    notifier.record_unrecorded()
+    assert notifier.unrecorded() == 0
+    assert notifier.flush(10, include_held=True)
+    assert len(script.events(PD)) == 1
+
+
+def _fail_the_outbox_once(notifier: Notifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox's next transaction fails (the database went away between a decision's record and its notice)."""
     working = notifier.outbox.transaction
     failures = iter([OSError("the database went away")])
 
@@ -630,10 +658,3 @@ def test_a_decision_the_outbox_could_not_take_is_recorded_on_a_later_try(
         return working()
 
     monkeypatch.setattr(notifier.outbox, "transaction", flaky)
-    notifier.on_decision(decision(1))
-    assert (notifier.unrecorded(), notifier.errors) == (1, 1)
-    notifier.on_decision(decision(2, service="cart", revision="r2"))
-    assert notifier.unrecorded() == 0
-    assert notifier.flush(10, include_held=True)
-    services = sorted(event["payload"]["custom_details"]["service"] for event in script.events(PD))
-    assert services == ["cart", "checkout"]

@@ -242,7 +242,8 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     chain = ChainAudit(log)
     metrics.watch_chain(chain.state)
     app = create_app(evaluator, config.tokens, metrics, controls, chain)
-    probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds())
+    also = None if notifier is None else notifier.record_unrecorded  # kept notices, retried on every replica
+    probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds(), also=also)
     sync_windows = _sync_windows(config, controls)
     service = EvaluatorService(app, evaluator, controls, notifier, None, sync_windows, probe, chain)
     service.exporter_factory = lambda: _exporter(config, log)

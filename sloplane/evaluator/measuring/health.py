@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -106,11 +107,18 @@ class HealthProbe:
     """A thread that keeps `BackendHealth` fresh while no gate asks, and retries a failing decision log."""
 
     def __init__(
-        self, backend: HealthRecordingBackend, log: RecoverableLog, interval: float = PROBE_INTERVAL_SECONDS
+        self,
+        backend: HealthRecordingBackend,
+        log: RecoverableLog,
+        interval: float = PROBE_INTERVAL_SECONDS,
+        *,
+        also: Callable[[], None] | None = None,
     ) -> None:
         self._backend = backend
         self._log = log
         self._interval = interval
+        self._also = also
+        """More upkeep for every round, on every replica (the notifier's kept decisions); must not raise."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -137,6 +145,8 @@ class HealthProbe:
                 self._log.check_writable()
             except Exception as error:  # the log says why in problem(); one line here
                 logger.error("the decision log is still not writable: %s", error)
+        if self._also is not None:
+            self._also()
 
     def _run(self) -> None:
         while not self._stop.is_set():

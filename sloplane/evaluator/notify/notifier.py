@@ -59,6 +59,8 @@ DELIVERED_RETENTION_SECONDS = 7 * 24 * 3600.0
 PRUNE_EVERY_SECONDS = 600.0
 UNRECORDED_LIMIT = 10_000
 """Decisions kept in memory while the outbox cannot take them (a few minutes of a busy fleet failing)."""
+UNRECORDED_PER_TRY = 50
+"""Kept decisions recorded per try: a gate's answer waits for these, the dispatcher takes the rest."""
 
 
 def utc_now() -> datetime:
@@ -138,7 +140,15 @@ class Notifier:
             release()
 
     def close(self, timeout: float = 15.0) -> None:
-        """Stop the dispatcher after its current delivery and close the outbox; pending work stays."""
+        """Stop the dispatcher after its current delivery and close the outbox; pending work stays.
+
+        Decisions the outbox never took are tried once more, and any still left are logged by id: they are
+        in the decision log, but their notifications are lost with this process.
+        """
+        self._record_unrecorded()
+        if self._unrecorded:
+            lost = ", ".join(decision.id for decision in list(self._unrecorded)[:20])
+            log.error("%d notifications never recorded, lost on close (decisions %s)", len(self._unrecorded), lost)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -204,12 +214,19 @@ class Notifier:
                 log.error("dropped the notification of decision %s: too many unrecorded", dropped.id)
             self._unrecorded.append(decision)
 
+    def record_unrecorded(self) -> None:
+        """Try the kept decisions again (the server's health round calls it on every replica, leader or not)."""
+        try:
+            self._record_unrecorded()
+        except Exception:
+            log.exception("could not try the kept notifications again")
+
     def _record_unrecorded(self) -> None:
         """Record the kept decisions, oldest first, until one fails again (it stays first); one thread at a time."""
         if not self._unrecorded or not self._unrecording.acquire(blocking=False):
             return
         try:
-            while self._unrecorded:
+            for _ in range(min(len(self._unrecorded), UNRECORDED_PER_TRY)):  # a gate's thread is not a drain
                 decision = self._unrecorded[0]
                 try:
                     self._record(decision)
