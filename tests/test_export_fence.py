@@ -23,6 +23,7 @@ from sloplane.evaluator.export import PeriodicExporter, S3Location, export_decis
 from sloplane.evaluator.storage import chain
 from sloplane.evaluator.storage.decisions import DecisionLogError, FenceBusyError
 from sloplane.evaluator.storage.postgres import PostgresDecisionLog
+from tests.conftest import run_cli
 from tests.evaluator_data import make_decision
 from tests.replica_harness import moto_server
 
@@ -124,3 +125,24 @@ def test_a_round_whose_session_is_killed_stops_before_its_next_object(
     assert _exported_seqs(client, location) == [1, 2, 3, 4, 5, 6]
     rows = list(second.chain_rows())
     assert chain.verify(rows, None).intact
+
+
+def test_the_command_takes_the_fence_too(
+    replicas: tuple[PostgresDecisionLog, PostgresDecisionLog],
+    client: Any,
+    location: S3Location,
+    s3_endpoint: str,
+    postgres_url: str,
+) -> None:
+    """An operator's `sloplane export-decisions` on the shared log skips while a replica's round holds the lock,
+    and exports once it is free."""
+    first, _ = replicas
+    command = ["export-decisions", "--db", postgres_url, "--to", f"s3://{location.bucket}/{location.prefix}"]
+    command += ["--endpoint-url", s3_endpoint, "--region", "us-east-1", "--source", SOURCE]
+    with first.export_fence():
+        busy = run_cli(*command)
+    assert busy.code != 0
+    assert "another process is exporting" in busy.stderr
+    assert _exported_seqs(client, location) == []
+    assert run_cli(*command).code == 0
+    assert _exported_seqs(client, location) == [1, 2, 3, 4, 5, 6]

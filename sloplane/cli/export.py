@@ -70,9 +70,14 @@ def _source(source: str | None, db: str) -> str:
 
 def _export(db: str, location: S3Location, *, source: str, client: S3Client, batch_size: int) -> ExportReport:
     """Run the export with the log open only for as long as it takes."""
-    from sloplane.evaluator.export import export_decisions  # deferred: boto3 is slow to import
+    from sloplane.evaluator.export import FencedSource, export_decisions  # deferred: boto3 is slow to import
 
     with open_decision_log(db) as log:
+        if isinstance(log, FencedSource):  # replicas export this log too: one round at a time (`export_fence`)
+            with log.export_fence() as still_fenced:
+                return export_decisions(
+                    log, client, location, source=source, batch_size=batch_size, still_fenced=still_fenced
+                )
         return export_decisions(log, client, location, source=source, batch_size=batch_size)
 
 

@@ -28,7 +28,11 @@ lists the bucket; both would write the records after the same cursor, as differe
 A log shared by replicas (PostgreSQL) therefore fences each round (`FencedSource.export_fence`): the
 round runs while this process holds the database's export lock, which a second round cannot take, and
 the lock is checked again before every object is written, so a round whose session is gone stops at
-its next object instead of writing what the next holder writes too.
+its next object instead of writing what the next holder writes too. `sloplane export-decisions` on such
+a log takes the same lock. What remains: an object whose write was already under way when the session
+was lost can land after the next holder listed the bucket, beside an object of an overlapping range;
+`exported_chain_rows` readers see the same records twice then, in keys that say so. Closing that needs
+the next holder to wait out the longest write, or object names by first seq only (a format change).
 """
 
 from __future__ import annotations
