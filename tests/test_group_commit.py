@@ -104,3 +104,19 @@ def test_a_writer_answering_the_wrong_number_of_outcomes_fails_its_batch() -> No
 def test_max_batch_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_batch must be at least 1"):
         GroupCommit(lambda items: [None] * len(items), max_batch=0)
+
+
+def test_an_interrupt_in_the_writer_is_its_own_and_the_role_is_released() -> None:
+    interrupts = iter([KeyboardInterrupt()])
+
+    def write(items: Sequence[int]) -> list[BaseException | None]:
+        interrupt = next(interrupts, None)
+        if interrupt is not None:
+            raise interrupt
+        return [None] * len(items)
+
+    commit: GroupCommit[int] = GroupCommit(write)
+    with pytest.raises(KeyboardInterrupt):
+        commit.submit(1)
+    commit.submit(2)
+    assert commit.batches == 2

@@ -206,7 +206,9 @@ class SqliteDecisionLog(SqliteStore):
                     linked["hash"] = record_hash(linked, previous, self._key)
                     try:
                         connection.execute(_INSERT, linked)
-                    except sqlite3.IntegrityError:
+                    except sqlite3.IntegrityError as exc:
+                        if "decisions.id" not in str(exc):  # not a repeated id: the batch fails, and says why
+                            raise
                         known = f"decision {row['id']} is already in the decision log at {self.path}"
                         outcomes.append(DecisionLogError(known))
                         continue

@@ -76,15 +76,26 @@ class GroupCommit(Generic[Item]):
             raise slot.error
 
     def _write_batch(self) -> None:
-        """Write what is queued (this writer's own item first among it), then pass the role on."""
+        """Write what is queued (this writer's own item first among it), then pass the role on.
+
+        An exception fails every caller of the batch. An interrupt in the writer (KeyboardInterrupt,
+        SystemExit) is the writer's own to raise: the others are told their batch was abandoned.
+        """
         with self._lock:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
         try:
             outcomes: Sequence[BaseException | None] = self._write([slot.item for slot in batch])
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"a batch writer answered {len(outcomes)} outcomes for {len(batch)} items")
-        except BaseException as exc:  # the whole batch failed: each caller gets why, none is left waiting
+        except Exception as exc:  # the whole batch failed: each caller gets why, none is left waiting
             outcomes = [exc] * len(batch)
+        except BaseException as exc:
+            self._finish(batch, [RuntimeError(f"the batch was abandoned: {type(exc).__name__}")] * len(batch))
+            raise
+        self._finish(batch, outcomes)
+
+    def _finish(self, batch: list[_Slot[Item]], outcomes: Sequence[BaseException | None]) -> None:
+        """Hand each caller its outcome and the writer's role to the oldest caller still waiting."""
         self.batches += 1
         with self._lock:
             following = self._queue[0] if self._queue else None
