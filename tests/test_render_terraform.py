@@ -136,6 +136,7 @@ def test_literal_template_syntax_is_escaped_and_survives_terraform_unchanged() -
     evaluator_variables = {
         "var.evaluator_image",
         "var.evaluator_prometheus_url",
+        "var.evaluator_prometheus_port",
         "var.evaluator_tokens",
         "var.evaluator_receivers",
     }
@@ -260,3 +261,71 @@ def test_the_freezes_are_an_output_for_the_appproject_owner() -> None:
         "namespace": patch["metadata"]["namespace"],
         "sync_windows": patch["spec"]["syncWindows"],
     }
+
+
+def _evaluator_objects(module: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    resources = module["terraform/evaluator.tf.json"]["resource"]["kubernetes_manifest"]
+    return {(r["manifest"]["kind"], r["manifest"]["metadata"]["name"]): r["manifest"] for r in resources.values()}
+
+
+def test_the_postgres_variant_has_the_url_in_a_secret_from_a_sensitive_variable_and_no_volume() -> None:
+    """As `SloEvaluator` with `storage: {mode: postgres, url}`: the URL is a Terraform reference the renderer
+    takes as opaque (like a secret Output), the database port a variable, and nothing is kept on a volume."""
+    module = _module(TerraformOptions(evaluator_storage="postgres"))
+    objects = _evaluator_objects(module)
+    assert "PersistentVolumeClaim" not in {kind for kind, _ in objects}
+    assert ("Secret", "sloplane-evaluator-chain-key") not in objects
+    assert objects["Secret", "sloplane-evaluator-database"]["stringData"] == {"url": "${var.evaluator_database_url}"}
+    (container,) = objects["Deployment", "sloplane-evaluator"]["spec"]["template"]["spec"]["containers"]
+    assert {
+        "name": "SLOPLANE_DB",
+        "valueFrom": {"secretKeyRef": {"name": "sloplane-evaluator-database", "key": "url"}},
+    } in (container["env"])
+    assert "--db" not in container["args"] and "--controls" not in container["args"]
+    assert "state" not in {mount["name"] for mount in container["volumeMounts"]}
+    ports = [
+        p["port"] for rule in objects["NetworkPolicy", "sloplane-evaluator"]["spec"]["egress"] for p in rule["ports"]
+    ]
+    assert ports.count("${var.evaluator_database_port}") == 1 and 5432 not in ports
+    variables = module["terraform/variables.tf.json"]["variable"]
+    url = variables["evaluator_database_url"]
+    assert (url["type"], url["sensitive"], "default" in url) == ("string", True, False)
+    (validation,) = url["validation"]
+    assert "var.evaluator_database_url" not in validation["error_message"]  # never the value: it may hold a password
+    assert variables["evaluator_database_port"]["default"] == 5432
+    assert "evaluator_chain_key" not in variables
+    volume = _module()["terraform/variables.tf.json"]["variable"]
+    assert not {"evaluator_database_url", "evaluator_database_port", "evaluator_chain_key"} & set(volume)
+
+
+def test_the_chain_key_is_a_generation_time_choice_with_a_sensitive_variable() -> None:
+    module = _module(TerraformOptions(evaluator_chain_key=True))
+    objects = _evaluator_objects(module)
+    assert objects["Secret", "sloplane-evaluator-chain-key"]["stringData"] == {
+        "chain-key": "${var.evaluator_chain_key}"
+    }
+    assert ("PersistentVolumeClaim", "sloplane-evaluator-state") in objects  # volume mode still
+    (container,) = objects["Deployment", "sloplane-evaluator"]["spec"]["template"]["spec"]["containers"]
+    assert {
+        "name": "SLOPLANE_CHAIN_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "sloplane-evaluator-chain-key", "key": "chain-key"}},
+    } in container["env"]
+    key = module["terraform/variables.tf.json"]["variable"]["evaluator_chain_key"]
+    assert (key["sensitive"], "default" in key) == (True, False)
+
+
+def test_the_evaluator_storage_flags_are_for_the_terraform_module_only(tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    for flags in (["--evaluator-storage", "postgres"], ["--evaluator-chain-key"]):
+        ignored = run_cli("render", EXAMPLES, *flags, "--out", out)
+        message = re.sub(r"[\s│]+", " ", ignored.stderr)  # as rich wraps it in its box
+        assert ignored.code == 2 and f"{flags[0]}: only applies with --format terraform" in message, message
+    assert not out.exists()
+    refused = run_cli("render", EXAMPLES, "--format", "terraform", "--evaluator-storage", "s3", "--out", out)
+    assert refused.code == 2 and "volume or postgres" in refused.stderr
+    flags = ("--evaluator-storage", "postgres", "--evaluator-chain-key")
+    result = run_cli("render", EXAMPLES, "--format", "terraform", *flags, "--out", out)
+    assert result.code == 0, result.stderr
+    variables = json.loads((out / "terraform" / "variables.tf.json").read_text())["variable"]
+    assert {"evaluator_database_url", "evaluator_database_port", "evaluator_chain_key"} <= set(variables)
+    assert run_cli("render", EXAMPLES, "--format", "terraform", *flags, "--out", out, "--check").code == 0

@@ -136,6 +136,9 @@ def test_the_evaluator_runs_when_asked_with_its_files_from_sensitive_variables(
     assert secret["stringData"]["tokens.yaml"] == "tokens: [ci]\n"
     (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry/sloplane:9"
+    (policy,) = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    egress = [port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]]
+    assert 9090 in egress and 80 not in egress, "the default Prometheus URL's port, not the http scheme's"
 
 
 def test_every_golden_fleet_validates_with_real_terraform(terraform: TerraformHarness, tmp_path: Path) -> None:
@@ -270,3 +273,97 @@ def test_the_freezes_output_is_the_rendered_appproject_windows(terraform: Terraf
     patch = yaml.safe_load(fleet_files(load_paths([EXAMPLES]).declarations)["argo/appproject-syncwindows.yaml"])
     assert planned["sync_windows"] == patch["spec"]["syncWindows"] and planned["sync_windows"]
     assert (planned["app_project"], planned["namespace"]) == (patch["metadata"]["name"], patch["metadata"]["namespace"])
+
+
+DATABASE_PASSWORD = "s3cret-Pa55word"
+DATABASE_URL = f"postgresql://sloplane:{DATABASE_PASSWORD}@db.internal:6432/sloplane?sslmode=require"
+
+
+def _postgres_module(tmp_path: Path, arguments: dict[str, Any]) -> Path:
+    """The examples' module generated with `--evaluator-storage postgres --evaluator-chain-key`, called with
+    these arguments (the URL passed on from a sensitive root variable, as a caller's secret would be)."""
+    declarations = load_paths([EXAMPLES]).declarations
+    terraform = TerraformOptions(evaluator_storage="postgres", evaluator_chain_key=True)
+    folder = write_root_module(tmp_path, serialize(module_documents(declarations, None, terraform)))
+    root = json.loads((folder / "main.tf.json").read_text())
+    root["variable"].update({name: {"type": "string", "sensitive": True} for name in ("database_url", "chain_key")})
+    root["module"]["slos"].update(
+        {
+            "evaluator_database_url": "${var.database_url}",
+            "evaluator_chain_key": "${var.chain_key}",
+            **arguments,
+        }
+    )
+    (folder / "main.tf.json").write_text(json.dumps(root))
+    return folder
+
+
+def test_the_postgres_evaluator_reads_its_url_from_a_secret_and_shows_it_nowhere_else(
+    terraform: TerraformHarness, tmp_path: Path
+) -> None:
+    folder = _postgres_module(tmp_path, {"create_evaluator": True, "evaluator_database_port": 6432})
+    shown = terraform.plan(folder, {"database_url": DATABASE_URL, "chain_key": "chain-key-value"})
+    planned = planned_resources(shown)
+    evaluator = {a: v["manifest"] for a, v in planned.items() if ".kubernetes_manifest.evaluator-" in a}
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in evaluator.values()}
+    assert "PersistentVolumeClaim" not in {kind for kind, _ in objects}
+    assert objects["Secret", "sloplane-evaluator-database"]["stringData"] == {"url": DATABASE_URL}
+    assert objects["Secret", "sloplane-evaluator-chain-key"]["stringData"] == {"chain-key": "chain-key-value"}
+    pod = objects["Deployment", "sloplane-evaluator"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {variable["name"]: variable for variable in container["env"]}
+    assert env["SLOPLANE_DB"]["valueFrom"] == {"secretKeyRef": {"name": "sloplane-evaluator-database", "key": "url"}}
+    assert env["SLOPLANE_CHAIN_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "sloplane-evaluator-chain-key", "key": "chain-key"}
+    }
+    assert "--db" not in container["args"] and "POD_NAME" not in env
+    assert "state" not in {volume["name"] for volume in pod["volumes"]}
+    egress = objects["NetworkPolicy", "sloplane-evaluator"]["spec"]["egress"]
+    assert {"protocol": "TCP", "port": 6432} in [port for rule in egress for port in rule["ports"]]
+    # The URL and the key are in their Secrets' planned values, which Terraform marks sensitive, and nowhere else.
+    secrets = {
+        "sloplane-evaluator-database": ("url", DATABASE_PASSWORD),
+        "sloplane-evaluator-chain-key": ("chain-key", "chain-key-value"),
+    }
+    addresses = {a for a, o in evaluator.items() if o["metadata"]["name"] in secrets}
+    for resource in _planned(shown):
+        if resource["address"] in addresses:
+            key, _ = secrets[resource["values"]["manifest"]["metadata"]["name"]]
+            assert resource["sensitive_values"]["manifest"]["stringData"][key] is True
+    for change in shown["resource_changes"]:
+        if change["address"] in addresses:
+            (key,) = change["change"]["after"]["manifest"]["stringData"]
+            assert change["change"]["after_sensitive"]["manifest"]["stringData"][key] is True
+    # (`show -json` also holds the root module's own variables, values included: the caller's, not the module's.)
+    elsewhere = json.dumps(
+        [
+            [r for r in _planned(shown) if r["address"] not in addresses],
+            [c for c in shown["resource_changes"] if c["address"] not in addresses],
+            shown.get("configuration", {}),
+            shown.get("output_changes", {}),
+        ]
+    )
+    for _, value in secrets.values():
+        assert value not in elsewhere
+
+
+def _planned(shown: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every planned resource as `show -json` gives it (values and sensitive_values), through child modules."""
+    found: list[dict[str, Any]] = []
+    modules = [shown["planned_values"]["root_module"]]
+    while modules:
+        module = modules.pop()
+        found += module.get("resources", [])
+        modules += module.get("child_modules", [])
+    return found
+
+
+def test_the_database_url_is_refused_unless_postgres_without_being_shown(
+    terraform: TerraformHarness, tmp_path: Path
+) -> None:
+    folder = _postgres_module(tmp_path, {"create_evaluator": True})
+    url = f"mysql://sloplane:{DATABASE_PASSWORD}@db.internal/sloplane"
+    with pytest.raises(TerraformError) as raised:
+        terraform.plan(folder, {"database_url": url, "chain_key": "k"})
+    assert "evaluator_database_url must be a PostgreSQL URL" in raised.value.messages
+    assert DATABASE_PASSWORD not in f"{raised.value}\n{raised.value.messages}\n{raised.value.output}"

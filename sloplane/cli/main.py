@@ -289,6 +289,8 @@ def render(
     ] = "files",
     dashboards: Annotated[str, typer.Option(help=terraform.DASHBOARDS_HELP)] = "configmap",
     kubernetes_objects: Annotated[str, typer.Option("--kubernetes", help=terraform.KUBERNETES_HELP)] = "manifest",
+    evaluator_storage: Annotated[str, typer.Option(help=terraform.EVALUATOR_STORAGE_HELP)] = "volume",
+    evaluator_chain_key: Annotated[bool, typer.Option(help=terraform.EVALUATOR_CHAIN_KEY_HELP)] = False,
     strict: Strict = False,
 ) -> None:
     """Render rules, alerts, dashboards and pipeline gates (or, with --format terraform, a Terraform module).
@@ -310,12 +312,11 @@ def render(
         pipelines=pipelines,
         analysis_prometheus_url=analysis_prometheus_url,
     )
-    if output_format not in ("files", "terraform"):
-        raise typer.BadParameter("use files or terraform", param_hint="--format")
-    terraform.check_choices(dashboards, kubernetes_objects, output_format)
+    chosen = terraform.ModuleChoices(dashboards, kubernetes_objects, evaluator_storage, evaluator_chain_key)
+    choices = terraform.check_choices(output_format, chosen)
     owned: tuple[str, ...] = MANAGED_FOLDERS
     if output_format == "terraform":
-        files, owned = terraform.module_files(result.declarations, options, dashboards, kubernetes_objects, _err)
+        files, owned = terraform.module_files(result.declarations, options, choices, _err)
     else:
         files = _render_with_progress(result.declarations, options)
     if check:

@@ -18,7 +18,8 @@ objects `DeploymentGate` registers — so Terraform, Pulumi and the files never 
   the plural, `recurrences`, is `recurrence` here), and an SLO id is
   `${datadog_service_level_objective.<name>[0].id}`;
 - the evaluator's objects, as `SloEvaluator` creates them, behind `var.create_evaluator`, with its
-  tokens and receivers files as `sensitive` variables;
+  tokens and receivers files as `sensitive` variables; in volume or (`evaluator_storage`) postgres mode,
+  the database URL and a chain key `sensitive` variables without a default;
 - the Argo CD freezes as the output `argocd_sync_windows`: an AppProject belongs to whoever owns it
   (`kubernetes_manifest` owns whole objects, and would delete it with the module), so its owner adds
   them to its `syncWindows`.
@@ -43,13 +44,14 @@ from sloplane.render import argo_cd, argo_rollouts
 from sloplane.render.argo_rollouts import gated
 from sloplane.render.bundle import active
 from sloplane.render.datadog_pulumi import with_slo_ids
-from sloplane.render.evaluator import evaluator_objects
-from sloplane.render.evaluator_settings import RECEIVERS_FILE, TOKENS_FILE, EvaluatorSettings
+from sloplane.render.evaluator import database_ports, evaluator_objects
+from sloplane.render.evaluator_settings import RECEIVERS_FILE, TOKENS_FILE, EvaluatorSettings, StorageSettings
 from sloplane.render.options import BundleOptions
 from sloplane.render.registry import Child, Document
 from sloplane.render.targets import RENDERERS, renderers_of
 from sloplane.render.terraform_hcl import (
     VARIABLE_SENTINEL,
+    Reference,
     escaped,
     file_reference,
     hcl_value,
@@ -84,12 +86,13 @@ FOLDER_ANNOTATION = "grafana_folder"
 
 DashboardsAs = Literal["configmap", "grafana"]
 KubernetesAs = Literal["manifest", "files"]
+EvaluatorStorage = Literal["volume", "postgres"]
 
 
 @dataclass(frozen=True)
 class TerraformOptions:
-    """How the module holds what is not Datadog's: both choices are made at generation time, because each
-    changes which providers the module needs."""
+    """How the module holds what is not Datadog's (each choice changes which providers the module needs) and
+    how its evaluator stores: every choice is made at generation time."""
 
     dashboards: DashboardsAs = "configmap"
     """`configmap`: ConfigMaps the Grafana sidecar loads; `grafana`: `grafana_dashboard` resources (the
@@ -98,6 +101,13 @@ class TerraformOptions:
     """`manifest`: `kubernetes_manifest` resources (the cluster and its CRDs must exist at plan time);
     `files`: no `kubernetes_manifest` at all — the Kubernetes objects are written as YAML under `gitops/`
     for Argo CD or Flux to apply, and the module holds Datadog (and Grafana) only."""
+    evaluator_storage: EvaluatorStorage = "volume"
+    """The evaluator's storage mode, as `SloEvaluator`'s `storage.mode`: `volume` (a PVC) or `postgres` (no PVC;
+    the URL from the sensitive `var.evaluator_database_url` into the `<name>-database` Secret). A generation-time
+    choice: it decides which objects exist, and a sensitive value cannot decide a `count`."""
+    evaluator_chain_key: bool = False
+    """The decision log's hash chain is an HMAC keyed by the sensitive `var.evaluator_chain_key` (the
+    `<name>-chain-key` Secret, `SLOPLANE_CHAIN_KEY`). A generation-time choice for the same reason."""
 
 
 def _terraform_blocks(value: Any) -> Any:
@@ -257,24 +267,54 @@ DEFAULT_EVALUATOR_NAME = "sloplane-evaluator"
 """As `SloEvaluator` names its objects by default."""
 
 
-def _evaluator(module: _Module, declarations: Sequence[Declaration], namespace: str) -> None:
+def _evaluator(
+    module: _Module, declarations: Sequence[Declaration], namespace: str, terraform: TerraformOptions
+) -> None:
     """The evaluator's objects, as `SloEvaluator` creates them, behind `var.create_evaluator`.
 
     They are rendered with sentinels where the variables go (image, Prometheus, the Secret's files) and
-    the sentinels are replaced by references after the literal text is escaped."""
+    the sentinels are replaced by references after the literal text is escaped. The database URL and the
+    chain key are `Reference`s, opaque to the renderer as a secret Output is; the database port is
+    `POSTGRES_PORT` where the renderer cannot read the URL, and becomes `var.evaluator_database_port`."""
+    postgres = terraform.evaluator_storage == "postgres"
     settings = EvaluatorSettings(
         name=DEFAULT_EVALUATOR_NAME,
         namespace=namespace,
         image=VARIABLE_SENTINEL.format("evaluator_image"),
         prometheus_url=VARIABLE_SENTINEL.format("evaluator_prometheus_url"),
+        prometheus_port=PROMETHEUS_PORT_STANDIN,
+        storage=StorageSettings(mode=terraform.evaluator_storage),
+        keyed_chain=terraform.evaluator_chain_key,
     )
-    secret_values = {
+    secret_values: dict[str, object] = {
         TOKENS_FILE: VARIABLE_SENTINEL.format("evaluator_tokens"),
         RECEIVERS_FILE: VARIABLE_SENTINEL.format("evaluator_receivers"),
     }
+    database_url = Reference("evaluator_database_url") if postgres else None
+    chain_key = Reference("evaluator_chain_key") if terraform.evaluator_chain_key else None
     module.file = "evaluator"
-    for obj in evaluator_objects(settings, declarations, secret_values):
+    objects = evaluator_objects(settings, declarations, secret_values, database_url=database_url, chain_key=chain_key)
+    for obj in objects:
+        if obj["kind"] == "NetworkPolicy":
+            _port_variable(obj, [PROMETHEUS_PORT_STANDIN], "evaluator_prometheus_port")
+        if postgres and obj["kind"] == "NetworkPolicy":
+            _port_variable(obj, database_ports(settings, database_url), "evaluator_database_port")
         module.manifest(f"evaluator-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, family="evaluator")
+
+
+PROMETHEUS_PORT_STANDIN = 9090
+"""The Prometheus port the evaluator is rendered with, replaced by `var.evaluator_prometheus_port`: the URL is a
+variable, so the renderer could not read its port (it took the scheme's, 80, and the policy shut Prometheus out)."""
+
+
+def _port_variable(policy: dict[str, Any], ports: Sequence[int], variable: str) -> None:
+    """The NetworkPolicy (rendered for this module alone, so changed in place) with the egress port the renderer
+    assumed (the database's, Prometheus') as a sentinel for `var.<variable>`. The module's other egress ports are
+    fixed (DNS, 443), so exactly one entry is that port: anything else is refused, not guessed."""
+    found = [entry for rule in policy["spec"]["egress"] for entry in rule["ports"] if entry["port"] in ports]
+    if len(ports) != 1 or len(found) != 1:
+        raise ValueError(f"the evaluator's egress ports do not single out {variable}'s port {list(ports)}")
+    found[0]["port"] = VARIABLE_SENTINEL.format(variable)
 
 
 NOT_IN_MODULE = {
@@ -374,7 +414,7 @@ def module_documents(
     rendered = active(declarations)
     for declaration in rendered:
         _slo(module, declaration, fleet, options)
-    _evaluator(module, rendered, options.kubernetes.namespace)
+    _evaluator(module, rendered, options.kubernetes.namespace, terraform)
     module.file = "fleet"
     for renderer in RENDERERS:  # fleet-wide objects (the overview dashboards), for the SLOs naming the target
         named = [d for d in rendered if renderer.target in d.spec.targets]
@@ -401,6 +441,8 @@ def module_documents(
                 options.kubernetes,
                 configmap_dashboards=terraform.kubernetes == "manifest" and terraform.dashboards == "configmap",
                 grafana_folder=terraform.kubernetes == "manifest" or terraform.dashboards == "grafana",
+                evaluator_storage=terraform.evaluator_storage,
+                evaluator_chain_key=terraform.evaluator_chain_key,
             ),
         ),
         f"{FOLDER}/outputs.tf.json": ("json", _outputs(module, rendered, options)),

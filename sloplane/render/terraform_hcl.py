@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -19,8 +20,22 @@ VARIABLE_SENTINEL = "__sloplane_var_{}__"
 """Text standing for a variable in objects rendered before escaping: `with_variables` turns it into a reference."""
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A variable standing for a value the renderers take as opaque (a secret, as they take a Pulumi Output):
+    not text, so no renderer can read it, and `escaped` writes it as the reference itself."""
+
+    variable: str
+
+    @property
+    def expression(self) -> str:
+        return f"${{var.{self.variable}}}"
+
+
 def escaped(value: Any) -> Any:
-    """Literal text made safe as Terraform template text, keys included."""
+    """Literal text made safe as Terraform template text, keys included; a `Reference` as the reference."""
+    if isinstance(value, Reference):
+        return value.expression
     if isinstance(value, str):
         return value.replace("${", "$${").replace("%{", "%%{")
     if isinstance(value, Mapping):
