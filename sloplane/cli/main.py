@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
-from sloplane.cli import comment, controls, decisions, evaluator, export, serve, terraform
+from sloplane.cli import comment, controls, decisions, evaluator, export, migrate, serve, terraform
 from sloplane.cli.common import Consoles
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
@@ -480,6 +480,7 @@ serve.register(app, _consoles)
 controls.register(app, _consoles)
 export.register(app, _err)
 comment.register(app, _consoles)
+migrate.register(app, _consoles)
 
 
 def main() -> None:

@@ -193,3 +193,15 @@ def migrate(connection: Connection[Any], store: str = STORE, migrations: Sequenc
                     f"cannot migrate the {store} schema to version {migration.version} ({migration.name}): {reason}"
                 ) from None
     return latest
+
+
+def applied_versions(connection: Connection[Any]) -> dict[str, int]:
+    """The newest version each store has recorded (`{}` before any migration): a read, no lock, no change.
+
+    For `sloplane migrate`, which says what each store was at before opening it migrates it.
+    """
+    exists = connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not (exists and exists[0]):
+        return {}
+    rows = connection.execute("SELECT store, max(version) FROM schema_migrations GROUP BY store").fetchall()
+    return {str(store): int(version) for store, version in rows}
