@@ -28,6 +28,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -184,3 +185,17 @@ def private_postgres_cluster() -> Iterator[PostgresCluster]:
     """A cluster of the test's own (a second or so): for a test that stops the server, or needs the roles every
     database of a cluster shares as a new cluster has them."""
     yield from running_cluster()
+
+
+def writer_login(cluster: PostgresCluster, password: str) -> str:
+    """A login role with `password` that holds only `sloplane_writer` (the operator's least-privilege setup)."""
+    from sloplane.evaluator.storage.postgres_schema import WRITER_ROLE  # noqa: PLC0415 - the fixtures need no sloplane
+
+    name = f"evaluator_{uuid.uuid4().hex[:8]}"
+    cluster.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'; GRANT {WRITER_ROLE} TO {name}")
+    return name
+
+
+def tcp_login_url(cluster: PostgresCluster, database: str, user: str, password: str | None) -> str:
+    """A TCP URL for `user`, the password percent-encoded as a URL must hold it."""
+    return cluster.tcp_url(database, user, None if password is None else quote(password, safe=""))

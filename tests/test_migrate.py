@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from sloplane.evaluator.storage.postgres_controls import PostgresReleaseControls
 from sloplane.evaluator.storage.postgres_schema import WRITER_ROLE
 from tests.conftest import run_cli
 from tests.evaluator_data import T0, make_decision
+from tests.postgres import tcp_login_url, writer_login
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresCluster
@@ -30,17 +30,6 @@ SECRET = "Mg-7q!x@y:z"
 DECISIONS = postgres_schema.LATEST
 CONTROLS = postgres_controls_schema.LATEST
 OUTBOX = outbox_postgres_schema.LATEST
-
-
-def _login_role(cluster: PostgresCluster, password: str) -> str:
-    """A login role with `password` that holds only the writer role (the operator's setup)."""
-    name = f"evaluator_{uuid.uuid4().hex[:8]}"
-    cluster.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'; GRANT {WRITER_ROLE} TO {name}")
-    return name
-
-
-def _tcp(cluster: PostgresCluster, database: str, user: str, password: str | None) -> str:
-    return cluster.tcp_url(database, user, None if password is None else quote(password, safe=""))
 
 
 def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
@@ -104,7 +93,7 @@ def test_after_the_owner_migrates_a_writer_only_role_opens_every_store(
     cluster = private_postgres_cluster
     database = cluster.create_database()
     user = _login_role_after_migrate(cluster, database)
-    url = _tcp(cluster, database, user, SECRET)
+    url = tcp_login_url(cluster, database, user, SECRET)
     with PostgresDecisionLog(url) as log:
         log.append(make_decision(1))
         assert [record["id"] for record in log.query(limit=5)] == [make_decision(1).id]
@@ -117,7 +106,7 @@ def test_after_the_owner_migrates_a_writer_only_role_opens_every_store(
     # The writer-only role may run `migrate` too: nothing is left to do, so it only reads.
     secret_file = tmp_path / "password"
     secret_file.write_text(SECRET + "\n")
-    as_writer = run_cli("migrate", "--db", _tcp(cluster, database, user, None), "--password-file", secret_file)
+    as_writer = run_cli("migrate", "--db", tcp_login_url(cluster, database, user, None), "--password-file", secret_file)
     assert as_writer.code == 0, as_writer.stderr
     assert all("already at" in line for line in as_writer.stdout.splitlines())
 
@@ -125,7 +114,7 @@ def test_after_the_owner_migrates_a_writer_only_role_opens_every_store(
 def _login_role_after_migrate(cluster: PostgresCluster, database: str) -> str:
     migrated = run_cli("migrate", "--db", cluster.url(database))
     assert migrated.code == 0, migrated.stderr
-    return _login_role(cluster, SECRET)
+    return writer_login(cluster, SECRET)
 
 
 def test_a_writer_only_role_cannot_migrate_and_is_told_in_one_line(
@@ -134,7 +123,7 @@ def test_a_writer_only_role_cannot_migrate_and_is_told_in_one_line(
     cluster = private_postgres_cluster
     cluster.execute(f"CREATE ROLE {WRITER_ROLE} NOLOGIN")
     database = cluster.create_database()
-    url = _tcp(cluster, database, _login_role(cluster, SECRET), SECRET)
+    url = tcp_login_url(cluster, database, writer_login(cluster, SECRET), SECRET)
     result = run_cli("migrate", "--db", url)
     assert result.code == 1
     assert result.stdout == ""
@@ -191,8 +180,8 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
 
 
 def test_a_wrong_password_is_one_line_without_it(postgres_cluster: PostgresCluster, postgres_database: str) -> None:
-    user = _login_role(postgres_cluster, "the-right-one")
-    result = run_cli("migrate", "--db", _tcp(postgres_cluster, postgres_database, user, SECRET))
+    user = writer_login(postgres_cluster, "the-right-one")
+    result = run_cli("migrate", "--db", tcp_login_url(postgres_cluster, postgres_database, user, SECRET))
     assert result.code == 1
     [line] = result.stderr.splitlines()
     assert "password authentication failed" in line

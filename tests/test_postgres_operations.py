@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url, redact
 from sloplane.evaluator.storage.postgres_pool import failing_fast
 from sloplane.evaluator.storage.postgres_schema import LATEST, WRITER_ROLE
 from tests.evaluator_data import T0, make_decision
+from tests.postgres import tcp_login_url, writer_login
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresCluster
@@ -38,17 +38,6 @@ def _assert_secret_free(error: BaseException, *texts: str, secret: str = SECRET)
     shown = [str(error), repr(error), "".join(traceback.format_exception(error)), *texts]
     for spelling in _spellings(secret):
         assert all(spelling not in text for text in shown), f"{spelling!r} shown in {shown}"
-
-
-def _login_role(cluster: PostgresCluster, password: str) -> str:
-    """A login role with `password` that holds only the writer role (the operator's setup)."""
-    name = f"evaluator_{uuid.uuid4().hex[:8]}"
-    cluster.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'; GRANT {WRITER_ROLE} TO {name}")
-    return name
-
-
-def _tcp(cluster: PostgresCluster, database: str, user: str, password: str | None) -> str:
-    return cluster.tcp_url(database, user, None if password is None else quote(password, safe=""))
 
 
 # -- migrations ------------------------------------------------------------------------------------------
@@ -128,16 +117,16 @@ def migrated(postgres_cluster: PostgresCluster, postgres_database: str) -> str:
 def test_the_password_can_come_from_the_url_a_file_or_the_environment(
     postgres_cluster: PostgresCluster, migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user = _login_role(postgres_cluster, SECRET)
-    with PostgresDecisionLog(_tcp(postgres_cluster, migrated, user, SECRET)) as log:
+    user = writer_login(postgres_cluster, SECRET)
+    with PostgresDecisionLog(tcp_login_url(postgres_cluster, migrated, user, SECRET)) as log:
         log.append(make_decision(1))
         assert SECRET not in log.where and user in log.where
     secret_file = tmp_path / "password"
     secret_file.write_text(f"{SECRET}\n")
-    with PostgresDecisionLog(_tcp(postgres_cluster, migrated, user, None), password_file=secret_file) as log:
+    with PostgresDecisionLog(tcp_login_url(postgres_cluster, migrated, user, None), password_file=secret_file) as log:
         log.append(make_decision(2))
     monkeypatch.setenv("PGPASSWORD", SECRET)
-    with open_decision_log(_tcp(postgres_cluster, migrated, user, None)) as log:
+    with open_decision_log(tcp_login_url(postgres_cluster, migrated, user, None)) as log:
         log.append(make_decision(3))
         assert log.count() == 3
 
@@ -145,8 +134,8 @@ def test_the_password_can_come_from_the_url_a_file_or_the_environment(
 def test_a_wrong_password_is_refused_without_being_shown(
     postgres_cluster: PostgresCluster, migrated: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user = _login_role(postgres_cluster, "the-right-one")
-    url = _tcp(postgres_cluster, migrated, user, SECRET)
+    user = writer_login(postgres_cluster, "the-right-one")
+    url = tcp_login_url(postgres_cluster, migrated, user, SECRET)
     with caplog.at_level(logging.DEBUG), pytest.raises(DecisionLogError) as refused:
         PostgresDecisionLog(url)
     assert f"cannot open the decision log at postgresql://{user}@127.0.0.1:{postgres_cluster.port}/" in str(
@@ -219,7 +208,7 @@ def test_a_stopped_server_is_a_problem_until_a_write_succeeds_again(
     cluster = private_postgres_cluster
     database = cluster.create_database()
     PostgresDecisionLog(cluster.url(database)).close()
-    url = _tcp(cluster, database, _login_role(cluster, SECRET), SECRET)
+    url = tcp_login_url(cluster, database, writer_login(cluster, SECRET), SECRET)
     with caplog.at_level(logging.DEBUG), PostgresDecisionLog(url, timeout=1.0) as log:
         log.append(make_decision(1))
         cluster.stop()
