@@ -23,6 +23,12 @@ Whatever only one side has fails the test by name, except the design exceptions,
 the module's output instead) and the evaluator (asked of neither side, see `_pulumi_objects`). Failures
 are collected, so one run lists every difference: each differing attribute of a Datadog resource, the
 first difference of a Kubernetes object.
+
+The evaluator has a test of its own (`test_pulumi_and_terraform_create_the_same_evaluator`): asked of both
+sides with the same settings (`SloFleet`'s `evaluator` argument, the module's `create_evaluator` and
+`evaluator_*` variables), in volume and postgres mode and in another namespace, its Kubernetes objects are
+paired the same way; the Secrets' values are unwrapped from Pulumi's secret marking first
+(`SECRET_SIGNATURE`), the one difference by design.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import pytest
 from sloplane.components import SloFleet
 from sloplane.interop import load_paths
 from sloplane.render.bundle import serialize
-from sloplane.render.terraform import PROVIDERS, module_documents
+from sloplane.render.terraform import PROVIDERS, TerraformOptions, module_documents
 from tests.conftest import EXAMPLES, ROOT
 from tests.pulumi_mocks import Recorder, datadog_provider
 from tests.terraform_harness import TerraformHarness, planned_resources
@@ -151,7 +157,7 @@ class Registered:
 
 
 def _registered(mocks: Recorder, folder: Path, settings: Mapping[str, Any]) -> list[Registered]:
-    """Everything `SloFleet` registers for the folder (no evaluator: see `_pulumi_objects`).
+    """Everything `SloFleet` registers for the folder (an evaluator only when `settings` asks for one).
 
     The program runs under `@pulumi.runtime.test`, which returns only once every registration and every
     Output has settled, so the recorder is complete when it does (comparing inside an `apply` could miss a
@@ -522,3 +528,144 @@ def test_pulumi_and_terraform_create_the_same_objects(
         f"{fleet}, {setting}: {len(problems)} difference(s) between Pulumi and Terraform:\n" + "\n".join(problems)
     )
     assert matched == len(kubernetes) + len(datadog) == len(real) > 0
+
+
+# ---- the evaluator, asked of both sides ----
+
+EVALUATOR_PREFIX = "evaluator-"
+"""The module's evaluator resources are `kubernetes_manifest.evaluator-<kind>-<name>`, the component's
+children `parity-evaluator-<suffix>`."""
+PROMETHEUS_PORT = 9091
+"""Not Prometheus' usual 9090 (the variable's default): the port must come from the settings on both sides."""
+EVALUATOR_FILES = {
+    "image": "registry.example/sloplane:1.2.3",
+    "prometheus_url": f"http://prometheus-k8s.monitoring.svc:{PROMETHEUS_PORT}",
+    "tokens": "tokens:\n- {name: ci, hash: not-a-hash}\n",
+    "receivers": "receivers:\n  pager: {pagerduty: {routing_key: not-a-key}}\n",
+}
+"""The evaluator's settings, none of them the module variables' defaults (a variable the module ignored, or a
+setting the component ignored, would show)."""
+DATABASE_URL = "postgresql://sloplane:not-a-password@db.internal:6432/sloplane?sslmode=require"
+CHAIN_KEY = "not-a-chain-key"
+
+
+@dataclass(frozen=True)
+class EvaluatorCase:
+    """One way of running the evaluator, asked alike of `SloFleet` (its `evaluator` argument) and of the module
+    (generated with `terraform` options, called with `variables`)."""
+
+    pulumi: dict[str, Any]
+    terraform: TerraformOptions
+    variables: dict[str, Any]
+    fleet: str = "defaults"
+    """The fleet's other settings (`SETTINGS`), given to both sides too: the evaluator lands in the fleet's
+    namespace, `var.namespace` in the module."""
+
+
+EVALUATOR_CASES: dict[str, EvaluatorCase] = {
+    "volume": EvaluatorCase(
+        pulumi=EVALUATOR_FILES,
+        terraform=TerraformOptions(),
+        variables={
+            "create_evaluator": True,
+            "evaluator_image": EVALUATOR_FILES["image"],
+            "evaluator_prometheus_url": EVALUATOR_FILES["prometheus_url"],
+            "evaluator_prometheus_port": PROMETHEUS_PORT,  # what the component reads from the URL itself
+            "evaluator_tokens": EVALUATOR_FILES["tokens"],
+            "evaluator_receivers": EVALUATOR_FILES["receivers"],
+        },
+    ),
+    "postgres": EvaluatorCase(
+        pulumi={**EVALUATOR_FILES, "storage": {"mode": "postgres", "url": DATABASE_URL}, "chain_key": CHAIN_KEY},
+        terraform=TerraformOptions(evaluator_storage="postgres", evaluator_chain_key=True),
+        variables={
+            "create_evaluator": True,
+            "evaluator_image": EVALUATOR_FILES["image"],
+            "evaluator_prometheus_url": EVALUATOR_FILES["prometheus_url"],
+            "evaluator_prometheus_port": PROMETHEUS_PORT,
+            "evaluator_tokens": EVALUATOR_FILES["tokens"],
+            "evaluator_receivers": EVALUATOR_FILES["receivers"],
+            "evaluator_database_url": DATABASE_URL,
+            "evaluator_database_port": 6432,  # what the component reads from the plain URL itself
+            "evaluator_chain_key": CHAIN_KEY,
+        },
+    ),
+}
+EVALUATOR_CASES["observability"] = EvaluatorCase(
+    pulumi=EVALUATOR_FILES,
+    terraform=TerraformOptions(),
+    variables=EVALUATOR_CASES["volume"].variables,
+    fleet="observability",
+)
+"""Volume mode (the default: a PersistentVolumeClaim), postgres mode with a keyed hash chain (no claim; the
+URL and the key in Secrets of their own), and volume mode in another namespace."""
+
+SECRET_SIGNATURE = (pulumi.runtime.rpc._special_sig_key, pulumi.runtime.rpc._special_secret_sig)
+"""How the mocks hand over a value the component wrapped in `pulumi.Output.secret` (the Secrets' `stringData`):
+`{<signature key>: <secret signature>, "value": …}`. By design, so that Pulumi encrypts it in state; the module
+has the same values from `sensitive` variables instead, and the plan's values hold them plainly (their
+sensitivity is recorded beside them, in `sensitive_values`). Unwrapped before comparing."""
+
+
+def _unwrapped_secrets(value: Any) -> Any:
+    """The value with every secret the mocks saw replaced by what it holds (see `SECRET_SIGNATURE`)."""
+    if isinstance(value, Mapping):
+        key, signature = SECRET_SIGNATURE
+        if value.get(key) == signature and set(value) == {key, "value"}:
+            return _unwrapped_secrets(value["value"])
+        return {name: _unwrapped_secrets(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrapped_secrets(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("setup", list(EVALUATOR_CASES))
+def test_pulumi_and_terraform_create_the_same_evaluator(
+    setup: str, mocks: Recorder, terraform: TerraformHarness, tmp_path: Path
+) -> None:
+    """The evaluator `SloFleet` runs (its `evaluator` argument) and the module's (`var.create_evaluator`), asked
+    with the same settings, are the same Kubernetes objects, field for field, in both directions.
+
+    Only the evaluator's objects are compared here (the rest of the fleet is the first test's); the one
+    by-design difference is the secrets' wrapping (`SECRET_SIGNATURE`)."""
+    case = EVALUATOR_CASES[setup]
+    loaded = load_paths([EXAMPLES])
+    assert loaded.errors == [], [d.render() for d in loaded.errors]
+    slos = [declaration.name for declaration in loaded.declarations]
+    problems: list[str] = []
+    settings = SETTINGS[case.fleet]
+    registered = _registered(mocks, EXAMPLES, {**settings, "evaluator": case.pulumi})
+    children = [
+        Registered(resource.type, resource.name, _unwrapped_secrets(resource.inputs))
+        for resource in registered
+        if resource.name.startswith(f"{FLEET}-{EVALUATOR_PREFIX}") and not resource.type.startswith("sloplane:index:")
+    ]
+    kubernetes, datadog, aside = _pulumi_objects(children, slos, problems)
+    assert (datadog, aside) == ({}, []), "the evaluator registers only Kubernetes objects"
+    assert not _holds([resource.inputs for resource in children], SECRET_SIGNATURE[1]), "a secret left wrapped"
+
+    files = serialize(module_documents(loaded.declarations, None, case.terraform))
+    planned = _by_address(
+        planned_resources(terraform.plan(_module_files(tmp_path, files, {**settings, **case.variables}))), problems
+    )
+    evaluator = {key: values for key, values in planned.items() if key[1].startswith(EVALUATOR_PREFIX)}
+    assert {kind for kind, _ in evaluator} == {"kubernetes_manifest"}, sorted(evaluator)
+    matched = _compare_kubernetes(kubernetes, evaluator, problems)
+    assert not problems, (
+        f"evaluator, {setup}: {len(problems)} difference(s) between Pulumi and Terraform:\n" + "\n".join(problems)
+    )
+    kinds = {kind for _, kind, _, _ in kubernetes}
+    expected = {
+        "Deployment",
+        "Service",
+        "Secret",
+        "ConfigMap",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+    }
+    assert expected <= kinds, sorted(kinds)
+    assert ("PersistentVolumeClaim" in kinds) == (case.terraform.evaluator_storage == "volume"), sorted(kinds)
+    namespaces = {namespace for _, _, namespace, _ in kubernetes}
+    assert namespaces == {settings.get("namespace", "monitoring")}, sorted(namespaces)
+    assert matched == len(kubernetes) == len(evaluator) > 0
