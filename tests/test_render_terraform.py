@@ -329,3 +329,23 @@ def test_the_evaluator_storage_flags_are_for_the_terraform_module_only(tmp_path:
     variables = json.loads((out / "terraform" / "variables.tf.json").read_text())["variable"]
     assert {"evaluator_database_url", "evaluator_database_port", "evaluator_chain_key"} <= set(variables)
     assert run_cli("render", EXAMPLES, "--format", "terraform", *flags, "--out", out, "--check").code == 0
+
+
+def test_the_evaluator_knows_archived_slos_as_sloevaluator_does_and_nothing_else_renders_them() -> None:
+    """An archived SLO renders no rules, monitors or gates, but the evaluator is handed it, as `SloFleet`
+    hands it: the evaluator leaves it out of its evaluations itself and still knows it when a gate names it."""
+    from sloplane.declaration.model import Lifecycle  # noqa: PLC0415 - this test alone archives a declaration
+
+    declarations = load_paths([EXAMPLES]).declarations
+    archived = declarations[0]
+    archived = archived.model_copy(update={"spec": archived.spec.model_copy(update={"lifecycle": Lifecycle.ARCHIVED})})
+    fleet = [archived, *declarations[1:]]
+    module = {path: data for path, (_, data) in module_documents(fleet).items()}
+    assert f"terraform/slo-{archived.name}.tf.json" not in module
+    resources = _resources(module)
+    (config,) = [
+        body["manifest"]
+        for key, body in resources.items()
+        if key.startswith("kubernetes_manifest.evaluator-configmap-")
+    ]
+    assert f"{archived.name}.yaml" in config["data"]

@@ -414,7 +414,9 @@ def module_documents(
     rendered = active(declarations)
     for declaration in rendered:
         _slo(module, declaration, fleet, options)
-    _evaluator(module, rendered, options.kubernetes.namespace, terraform)
+    # Every declaration, archived ones too, as SloFleet hands them: the evaluator leaves archived SLOs out of its
+    # evaluations itself, and still knows them when a gate names one.
+    _evaluator(module, declarations, options.kubernetes.namespace, terraform)
     module.file = "fleet"
     for renderer in RENDERERS:  # fleet-wide objects (the overview dashboards), for the SLOs naming the target
         named = [d for d in rendered if renderer.target in d.spec.targets]
