@@ -690,3 +690,10 @@ def test_the_rendered_pod_keeps_its_state_in_postgresql_as_a_writer_role(
     with PostgresReleaseControls(postgres_url) as controls:
         assert [freeze.service for freeze in controls.freezes()] == ["checkout"]
     assert list((tmp_path / "pod" / "work").iterdir()) == [], "no SQLite file anywhere: the state is in PostgreSQL"
+
+
+@pytest.mark.parametrize("field", ["s3_url", "export_interval", "s3_endpoint_url", "region"])
+def test_s3_settings_in_volume_mode_are_refused_not_ignored(field: str) -> None:
+    """Volume mode exports nothing: an `s3_url` there would say the log reaches a bucket when it never does."""
+    with pytest.raises(ValueError, match=f"storage mode 'volume' keeps the decision log on the volume.*'{field}'"):
+        StorageSettings(mode="volume", **{field: "s3://audit/decisions"})

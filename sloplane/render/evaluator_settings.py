@@ -74,9 +74,10 @@ class StorageSettings:
     URL is a secret (it may hold a password) and is therefore not a setting here: it is handed to the
     renderer beside the settings, like the tokens file, and reaches the pod only from a Secret.
 
-    Settings of another mode are refused in postgres mode rather than ignored: a `size` or an `s3_url`
-    there would say something the deployment does not do. (Their defaults are None for that reason;
-    `claim_size`, `claim_access_mode` and `interval` are the values used.)
+    Settings of another mode are refused rather than ignored (the s3 ones in volume mode, the volume and s3
+    ones in postgres mode): a `size` or an `s3_url` there would say something the deployment does not do.
+    (Their defaults are None for that reason; `claim_size`, `claim_access_mode` and `interval` are the values
+    used.)
     """
 
     mode: Literal["volume", "s3", "postgres"] = "volume"
@@ -104,6 +105,13 @@ class StorageSettings:
             raise ValueError(f"storage mode must be 'volume', 's3' or 'postgres', not {self.mode!r}")
         if self.mode == "s3" and not (self.s3_url or "").startswith("s3://"):
             raise ValueError("storage mode 's3' needs s3_url as s3://bucket/prefix")
+        if self.mode == "volume":
+            given = [name for name in _S3_FIELDS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"storage mode 'volume' keeps the decision log on the volume and exports nothing: remove "
+                    f"{', '.join(map(repr, given))} (settings of the 's3' mode), or set mode 's3'"
+                )
         if self.mode == "postgres":
             given = [name for name in (*_VOLUME_FIELDS, *_S3_FIELDS) if getattr(self, name) is not None]
             if given:
