@@ -67,8 +67,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from psycopg import Connection, OperationalError, connect
 from psycopg import Error as DriverError
@@ -102,10 +101,9 @@ from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, 
 from sloplane.evaluator.storage.postgres_pool import (
     POOL_SIZE,
     TIMEOUT_SECONDS,
+    PooledStore,
     new_pool,
-    scrubbed,
     use,
-    why_unreachable,
 )
 from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
 
@@ -194,7 +192,7 @@ def _delivery(row: Sequence[Any]) -> Delivery:
     return Delivery(int(id_), receiver, channel, notice_, state, int(attempts), float(next_at), last_error)
 
 
-class PostgresOutbox:
+class PostgresOutbox(PooledStore):
     """The notifier's outbox in a PostgreSQL database, given as a `postgresql://` URL; migrated when opened.
 
     The password comes from the URL, `password_file` or libpq's environment, as for the decision log; it is
@@ -269,14 +267,6 @@ class PostgresOutbox:
         except OutboxError as error:  # the database is gone: the claims expire with their lease instead
             log.warning("could not hand back the outbox's claims: %s", error)
         self._pool.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- transactions and statements ------------------------------------------------------------------
 
@@ -375,12 +365,6 @@ class PostgresOutbox:
             return OutboxError(f"the notification outbox at {self.where} is closed")
         reason = self._unreachable() if isinstance(exc, PoolTimeout) else self._scrub(exc)
         return OutboxError(f"{doing}: {reason}")
-
-    def _unreachable(self) -> str:
-        return why_unreachable(self._target, self._connect, self._timeout, self._pool.max_size)
-
-    def _scrub(self, error: BaseException) -> str:
-        return scrubbed(self._target, error)
 
     # -- counters -------------------------------------------------------------------------------------
 

@@ -35,8 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
 from psycopg import Connection, connect
@@ -60,10 +59,9 @@ from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, 
 from sloplane.evaluator.storage.postgres_pool import (
     POOL_SIZE,
     TIMEOUT_SECONDS,
+    PooledStore,
     new_pool,
-    scrubbed,
     use,
-    why_unreachable,
 )
 from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
 
@@ -118,7 +116,7 @@ _ALL_CHAIN_ROWS = f"SELECT {', '.join(CHAIN_ROW)} FROM decisions ORDER BY seq"
 _TIME_COLUMNS = ("decided_at", "evaluated_at", "requested_at")
 
 
-class PostgresDecisionLog:
+class PostgresDecisionLog(PooledStore):
     """The `DecisionLog` on a PostgreSQL database, given as a `postgresql://` URL; migrated when opened.
 
     The password comes from the URL, from `password_file` (its whole content), or from libpq's environment
@@ -450,24 +448,6 @@ class PostgresDecisionLog:
         if isinstance(exc, PoolTimeout):
             return self._unreachable()
         return self._scrub(exc)
-
-    def _unreachable(self) -> str:
-        return why_unreachable(self._target, self._connect, self._timeout, self._pool.max_size)
-
-    def _scrub(self, error: BaseException) -> str:
-        return scrubbed(self._target, error)
-
-    def close(self) -> None:
-        """Close every pooled connection; the log cannot be used afterwards."""
-        self._pool.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _configure(connection: _Connection) -> None:

@@ -27,8 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from psycopg import Connection, connect
 from psycopg import Error as DriverError
@@ -52,10 +51,9 @@ from sloplane.evaluator.storage.postgres_controls_schema import FREEZES, INCIDEN
 from sloplane.evaluator.storage.postgres_pool import (
     POOL_SIZE,
     TIMEOUT_SECONDS,
+    PooledStore,
     new_pool,
-    scrubbed,
     use,
-    why_unreachable,
 )
 from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
 
@@ -139,7 +137,7 @@ def _incident(row: Sequence[Any]) -> Incident:
     )
 
 
-class PostgresReleaseControls:
+class PostgresReleaseControls(PooledStore):
     """Freezes and incidents in a PostgreSQL database, given as a `postgresql://` URL; migrated when opened.
 
     The password comes from the URL, from `password_file`, or from libpq's environment, as for the decision log
@@ -410,24 +408,6 @@ class PostgresReleaseControls:
             return ControlsError(f"the release controls at {self.where} is closed")
         reason = self._unreachable() if isinstance(exc, PoolTimeout) else self._scrub(exc)
         return ControlsError(f"{doing}: {reason}")
-
-    def _unreachable(self) -> str:
-        return why_unreachable(self._target, self._connect, self._timeout, self._pool.max_size)
-
-    def _scrub(self, error: BaseException) -> str:
-        return scrubbed(self._target, error)
-
-    def close(self) -> None:
-        """Close every pooled connection; the store cannot be used afterwards."""
-        self._pool.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _in_utc(connection: _Connection) -> None:

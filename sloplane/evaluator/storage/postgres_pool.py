@@ -22,7 +22,8 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from psycopg import Connection, OperationalError
 from psycopg import Error as DriverError
@@ -137,3 +138,36 @@ def why_unreachable(target: Target, connect: Callable[[int], PooledConnection], 
     except DriverError as exc:
         return scrubbed(target, exc)
     return f"no free connection within {timeout:g} s (the pool holds at most {pool_size}, all busy)"
+
+
+class PooledStore:
+    """What every PostgreSQL store does with its pool and target alike: name why no connection came, scrub a
+    message, close, and be a context manager. Each store sets `_target`, `_timeout`, `_pool` and `_connect`."""
+
+    _target: Target
+    _timeout: float
+    _pool: ConnectionPool[PooledConnection]
+
+    def _connect(self, connect_timeout: int | None) -> PooledConnection:
+        raise NotImplementedError
+
+    def _unreachable(self) -> str:
+        """Why no connection came; also while the pool is being opened, before `_pool` is set."""
+        pool: ConnectionPool[PooledConnection] | None = getattr(self, "_pool", None)
+        size = POOL_SIZE if pool is None else pool.max_size
+        return why_unreachable(self._target, self._connect, self._timeout, size)
+
+    def _scrub(self, error: BaseException) -> str:
+        return scrubbed(self._target, error)
+
+    def close(self) -> None:
+        """Close every pooled connection; the store cannot be used afterwards."""
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
