@@ -61,21 +61,6 @@ def _invalid_request(error: ValidationError) -> dict[str, Any]:
     return _error_answer("invalid-request", f"the gate request is invalid: {text}", {"errors": problems})
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None once it grows past `MAX_BODY_BYTES` (or declares that it will: then unread)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _parse(body: bytes | None, principal: Principal, guard: RouteGuard) -> GateRequest | dict[str, Any]:
     """The request to decide, or the `error` answer saying why the body is not one.
 
@@ -228,7 +213,8 @@ class _DirectGate:
 
 
 async def _read_stream(scope: MutableMapping[str, Any], receive: Receive) -> bytes | None:
-    """The body from ASGI messages, or None past `MAX_BODY_BYTES` (declared or read); as `_read_body`."""
+    """The body from ASGI messages, or None once it grows past `MAX_BODY_BYTES` (or declares that it will: then
+    unread); ClientDisconnect when the client leaves mid-body. Both gate routes read with it."""
     for name, value in scope.get("headers", ()):
         if name.lower() == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
             return None
@@ -283,7 +269,7 @@ def add_gate_routes(
     async def evaluate(request: Request, principal: Annotated[Principal, Depends(requires_gate)]) -> Response:
         """The body is read raw and validated here, after authentication, so that no body is ever a 422."""
         try:
-            body = await _read_body(request)
+            body = await _read_stream(request.scope, request.receive)  # one reader for both routes
         except ClientDisconnect:  # as the direct route: nothing decided, nothing answered, nothing logged
             return Response(status_code=499)
         closing = {"Connection": "close"} if body is None else None  # what is left unread must not be parsed
