@@ -26,7 +26,7 @@ from sloplane.evaluator.model import Measurement
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, http_traffic
-from sloplane.semantics.promql import Aggregation, Term
+from sloplane.semantics.promql import Aggregation, Term, quote, regex_literal
 from sloplane.semantics.subjects import Fleet
 from tests.evaluator_data import load_fleet
 
@@ -41,7 +41,8 @@ SERVICES = {
     # job: [(instance, requests per minute, error ratio, bad code), ...]
     "checkout": [("a", 613.0, 0.0123, "500"), ("b", 437.0, 0.0371, "503"), ("c", 59.0, 0.31, "500")],
     "search": [("a", 1201.0, 0.00071, "502"), ("b", 997.0, 0.0029, "500")],
-    "ledger": [("a", 83.0, 0.071, "500")],
+    "ledger-eu": [("a", 83.0, 0.071, "500")],
+    # A hyphen: the grouped read's regex must match exactly this job (`regex_literal`).
     "quiet": [("a", 3.0, 0.0, "500")],
 }
 
@@ -127,7 +128,7 @@ def test_every_number_is_what_the_slos_own_queries_return(
                 continue
             part = "bad" if 'code=~"5.."' in query else "total"
             window = WINDOW.search(query)
-            assert window is not None and f'job=~"{re.escape(job)}"' in query
+            assert window is not None and f"job=~{quote(regex_literal(job))}" in query
             recorded[(part, window[1])] = _only(prometheus, query)
         period = format_duration(timedelta(days=7))
         for window in measurement.windows:

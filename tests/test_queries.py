@@ -1,5 +1,6 @@
 """Queries derived from the portable SLI kinds: exact text, and PromQL that parses."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from sloplane.declaration.sli import SLI, Backend
 from sloplane.semantics.datadog import datadog_metric_name, datadog_queries
 from sloplane.semantics.indicators import prometheus_queries
-from sloplane.semantics.promql import WindowedQueries, expand_selector
+from sloplane.semantics.promql import WindowedQueries, expand_selector, quote, regex_literal
 
 MINUTE = timedelta(minutes=1)
 
@@ -158,3 +159,22 @@ def test_selector_expansion_per_backend() -> None:
     assert expand_selector("m{{{selector}}}", {"b": "2", "a": "1"}, Backend.PROMETHEUS) == 'm{a="1",b="2"}'
     assert expand_selector("m{ {{selector}} }", {"a": 'x"y'}, Backend.PROMETHEUS) == 'm{ a="x\\"y" }'
     assert expand_selector("m{{{selector}}}", {"a": "1"}, Backend.DATADOG) == "m{a:1}"
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("svc-0005", "svc-0005"),  # a hyphen is no metacharacter outside a class: left as it is
+        ("api.v2", r"api\.v2"),
+        ("a|b", r"a\|b"),
+        (r"back\slash", r"back\\slash"),
+        ("[x](y){1}^$*+?", r"\[x\]\(y\)\{1\}\^\$\*\+\?"),
+        ("a b#&~:/_", "a b#&~:/_"),  # what Python's re.escape escapes and RE2 reads literally anyway
+    ],
+)
+def test_a_regex_literal_escapes_exactly_re2s_metacharacters(value: str, written: str) -> None:
+    """Escaping more than RE2 needs (re.escape's `\\-`) costs Prometheus its literal-matcher fast path."""
+    assert regex_literal(value) == written
+    assert re.fullmatch(written, value) is not None  # Python's re reads these escapes as RE2 does
+    assert re.fullmatch(written, value + "x") is None
+    promql_parser.parse(f"up{{job=~{quote(written)}}}")

@@ -31,7 +31,6 @@ it is given) nor knows how a measurement is computed from the numbers.
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sloplane.evaluator.measuring.backends.base import Sample
-from sloplane.semantics.promql import Aggregation, Term, quote
+from sloplane.semantics.promql import Aggregation, Term, quote, regex_literal
 
 ASK_LABEL = "sloplane_ask"
 """The label a tagged operand's samples carry, naming the ask (or grouped read) they answer."""
@@ -146,13 +145,13 @@ def _escaped(value: str, memo: dict[str, str]) -> str:
 def _in_matcher(value: str) -> str:
     """A value as `Aggregation.query` writes it in a regex matcher, without the quotes around the alternatives
     (`quote` escapes character by character, so alternatives escaped apart join to the same text)."""
-    return quote(re.escape(value))[1:-1]
+    return quote(regex_literal(value))[1:-1]
 
 
 def _template(aggregation: Aggregation, window: timedelta | None, end: datetime | None) -> list[str] | None:
     """The text of a one-subject read split around its key values, or None when that cannot be done safely.
 
-    The placeholders are letters and digits, which neither `re.escape` nor `quote` change, so each
+    The placeholders are letters and digits, which neither `regex_literal` nor `quote` change, so each
     appears in the text exactly where a value's escaped form goes; `_in_matcher` is that form.
     """
     placeholders = tuple(f"sloplaneplaceholder{index}x" for index in range(len(aggregation.keys)))
