@@ -25,9 +25,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -199,3 +202,33 @@ def writer_login(cluster: PostgresCluster, password: str) -> str:
 def tcp_login_url(cluster: PostgresCluster, database: str, user: str, password: str | None) -> str:
     """A TCP URL for `user`, the password percent-encoded as a URL must hold it."""
     return cluster.tcp_url(database, user, None if password is None else quote(password, safe=""))
+
+
+def advisory_lock_waiters(connection: psycopg.Connection[Any]) -> int:
+    """How many sessions wait for an advisory lock (a migration held open by a test, others queued behind it)."""
+    rows = connection.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+    return int(rows[0]) if rows else 0
+
+
+def wait_until(condition: Callable[[], bool], within: float) -> float:
+    """Wait until `condition()` holds; how long it took (fails after `within` seconds)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, f"not within {within} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def assert_secret_free(secret: str, *shown: BaseException | str | None) -> None:
+    """Neither `secret` nor its URL-escaped spelling in any of `shown`: messages, reprs, tracebacks, logs."""
+    texts = [
+        text
+        for item in shown
+        for text in (
+            [str(item), repr(item), "".join(traceback.format_exception(item))]
+            if isinstance(item, BaseException)
+            else [str(item)]
+        )
+    ]
+    for spelling in (secret, quote(secret, safe="")):
+        assert all(spelling not in text for text in texts), f"{spelling!r} shown"

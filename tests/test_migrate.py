@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.notify import outbox_postgres_schema
 from sloplane.evaluator.notify.outbox_postgres import PostgresOutbox
-from sloplane.evaluator.storage import postgres_controls_schema, postgres_schema
+from sloplane.evaluator.storage import postgres_controls_schema, postgres_schema, rollups_postgres_schema
 from sloplane.evaluator.storage.postgres import PostgresDecisionLog
 from sloplane.evaluator.storage.postgres_conninfo import redacted
 from sloplane.evaluator.storage.postgres_controls import PostgresReleaseControls
 from sloplane.evaluator.storage.postgres_schema import WRITER_ROLE
+from sloplane.evaluator.storage.rollups_postgres import PostgresRollups
 from tests.conftest import run_cli
 from tests.evaluator_data import T0, make_decision
 from tests.postgres import tcp_login_url, writer_login
@@ -24,12 +26,17 @@ if TYPE_CHECKING:
 
 pytest_plugins = ("tests.postgres",)
 
+ROLLUP = Rollup(
+    "checkout", None, T0, T0 + timedelta(hours=1), 2.0, 100.0, 0.0, 0.0, 0.0, 99.5, "sha256:x", "UTC", "prometheus"
+)
+
 SECRET = "Mg-7q!x@y:z"
 """A password with the characters a URL must escape: it must not appear in any spelling."""
 
 DECISIONS = postgres_schema.LATEST
 CONTROLS = postgres_controls_schema.LATEST
 OUTBOX = outbox_postgres_schema.LATEST
+ROLLUPS = rollups_postgres_schema.LATEST
 
 
 def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
@@ -41,6 +48,7 @@ def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
         f"decision log: schema version {DECISIONS} (was 0)",
         f"release controls: schema version {CONTROLS} (was 0)",
         f"notification outbox: schema version {OUTBOX} (was 0)",
+        f"rollups: schema version {ROLLUPS} (was 0)",
     ]
     tables = {
         name
@@ -56,12 +64,13 @@ def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
         postgres_controls_schema.INCIDENTS,
         outbox_postgres_schema.DELIVERIES,
         outbox_postgres_schema.COUNTERS,
+        "slo_rollups",
     }
     assert expected <= tables
     recorded = postgres_cluster.execute(
         "SELECT store, max(version) FROM schema_migrations GROUP BY store ORDER BY store", postgres_database
     )
-    assert recorded == [("controls", CONTROLS), ("decisions", DECISIONS), ("outbox", OUTBOX)]
+    assert recorded == [("controls", CONTROLS), ("decisions", DECISIONS), ("outbox", OUTBOX), ("rollups", ROLLUPS)]
 
     again = run_cli("migrate", "--db", postgres_url)
     assert again.code == 0, again.stderr
@@ -69,9 +78,10 @@ def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
         f"decision log: already at schema version {DECISIONS}",
         f"release controls: already at schema version {CONTROLS}",
         f"notification outbox: already at schema version {OUTBOX}",
+        f"rollups: already at schema version {ROLLUPS}",
     ]
     assert postgres_cluster.execute("SELECT count(*) FROM schema_migrations", postgres_database) == [
-        (DECISIONS + CONTROLS + OUTBOX,)
+        (DECISIONS + CONTROLS + OUTBOX + ROLLUPS,)
     ]
 
 
@@ -83,6 +93,7 @@ def test_a_partly_migrated_database_says_what_each_store_was_at(postgres_url: st
         f"decision log: already at schema version {DECISIONS}",
         f"release controls: schema version {CONTROLS} (was 0)",
         f"notification outbox: schema version {OUTBOX} (was 0)",
+        f"rollups: schema version {ROLLUPS} (was 0)",
     ]
 
 
@@ -103,6 +114,12 @@ def test_after_the_owner_migrates_a_writer_only_role_opens_every_store(
     with PostgresOutbox(url) as outbox:
         outbox.bump("migrate-test")
         assert outbox.counters()["migrate-test"] == 1
+    rollups = PostgresRollups(url)
+    try:
+        rollups.write([ROLLUP], T0)
+        assert rollups.read(since=ROLLUP.start, until=ROLLUP.end) == [ROLLUP]
+    finally:
+        rollups.close()
     # The writer-only role may run `migrate` too: nothing is left to do, so it only reads.
     secret_file = tmp_path / "password"
     secret_file.write_text(SECRET + "\n")

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ from sloplane.evaluator.storage.postgres_controls_schema import LATEST
 from sloplane.evaluator.storage.postgres_schema import MIGRATION_LOCK, WRITER_ROLE
 from tests.conftest import ROOT
 from tests.evaluator_data import T0
+from tests.postgres import advisory_lock_waiters, assert_secret_free, wait_until
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresCluster
@@ -469,27 +469,13 @@ def test_two_processes_migrating_at_once_apply_each_version_once(
                 subprocess.Popen([sys.executable, "-c", script, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
                 for _ in range(2)
             ]
-            _until(lambda: _waiting_for_the_lock(holder) == 2, within=20.0)
+            wait_until(lambda: advisory_lock_waiters(holder) == 2, within=20.0)
         outcomes = [(replica.wait(timeout=30), replica.stderr.read() if replica.stderr else "") for replica in replicas]
     assert outcomes == [(0, ""), (0, "")]
     versions = [(store, version) for store, version, *_ in _migrations(postgres_cluster, postgres_database)]
     assert versions == [("controls", version) for version in range(1, LATEST + 1)]
     with PostgresReleaseControls(url) as controls:
         assert [freeze.created_by for freeze in controls.freezes()] == ["replica", "replica"]
-
-
-def _waiting_for_the_lock(connection: psycopg.Connection[Any]) -> int:
-    rows = connection.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
-    return int(rows[0]) if rows else 0
-
-
-def _until(condition: Callable[[], bool], within: float) -> float:
-    """Wait until `condition()` holds; how long it took (fails after `within` seconds)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < within, f"not within {within} s"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_a_newer_controls_schema_is_refused(
@@ -517,24 +503,6 @@ def test_open_release_controls_tells_a_url_from_a_path(postgres_url: str, tmp_pa
 
 
 # --- PostgreSQL: roles and credentials --------------------------------------------------------------------
-
-
-def _spellings(secret: str) -> list[str]:
-    return [secret, quote(secret, safe="")]
-
-
-def _assert_secret_free(*shown: BaseException | str | None) -> None:
-    texts = [
-        text
-        for item in shown
-        for text in (
-            [str(item), repr(item), "".join(traceback.format_exception(item))]
-            if isinstance(item, BaseException)
-            else [str(item)]
-        )
-    ]
-    for spelling in _spellings(SECRET):
-        assert all(spelling not in text for text in texts), f"{spelling!r} shown"
 
 
 def _login_role(cluster: PostgresCluster) -> str:
@@ -578,10 +546,10 @@ def test_the_writer_role_can_keep_the_controls_and_not_rewrite_them(
 
 
 def test_a_database_that_cannot_be_reached_is_named_without_the_password() -> None:
-    url = f"postgresql://someone:{_spellings(SECRET)[1]}@127.0.0.1:1/controls"
+    url = f"postgresql://someone:{quote(SECRET, safe='')}@127.0.0.1:1/controls"
     with pytest.raises(ControlsError, match=r"^cannot open the release controls at postgresql://someone@") as failed:
         open_release_controls(url)
-    _assert_secret_free(failed.value)
+    assert_secret_free(SECRET, failed.value)
     assert "\n" not in str(failed.value)
 
 
@@ -597,7 +565,7 @@ def test_a_wrong_password_is_refused_without_being_shown(
         pytest.raises(ControlsError, match="password authentication failed") as refused,
     ):
         open_release_controls(url)
-    _assert_secret_free(refused.value, caplog.text)
+    assert_secret_free(SECRET, refused.value, caplog.text)
 
 
 # --- PostgreSQL: the server goes away and comes back ------------------------------------------------------
@@ -629,12 +597,12 @@ def test_a_restart_mid_use_is_one_clear_error_then_recovers(
             controls.lift(freeze.id, "bob", "over")
         assert time.monotonic() - started < 5, "a gate must not hang on a database that is gone"
         cluster.start()
-        _until(lambda: _answers(controls), within=20.0)
+        wait_until(lambda: _answers(controls), within=20.0)
         controls.lift(freeze.id, "bob", "over")
         assert controls.open_incident("db restarted", "major", "alice", key="db") == incident
         assert [len(controls.freezes(active_only=False)), len(controls.incidents(open_only=False))] == [1, 1]
         assert controls.get_freeze(freeze.id).lifted_by == "bob"
-    _assert_secret_free(down.value, caplog.text)
+    assert_secret_free(SECRET, down.value, caplog.text)
 
 
 def _answers(controls: PostgresReleaseControls) -> bool:

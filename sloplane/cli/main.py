@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
-from sloplane.cli import comment, controls, decisions, evaluator, export, migrate, serve, terraform
+from sloplane.cli import comment, controls, decisions, evaluator, export, migrate, rollup, serve, terraform
 from sloplane.cli.common import Consoles
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
@@ -474,13 +474,9 @@ def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
 
 
 _consoles = Consoles(_declarations, _out, _err)
-evaluator.register(app, _consoles)
-decisions.register(app, _consoles)
-serve.register(app, _consoles)
-controls.register(app, _consoles)
+for _commands in (evaluator, decisions, serve, controls, comment, migrate, rollup):
+    _commands.register(app, _consoles)
 export.register(app, _err)
-comment.register(app, _consoles)
-migrate.register(app, _consoles)
 
 
 def main() -> None:

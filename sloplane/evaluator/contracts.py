@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sloplane.evaluator.model import ChainReport, Decision, Freeze, Incident, ReleaseSpan
+from sloplane.evaluator.model import ChainReport, Decision, Freeze, Incident, ReleaseSpan, Rollup
 
 
 class DecisionLog(Protocol):
@@ -120,3 +120,23 @@ class ReleaseControlsStore(ReleaseControlsView, Protocol):
     def incidents(self, *, at: datetime | None = None, open_only: bool = True) -> list[Incident]: ...
 
     def close(self) -> None: ...
+
+
+class RollupStore(Protocol):
+    """Hourly rollups (`storage/rollups.py`, `storage/rollups_postgres.py`): written by `sloplane rollup` and
+    `serve`'s periodic job, read by the reports."""
+
+    def write(self, rollups: Sequence[Rollup], rolled_at: datetime) -> None:
+        """Write or rewrite the rows in one transaction; a rewritten row keeps its objective, policy version
+        and time zone."""
+
+    def read(self, *, since: datetime, until: datetime, slos: Sequence[str] | None = None) -> list[Rollup]:
+        """Rows whose hour starts in [since, until), by SLO, stage (unstaged first) and start."""
+        ...
+
+    def latest(self) -> dict[tuple[str, str | None], datetime]:
+        """The end of each subject's newest row."""
+        ...
+
+    def close(self) -> None:
+        """Release the file or the pool."""

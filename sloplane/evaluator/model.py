@@ -447,3 +447,46 @@ class Incident(JsonShape):
     def open_at(self, at: datetime) -> bool:
         """Whether the incident is open at `at`: opened, and not resolved yet."""
         return self.opened_at <= at and (self.resolved_at is None or at < self.resolved_at)
+
+
+@json_shape(every_field_required=True)
+@dataclass(frozen=True)
+class Rollup(JsonShape):
+    """One subject's events over one hour of its time zone, kept once Prometheus has forgotten them.
+
+    Why an hour of the SLO's own zone (`start` and `end` are UTC instants, `end - start` an hour but where a
+    zone's offset moves by other than whole hours): every day, month and quarter a report cuts in that zone is
+    then a union of whole rows. Why the excluded events apart rather than taken out: a report shows what each
+    exclusion removed, and a correction added later is applied by rolling the hours up again.
+    Why the objective and policy version on every row: reports must judge each hour by what was in force
+    then; a row rolled up again keeps the ones it was first written with.
+    """
+
+    slo: str
+    stage: str | None
+    """None: the SLO itself (unstaged); else one stage of it."""
+    start: datetime
+    end: datetime
+    bad_events: float | None
+    """None: Prometheus had no data for the hour (the subject's series did not exist)."""
+    total_events: float | None
+    excluded_bad_events: float
+    """Of `bad_events`, those inside excluded spans (maintenance, exclusion windows, emergency changes)."""
+    excluded_total_events: float
+    excluded_minutes: float
+    objective: float
+    """The objective in force (percent), as declared when the hour was first rolled up."""
+    policy_version: str
+    time_zone: str
+    source: str
+    """Where the counts came from: `prometheus` (raw series) or `recording-rules`."""
+
+    @property
+    def counted_bad_events(self) -> float | None:
+        """Bad events that count against the objective: the excluded ones taken out."""
+        return None if self.bad_events is None else max(0.0, self.bad_events - self.excluded_bad_events)
+
+    @property
+    def counted_total_events(self) -> float | None:
+        """Events that count: the excluded ones taken out."""
+        return None if self.total_events is None else max(0.0, self.total_events - self.excluded_total_events)

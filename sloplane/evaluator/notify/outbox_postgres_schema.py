@@ -25,7 +25,7 @@ created when missing, as the other stores' migrations do, so the grants exist wh
 
 from __future__ import annotations
 
-from sloplane.evaluator.storage.postgres_schema import WRITER_ROLE, Migration
+from sloplane.evaluator.storage.postgres_schema import ENSURE_WRITER_ROLE, WRITER_ROLE, Migration
 
 STORE = "outbox"
 """This store's name in `schema_migrations`."""
@@ -83,20 +83,7 @@ CREATE TABLE {COUNTERS} (name text COLLATE "C" PRIMARY KEY, value bigint NOT NUL
 """
 """SQLite's outbox tables (`outbox._SCHEMA`), prefixed, with the claim columns (see the module's docstring)."""
 
-_WRITER = f"""
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER_ROLE}') THEN
-        BEGIN
-            CREATE ROLE {WRITER_ROLE} NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- created meanwhile by the migration of another database: roles belong to the cluster
-        END;
-    END IF;
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO {WRITER_ROLE}', current_schema());
-END
-$$;
-GRANT SELECT, INSERT, UPDATE, DELETE ON {", ".join(TABLES)} TO {WRITER_ROLE};
+_WRITER = f"""{ENSURE_WRITER_ROLE}GRANT SELECT, INSERT, UPDATE, DELETE ON {", ".join(TABLES)} TO {WRITER_ROLE};
 GRANT SELECT ON schema_migrations TO {WRITER_ROLE};
 """
 """The outbox is working state, pruned as it goes: the evaluator's role needs every row privilege on it (and

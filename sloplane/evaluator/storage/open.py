@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 from sloplane.evaluator.storage.controls import ControlsError, ReleaseControls
 from sloplane.evaluator.storage.decisions import DecisionLogError, SqliteDecisionLog
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
+from sloplane.evaluator.storage.rollups import RollupError, SqliteRollups
 
 if TYPE_CHECKING:
     from sloplane.evaluator.storage.postgres import PostgresDecisionLog
     from sloplane.evaluator.storage.postgres_controls import PostgresReleaseControls
+    from sloplane.evaluator.storage.rollups_postgres import PostgresRollups
 
 
 def open_decision_log(
@@ -51,3 +53,15 @@ def open_release_controls(
     if password_file is not None:
         raise ControlsError(f"a database password file was given, but {target} is a file path, not a PostgreSQL URL")
     return ReleaseControls(target)
+
+
+def open_rollups(target: str | Path, *, password_file: str | Path | None = None) -> SqliteRollups | PostgresRollups:
+    """Hourly rollups: `postgresql://...` in that database (migrated, pooled), anything else in a SQLite file
+    (by default the decision log's). `password_file` as for `open_decision_log`."""
+    if is_postgres_url(target):
+        from sloplane.evaluator.storage.rollups_postgres import PostgresRollups  # noqa: PLC0415 - psycopg only for a URL
+
+        return PostgresRollups(str(target), password_file=password_file)
+    if password_file is not None:
+        raise RollupError(f"a database password file was given, but {target} is a file path, not a PostgreSQL URL")
+    return SqliteRollups(target)

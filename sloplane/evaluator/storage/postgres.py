@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
-from psycopg import Connection, connect
+from psycopg import Connection
 from psycopg import Error as DriverError
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import PoolClosed, PoolTimeout
 
@@ -55,15 +54,13 @@ from sloplane.evaluator.storage.decisions import (
     utc_text,
 )
 from sloplane.evaluator.storage.group_commit import GroupCommit
-from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
 from sloplane.evaluator.storage.postgres_pool import (
     POOL_SIZE,
     TIMEOUT_SECONDS,
     PooledStore,
-    new_pool,
     use,
 )
-from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
+from sloplane.evaluator.storage.postgres_schema import migrate
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import DecisionLog
@@ -133,45 +130,17 @@ class PostgresDecisionLog(PooledStore):
         pool_size: int = POOL_SIZE,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
-        try:
-            self._target: Target = target(url, password_file)
-        except ConninfoError as error:
-            raise DecisionLogError(str(error)) from None
-        self.where = self._target.where
-        """The database's URL without its password: what messages and `/readyz` say."""
         self._key = chain_key if chain_key is not None else chain_key_from_environment()
-        self._timeout = timeout
         self._write_problem: str | None = None
         self._appends: GroupCommit[dict[str, Any]] = GroupCommit(self._append_batch)
-        self._migrate()
-        try:
-            self._pool = new_pool(
-                self._target, name="sloplane-decisions", configure=_configure, pool_size=pool_size, timeout=timeout
-            )
-        except PoolTimeout:
-            raise DecisionLogError(f"cannot open the decision log at {self.where}: {self._unreachable()}") from None
-
-    def _migrate(self) -> None:
-        """Bring the schema up to date on a connection of its own, before the pool opens."""
-        try:
-            with self._connect(None) as connection:
-                migrate(connection)
-        except MigrationError as error:
-            raise DecisionLogError(f"the decision log at {self.where}: {self._scrub(error)}") from None
-        except DriverError as exc:
-            raise DecisionLogError(f"cannot open the decision log at {self.where}: {self._scrub(exc)}") from None
-
-    def _connect(self, connect_timeout: int | None) -> _Connection:
-        parameters = dict(self._target.parameters)
-        if connect_timeout is not None:
-            parameters["connect_timeout"] = str(connect_timeout)
-        connection = connect(make_conninfo(self._target.conninfo, **parameters), autocommit=True)
-        try:
-            _configure(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
+        self._open(
+            url,
+            password_file,
+            label="decision log",
+            error=DecisionLogError,
+            migrate=migrate,
+            pool=("sloplane-decisions", pool_size, timeout),
+        )
 
     # -- writing ------------------------------------------------------------------------------------------
 
@@ -448,11 +417,6 @@ class PostgresDecisionLog(PooledStore):
         if isinstance(exc, PoolTimeout):
             return self._unreachable()
         return self._scrub(exc)
-
-
-def _configure(connection: _Connection) -> None:
-    """Times come back in UTC whatever the server's default (and year-1 edges stay in range)."""
-    connection.execute("SET TIME ZONE 'UTC'")
 
 
 def _chained(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

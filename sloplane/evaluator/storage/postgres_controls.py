@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from psycopg import Connection, connect
+from psycopg import Connection
 from psycopg import Error as DriverError
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import PoolClosed, PoolTimeout
 
 from sloplane.evaluator.model import Freeze, Incident
@@ -46,16 +45,14 @@ from sloplane.evaluator.storage.controls import (  # the SQLite store's rules an
     _utc,
 )
 from sloplane.evaluator.storage.decisions import utc_text
-from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
 from sloplane.evaluator.storage.postgres_controls_schema import FREEZES, INCIDENTS, MIGRATIONS, STORE
 from sloplane.evaluator.storage.postgres_pool import (
     POOL_SIZE,
     TIMEOUT_SECONDS,
     PooledStore,
-    new_pool,
     use,
 )
-from sloplane.evaluator.storage.postgres_schema import MigrationError, migrate
+from sloplane.evaluator.storage.postgres_schema import migrate
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import ReleaseControlsView
@@ -152,42 +149,14 @@ class PostgresReleaseControls(PooledStore):
         pool_size: int = POOL_SIZE,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
-        try:
-            self._target: Target = target(url, password_file)
-        except ConninfoError as error:
-            raise ControlsError(str(error)) from None
-        self.where = self._target.where
-        """The database's URL without its password: what messages say."""
-        self._timeout = timeout
-        self._migrate()
-        try:
-            self._pool = new_pool(
-                self._target, name="sloplane-controls", configure=_in_utc, pool_size=pool_size, timeout=timeout
-            )
-        except PoolTimeout:
-            raise ControlsError(f"cannot open the release controls at {self.where}: {self._unreachable()}") from None
-
-    def _migrate(self) -> None:
-        """Bring the schema up to date on a connection of its own, before the pool opens."""
-        try:
-            with self._connect(None) as connection:
-                migrate(connection, STORE, MIGRATIONS)
-        except MigrationError as error:
-            raise ControlsError(f"the release controls at {self.where}: {self._scrub(error)}") from None
-        except DriverError as exc:
-            raise ControlsError(f"cannot open the release controls at {self.where}: {self._scrub(exc)}") from None
-
-    def _connect(self, connect_timeout: int | None) -> _Connection:
-        parameters = dict(self._target.parameters)
-        if connect_timeout is not None:
-            parameters["connect_timeout"] = str(connect_timeout)
-        connection = connect(make_conninfo(self._target.conninfo, **parameters), autocommit=True)
-        try:
-            _in_utc(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
+        self._open(
+            url,
+            password_file,
+            label="release controls",
+            error=ControlsError,
+            migrate=lambda connection: migrate(connection, STORE, MIGRATIONS),
+            pool=("sloplane-controls", pool_size, timeout),
+        )
 
     # --- freezes ---------------------------------------------------------------------------------------
 
@@ -408,11 +377,6 @@ class PostgresReleaseControls(PooledStore):
             return ControlsError(f"the release controls at {self.where} is closed")
         reason = self._unreachable() if isinstance(exc, PoolTimeout) else self._scrub(exc)
         return ControlsError(f"{doing}: {reason}")
-
-
-def _in_utc(connection: _Connection) -> None:
-    """Times come back in UTC whatever the server's default (and year-1 edges stay in range)."""
-    connection.execute("SET TIME ZONE 'UTC'")
 
 
 def _one(connection: _Connection, sql: str, values: dict[str, Any]) -> tuple[Any, ...]:

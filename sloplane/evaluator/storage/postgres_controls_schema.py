@@ -23,7 +23,7 @@ first); roles belong to the cluster, so this needs CREATEROLE exactly when the d
 
 from __future__ import annotations
 
-from sloplane.evaluator.storage.postgres_schema import WRITER_ROLE, Migration
+from sloplane.evaluator.storage.postgres_schema import ENSURE_WRITER_ROLE, WRITER_ROLE, Migration
 
 STORE = "controls"
 """This store's name in `schema_migrations`."""
@@ -109,20 +109,7 @@ CREATE TRIGGER {INCIDENTS}_no_truncate BEFORE TRUNCATE ON {INCIDENTS}
 """
 """The two tables, their indexes and the triggers that keep every record (see the module's docstring)."""
 
-_WRITER = f"""
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER_ROLE}') THEN
-        BEGIN
-            CREATE ROLE {WRITER_ROLE} NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- created meanwhile by the migration of another database: roles belong to the cluster
-        END;
-    END IF;
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO {WRITER_ROLE}', current_schema());
-END
-$$;
-GRANT SELECT, INSERT ON {FREEZES}, {INCIDENTS} TO {WRITER_ROLE};
+_WRITER = f"""{ENSURE_WRITER_ROLE}GRANT SELECT, INSERT ON {FREEZES}, {INCIDENTS} TO {WRITER_ROLE};
 GRANT UPDATE (lifted_at, lifted_by, lift_reason) ON {FREEZES} TO {WRITER_ROLE};
 GRANT UPDATE (resolved_at, resolved_by) ON {INCIDENTS} TO {WRITER_ROLE};
 GRANT SELECT ON schema_migrations TO {WRITER_ROLE};

@@ -22,14 +22,17 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from psycopg import Connection, OperationalError
+from psycopg import Connection, OperationalError, connect
 from psycopg import Error as DriverError
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from sloplane.evaluator.storage.postgres_conninfo import Target
+from sloplane.evaluator.storage.postgres_conninfo import ConninfoError, Target, target
+from sloplane.evaluator.storage.postgres_schema import MigrationError
 
 POOL_SIZE = 10
 """Connections per store and replica: gates are answered from a thread pool of about this size."""
@@ -140,16 +143,65 @@ def why_unreachable(target: Target, connect: Callable[[int], PooledConnection], 
     return f"no free connection within {timeout:g} s (the pool holds at most {pool_size}, all busy)"
 
 
+def in_utc(connection: PooledConnection) -> None:
+    """Times come back in UTC whatever the server's default (and year-1 edges stay in range)."""
+    connection.execute("SET TIME ZONE 'UTC'")
+
+
 class PooledStore:
-    """What every PostgreSQL store does with its pool and target alike: name why no connection came, scrub a
-    message, close, and be a context manager. Each store sets `_target`, `_timeout`, `_pool` and `_connect`."""
+    """What every PostgreSQL store does with its pool and target alike: open (the target, the migrations on a
+    connection of their own, then the pool), name why no connection came, scrub a message, close, and be a
+    context manager. A store opens with `_open`, or sets `_target`, `_timeout` and `_pool` itself."""
 
     _target: Target
     _timeout: float
     _pool: ConnectionPool[PooledConnection]
+    where: str
+    """The database's URL without its password: what messages say."""
+
+    def _open(
+        self,
+        url: str,
+        password_file: str | Path | None,
+        *,
+        label: str,
+        error: Callable[[str], Exception],
+        migrate: Callable[[PooledConnection], object],
+        pool: tuple[str, int, float],
+    ) -> None:
+        """Find the database, bring the schema up to date before the pool opens, then open the pool (`pool`: its
+        name, size and wait); every failure as `error`, naming the store as `label` and never the password."""
+        name, size, timeout = pool
+        try:
+            self._target = target(url, password_file)
+        except ConninfoError as failure:
+            raise error(str(failure)) from None
+        self.where = self._target.where
+        self._timeout = timeout
+        try:
+            with self._connect(None) as connection:
+                migrate(connection)
+        except MigrationError as failure:
+            raise error(f"the {label} at {self.where}: {self._scrub(failure)}") from None
+        except DriverError as exc:
+            raise error(f"cannot open the {label} at {self.where}: {self._scrub(exc)}") from None
+        try:
+            self._pool = new_pool(self._target, name=name, configure=in_utc, pool_size=size, timeout=timeout)
+        except PoolTimeout:
+            raise error(f"cannot open the {label} at {self.where}: {self._unreachable()}") from None
 
     def _connect(self, connect_timeout: int | None) -> PooledConnection:
-        raise NotImplementedError
+        """A connection of its own, outside the pool (migrating, saying why the pool has none), in UTC."""
+        parameters = dict(self._target.parameters)
+        if connect_timeout is not None:
+            parameters["connect_timeout"] = str(connect_timeout)
+        connection = connect(make_conninfo(self._target.conninfo, **parameters), autocommit=True)
+        try:
+            in_utc(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     def _unreachable(self) -> str:
         """Why no connection came; also while the pool is being opened, before `_pool` is set."""

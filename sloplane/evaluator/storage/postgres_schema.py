@@ -118,7 +118,7 @@ CREATE TRIGGER decision_chain_head_no_truncate BEFORE TRUNCATE ON decision_chain
 """
 """The log, its chain head and its write probe, with the append-only triggers (see the module's docstring)."""
 
-_WRITER = f"""
+ENSURE_WRITER_ROLE = f"""
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER_ROLE}') THEN
@@ -131,7 +131,11 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO {WRITER_ROLE}', current_schema());
 END
 $$;
-GRANT SELECT, INSERT ON decisions TO {WRITER_ROLE};
+"""
+"""`sloplane_writer` created when missing, with USAGE on the schema: every store's migration starts its grants
+with it, so that whichever store migrates first the role exists (roles belong to the cluster)."""
+
+_WRITER = f"""{ENSURE_WRITER_ROLE}GRANT SELECT, INSERT ON decisions TO {WRITER_ROLE};
 GRANT SELECT, UPDATE ON decision_chain_head TO {WRITER_ROLE};
 GRANT SELECT, INSERT, UPDATE ON write_probe TO {WRITER_ROLE};
 GRANT SELECT ON schema_migrations TO {WRITER_ROLE};

@@ -1,0 +1,119 @@
+"""`sloplane rollup`: keep each SLO's hourly events past Prometheus' retention, for reports.
+
+Exit codes: 0 every subject that can be rolled up was; 1 a store or a read failed (what was read before is
+kept: a run resumes where the store ends); 2 usage. Rows are written a week at a time, so an interrupted
+backfill of months loses at most the week it was in.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, Consoles, Format, Paths, load_fleet, parse_instant
+from sloplane.core.serialize import pretty_json
+from sloplane.evaluator.history.job import roll_up_into, settled_now
+from sloplane.evaluator.history.rollup import RollupRun
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.storage.open import open_rollups
+from sloplane.evaluator.storage.rollups import RollupError
+
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Roll up (again) every hour from this RFC 3339 instant; default: each SLO from where it stopped "
+        "(14 days back the first time).",
+    ),
+]
+Until = Annotated[str | None, typer.Option("--to", help="Up to this instant (default: now, less 5 minutes).")]
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="Where the rollups are kept: the decision log's SQLite file or postgresql:// URL ($SLOPLANE_DB).",
+        show_default=DEFAULT_DB_SHOWN,
+    ),
+]
+Prometheus = Annotated[str, typer.Option("--prometheus", help="Read the events from this Prometheus.")]
+
+
+def register(app: typer.Typer, console: Consoles) -> None:
+    """Add `rollup` to the `sloplane` app."""
+
+    @app.command()
+    def rollup(
+        paths: Paths,
+        prometheus: Prometheus,
+        db: Db = DEFAULT_DB,
+        since_text: Since = None,
+        until_text: Until = None,
+        output_format: Format = "table",
+    ) -> None:
+        """Append one row per SLO, stage and hour of its time zone: bad and total events, excluded minutes, and the
+        objective and policy version in force. Idempotent: an hour rolled up again is replaced, its objective kept."""
+        until = _until(until_text)
+        since = parse_instant(since_text, "--from")
+        if since is not None and since >= until:
+            raise typer.BadParameter(f"--from must be before --to ({until.isoformat()})", param_hint="--from")
+        fleet = load_fleet(console, paths)
+        backend = PrometheusBackend(prometheus)
+        try:
+            store = open_rollups(db)
+        except RollupError as error:
+            console.err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        try:
+            runs = roll_up_into(store, fleet, backend, since, until)
+        except RollupError as error:
+            console.err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        finally:
+            store.close()
+        summary = _summary(runs, since, until)
+        if output_format == "json":
+            sys.stdout.write(pretty_json(summary))
+        else:
+            _print(console, summary)
+        raise typer.Exit(1 if summary["failed"] else 0)
+
+
+def _until(text: str | None) -> datetime:
+    given = parse_instant(text, "--to")
+    return given if given is not None else settled_now()
+
+
+def _summary(runs: list[RollupRun], since: datetime | None, until: datetime) -> dict[str, Any]:
+    """What was written and what was not, the same for the table and for JSON."""
+    rows = [row for run in runs for row in run.rows]
+    skipped: dict[str, str] = {}
+    for run in runs:
+        skipped.update(run.skipped)
+    failed = {key: why for key, why in skipped.items() if why.startswith(("Prometheus", "an excluded"))}
+    subjects_written = sorted({f"{row.slo}/{row.stage}" if row.stage else row.slo for row in rows})
+    return {
+        "from": None if since is None else since.isoformat(),
+        "to": until.isoformat(),
+        "rows": len(rows),
+        "noData": sum(1 for row in rows if row.total_events is None),
+        "subjects": subjects_written,
+        "firstHour": min((row.start for row in rows), default=None),
+        "lastHour": max((row.end for row in rows), default=None),
+        "queries": sum(run.queries for run in runs),
+        "skipped": {key: why for key, why in sorted(skipped.items()) if key not in failed},
+        "failed": dict(sorted(failed.items())),
+    }
+
+
+def _print(console: Consoles, summary: dict[str, Any]) -> None:
+    first, last = summary["firstHour"], summary["lastHour"]
+    span = "" if first is None else f" from {first.isoformat()} to {last.isoformat()}"
+    what = f"{summary['rows']} hourly rows for {len(summary['subjects'])} subjects{span}"
+    console.out.print(f"rolled up {what} ({summary['noData']} without data; {summary['queries']} queries)")
+    for key, why in summary["skipped"].items():
+        console.out.print(f"  not rolled up: {key}: {why}", markup=False, soft_wrap=True)
+    for key, why in summary["failed"].items():
+        console.err.print(f"  failed: {key}: {why}", markup=False, soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Events kept past Prometheus: hourly rollups of the fleet (`rollup`), cut in each SLO's time zone (`hours`)."""

@@ -1,0 +1,286 @@
+"""Hourly rollups against a real Prometheus with known history: every row equals the hand computation.
+
+The history runs across the end of European summer time (2025-10-26, when Europe/Berlin's day has 25
+hours) and a month boundary (October → November), for three zones: Europe/Berlin (whole-hour offsets),
+Asia/Kolkata (+05:30: its hours start at half past UTC's) and UTC. Error ratios change at instants that
+are not on the hour, so neighbouring rows differ; an exclusion window covers half an hour.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from sloplane.evaluator.history.rollup import RollupRun, roll_up
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.model import Rollup
+from sloplane.evaluator.service import policy_version
+from sloplane.evaluator.storage.rollups import SqliteRollups
+from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_counts, free_port, http_traffic
+from sloplane.semantics.subjects import Fleet
+from tests.conftest import CliResult, run_cli
+from tests.evaluator_data import load_fleet
+
+START = datetime(2025, 10, 25, 10, 7, tzinfo=UTC)
+END = datetime(2025, 11, 1, 2, 0, tzinfo=UTC)
+SINCE = datetime(2025, 10, 25, 12, 0, tzinfo=UTC)
+UNTIL = datetime(2025, 11, 1, 1, 0, tzinfo=UTC)
+MIDDLE = datetime(2025, 10, 28, 5, 0, tzinfo=UTC)
+"""Where a first run stops, for the runs that go on from it."""
+EXCLUDED = (datetime(2025, 10, 30, 10, 20, tzinfo=UTC), datetime(2025, 10, 30, 10, 50, tzinfo=UTC))
+
+ZONES = {"checkout": "Europe/Berlin", "ledger": "Asia/Kolkata", "search": None}
+"""Each SLO's calendar zone (None: a rolling window, cut in UTC)."""
+
+
+def _segments(index: int) -> list[Segment]:
+    """Three stretches whose changes fall between hours (at :07 and :43), different per service."""
+    first = timedelta(days=2, hours=3, minutes=36)
+    second = timedelta(days=1, hours=19, minutes=0)
+    rest = END - START - first - second
+    return [
+        Segment(first, 40.0 + index, 0.002 * (index + 1)),
+        Segment(second, 90.5, 0.031 + 0.01 * index),
+        Segment(rest, 17.25 * (index + 1), 0.0005),
+    ]
+
+
+def _traffic() -> dict[str, HttpTraffic]:
+    return {
+        job: http_traffic(_segments(index), start=START, labels={"job": job}, bad_code="503")
+        for index, job in enumerate(ZONES)
+    }
+
+
+def _declarations() -> str:
+    documents = []
+    for job, zone in ZONES.items():
+        window = f"{{calendar: month, timeZone: {zone}}}" if zone else "30d"
+        exclusion = ""
+        if job == "search":
+            start, end = (instant.isoformat().replace("+00:00", "Z") for instant in EXCLUDED)
+            exclusion = (
+                "  exclusions:\n    windows:\n"
+                f"      - {{name: failover-drill, start: {start}, end: {end}, reason: Planned failover drill.}}\n"
+            )
+        documents.append(
+            "apiVersion: sloplane.dev/v1alpha1\nkind: ServiceLevelObjective\n"
+            f"metadata: {{name: {job}}}\nspec:\n  service: {job}\n  owners: {{team: sre}}\n  objective: 99.5\n"
+            f"  window: {window}\n  sli: {{http: {{metric: http_requests_total, selector: {{job: {job}}}}}}}\n"
+            + exclusion
+        )
+    documents.append(  # a ratio-only SLI: no event counts, so not rolled up
+        "apiVersion: sloplane.dev/v1alpha1\nkind: ServiceLevelObjective\n"
+        "metadata: {name: ratio-only}\nspec:\n  service: search\n  owners: {team: sre}\n  objective: 99\n"
+        "  window: 30d\n  sli:\n    raw:\n      errorRatio:\n"
+        "        prometheus: 'sum(rate(errors_total[{{window}}])) / sum(rate(requests_total[{{window}}]))'\n"
+    )
+    return "---\n".join(documents)
+
+
+@pytest.fixture(scope="module")
+def traffic() -> dict[str, HttpTraffic]:
+    return _traffic()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    return load_fleet(tmp_path_factory.mktemp("fleet"), _declarations())
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory, traffic: dict[str, HttpTraffic]) -> Iterator[str]:
+    with PrometheusSandbox(tmp_path_factory.mktemp("prometheus"), list(traffic.values())) as sandbox:
+        yield sandbox.url
+
+
+@pytest.fixture(scope="module")
+def run(fleet: Fleet, prometheus: str) -> RollupRun:
+    return roll_up(fleet, PrometheusBackend(prometheus), SINCE, UNTIL)
+
+
+def _rows(run: RollupRun, slo: str) -> list[Rollup]:
+    return [row for row in run.rows if row.slo == slo]
+
+
+def _close(actual: float | None, expected: float) -> bool:
+    return actual is not None and abs(actual - expected) <= 1e-9 * max(1.0, abs(expected))
+
+
+def test_every_row_is_the_hand_computed_hour(run: RollupRun, traffic: dict[str, HttpTraffic]) -> None:
+    assert {row.slo for row in run.rows} == set(ZONES)
+    for row in run.rows:
+        bad, total = expected_counts(traffic[row.slo], row.end, row.end - row.start)
+        assert _close(row.bad_events, bad), (row, bad)
+        assert _close(row.total_events, total), (row, total)
+        assert row.objective == 99.5 and row.stage is None and row.source == "prometheus"
+
+
+def test_rows_are_the_zones_whole_hours(run: RollupRun) -> None:
+    for slo, zone in ZONES.items():
+        rows = _rows(run, slo)
+        assert all(row.end - row.start == timedelta(hours=1) for row in rows)
+        assert all(later.start == earlier.end for earlier, later in pairwise(rows))
+        assert rows[0].start >= SINCE and rows[-1].end <= UNTIL
+        wall = ZoneInfo(zone or "UTC")
+        assert all(row.start.astimezone(wall).minute == 0 for row in rows)
+        assert {row.time_zone for row in rows} == {zone or "UTC"}
+    assert {row.start.minute for row in _rows(run, "ledger")} == {30}  # Kolkata's hours start at half past
+    assert _rows(run, "ledger")[0].start == datetime(2025, 10, 25, 12, 30, tzinfo=UTC)
+
+
+def test_a_berlin_day_with_the_clock_change_has_25_rows_and_a_month_is_cut_at_local_midnight(
+    run: RollupRun, traffic: dict[str, HttpTraffic]
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def day(row: Rollup) -> str:
+        return row.start.astimezone(berlin).date().isoformat()
+
+    rows = _rows(run, "checkout")
+    assert sum(1 for row in rows if day(row) == "2025-10-26") == 25
+    assert sum(1 for row in rows if day(row) == "2025-10-31") == 24
+    october = [row for row in rows if row.start.astimezone(berlin).month == 10]
+    assert october[-1].end == datetime(2025, 10, 31, 23, 0, tzinfo=UTC)  # 1 November, 00:00 in Berlin (CET)
+    last_day = [row for row in rows if day(row) == "2025-10-31"]
+    bad, total = expected_counts(traffic["checkout"], last_day[-1].end, timedelta(hours=24))
+    assert _close(sum(row.bad_events or 0.0 for row in last_day), bad)
+    assert _close(sum(row.total_events or 0.0 for row in last_day), total)
+
+
+def test_an_excluded_half_hour_is_counted_apart(run: RollupRun, traffic: dict[str, HttpTraffic]) -> None:
+    rows = _rows(run, "search")
+    (excluded,) = [row for row in rows if row.excluded_minutes]
+    assert excluded.start == datetime(2025, 10, 30, 10, tzinfo=UTC)
+    assert excluded.end == datetime(2025, 10, 30, 11, tzinfo=UTC)
+    assert excluded.excluded_minutes == 30
+    bad, total = expected_counts(traffic["search"], EXCLUDED[1], EXCLUDED[1] - EXCLUDED[0])
+    assert _close(excluded.excluded_bad_events, bad) and _close(excluded.excluded_total_events, total)
+    whole_bad, whole_total = expected_counts(traffic["search"], excluded.end, timedelta(hours=1))
+    assert _close(excluded.counted_bad_events, whole_bad - bad)
+    assert _close(excluded.counted_total_events, whole_total - total)
+    assert all(row.excluded_total_events == 0 for row in rows if row is not excluded)
+
+
+def test_an_sli_without_event_counts_is_named_with_why(run: RollupRun, fleet: Fleet) -> None:
+    assert "no event counts" in run.skipped["ratio-only"]
+    assert not _rows(run, "ratio-only")
+    assert {row.policy_version for row in _rows(run, "checkout")} == {policy_version(fleet["checkout"])}
+
+
+def test_fleet_reads_are_a_few_range_queries(run: RollupRun) -> None:
+    """One range query per grouped read (bad, total) and alignment of hours (:00 and :30), plus the
+    exclusion's two instant reads."""
+    assert run.queries == 2 * 2 + 2
+
+
+def test_resuming_gives_the_rows_of_one_run(fleet: Fleet, prometheus: str, run: RollupRun) -> None:
+    backend = PrometheusBackend(prometheus)
+    first = roll_up(fleet, backend, SINCE, MIDDLE)
+    resume = {(row.slo, row.stage): row.end for row in first.rows}
+    second = roll_up(fleet, backend, SINCE, UNTIL, resume)
+    assert sorted(first.rows + second.rows, key=_order) == sorted(run.rows, key=_order)
+
+
+def _order(row: Rollup) -> tuple[str, datetime]:
+    return row.slo, row.start
+
+
+def test_a_range_prometheus_has_no_data_for_gives_rows_without_counts(fleet: Fleet, prometheus: str) -> None:
+    before = roll_up(fleet, PrometheusBackend(prometheus), START - timedelta(hours=3), START - timedelta(hours=1))
+    assert before.rows and all(row.bad_events is None and row.total_events is None for row in before.rows)
+
+
+# --- `sloplane rollup`, as a user runs it ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def declarations(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("declarations")
+    (folder / "fleet.yaml").write_text(_declarations())
+    return folder
+
+
+def _stored(db: Path) -> list[Rollup]:
+    store = SqliteRollups(db)
+    try:
+        return store.read(since=START - timedelta(days=1), until=END + timedelta(days=1))
+    finally:
+        store.close()
+
+
+def _rollup(folder: Path, prometheus: str, db: Path, since: datetime | None, until: datetime, *more: str) -> CliResult:
+    """`sloplane rollup` as a user runs it, over [since, until] (since None: from where each SLO stopped)."""
+    span = ([] if since is None else ["--from", since.isoformat()]) + ["--to", until.isoformat()]
+    return run_cli("rollup", folder, "--prometheus", prometheus, "--db", db, *span, *more)
+
+
+def test_the_command_writes_the_rows_and_a_second_run_changes_nothing(
+    declarations: Path, prometheus: str, run: RollupRun, tmp_path: Path
+) -> None:
+    db = tmp_path / "state" / "decisions.db"
+    first = _rollup(declarations, prometheus, db, SINCE, UNTIL, "--format", "json")
+    assert first.code == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["rows"] == len(run.rows) and summary["failed"] == {}
+    assert "no event counts" in summary["skipped"]["ratio-only"]
+    stored = _stored(db)
+    assert sorted(stored, key=_order) == sorted(run.rows, key=_order)
+    again = _rollup(declarations, prometheus, db, SINCE, UNTIL)
+    assert again.code == 0, again.stderr
+    assert f"rolled up {len(run.rows)} hourly rows for 3 subjects" in again.stdout
+    assert _stored(db) == stored
+
+
+def test_without_from_each_slo_goes_on_from_its_last_row(
+    declarations: Path, prometheus: str, run: RollupRun, tmp_path: Path
+) -> None:
+    db = tmp_path / "decisions.db"
+    assert _rollup(declarations, prometheus, db, SINCE, MIDDLE).code == 0
+    resumed = _rollup(declarations, prometheus, db, None, UNTIL)
+    assert resumed.code == 0, resumed.stderr
+    assert sorted(_stored(db), key=_order) == sorted(run.rows, key=_order)
+
+
+def test_a_changed_objective_does_not_rewrite_the_past(declarations: Path, prometheus: str, tmp_path: Path) -> None:
+    db = tmp_path / "decisions.db"
+    assert _rollup(declarations, prometheus, db, SINCE, MIDDLE).code == 0
+    tightened = tmp_path / "tightened"
+    tightened.mkdir()
+    (tightened / "fleet.yaml").write_text(_declarations().replace("objective: 99.5", "objective: 99.9"))
+    again = _rollup(tightened, prometheus, db, SINCE, UNTIL)
+    assert again.code == 0, again.stderr
+    rows = [row for row in _stored(db) if row.slo == "checkout"]
+    assert {row.objective for row in rows if row.end <= MIDDLE} == {99.5}
+    assert {row.objective for row in rows if row.start >= MIDDLE} == {99.9}
+
+
+def test_an_unreachable_prometheus_fails_by_subject_and_exits_1(declarations: Path, tmp_path: Path) -> None:
+    result = _rollup(declarations, f"http://127.0.0.1:{free_port()}", tmp_path / "decisions.db", SINCE, UNTIL)
+    assert result.code == 1
+    assert "failed: checkout: Prometheus could not be read" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--from", "2025-10-30T00:00:00Z", "--to", "2025-10-29T00:00:00Z"], "--from must be before --to"),
+        (["--from", "yesterday"], "is not an RFC 3339 time"),
+        (["--to", "2025-10-30T00:00:00"], "has no time zone"),
+    ],
+)
+def test_bad_times_are_usage_errors_and_write_nothing(
+    declarations: Path, arguments: list[str], message: str, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "rollup", declarations, "--prometheus", "http://127.0.0.1:9", "--db", tmp_path / "x.db", *arguments
+    )
+    assert result.code == 2 and message in " ".join(result.stderr.split())
+    assert list(tmp_path.iterdir()) == []
