@@ -27,7 +27,7 @@ demo: setup system-packages
 	$(BIN)/sloplane explain $(PATHS)
 	$(BIN)/sloplane render $(PATHS) --out out
 	$(BIN)/sloplane preview .
-	$(BIN)/python -m sloplane.cli.demo $(PATHS)
+	$(BIN)/python -m sloplane.cli.demo $(PATHS) --reports out/reports
 	$(BIN)/python -m tests.datadog_demo $(PATHS)
 
 lint: setup

@@ -585,6 +585,7 @@ def evaluator_service(folder: Path, prometheus: str, workdir: Path) -> Iterator[
     url = f"http://127.0.0.1:{port}"
     log_path = workdir / "serve.log"
     command = [str(SLOPLANE), "serve", str(folder), "--prometheus", prometheus, "--tokens", str(tokens)]
+    command += ["--rollup-interval", "off"]  # the gate's figures alone, without the hourly rollup's reads
     command += ["--port", str(port), "--db", str(workdir / "decisions.db")]
     started = time.perf_counter()
     with log_path.open("wb") as log:

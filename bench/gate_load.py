@@ -286,6 +286,7 @@ def serving(folder: Path, prometheus: str, db: str, workdir: Path, cpus: set[int
     url = f"http://127.0.0.1:{port}"
     log_path = workdir / "serve.log"
     command = [str(SLOPLANE), "serve", str(folder), "--prometheus", prometheus, "--tokens", str(tokens)]
+    command += ["--rollup-interval", "off"]  # the gate's figures alone, without the hourly rollup's reads
     command += ["--port", str(port), "--db", db]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

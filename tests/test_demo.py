@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
 
-def test_the_demo_gates_the_incident_the_canary_a_freeze_and_break_glass() -> None:
+def test_the_demo_gates_the_incident_the_canary_a_freeze_and_break_glass_and_writes_its_report(
+    tmp_path: Path,
+) -> None:
+    reports = tmp_path / "reports"
     finished = subprocess.run(
-        [sys.executable, "-m", "sloplane.cli.demo", "examples/slos"],
+        [sys.executable, "-m", "sloplane.cli.demo", "examples/slos", "--reports", str(reports)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -30,6 +35,16 @@ def test_the_demo_gates_the_incident_the_canary_a_freeze_and_break_glass() -> No
     assert "the canary is not significantly worse than production" in finished.stdout
     assert "break-glass by on-call overrides 'fail'" in finished.stdout
     assert "5 decisions recorded" in finished.stdout
+    (written,) = re.findall(r"SLA report for (\d{4}-\d{2}): open (\S+) \(also \.csv and \.json\)", finished.stdout)
+    label, page = written
+    assert Path(page) == reports / f"sla-{label}.html"
+    assert sorted(path.name for path in reports.iterdir()) == [
+        f"sla-{label}.{kind}" for kind in ("csv", "html", "json")
+    ]
+    report = json.loads((reports / f"sla-{label}.json").read_text())
+    checkout = next(line for line in report["slos"] if line["slo"] == "checkout-availability")
+    assert checkout["met"] is False and checkout["badEvents"] > 0, "the incident's 45 minutes at 10% errors"
+    assert report["evidence"]["decisionLog"]["decisions"] == 5
 
 
 def test_the_datadog_demo_says_it_is_a_stand_in_and_gates_the_burst() -> None:

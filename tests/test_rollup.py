@@ -16,7 +16,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
+from sloplane.evaluator.history.job import FIRST_BACKFILL, SETTLE
+from sloplane.evaluator.history.periodic import PeriodicRollup
 from sloplane.evaluator.history.rollup import RollupRun, roll_up
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Rollup
@@ -26,6 +29,8 @@ from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_c
 from sloplane.semantics.subjects import Fleet
 from tests.conftest import CliResult, run_cli
 from tests.evaluator_data import load_fleet
+from tests.postgres import wait_until
+from tests.served_evaluator import running
 
 START = datetime(2025, 10, 25, 10, 7, tzinfo=UTC)
 END = datetime(2025, 11, 1, 2, 0, tzinfo=UTC)
@@ -284,3 +289,54 @@ def test_bad_times_are_usage_errors_and_write_nothing(
     )
     assert result.code == 2 and message in " ".join(result.stderr.split())
     assert list(tmp_path.iterdir()) == []
+
+
+# --- `serve`'s periodic rollup -------------------------------------------------------------------------------
+
+
+def test_a_round_goes_on_from_the_last_row_and_a_second_writes_nothing_new(
+    fleet: Fleet, prometheus: str, run: RollupRun, tmp_path: Path
+) -> None:
+    store = SqliteRollups(tmp_path / "decisions.db")
+    later = UNTIL + SETTLE
+    job = PeriodicRollup(store, fleet, PrometheusBackend(prometheus), interval=timedelta(hours=1), clock=lambda: later)
+    try:
+        first = job.roll_up_once().as_series()
+        stored = store.read(since=UNTIL - timedelta(days=30), until=UNTIL)
+        assert first["rounds"] == 1 and first["rows"] == len(stored) and first["failed_subjects"] == 0
+        assert first["last_success_timestamp_seconds"] == later.timestamp()
+        # 14 days back the first time: hours before the history have no data, the rest are the hand-checked rows
+        assert min(row.start for row in stored) <= UNTIL - FIRST_BACKFILL + timedelta(hours=1)
+        assert all(row.total_events is None for row in stored if row.end <= START)
+        assert sorted((row for row in stored if row.start >= SINCE), key=_order) == sorted(run.rows, key=_order)
+        second = job.roll_up_once().as_series()
+        assert second["rounds"] == 2 and second["rows"] == first["rows"]
+    finally:
+        job.close()
+
+
+def test_a_round_that_cannot_read_prometheus_is_counted_not_raised(fleet: Fleet, tmp_path: Path) -> None:
+    store = SqliteRollups(tmp_path / "decisions.db")
+    job = PeriodicRollup(
+        store, fleet, PrometheusBackend(f"http://127.0.0.1:{free_port()}", timeout=1), interval=timedelta(hours=1)
+    )
+    try:
+        stats = job.roll_up_once()
+        assert stats.failed_subjects == 3 and stats.last_success is None
+        assert stats.last_error is not None and "Prometheus could not be read" in stats.last_error
+        assert "last_success_timestamp_seconds" not in stats.as_series()
+    finally:
+        job.close()
+
+
+def test_serve_rolls_up_on_the_leader_and_shows_it_in_metrics(prometheus: str, tmp_path: Path) -> None:
+    with running(tmp_path, prometheus, rollup_interval=timedelta(hours=1)) as served:
+        wait_until(lambda: served.service.rollup is not None and served.service.rollup.stats.rounds >= 1, 30.0)
+        metrics = requests.get(f"{served.url}/metrics", headers=served.headers("read"), timeout=10).text
+        assert "sloplane_rollup_rounds 1.0" in metrics
+        assert "sloplane_rollup_failed_subjects 0.0" in metrics
+    store = SqliteRollups(tmp_path / "decisions.db")
+    try:
+        assert store.latest(), "the leader's round wrote rows into the decision log's file"
+    finally:
+        store.close()

@@ -8,6 +8,7 @@ deliberate edit of both.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -18,12 +19,16 @@ from hypothesis import strategies as st
 from sloplane.core import templating
 from sloplane.core.templating import ENVIRONMENT, cached_line, render, render_line, template_names
 from sloplane.declaration.model import Declaration
+from sloplane.evaluator.history.periods import month
+from sloplane.evaluator.history.report_files import sla_html
+from sloplane.evaluator.history.sla import SlaInputs, sla_report, slo_zone
 from sloplane.evaluator.notify.classify import Incident, IncidentClass
 from sloplane.evaluator.notify.events import SUMMARY_LIMIT, WarRoom, single_notice, war_room_notice
 from sloplane.interop import load_declarations
 from sloplane.render import argo_cd
 from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.prometheus import rule_file
+from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES
 
 AWKWARD = "<b>burn</b> & 'budget' \"low\" {{ not_a_value }} {% raw %}"
@@ -192,6 +197,9 @@ def test_every_template_is_rendered_by_a_real_caller(
     argo_cd.syncfail_job(checkout, PipelineOptions())
     argo_cd.syncfail_job(checkout, PipelineOptions(incident_webhook_url="https://hooks.example.com/argocd"))
     rule_file(checkout, {checkout.name: checkout})
+    fleet = Fleet(declarations)
+    periods = {name: month("2025-10", slo_zone(fleet[name])) for name in fleet}
+    sla_html(sla_report(SlaInputs(fleet, [], periods, datetime(2025, 11, 1, tzinfo=UTC)), "2025-10"))
     assert sorted(set(rendered)) == template_names()
 
 

@@ -5,7 +5,8 @@ Every example SLO gets a day of traffic ending now; checkout's production traffi
 replays the checkout gate two hours before the incident and twenty minutes into it; gates the
 healthy canary during the incident (compared with stable, it is not to blame); freezes checkout's
 releases and gates again, then breaks the glass; printing every decision with its reasons, and
-stops the server. Run: `python -m sloplane.cli.demo examples/slos`.
+rolls the day up and writes its month's SLA report into `--reports DIR` (as HTML, CSV and JSON); stops the
+server. Run: `python -m sloplane.cli.demo examples/slos --reports out/reports`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ from pathlib import Path
 from rich.console import Console
 
 from sloplane.cli.evaluator import answer_lines, measurement_table
+from sloplane.core.fileio import write_files
+from sloplane.evaluator.history.job import roll_up_into
+from sloplane.evaluator.history.periods import month
+from sloplane.evaluator.history.report_files import FORMATS, sla_file
+from sloplane.evaluator.history.sla import SlaInputs, reported, sla_report, slo_zone
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, GateRequest
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.controls import ReleaseControls
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.interop import load_declarations
 from sloplane.sandbox import (
     PrometheusSandbox,
@@ -73,8 +80,8 @@ def show(console: Console, evaluator: Evaluator, label: str, request: GateReques
         console.print(line, markup=False, soft_wrap=True)
 
 
-def main(paths: list[str]) -> int:
-    """Run the demo; returns the process exit code."""
+def main(paths: list[str], reports: Path | None = None) -> int:
+    """Run the demo (and write the reports of its day into `reports`); returns the process exit code."""
     console = Console(width=160)
     fleet = Fleet(load_declarations(paths))
     traffics, end = synthetic_day()
@@ -106,9 +113,43 @@ def main(paths: list[str]) -> int:
         glass = BreakGlass("security fix CVE-2026-0001 (demo)", "on-call")
         show(console, evaluator, "the same, breaking the glass", replace(frozen, break_glass=glass))
         controls.close()
-        console.print(f"\n{log.count()} decisions recorded; stopping Prometheus", markup=False)
+        console.print(f"\n{log.count()} decisions recorded", markup=False)
+        if reports is not None:
+            write_reports(console, fleet, PrometheusBackend(prometheus.url), log, end, Path(folder), reports)
+        console.print("stopping Prometheus", markup=False)
     return 0
 
 
+def write_reports(
+    console: Console,
+    fleet: Fleet,
+    backend: PrometheusBackend,
+    log: SqliteDecisionLog,
+    end: datetime,
+    folder: Path,
+    reports: Path,
+) -> None:
+    """Roll the synthetic day up, as `serve` does every hour, and write the SLA report of its month."""
+    store = SqliteRollups(folder / "decisions.db")
+    try:
+        runs = roll_up_into(store, fleet, backend, end - DAY, end)
+        rows = store.read(since=end - 2 * DAY, until=end + DAY)
+    finally:
+        store.close()
+    console.print(f"rolled up {sum(len(run.rows) for run in runs)} hourly rows", markup=False)
+    label = f"{end:%Y-%m}"
+    periods = {declaration.name: month(label, slo_zone(declaration)) for declaration in reported(fleet)}
+    report = sla_report(SlaInputs(fleet, rows, periods, end, log), label)
+    files = {f"sla-{label}.{kind}": sla_file(report, kind) for kind in FORMATS}
+    write_files(reports, files)
+    console.print(f"SLA report for {label}: open {reports / f'sla-{label}.html'} (also .csv and .json)", markup=False)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or ["examples/slos"]))
+    arguments = sys.argv[1:]
+    target = None
+    if "--reports" in arguments:
+        at = arguments.index("--reports")
+        target = Path(arguments[at + 1])
+        del arguments[at : at + 2]
+    sys.exit(main(arguments or ["examples/slos"], target))

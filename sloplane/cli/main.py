@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
-from sloplane.cli import comment, controls, decisions, evaluator, export, migrate, rollup, serve, terraform
+from sloplane.cli import comment, controls, decisions, evaluator, export, migrate, report, rollup, serve, terraform
 from sloplane.cli.common import Consoles
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
@@ -474,7 +474,7 @@ def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
 
 
 _consoles = Consoles(_declarations, _out, _err)
-for _commands in (evaluator, decisions, serve, controls, comment, migrate, rollup):
+for _commands in (evaluator, decisions, serve, controls, comment, migrate, rollup, report):
     _commands.register(app, _consoles)
 export.register(app, _err)
 

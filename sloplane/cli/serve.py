@@ -8,6 +8,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, TypeVar
@@ -150,6 +151,10 @@ def register(app: typer.Typer, console: Consoles) -> None:
             str,
             typer.Option(help="How often readiness state is refreshed: an idle backend asked, a failed log retried."),
         ] = "15s",
+        rollup_interval: Annotated[
+            str,
+            typer.Option(help="How often the leader rolls each SLO's hours up into --db for reports (off: never)."),
+        ] = "1h",
         log_level: Annotated[
             str, typer.Option("--log-level", envvar=LOG_LEVEL_ENV, help="debug, info, warning or error.")
         ] = "warning",
@@ -163,6 +168,9 @@ def register(app: typer.Typer, console: Consoles) -> None:
             raise typer.BadParameter("give --prometheus URL, --datadog SITE, or both")
         if not tokens and not limited_tokens:
             raise typer.BadParameter("give --tokens FILE (or --limited-tokens LIMITS=FILE): who may call the API")
+        rollups = None if rollup_interval == "off" else parse_window(rollup_interval, "--rollup-interval")
+        if rollups is not None and rollups <= timedelta(0):
+            raise typer.BadParameter("give a positive duration, or off", param_hint="--rollup-interval")
         settings = datadog_settings(datadog, datadog_delay)
         store = _token_store(tokens or [], limited_tokens or [], console)
         config = ServerConfig(
@@ -182,6 +190,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
             argocd_applications=tuple(argocd_application or ("*",)),
             health_interval=parse_window(health_interval, "--health-interval"),
             datadog=settings.counts if settings is not None else None,
+            rollup_interval=rollups,
         )
         service = _built(console, lambda: build_service(load_fleet(console, paths), config))
         service.start()

@@ -11,6 +11,7 @@ gates go on deciding by their policies (it is an audit finding, not a fault of t
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 
 from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
+from sloplane.evaluator.history.periodic import PeriodicRollup
 from sloplane.evaluator.http.app import create_app
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
@@ -33,9 +35,15 @@ from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
 from sloplane.evaluator.service import Evaluator, utc_now
 from sloplane.evaluator.storage.chain_audit import ChainAudit
 from sloplane.evaluator.storage.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
-from sloplane.evaluator.storage.open import open_decision_log, open_release_controls
+from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
+from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
+
+logger = logging.getLogger(__name__)
+
+ROLLUP_TIMEOUT_SECONDS = 60.0
+"""How long the periodic rollup waits for one range query (a week of the fleet's hours)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class ServerConfig:
     export_s3: str | None = None
     """`s3://bucket/prefix` to export the decision log to; None: no export."""
     export_interval: timedelta = timedelta(minutes=5)
+    rollup_interval: timedelta | None = timedelta(hours=1)
+    """How often the leader rolls the fleet's hours up into the database (`history.periodic`); None: never."""
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     export_source: str | None = None
@@ -91,6 +101,9 @@ class EvaluatorService:
     """Who does the singleton work (notification dispatch, the export, the deny window): this replica alone
     with SQLite; with PostgreSQL, whichever replica holds the advisory lock."""
     exporter_factory: Callable[[], PeriodicExporter | None] | None = None
+    rollup_factory: Callable[[], PeriodicRollup | None] | None = None
+    """Makes the periodic rollup (its store opened) each time this replica becomes the leader."""
+    rollup: PeriodicRollup | None = None
     """Makes a fresh exporter each time this replica becomes the leader (an exporter runs once)."""
     _leading: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -126,8 +139,30 @@ class EvaluatorService:
             self.exporter.start()
         if self.sync_windows is not None:
             self.sync_windows.start()
+        if self.rollup_factory is not None:
+            self.rollup = self._started_rollup(self.rollup_factory)
+
+    @staticmethod
+    def _started_rollup(factory: Callable[[], PeriodicRollup | None]) -> PeriodicRollup | None:
+        """The rollup started, or None (logged) when its store cannot be opened: the rest of the leader's work
+        goes on, and the next election tries again."""
+        try:
+            rollup = factory()
+        except RollupError as error:
+            logger.warning("no periodic rollup: %s", error)
+            return None
+        if rollup is not None:
+            rollup.start()
+        return rollup
+
+    def _stop_rollup(self) -> None:
+        if self.rollup is not None:
+            self.rollup.stop()
+            self.rollup.close()
+            self.rollup = None
 
     def _stop_singletons(self) -> None:
+        self._stop_rollup()
         if self.sync_windows is not None:
             self.sync_windows.stop()
         if self.exporter is not None:
@@ -140,6 +175,7 @@ class EvaluatorService:
         """Stop the threads (a last export included), step down, and close the stores."""
         with self._lock:
             if self._leading:
+                self._stop_rollup()
                 if self.sync_windows is not None:
                     self.sync_windows.stop()
                 if self.exporter is not None:
@@ -247,6 +283,13 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     sync_windows = _sync_windows(config, controls)
     service = EvaluatorService(app, evaluator, controls, notifier, None, sync_windows, probe, chain)
     service.exporter_factory = lambda: _exporter(config, log)
+    if config.prometheus is not None and config.rollup_interval is not None:
+        # A backend of its own: a week of the fleet's hours may take longer than a gate's timeout, and its
+        # faults must neither open the gates' circuit breaker nor count among their backend requests.
+        reader = PrometheusBackend(config.prometheus, timeout=ROLLUP_TIMEOUT_SECONDS)
+        interval = config.rollup_interval
+        service.rollup_factory = lambda: PeriodicRollup(open_rollups(config.db), fleet, reader, interval=interval)
+        metrics.watch_rollups(lambda: None if service.rollup is None else service.rollup.stats.as_series())
     if is_postgres_url(config.db):
         service.leadership = AdvisoryLockLeadership(str(config.db), on_change=service.lead)
     return service

@@ -102,6 +102,19 @@ def targets(
     return found, skipped
 
 
+def hourly_queries(declaration: Declaration, subject: Subject, fleet: Fleet) -> list[str]:
+    """The PromQL a subject's rows are read with, one hour each (the evidence a report cites); none for an SLI
+    without event counts."""
+    reads = subject_reads(declaration, subject, fleet)
+    terms, queries = reads.indicator.terms, reads.indicator.queries
+    if terms is not None:
+        return [term.aggregation.query([term.values], HOUR) for term in (*terms.bad, *terms.total)]
+    if queries is None:
+        return []
+    hourly = queries.at(HOUR)
+    return [query for query in (hourly.errors, hourly.total) if query is not None]
+
+
 class _Answers:
     """Values read so far: per grouped read and key values, or per subject and part, by the hour's end."""
 

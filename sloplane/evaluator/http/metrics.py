@@ -73,6 +73,16 @@ class DeclaredNames:
         return slo in self._services
 
 
+ROLLUP_SERIES = {
+    "rounds": "Periodic rollup rounds run on this replica since it started.",
+    "failed_rounds": "Rounds that failed whole (the store could not be written).",
+    "rows": "Hourly rollup rows written by this replica.",
+    "failed_subjects": "Subjects the last round could not read from Prometheus.",
+    "last_success_timestamp_seconds": "When a round last read every subject (unix seconds).",
+}
+"""`sloplane_rollup_<name>` series and their help (`watch_rollups`)."""
+
+
 class EvaluatorMetrics:
     """Counters and histograms of one evaluator, and their exposition."""
 
@@ -216,6 +226,20 @@ class EvaluatorMetrics:
                     "Decision records whose hash chain verified on start (up to the first broken one).",
                     value=float(now.report.records),
                 )
+
+        self.registry.register(_Scraped(families))
+
+    def watch_rollups(self, stats: Callable[[], Mapping[str, float] | None]) -> None:
+        """The periodic rollup (`history.periodic`) while this replica runs it, read at every scrape: rounds,
+        rows written, subjects the last round could not read, and when a round last read every subject."""
+
+        def families() -> Iterable[Metric]:
+            found = stats()
+            if found is None:
+                return
+            for name, help_text in ROLLUP_SERIES.items():
+                if name in found:
+                    yield GaugeMetricFamily(f"sloplane_rollup_{name}", help_text, value=found[name])
 
         self.registry.register(_Scraped(families))
 

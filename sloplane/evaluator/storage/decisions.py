@@ -283,6 +283,13 @@ class SqliteDecisionLog(SqliteStore):
         ((count,),) = self._read("SELECT count(*) FROM decisions", ())
         return int(count)
 
+    def span(self, since: datetime, until: datetime) -> tuple[int, int | None, int | None]:
+        """How many decisions were decided in [since, until), and the first and last `seq` among them: the range
+        of the log a report's evidence cites (and `decisions verify` checks)."""
+        sql = "SELECT count(*), min(seq), max(seq) FROM decisions WHERE decided_at >= ? AND decided_at < ?"
+        ((count, first, last),) = self._read(sql, (utc_text(since), utc_text(until)))
+        return int(count), first, last
+
     def iter_all(self, after_id: str | None = None, *, batch_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every decision in the order it was recorded, starting after `after_id` (to resume an export).
 

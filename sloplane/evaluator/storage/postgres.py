@@ -316,6 +316,12 @@ class PostgresDecisionLog(PooledStore):
         ((count,),) = self._read("SELECT count(*) FROM decisions", ())
         return int(count)
 
+    def span(self, since: datetime, until: datetime) -> tuple[int, int | None, int | None]:
+        """How many decisions were decided in [since, until), and the first and last `seq` among them (as SQLite's)."""
+        sql = "SELECT count(*), min(seq), max(seq) FROM decisions WHERE decided_at >= %s AND decided_at < %s"
+        ((count, first, last),) = self._read(sql, (since, until))
+        return int(count), first, last
+
     def iter_all(self, after_id: str | None = None, *, batch_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every decision in the order it was recorded, starting after `after_id` (to resume an export)."""
         position = 0 if after_id is None else self._position_of(after_id)

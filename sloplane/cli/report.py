@@ -1,0 +1,141 @@
+"""`sloplane report …`: reports people read, from the rollups (`sloplane rollup`) and the decision log.
+
+Exit codes: 0 written; 1 the store could not be read; 2 usage (a period that is none, a zone that would cut
+the rollups' hours in two). The file named by --out is written whole or not at all (atomically, never through
+a link); without --out the report goes to standard output.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+
+from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, Consoles, Paths, load_fleet, parse_instant, store_missing
+from sloplane.core.fileio import UnsafeOutputError, write_files
+from sloplane.declaration.types import TimeZone
+from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter
+from sloplane.evaluator.history.sla import DecisionRange, SlaInputs, reported, sla_report, slo_zone
+from sloplane.evaluator.storage.decisions import DecisionLogError
+from sloplane.evaluator.storage.open import open_decision_log, open_rollups
+from sloplane.evaluator.storage.rollups import RollupError
+from sloplane.semantics.subjects import Fleet
+
+_ZONES: TypeAdapter[str] = TypeAdapter(TimeZone)
+"""Checks --tz as a declaration's `timeZone` is checked (an IANA name, with a suggestion when mistyped)."""
+
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="The rollups and the decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).",
+        show_default=DEFAULT_DB_SHOWN,
+    ),
+]
+Month = Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM.")]
+Quarter = Annotated[str | None, typer.Option("--quarter", help="Or the quarter, YYYY-Qn.")]
+Zone = Annotated[
+    str | None, typer.Option("--tz", help="Cut the period in this zone (default: each SLO's own, else UTC).")
+]
+OutputFormat = Annotated[str, typer.Option("--format", help="html, csv or json.")]
+Out = Annotated[Path | None, typer.Option("--out", help="Write the report to this file (default: standard output).")]
+At = Annotated[
+    str | None,
+    typer.Option("--at", help="The report's generation time (default: now): the same inputs and --at, the same bytes."),
+]
+
+
+def _zone(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return str(_ZONES.validate_python(text))
+    except ValidationError as error:
+        reason = "; ".join(str(problem["msg"]) for problem in error.errors(include_url=False))
+        raise typer.BadParameter(reason, param_hint="--tz") from None
+
+
+def _periods(
+    fleet: Fleet, month_text: str | None, quarter_text: str | None, zone: str | None
+) -> tuple[str, dict[str, Period]]:
+    if (month_text is None) == (quarter_text is None):
+        raise typer.BadParameter("give exactly one of --month YYYY-MM or --quarter YYYY-Qn")
+    label = month_text or quarter_text
+    assert label is not None
+    make, option = (month, "--month") if month_text is not None else (quarter, "--quarter")
+    try:
+        return label, {d.name: make(label, zone or slo_zone(d)) for d in reported(fleet)}
+    except PeriodError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
+
+
+def _write(console: Consoles, text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        write_files(out.parent, {out.name: text})
+    except (UnsafeOutputError, OSError) as error:
+        console.err.print(f"cannot write {out}: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.err.print(f"wrote {out}", markup=False)
+
+
+def register(app: typer.Typer, console: Consoles) -> None:
+    """Add the `report` group to the `sloplane` app."""
+    reports = typer.Typer(help="Reports from the rollups and the decision log (HTML, CSV, JSON).", no_args_is_help=True)
+    app.add_typer(reports, name="report")
+
+    @reports.command()
+    def sla(
+        paths: Paths,
+        db: Db = DEFAULT_DB,
+        month_text: Month = None,
+        quarter_text: Quarter = None,
+        zone: Zone = None,
+        output_format: OutputFormat = "html",
+        out: Out = None,
+        at: At = None,
+    ) -> None:
+        """Per SLO over a month or quarter: the objective in force, met or missed, budget used, bad minutes,
+        exclusions, the deployment share of the burn, and the evidence (queries, policy versions, decision-log
+        range, content hash)."""
+        # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
+        from sloplane.evaluator.history.report_files import FORMATS, sla_file
+
+        if output_format not in FORMATS:
+            raise typer.BadParameter(f"give one of {', '.join(FORMATS)}", param_hint="--format")
+        generated = parse_instant(at) or datetime.now(UTC).replace(microsecond=0)
+        fleet = load_fleet(console, paths)
+        label, periods = _periods(fleet, month_text, quarter_text, _zone(zone))
+        if store_missing(db):
+            console.err.print(f"no rollups at {db}: run `sloplane rollup` first", markup=False)
+            raise typer.Exit(1)
+        try:
+            report = _sla(fleet, db, periods, generated, label)
+        except PeriodError as error:
+            raise typer.BadParameter(str(error), param_hint="--tz") from None
+        except (RollupError, DecisionLogError) as error:
+            console.err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        _write(console, sla_file(report, output_format), out)
+
+
+def _sla(fleet: Fleet, db: str, periods: dict[str, Period], generated: datetime, label: str) -> dict[str, object]:
+    store = open_rollups(db)
+    try:
+        starts = [period.start for period in periods.values()]
+        ends = [period.end for period in periods.values()]
+        rows = store.read(since=min(starts), until=max(ends)) if starts else []
+    finally:
+        store.close()
+    log = open_decision_log(db)
+    try:
+        decisions: DecisionRange = log
+        return sla_report(SlaInputs(fleet, rows, periods, generated, decisions), label)
+    finally:
+        log.close()

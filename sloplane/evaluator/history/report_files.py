@@ -1,0 +1,172 @@
+"""Reports as files people open: HTML (jinja2, autoescaped, inline CSS, SVG charts, no JavaScript, printable),
+CSV (a header row, one line per SLO) and JSON (the report's own shape, documented where it is built).
+
+Why the numbers are formatted here and not in the template: the same figure must read the same in the HTML
+and the CSV, and a template full of format expressions is hard to review as the page it makes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from markupsafe import Markup
+
+from sloplane.core.serialize import pretty_json
+from sloplane.core.templating import render
+from sloplane.evaluator.history.svg import Bar, bar_chart, line_chart
+
+FORMATS = ("html", "csv", "json")
+
+SLA_COLUMNS = (
+    "slo",
+    "service",
+    "team",
+    "tier",
+    "period_start",
+    "period_end",
+    "time_zone",
+    "objective",
+    "achieved",
+    "met",
+    "events",
+    "bad_events",
+    "budget_used",
+    "bad_minutes",
+    "allowed_bad_minutes",
+    "excluded_events",
+    "excluded_minutes",
+    "exclusions",
+    "deployment_share",
+    "hours_expected",
+    "hours_with_data",
+    "policy_versions",
+)
+
+
+def _plain(value: Any) -> str:
+    """A CSV cell: empty for none, numbers as Python writes them (exact enough to recompute), booleans as words."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def sla_csv(report: dict[str, Any]) -> str:
+    """One line per SLO under a header row (`SLA_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SLA_COLUMNS)
+    for line in report["slos"]:
+        period = line["period"]
+        exclusions = "; ".join(f"{e['category']}:{e['name']}" for e in line["exclusions"])
+        writer.writerow(
+            _plain(value)
+            for value in (
+                line["slo"],
+                line["service"],
+                line["team"],
+                line["tier"],
+                period["start"],
+                period["end"],
+                period["timeZone"],
+                line["objective"],
+                line["achieved"],
+                line["met"],
+                line["events"],
+                line["badEvents"],
+                line["budgetUsed"],
+                line["badMinutes"],
+                line["allowedBadMinutes"],
+                line["excludedEvents"],
+                line["excludedMinutes"],
+                exclusions,
+                line["deploymentShare"],
+                line["hours"]["expected"],
+                line["hours"]["withData"],
+                " ".join(line["policyVersions"]),
+            )
+        )
+    return buffer.getvalue()
+
+
+def percent(value: float | None, digits: int = 3) -> str:
+    """`99.953%`; an em dash for none."""
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def count(value: float | None) -> str:
+    """`17,280` (or `12.5` when not whole); an em dash for none."""
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def minutes(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} min"
+
+
+def _daily_chart(line: dict[str, Any]) -> str:
+    allowance = (100 - line["objective"]) / 100
+    bars = []
+    for day in line["daily"]:
+        if not day["events"]:
+            bars.append(Bar(None, "nodata", f"{day['day']}: no data"))
+            continue
+        rate = day["badEvents"] / day["events"] / allowance if allowance > 0 else 0.0
+        tooltip = (
+            f"{day['day']}: SLI {percent(day['sli'])}, {count(day['badEvents'])} bad of {count(day['events'])} "
+            f"events ({rate:.2f}× the allowed rate)"
+        )
+        bars.append(Bar(rate, "good" if rate <= 1 else "bad", tooltip))
+    top = max([2.0, *(bar.value for bar in bars if bar.value is not None)])
+    return bar_chart(bars, top=top, reference=1.0, label=f"{line['slo']}: bad events per day against the allowed rate")
+
+
+def _burn_chart(line: dict[str, Any]) -> str:
+    allowance = (100 - line["objective"]) / 100
+    budget = line["events"] * allowance
+    spent = 0.0
+    points: list[float | None] = []
+    tooltips = []
+    for day in line["daily"]:
+        spent += day["badEvents"]
+        left = None if budget <= 0 else 1 - spent / budget
+        points.append(left)
+        tooltips.append(f"after {day['day']}: {percent(left, 1)} of the period's error budget left")
+    return line_chart(points, tooltips=tooltips, label=f"{line['slo']}: error budget left, day by day")
+
+
+def sla_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page."""
+    views = [
+        {
+            "line": line,
+            "achieved": percent(line["achieved"]),
+            "objective": f"{line['objective']:g}%",
+            "budget_used": percent(line["budgetUsed"], 1),
+            "bad_minutes": minutes(line["badMinutes"]),
+            "allowed_bad_minutes": minutes(line["allowedBadMinutes"]),
+            "events": count(line["events"]),
+            "bad_events": count(line["badEvents"]),
+            "excluded_events": count(line["excludedEvents"]),
+            "excluded_minutes": minutes(line["excludedMinutes"]),
+            "deployment_share": percent(line["deploymentShare"], 2),
+            "state": "nodata" if line["met"] is None else ("met" if line["met"] else "missed"),
+            "daily_chart": Markup(_daily_chart(line)),  # built from numbers, every text in it escaped (svg.py)
+            "burn_chart": Markup(_burn_chart(line)),
+        }
+        for line in report["slos"]
+    ]
+    return render("reports/sla.html", report=report, views=views, evidence=pretty_json(report["evidence"]))
+
+
+def sla_file(report: dict[str, Any], output_format: str) -> str:
+    """The report in `output_format` (one of `FORMATS`)."""
+    if output_format == "csv":
+        return sla_csv(report)
+    if output_format == "json":
+        return pretty_json(report)
+    return sla_html(report)
