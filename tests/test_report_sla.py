@@ -1,6 +1,6 @@
 """The SLA report from rollups of a real Prometheus with known history: every number equals the hand computation.
 
-The history of `tests/test_rollup.py` (October 2025's last week and November's first hour, across the end of
+The history of `tests/rollup_history.py` (October 2025's last week and November's first hour, across the end of
 summer time): October is reported in each SLO's zone — Europe/Berlin's month ends at 23:00 UTC on the 31st,
 Asia/Kolkata's at 18:30 UTC, UTC's at midnight — so the month boundary, the 25-hour day and the half-hour zone
 each decide which rows count.
@@ -31,14 +31,15 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Decision, Rollup
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.evaluator.storage.rollups import SqliteRollups
-from sloplane.sandbox import HttpTraffic, PrometheusSandbox, expected_counts
+from sloplane.sandbox import HttpTraffic, expected_counts
 from sloplane.semantics.subjects import Fleet
 from tests.browser import open_page, screenshot
 from tests.conftest import run_cli
 from tests.evaluator_data import load_fleet, make_decision
-from tests.test_rollup import EXCLUDED, SINCE, UNTIL, _declarations, _traffic
+from tests.rollup_history import EXCLUDED, SINCE, UNTIL
+from tests.rollup_history import declarations as declarations_text
 
-pytest_plugins = ("tests.browser",)
+pytest_plugins = ("tests.browser", "tests.rollup_history")
 
 AT = datetime(2025, 11, 3, 9, 0, tzinfo=UTC)
 RELEASE = (datetime(2025, 10, 30, 9, 35, tzinfo=UTC), datetime(2025, 10, 30, 12, 5, tzinfo=UTC))
@@ -46,19 +47,9 @@ RELEASE = (datetime(2025, 10, 30, 9, 35, tzinfo=UTC), datetime(2025, 10, 30, 12,
 
 
 @pytest.fixture(scope="module")
-def traffic() -> dict[str, HttpTraffic]:
-    return _traffic()
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
-    return load_fleet(tmp_path_factory.mktemp("fleet"), _declarations())
-
-
-@pytest.fixture(scope="module")
-def rows(tmp_path_factory: pytest.TempPathFactory, traffic: dict[str, HttpTraffic], fleet: Fleet) -> list[Rollup]:
-    with PrometheusSandbox(tmp_path_factory.mktemp("prometheus"), list(traffic.values())) as sandbox:
-        run = roll_up(fleet, PrometheusBackend(sandbox.url), SINCE, UNTIL)
+def rows(tmp_path_factory: pytest.TempPathFactory, history_fleet: Fleet, history_prometheus: str) -> list[Rollup]:
+    """The history's rows, as a store reads them back."""
+    run = roll_up(history_fleet, PrometheusBackend(history_prometheus), SINCE, UNTIL)
     store = SqliteRollups(tmp_path_factory.mktemp("store") / "decisions.db")
     try:
         store.write(run.rows, AT)
@@ -88,8 +79,8 @@ def _october(fleet: Fleet, zone: str | None = None) -> dict[str, Period]:
 
 
 @pytest.fixture(scope="module")
-def report(fleet: Fleet, rows: list[Rollup], log: SqliteDecisionLog) -> dict[str, object]:
-    return sla_report(SlaInputs(fleet, rows, _october(fleet), AT, log), "2025-10")
+def report(history_fleet: Fleet, rows: list[Rollup], log: SqliteDecisionLog) -> dict[str, object]:
+    return sla_report(SlaInputs(history_fleet, rows, _october(history_fleet), AT, log), "2025-10")
 
 
 def _line(report: dict[str, object], slo: str) -> dict[str, object]:
@@ -113,13 +104,13 @@ MONTH_END = {
 
 @pytest.mark.parametrize("slo", ["checkout", "ledger", "search"])
 def test_each_slos_month_is_the_hand_computed_one(
-    report: dict[str, object], traffic: dict[str, HttpTraffic], slo: str
+    report: dict[str, object], history_traffic: dict[str, HttpTraffic], slo: str
 ) -> None:
     line = _line(report, slo)
     end, first = MONTH_END[slo], FIRST_ROW[slo]
-    bad, total = expected_counts(traffic[slo], end, end - first)
+    bad, total = expected_counts(history_traffic[slo], end, end - first)
     if slo == "search":  # the excluded half hour is taken out
-        excluded_bad, excluded_total = expected_counts(traffic[slo], EXCLUDED[1], EXCLUDED[1] - EXCLUDED[0])
+        excluded_bad, excluded_total = expected_counts(history_traffic[slo], EXCLUDED[1], EXCLUDED[1] - EXCLUDED[0])
         bad, total = bad - excluded_bad, total - excluded_total
         assert _close(line["excludedEvents"], excluded_total) and line["excludedMinutes"] == 30
         (exclusion,) = line["exclusions"]
@@ -174,27 +165,27 @@ def test_the_evidence_names_the_queries_versions_and_log_range(report: dict[str,
 
 
 def test_the_same_inputs_give_the_same_bytes_and_a_changed_row_another_hash(
-    fleet: Fleet, rows: list[Rollup], log: SqliteDecisionLog, report: dict[str, object]
+    history_fleet: Fleet, rows: list[Rollup], log: SqliteDecisionLog, report: dict[str, object]
 ) -> None:
-    again = sla_report(SlaInputs(fleet, rows, _october(fleet), AT, log), "2025-10")
+    again = sla_report(SlaInputs(history_fleet, rows, _october(history_fleet), AT, log), "2025-10")
     assert again == report
     changed = [replace(rows[0], bad_events=(rows[0].bad_events or 0.0) + 1.0), *rows[1:]]
-    other = sla_report(SlaInputs(fleet, changed, _october(fleet), AT, log), "2025-10")
+    other = sla_report(SlaInputs(history_fleet, changed, _october(history_fleet), AT, log), "2025-10")
     assert other["evidence"]["contentHash"] != report["evidence"]["contentHash"]
 
 
-def test_an_objective_tightened_mid_month_applies_from_the_next(fleet: Fleet, rows: list[Rollup]) -> None:
+def test_an_objective_tightened_mid_month_applies_from_the_next(history_fleet: Fleet, rows: list[Rollup]) -> None:
     moved = datetime(2025, 10, 28, 0, 0, tzinfo=UTC)
     tightened = [replace(row, objective=99.9) if row.start >= moved else row for row in rows]
-    line = _line(sla_report(SlaInputs(fleet, tightened, _october(fleet), AT), "2025-10"), "search")
+    line = _line(sla_report(SlaInputs(history_fleet, tightened, _october(history_fleet), AT), "2025-10"), "search")
     assert line["objective"] == 99.5
     assert line["objectiveChanges"] == [{"from": moved.isoformat(), "objective": 99.9}]
     assert line["deploymentShare"] is None, "no decision log given: no share claimed"
 
 
-def test_a_zone_that_would_cut_rows_in_two_is_refused(fleet: Fleet, rows: list[Rollup]) -> None:
+def test_a_zone_that_would_cut_rows_in_two_is_refused(history_fleet: Fleet, rows: list[Rollup]) -> None:
     with pytest.raises(PeriodError, match="ledger's rollups are cut at 30 past the UTC hour"):
-        sla_report(SlaInputs(fleet, rows, _october(fleet, "Europe/Berlin"), AT), "2025-10")
+        sla_report(SlaInputs(history_fleet, rows, _october(history_fleet, "Europe/Berlin"), AT), "2025-10")
 
 
 @pytest.mark.parametrize(
@@ -259,9 +250,10 @@ def test_the_csv_has_a_header_and_a_line_per_slo_with_the_json_numbers(report: d
         assert row["met"] == {True: "true", False: "false", None: ""}[line["met"]]
 
 
-def test_the_html_escapes_what_declarations_say(fleet: Fleet, rows: list[Rollup]) -> None:
+def test_the_html_escapes_what_declarations_say(history_fleet: Fleet, rows: list[Rollup]) -> None:
     hostile = load_fleet(
-        Path(tempfile.mkdtemp()), _declarations().replace("Planned failover drill.", "<script>alert(1)</script> & co")
+        Path(tempfile.mkdtemp()),
+        declarations_text().replace("Planned failover drill.", "<script>alert(1)</script> & co"),
     )
     page = sla_file(sla_report(SlaInputs(hostile, rows, _october(hostile), AT), "2025-10"), "html")
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
@@ -289,7 +281,7 @@ def database(tmp_path_factory: pytest.TempPathFactory, rows: list[Rollup]) -> Pa
 @pytest.fixture(scope="module")
 def declarations(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("declarations")
-    (folder / "fleet.yaml").write_text(_declarations())
+    (folder / "fleet.yaml").write_text(declarations_text())
     return folder
 
 

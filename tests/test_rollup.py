@@ -1,15 +1,9 @@
-"""Hourly rollups against a real Prometheus with known history: every row equals the hand computation.
-
-The history runs across the end of European summer time (2025-10-26, when Europe/Berlin's day has 25
-hours) and a month boundary (October → November), for three zones: Europe/Berlin (whole-hour offsets),
-Asia/Kolkata (+05:30: its hours start at half past UTC's) and UTC. Error ratios change at instants that
-are not on the hour, so neighbouring rows differ; an exclusion window covers half an hour.
-"""
+"""Hourly rollups against a real Prometheus with known history (`tests/rollup_history.py`: a DST change, a
+month boundary, a half-hour zone, an exclusion): every row equals the hand computation."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -25,89 +19,20 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.service import policy_version
 from sloplane.evaluator.storage.rollups import SqliteRollups
-from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_counts, free_port, http_traffic
+from sloplane.sandbox import HttpTraffic, expected_counts, free_port
 from sloplane.semantics.subjects import Fleet
 from tests.conftest import CliResult, run_cli
-from tests.evaluator_data import load_fleet
 from tests.postgres import wait_until
+from tests.rollup_history import END, EXCLUDED, MIDDLE, SINCE, START, UNTIL, ZONES
+from tests.rollup_history import declarations as declarations_text
 from tests.served_evaluator import running
 
-START = datetime(2025, 10, 25, 10, 7, tzinfo=UTC)
-END = datetime(2025, 11, 1, 2, 0, tzinfo=UTC)
-SINCE = datetime(2025, 10, 25, 12, 0, tzinfo=UTC)
-UNTIL = datetime(2025, 11, 1, 1, 0, tzinfo=UTC)
-MIDDLE = datetime(2025, 10, 28, 5, 0, tzinfo=UTC)
-"""Where a first run stops, for the runs that go on from it."""
-EXCLUDED = (datetime(2025, 10, 30, 10, 20, tzinfo=UTC), datetime(2025, 10, 30, 10, 50, tzinfo=UTC))
-
-ZONES = {"checkout": "Europe/Berlin", "ledger": "Asia/Kolkata", "search": None}
-"""Each SLO's calendar zone (None: a rolling window, cut in UTC)."""
-
-
-def _segments(index: int) -> list[Segment]:
-    """Three stretches whose changes fall between hours (at :07 and :43), different per service."""
-    first = timedelta(days=2, hours=3, minutes=36)
-    second = timedelta(days=1, hours=19, minutes=0)
-    rest = END - START - first - second
-    return [
-        Segment(first, 40.0 + index, 0.002 * (index + 1)),
-        Segment(second, 90.5, 0.031 + 0.01 * index),
-        Segment(rest, 17.25 * (index + 1), 0.0005),
-    ]
-
-
-def _traffic() -> dict[str, HttpTraffic]:
-    return {
-        job: http_traffic(_segments(index), start=START, labels={"job": job}, bad_code="503")
-        for index, job in enumerate(ZONES)
-    }
-
-
-def _declarations() -> str:
-    documents = []
-    for job, zone in ZONES.items():
-        window = f"{{calendar: month, timeZone: {zone}}}" if zone else "30d"
-        exclusion = ""
-        if job == "search":
-            start, end = (instant.isoformat().replace("+00:00", "Z") for instant in EXCLUDED)
-            exclusion = (
-                "  exclusions:\n    windows:\n"
-                f"      - {{name: failover-drill, start: {start}, end: {end}, reason: Planned failover drill.}}\n"
-            )
-        documents.append(
-            "apiVersion: sloplane.dev/v1alpha1\nkind: ServiceLevelObjective\n"
-            f"metadata: {{name: {job}}}\nspec:\n  service: {job}\n  owners: {{team: sre}}\n  objective: 99.5\n"
-            f"  window: {window}\n  sli: {{http: {{metric: http_requests_total, selector: {{job: {job}}}}}}}\n"
-            + exclusion
-        )
-    documents.append(  # a ratio-only SLI: no event counts, so not rolled up
-        "apiVersion: sloplane.dev/v1alpha1\nkind: ServiceLevelObjective\n"
-        "metadata: {name: ratio-only}\nspec:\n  service: search\n  owners: {team: sre}\n  objective: 99\n"
-        "  window: 30d\n  sli:\n    raw:\n      errorRatio:\n"
-        "        prometheus: 'sum(rate(errors_total[{{window}}])) / sum(rate(requests_total[{{window}}]))'\n"
-    )
-    return "---\n".join(documents)
+pytest_plugins = ("tests.rollup_history",)
 
 
 @pytest.fixture(scope="module")
-def traffic() -> dict[str, HttpTraffic]:
-    return _traffic()
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
-    return load_fleet(tmp_path_factory.mktemp("fleet"), _declarations())
-
-
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory, traffic: dict[str, HttpTraffic]) -> Iterator[str]:
-    with PrometheusSandbox(tmp_path_factory.mktemp("prometheus"), list(traffic.values())) as sandbox:
-        yield sandbox.url
-
-
-@pytest.fixture(scope="module")
-def run(fleet: Fleet, prometheus: str) -> RollupRun:
-    return roll_up(fleet, PrometheusBackend(prometheus), SINCE, UNTIL)
+def run(history_fleet: Fleet, history_prometheus: str) -> RollupRun:
+    return roll_up(history_fleet, PrometheusBackend(history_prometheus), SINCE, UNTIL)
 
 
 def _rows(run: RollupRun, slo: str) -> list[Rollup]:
@@ -118,10 +43,10 @@ def _close(actual: float | None, expected: float) -> bool:
     return actual is not None and abs(actual - expected) <= 1e-9 * max(1.0, abs(expected))
 
 
-def test_every_row_is_the_hand_computed_hour(run: RollupRun, traffic: dict[str, HttpTraffic]) -> None:
+def test_every_row_is_the_hand_computed_hour(run: RollupRun, history_traffic: dict[str, HttpTraffic]) -> None:
     assert {row.slo for row in run.rows} == set(ZONES)
     for row in run.rows:
-        bad, total = expected_counts(traffic[row.slo], row.end, row.end - row.start)
+        bad, total = expected_counts(history_traffic[row.slo], row.end, row.end - row.start)
         assert _close(row.bad_events, bad), (row, bad)
         assert _close(row.total_events, total), (row, total)
         assert row.objective == 99.5 and row.stage is None and row.source == "prometheus"
@@ -141,7 +66,7 @@ def test_rows_are_the_zones_whole_hours(run: RollupRun) -> None:
 
 
 def test_a_berlin_day_with_the_clock_change_has_25_rows_and_a_month_is_cut_at_local_midnight(
-    run: RollupRun, traffic: dict[str, HttpTraffic]
+    run: RollupRun, history_traffic: dict[str, HttpTraffic]
 ) -> None:
     berlin = ZoneInfo("Europe/Berlin")
 
@@ -154,29 +79,29 @@ def test_a_berlin_day_with_the_clock_change_has_25_rows_and_a_month_is_cut_at_lo
     october = [row for row in rows if row.start.astimezone(berlin).month == 10]
     assert october[-1].end == datetime(2025, 10, 31, 23, 0, tzinfo=UTC)  # 1 November, 00:00 in Berlin (CET)
     last_day = [row for row in rows if day(row) == "2025-10-31"]
-    bad, total = expected_counts(traffic["checkout"], last_day[-1].end, timedelta(hours=24))
+    bad, total = expected_counts(history_traffic["checkout"], last_day[-1].end, timedelta(hours=24))
     assert _close(sum(row.bad_events or 0.0 for row in last_day), bad)
     assert _close(sum(row.total_events or 0.0 for row in last_day), total)
 
 
-def test_an_excluded_half_hour_is_counted_apart(run: RollupRun, traffic: dict[str, HttpTraffic]) -> None:
+def test_an_excluded_half_hour_is_counted_apart(run: RollupRun, history_traffic: dict[str, HttpTraffic]) -> None:
     rows = _rows(run, "search")
     (excluded,) = [row for row in rows if row.excluded_minutes]
     assert excluded.start == datetime(2025, 10, 30, 10, tzinfo=UTC)
     assert excluded.end == datetime(2025, 10, 30, 11, tzinfo=UTC)
     assert excluded.excluded_minutes == 30
-    bad, total = expected_counts(traffic["search"], EXCLUDED[1], EXCLUDED[1] - EXCLUDED[0])
+    bad, total = expected_counts(history_traffic["search"], EXCLUDED[1], EXCLUDED[1] - EXCLUDED[0])
     assert _close(excluded.excluded_bad_events, bad) and _close(excluded.excluded_total_events, total)
-    whole_bad, whole_total = expected_counts(traffic["search"], excluded.end, timedelta(hours=1))
+    whole_bad, whole_total = expected_counts(history_traffic["search"], excluded.end, timedelta(hours=1))
     assert _close(excluded.counted_bad_events, whole_bad - bad)
     assert _close(excluded.counted_total_events, whole_total - total)
     assert all(row.excluded_total_events == 0 for row in rows if row is not excluded)
 
 
-def test_an_sli_without_event_counts_is_named_with_why(run: RollupRun, fleet: Fleet) -> None:
+def test_an_sli_without_event_counts_is_named_with_why(run: RollupRun, history_fleet: Fleet) -> None:
     assert "no event counts" in run.skipped["ratio-only"]
     assert not _rows(run, "ratio-only")
-    assert {row.policy_version for row in _rows(run, "checkout")} == {policy_version(fleet["checkout"])}
+    assert {row.policy_version for row in _rows(run, "checkout")} == {policy_version(history_fleet["checkout"])}
 
 
 def test_fleet_reads_are_a_few_range_queries(run: RollupRun) -> None:
@@ -185,11 +110,11 @@ def test_fleet_reads_are_a_few_range_queries(run: RollupRun) -> None:
     assert run.queries == 2 * 2 + 2
 
 
-def test_resuming_gives_the_rows_of_one_run(fleet: Fleet, prometheus: str, run: RollupRun) -> None:
-    backend = PrometheusBackend(prometheus)
-    first = roll_up(fleet, backend, SINCE, MIDDLE)
+def test_resuming_gives_the_rows_of_one_run(history_fleet: Fleet, history_prometheus: str, run: RollupRun) -> None:
+    backend = PrometheusBackend(history_prometheus)
+    first = roll_up(history_fleet, backend, SINCE, MIDDLE)
     resume = {(row.slo, row.stage): row.end for row in first.rows}
-    second = roll_up(fleet, backend, SINCE, UNTIL, resume)
+    second = roll_up(history_fleet, backend, SINCE, UNTIL, resume)
     assert sorted(first.rows + second.rows, key=_order) == sorted(run.rows, key=_order)
 
 
@@ -197,8 +122,12 @@ def _order(row: Rollup) -> tuple[str, datetime]:
     return row.slo, row.start
 
 
-def test_a_range_prometheus_has_no_data_for_gives_rows_without_counts(fleet: Fleet, prometheus: str) -> None:
-    before = roll_up(fleet, PrometheusBackend(prometheus), START - timedelta(hours=3), START - timedelta(hours=1))
+def test_a_range_prometheus_has_no_data_for_gives_rows_without_counts(
+    history_fleet: Fleet, history_prometheus: str
+) -> None:
+    before = roll_up(
+        history_fleet, PrometheusBackend(history_prometheus), START - timedelta(hours=3), START - timedelta(hours=1)
+    )
     assert before.rows and all(row.bad_events is None and row.total_events is None for row in before.rows)
 
 
@@ -208,7 +137,7 @@ def test_a_range_prometheus_has_no_data_for_gives_rows_without_counts(fleet: Fle
 @pytest.fixture(scope="module")
 def declarations(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("declarations")
-    (folder / "fleet.yaml").write_text(_declarations())
+    (folder / "fleet.yaml").write_text(declarations_text())
     return folder
 
 
@@ -227,39 +156,41 @@ def _rollup(folder: Path, prometheus: str, db: Path, since: datetime | None, unt
 
 
 def test_the_command_writes_the_rows_and_a_second_run_changes_nothing(
-    declarations: Path, prometheus: str, run: RollupRun, tmp_path: Path
+    declarations: Path, history_prometheus: str, run: RollupRun, tmp_path: Path
 ) -> None:
     db = tmp_path / "state" / "decisions.db"
-    first = _rollup(declarations, prometheus, db, SINCE, UNTIL, "--format", "json")
+    first = _rollup(declarations, history_prometheus, db, SINCE, UNTIL, "--format", "json")
     assert first.code == 0, first.stderr
     summary = json.loads(first.stdout)
     assert summary["rows"] == len(run.rows) and summary["failed"] == {}
     assert "no event counts" in summary["skipped"]["ratio-only"]
     stored = _stored(db)
     assert sorted(stored, key=_order) == sorted(run.rows, key=_order)
-    again = _rollup(declarations, prometheus, db, SINCE, UNTIL)
+    again = _rollup(declarations, history_prometheus, db, SINCE, UNTIL)
     assert again.code == 0, again.stderr
     assert f"rolled up {len(run.rows)} hourly rows for 3 subjects" in again.stdout
     assert _stored(db) == stored
 
 
 def test_without_from_each_slo_goes_on_from_its_last_row(
-    declarations: Path, prometheus: str, run: RollupRun, tmp_path: Path
+    declarations: Path, history_prometheus: str, run: RollupRun, tmp_path: Path
 ) -> None:
     db = tmp_path / "decisions.db"
-    assert _rollup(declarations, prometheus, db, SINCE, MIDDLE).code == 0
-    resumed = _rollup(declarations, prometheus, db, None, UNTIL)
+    assert _rollup(declarations, history_prometheus, db, SINCE, MIDDLE).code == 0
+    resumed = _rollup(declarations, history_prometheus, db, None, UNTIL)
     assert resumed.code == 0, resumed.stderr
     assert sorted(_stored(db), key=_order) == sorted(run.rows, key=_order)
 
 
-def test_a_changed_objective_does_not_rewrite_the_past(declarations: Path, prometheus: str, tmp_path: Path) -> None:
+def test_a_changed_objective_does_not_rewrite_the_past(
+    declarations: Path, history_prometheus: str, tmp_path: Path
+) -> None:
     db = tmp_path / "decisions.db"
-    assert _rollup(declarations, prometheus, db, SINCE, MIDDLE).code == 0
+    assert _rollup(declarations, history_prometheus, db, SINCE, MIDDLE).code == 0
     tightened = tmp_path / "tightened"
     tightened.mkdir()
-    (tightened / "fleet.yaml").write_text(_declarations().replace("objective: 99.5", "objective: 99.9"))
-    again = _rollup(tightened, prometheus, db, SINCE, UNTIL)
+    (tightened / "fleet.yaml").write_text(declarations_text().replace("objective: 99.5", "objective: 99.9"))
+    again = _rollup(tightened, history_prometheus, db, SINCE, UNTIL)
     assert again.code == 0, again.stderr
     rows = [row for row in _stored(db) if row.slo == "checkout"]
     assert {row.objective for row in rows if row.end <= MIDDLE} == {99.5}
@@ -295,11 +226,13 @@ def test_bad_times_are_usage_errors_and_write_nothing(
 
 
 def test_a_round_goes_on_from_the_last_row_and_a_second_writes_nothing_new(
-    fleet: Fleet, prometheus: str, run: RollupRun, tmp_path: Path
+    history_fleet: Fleet, history_prometheus: str, run: RollupRun, tmp_path: Path
 ) -> None:
     store = SqliteRollups(tmp_path / "decisions.db")
     later = UNTIL + SETTLE
-    job = PeriodicRollup(store, fleet, PrometheusBackend(prometheus), interval=timedelta(hours=1), clock=lambda: later)
+    job = PeriodicRollup(
+        store, history_fleet, PrometheusBackend(history_prometheus), interval=timedelta(hours=1), clock=lambda: later
+    )
     try:
         first = job.roll_up_once().as_series()
         stored = store.read(since=UNTIL - timedelta(days=30), until=UNTIL)
@@ -315,10 +248,13 @@ def test_a_round_goes_on_from_the_last_row_and_a_second_writes_nothing_new(
         job.close()
 
 
-def test_a_round_that_cannot_read_prometheus_is_counted_not_raised(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_round_that_cannot_read_prometheus_is_counted_not_raised(history_fleet: Fleet, tmp_path: Path) -> None:
     store = SqliteRollups(tmp_path / "decisions.db")
     job = PeriodicRollup(
-        store, fleet, PrometheusBackend(f"http://127.0.0.1:{free_port()}", timeout=1), interval=timedelta(hours=1)
+        store,
+        history_fleet,
+        PrometheusBackend(f"http://127.0.0.1:{free_port()}", timeout=1),
+        interval=timedelta(hours=1),
     )
     try:
         stats = job.roll_up_once()
@@ -329,8 +265,8 @@ def test_a_round_that_cannot_read_prometheus_is_counted_not_raised(fleet: Fleet,
         job.close()
 
 
-def test_serve_rolls_up_on_the_leader_and_shows_it_in_metrics(prometheus: str, tmp_path: Path) -> None:
-    with running(tmp_path, prometheus, rollup_interval=timedelta(hours=1)) as served:
+def test_serve_rolls_up_on_the_leader_and_shows_it_in_metrics(history_prometheus: str, tmp_path: Path) -> None:
+    with running(tmp_path, history_prometheus, rollup_interval=timedelta(hours=1)) as served:
         wait_until(lambda: served.service.rollup is not None and served.service.rollup.stats.rounds >= 1, 30.0)
         metrics = requests.get(f"{served.url}/metrics", headers=served.headers("read"), timeout=10).text
         assert "sloplane_rollup_rounds 1.0" in metrics

@@ -20,8 +20,9 @@ from sloplane.core import templating
 from sloplane.core.templating import ENVIRONMENT, cached_line, render, render_line, template_names
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.history.periods import month
-from sloplane.evaluator.history.report_files import sla_html
+from sloplane.evaluator.history.report_files import sla_html, status_html
 from sloplane.evaluator.history.sla import SlaInputs, sla_report, slo_zone
+from sloplane.evaluator.history.status import status_page
 from sloplane.evaluator.notify.classify import Incident, IncidentClass
 from sloplane.evaluator.notify.events import SUMMARY_LIMIT, WarRoom, single_notice, war_room_notice
 from sloplane.interop import load_declarations
@@ -200,6 +201,7 @@ def test_every_template_is_rendered_by_a_real_caller(
     fleet = Fleet(declarations)
     periods = {name: month("2025-10", slo_zone(fleet[name])) for name in fleet}
     sla_html(sla_report(SlaInputs(fleet, [], periods, datetime(2025, 11, 1, tzinfo=UTC)), "2025-10"))
+    status_html(status_page(fleet, [], [], datetime(2025, 11, 1, tzinfo=UTC)))
     assert sorted(set(rendered)) == template_names()
 
 

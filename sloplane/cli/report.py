@@ -8,7 +8,7 @@ a link); without --out the report goes to standard output.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +16,19 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 
 from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, Consoles, Paths, load_fleet, parse_instant, store_missing
+from sloplane.cli.evaluator import NullLog
 from sloplane.core.fileio import UnsafeOutputError, write_files
 from sloplane.declaration.types import TimeZone
 from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter
+from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.history.sla import DecisionRange, SlaInputs, reported, sla_report, slo_zone
+from sloplane.evaluator.history.status import DAYS, status_page
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.model import Incident, Rollup
+from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
-from sloplane.evaluator.storage.open import open_decision_log, open_rollups
+from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
 from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
 
@@ -86,7 +93,8 @@ def _write(console: Consoles, text: str, out: Path | None) -> None:
 
 
 def register(app: typer.Typer, console: Consoles) -> None:
-    """Add the `report` group to the `sloplane` app."""
+    """Add the `report` group and `status` to the `sloplane` app."""
+    register_status(app, console)
     reports = typer.Typer(help="Reports from the rollups and the decision log (HTML, CSV, JSON).", no_args_is_help=True)
     app.add_typer(reports, name="report")
 
@@ -123,6 +131,71 @@ def register(app: typer.Typer, console: Consoles) -> None:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         _write(console, sla_file(report, output_format), out)
+
+
+def register_status(app: typer.Typer, console: Consoles) -> None:
+    """Add `status` to the `sloplane` app."""
+
+    @app.command()
+    def status(
+        paths: Paths,
+        prometheus: Annotated[str, typer.Option("--prometheus", help="Read the SLOs' state from this Prometheus.")],
+        out: Annotated[Path, typer.Option("--out", help="The folder to write index.html and status.json into.")],
+        db: Annotated[
+            str | None,
+            typer.Option(
+                "--db",
+                help="Rollups (sloplane rollup) for the 90 daily bars, and open incidents; default: the bars are "
+                "read from Prometheus (only the days it still keeps).",
+            ),
+        ] = None,
+        at: Annotated[str | None, typer.Option("--at", help="The page at this instant (default: now).")] = None,
+        name: Annotated[str, typer.Option("--name", help="The page's name.")] = "sloplane",
+    ) -> None:
+        """A static status page: a component per service in Statuspage's states (from the burn-rate alerts and
+        exclusions), 90 daily bars of bad against allowed events, the uptime, and status.json in Statuspage's
+        summary shape."""
+        # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
+        from sloplane.evaluator.history.report_files import status_files
+
+        moment = parse_instant(at) or datetime.now(UTC).replace(microsecond=0)
+        fleet = load_fleet(console, paths)
+        backend = PrometheusBackend(prometheus)
+        measurements = Evaluator(fleet, backend, NullLog()).evaluate(moment)
+        since = moment - timedelta(days=DAYS)
+        if db is not None and store_missing(db):
+            console.err.print(f"no rollups at {db}: run `sloplane rollup` first, or leave --db out", markup=False)
+            raise typer.Exit(1)
+        try:
+            rows, incidents = _history(fleet, backend, db, since, moment)
+        except (RollupError, ControlsError) as error:
+            console.err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        page = status_page(fleet, measurements, rows, moment, name=name, incidents=incidents)
+        try:
+            write_files(out, status_files(page))
+        except (UnsafeOutputError, OSError) as error:
+            console.err.print(f"cannot write {out}: {error}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        console.err.print(f"wrote {out / 'index.html'} and {out / 'status.json'}", markup=False)
+
+
+def _history(
+    fleet: Fleet, backend: PrometheusBackend, db: str | None, since: datetime, until: datetime
+) -> tuple[list[Rollup], list[Incident]]:
+    """The rows behind the daily bars (the store's, else read now) and the open incidents (the store's)."""
+    if db is None:
+        return roll_up(fleet, backend, since, until).rows, []
+    store = open_rollups(db)
+    try:
+        rows = store.read(since=since, until=until)
+    finally:
+        store.close()
+    controls = open_release_controls(db)
+    try:
+        return rows, controls.incidents(at=until)
+    finally:
+        controls.close()
 
 
 def _sla(fleet: Fleet, db: str, periods: dict[str, Period], generated: datetime, label: str) -> dict[str, object]:

@@ -100,6 +100,18 @@ def week(text: str, time_zone: str) -> Period:
     return Period(text, time_zone, _midnight(monday, zone_info), _midnight(monday + timedelta(days=7), zone_info))
 
 
+def day_periods(at: datetime, count: int, time_zone: str) -> list[Period]:
+    """The `count` days of the zone up to and including the one holding `at` (today, still running), oldest first."""
+    zone_info = zone(time_zone)
+    today = at.astimezone(zone_info).date()
+    found: list[Period] = []
+    for back in range(count - 1, -1, -1):
+        day = today - timedelta(days=back)
+        start, end = _midnight(day, zone_info), _midnight(day + timedelta(days=1), zone_info)
+        found.append(Period(day.isoformat(), time_zone, start, end))
+    return found
+
+
 def aligned(period: Period, row_start: datetime) -> bool:
     """Whether the period's bounds fall on the rows' hour boundaries (same minute within the UTC hour)."""
     return hour_alignment(period.start) == hour_alignment(row_start) == hour_alignment(period.end)

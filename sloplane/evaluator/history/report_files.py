@@ -170,3 +170,51 @@ def sla_file(report: dict[str, Any], output_format: str) -> str:
     if output_format == "json":
         return pretty_json(report)
     return sla_html(report)
+
+
+STATE_WORDS = {
+    "operational": "Operational",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+}
+BURN_LIMIT = 10.0
+"""A day that burned the budget more than this many times faster than allowed is red, not amber."""
+
+
+def _status_bars(component: dict[str, Any]) -> str:
+    bars = []
+    for day in component["sloplane"]["days"]:
+        consumed = day["consumed"]
+        if consumed is None:
+            bars.append(Bar(1.0, "nodata", f"{day['day']}: no data"))  # full height, grey: a day like any other
+            continue
+        sli = None if not day["events"] else 1 - day["badEvents"] / day["events"]
+        css = "good" if consumed <= 1 else ("warn" if consumed <= BURN_LIMIT else "bad")
+        tooltip = (
+            f"{day['day']}: {percent(sli)} good, {count(day['badEvents'])} bad of {count(day['events'])} events "
+            f"({consumed:.2f}× the allowed rate)"
+        )
+        bars.append(Bar(1.0, css, tooltip))
+    return bar_chart(bars, top=1.0, label=f"{component['name']}: the last {len(bars)} days", css="bars")
+
+
+def status_html(page: dict[str, Any]) -> str:
+    """The status page as one self-contained HTML page."""
+    views = [
+        {
+            "component": component,
+            "state": STATE_WORDS[component["status"]],
+            "uptime": percent(component["sloplane"]["uptime"]),
+            "first_day": component["sloplane"]["days"][0]["day"] if component["sloplane"]["days"] else "",
+            "bars": Markup(_status_bars(component)),  # built from numbers, every text in it escaped (svg.py)
+        }
+        for component in page["components"]
+    ]
+    return render("reports/status.html", page=page, views=views)
+
+
+def status_files(page: dict[str, Any]) -> dict[str, str]:
+    """`index.html` and `status.json` (Statuspage's summary shape), for a folder a web server serves."""
+    return {"index.html": status_html(page), "status.json": pretty_json(page)}

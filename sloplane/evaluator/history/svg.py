@@ -31,14 +31,16 @@ def _number(value: float) -> str:
     return f"{value:.1f}"
 
 
-def bar_chart(bars: Sequence[Bar], *, top: float, label: str, reference: float | None = None) -> str:
+def bar_chart(
+    bars: Sequence[Bar], *, top: float, label: str, reference: float | None = None, css: str = "chart"
+) -> str:
     """Bars left to right, scaled so `top` fills the height (taller values are clipped and marked); an optional
     dashed line at `reference` (e.g. the allowed rate)."""
     count = max(len(bars), 1)
     step = (WIDTH - 2 * PAD) / count
     width = max(step - 2, 1)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{WIDTH}" height="{HEIGHT}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{escape(css)}" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}">'
     ]
     usable = HEIGHT - 2 * PAD
