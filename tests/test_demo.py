@@ -39,12 +39,17 @@ def test_the_demo_gates_the_incident_the_canary_a_freeze_and_break_glass_and_wri
     label, page = written
     assert Path(page) == reports / f"sla-{label}.html"
     assert sorted(path.name for path in reports.iterdir()) == [
-        f"sla-{label}.{kind}" for kind in ("csv", "html", "json")
+        *(f"sla-{label}.{kind}" for kind in ("csv", "html", "json")),
+        "status",
     ]
     report = json.loads((reports / f"sla-{label}.json").read_text())
-    checkout = next(line for line in report["slos"] if line["slo"] == "checkout-availability")
-    assert checkout["met"] is False and checkout["badEvents"] > 0, "the incident's 45 minutes at 10% errors"
+    availability = next(line for line in report["slos"] if line["slo"] == "checkout-availability")
+    assert availability["met"] is False and availability["badEvents"] > 0, "the incident's 45 minutes at 10% errors"
     assert report["evidence"]["decisionLog"]["decisions"] == 5
+    status = json.loads((reports / "status" / "status.json").read_text())
+    checkout = next(component for component in status["components"] if component["id"] == "checkout")
+    assert f"status page: open {reports / 'status' / 'index.html'}" in finished.stdout
+    assert len(checkout["sloplane"]["days"]) == 90 and checkout["sloplane"]["days"][-1]["events"] > 0
 
 
 def test_the_datadog_demo_says_it_is_a_stand_in_and_gates_the_burst() -> None:

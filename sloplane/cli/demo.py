@@ -5,7 +5,7 @@ Every example SLO gets a day of traffic ending now; checkout's production traffi
 replays the checkout gate two hours before the incident and twenty minutes into it; gates the
 healthy canary during the incident (compared with stable, it is not to blame); freezes checkout's
 releases and gates again, then breaks the glass; printing every decision with its reasons, and
-rolls the day up and writes its month's SLA report into `--reports DIR` (as HTML, CSV and JSON); stops the
+rolls the day up and writes its month's SLA report (HTML, CSV, JSON) and the status page into `--reports DIR`; stops the
 server. Run: `python -m sloplane.cli.demo examples/slos --reports out/reports`.
 """
 
@@ -23,8 +23,9 @@ from sloplane.cli.evaluator import answer_lines, measurement_table
 from sloplane.core.fileio import write_files
 from sloplane.evaluator.history.job import roll_up_into
 from sloplane.evaluator.history.periods import month
-from sloplane.evaluator.history.report_files import FORMATS, sla_file
+from sloplane.evaluator.history.report_files import FORMATS, sla_file, status_files
 from sloplane.evaluator.history.sla import SlaInputs, reported, sla_report, slo_zone
+from sloplane.evaluator.history.status import status_page
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, GateRequest
 from sloplane.evaluator.service import Evaluator
@@ -129,7 +130,8 @@ def write_reports(
     folder: Path,
     reports: Path,
 ) -> None:
-    """Roll the synthetic day up, as `serve` does every hour, and write the SLA report of its month."""
+    """Roll the synthetic day up, as `serve` does every hour, and write the SLA report of its month and the
+    status page at its end."""
     store = SqliteRollups(folder / "decisions.db")
     try:
         runs = roll_up_into(store, fleet, backend, end - DAY, end)
@@ -143,6 +145,9 @@ def write_reports(
     files = {f"sla-{label}.{kind}": sla_file(report, kind) for kind in FORMATS}
     write_files(reports, files)
     console.print(f"SLA report for {label}: open {reports / f'sla-{label}.html'} (also .csv and .json)", markup=False)
+    measurements = Evaluator(fleet, backend, log).evaluate(end)
+    write_files(reports / "status", status_files(status_page(fleet, measurements, rows, end, name="sloplane demo")))
+    console.print(f"status page: open {reports / 'status' / 'index.html'} (and status.json)", markup=False)
 
 
 if __name__ == "__main__":
