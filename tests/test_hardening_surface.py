@@ -115,11 +115,17 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
         ("POST", "/v1/incidents"): {"title": "matrix", "severity": "minor", "services": ["checkout"]},
     }
     params = {"slo": "checkout-availability"} if (method, path) == ("GET", "/v1/gates/evaluate") else None
-    url = path.replace("{name}", "checkout-availability")
+    url = path.replace("{name}", "checkout-availability").replace("{service}", "checkout")
     return {"url": url, "json": bodies.get((method, path)), "params": params}
 
 
-LISTS = {("GET", "/v1/slos"), ("GET", "/v1/decisions"), ("GET", "/v1/freezes"), ("GET", "/v1/incidents")}
+LISTS = {
+    ("GET", "/v1/slos"),
+    ("GET", "/v1/decisions"),
+    ("GET", "/v1/freezes"),
+    ("GET", "/v1/incidents"),
+    ("GET", "/v1/catalog/services"),
+}
 """Operations that list rather than name an SLO or service: a token limited elsewhere gets them, without
 what it may not see (`_valid_request` names no SLO or service in them)."""
 

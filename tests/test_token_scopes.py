@@ -175,6 +175,12 @@ def _only_own_decisions(answer: Any) -> bool:
     return bool(answer) and all(item["slo"] in {OWN, "ledger-payments"} for item in answer)
 
 
+def _only_own_services(answer: Any) -> bool:
+    """The catalog's services: the token's own is listed, `search` is not."""
+    services = {item["service"] for item in answer}
+    return OWN_SERVICE in services and OTHER_SERVICE not in services
+
+
 def _no_search_control(answer: Any) -> bool:
     """Freezes or incidents listed: the own one is there, none of `search`."""
     return OWN_SERVICE in str(answer) and OTHER_SERVICE not in str(answer)
@@ -220,6 +226,19 @@ CASES: dict[tuple[str, str], Case] = {
         _no_search_control,
     ),
     ("POST", "/v1/incidents/{incident_id}/resolve"): Case(_resolve(OWN_SERVICE), _resolve(OTHER_SERVICE)),
+    ("GET", "/v1/catalog/services"): Case(
+        lambda _: {"method": "GET", "url": "/v1/catalog/services"},
+        lambda _: {"method": "GET", "url": "/v1/catalog/services"},
+        _only_own_services,
+    ),
+    ("GET", "/v1/catalog/services/{service}"): Case(
+        lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OWN_SERVICE}"},
+        lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OTHER_SERVICE}"},
+    ),
+    ("GET", "/v1/catalog/services/{service}/readiness"): Case(
+        lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OWN_SERVICE}/readiness"},
+        lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OTHER_SERVICE}/readiness"},
+    ),
 }
 """What a limited token is allowed and refused, by route. `GET /v1/decisions` and `GET /v1/freezes` refuse a
 filter naming another's SLO or service; what they list unfiltered: `test_lists_leave_out_what_the_token_may_not_see`."""

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
+from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.history.periodic import PeriodicRollup
 from sloplane.evaluator.http.app import create_app
 from sloplane.evaluator.http.auth import TokenStore
@@ -277,7 +278,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     )
     chain = ChainAudit(log)
     metrics.watch_chain(chain.state)
-    app = create_app(evaluator, config.tokens, metrics, controls, chain)
+    app = create_app(evaluator, config.tokens, metrics, controls, chain, catalog=Catalog(evaluator, controls))
     also = None if notifier is None else notifier.record_unrecorded  # kept notices, retried on every replica
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds(), also=also)
     sync_windows = _sync_windows(config, controls)

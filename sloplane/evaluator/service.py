@@ -316,6 +316,19 @@ class Evaluator:
 
     def gate(self, request: GateRequest) -> GateResult:
         """Decide and record; never raises for bad requests or backend faults."""
+        decisions = self._decisions(request)
+        for decision in decisions:
+            self.log.append(decision)
+            if self._on_decision is not None:
+                self._on_decision(decision)
+        return GateResult(tuple(decisions))
+
+    def preview(self, request: GateRequest) -> GateResult:
+        """What `gate` would answer, neither recorded nor notified: an approval UI asking "is it ready?" is no
+        deployment, and must not become deployment history (`releases`) or page anyone."""
+        return GateResult(tuple(self._decisions(request)))
+
+    def _decisions(self, request: GateRequest) -> list[Decision]:
         targets, problems = self._resolve(request)
         if request.at is not None and not in_range(request.at):
             message = f"`at` {request.at.isoformat()} is not an instant sloplane can measure at: give one {RANGE_TEXT}"
@@ -339,11 +352,7 @@ class Evaluator:
                 for target in targets
             ]
             decisions += [self._error_decision(request, [problem]) for problem in problems]
-        for decision in decisions:
-            self.log.append(decision)
-            if self._on_decision is not None:
-                self._on_decision(decision)
-        return GateResult(tuple(decisions))
+        return decisions
 
     # -- reporting ------------------------------------------------------------------------------
 

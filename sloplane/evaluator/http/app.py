@@ -16,8 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from sloplane import __version__
 from sloplane.core.endpoints import GATE_PATH
 from sloplane.evaluator.contracts import ReleaseControlsStore
+from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import TokenStore
+from sloplane.evaluator.http.catalog_routes import add_catalog_routes
 from sloplane.evaluator.http.common import OrjsonResponse
 from sloplane.evaluator.http.contract import GateService
 from sloplane.evaluator.http.controls_routes import controls_router
@@ -55,6 +57,7 @@ TAGS = [
         "name": "incidents",
         "description": "While a major one is open, gates of its services (all, if none named) fail `frozen`.",
     },
+    {"name": "catalog", "description": "Per service, for service catalogs and approval workflows (cached)."},
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no authentication)."},
 ]
 
@@ -67,13 +70,14 @@ def create_app(
     chain: ChainAudit | None = None,
     *,
     direct_gate: bool = True,
+    catalog: Catalog | None = None,
 ) -> FastAPI:
     """The evaluator's ASGI application around a gate service, its tokens and its metrics.
 
     With `controls`, also the freezes and incidents endpoints (`controls_api`); with `chain`, `/readyz`
-    says what verifying the decision log's hash chain found. `direct_gate=False` leaves the gate's POST
-    to its FastAPI route instead of the guard's direct one (`RequestGuard`): tests run both, which must
-    answer alike.
+    says what verifying the decision log's hash chain found; with `catalog`, the service-catalog endpoints.
+    `direct_gate=False` leaves the gate's POST to its FastAPI route instead of the guard's direct one
+    (`RequestGuard`): tests run both, which must answer alike.
     """
     app = FastAPI(
         title="sloplane evaluator",
@@ -90,6 +94,8 @@ def create_app(
     direct = direct_routes if direct_gate else {}
     app.add_middleware(RequestGuard, tokens=tokens, own_body=frozenset({GATE_PATH}), metrics=metrics, direct=direct)
     add_read_routes(app, service, guard)
+    if catalog is not None:
+        add_catalog_routes(app, catalog, guard)
     add_operation_routes(app, service, metrics, chain)
     if controls is not None:
         app.include_router(controls_router(controls, guard))
