@@ -134,11 +134,11 @@ def write_reports(
     status page at its end."""
     store = SqliteRollups(folder / "decisions.db")
     try:
-        runs = roll_up_into(store, fleet, backend, end - DAY, end)
+        written = roll_up_into(store, fleet, backend, end - DAY, end)
         rows = store.read(since=end - 2 * DAY, until=end + DAY)
     finally:
         store.close()
-    console.print(f"rolled up {sum(len(run.rows) for run in runs)} hourly rows", markup=False)
+    console.print(f"rolled up {written.rows} hourly rows", markup=False)
     label = f"{end:%Y-%m}"
     periods = {declaration.name: month(label, slo_zone(declaration)) for declaration in reported(fleet)}
     report = sla_report(SlaInputs(fleet, rows, periods, end, log), label)

@@ -15,8 +15,7 @@ import typer
 
 from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, Consoles, Format, Paths, load_fleet, parse_instant
 from sloplane.core.serialize import pretty_json
-from sloplane.evaluator.history.job import roll_up_into, settled_now
-from sloplane.evaluator.history.rollup import RollupRun
+from sloplane.evaluator.history.job import RollupSummary, roll_up_into, settled_now
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.storage.open import open_rollups
 from sloplane.evaluator.storage.rollups import RollupError
@@ -67,13 +66,13 @@ def register(app: typer.Typer, console: Consoles) -> None:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         try:
-            runs = roll_up_into(store, fleet, backend, since, until)
+            written = roll_up_into(store, fleet, backend, since, until)
         except RollupError as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         finally:
             store.close()
-        summary = _summary(runs, since, until)
+        summary = _summary(written, since, until)
         if output_format == "json":
             sys.stdout.write(pretty_json(summary))
         else:
@@ -86,24 +85,19 @@ def _until(text: str | None) -> datetime:
     return given if given is not None else settled_now()
 
 
-def _summary(runs: list[RollupRun], since: datetime | None, until: datetime) -> dict[str, Any]:
+def _summary(summary: RollupSummary, since: datetime | None, until: datetime) -> dict[str, Any]:
     """What was written and what was not, the same for the table and for JSON."""
-    rows = [row for run in runs for row in run.rows]
-    skipped: dict[str, str] = {}
-    for run in runs:
-        skipped.update(run.skipped)
-    failed = {key: why for key, why in skipped.items() if why.startswith(("Prometheus", "an excluded"))}
-    subjects_written = sorted({f"{row.slo}/{row.stage}" if row.stage else row.slo for row in rows})
+    failed = summary.failed
     return {
         "from": None if since is None else since.isoformat(),
         "to": until.isoformat(),
-        "rows": len(rows),
-        "noData": sum(1 for row in rows if row.total_events is None),
-        "subjects": subjects_written,
-        "firstHour": min((row.start for row in rows), default=None),
-        "lastHour": max((row.end for row in rows), default=None),
-        "queries": sum(run.queries for run in runs),
-        "skipped": {key: why for key, why in sorted(skipped.items()) if key not in failed},
+        "rows": summary.rows,
+        "noData": summary.no_data,
+        "subjects": sorted(summary.subjects),
+        "firstHour": summary.first_hour,
+        "lastHour": summary.last_hour,
+        "queries": summary.queries,
+        "skipped": {key: why for key, why in sorted(summary.skipped.items()) if key not in failed},
         "failed": dict(sorted(failed.items())),
     }
 

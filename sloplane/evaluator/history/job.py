@@ -9,6 +9,7 @@ from the chunk's start: an hour of a zone at :30 straddles a chunk ending on the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sloplane.evaluator.contracts import RollupStore
@@ -21,6 +22,40 @@ SETTLE = timedelta(minutes=5)
 FIRST_BACKFILL = timedelta(days=14)
 """How far back a subject never rolled up starts: within Prometheus' default retention (15 days)."""
 CHUNK = timedelta(days=7)
+
+
+@dataclass
+class RollupSummary:
+    """What a rollup wrote and what it could not, kept as it goes: the rows themselves are dropped once
+    written, so a backfill of months holds one week of rows at a time."""
+
+    rows: int = 0
+    no_data: int = 0
+    queries: int = 0
+    subjects: set[str] = field(default_factory=set)
+    first_hour: datetime | None = None
+    last_hour: datetime | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Subject key → why it has no rows (no event counts) or why a read failed (see `failed`)."""
+
+    def add(self, run: RollupRun) -> None:
+        self.rows += len(run.rows)
+        self.queries += run.queries
+        self.skipped.update(run.skipped)
+        for row in run.rows:
+            self.no_data += row.total_events is None
+            self.subjects.add(row.slo if row.stage is None else f"{row.slo}/{row.stage}")
+            self.first_hour = row.start if self.first_hour is None else min(self.first_hour, row.start)
+            self.last_hour = row.end if self.last_hour is None else max(self.last_hour, row.end)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """The subjects whose reads failed (a later run retries them), with why."""
+        return {key: why for key, why in self.skipped.items() if why.startswith(FAILURES)}
+
+
+FAILURES = ("Prometheus could not be read", "an excluded span could not be read")
+"""How `rollup.roll_up` begins the reason of a subject whose reads failed (rather than one it cannot roll up)."""
 
 
 def settled_now(now: datetime | None = None) -> datetime:
@@ -37,7 +72,7 @@ def roll_up_into(
     until: datetime,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> list[RollupRun]:
+) -> RollupSummary:
     """Roll up [since, until] (every subject again), or with `since` None each subject from its last row in
     the store (`FIRST_BACKFILL` before `until` the first time), writing a week at a time."""
     if since is None:
@@ -51,13 +86,13 @@ def roll_up_into(
         start = min(resume.values(), default=until)
     else:
         resume, start = {}, since
-    runs = []
+    summary = RollupSummary()
     while start < until:
         end = min(start + CHUNK, until)
         run = roll_up(fleet, backend, start, end, resume)
         store.write(run.rows, clock())
-        runs.append(run)
+        summary.add(run)
         for row in run.rows:
             resume[(row.slo, row.stage)] = max(row.end, resume.get((row.slo, row.stage), row.end))
         start = end
-    return runs
+    return summary

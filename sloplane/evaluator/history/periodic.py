@@ -95,14 +95,13 @@ class PeriodicRollup:
         with self._lock:
             self.stats.rounds += 1
             try:
-                runs = roll_up_into(self._store, self._fleet, self._backend, None, settled_now(self._clock()))
+                written = roll_up_into(self._store, self._fleet, self._backend, None, settled_now(self._clock()))
             except Exception as error:  # a store or a bug: logged, retried next round, never raised
                 self.stats.failed_rounds += 1
                 self.stats.last_error = f"{type(error).__name__}: {error}"
                 logger.warning("rollup failed, retrying in %s: %s", self._interval, self.stats.last_error)
                 return self.stats
-            rows = sum(len(run.rows) for run in runs)
-            failed = {key: why for run in runs for key, why in run.skipped.items() if why.startswith("Prometheus")}
+            rows, failed = written.rows, written.failed
             self.stats.rows += rows
             self.stats.failed_subjects = len(failed)
             self.stats.last_error = next(iter(failed.values()), None)

@@ -21,6 +21,7 @@ What each number is, so that it can be checked by hand from the rows (`tests/tes
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,10 +109,30 @@ def _overlaps(row: Rollup, spans: Iterable[Span]) -> bool:
     return any(start < row.end and end > row.start for start, end in spans)
 
 
+def by_subject(rows: Iterable[Rollup]) -> dict[tuple[str, str | None], list[Rollup]]:
+    """The rows of each subject, in the order given (the stores give them by start): read once, so that a
+    report over thousands of SLOs does not scan every row for each of them."""
+    grouped: dict[tuple[str, str | None], list[Rollup]] = {}
+    for row in rows:
+        grouped.setdefault((row.slo, row.stage), []).append(row)
+    return grouped
+
+
+def in_days(rows: Sequence[Rollup], starts: Sequence[datetime]) -> list[list[Rollup]]:
+    """The rows with data that start in each day (days given by their sorted starts; the last runs to the
+    period's end, which the caller has already cut at)."""
+    days: list[list[Rollup]] = [[] for _ in starts]
+    for row in rows:
+        index = bisect_right(starts, row.start) - 1
+        if index >= 0 and row.total_events is not None:
+            days[index].append(row)
+    return days
+
+
 def _daily(rows: Sequence[Rollup], period: Period) -> list[dict[str, Any]]:
     days = []
-    for day, start, end in period.days():
-        inside = [row for row in rows if start <= row.start < end and row.total_events is not None]
+    calendar = period.days()
+    for (day, _, _), inside in zip(calendar, in_days(rows, [start for _, start, _ in calendar]), strict=True):
         bad = fsum(row.counted_bad_events or 0.0 for row in inside)
         total = fsum(row.counted_total_events or 0.0 for row in inside)
         ratio = _ratio(bad, total)
@@ -120,15 +141,14 @@ def _daily(rows: Sequence[Rollup], period: Period) -> list[dict[str, Any]]:
     return days
 
 
-def sla_line(inputs: SlaInputs, declaration: Declaration) -> dict[str, Any]:
-    """One SLO's line of the report (see the module's docstring for what each number is)."""
+def sla_line(inputs: SlaInputs, declaration: Declaration, own: Sequence[Rollup] | None = None) -> dict[str, Any]:
+    """One SLO's line of the report (see the module's docstring for what each number is); `own`: the rows of
+    its production subject, when the caller has grouped them (`by_subject`), else found in `inputs.rows`."""
     period = inputs.periods[declaration.name]
     subject = production_subject(declaration)
-    rows = [
-        row
-        for row in inputs.rows
-        if row.slo == declaration.name and row.stage == subject.stage and period.start <= row.start < period.end
-    ]
+    if own is None:
+        own = [row for row in inputs.rows if row.slo == declaration.name and row.stage == subject.stage]
+    rows = [row for row in own if period.start <= row.start < period.end]
     if rows and not aligned(period, rows[0].start):
         raise PeriodError(
             f"{declaration.name}'s rollups are cut at {rows[0].start.minute:02d} past the UTC hour "
@@ -181,7 +201,11 @@ def sla_line(inputs: SlaInputs, declaration: Declaration) -> dict[str, Any]:
 
 def sla_report(inputs: SlaInputs, label: str) -> dict[str, Any]:
     """The whole report: one line per SLO not archived, the evidence, and the content hash."""
-    lines = [sla_line(inputs, declaration) for declaration in reported(inputs.fleet)]
+    grouped = by_subject(inputs.rows)
+    lines = [
+        sla_line(inputs, declaration, grouped.get((declaration.name, production_subject(declaration).stage), []))
+        for declaration in reported(inputs.fleet)
+    ]
     starts = [period.start for period in inputs.periods.values()]
     ends = [period.end for period in inputs.periods.values()]
     log_range: dict[str, Any] | None = None

@@ -30,7 +30,7 @@ from sloplane.core.budget import Tier
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.deciding.context import firing_alerts
 from sloplane.evaluator.history.periods import Period, day_periods
-from sloplane.evaluator.history.sla import reported, slo_zone
+from sloplane.evaluator.history.sla import by_subject, in_days, reported, slo_zone
 from sloplane.evaluator.model import Incident, Measurement, Rollup
 from sloplane.semantics.subjects import Fleet, production_subject
 
@@ -85,20 +85,21 @@ def worst(states: Iterable[str]) -> str:
 
 
 def _day_bars(
-    declarations: Sequence[Declaration], rows: Sequence[Rollup], days: Sequence[Period]
+    declarations: Sequence[Declaration], grouped: dict[tuple[str, str | None], list[Rollup]], days: Sequence[Period]
 ) -> list[dict[str, Any]]:
     """Per day: bad and total events of the service's SLOs, and bad ÷ allowed (each SLO's allowance)."""
-    names = {d.name: production_subject(d) for d in declarations}
-    bars = []
-    for day in days:
-        inside = [
+    starts = [day.start for day in days]
+    buckets: list[list[Rollup]] = [[] for _ in days]
+    for declaration in declarations:
+        rows = [
             row
-            for row in rows
-            if row.slo in names
-            and row.stage == names[row.slo].stage
-            and day.start <= row.start < day.end
-            and row.total_events is not None
+            for row in grouped.get((declaration.name, production_subject(declaration).stage), [])
+            if row.start < days[-1].end
         ]
+        for index, inside in enumerate(in_days(rows, starts)):
+            buckets[index] += inside
+    bars = []
+    for day, inside in zip(days, buckets, strict=True):
         bad = fsum(row.counted_bad_events or 0.0 for row in inside)
         total = fsum(row.counted_total_events or 0.0 for row in inside)
         allowed = fsum((row.counted_total_events or 0.0) * (100 - row.objective) / 100 for row in inside)
@@ -129,11 +130,12 @@ def status_page(
     for declaration in reported(fleet):
         services.setdefault(declaration.spec.service, []).append(declaration)
     days = day_periods(at, DAYS, "UTC")
+    grouped = by_subject(rows)
     components: list[dict[str, Any]] = []
     for position, (service, declarations) in enumerate(sorted(services.items()), start=1):
         states = [slo_state(d, by_slo.get(d.name), at) for d in declarations]
         state = worst(s.state for s in states)
-        bars = _day_bars(declarations, rows, days)
+        bars = _day_bars(declarations, grouped, days)
         bad = fsum(bar["badEvents"] or 0.0 for bar in bars)
         total = fsum(bar["events"] or 0.0 for bar in bars)
         components.append(
