@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sloplane.core.serialize import pretty_json
+from sloplane.evaluator.history import sla
 from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter, week
 from sloplane.evaluator.history.report_files import FORMATS, sla_file
 from sloplane.evaluator.history.rollup import roll_up
@@ -346,3 +347,23 @@ def test_usage_errors_name_the_option_and_write_nothing(
     result = run_cli("report", "sla", declarations, "--db", database, "--out", tmp_path / "sla.html", *arguments)
     assert result.code == 2 and message in " ".join(result.stderr.split()), result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_rows_a_few_slos_at_a_time_gives_the_same_report(
+    history_fleet: Fleet,
+    rows: list[Rollup],
+    log: SqliteDecisionLog,
+    report: dict[str, object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`sla_report`'s `read`: the rows of a batch of SLOs at a time (here one), so memory stays bounded."""
+    monkeypatch.setattr(sla, "BATCH", 1)
+    asked: list[list[str]] = []
+
+    def read(names: list[str]) -> list[Rollup]:
+        asked.append(names)
+        return [row for row in rows if row.slo in names]
+
+    inputs = SlaInputs(history_fleet, [], _october(history_fleet), AT, log)
+    assert sla.sla_report(inputs, "2025-10", read) == report
+    assert asked == [["checkout"], ["ledger"], ["ratio-only"], ["search"]]

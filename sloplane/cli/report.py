@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -24,7 +24,7 @@ from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.history.sla import DecisionRange, SlaInputs, reported, sla_report, slo_zone
 from sloplane.evaluator.history.status import DAYS, status_page
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
-from sloplane.evaluator.model import Incident, Rollup
+from sloplane.evaluator.model import Measurement
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
@@ -167,11 +167,10 @@ def register_status(app: typer.Typer, console: Consoles) -> None:
             console.err.print(f"no rollups at {db}: run `sloplane rollup` first, or leave --db out", markup=False)
             raise typer.Exit(1)
         try:
-            rows, incidents = _history(fleet, backend, db, since, moment)
+            page = _page(fleet, backend, db, since, moment, measurements, name)
         except (RollupError, ControlsError) as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        page = status_page(fleet, measurements, rows, moment, name=name, incidents=incidents)
         try:
             write_files(out, status_files(page))
         except (UnsafeOutputError, OSError) as error:
@@ -180,35 +179,49 @@ def register_status(app: typer.Typer, console: Consoles) -> None:
         console.err.print(f"wrote {out / 'index.html'} and {out / 'status.json'}", markup=False)
 
 
-def _history(
-    fleet: Fleet, backend: PrometheusBackend, db: str | None, since: datetime, until: datetime
-) -> tuple[list[Rollup], list[Incident]]:
-    """The rows behind the daily bars (the store's, else read now) and the open incidents (the store's)."""
+def _page(
+    fleet: Fleet,
+    backend: PrometheusBackend,
+    db: str | None,
+    since: datetime,
+    until: datetime,
+    measurements: list[Measurement],
+    name: str,
+) -> dict[str, Any]:
+    """The status page: its bars from the store's rows, read a service at a time, and its open incidents; or,
+    without a store, from rows read from Prometheus now (only the days it keeps)."""
     if db is None:
-        return roll_up(fleet, backend, since, until).rows, []
-    store = open_rollups(db)
-    try:
-        rows = store.read(since=since, until=until)
-    finally:
-        store.close()
+        return status_page(fleet, measurements, roll_up(fleet, backend, since, until).rows, until, name=name)
     controls = open_release_controls(db)
     try:
-        return rows, controls.incidents(at=until)
+        incidents = controls.incidents(at=until)
     finally:
         controls.close()
+    store = open_rollups(db)
+    try:
+        return status_page(
+            fleet,
+            measurements,
+            [],
+            until,
+            name=name,
+            incidents=incidents,
+            read=lambda names: store.read(since=since, until=until, slos=names),
+        )
+    finally:
+        store.close()
 
 
 def _sla(fleet: Fleet, db: str, periods: dict[str, Period], generated: datetime, label: str) -> dict[str, object]:
+    """The report, its rows read a batch of SLOs at a time (`sla_report`'s `read`): memory stays bounded."""
+    starts = [period.start for period in periods.values()] or [generated]
+    ends = [period.end for period in periods.values()] or [generated]
     store = open_rollups(db)
-    try:
-        starts = [period.start for period in periods.values()]
-        ends = [period.end for period in periods.values()]
-        rows = store.read(since=min(starts), until=max(ends)) if starts else []
-    finally:
-        store.close()
     log = open_decision_log(db)
     try:
         decisions: DecisionRange = log
-        return sla_report(SlaInputs(fleet, rows, periods, generated, decisions), label)
+        inputs = SlaInputs(fleet, [], periods, generated, decisions)
+        return sla_report(inputs, label, lambda names: store.read(since=min(starts), until=max(ends), slos=names))
     finally:
         log.close()
+        store.close()
