@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from sloplane.core import templating
 from sloplane.core.templating import ENVIRONMENT, cached_line, render, render_line, template_names
 from sloplane.declaration.model import Declaration
+from sloplane.evaluator.history.budget import budget_report
 from sloplane.evaluator.history.periods import month
-from sloplane.evaluator.history.report_files import sla_html, status_html
+from sloplane.evaluator.history.report_files import budget_html, sla_html, status_html
 from sloplane.evaluator.history.sla import SlaInputs, sla_report, slo_zone
 from sloplane.evaluator.history.status import status_page
 from sloplane.evaluator.notify.classify import Incident, IncidentClass
@@ -202,6 +203,7 @@ def test_every_template_is_rendered_by_a_real_caller(
     periods = {name: month("2025-10", slo_zone(fleet[name])) for name in fleet}
     sla_html(sla_report(SlaInputs(fleet, [], periods, datetime(2025, 11, 1, tzinfo=UTC)), "2025-10"))
     status_html(status_page(fleet, [], [], datetime(2025, 11, 1, tzinfo=UTC)))
+    budget_html(budget_report(fleet, datetime(2025, 11, 1, tzinfo=UTC), lambda names: []))
     assert sorted(set(rendered)) == template_names()
 
 

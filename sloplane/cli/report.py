@@ -19,6 +19,7 @@ from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, Consoles, Paths, l
 from sloplane.cli.evaluator import NullLog
 from sloplane.core.fileio import UnsafeOutputError, write_files
 from sloplane.declaration.types import TimeZone
+from sloplane.evaluator.history.budget import budget_report, earliest_start
 from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter
 from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.history.sla import DecisionRange, SlaInputs, reported, sla_report, slo_zone
@@ -97,6 +98,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
     register_status(app, console)
     reports = typer.Typer(help="Reports from the rollups and the decision log (HTML, CSV, JSON).", no_args_is_help=True)
     app.add_typer(reports, name="report")
+    register_budget(reports, console)
 
     @reports.command()
     def sla(
@@ -209,6 +211,48 @@ def _page(
             read=lambda names: store.read(since=since, until=until, slos=names),
         )
     finally:
+        store.close()
+
+
+def register_budget(reports: typer.Typer, console: Consoles) -> None:
+    """Add `report budget`."""
+
+    @reports.command()
+    def budget(
+        paths: Paths,
+        db: Db = DEFAULT_DB,
+        output_format: OutputFormat = "html",
+        out: Out = None,
+        at: Annotated[str | None, typer.Option("--at", help="The week ends here (default: now, to the hour).")] = None,
+    ) -> None:
+        """SLOs by error budget left: the period so far and the last seven days, the burn rate, the time to
+        exhaustion at the week's pace, and the freezes in force."""
+        # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
+        from sloplane.evaluator.history.report_files import FORMATS, budget_file
+
+        if output_format not in FORMATS:
+            raise typer.BadParameter(f"give one of {', '.join(FORMATS)}", param_hint="--format")
+        moment = parse_instant(at) or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        fleet = load_fleet(console, paths)
+        if store_missing(db):
+            console.err.print(f"no rollups at {db}: run `sloplane rollup` first", markup=False)
+            raise typer.Exit(1)
+        try:
+            report = _budget(fleet, db, moment)
+        except (RollupError, ControlsError) as error:
+            console.err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        _write(console, budget_file(report, output_format), out)
+
+
+def _budget(fleet: Fleet, db: str, at: datetime) -> dict[str, Any]:
+    since = earliest_start(fleet, at)
+    store = open_rollups(db)
+    controls = open_release_controls(db)
+    try:
+        return budget_report(fleet, at, lambda names: store.read(since=since, until=at, slos=names), controls)
+    finally:
+        controls.close()
         store.close()
 
 

@@ -218,3 +218,86 @@ def status_html(page: dict[str, Any]) -> str:
 def status_files(page: dict[str, Any]) -> dict[str, str]:
     """`index.html` and `status.json` (Statuspage's summary shape), for a folder a web server serves."""
     return {"index.html": status_html(page), "status.json": pretty_json(page)}
+
+
+BUDGET_COLUMNS = (
+    "slo",
+    "service",
+    "team",
+    "tier",
+    "objective",
+    "period_start",
+    "period_end",
+    "budget_remaining",
+    "events",
+    "bad_events",
+    "week_budget_used",
+    "week_burn_rate",
+    "hours_to_exhaustion",
+    "freezes",
+)
+
+
+def budget_csv(report: dict[str, Any]) -> str:
+    """One line per SLO, least budget left first, under a header row (`BUDGET_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(BUDGET_COLUMNS)
+    for line in report["slos"]:
+        week = line["week"]
+        cells = (
+            line["slo"],
+            line["service"],
+            line["team"],
+            line["tier"],
+            line["objective"],
+            line["period"]["start"],
+            line["period"]["end"],
+            line["budgetRemaining"],
+            line["events"],
+            line["badEvents"],
+            week["budgetUsed"],
+            week["burnRate"],
+            line["hoursToExhaustion"],
+            "; ".join(freeze["reason"] for freeze in line["freezes"]),
+        )
+        writer.writerow(_plain(value) for value in cells)
+    return buffer.getvalue()
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 10:
+        return f"{value:.1f} h"
+    return f"{value:,.0f} h" if value < 48 else f"{value / 24:,.1f} days"
+
+
+def budget_html(report: dict[str, Any]) -> str:
+    """The budget report as one self-contained HTML page."""
+    views = []
+    for line in report["slos"]:
+        left = line["budgetRemaining"]
+        level = "ok" if left is not None and left > 0.5 else ("warn" if left is not None and left > 0 else "bad")
+        views.append(
+            {
+                "line": line,
+                "objective": f"{line['objective']:g}%",
+                "left": percent(left, 1),
+                "level": level,
+                "width": f"{max(0.0, min(left or 0.0, 1.0)) * 100:.1f}",
+                "week_used": percent(line["week"]["budgetUsed"], 1),
+                "burn": "—" if line["week"]["burnRate"] is None else f"{line['week']['burnRate']:.2f}×",
+                "exhaustion": _hours(line["hoursToExhaustion"]),
+            }
+        )
+    return render("reports/budget.html", report=report, views=views)
+
+
+def budget_file(report: dict[str, Any], output_format: str) -> str:
+    """The budget report in `output_format` (one of `FORMATS`)."""
+    if output_format == "csv":
+        return budget_csv(report)
+    if output_format == "json":
+        return pretty_json(report)
+    return budget_html(report)
