@@ -14,14 +14,15 @@ import requests
 
 from sloplane.evaluator.history.job import FIRST_BACKFILL, SETTLE
 from sloplane.evaluator.history.periodic import PeriodicRollup
-from sloplane.evaluator.history.rollup import RollupRun, roll_up
+from sloplane.evaluator.history.rollup import RollupRun, roll_up, targets
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.service import policy_version
 from sloplane.evaluator.storage.rollups import SqliteRollups
+from sloplane.interop import load_paths
 from sloplane.sandbox import HttpTraffic, expected_counts, free_port
 from sloplane.semantics.subjects import Fleet
-from tests.conftest import CliResult, run_cli
+from tests.conftest import EXAMPLES, CliResult, run_cli
 from tests.postgres import wait_until
 from tests.rollup_history import END, EXCLUDED, MIDDLE, SINCE, START, UNTIL, ZONES
 from tests.rollup_history import declarations as declarations_text
@@ -276,3 +277,38 @@ def test_serve_rolls_up_on_the_leader_and_shows_it_in_metrics(history_prometheus
         assert store.latest(), "the leader's round wrote rows into the decision log's file"
     finally:
         store.close()
+
+
+DATADOG_ONLY = """\
+apiVersion: sloplane.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: traces-only}
+spec:
+  service: traces
+  owners: {team: sre}
+  objective: 99.9
+  sli:
+    ratio:
+      errors: {datadog: "sum:trace.http.request.errors{service:traces}.as_count()"}
+      total: {datadog: "sum:trace.http.request.hits{service:traces}.as_count()"}
+  targets: [datadog]
+"""
+
+
+@pytest.mark.parametrize("datadog", [False, True])
+def test_what_cannot_be_rolled_up_from_prometheus_says_why(tmp_path: Path, datadog: bool) -> None:
+    """A composite, an SLI only Datadog measures, and one the gate reads from Datadog when it has it (the
+    example payments SLO targets Datadog): left out with why, never read from Prometheus beside the gate."""
+    for example in EXAMPLES.glob("*.yaml"):
+        (tmp_path / example.name).write_text(example.read_text())
+    (tmp_path / "traces.yaml").write_text(DATADOG_ONLY)
+    result = load_paths([tmp_path])
+    assert result.errors == [], [error.render() for error in result.errors]
+    chosen, skipped = targets(Fleet(result.declarations), SINCE, UNTIL, datadog=datadog)
+    assert skipped["purchase-journey"].startswith("a composite")
+    assert skipped["traces-only"].startswith("read from Datadog")
+    if datadog:
+        assert skipped["payments-availability"].startswith("read from Datadog")
+    else:
+        assert "payments-availability" in {target.key for target in chosen}
+    assert "checkout-availability/production" in {target.key for target in chosen}

@@ -87,7 +87,6 @@ def _until(text: str | None) -> datetime:
 
 def _summary(summary: RollupSummary, since: datetime | None, until: datetime) -> dict[str, Any]:
     """What was written and what was not, the same for the table and for JSON."""
-    failed = summary.failed
     return {
         "from": None if since is None else since.isoformat(),
         "to": until.isoformat(),
@@ -97,8 +96,8 @@ def _summary(summary: RollupSummary, since: datetime | None, until: datetime) ->
         "firstHour": summary.first_hour,
         "lastHour": summary.last_hour,
         "queries": summary.queries,
-        "skipped": {key: why for key, why in sorted(summary.skipped.items()) if key not in failed},
-        "failed": dict(sorted(failed.items())),
+        "skipped": dict(sorted(summary.skipped.items())),
+        "failed": dict(sorted(summary.failed.items())),
     }
 
 

@@ -289,7 +289,10 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         # faults must neither open the gates' circuit breaker nor count among their backend requests.
         reader = PrometheusBackend(config.prometheus, timeout=ROLLUP_TIMEOUT_SECONDS)
         interval = config.rollup_interval
-        service.rollup_factory = lambda: PeriodicRollup(open_rollups(config.db), fleet, reader, interval=interval)
+        with_datadog = config.datadog is not None
+        service.rollup_factory = lambda: PeriodicRollup(
+            open_rollups(config.db), fleet, reader, interval=interval, datadog=with_datadog
+        )
         metrics.watch_rollups(lambda: None if service.rollup is None else service.rollup.stats.as_series())
     if is_postgres_url(config.db):
         service.leadership = AdvisoryLockLeadership(str(config.db), on_change=service.lead)

@@ -48,27 +48,28 @@ class Catalog:
         self._clock = clock
         self._now = now
         self._cached: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._services = sorted({declaration.spec.service for declaration in reported(evaluator.fleet)})
         self._lock = threading.Lock()
 
     def services(self) -> list[str]:
-        """Every service with an SLO that is not archived, by name."""
-        return sorted({declaration.spec.service for declaration in reported(self._evaluator.fleet)})
+        """Every service with an SLO that is not archived, by name (worked out once: declarations never change)."""
+        return list(self._services)
 
     def summaries(self, visible: Callable[[str], bool]) -> list[dict[str, Any]]:
         """A line per service the caller may see: its teams, SLO count, state and least budget left."""
-        return [self._summary(self.detail(name)) for name in self.services() if visible(name)]
+        return [self._summary(self.detail(name)) for name in self._services if visible(name)]
 
     def detail(self, service: str) -> dict[str, Any]:
         """One service: its SLOs with objective, state, budget left and burn, owners, freezes, incidents, links.
 
         Raises KeyError for a service no SLO names."""
-        if service not in self.services():
+        if service not in self._services:
             raise KeyError(service)
         return self._remembered(("detail", service), lambda: self._detail(service))
 
     def readiness(self, service: str, stage: str | None) -> dict[str, Any]:
         """What a gate would answer now for the service (and stage), unrecorded; KeyError for an unknown service."""
-        if service not in self.services():
+        if service not in self._services:
             raise KeyError(service)
         return self._remembered(("readiness", service, stage or ""), lambda: self._readiness(service, stage))
 

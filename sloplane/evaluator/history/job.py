@@ -36,26 +36,20 @@ class RollupSummary:
     first_hour: datetime | None = None
     last_hour: datetime | None = None
     skipped: dict[str, str] = field(default_factory=dict)
-    """Subject key → why it has no rows (no event counts) or why a read failed (see `failed`)."""
+    """Subject key → why it cannot be rolled up (no event counts, read from Datadog)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Subject key → why its reads failed (a later run retries them); the last week's reason."""
 
     def add(self, run: RollupRun) -> None:
         self.rows += len(run.rows)
         self.queries += run.queries
         self.skipped.update(run.skipped)
+        self.failed.update(run.failed)
         for row in run.rows:
             self.no_data += row.total_events is None
             self.subjects.add(row.slo if row.stage is None else f"{row.slo}/{row.stage}")
             self.first_hour = row.start if self.first_hour is None else min(self.first_hour, row.start)
             self.last_hour = row.end if self.last_hour is None else max(self.last_hour, row.end)
-
-    @property
-    def failed(self) -> dict[str, str]:
-        """The subjects whose reads failed (a later run retries them), with why."""
-        return {key: why for key, why in self.skipped.items() if why.startswith(FAILURES)}
-
-
-FAILURES = ("Prometheus could not be read", "an excluded span could not be read")
-"""How `rollup.roll_up` begins the reason of a subject whose reads failed (rather than one it cannot roll up)."""
 
 
 def settled_now(now: datetime | None = None) -> datetime:
@@ -72,6 +66,7 @@ def roll_up_into(
     until: datetime,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    datadog: bool = False,
 ) -> RollupSummary:
     """Roll up [since, until] (every subject again), or with `since` None each subject from its last row in
     the store (`FIRST_BACKFILL` before `until` the first time), writing a week at a time."""
@@ -89,7 +84,7 @@ def roll_up_into(
     summary = RollupSummary()
     while start < until:
         end = min(start + CHUNK, until)
-        run = roll_up(fleet, backend, start, end, resume)
+        run = roll_up(fleet, backend, start, end, resume, datadog=datadog)
         store.write(run.rows, clock())
         summary.add(run)
         for row in run.rows:

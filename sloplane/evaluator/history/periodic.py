@@ -59,6 +59,7 @@ class PeriodicRollup:
         *,
         interval: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        datadog: bool = False,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError(f"the rollup interval must be positive, not {interval}")
@@ -67,6 +68,8 @@ class PeriodicRollup:
         self._backend = backend
         self._interval = interval
         self._clock = clock
+        self._datadog = datadog
+        """Whether the evaluator reads Datadog: then SLIs the gate reads from it are left out, not misread."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sloplane-rollup", daemon=True)
         self._lock = threading.Lock()
@@ -95,7 +98,8 @@ class PeriodicRollup:
         with self._lock:
             self.stats.rounds += 1
             try:
-                written = roll_up_into(self._store, self._fleet, self._backend, None, settled_now(self._clock()))
+                until = settled_now(self._clock())
+                written = roll_up_into(self._store, self._fleet, self._backend, None, until, datadog=self._datadog)
             except Exception as error:  # a store or a bug: logged, retried next round, never raised
                 self.stats.failed_rounds += 1
                 self.stats.last_error = f"{type(error).__name__}: {error}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from markupsafe import Markup
@@ -54,42 +55,46 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def sla_csv(report: dict[str, Any]) -> str:
-    """One line per SLO under a header row (`SLA_COLUMNS`)."""
+def _csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A header row, then each row's cells as `_plain` writes them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(SLA_COLUMNS)
-    for line in report["slos"]:
-        period = line["period"]
-        exclusions = "; ".join(f"{e['category']}:{e['name']}" for e in line["exclusions"])
-        writer.writerow(
-            _plain(value)
-            for value in (
-                line["slo"],
-                line["service"],
-                line["team"],
-                line["tier"],
-                period["start"],
-                period["end"],
-                period["timeZone"],
-                line["objective"],
-                line["achieved"],
-                line["met"],
-                line["events"],
-                line["badEvents"],
-                line["budgetUsed"],
-                line["badMinutes"],
-                line["allowedBadMinutes"],
-                line["excludedEvents"],
-                line["excludedMinutes"],
-                exclusions,
-                line["deploymentShare"],
-                line["hours"]["expected"],
-                line["hours"]["withData"],
-                " ".join(line["policyVersions"]),
-            )
-        )
+    writer.writerow(columns)
+    writer.writerows([_plain(value) for value in row] for row in rows)
     return buffer.getvalue()
+
+
+def sla_csv(report: dict[str, Any]) -> str:
+    """One line per SLO under a header row (`SLA_COLUMNS`)."""
+    return _csv(SLA_COLUMNS, (_sla_cells(line) for line in report["slos"]))
+
+
+def _sla_cells(line: dict[str, Any]) -> tuple[Any, ...]:
+    period = line["period"]
+    return (
+        line["slo"],
+        line["service"],
+        line["team"],
+        line["tier"],
+        period["start"],
+        period["end"],
+        period["timeZone"],
+        line["objective"],
+        line["achieved"],
+        line["met"],
+        line["events"],
+        line["badEvents"],
+        line["budgetUsed"],
+        line["badMinutes"],
+        line["allowedBadMinutes"],
+        line["excludedEvents"],
+        line["excludedMinutes"],
+        "; ".join(f"{e['category']}:{e['name']}" for e in line["exclusions"]),
+        line["deploymentShare"],
+        line["hours"]["expected"],
+        line["hours"]["withData"],
+        " ".join(line["policyVersions"]),
+    )
 
 
 def percent(value: float | None, digits: int = 3) -> str:
@@ -240,29 +245,27 @@ BUDGET_COLUMNS = (
 
 def budget_csv(report: dict[str, Any]) -> str:
     """One line per SLO, least budget left first, under a header row (`BUDGET_COLUMNS`)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(BUDGET_COLUMNS)
-    for line in report["slos"]:
-        week = line["week"]
-        cells = (
-            line["slo"],
-            line["service"],
-            line["team"],
-            line["tier"],
-            line["objective"],
-            line["period"]["start"],
-            line["period"]["end"],
-            line["budgetRemaining"],
-            line["events"],
-            line["badEvents"],
-            week["budgetUsed"],
-            week["burnRate"],
-            line["hoursToExhaustion"],
-            "; ".join(freeze["reason"] for freeze in line["freezes"]),
-        )
-        writer.writerow(_plain(value) for value in cells)
-    return buffer.getvalue()
+    return _csv(BUDGET_COLUMNS, (_budget_cells(line) for line in report["slos"]))
+
+
+def _budget_cells(line: dict[str, Any]) -> tuple[Any, ...]:
+    week = line["week"]
+    return (
+        line["slo"],
+        line["service"],
+        line["team"],
+        line["tier"],
+        line["objective"],
+        line["period"]["start"],
+        line["period"]["end"],
+        line["budgetRemaining"],
+        line["events"],
+        line["badEvents"],
+        week["budgetUsed"],
+        week["burnRate"],
+        line["hoursToExhaustion"],
+        "; ".join(freeze["reason"] for freeze in line["freezes"]),
+    )
 
 
 def _hours(value: float | None) -> str:

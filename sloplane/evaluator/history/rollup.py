@@ -14,7 +14,7 @@ An hour with no sample of any total read has no data (None); a bad read missing 
 zero bad events (a `5..` selector has no series until the first error).
 
 Ratio-only and threshold SLIs have no event counts, and composites none of their own: they are listed as
-not rolled up, with why. Datadog-read SLIs are not rolled up yet (`sloplane rollup` says so).
+not rolled up, with why; so are SLIs the gate reads from Datadog (not rolled up yet).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from sloplane.core.schedules import merge_spans
 from sloplane.declaration.model import Declaration, Lifecycle
+from sloplane.declaration.sli import Backend
 from sloplane.evaluator.history.hours import HOUR, hour_alignment, local_hours, zone
 from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend
+from sloplane.evaluator.measuring.datadog_reads import reads_from
 from sloplane.evaluator.measuring.periods import exclusions
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.service import policy_version
@@ -64,16 +66,26 @@ class RollupRun:
 
     rows: list[Rollup] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
-    """Subject key → why it has no rows (no event counts, a read that failed)."""
+    """Subject key → why it cannot be rolled up at all (no event counts, read from Datadog)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Subject key → why its reads failed this time (a later run retries them)."""
     queries: int = 0
 
 
 def targets(
-    fleet: Fleet, since: datetime, until: datetime, resume: Mapping[tuple[str, str | None], datetime] | None = None
+    fleet: Fleet,
+    since: datetime,
+    until: datetime,
+    resume: Mapping[tuple[str, str | None], datetime] | None = None,
+    *,
+    datadog: bool = False,
 ) -> tuple[list[Target], dict[str, str]]:
     """Every subject of the fleet that can be rolled up, with its whole hours from `since` (or from where
     `resume` says it stopped, even if earlier: an hour of a zone at :30 that a run ending on the hour could
-    not finish) to `until`, and the others with why. Archived SLOs are left out: nothing measures them now."""
+    not finish) to `until`, and the others with why. Archived SLOs are left out: nothing measures them now.
+
+    An SLI the gate reads from Datadog (`datadog`: the evaluator has it) is left out with why: rolling it up
+    from Prometheus would give reports other numbers than the gate's, and Datadog is not read here yet."""
     found: list[Target] = []
     skipped: dict[str, str] = {}
     zones: dict[str, tzinfo] = {}
@@ -85,12 +97,13 @@ def targets(
             continue
         zone_name = spec.window.time_zone or "UTC"
         zone_info = zones.setdefault(zone_name, zone(zone_name))
+        why_not = _not_rolled_up(declaration, datadog)
         for subject in subjects(declaration):
             reads = subject_reads(declaration, subject, fleet)
             terms, queries = reads.indicator.terms, reads.indicator.queries
-            if terms is None and (queries is None or queries.errors is None or queries.total is None):
-                kind = "a composite" if queries is None else "a ratio or threshold SLI"
-                skipped[subject.key] = f"{kind}: no event counts of its own to roll up"
+            counted = terms is not None or (queries is not None and None not in (queries.errors, queries.total))
+            if why_not is not None or not counted:
+                skipped[subject.key] = why_not or "a ratio or threshold SLI: no event counts of its own to roll up"
                 continue
             start = (resume or {}).get((subject.slo, subject.stage), since)
             key = (zone_name, start)
@@ -115,6 +128,15 @@ def hourly_queries(declaration: Declaration, subject: Subject, fleet: Fleet) -> 
     return [query for query in (hourly.errors, hourly.total) if query is not None]
 
 
+def _not_rolled_up(declaration: Declaration, datadog: bool) -> str | None:
+    """Why no subject of this SLO can be rolled up from Prometheus, or None."""
+    if declaration.spec.sli.composite is not None:
+        return "a composite: no event counts of its own to roll up"
+    if reads_from(declaration, prometheus=True, datadog=datadog) is Backend.DATADOG:
+        return "read from Datadog, which rollups do not read yet (Prometheus would give other numbers)"
+    return None
+
+
 class _Answers:
     """Values read so far: per grouped read and key values, or per subject and part, by the hour's end."""
 
@@ -133,9 +155,11 @@ def roll_up(
     since: datetime,
     until: datetime,
     resume: Mapping[tuple[str, str | None], datetime] | None = None,
+    *,
+    datadog: bool = False,
 ) -> RollupRun:
     """The rows of every subject's whole hours in [since, until] (see `targets`); nothing is written here."""
-    chosen, skipped = targets(fleet, since, until, resume)
+    chosen, skipped = targets(fleet, since, until, resume, datadog=datadog)
     run = RollupRun(skipped=skipped)
     answers = _Answers()
     _read_grouped(backend, chosen, answers, run)
@@ -143,12 +167,12 @@ def roll_up(
     for target in chosen:
         failure = _failure_of(target, answers)
         if failure is not None:
-            run.skipped[target.key] = failure
+            run.failed[target.key] = failure
             continue
         try:
             run.rows += _rows(backend, target, answers, run)
         except BackendError as error:
-            run.skipped[target.key] = f"an excluded span could not be read: {error}"
+            run.failed[target.key] = f"an excluded span could not be read: {error}"
     return run
 
 

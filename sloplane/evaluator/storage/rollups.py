@@ -65,8 +65,9 @@ class RollupError(Exception):
     """The rollups cannot be read or written (a broken file, a full disk); said in one line."""
 
 
-def rollup_row(rollup: Rollup, rolled_at: datetime) -> dict[str, Any]:
-    """A rollup as both stores write it: times as `utc_text`, '' for the unstaged SLO's stage."""
+def rollup_row(rollup: Rollup, rolled_at: str) -> dict[str, Any]:
+    """A rollup as both stores write it: times as `utc_text` (`rolled_at` already so: one batch, one
+    instant, written once, not once a row), '' for the unstaged SLO's stage."""
     return {
         "slo": rollup.slo,
         "stage": rollup.stage or "",
@@ -81,7 +82,7 @@ def rollup_row(rollup: Rollup, rolled_at: datetime) -> dict[str, Any]:
         "policy_version": rollup.policy_version,
         "time_zone": rollup.time_zone,
         "source": rollup.source,
-        "rolled_at": utc_text(rolled_at),
+        "rolled_at": rolled_at,
     }
 
 
@@ -129,7 +130,8 @@ class SqliteRollups(SqliteStore):
 
     def write(self, rollups: Sequence[Rollup], rolled_at: datetime) -> None:
         """Write (or rewrite) these rows in one transaction: all of them or, on failure, none."""
-        rows = [rollup_row(rollup, rolled_at) for rollup in rollups]
+        rolled = utc_text(rolled_at)
+        rows = [rollup_row(rollup, rolled) for rollup in rollups]
         connection = self._connections.writer()
         with self._write_lock:
             try:

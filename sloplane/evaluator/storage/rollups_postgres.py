@@ -72,7 +72,7 @@ def _number(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _row(rollup: Rollup, rolled_at: datetime) -> dict[str, Any]:
+def _row(rollup: Rollup, rolled_at: str) -> dict[str, Any]:
     """`rollup_row`'s row with instants for the `timestamptz` columns and SQLite's NaN rule."""
     row = rollup_row(rollup, rolled_at)
     for name in _TIMES:
@@ -116,7 +116,8 @@ class PostgresRollups(PooledStore):
 
     def write(self, rollups: Sequence[Rollup], rolled_at: datetime) -> None:
         """Write (or rewrite) these rows in one transaction: all of them or, on failure, none."""
-        rows = sorted((_row(rollup, rolled_at) for rollup in rollups), key=_key)
+        rolled = utc_text(rolled_at)
+        rows = sorted((_row(rollup, rolled) for rollup in rollups), key=_key)
 
         def upsert(connection: _Connection) -> None:
             with connection.transaction(), connection.cursor() as cursor:
