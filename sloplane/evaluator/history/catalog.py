@@ -25,7 +25,7 @@ from sloplane.evaluator.contracts import ReleaseControlsView
 from sloplane.evaluator.history.sla import reported
 from sloplane.evaluator.history.status import slo_state, worst
 from sloplane.evaluator.model import GateRequest, Measurement
-from sloplane.evaluator.service import Evaluator, utc_now
+from sloplane.evaluator.service import Evaluator
 from sloplane.semantics.subjects import production_subject
 
 CACHE_SECONDS = 60.0
@@ -41,12 +41,10 @@ class Catalog:
         controls: ReleaseControlsView | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = utc_now,
     ) -> None:
         self._evaluator = evaluator
         self._controls = controls
         self._clock = clock
-        self._now = now
         self._cached: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._services = sorted({declaration.spec.service for declaration in reported(evaluator.fleet)})
         self._lock = threading.Lock()
@@ -87,6 +85,7 @@ class Catalog:
     def _detail(self, service: str) -> dict[str, Any]:
         declarations = [d for d in reported(self._evaluator.fleet) if d.spec.service == service]
         at = self._evaluator.now()  # the interval-aligned instant every gate and `/v1/slos` measure at now
+        now = self._evaluator.clock()
         measured = {(m.slo, m.stage): m for m in self._evaluator.evaluate(at, [d.name for d in declarations])}
         slos = [_slo_entry(d, measured.get((d.name, production_subject(d).stage)), at) for d in declarations]
         state = worst(entry["state"] for entry in slos)
@@ -96,8 +95,8 @@ class Catalog:
             "teams": sorted({d.spec.owners.team for d in declarations}),
             "slos": slos,
             # freezes at the real instant, as the gate reads them: one made seconds ago counts
-            "freezes": self._freezes(service, self._now()),
-            "incidents": self._incidents(service, self._now()),
+            "freezes": self._freezes(service, now),
+            "incidents": self._incidents(service, now),
             "links": {
                 "slos": [f"/v1/slos/{d.name}" for d in declarations],
                 "readiness": f"/v1/catalog/services/{service}/readiness",
@@ -118,7 +117,8 @@ class Catalog:
     def _readiness(self, service: str, stage: str | None) -> dict[str, Any]:
         request = GateRequest(service=service, stage=stage, requested_by="catalog")
         answer = self._evaluator.preview(request).to_dict()
-        return {"service": service, "stage": stage, "recorded": False, "evaluatedAt": self._now().isoformat(), **answer}
+        evaluated = self._evaluator.clock().isoformat()
+        return {"service": service, "stage": stage, "recorded": False, "evaluatedAt": evaluated, **answer}
 
     @staticmethod
     def _summary(detail: dict[str, Any]) -> dict[str, Any]:

@@ -36,9 +36,8 @@ from sloplane.semantics.subjects import Fleet, production_subject
 
 DAYS = 90
 MAJOR_ERROR_RATIO = 0.5
-STATES = ("operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance")
-"""Statuspage's component states, least severe first (maintenance apart: it is said, not ranked)."""
 SEVERITY = ("operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage")
+"""Statuspage's component states, least severe first: what `worst` ranks a service's SLOs by."""
 INDICATOR = {
     "operational": ("none", "All Systems Operational"),
     "under_maintenance": ("none", "Service Under Maintenance"),
