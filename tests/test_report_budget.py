@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from sloplane.evaluator.history.budget import budget_report
-from sloplane.evaluator.history.report_files import FORMATS, budget_file
+from sloplane.evaluator.history.report_files import budget_file
+from sloplane.evaluator.history.report_format import FORMATS
 from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Rollup

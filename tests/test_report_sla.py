@@ -25,7 +25,8 @@ import pytest
 from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.history import sla
 from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter, week
-from sloplane.evaluator.history.report_files import FORMATS, sla_file
+from sloplane.evaluator.history.report_files import sla_file
+from sloplane.evaluator.history.report_format import FORMATS
 from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.history.sla import SlaInputs, sla_report, slo_zone
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend

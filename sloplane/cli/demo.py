@@ -23,7 +23,8 @@ from sloplane.cli.evaluator import answer_lines, measurement_table
 from sloplane.core.fileio import write_files
 from sloplane.evaluator.history.job import roll_up_into
 from sloplane.evaluator.history.periods import month
-from sloplane.evaluator.history.report_files import FORMATS, sla_file, status_files
+from sloplane.evaluator.history.report_files import sla_file, status_files
+from sloplane.evaluator.history.report_format import FORMATS
 from sloplane.evaluator.history.sla import SlaInputs, reported, sla_report, slo_zone
 from sloplane.evaluator.history.status import status_page
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend

@@ -7,18 +7,26 @@ a link); without --out the report goes to standard output.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 
-from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, Consoles, Paths, load_fleet, parse_instant, store_missing
+from sloplane.cli.common import DEFAULT_DB, Consoles, Paths, load_fleet, parse_instant, store_missing
 from sloplane.cli.evaluator import NullLog
+from sloplane.cli.report_options import (
+    At,
+    Db,
+    Out,
+    OutputFormat,
+    Zone,
+    check_format,
+    require_store,
+    write_report,
+    zone_option,
+)
 from sloplane.core.fileio import UnsafeOutputError, write_files
-from sloplane.declaration.types import TimeZone
 from sloplane.evaluator.history.budget import budget_report, earliest_start
 from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter
 from sloplane.evaluator.history.rollup import roll_up
@@ -33,38 +41,8 @@ from sloplane.evaluator.storage.open import open_decision_log, open_release_cont
 from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
 
-_ZONES: TypeAdapter[str] = TypeAdapter(TimeZone)
-"""Checks --tz as a declaration's `timeZone` is checked (an IANA name, with a suggestion when mistyped)."""
-
-Db = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        help="The rollups and the decision log: a SQLite file or a postgresql:// URL ($SLOPLANE_DB).",
-        show_default=DEFAULT_DB_SHOWN,
-    ),
-]
 Month = Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM.")]
 Quarter = Annotated[str | None, typer.Option("--quarter", help="Or the quarter, YYYY-Qn.")]
-Zone = Annotated[
-    str | None, typer.Option("--tz", help="Cut the period in this zone (default: each SLO's own, else UTC).")
-]
-OutputFormat = Annotated[str, typer.Option("--format", help="html, csv or json.")]
-Out = Annotated[Path | None, typer.Option("--out", help="Write the report to this file (default: standard output).")]
-At = Annotated[
-    str | None,
-    typer.Option("--at", help="The report's generation time (default: now): the same inputs and --at, the same bytes."),
-]
-
-
-def _zone(text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        return str(_ZONES.validate_python(text))
-    except ValidationError as error:
-        reason = "; ".join(str(problem["msg"]) for problem in error.errors(include_url=False))
-        raise typer.BadParameter(reason, param_hint="--tz") from None
 
 
 def _periods(
@@ -79,18 +57,6 @@ def _periods(
         return label, {d.name: make(label, zone or slo_zone(d)) for d in reported(fleet)}
     except PeriodError as error:
         raise typer.BadParameter(str(error), param_hint=option) from None
-
-
-def _write(console: Consoles, text: str, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.write(text)
-        return
-    try:
-        write_files(out.parent, {out.name: text})
-    except (UnsafeOutputError, OSError) as error:
-        console.err.print(f"cannot write {out}: {error}", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    console.err.print(f"wrote {out}", markup=False)
 
 
 def register(app: typer.Typer, console: Consoles) -> None:
@@ -115,16 +81,13 @@ def register(app: typer.Typer, console: Consoles) -> None:
         exclusions, the deployment share of the burn, and the evidence (queries, policy versions, decision-log
         range, content hash)."""
         # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
-        from sloplane.evaluator.history.report_files import FORMATS, sla_file
+        from sloplane.evaluator.history.report_files import sla_file
 
-        if output_format not in FORMATS:
-            raise typer.BadParameter(f"give one of {', '.join(FORMATS)}", param_hint="--format")
+        check_format(output_format)
         generated = parse_instant(at) or datetime.now(UTC).replace(microsecond=0)
         fleet = load_fleet(console, paths)
-        label, periods = _periods(fleet, month_text, quarter_text, _zone(zone))
-        if store_missing(db):
-            console.err.print(f"no rollups at {db}: run `sloplane rollup` first", markup=False)
-            raise typer.Exit(1)
+        label, periods = _periods(fleet, month_text, quarter_text, zone_option(zone))
+        require_store(console, db)
         try:
             report = _sla(fleet, db, periods, generated, label)
         except PeriodError as error:
@@ -132,7 +95,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
         except (RollupError, DecisionLogError) as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        _write(console, sla_file(report, output_format), out)
+        write_report(console, sla_file(report, output_format), out)
 
 
 def register_status(app: typer.Typer, console: Consoles) -> None:
@@ -228,21 +191,18 @@ def register_budget(reports: typer.Typer, console: Consoles) -> None:
         """SLOs by error budget left: the period so far and the last seven days, the burn rate, the time to
         exhaustion at the week's pace, and the freezes in force."""
         # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
-        from sloplane.evaluator.history.report_files import FORMATS, budget_file
+        from sloplane.evaluator.history.report_files import budget_file
 
-        if output_format not in FORMATS:
-            raise typer.BadParameter(f"give one of {', '.join(FORMATS)}", param_hint="--format")
+        check_format(output_format)
         moment = parse_instant(at) or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         fleet = load_fleet(console, paths)
-        if store_missing(db):
-            console.err.print(f"no rollups at {db}: run `sloplane rollup` first", markup=False)
-            raise typer.Exit(1)
+        require_store(console, db)
         try:
             report = _budget(fleet, db, moment)
         except (RollupError, ControlsError) as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        _write(console, budget_file(report, output_format), out)
+        write_report(console, budget_file(report, output_format), out)
 
 
 def _budget(fleet: Fleet, db: str, at: datetime) -> dict[str, Any]:

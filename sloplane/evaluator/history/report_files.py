@@ -16,9 +16,8 @@ from markupsafe import Markup
 
 from sloplane.core.serialize import pretty_json
 from sloplane.core.templating import render
+from sloplane.evaluator.history.report_format import report_file
 from sloplane.evaluator.history.svg import Bar, bar_chart, line_chart
-
-FORMATS = ("html", "csv", "json")
 
 SLA_COLUMNS = (
     "slo",
@@ -46,7 +45,7 @@ SLA_COLUMNS = (
 )
 
 
-def _plain(value: Any) -> str:
+def plain_cell(value: Any) -> str:
     """A CSV cell: empty for none, numbers as Python writes them (exact enough to recompute), booleans as words."""
     if value is None:
         return ""
@@ -55,18 +54,18 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A header row, then each row's cells as `_plain` writes them."""
+def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A header row, then each row's cells as `plain_cell` writes them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([_plain(value) for value in row] for row in rows)
+    writer.writerows([plain_cell(value) for value in row] for row in rows)
     return buffer.getvalue()
 
 
 def sla_csv(report: dict[str, Any]) -> str:
     """One line per SLO under a header row (`SLA_COLUMNS`)."""
-    return _csv(SLA_COLUMNS, (_sla_cells(line) for line in report["slos"]))
+    return csv_text(SLA_COLUMNS, (_sla_cells(line) for line in report["slos"]))
 
 
 def _sla_cells(line: dict[str, Any]) -> tuple[Any, ...]:
@@ -169,12 +168,8 @@ def sla_html(report: dict[str, Any]) -> str:
 
 
 def sla_file(report: dict[str, Any], output_format: str) -> str:
-    """The report in `output_format` (one of `FORMATS`)."""
-    if output_format == "csv":
-        return sla_csv(report)
-    if output_format == "json":
-        return pretty_json(report)
-    return sla_html(report)
+    """The SLA report in `output_format` (one of `report_format.FORMATS`)."""
+    return report_file(report, output_format, csv=sla_csv, html=sla_html)
 
 
 STATE_WORDS = {
@@ -245,7 +240,7 @@ BUDGET_COLUMNS = (
 
 def budget_csv(report: dict[str, Any]) -> str:
     """One line per SLO, least budget left first, under a header row (`BUDGET_COLUMNS`)."""
-    return _csv(BUDGET_COLUMNS, (_budget_cells(line) for line in report["slos"]))
+    return csv_text(BUDGET_COLUMNS, (_budget_cells(line) for line in report["slos"]))
 
 
 def _budget_cells(line: dict[str, Any]) -> tuple[Any, ...]:
@@ -298,9 +293,5 @@ def budget_html(report: dict[str, Any]) -> str:
 
 
 def budget_file(report: dict[str, Any], output_format: str) -> str:
-    """The budget report in `output_format` (one of `FORMATS`)."""
-    if output_format == "csv":
-        return budget_csv(report)
-    if output_format == "json":
-        return pretty_json(report)
-    return budget_html(report)
+    """The budget report in `output_format` (one of `report_format.FORMATS`)."""
+    return report_file(report, output_format, csv=budget_csv, html=budget_html)
