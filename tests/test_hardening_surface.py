@@ -89,10 +89,15 @@ def _allows(granted: str, needed: str) -> bool:
     return Scope(needed) in Scope(granted).implied
 
 
+STATUS_PATHS = {"/status", "/status.json"}
+"""The status page: outside `/v1` (where a browser or a CDN expects it), scope `read` all the same (and public
+only with `serve --public-status`, which the matrix's service is not)."""
+
+
 def test_the_document_names_a_scope_for_every_v1_operation() -> None:
     for method, path, operation in OPERATIONS:
         needed = _required_scope(operation)
-        assert (needed is not None) == path.startswith("/v1/"), (method, path)
+        assert (needed is not None) == (path.startswith("/v1/") or path in STATUS_PATHS), (method, path)
         if needed is not None:
             assert "401" in operation["responses"] and "403" in operation["responses"], (method, path)
 
@@ -125,6 +130,8 @@ LISTS = {
     ("GET", "/v1/freezes"),
     ("GET", "/v1/incidents"),
     ("GET", "/v1/catalog/services"),
+    ("GET", "/status"),
+    ("GET", "/status.json"),
 }
 """Operations that list rather than name an SLO or service: a token limited elsewhere gets them, without
 what it may not see (`_valid_request` names no SLO or service in them)."""

@@ -171,6 +171,17 @@ def _only_own_slos(answer: Any) -> bool:
     )
 
 
+def _only_own_components(answer: Any) -> bool:
+    """The status page's components: the token's own service, not `search`."""
+    services = {component["id"] for component in answer["components"]}
+    return OWN_SERVICE in services and OTHER_SERVICE not in services
+
+
+def _only_own_sections(answer: Any) -> bool:
+    """The status page's HTML: a section for the token's own service, none for `search`."""
+    return f'id="component-{OWN_SERVICE}"' in answer and f'id="component-{OTHER_SERVICE}"' not in answer
+
+
 def _only_own_decisions(answer: Any) -> bool:
     return bool(answer) and all(item["slo"] in {OWN, "ledger-payments"} for item in answer)
 
@@ -239,6 +250,16 @@ CASES: dict[tuple[str, str], Case] = {
         lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OWN_SERVICE}/readiness"},
         lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OTHER_SERVICE}/readiness"},
     ),
+    ("GET", "/status.json"): Case(
+        lambda _: {"method": "GET", "url": "/status.json"},
+        lambda _: {"method": "GET", "url": "/status.json"},
+        _only_own_components,
+    ),
+    ("GET", "/status"): Case(
+        lambda _: {"method": "GET", "url": "/status"},
+        lambda _: {"method": "GET", "url": "/status"},
+        _only_own_sections,
+    ),
 }
 """What a limited token is allowed and refused, by route. `GET /v1/decisions` and `GET /v1/freezes` refuse a
 filter naming another's SLO or service; what they list unfiltered: `test_lists_leave_out_what_the_token_may_not_see`."""
@@ -274,7 +295,7 @@ def test_every_route_is_in_the_table_or_declared_not_slo_specific(served: Served
     missing = routes - set(CASES) - set(NOT_SLO_SPECIFIC)
     assert not missing, f"routes neither in CASES nor NOT_SLO_SPECIFIC: {sorted(missing)}"
     assert set(CASES) | set(NOT_SLO_SPECIFIC) <= routes, "the table names routes the app does not have"
-    assert all(path.startswith("/v1/") for _, path in CASES)
+    assert all(path.startswith("/v1/") or path in {"/status", "/status.json"} for _, path in CASES)
     assert not any(path.startswith("/v1/") for _, path in NOT_SLO_SPECIFIC)
 
 
@@ -290,7 +311,8 @@ def test_a_limited_token_is_allowed_on_its_own_and_refused_on_another(
     other = served.call(token, **case.other(served))
     if case.hidden is not None:
         assert other.status_code == 200, other.text[:300]
-        assert case.hidden(other.json()), (token, path, other.text[:500])
+        body = other.json() if other.headers["content-type"].startswith("application/json") else other.text
+        assert case.hidden(body), (token, path, other.text[:500])
         return
     assert other.status_code == 403, (token, method, path, other.status_code, other.text[:300])
     detail = other.json()["detail"]

@@ -155,6 +155,15 @@ def register(app: typer.Typer, console: Consoles) -> None:
             str,
             typer.Option(help="How often the leader rolls each SLO's hours up into --db for reports (off: never)."),
         ] = "1h",
+        public_status: Annotated[
+            bool,
+            typer.Option(
+                "--public-status",
+                help="Serve /status and /status.json without a token, showing the SLOs marked statusPage.public "
+                "(a read token still sees every SLO).",
+            ),
+        ] = False,
+        status_name: Annotated[str, typer.Option("--status-name", help="The status page's name.")] = "sloplane",
         log_level: Annotated[
             str, typer.Option("--log-level", envvar=LOG_LEVEL_ENV, help="debug, info, warning or error.")
         ] = "warning",
@@ -191,6 +200,8 @@ def register(app: typer.Typer, console: Consoles) -> None:
             health_interval=parse_window(health_interval, "--health-interval"),
             datadog=settings.counts if settings is not None else None,
             rollup_interval=rollups,
+            public_status=public_status,
+            status_name=status_name,
         )
         service = _built(console, lambda: build_service(load_fleet(console, paths), config))
         service.start()

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from sloplane.core.budget import (
     BurnRateAlert,
@@ -164,6 +164,17 @@ class Review(SpecModel):
         return self
 
 
+class StatusPage(SpecModel):
+    """How the SLO appears on the status page `serve` publishes (`/status`, `/status.json`).
+
+    Why opt-in: `serve --public-status` shows the page without a token, and an objective's name, its service and
+    its state are internal facts until the owning team decides they are the customers' too.
+    """
+
+    public: StrictBool = False
+    """Shown on the public status page (`serve --public-status`); every SLO is on the page a `read` token sees."""
+
+
 class Metadata(SpecModel):
     """Identity: the SLO's name (RFC 1123, unique in the fleet), labels and annotations."""
 
@@ -182,6 +193,7 @@ class Spec(SpecModel):
     rationale: str = ""
     history: list[ChangeRecord] = Field(default_factory=list)
     review: Review = Field(default_factory=Review)
+    status_page: StatusPage = Field(default_factory=StatusPage)
     lifecycle: Lifecycle = Lifecycle.ACTIVE
     sli: SLI
     objective: Objective

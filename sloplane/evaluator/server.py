@@ -25,6 +25,7 @@ from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.history.periodic import PeriodicRollup
+from sloplane.evaluator.history.status_board import StatusBoard, StoreRows
 from sloplane.evaluator.http.app import create_app
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
@@ -80,6 +81,10 @@ class ServerConfig:
     argocd_applications: tuple[str, ...] = ("*",)
     health_interval: timedelta = timedelta(seconds=PROBE_INTERVAL_SECONDS)
     """How often the background probe asks an idle backend, and retries a decision log that failed."""
+    public_status: bool = False
+    """Serve `/status` and `/status.json` without a token, with the SLOs marked `statusPage.public`."""
+    status_name: str = "sloplane"
+    """The status page's name."""
     datadog: Callable[[float], DatadogCounts] | None = None
     """Makes the Datadog transport (given the timeout) when SLIs are read from Datadog; it holds the keys,
     which are therefore never a field of this config (nor in its repr)."""
@@ -106,6 +111,8 @@ class EvaluatorService:
     """Makes the periodic rollup (its store opened) each time this replica becomes the leader."""
     rollup: PeriodicRollup | None = None
     """Makes a fresh exporter each time this replica becomes the leader (an exporter runs once)."""
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    """What else `close` closes (the status page's rollup reader)."""
     _leading: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -187,6 +194,8 @@ class EvaluatorService:
             self.notifier.close()
         if self.probe is not None:
             self.probe.stop()
+        for close in self.closers:
+            close()
         self.controls.close()
 
 
@@ -278,11 +287,22 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     )
     chain = ChainAudit(log)
     metrics.watch_chain(chain.state)
-    app = create_app(evaluator, config.tokens, metrics, controls, chain, catalog=Catalog(evaluator, controls))
+    rows = StoreRows(lambda: open_rollups(config.db))
+    board = StatusBoard(evaluator, controls, rows, name=config.status_name)
+    app = create_app(
+        evaluator,
+        config.tokens,
+        metrics,
+        controls,
+        chain,
+        catalog=Catalog(evaluator, controls),
+        status=(board, config.public_status),
+    )
     also = None if notifier is None else notifier.record_unrecorded  # kept notices, retried on every replica
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds(), also=also)
     sync_windows = _sync_windows(config, controls)
     service = EvaluatorService(app, evaluator, controls, notifier, None, sync_windows, probe, chain)
+    service.closers.append(rows.close)
     service.exporter_factory = lambda: _exporter(config, log)
     if config.prometheus is not None and config.rollup_interval is not None:
         # A backend of its own: a week of the fleet's hours may take longer than a gate's timeout, and its

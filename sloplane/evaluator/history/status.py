@@ -122,16 +122,20 @@ def status_page(
     name: str = "sloplane",
     incidents: Sequence[Incident] = (),
     read: Callable[[list[str]], Sequence[Rollup]] | None = None,
+    include: Callable[[Declaration], bool] | None = None,
 ) -> dict[str, Any]:
     """The page as data: Statuspage's summary shape (`page`, `status`, `components`, `incidents`,
     `scheduled_maintenances`) with sloplane's own keys under `sloplane` (bars, uptime, why).
 
     `read` (SLO names → their rows) reads each service's rows when its bars are drawn, instead of taking
-    `rows`: 90 days of 2,000 SLOs are 4.3 million rows, more than a page should hold at once.
+    `rows`: 90 days of 2,000 SLOs are 4.3 million rows, more than a page should hold at once. `include` keeps
+    only some SLOs (the public page: those marked `statusPage.public`); a service with none left is not shown.
     """
     by_slo = {m.slo: m for m in measurements if m.slo in fleet and m.stage == production_subject(fleet[m.slo]).stage}
     services: dict[str, list[Declaration]] = {}
     for declaration in reported(fleet):
+        if include is not None and not include(declaration):
+            continue
         services.setdefault(declaration.spec.service, []).append(declaration)
     days = day_periods(at, DAYS, "UTC")
     grouped = by_subject(rows) if read is None else {}
@@ -166,14 +170,32 @@ def status_page(
                 },
             }
         )
-    indicator, description = INDICATOR[worst(str(component["status"]) for component in components)]
     return {
         "page": {"id": name, "name": name, "url": "", "time_zone": "Etc/UTC", "updated_at": at.isoformat()},
-        "status": {"indicator": indicator, "description": description},
+        "status": page_indicator(components),
         "components": components,
         "incidents": [_incident(incident, at) for incident in incidents],
         "scheduled_maintenances": [],
     }
+
+
+def page_indicator(components: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Statuspage's `status`: the indicator and description of the worst component's state."""
+    indicator, description = INDICATOR[worst(str(component["status"]) for component in components)]
+    return {"indicator": indicator, "description": description}
+
+
+def narrowed(page: dict[str, Any], keep: Callable[[str], bool]) -> dict[str, Any]:
+    """The page with only the components (services) `keep` admits, the indicator worked out again from those,
+    and only the incidents touching them (an incident naming no service touches every one)."""
+    components = [component for component in page["components"] if keep(str(component["id"]))]
+    shown = {str(component["id"]) for component in components}
+    incidents = []
+    for incident in page["incidents"]:
+        touched = [c for c in incident["components"] if c["id"] in shown]
+        if touched or not incident["components"]:
+            incidents.append({**incident, "components": touched or incident["components"]})
+    return {**page, "status": page_indicator(components), "components": components, "incidents": incidents}
 
 
 def _incident(incident: Incident, at: datetime) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sloplane.evaluator.http.auth import Principal, Scope
 from sloplane.evaluator.http.guard import RouteGuard, unauthorised
 from sloplane.evaluator.http.limits import Refusal, RefusalReason
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
     bearerFormat="slp_<random>",
@@ -50,7 +50,7 @@ def requires(guard: RouteGuard, scope: Scope) -> Callable[..., Awaitable[Princip
     """
 
     async def authorised(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=[scope.value])],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme, scopes=[scope.value])],
     ) -> Principal:
         principal = None if credentials is None else guard.tokens.verify(credentials.credentials)
         if principal is None:  # the guard refuses these first; kept so a route never depends on it
