@@ -120,9 +120,13 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
         ("POST", "/v1/incidents"): {"title": "matrix", "severity": "minor", "services": ["checkout"]},
     }
     params = {"slo": "checkout-availability"} if (method, path) == ("GET", "/v1/gates/evaluate") else None
+    params = REPORT_QUERIES.get(path, params)
     url = path.replace("{name}", "checkout-availability").replace("{service}", "checkout")
     return {"url": url, "json": bodies.get((method, path)), "params": params}
 
+
+REPORT_QUERIES = {"/v1/reports/sla": {"month": "2025-10"}, "/v1/reports/budget": {}}
+"""A query each report kind accepts (the reports are lists: a limited token gets its own SLOs)."""
 
 LISTS = {
     ("GET", "/v1/slos"),
@@ -132,6 +136,7 @@ LISTS = {
     ("GET", "/v1/catalog/services"),
     ("GET", "/status"),
     ("GET", "/status.json"),
+    *(("GET", path) for path in REPORT_QUERIES),
 }
 """Operations that list rather than name an SLO or service: a token limited elsewhere gets them, without
 what it may not see (`_valid_request` names no SLO or service in them)."""

@@ -336,7 +336,7 @@ def test_the_page_reads_in_a_browser_with_and_without_javascript(
     ("arguments", "message"),
     [
         (["--month", "2025-13"], "'2025-13' is not a month"),
-        (["--month", "2025-10", "--quarter", "2025-Q4"], "give exactly one of --month"),
+        (["--month", "2025-10", "--quarter", "2025-Q4"], "give exactly one of month (YYYY-MM) or quarter"),
         (["--month", "2025-10", "--tz", "Europe/Berlinn"], "Europe/Berlin"),
         (["--month", "2025-10", "--tz", "Europe/Berlin"], "ledger's rollups are cut at 30 past the UTC hour"),
         (["--month", "2025-10", "--format", "pdf"], "give one of html, csv, json"),

@@ -171,6 +171,11 @@ def _only_own_slos(answer: Any) -> bool:
     )
 
 
+def _only_own_report(answer: Any) -> bool:
+    """A report's lines: the token's own SLOs, none of `search`."""
+    return bool(answer["slos"]) and all(line["slo"] in {OWN, "ledger-payments"} for line in answer["slos"])
+
+
 def _only_own_components(answer: Any) -> bool:
     """The status page's components: the token's own service, not `search`."""
     services = {component["id"] for component in answer["components"]}
@@ -249,6 +254,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/catalog/services/{service}/readiness"): Case(
         lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OWN_SERVICE}/readiness"},
         lambda _: {"method": "GET", "url": f"/v1/catalog/services/{OTHER_SERVICE}/readiness"},
+    ),
+    ("GET", "/v1/reports/sla"): Case(
+        lambda _: {"method": "GET", "url": "/v1/reports/sla", "params": {"month": "2025-10"}},
+        lambda _: {"method": "GET", "url": "/v1/reports/sla", "params": {"month": "2025-10"}},
+        _only_own_report,
+    ),
+    ("GET", "/v1/reports/budget"): Case(
+        lambda _: {"method": "GET", "url": "/v1/reports/budget"},
+        lambda _: {"method": "GET", "url": "/v1/reports/budget"},
+        _only_own_report,
     ),
     ("GET", "/status.json"): Case(
         lambda _: {"method": "GET", "url": "/status.json"},

@@ -18,8 +18,7 @@ import typer
 from rich.console import Console
 
 from sloplane.core.durations import DurationError, parse_duration
-from sloplane.core.instants import InstantRangeError, checked
-from sloplane.core.text import excerpt
+from sloplane.core.instants import parse_instant_text
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url, redacted
 from sloplane.semantics.subjects import Fleet
@@ -68,15 +67,8 @@ def parse_instant(text: str | None, option: str = "--at") -> datetime | None:
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        message = f"'{excerpt(text)}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)"
-        raise typer.BadParameter(message, param_hint=option) from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"'{text}' has no time zone: add Z or an offset such as +01:00", param_hint=option)
-    try:
-        return checked(moment)
-    except InstantRangeError as error:
+        return parse_instant_text(text)
+    except ValueError as error:
         raise typer.BadParameter(str(error), param_hint=option) from None
 
 

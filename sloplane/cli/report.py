@@ -21,42 +21,23 @@ from sloplane.cli.report_options import (
     Out,
     OutputFormat,
     Zone,
-    check_format,
-    require_store,
+    build_report,
     write_report,
-    zone_option,
 )
 from sloplane.core.fileio import UnsafeOutputError, write_files
-from sloplane.evaluator.history.budget import budget_report, earliest_start
-from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter
+from sloplane.evaluator.history.report_kinds import KINDS
 from sloplane.evaluator.history.rollup import roll_up
-from sloplane.evaluator.history.sla import DecisionRange, SlaInputs, reported, sla_report, slo_zone
 from sloplane.evaluator.history.status import DAYS, status_page
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Measurement
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.controls import ControlsError
-from sloplane.evaluator.storage.decisions import DecisionLogError
-from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
+from sloplane.evaluator.storage.open import open_release_controls, open_rollups
 from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
 
 Month = Annotated[str | None, typer.Option("--month", help="The month, YYYY-MM.")]
 Quarter = Annotated[str | None, typer.Option("--quarter", help="Or the quarter, YYYY-Qn.")]
-
-
-def _periods(
-    fleet: Fleet, month_text: str | None, quarter_text: str | None, zone: str | None
-) -> tuple[str, dict[str, Period]]:
-    if (month_text is None) == (quarter_text is None):
-        raise typer.BadParameter("give exactly one of --month YYYY-MM or --quarter YYYY-Qn")
-    label = month_text or quarter_text
-    assert label is not None
-    make, option = (month, "--month") if month_text is not None else (quarter, "--quarter")
-    try:
-        return label, {d.name: make(label, zone or slo_zone(d)) for d in reported(fleet)}
-    except PeriodError as error:
-        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def register(app: typer.Typer, console: Consoles) -> None:
@@ -83,18 +64,8 @@ def register(app: typer.Typer, console: Consoles) -> None:
         # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
         from sloplane.evaluator.history.report_files import sla_file
 
-        check_format(output_format)
-        generated = parse_instant(at) or datetime.now(UTC).replace(microsecond=0)
-        fleet = load_fleet(console, paths)
-        label, periods = _periods(fleet, month_text, quarter_text, zone_option(zone))
-        require_store(console, db)
-        try:
-            report = _sla(fleet, db, periods, generated, label)
-        except PeriodError as error:
-            raise typer.BadParameter(str(error), param_hint="--tz") from None
-        except (RollupError, DecisionLogError) as error:
-            console.err.print(str(error), markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        options = {"month": month_text, "quarter": quarter_text, "tz": zone}
+        report = build_report(console, KINDS["sla"], paths, db, options, output_format, at)
         write_report(console, sla_file(report, output_format), out)
 
 
@@ -184,48 +155,19 @@ def register_budget(reports: typer.Typer, console: Consoles) -> None:
     def budget(
         paths: Paths,
         db: Db = DEFAULT_DB,
+        week: Annotated[
+            str | None, typer.Option("--week", help="The ISO week (YYYY-Www) the report ends with, in UTC.")
+        ] = None,
         output_format: OutputFormat = "html",
         out: Out = None,
-        at: Annotated[str | None, typer.Option("--at", help="The week ends here (default: now, to the hour).")] = None,
+        at: Annotated[
+            str | None, typer.Option("--at", help="Without --week, the week ends here (default: now, to the hour).")
+        ] = None,
     ) -> None:
         """SLOs by error budget left: the period so far and the last seven days, the burn rate, the time to
         exhaustion at the week's pace, and the freezes in force."""
         # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
         from sloplane.evaluator.history.report_files import budget_file
 
-        check_format(output_format)
-        moment = parse_instant(at) or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        fleet = load_fleet(console, paths)
-        require_store(console, db)
-        try:
-            report = _budget(fleet, db, moment)
-        except (RollupError, ControlsError) as error:
-            console.err.print(str(error), markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        report = build_report(console, KINDS["budget"], paths, db, {"week": week}, output_format, at)
         write_report(console, budget_file(report, output_format), out)
-
-
-def _budget(fleet: Fleet, db: str, at: datetime) -> dict[str, Any]:
-    since = earliest_start(fleet, at)
-    store = open_rollups(db)
-    controls = open_release_controls(db)
-    try:
-        return budget_report(fleet, at, lambda names: store.read(since=since, until=at, slos=names), controls)
-    finally:
-        controls.close()
-        store.close()
-
-
-def _sla(fleet: Fleet, db: str, periods: dict[str, Period], generated: datetime, label: str) -> dict[str, object]:
-    """The report, its rows read a batch of SLOs at a time (`sla_report`'s `read`): memory stays bounded."""
-    starts = [period.start for period in periods.values()] or [generated]
-    ends = [period.end for period in periods.values()] or [generated]
-    store = open_rollups(db)
-    log = open_decision_log(db)
-    try:
-        decisions: DecisionRange = log
-        inputs = SlaInputs(fleet, [], periods, generated, decisions)
-        return sla_report(inputs, label, lambda names: store.read(since=min(starts), until=max(ends), slos=names))
-    finally:
-        log.close()
-        store.close()

@@ -8,16 +8,25 @@ read alike and a new one needs no change to the others.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from sloplane.cli.common import DEFAULT_DB_SHOWN, Consoles, store_missing
+from sloplane.cli.common import DEFAULT_DB_SHOWN, Consoles, load_fleet, parse_instant, store_missing
 from sloplane.core.fileio import UnsafeOutputError, write_files
 from sloplane.declaration.types import TimeZone
 from sloplane.evaluator.history.report_format import FORMATS
+from sloplane.evaluator.history.report_kinds import ReportKind, ReportOptionError, ReportSources
+from sloplane.evaluator.storage.controls import ControlsError
+from sloplane.evaluator.storage.decisions import DecisionLogError
+from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
+from sloplane.evaluator.storage.rollups import RollupError
+from sloplane.semantics.subjects import Fleet
 
 _ZONES: TypeAdapter[str] = TypeAdapter(TimeZone)
 """Checks --tz as a declaration's `timeZone` is checked (an IANA name, with a suggestion when mistyped)."""
@@ -63,6 +72,51 @@ def require_store(console: Consoles, db: str) -> None:
     if store_missing(db):
         console.err.print(f"no rollups at {db}: run `sloplane rollup` first", markup=False)
         raise typer.Exit(1)
+
+
+def build_report(
+    console: Consoles,
+    kind: ReportKind,
+    paths: list[Path],
+    db: str,
+    options: dict[str, str | None],
+    output_format: str,
+    at: str | None,
+) -> dict[str, Any]:
+    """A report kind built as `/v1/reports/{kind}` builds it: options checked before the store is opened (a
+    usage error is exit 2 whatever the store), then the store read (exit 1 when it cannot be)."""
+    check_format(output_format)
+    generated = parse_instant(at) or datetime.now(UTC).replace(microsecond=0)
+    fleet = load_fleet(console, paths)
+    try:
+        kind.check(fleet, options, generated)
+        require_store(console, db)
+        with opened_sources(db, fleet) as sources:
+            return kind.build(sources, options, generated)
+    except ReportOptionError as error:
+        raise typer.BadParameter(str(error), param_hint=f"--{error.option}") from None
+    except (RollupError, DecisionLogError, ControlsError) as error:
+        console.err.print(str(error), markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def opened_sources(db: str, fleet: Fleet) -> Iterator[ReportSources]:
+    """The store's rollups, decision log and release controls for a report, closed afterwards."""
+    store = open_rollups(db)
+    try:
+        log = open_decision_log(db)
+        try:
+            controls = open_release_controls(db)
+            try:
+                rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
+                yield ReportSources(fleet, rows, log, controls)
+            finally:
+                controls.close()
+        finally:
+            log.close()
+    finally:
+        store.close()
 
 
 def write_report(console: Consoles, text: str, out: Path | None) -> None:

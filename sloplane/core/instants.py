@@ -19,6 +19,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, WithJsonSchema
 
+from sloplane.core.text import excerpt
+
 FIRST_YEAR = 1970
 LAST_YEAR = 2999
 RANGE_TEXT = f"with a year from {FIRST_YEAR} to {LAST_YEAR}"
@@ -43,6 +45,17 @@ def checked(moment: datetime) -> datetime:
             f"{moment.isoformat()} is not an instant sloplane can measure at: give one {RANGE_TEXT}"
         )
     return moment
+
+
+def parse_instant_text(text: str) -> datetime:
+    """An RFC 3339 instant with a zone, in range; ValueError saying what is wrong with it otherwise."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"'{excerpt(text)}' is not an RFC 3339 time (e.g. 2026-11-26T14:00:00Z)") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"'{excerpt(text)}' has no time zone: add Z or an offset such as +01:00")
+    return checked(moment)
 
 
 Instant = Annotated[

@@ -27,6 +27,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from sloplane.core.durations import DurationError, format_duration, parse_duration
+from sloplane.core.text import excerpt
 
 _RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PROMETHEUS_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -129,12 +130,14 @@ def _check_objective(value: float) -> float:
 
 
 def _check_time_zone(value: str) -> str:
+    """An IANA zone name. OSError too: zoneinfo opens a file named by the value, and a name longer than the file
+    system allows (or with bytes it refuses) is an unknown zone like any other, not a fault."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         close = [zone for zone in sorted(available_timezones()) if zone.lower() == value.lower()]
         hint = f" (did you mean '{close[0]}'?)" if close else " (use an IANA name such as Europe/Berlin or UTC)"
-        raise ValueError(f"unknown time zone '{value}'{hint}") from None
+        raise ValueError(f"unknown time zone '{excerpt(value)}'{hint}") from None
     return value
 
 

@@ -25,10 +25,12 @@ from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.history.periodic import PeriodicRollup
+from sloplane.evaluator.history.report_kinds import ReportSources
 from sloplane.evaluator.history.status_board import StatusBoard, StoreRows
 from sloplane.evaluator.http.app import create_app
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
+from sloplane.evaluator.http.report_routes import ReportDesk
 from sloplane.evaluator.integrations.argocd import KubernetesApi, SyncWindowReconciler
 from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
@@ -297,6 +299,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         chain,
         catalog=Catalog(evaluator, controls),
         status=(board, config.public_status),
+        reports=ReportDesk(ReportSources(fleet, rows, log, controls)),
     )
     also = None if notifier is None else notifier.record_unrecorded  # kept notices, retried on every replica
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds(), also=also)

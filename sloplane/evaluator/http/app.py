@@ -28,6 +28,7 @@ from sloplane.evaluator.http.gate_routes import add_gate_routes
 from sloplane.evaluator.http.guard import MAX_BODY_BYTES, RequestGuard, RouteGuard, validation_failed
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.http.read_routes import add_operation_routes, add_read_routes
+from sloplane.evaluator.http.report_routes import ReportDesk, add_report_routes
 from sloplane.evaluator.http.status_routes import add_status_routes
 from sloplane.evaluator.storage.chain_audit import ChainAudit
 
@@ -60,6 +61,7 @@ TAGS = [
         "description": "While a major one is open, gates of its services (all, if none named) fail `frozen`.",
     },
     {"name": "catalog", "description": "Per service, for service catalogs and approval workflows (cached)."},
+    {"name": "reports", "description": "The reports `sloplane report` writes (read scope; a limited token: its SLOs)."},
     {"name": "status", "description": "The status page (`/status`, `/status.json`): read scope, or public."},
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no authentication)."},
 ]
@@ -75,12 +77,13 @@ def create_app(
     direct_gate: bool = True,
     catalog: Catalog | None = None,
     status: tuple[StatusBoard, bool] | None = None,
+    reports: ReportDesk | None = None,
 ) -> FastAPI:
     """The evaluator's ASGI application around a gate service, its tokens and its metrics.
 
     With `controls`, also the freezes and incidents endpoints (`controls_api`); with `chain`, `/readyz`
     says what verifying the decision log's hash chain found; with `catalog`, the service-catalog endpoints; with
-    `status` (the board, and whether it is public), `/status` and `/status.json`.
+    `status` (the board, and whether it is public), `/status` and `/status.json`; with `reports`, `/v1/reports/…`.
     `direct_gate=False` leaves the gate's POST to its FastAPI route instead of the guard's direct one
     (`RequestGuard`): tests run both, which must answer alike.
     """
@@ -103,6 +106,8 @@ def create_app(
         add_catalog_routes(app, catalog, guard)
     if status is not None:
         add_status_routes(app, status[0], guard, public=status[1])
+    if reports is not None:
+        add_report_routes(app, reports, guard)
     add_operation_routes(app, service, metrics, chain)
     if controls is not None:
         app.include_router(controls_router(controls, guard))

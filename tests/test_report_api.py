@@ -1,0 +1,141 @@
+"""`GET /v1/reports/{kind}` from a real `serve` over the known history (`tests/rollup_history.py`): the same bytes
+as `sloplane report KIND` for the same data and `at`, a limited token's report over its own SLOs only, and
+parameters refused by name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sloplane.evaluator.history.report_format import FORMATS
+from sloplane.evaluator.history.report_kinds import KINDS
+from sloplane.evaluator.history.rollup import roll_up
+from sloplane.evaluator.http.auth import TokenStore, new_token
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.server import ServerConfig, build_service
+from sloplane.evaluator.storage.controls import ReleaseControls
+from sloplane.evaluator.storage.rollups import SqliteRollups
+from sloplane.semantics.subjects import Fleet
+from tests.conftest import run_cli
+from tests.rollup_history import SINCE, UNTIL
+from tests.rollup_history import declarations as declarations_text
+from tests.servers import served_app
+
+pytest_plugins = ("tests.rollup_history",)
+
+AT = UNTIL.isoformat()
+QUERIES = {"sla": {"month": "2025-10"}, "budget": {"week": "2025-W44"}}
+"""A valid query of each kind served: every kind must have one here (`test_every_kind_is_served`)."""
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory, history_fleet: Fleet, history_prometheus: str) -> Path:
+    """The history's rows and a freeze of `search`, in the file `serve` keeps its decision log in."""
+    db = tmp_path_factory.mktemp("db") / "decisions.db"
+    store = SqliteRollups(db)
+    try:
+        store.write(roll_up(history_fleet, PrometheusBackend(history_prometheus), SINCE, UNTIL).rows, UNTIL)
+    finally:
+        store.close()
+    with ReleaseControls(db) as controls:
+        controls.freeze("search", "failover drill follow-up", "sre", at=UNTIL - timedelta(hours=3))
+    return db
+
+
+@pytest.fixture(scope="module")
+def declarations(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("slos") / "slos.yaml"
+    path.write_text(declarations_text(), encoding="utf-8")
+    return path
+
+
+class Api:
+    def __init__(self, url: str, tokens: dict[str, str]) -> None:
+        self.url, self.tokens = url, tokens
+
+    def get(self, kind: str, token: str = "read", **params: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[token]}"}
+        return httpx.get(f"{self.url}/v1/reports/{kind}", params=params, headers=headers, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def api(history_fleet: Fleet, history_prometheus: str, database: Path) -> Iterator[Api]:
+    issued = {
+        "read": new_token("read", ["read"]),
+        "read@ledger": new_token("read@ledger", ["read"], services=["ledger"]),
+    }
+    tokens = TokenStore(entry for _, entry in issued.values())
+    config = ServerConfig(history_prometheus, database, tokens, rollup_interval=None)
+    service = build_service(history_fleet, config)
+    service.start()
+    try:
+        with served_app(service.app) as url:
+            yield Api(url, {name: token for name, (token, _) in issued.items()})
+    finally:
+        service.close()
+
+
+def test_every_kind_is_served() -> None:
+    assert set(QUERIES) == set(KINDS)
+
+
+@pytest.mark.parametrize("output_format", FORMATS)
+@pytest.mark.parametrize("kind", sorted(QUERIES))
+def test_the_api_gives_the_commands_bytes(
+    api: Api, declarations: Path, database: Path, kind: str, output_format: str
+) -> None:
+    options = [part for name, value in QUERIES[kind].items() for part in (f"--{name}", value)]
+    written = run_cli("report", kind, declarations, "--db", database, *options, "--format", output_format, "--at", AT)
+    assert written.code == 0, written.stderr
+    served = api.get(kind, **QUERIES[kind], format=output_format, at=AT)
+    assert served.status_code == 200, served.text
+    assert served.text == written.stdout
+    assert (
+        served.headers["content-type"].split(";")[0]
+        == {
+            "json": "application/json",
+            "csv": "text/csv",
+            "html": "text/html",
+        }[output_format]
+    )
+
+
+def test_a_limited_token_gets_its_own_slos_only(api: Api) -> None:
+    everyone = api.get("sla", month="2025-10", at=AT).json()
+    ledger = api.get("sla", "read@ledger", month="2025-10", at=AT).json()
+    assert sorted(line["slo"] for line in everyone["slos"]) == ["checkout", "ledger", "ratio-only", "search"]
+    assert [line["slo"] for line in ledger["slos"]] == ["ledger"]
+    (own,) = [line for line in everyone["slos"] if line["slo"] == "ledger"]
+    assert ledger["slos"][0] == own  # the same numbers, only fewer SLOs
+    budget = api.get("budget", "read@ledger", week="2025-W44").json()
+    assert [line["slo"] for line in budget["slos"]] == ["ledger"]
+
+
+def test_the_budget_week_ends_the_report_at_the_weeks_end(api: Api) -> None:
+    by_week = api.get("budget", week="2025-W44", at=AT).json()
+    by_at = api.get("budget", at="2025-11-03T00:00:00+00:00").json()  # Monday after ISO week 44 of 2025
+    assert json.dumps(by_week["slos"]) == json.dumps(by_at["slos"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "named"),
+    [
+        ("sla", {"month": "2025-13"}, "month: '2025-13' is not a month"),
+        ("sla", {}, "month: give exactly one of month"),
+        ("sla", {"month": ""}, "month: '' is not a month"),
+        ("sla", {"month": "2025-10", "tz": "Europe/Berlinn"}, "tz:"),
+        ("sla", {"month": "2025-10", "week": "2025-W44"}, "takes no parameter 'week'"),
+        ("budget", {"week": "2025-W60"}, "week: '2025-W60' is not an ISO week"),
+        ("budget", {"at": "yesterday"}, "at: 'yesterday' is not an RFC 3339 time"),
+        ("budget", {"format": "pdf"}, "format: give one of html, csv, json"),
+    ],
+)
+def test_bad_parameters_are_422_naming_them(api: Api, kind: str, params: dict[str, str], named: str) -> None:
+    answer = api.get(kind, **params)
+    assert answer.status_code == 422, answer.text
+    assert named in answer.json()["detail"]
