@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,20 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
     return {"url": url, "json": bodies.get((method, path)), "params": params}
 
 
-REPORT_QUERIES = {"/v1/reports/sla": {"month": "2025-10"}, "/v1/reports/budget": {}}
+_HOUR_AGO = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+REPORT_QUERIES = {
+    "/v1/reports/sla": {"month": "2025-10"},
+    "/v1/reports/budget": {},
+    "/v1/reports/quarterly": {"quarter": "2025-Q4"},
+    "/v1/reports/retro": {"revision": "r1"},
+    "/v1/reports/oncall": {"from": (_HOUR_AGO - timedelta(hours=1)).isoformat(), "to": _HOUR_AGO.isoformat()},
+    "/v1/reports/platform": {"service": "checkout"},
+}
 """A query each report kind accepts (the reports are lists: a limited token gets its own SLOs)."""
+NAMES_A_SERVICE = {"/v1/reports/platform"}
+"""Reports about one service: refused (403) to a token limited to others, as the catalog's page of it is."""
+NOTHING_FOR_OTHERS = {"/v1/reports/retro"}
+"""Reports about a release: a token limited to other services finds nothing of its own about it (404)."""
 
 LISTS = {
     ("GET", "/v1/slos"),
@@ -136,7 +149,7 @@ LISTS = {
     ("GET", "/v1/catalog/services"),
     ("GET", "/status"),
     ("GET", "/status.json"),
-    *(("GET", path) for path in REPORT_QUERIES),
+    *(("GET", path) for path in REPORT_QUERIES if path not in NOTHING_FOR_OTHERS | NAMES_A_SERVICE),
 }
 """Operations that list rather than name an SLO or service: a token limited elsewhere gets them, without
 what it may not see (`_valid_request` names no SLO or service in them)."""
@@ -176,6 +189,9 @@ def test_every_route_answers_each_kind_of_caller_as_documented(
             if not _allows(scope, needed):
                 assert answer.status_code == 403, (method, path, caller, answer.status_code, answer.text[:200])
                 assert f'scope="{needed}"' in answer.headers["www-authenticate"]
+            elif service != "checkout" and path in NOTHING_FOR_OTHERS:
+                assert answer.status_code == 404, (method, path, caller, answer.status_code, answer.text[:200])
+                assert "checkout" not in answer.text
             elif service == "checkout" or (method, path) in LISTS:
                 assert 200 <= answer.status_code < 300, (method, path, caller, answer.status_code, answer.text[:300])
                 assert "checkout" not in answer.text or service == "checkout", (method, path, caller, answer.text[:300])

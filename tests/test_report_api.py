@@ -29,8 +29,17 @@ from tests.servers import served_app
 pytest_plugins = ("tests.rollup_history",)
 
 AT = UNTIL.isoformat()
-QUERIES = {"sla": {"month": "2025-10"}, "budget": {"week": "2025-W44"}}
-"""A valid query of each kind served: every kind must have one here (`test_every_kind_is_served`)."""
+QUERIES = {
+    "sla": {"month": "2025-10"},
+    "budget": {"week": "2025-W44"},
+    "quarterly": {"quarter": "2025-Q4"},
+    "oncall": {"from": "2025-10-30T00:00:00+00:00", "to": "2025-10-31T00:00:00+00:00", "shift": "8h"},
+    "platform": {"service": "checkout"},
+}
+"""A valid query of each kind the history has data for."""
+NOTHING = {"retro": {"revision": "never-gated"}}
+"""A valid query of each kind the history has nothing for (no gate was ever asked about a revision): 404 here,
+exit 1 from the command. Every kind is in one of the two (`test_every_kind_is_served`)."""
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +90,34 @@ def api(history_fleet: Fleet, history_prometheus: str, database: Path) -> Iterat
 
 
 def test_every_kind_is_served() -> None:
-    assert set(QUERIES) == set(KINDS)
+    assert set(QUERIES) | set(NOTHING) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(NOTHING))
+def test_nothing_to_report_is_404_and_exit_1_with_the_same_words(
+    api: Api, declarations: Path, database: Path, kind: str
+) -> None:
+    options = [part for name, value in NOTHING[kind].items() for part in (f"--{name}", value)]
+    written = run_cli("report", kind, declarations, "--db", database, *options, "--at", AT)
+    served = api.get(kind, **NOTHING[kind], at=AT)
+    assert written.code == 1 and served.status_code == 404, served.text
+    assert served.json()["detail"] in " ".join(written.stderr.split())
+
+
+@pytest.fixture(scope="module")
+def sources(declarations: Path, database: Path, history_prometheus: str) -> dict[str, list[str | Path]]:
+    """What each command reads besides the declarations: the store, or Prometheus for `oncall`."""
+    return {"db": [declarations, "--db", database], "oncall": [declarations, "--prometheus", history_prometheus]}
 
 
 @pytest.mark.parametrize("output_format", FORMATS)
 @pytest.mark.parametrize("kind", sorted(QUERIES))
 def test_the_api_gives_the_commands_bytes(
-    api: Api, declarations: Path, database: Path, kind: str, output_format: str
+    api: Api, sources: dict[str, list[str | Path]], kind: str, output_format: str
 ) -> None:
     options = [part for name, value in QUERIES[kind].items() for part in (f"--{name}", value)]
-    written = run_cli("report", kind, declarations, "--db", database, *options, "--format", output_format, "--at", AT)
+    read = sources["oncall" if kind == "oncall" else "db"]
+    written = run_cli("report", kind, *read, *options, "--format", output_format, "--at", AT)
     assert written.code == 0, written.stderr
     served = api.get(kind, **QUERIES[kind], format=output_format, at=AT)
     assert served.status_code == 200, served.text
@@ -133,6 +160,13 @@ def test_the_budget_week_ends_the_report_at_the_weeks_end(api: Api) -> None:
         ("budget", {"week": "2025-W60"}, "week: '2025-W60' is not an ISO week"),
         ("budget", {"at": "yesterday"}, "at: 'yesterday' is not an RFC 3339 time"),
         ("budget", {"format": "pdf"}, "format: give one of html, csv, json"),
+        ("quarterly", {}, "quarter: give the quarter"),
+        ("quarterly", {"quarter": "2025-Q5"}, "quarter: '2025-Q5' is not a quarter"),
+        ("retro", {"revision": "a", "pipeline": "b"}, "revision: give exactly one of revision R or pipeline P"),
+        ("oncall", {"from": "2025-10-30T00:00:00Z"}, "to: give to"),
+        ("oncall", {"from": "2025-10-30T00:00:00Z", "to": "2025-10-31T00:00:00Z", "shift": "7h"}, "shift:"),
+        ("oncall", {"from": "2025-10-30T00:00:00Z", "to": "2025-10-31T00:00:00Z", "target": "-1"}, "target:"),
+        ("platform", {"service": "checkot"}, "service:"),
     ],
 )
 def test_bad_parameters_are_422_naming_them(api: Api, kind: str, params: dict[str, str], named: str) -> None:

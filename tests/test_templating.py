@@ -7,8 +7,10 @@ deliberate edit of both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -20,8 +22,14 @@ from sloplane.core import templating
 from sloplane.core.templating import ENVIRONMENT, cached_line, render, render_line, template_names
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.history.budget import budget_report
+from sloplane.evaluator.history.oncall import OncallOptions, oncall_report
+from sloplane.evaluator.history.oncall_files import oncall_html, platform_html
 from sloplane.evaluator.history.periods import month
+from sloplane.evaluator.history.platform import platform_report
+from sloplane.evaluator.history.quarterly import quarterly_report
+from sloplane.evaluator.history.quarterly_files import quarterly_html
 from sloplane.evaluator.history.report_files import budget_html, sla_html, status_html
+from sloplane.evaluator.history.retro_files import retro_html, retro_postmortem_markdown
 from sloplane.evaluator.history.sla import SlaInputs, sla_report, slo_zone
 from sloplane.evaluator.history.status import status_page
 from sloplane.evaluator.notify.classify import Incident, IncidentClass
@@ -32,6 +40,8 @@ from sloplane.render.pipelines import PipelineOptions
 from sloplane.render.prometheus import rule_file
 from sloplane.semantics.subjects import Fleet
 from tests.conftest import EXAMPLES
+
+GOLDEN_REPORTS = Path(__file__).parent / "golden" / "reports"
 
 AWKWARD = "<b>burn</b> & 'budget' \"low\" {{ not_a_value }} {% raw %}"
 """Markup, quotes and template syntax in a value: must reach a summary verbatim."""
@@ -203,8 +213,33 @@ def test_every_template_is_rendered_by_a_real_caller(
     periods = {name: month("2025-10", slo_zone(fleet[name])) for name in fleet}
     sla_html(sla_report(SlaInputs(fleet, [], periods, datetime(2025, 11, 1, tzinfo=UTC)), "2025-10"))
     status_html(status_page(fleet, [], [], datetime(2025, 11, 1, tzinfo=UTC)))
-    budget_html(budget_report(fleet, datetime(2025, 11, 1, tzinfo=UTC), lambda names: []))
+    at = datetime(2025, 11, 1, tzinfo=UTC)
+    budget_html(budget_report(fleet, at, lambda names: []))
+    quarterly_html(quarterly_report(fleet, "2025-Q4", at, lambda names, since, until: []))
+    oncall_html(oncall_report(fleet, _Quiet(), OncallOptions(at - timedelta(days=1), at), at=at))
+    platform_html(platform_report(fleet, _Quiet(), "checkout", since=None, until=at, at=at))
+    retro = json.loads((GOLDEN_REPORTS / "retro-deploy-7.json").read_text())  # a retro needs a log of real gates
+    retro_html(retro)
+    retro_postmortem_markdown(retro)
     assert sorted(set(rendered)) == template_names()
+
+
+class _Quiet:
+    """Prometheus where no alert fires, and a decision log with nothing in it: the reports' empty callers."""
+
+    name = "prometheus"
+
+    def query(self, expression: str, at: datetime) -> list[Any]:
+        return []
+
+    def query_range(self, expression: str, start: datetime, end: datetime, step: timedelta) -> list[Any]:
+        return []
+
+    def healthy(self) -> tuple[bool, str]:
+        return True, "ok"
+
+    def iter_with_seq(self, after_seq: int = 0, *, batch_size: int = 500) -> Iterator[tuple[int, dict[str, Any]]]:
+        return iter(())
 
 
 # --- the summaries: what the f-strings said ------------------------------------------------------------------

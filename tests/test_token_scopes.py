@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,8 @@ def served(tmp_path: Path, prometheus: PrometheusSandbox) -> Iterator[Served]:
         with served_app(service.app) as url, httpx.Client(base_url=url, timeout=30) as http:
             running = Served(service, url, {name: token for name, (token, _) in issued.items()}, http)
             for slo in OWNERS:
-                assert running.call("admin", "POST", "/v1/gates/evaluate", json={"slo": slo}).status_code == 200
+                gate = {"slo": slo, "revision": "v1"}  # one release of every service, for the retro report
+                assert running.call("admin", "POST", "/v1/gates/evaluate", json=gate).status_code == 200
             yield running
     finally:
         service.close()
@@ -174,6 +176,20 @@ def _only_own_slos(answer: Any) -> bool:
 def _only_own_report(answer: Any) -> bool:
     """A report's lines: the token's own SLOs, none of `search`."""
     return bool(answer["slos"]) and all(line["slo"] in {OWN, "ledger-payments"} for line in answer["slos"])
+
+
+def _only_own_releases(answer: Any) -> bool:
+    """The retro's releases: the token's own services only (the same revision of `search` is not shown)."""
+    return bool(answer["releases"]) and {release["service"] for release in answer["releases"]} <= {"checkout", "ledger"}
+
+
+_HOUR_AGO = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+_RECENT_HOUR = {"from": (_HOUR_AGO - timedelta(hours=1)).isoformat(), "to": _HOUR_AGO.isoformat()}
+
+
+def _only_own_pages(answer: Any) -> bool:
+    """The on-call report replays the token's own SLOs' alerts only."""
+    return OTHER not in str(answer)
 
 
 def _only_own_components(answer: Any) -> bool:
@@ -264,6 +280,22 @@ CASES: dict[tuple[str, str], Case] = {
         lambda _: {"method": "GET", "url": "/v1/reports/budget"},
         lambda _: {"method": "GET", "url": "/v1/reports/budget"},
         _only_own_report,
+    ),
+    **{
+        ("GET", f"/v1/reports/{kind}"): Case(
+            lambda _, kind=kind, query=query: {"method": "GET", "url": f"/v1/reports/{kind}", "params": query},
+            lambda _, kind=kind, query=query: {"method": "GET", "url": f"/v1/reports/{kind}", "params": query},
+            check,
+        )
+        for kind, query, check in (
+            ("quarterly", {"quarter": "2025-Q4"}, _only_own_report),
+            ("retro", {"revision": "v1"}, _only_own_releases),
+            ("oncall", _RECENT_HOUR, _only_own_pages),
+        )
+    },
+    ("GET", "/v1/reports/platform"): Case(
+        lambda _: {"method": "GET", "url": "/v1/reports/platform", "params": {"service": OWN_SERVICE}},
+        lambda _: {"method": "GET", "url": "/v1/reports/platform", "params": {"service": OTHER_SERVICE}},
     ),
     ("GET", "/status.json"): Case(
         lambda _: {"method": "GET", "url": "/status.json"},

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sloplane.cli import report_oncall, report_quarterly, report_retro
 from sloplane.cli.common import DEFAULT_DB, Consoles, Paths, load_fleet, parse_instant, store_missing
 from sloplane.cli.evaluator import NullLog
 from sloplane.cli.report_options import (
@@ -46,6 +47,9 @@ def register(app: typer.Typer, console: Consoles) -> None:
     reports = typer.Typer(help="Reports from the rollups and the decision log (HTML, CSV, JSON).", no_args_is_help=True)
     app.add_typer(reports, name="report")
     register_budget(reports, console)
+    report_quarterly.register(reports, console)
+    report_retro.register(reports, console)
+    report_oncall.register(reports, console)
 
     @reports.command()
     def sla(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,16 @@ from sloplane.cli.common import DEFAULT_DB_SHOWN, Consoles, load_fleet, parse_in
 from sloplane.core.fileio import UnsafeOutputError, write_files
 from sloplane.declaration.types import TimeZone
 from sloplane.evaluator.history.report_format import FORMATS
-from sloplane.evaluator.history.report_kinds import ReportKind, ReportOptionError, ReportSources
+from sloplane.evaluator.history.report_kinds import (
+    ROLLUPS_MISSING,
+    NothingToReportError,
+    ReportKind,
+    ReportOptionError,
+    ReportReadError,
+    ReportSources,
+    report_now,
+)
+from sloplane.evaluator.measuring.backends.base import MetricsBackend
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
 from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
@@ -67,10 +75,10 @@ def zone_option(text: str | None) -> str | None:
         raise typer.BadParameter(reason, param_hint="--tz") from None
 
 
-def require_store(console: Consoles, db: str) -> None:
-    """Exit 1 with a hint when --db names a SQLite file that does not exist (nothing was rolled up there)."""
+def require_store(console: Consoles, db: str, missing: str = ROLLUPS_MISSING) -> None:
+    """Exit 1 with a hint (`missing`, naming `{db}`) when --db names a SQLite file that does not exist."""
     if store_missing(db):
-        console.err.print(f"no rollups at {db}: run `sloplane rollup` first", markup=False)
+        console.err.print(missing.format(db=db), markup=False)
         raise typer.Exit(1)
 
 
@@ -78,30 +86,35 @@ def build_report(
     console: Consoles,
     kind: ReportKind,
     paths: list[Path],
-    db: str,
+    db: str | None,
     options: dict[str, str | None],
     output_format: str,
     at: str | None,
+    *,
+    backend: MetricsBackend | None = None,
 ) -> dict[str, Any]:
     """A report kind built as `/v1/reports/{kind}` builds it: options checked before the store is opened (a
-    usage error is exit 2 whatever the store), then the store read (exit 1 when it cannot be)."""
+    usage error is exit 2 whatever the store), then the store read (exit 1 when it cannot be). `db` None: a
+    kind that reads Prometheus alone (`backend`)."""
     check_format(output_format)
-    generated = parse_instant(at) or datetime.now(UTC).replace(microsecond=0)
+    generated = parse_instant(at) or report_now()
     fleet = load_fleet(console, paths)
     try:
         kind.check(fleet, options, generated)
-        require_store(console, db)
-        with opened_sources(db, fleet) as sources:
+        if db is None:
+            return kind.build(ReportSources(fleet, lambda *_: [], backend=backend), options, generated)
+        require_store(console, db, kind.missing)
+        with opened_sources(db, fleet, backend) as sources:
             return kind.build(sources, options, generated)
     except ReportOptionError as error:
         raise typer.BadParameter(str(error), param_hint=f"--{error.option}") from None
-    except (RollupError, DecisionLogError, ControlsError) as error:
+    except (RollupError, DecisionLogError, ControlsError, NothingToReportError, ReportReadError) as error:
         console.err.print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
 @contextmanager
-def opened_sources(db: str, fleet: Fleet) -> Iterator[ReportSources]:
+def opened_sources(db: str, fleet: Fleet, backend: MetricsBackend | None = None) -> Iterator[ReportSources]:
     """The store's rollups, decision log and release controls for a report, closed afterwards."""
     store = open_rollups(db)
     try:
@@ -110,7 +123,7 @@ def opened_sources(db: str, fleet: Fleet) -> Iterator[ReportSources]:
             controls = open_release_controls(db)
             try:
                 rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
-                yield ReportSources(fleet, rows, log, controls)
+                yield ReportSources(fleet, rows, log, controls, backend)
             finally:
                 controls.close()
         finally:

@@ -253,6 +253,14 @@ def _sync_windows(config: ServerConfig, controls: ReleaseControlsStore) -> SyncW
     return SyncWindowReconciler(controls, api, project, namespace, applications=config.argocd_applications)
 
 
+def _report_backend(config: ServerConfig) -> PrometheusBackend | None:
+    """Prometheus for the reports that replay it (`oncall`): a client of its own, as the rollup's, so that a
+    report's minute-by-minute range queries neither wait on a gate's timeout nor open the gates' breaker."""
+    if config.prometheus is None:
+        return None
+    return PrometheusBackend(config.prometheus, timeout=ROLLUP_TIMEOUT_SECONDS)
+
+
 def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     """Everything `sloplane serve` runs, not yet started. Raises on a bad receivers file or S3 URL."""
     metrics = EvaluatorMetrics()
@@ -299,7 +307,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         chain,
         catalog=Catalog(evaluator, controls),
         status=(board, config.public_status),
-        reports=ReportDesk(ReportSources(fleet, rows, log, controls)),
+        reports=ReportDesk(ReportSources(fleet, rows, log, controls, _report_backend(config))),
     )
     also = None if notifier is None else notifier.record_unrecorded  # kept notices, retried on every replica
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds(), also=also)

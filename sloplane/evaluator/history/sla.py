@@ -111,6 +111,22 @@ def _overlaps(row: Rollup, spans: Iterable[Span]) -> bool:
     return any(start < row.end and end > row.start for start, end in spans)
 
 
+def check_aligned(slo: str, period: Period, rows: Sequence[Rollup]) -> None:
+    """PeriodError when the period's bounds fall inside the rows' hours (a zone cutting a :30 zone's hours)."""
+    if rows and not aligned(period, rows[0].start):
+        raise PeriodError(
+            f"{slo}'s rollups are cut at {rows[0].start.minute:02d} past the UTC hour "
+            f"({rows[0].time_zone}); {period.time_zone} cuts its periods elsewhere: report it in its own zone"
+        )
+
+
+def counted(rows: Sequence[Rollup]) -> tuple[list[Rollup], float, float]:
+    """The rows with data, and their bad and total events with excluded spans taken out."""
+    with_data = [row for row in rows if row.total_events is not None]
+    bad = fsum(row.counted_bad_events or 0.0 for row in with_data)
+    return with_data, bad, fsum(row.counted_total_events or 0.0 for row in with_data)
+
+
 def by_subject(rows: Iterable[Rollup]) -> dict[tuple[str, str | None], list[Rollup]]:
     """The rows of each subject, in the order given (the stores give them by start): read once, so that a
     report over thousands of SLOs does not scan every row for each of them."""
@@ -151,14 +167,8 @@ def sla_line(inputs: SlaInputs, declaration: Declaration, own: Sequence[Rollup] 
     if own is None:
         own = [row for row in inputs.rows if row.slo == declaration.name and row.stage == subject.stage]
     rows = [row for row in own if period.start <= row.start < period.end]
-    if rows and not aligned(period, rows[0].start):
-        raise PeriodError(
-            f"{declaration.name}'s rollups are cut at {rows[0].start.minute:02d} past the UTC hour "
-            f"({rows[0].time_zone}); {period.time_zone} cuts its periods elsewhere: report it in its own zone"
-        )
-    with_data = [row for row in rows if row.total_events is not None]
-    bad = fsum(row.counted_bad_events or 0.0 for row in with_data)
-    events = fsum(row.counted_total_events or 0.0 for row in with_data)
+    check_aligned(declaration.name, period, rows)
+    with_data, bad, events = counted(rows)
     objective = rows[0].objective if rows else subject.objective
     changes = [(row.start, row.objective) for previous, row in pairwise(rows) if row.objective != previous.objective]
     allowance = (100 - objective) / 100

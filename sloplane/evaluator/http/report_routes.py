@@ -13,16 +13,27 @@ answered 503 with `Retry-After`.
 No `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
 """
 
+import dataclasses
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 
 from sloplane.evaluator.history.report_format import FORMATS
-from sloplane.evaluator.history.report_kinds import KINDS, ReportKind, ReportOptionError, ReportSources, instant
+from sloplane.evaluator.history.report_kinds import (
+    KINDS,
+    FleetLog,
+    NothingToReportError,
+    ReportKind,
+    ReportOptionError,
+    ReportReadError,
+    ReportSources,
+    instant,
+    report_now,
+)
 from sloplane.evaluator.http.auth import Principal, Scope
 from sloplane.evaluator.http.common import AUTH_RESPONSES, requires
 from sloplane.evaluator.http.guard import RouteGuard
@@ -42,13 +53,19 @@ class ReportDesk:
         self.sources = sources
         self._turn = threading.Semaphore(1)
 
-    def build(self, kind: ReportKind, options: dict[str, str | None], at: datetime, fleet: Fleet) -> dict[str, Any]:
-        """The report over `fleet` (the caller's SLOs); TimeoutError when another did not finish in time."""
+    def build(
+        self, kind: ReportKind, options: dict[str, str | None], at: datetime, fleet: Fleet, *, limited: bool
+    ) -> dict[str, Any]:
+        """The report over `fleet` (the caller's SLOs; `limited`: not the whole fleet, so the log is read through
+        `FleetLog`); TimeoutError when another did not finish in time."""
         if not self._turn.acquire(timeout=WAIT_SECONDS):
             raise TimeoutError
         try:
             kind.check(fleet, options, at)
-            sources = ReportSources(fleet, self.sources.rows, self.sources.log, self.sources.controls)
+            log = self.sources.log
+            if limited and log is not None:
+                log = FleetLog(log, fleet)
+            sources = dataclasses.replace(self.sources, fleet=fleet, log=log)
             return kind.build(sources, options, at)
         finally:
             self._turn.release()
@@ -98,7 +115,7 @@ def _options(request: Request, kind: ReportKind) -> tuple[dict[str, str | None],
     if output_format not in FORMATS:
         raise HTTPException(422, f"format: give one of {', '.join(FORMATS)}")
     try:
-        at = instant(query.get("at")) or datetime.now(UTC).replace(microsecond=0)
+        at = instant(query.get("at")) or report_now()
     except ReportOptionError as error:
         raise HTTPException(422, f"{error.option}: {error}") from None
     return {option: query.get(option) for option in kind.options}, output_format, at
@@ -117,10 +134,17 @@ def add_report_routes(app: FastAPI, desk: ReportDesk, guard: RouteGuard) -> None
     def route(kind: ReportKind) -> Callable[..., Response]:
         def report(request: Request, principal: Annotated[Principal, Depends(reader)]) -> Response:
             options, output_format, at = _options(request, kind)
+            named = options.get(kind.names_service) if kind.names_service else None
+            if named is not None:
+                guard.service(principal, named, acting=False)
             try:
-                built = desk.build(kind, options, at, visible_fleet(principal))
+                built = desk.build(kind, options, at, visible_fleet(principal), limited=principal.limited)
             except ReportOptionError as error:
                 raise HTTPException(422, f"{error.option}: {error}") from None
+            except NothingToReportError as error:
+                raise HTTPException(404, str(error)) from None
+            except ReportReadError as error:
+                raise HTTPException(502, str(error)) from None
             except TimeoutError:
                 raise HTTPException(503, "another report is being built: retry", {"Retry-After": "30"}) from None
             text = kind.file()(built, output_format)
@@ -143,7 +167,9 @@ def add_report_routes(app: FastAPI, desk: ReportDesk, guard: RouteGuard) -> None
                     "description": "The report in the format asked for.",
                     "content": {media: {} for media in MEDIA.values()},
                 },
+                404: {"model": Problem, "description": "Nothing to report on (a revision no gate was asked about)."},
                 422: {"model": Problem, "description": "A parameter the report does not take, or cannot."},
+                502: {"model": Problem, "description": "Prometheus, which the report replays, did not answer."},
                 503: {"model": Problem, "description": "Another report did not finish in time; `Retry-After`."},
                 **AUTH_RESPONSES,
             },
