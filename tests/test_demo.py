@@ -35,13 +35,18 @@ def test_the_demo_gates_the_incident_the_canary_a_freeze_and_break_glass_and_wri
     assert "the canary is not significantly worse than production" in finished.stdout
     assert "break-glass by on-call overrides 'fail'" in finished.stdout
     assert "5 decisions recorded" in finished.stdout
-    (written,) = re.findall(r"SLA report for (\d{4}-\d{2}): open (\S+) \(also \.csv and \.json\)", finished.stdout)
-    label, page = written
-    assert Path(page) == reports / f"sla-{label}.html"
+    opened = dict(re.findall(r"^(\w+) report: open (\S+) \(also \.csv and \.json\)$", finished.stdout, re.MULTILINE))
+    assert sorted(opened) == ["budget", "oncall", "quarterly", "sla"]
+    label = Path(opened["sla"]).stem.removeprefix("sla-")
+    quarter = Path(opened["quarterly"]).stem
+    assert Path(opened["sla"]) == reports / f"sla-{label}.html"
+    stems = sorted(["budget", "oncall", quarter, f"sla-{label}"])
     assert sorted(path.name for path in reports.iterdir()) == [
-        *(f"sla-{label}.{kind}" for kind in ("csv", "html", "json")),
+        *(f"{stem}.{kind}" for stem in stems for kind in ("csv", "html", "json")),
         "status",
     ]
+    oncall = json.loads((reports / "oncall.json").read_text())
+    assert [page["slo"] for page in oncall["pages"]] == ["checkout-availability"], "the incident paged, once"
     report = json.loads((reports / f"sla-{label}.json").read_text())
     availability = next(line for line in report["slos"] if line["slo"] == "checkout-availability")
     assert availability["met"] is False and availability["badEvents"] > 0, "the incident's 45 minutes at 10% errors"

@@ -5,8 +5,9 @@ Every example SLO gets a day of traffic ending now; checkout's production traffi
 replays the checkout gate two hours before the incident and twenty minutes into it; gates the
 healthy canary during the incident (compared with stable, it is not to blame); freezes checkout's
 releases and gates again, then breaks the glass; printing every decision with its reasons, and
-rolls the day up and writes its month's SLA report (HTML, CSV, JSON) and the status page into `--reports DIR`; stops the
-server. Run: `python -m sloplane.cli.demo examples/slos --reports out/reports`.
+rolls the day up and writes its month's SLA report, the budget report, the quarterly review, the day's on-call
+report (HTML, CSV, JSON each) and the status page into `--reports DIR`; stops the server.
+Run: `python -m sloplane.cli.demo examples/slos --reports out/reports`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from rich.console import Console
 from sloplane.cli.evaluator import answer_lines, measurement_table
 from sloplane.core.fileio import write_files
 from sloplane.evaluator.history.job import roll_up_into
-from sloplane.evaluator.history.periods import month
-from sloplane.evaluator.history.report_files import sla_file, status_files
+from sloplane.evaluator.history.report_files import status_files
 from sloplane.evaluator.history.report_format import FORMATS
-from sloplane.evaluator.history.sla import SlaInputs, reported, sla_report, slo_zone
+from sloplane.evaluator.history.report_kinds import KINDS, ReportSources
 from sloplane.evaluator.history.status import status_page
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, GateRequest
@@ -131,21 +131,32 @@ def write_reports(
     folder: Path,
     reports: Path,
 ) -> None:
-    """Roll the synthetic day up, as `serve` does every hour, and write the SLA report of its month and the
-    status page at its end."""
+    """Roll the synthetic day up, as `serve` does every hour, and write its month's SLA report, the budget report
+    and the quarterly review at its end, the on-call report of the day (its page-tier alerts replayed), and the
+    status page: each kind as `sloplane report` writes it (`history.report_kinds`)."""
     store = SqliteRollups(folder / "decisions.db")
+    controls = ReleaseControls(folder / "decisions.db")
     try:
         written = roll_up_into(store, fleet, backend, end - DAY, end)
+        console.print(f"rolled up {written.rows} hourly rows", markup=False)
+        sources = ReportSources(
+            fleet, lambda since, until, names: store.read(since=since, until=until, slos=names), log, controls, backend
+        )
+        label, quarter = f"{end:%Y-%m}", f"{end.year}-Q{(end.month - 1) // 3 + 1}"
+        wanted = {
+            f"sla-{label}": ("sla", {"month": label}),
+            "budget": ("budget", {}),
+            f"quarterly-{quarter}": ("quarterly", {"quarter": quarter}),
+            "oncall": ("oncall", {"from": (end - DAY).isoformat(), "to": end.isoformat()}),
+        }
+        for stem, (kind, options) in wanted.items():
+            report = KINDS[kind].build(sources, options, end)
+            write_files(reports, {f"{stem}.{form}": KINDS[kind].file()(report, form) for form in FORMATS})
+            console.print(f"{kind} report: open {reports / f'{stem}.html'} (also .csv and .json)", markup=False)
         rows = store.read(since=end - 2 * DAY, until=end + DAY)
     finally:
+        controls.close()
         store.close()
-    console.print(f"rolled up {written.rows} hourly rows", markup=False)
-    label = f"{end:%Y-%m}"
-    periods = {declaration.name: month(label, slo_zone(declaration)) for declaration in reported(fleet)}
-    report = sla_report(SlaInputs(fleet, rows, periods, end, log), label)
-    files = {f"sla-{label}.{kind}": sla_file(report, kind) for kind in FORMATS}
-    write_files(reports, files)
-    console.print(f"SLA report for {label}: open {reports / f'sla-{label}.html'} (also .csv and .json)", markup=False)
     measurements = Evaluator(fleet, backend, log).evaluate(end)
     write_files(reports / "status", status_files(status_page(fleet, measurements, rows, end, name="sloplane demo")))
     console.print(f"status page: open {reports / 'status' / 'index.html'} (and status.json)", markup=False)
