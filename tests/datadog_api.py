@@ -21,12 +21,19 @@ Data model and bucket semantics (the part parity tests depend on)
   point in the window contributes nothing, and a query with no data at all answers ``null`` (not 0).
   A point added with count 0 is data: it answers 0.
 - Timeseries buckets are ``interval`` ms rounded up to a multiple of the rollup, also UNIX-aligned;
-  only rollup buckets inside ``[from, to)`` are summed into them; empty buckets are ``null``.
+  only rollup buckets inside ``[from, to)`` are summed into them; empty buckets are ``null``. A query's
+  ``.rollup(sum, N)`` asks for N-second buckets (rounded up likewise; the wider of it and ``interval``
+  wins), aligned to UNIX time as Datadog's rollup intervals are, not to the query's edges. More than
+  ``max_points`` (1,500) buckets widen the interval to the smallest multiple of the rollup that fits, as
+  Datadog overrides the interval of a query that would return too many points (which wider interval real
+  Datadog picks is not documented; a client must not depend on it).
 
-Queries: ``sum:<metric>{<filter>}[ by {k1,k2}][.as_count()]`` (``.as_count()`` may also precede
-``by``). The filter is ``*`` or comma-separated terms, all of which must hold: ``key:value``,
-``key:glob*``, and negations ``!key:value`` / ``-key:value``. Anything else answers 400 naming what
-this stand-in does not model, so a test never silently measures a query it cannot answer.
+Queries: ``sum:<metric>{<filter>}[ by {k1,k2}][.as_count()][.rollup(sum, N)]`` (``.as_count()`` may also
+precede ``by``; ``.rollup()`` only in timeseries requests, only with ``sum``: a scalar request with it answers
+400, as this stand-in does not model how a rollup interval cuts a scalar window). The filter is ``*`` or
+comma-separated terms, all of which must hold: ``key:value``, ``key:glob*``, and negations ``!key:value`` /
+``-key:value``. Anything else answers 400 naming what this stand-in does not model, so a test never silently
+measures a query it cannot answer.
 
 Grouping: ``by {k1,k2}`` gives one ``group`` column per key (``values`` = ``[[v], ...]``) before the
 ``number`` columns; a series lacking a key is grouped under ``"N/A"``. Rows are the groups with data
@@ -115,6 +122,8 @@ class MetricQuery:
     metric: str
     terms: tuple[TagTerm, ...]
     by: tuple[str, ...]
+    rollup: int | None = None
+    """Seconds of a ``.rollup(sum, N)``; None without one."""
 
     def matches(self, metric: str, tags: Tags) -> bool:
         """Whether a stored series belongs to this query."""
@@ -129,7 +138,8 @@ _QUERY = re.compile(
     r"^\s*(?P<space>[a-z0-9_]+):(?P<metric>[A-Za-z][A-Za-z0-9_.]*)\{(?P<filter>[^{}]*)\}"
     r"(?P<count1>\.as_count\(\))?"
     r"(?:\s+by\s+\{(?P<by>[^{}]*)\})?"
-    r"(?P<count2>\.as_count\(\))?\s*$"
+    r"(?P<count2>\.as_count\(\))?"
+    r"(?:\.rollup\(\s*(?P<method>[a-z]+)\s*,\s*(?P<seconds>\d+)\s*\))?\s*$"
 )
 _TAG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]*$")
 
@@ -143,7 +153,12 @@ def parse_query(text: str) -> MetricQuery:
         raise QueryError(f"local Datadog stand-in models only the sum space aggregator, not {found['space']!r}")
     if not (found["count1"] or found["count2"]) or (found["count1"] and found["count2"]):
         raise QueryError(f"local Datadog stand-in models only counts: end the query with one .as_count() ({text!r})")
-    return MetricQuery(found["metric"], _parse_filter(found["filter"]), _parse_by(found["by"]))
+    rollup = None
+    if found["method"] is not None:
+        if found["method"] != "sum" or int(found["seconds"]) <= 0:
+            raise QueryError(f"local Datadog stand-in models only .rollup(sum, <positive seconds>), not in {text!r}")
+        rollup = int(found["seconds"])
+    return MetricQuery(found["metric"], _parse_filter(found["filter"]), _parse_by(found["by"]), rollup)
 
 
 def _parse_filter(text: str) -> tuple[TagTerm, ...]:
@@ -497,7 +512,8 @@ class DatadogAPI:
     `store` holds the data (`add`, `add_series`); `api_key`/`app_key`, when given, must match the
     headers exactly (otherwise any non-empty value passes); `limits` maps endpoint (`SCALAR`,
     `TIMESERIES`, `VALIDATE`) to its `RateLimit`; `now` is the clock for rate limits and the log;
-    `max_queries` caps queries per request (Datadog's cap is not documented).
+    `max_queries` caps queries per request (Datadog's cap is not documented); `max_points` the buckets of a
+    timeseries answer (Datadog's 1,500 points per series).
     """
 
     def __init__(
@@ -510,6 +526,7 @@ class DatadogAPI:
         limits: Mapping[str, RateLimit] | None = None,
         now: Callable[[], float] = time.time,
         max_queries: int = 20,
+        max_points: int = 1500,
     ) -> None:
         self.store = store if store is not None else MetricStore(rollup)
         self.api_key = api_key
@@ -517,6 +534,7 @@ class DatadogAPI:
         self.limits = {**DEFAULT_LIMITS, **(limits or {})}
         self.now = now
         self.max_queries = max_queries
+        self.max_points = max_points
         self.limiter = RateLimiter(now)
         self._faults: dict[str, list[_Armed]] = {}
         self._log: list[LoggedRequest] = []
@@ -699,6 +717,8 @@ class DatadogAPI:
         attributes = _attributes(body, "scalar_request")
         start, end = _window(attributes)
         queries = self._queries(attributes, need_aggregator=True)
+        if any(query.rollup is not None for query in queries.values()):
+            raise QueryError("local Datadog stand-in does not model .rollup() in scalar queries")
         results = {name: self.store.window_sum(query, start, end) for name, query in queries.items()}
         by = _shared_by(queries)
         rows = sorted({group for values in results.values() for group in values}) if by else [()]
@@ -722,11 +742,18 @@ class DatadogAPI:
         interval_ms = attributes.get("interval", rollup * 1000)
         if not isinstance(interval_ms, int) or isinstance(interval_ms, bool) or interval_ms <= 0:
             raise QueryError("interval must be a positive integer of milliseconds")
-        width = max(1, math.ceil(interval_ms / 1000 / rollup)) * rollup
+        queries = self._queries(attributes, need_aggregator=False)
+        asked = {query.rollup for query in queries.values() if query.rollup is not None}
+        if len(asked) > 1:
+            raise QueryError("local Datadog stand-in needs every .rollup() of one request to ask the same interval")
+        width = max(1, math.ceil(interval_ms / 1000 / rollup), math.ceil(max(asked, default=0) / rollup)) * rollup
         first = math.ceil(start / (rollup * 1000)) * rollup  # first rollup bucket starting at or after from
         last = math.ceil(end / (rollup * 1000)) * rollup - rollup  # last rollup bucket starting before to
+        if first <= last and (last - math.floor(first / width) * width) // width + 1 > self.max_points:
+            width = math.ceil((last - first + rollup) / self.max_points / rollup) * rollup  # Datadog widens
+            while (last - math.floor(first / width) * width) // width + 1 > self.max_points:
+                width += rollup
         times = list(range(math.floor(first / width) * width, last + 1, width)) if first <= last else []
-        queries = self._queries(attributes, need_aggregator=False)
         per_query: dict[str, dict[GroupKey, dict[int, float]]] = {}
         for name, query in queries.items():
             grouped: dict[GroupKey, dict[int, float]] = {}

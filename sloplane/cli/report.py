@@ -14,6 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from sloplane.cli import report_oncall, report_quarterly, report_retro
+from sloplane.cli.backends import (
+    DEFAULT_DATADOG_DELAY,
+    DatadogDelayOption,
+    DatadogOption,
+    PrometheusOption,
+    backends,
+)
 from sloplane.cli.common import DEFAULT_DB, Consoles, Paths, load_fleet, parse_instant, store_missing
 from sloplane.cli.evaluator import NullLog
 from sloplane.cli.report_options import (
@@ -29,6 +36,7 @@ from sloplane.core.fileio import UnsafeOutputError, write_files
 from sloplane.evaluator.history.report_kinds import KINDS
 from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.history.status import DAYS, status_page
+from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Measurement
 from sloplane.evaluator.service import Evaluator
@@ -79,14 +87,16 @@ def register_status(app: typer.Typer, console: Consoles) -> None:
     @app.command()
     def status(
         paths: Paths,
-        prometheus: Annotated[str, typer.Option("--prometheus", help="Read the SLOs' state from this Prometheus.")],
         out: Annotated[Path, typer.Option("--out", help="The folder to write index.html and status.json into.")],
+        prometheus: PrometheusOption = None,
+        datadog: DatadogOption = None,
+        datadog_delay: DatadogDelayOption = DEFAULT_DATADOG_DELAY,
         db: Annotated[
             str | None,
             typer.Option(
                 "--db",
                 help="Rollups (sloplane rollup) for the 90 daily bars, and open incidents; default: the bars are "
-                "read from Prometheus (only the days it still keeps).",
+                "read from Prometheus and Datadog as the gate reads them (only the days they still keep).",
             ),
         ] = None,
         at: Annotated[str | None, typer.Option("--at", help="The page at this instant (default: now).")] = None,
@@ -94,20 +104,20 @@ def register_status(app: typer.Typer, console: Consoles) -> None:
     ) -> None:
         """A static status page: a component per service in Statuspage's states (from the burn-rate alerts and
         exclusions), 90 daily bars of bad against allowed events, the uptime, and status.json in Statuspage's
-        summary shape."""
+        summary shape. The states are read as the gate reads them: from --prometheus, --datadog, or both."""
         # why: the HTML templates load jinja2, which only this command needs (`evaluate` must start fast)
         from sloplane.evaluator.history.report_files import status_files
 
         moment = parse_instant(at) or datetime.now(UTC).replace(microsecond=0)
+        backend, counts = backends(prometheus, datadog, datadog_delay)
         fleet = load_fleet(console, paths)
-        backend = PrometheusBackend(prometheus)
-        measurements = Evaluator(fleet, backend, NullLog()).evaluate(moment)
+        measurements = Evaluator(fleet, backend, NullLog(), datadog=counts).evaluate(moment)
         since = moment - timedelta(days=DAYS)
         if db is not None and store_missing(db):
             console.err.print(f"no rollups at {db}: run `sloplane rollup` first, or leave --db out", markup=False)
             raise typer.Exit(1)
         try:
-            page = _page(fleet, backend, db, since, moment, measurements, name)
+            page = _page(fleet, (backend, counts), db, since, moment, measurements, name)
         except (RollupError, ControlsError) as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
@@ -121,7 +131,7 @@ def register_status(app: typer.Typer, console: Consoles) -> None:
 
 def _page(
     fleet: Fleet,
-    backend: PrometheusBackend,
+    readers: tuple[PrometheusBackend | None, DatadogCounts | None],
     db: str | None,
     since: datetime,
     until: datetime,
@@ -129,9 +139,12 @@ def _page(
     name: str,
 ) -> dict[str, Any]:
     """The status page: its bars from the store's rows, read a service at a time, and its open incidents; or,
-    without a store, from rows read from Prometheus now (only the days it keeps)."""
+    without a store, from rows read now from Prometheus and Datadog as the gate reads them (only the days they
+    keep)."""
     if db is None:
-        return status_page(fleet, measurements, roll_up(fleet, backend, since, until).rows, until, name=name)
+        backend, counts = readers
+        rows = roll_up(fleet, backend, since, until, datadog=counts).rows
+        return status_page(fleet, measurements, rows, until, name=name)
     controls = open_release_controls(db)
     try:
         incidents = controls.incidents(at=until)

@@ -1,5 +1,9 @@
 """`sloplane rollup`: keep each SLO's hourly events past Prometheus' retention, for reports.
 
+Each subject is read where the gate reads it: from Prometheus (`--prometheus`) or, for the SLIs the gate reads
+from Datadog, from Datadog (`--datadog`, keys from `$DD_API_KEY` and `$DD_APP_KEY`, as `evaluate` and `serve`
+take them); give one or both. A subject read from a backend not given is listed as not rolled up, with why.
+
 Exit codes: 0 every subject that can be rolled up was; 1 a store or a read failed (what was read before is
 kept: a run resumes where the store ends); 2 usage. Rows are written a week at a time, so an interrupted
 backfill of months loses at most the week it was in.
@@ -13,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sloplane.cli.backends import DEFAULT_DATADOG_DELAY, DatadogOption, datadog_settings
 from sloplane.cli.common import DEFAULT_DB, DEFAULT_DB_SHOWN, Consoles, Format, Paths, load_fleet, parse_instant
 from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.history.job import RollupSummary, roll_up_into, settled_now
@@ -37,7 +42,9 @@ Db = Annotated[
         show_default=DEFAULT_DB_SHOWN,
     ),
 ]
-Prometheus = Annotated[str, typer.Option("--prometheus", help="Read the events from this Prometheus.")]
+Prometheus = Annotated[str | None, typer.Option("--prometheus", help="Read the events from this Prometheus.")]
+TIMEOUT_SECONDS = 60.0
+"""How long one query may take: a week of the fleet's hours is more than a gate's few windows."""
 
 
 def register(app: typer.Typer, console: Consoles) -> None:
@@ -46,27 +53,33 @@ def register(app: typer.Typer, console: Consoles) -> None:
     @app.command()
     def rollup(
         paths: Paths,
-        prometheus: Prometheus,
+        prometheus: Prometheus = None,
+        datadog: DatadogOption = None,
         db: Db = DEFAULT_DB,
         since_text: Since = None,
         until_text: Until = None,
         output_format: Format = "table",
     ) -> None:
         """Append one row per SLO, stage and hour of its time zone: bad and total events, excluded minutes, and the
-        objective and policy version in force. Idempotent: an hour rolled up again is replaced, its objective kept."""
+        objective and policy version in force. Idempotent: an hour rolled up again is replaced, its objective kept.
+        Each SLI is read from the backend its gate reads: --prometheus, --datadog, or both."""
+        if prometheus is None and datadog is None:
+            raise typer.BadParameter("give --prometheus URL, --datadog SITE, or both", param_hint="--prometheus")
+        settings = datadog_settings(datadog, DEFAULT_DATADOG_DELAY)
         until = _until(until_text)
         since = parse_instant(since_text, "--from")
         if since is not None and since >= until:
             raise typer.BadParameter(f"--from must be before --to ({until.isoformat()})", param_hint="--from")
         fleet = load_fleet(console, paths)
-        backend = PrometheusBackend(prometheus)
+        backend = None if prometheus is None else PrometheusBackend(prometheus, timeout=TIMEOUT_SECONDS)
+        reader = None if settings is None else settings.counts(timeout=TIMEOUT_SECONDS)
         try:
             store = open_rollups(db)
         except RollupError as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         try:
-            written = roll_up_into(store, fleet, backend, since, until)
+            written = roll_up_into(store, fleet, backend, since, until, datadog=reader)
         except RollupError as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None

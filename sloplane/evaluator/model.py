@@ -479,7 +479,7 @@ class Rollup(JsonShape):
     policy_version: str
     time_zone: str
     source: str
-    """Where the counts came from: `prometheus` (raw series) or `recording-rules`."""
+    """Where the counts came from: `prometheus` (raw series), `recording-rules` or `datadog` (the gate's queries)."""
 
     @property
     def counted_bad_events(self) -> float | None:

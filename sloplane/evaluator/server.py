@@ -315,14 +315,19 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     service = EvaluatorService(app, evaluator, controls, notifier, None, sync_windows, probe, chain)
     service.closers.append(rows.close)
     service.exporter_factory = lambda: _exporter(config, log)
-    if config.prometheus is not None and config.rollup_interval is not None:
-        # A backend of its own: a week of the fleet's hours may take longer than a gate's timeout, and its
-        # faults must neither open the gates' circuit breaker nor count among their backend requests.
-        reader = PrometheusBackend(config.prometheus, timeout=ROLLUP_TIMEOUT_SECONDS)
-        interval = config.rollup_interval
-        with_datadog = config.datadog is not None
+    if (config.prometheus is not None or config.datadog is not None) and config.rollup_interval is not None:
+        # Backends of its own: a week of the fleet's hours may take longer than a gate's timeout, and its
+        # faults must neither open the gates' circuit breaker nor count among their backend requests. Datadog's
+        # rate limits are the process's one view (`SHARED_LIMITS`), whichever transport asks.
+        prometheus = config.prometheus
+        reader = None if prometheus is None else PrometheusBackend(prometheus, timeout=ROLLUP_TIMEOUT_SECONDS)
+        make_datadog, interval = config.datadog, config.rollup_interval
         service.rollup_factory = lambda: PeriodicRollup(
-            open_rollups(config.db), fleet, reader, interval=interval, datadog=with_datadog
+            open_rollups(config.db),
+            fleet,
+            reader,
+            interval=interval,
+            datadog=None if make_datadog is None else make_datadog(ROLLUP_TIMEOUT_SECONDS),
         )
         metrics.watch_rollups(lambda: None if service.rollup is None else service.rollup.stats.as_series())
     if is_postgres_url(config.db):

@@ -1,8 +1,10 @@
 """`serve`'s periodic rollup: every interval, each SLO's hours since its last row, on the leader only.
 
 Why inside `serve`: a cron job is one more thing to deploy and to forget, and the evaluator already reads
-Prometheus and holds the database. Why on the leader: with replicas, one writer is enough, and two would
-read Prometheus twice for the same rows (harmless, since rows are rewritten whole, but wasted).
+Prometheus and Datadog and holds the database. Each subject is read where the gate reads it: given `serve`'s
+Datadog transport, the SLIs its gates read from Datadog are rolled up from Datadog too. Why on the leader:
+with replicas, one writer is enough, and two would read the backends twice for the same rows (harmless, since
+rows are rewritten whole, but wasted).
 
 Failures are logged and counted, and the next round tries again from where the store ends: nothing is lost
 while Prometheus still holds the hours (15 days by default). Nothing is ever raised into the server.
@@ -19,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sloplane.evaluator.contracts import RollupStore
 from sloplane.evaluator.history.job import roll_up_into, settled_now
 from sloplane.evaluator.measuring.backends.base import MetricsBackend
+from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.semantics.subjects import Fleet
 
 logger = logging.getLogger(__name__)
@@ -55,11 +58,11 @@ class PeriodicRollup:
         self,
         store: RollupStore,
         fleet: Fleet,
-        backend: MetricsBackend,
+        backend: MetricsBackend | None,
         *,
         interval: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        datadog: bool = False,
+        datadog: DatadogCounts | None = None,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError(f"the rollup interval must be positive, not {interval}")
@@ -69,7 +72,7 @@ class PeriodicRollup:
         self._interval = interval
         self._clock = clock
         self._datadog = datadog
-        """Whether the evaluator reads Datadog: then SLIs the gate reads from it are left out, not misread."""
+        """The Datadog transport when the evaluator reads Datadog: the SLIs the gate reads from it are read there."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sloplane-rollup", daemon=True)
         self._lock = threading.Lock()

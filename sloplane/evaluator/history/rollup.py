@@ -13,8 +13,14 @@ How the numbers are read, so that they agree with the gate and `explain`:
 An hour with no sample of any total read has no data (None); a bad read missing where the total has data is
 zero bad events (a `5..` selector has no series until the first error).
 
-Ratio-only and threshold SLIs have no event counts, and composites none of their own: they are listed as
-not rolled up, with why; so are SLIs the gate reads from Datadog (not rolled up yet).
+SLIs the gate reads from Datadog (`measuring.datadog_reads.reads_from`: Datadog-only ones, and those both can
+read when the evaluator has Datadog and the SLO targets it) are read from Datadog when a Datadog transport is
+given (`history.rollup_datadog`: hourly buckets of the gate's own queries), with the same rows; without one they
+are left out with why, never read from Prometheus beside a gate that reads Datadog. Subjects read from
+Prometheus are likewise left out when no Prometheus is given.
+
+Ratio-only and threshold SLIs have no event counts, and composites none of their own (their components are
+rolled up): they are listed as not rolled up, with why.
 """
 
 from __future__ import annotations
@@ -23,16 +29,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cached_property
 
 from sloplane.core.schedules import merge_spans
 from sloplane.declaration.model import Declaration, Lifecycle
 from sloplane.declaration.sli import Backend
 from sloplane.evaluator.history.hours import HOUR, hour_alignment, local_hours, zone
+from sloplane.evaluator.history.rollup_datadog import HourReads, read_hours
 from sloplane.evaluator.measuring.backends.base import BackendError, MetricsBackend
-from sloplane.evaluator.measuring.datadog_reads import reads_from
+from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
+from sloplane.evaluator.measuring.datadog_reads import reads_from, subject_queries, unreadable
 from sloplane.evaluator.measuring.periods import exclusions
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.service import policy_version
+from sloplane.semantics.datadog import DatadogQueries
 from sloplane.semantics.promql import Aggregation, EventTerms, Term, WindowedQueries
 from sloplane.semantics.recording import subject_reads
 from sloplane.semantics.subjects import Fleet, Subject, subjects
@@ -54,22 +64,30 @@ class Target:
     terms: EventTerms | None
     """Derived SLIs: grouped reads; None for a hand-written SLI read through `queries`."""
     queries: WindowedQueries | None
+    datadog: DatadogQueries | None = None
+    """Read from Datadog with these queries (the gate's); None: read from Prometheus (`terms` or `queries`)."""
 
     @property
     def key(self) -> str:
         return self.subject.key
 
+    @cached_property
+    def version(self) -> str:
+        """The declaration's policy version, written on every row."""
+        return policy_version(self.declaration)
+
 
 @dataclass
 class RollupRun:
-    """What one rollup produced: the rows, the subjects left out and why, and what Prometheus was asked."""
+    """What one rollup produced: the rows, the subjects left out and why, and how many queries it took."""
 
     rows: list[Rollup] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
-    """Subject key → why it cannot be rolled up at all (no event counts, read from Datadog)."""
+    """Subject key → why it cannot be rolled up at all (no event counts, a backend this rollup does not read)."""
     failed: dict[str, str] = field(default_factory=dict)
     """Subject key → why its reads failed this time (a later run retries them)."""
     queries: int = 0
+    """Queries asked of Prometheus and requests sent to Datadog."""
 
 
 def targets(
@@ -79,13 +97,17 @@ def targets(
     resume: Mapping[tuple[str, str | None], datetime] | None = None,
     *,
     datadog: bool = False,
+    from_datadog: bool = False,
+    from_prometheus: bool = True,
 ) -> tuple[list[Target], dict[str, str]]:
     """Every subject of the fleet that can be rolled up, with its whole hours from `since` (or from where
     `resume` says it stopped, even if earlier: an hour of a zone at :30 that a run ending on the hour could
     not finish) to `until`, and the others with why. Archived SLOs are left out: nothing measures them now.
 
-    An SLI the gate reads from Datadog (`datadog`: the evaluator has it) is left out with why: rolling it up
-    from Prometheus would give reports other numbers than the gate's, and Datadog is not read here yet."""
+    Each subject is read where the gate reads it (`reads_from`; `datadog`: the evaluator has Datadog, which
+    `from_datadog` implies): from Datadog when `from_datadog` (this rollup has a Datadog transport), else it is
+    left out with why, for Prometheus would give reports other numbers than the gate's; from Prometheus when
+    `from_prometheus`, else left out likewise."""
     found: list[Target] = []
     skipped: dict[str, str] = {}
     zones: dict[str, tzinfo] = {}
@@ -97,13 +119,22 @@ def targets(
             continue
         zone_name = spec.window.time_zone or "UTC"
         zone_info = zones.setdefault(zone_name, zone(zone_name))
-        why_not = _not_rolled_up(declaration, datadog)
+        backend = reads_from(declaration, prometheus=from_prometheus, datadog=datadog or from_datadog)
+        why_not = _not_rolled_up(backend, from_datadog=from_datadog, from_prometheus=from_prometheus)
         for subject in subjects(declaration):
-            reads = subject_reads(declaration, subject, fleet)
-            terms, queries = reads.indicator.terms, reads.indicator.queries
-            counted = terms is not None or (queries is not None and None not in (queries.errors, queries.total))
-            if why_not is not None or not counted:
-                skipped[subject.key] = why_not or "a ratio or threshold SLI: no event counts of its own to roll up"
+            if why_not is not None:
+                skipped[subject.key] = why_not
+                continue
+            if backend is Backend.DATADOG:
+                terms, queries, counts = None, None, subject_queries(declaration, subject)
+                why = unreadable(declaration, counts)
+            else:
+                reads = subject_reads(declaration, subject, fleet)
+                terms, queries, counts = reads.indicator.terms, reads.indicator.queries, None
+                counted = terms is not None or (queries is not None and None not in (queries.errors, queries.total))
+                why = None if counted else "a ratio or threshold SLI: no event counts of its own to roll up"
+            if why is not None:
+                skipped[subject.key] = why
                 continue
             start = (resume or {}).get((subject.slo, subject.stage), since)
             key = (zone_name, start)
@@ -111,13 +142,17 @@ def targets(
                 hours_of[key] = local_hours(zone_info, start, until)
             hours = tuple(hours_of[key])
             if hours:
-                found.append(Target(declaration, subject, zone_name, hours, terms, queries))
+                found.append(Target(declaration, subject, zone_name, hours, terms, queries, counts))
     return found, skipped
 
 
-def hourly_queries(declaration: Declaration, subject: Subject, fleet: Fleet) -> list[str]:
-    """The PromQL a subject's rows are read with, one hour each (the evidence a report cites); none for an SLI
-    without event counts."""
+def hourly_queries(declaration: Declaration, subject: Subject, fleet: Fleet, *, datadog: bool = False) -> list[str]:
+    """The queries a subject's rows are read with, one hour each (the evidence a report cites): PromQL, or the
+    gate's Datadog queries where it reads Datadog (`datadog`: the evaluator has it); none for an SLI without
+    event counts."""
+    if reads_from(declaration, prometheus=True, datadog=datadog) is Backend.DATADOG:
+        counts = subject_queries(declaration, subject)
+        return [] if counts is None else [q for q in (counts.errors, counts.good, counts.total) if q is not None]
     reads = subject_reads(declaration, subject, fleet)
     terms, queries = reads.indicator.terms, reads.indicator.queries
     if terms is not None:
@@ -128,12 +163,17 @@ def hourly_queries(declaration: Declaration, subject: Subject, fleet: Fleet) -> 
     return [query for query in (hourly.errors, hourly.total) if query is not None]
 
 
-def _not_rolled_up(declaration: Declaration, datadog: bool) -> str | None:
-    """Why no subject of this SLO can be rolled up from Prometheus, or None."""
-    if declaration.spec.sli.composite is not None:
-        return "a composite: no event counts of its own to roll up"
-    if reads_from(declaration, prometheus=True, datadog=datadog) is Backend.DATADOG:
-        return "read from Datadog, which rollups do not read yet (Prometheus would give other numbers)"
+def _not_rolled_up(backend: Backend | None, *, from_datadog: bool, from_prometheus: bool) -> str | None:
+    """Why no subject of an SLO read from `backend` (None: a composite) can be rolled up here, or None."""
+    if backend is None:
+        return "a composite: no event counts of its own to roll up (its components are rolled up)"
+    if backend is Backend.DATADOG and not from_datadog:
+        return (
+            "read from Datadog, and this rollup has no Datadog (--datadog) to read it from "
+            "(Prometheus would give other numbers)"
+        )
+    if backend is Backend.PROMETHEUS and not from_prometheus:
+        return "read from Prometheus, and this rollup has no Prometheus (--prometheus) to read it from"
     return None
 
 
@@ -151,16 +191,29 @@ class _Answers:
 
 def roll_up(
     fleet: Fleet,
-    backend: MetricsBackend,
+    backend: MetricsBackend | None,
     since: datetime,
     until: datetime,
     resume: Mapping[tuple[str, str | None], datetime] | None = None,
     *,
-    datadog: bool = False,
+    datadog: DatadogCounts | None = None,
 ) -> RollupRun:
-    """The rows of every subject's whole hours in [since, until] (see `targets`); nothing is written here."""
-    chosen, skipped = targets(fleet, since, until, resume, datadog=datadog)
+    """The rows of every subject's whole hours in [since, until] (see `targets`), read from Prometheus
+    (`backend`) and Datadog (`datadog`, the gate's transport) where the gate reads them; nothing is written."""
+    chosen, skipped = targets(
+        fleet, since, until, resume, from_datadog=datadog is not None, from_prometheus=backend is not None
+    )
     run = RollupRun(skipped=skipped)
+    from_prometheus = [target for target in chosen if target.datadog is None]
+    if backend is not None and from_prometheus:
+        _from_prometheus(backend, from_prometheus, run)
+    from_datadog = [target for target in chosen if target.datadog is not None]
+    if datadog is not None and from_datadog:
+        _from_datadog(datadog, from_datadog, run)
+    return run
+
+
+def _from_prometheus(backend: MetricsBackend, chosen: Sequence[Target], run: RollupRun) -> None:
     answers = _Answers()
     _read_grouped(backend, chosen, answers, run)
     _read_own(backend, chosen, answers, run)
@@ -173,7 +226,36 @@ def roll_up(
             run.rows += _rows(backend, target, answers, run)
         except BackendError as error:
             run.failed[target.key] = f"an excluded span could not be read: {error}"
-    return run
+
+
+def _from_datadog(reader: DatadogCounts, chosen: Sequence[Target], run: RollupRun) -> None:
+    """Datadog's subjects: their rows from `rollup_datadog`, a failed subject named with why."""
+    inside = {target.key: _excluded_by_hour(target) for target in chosen}
+    wanted = []
+    for target in chosen:
+        assert target.datadog is not None  # `roll_up` passes only subjects read from Datadog
+        wanted.append(HourReads(target.key, target.datadog, target.hours, inside[target.key]))
+    read = read_hours(reader, wanted)
+    run.queries += read.requests
+    run.failed.update(read.failed)
+    for target in chosen:
+        if target.key in read.failed:
+            continue
+        counted, excluded = read.counts[target.key], read.excluded.get(target.key, {})
+        for start, end in target.hours:
+            bad, total = counted[start]
+            excluded_bad, excluded_total = excluded.get(start, (0.0, 0.0)) if total is not None else (0.0, 0.0)
+            spans = inside[target.key].get(start, [])
+            run.rows.append(
+                _row(
+                    target,
+                    hour=(start, end),
+                    counts=(bad, total),
+                    excluded=(excluded_bad, excluded_total),
+                    spans=spans,
+                    source="datadog",
+                )
+            )
 
 
 def _regular(target: Target) -> list[Span]:
@@ -330,34 +412,57 @@ def _excluded(backend: MetricsBackend, target: Target, spans: Sequence[Span], ru
     return bad, total
 
 
-def _rows(backend: MetricsBackend, target: Target, answers: _Answers, run: RollupRun) -> list[Rollup]:
+def _excluded_by_hour(target: Target) -> dict[datetime, list[Span]]:
+    """The excluded spans inside each of the target's hours, by the hour's start (hours without any left out)."""
     spec = target.declaration.spec
     first, last = target.hours[0][0], target.hours[-1][1]
     excluded = merge_spans((e.start, e.end) for e in exclusions(spec, target.subject.stage, first, last))
-    version = policy_version(target.declaration)
+    found: dict[datetime, list[Span]] = {}
+    for start, end in target.hours:
+        inside = [(max(s, start), min(e, end)) for s, e in excluded if s < end and e > start]
+        if inside:
+            found[start] = inside
+    return found
+
+
+def _row(
+    target: Target,
+    *,
+    hour: Span,
+    counts: tuple[float | None, float | None],
+    excluded: tuple[float, float],
+    spans: Sequence[Span],
+    source: str,
+) -> Rollup:
+    """One row: the hour's (bad, total), the excluded events apart, and what was in force."""
+    start, end = hour
+    return Rollup(
+        slo=target.subject.slo,
+        stage=target.subject.stage,
+        start=start.astimezone(UTC),
+        end=end.astimezone(UTC),
+        bad_events=counts[0],
+        total_events=counts[1],
+        excluded_bad_events=excluded[0],
+        excluded_total_events=excluded[1],
+        excluded_minutes=sum((e - s).total_seconds() for s, e in spans) / 60,
+        objective=target.subject.objective,
+        policy_version=target.version,
+        time_zone=target.zone_name,
+        source=source,
+    )
+
+
+def _rows(backend: MetricsBackend, target: Target, answers: _Answers, run: RollupRun) -> list[Rollup]:
+    inside = _excluded_by_hour(target)
     rows = []
     for start, end in target.hours:
         bad, total = _counts(target, answers, end)
-        inside = [(max(s, start), min(e, end)) for s, e in excluded if s < end and e > start]
-        minutes = sum((e - s).total_seconds() for s, e in inside) / 60
-        excluded_bad, excluded_total = (0.0, 0.0)
-        if inside and total is not None:
-            excluded_bad, excluded_total = _excluded(backend, target, inside, run)
+        spans = inside.get(start, [])
+        excluded = (0.0, 0.0)
+        if spans and total is not None:
+            excluded = _excluded(backend, target, spans, run)
         rows.append(
-            Rollup(
-                slo=target.subject.slo,
-                stage=target.subject.stage,
-                start=start.astimezone(UTC),
-                end=end.astimezone(UTC),
-                bad_events=bad,
-                total_events=total,
-                excluded_bad_events=excluded_bad,
-                excluded_total_events=excluded_total,
-                excluded_minutes=minutes,
-                objective=target.subject.objective,
-                policy_version=version,
-                time_zone=target.zone_name,
-                source="prometheus",
-            )
+            _row(target, hour=(start, end), counts=(bad, total), excluded=excluded, spans=spans, source="prometheus")
         )
     return rows

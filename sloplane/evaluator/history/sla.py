@@ -207,7 +207,10 @@ def sla_line(inputs: SlaInputs, declaration: Declaration, own: Sequence[Rollup] 
         "hours": {"expected": expected, "rolledUp": len(rows), "withData": len(with_data)},
         "daily": _daily(rows, period),
         "policyVersions": sorted({row.policy_version for row in rows}),
-        "queries": hourly_queries(declaration, subject, inputs.fleet),
+        # the queries the rows were read with: Datadog's when the rollup read Datadog (`source`)
+        "queries": hourly_queries(
+            declaration, subject, inputs.fleet, datadog=any(row.source == "datadog" for row in rows)
+        ),
     }
 
 

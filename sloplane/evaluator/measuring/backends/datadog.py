@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -202,21 +203,29 @@ SHARED_LIMITS = RateLimits()
 """The process's one view of Datadog's limits (every backend instance uses it unless given another)."""
 
 
-def _number(item: Any) -> float | None:
+def number_of(item: Any) -> float | None:
+    """A value of an answer: a number, or None; BackendError for anything else (a string, a boolean)."""
     if item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
         raise BackendError(FailureKind.BAD_RESPONSE, f"not a number: {item!r:.50}")
     return None if item is None else float(item)
 
 
-def _table(payload: Any, expected: int, grouped: bool) -> list[Row]:
-    """The number columns of a scalar answer in query order, each by its group (ungrouped: one value);
-    BackendError for anything else."""
+def checked_answer(payload: Any, kind: str) -> dict[str, Any]:
+    """The answer as a dict; BackendError when it is none (`kind`: what it should have been) or carries Datadog's
+    `errors` (a 200 may: a query it could not run)."""
     if not isinstance(payload, dict):
-        raise BackendError(FailureKind.BAD_RESPONSE, f"not a scalar answer: {payload!r:.200}")
+        raise BackendError(FailureKind.BAD_RESPONSE, f"not a {kind} answer: {payload!r:.200}")
     errors = payload.get("errors")
     if errors:
         text = errors if isinstance(errors, str) else "; ".join(map(str, errors))
         raise BackendError(FailureKind.QUERY, f"Datadog refused the query: {text:.300}")
+    return payload
+
+
+def _table(payload: Any, expected: int, grouped: bool) -> list[Row]:
+    """The number columns of a scalar answer in query order, each by its group (ungrouped: one value);
+    BackendError for anything else."""
+    payload = checked_answer(payload, "scalar")
     try:
         columns = payload["data"]["attributes"]["columns"]
         groups = [column["values"] for column in columns if column.get("type") == "group"]
@@ -228,13 +237,13 @@ def _table(payload: Any, expected: int, grouped: bool) -> list[Row]:
     if not grouped:
         if groups or any(len(v) > 1 for v in values):
             raise BackendError(FailureKind.BAD_RESPONSE, f"expected {expected} ungrouped number columns")
-        return [{UNGROUPED: _number(v[0]) if v else None} for v in values]
+        return [{UNGROUPED: number_of(v[0]) if v else None} for v in values]
     if len(groups) != 1 or not isinstance(groups[0], list):
         raise BackendError(FailureKind.BAD_RESPONSE, "expected one group column")
     keys = [str(tags[0]) if isinstance(tags, list) and tags else str(tags) for tags in groups[0]]
     if any(len(v) != len(keys) for v in values):
         raise BackendError(FailureKind.BAD_RESPONSE, "number columns and the group column differ in length")
-    return [{key: _number(item) for key, item in zip(keys, column, strict=True)} for column in values]
+    return [{key: number_of(item) for key, item in zip(keys, column, strict=True)} for column in values]
 
 
 class DatadogCounts:
@@ -341,27 +350,39 @@ class DatadogCounts:
                 },
             }
         }
-        with scrubbing(self._secrets):  # an answer, even a 200's `errors`, may quote the keys it was sent
+        with self.scrubbed():  # an answer, even a 200's `errors`, may quote the keys it was sent
             payload, waited = self._post(body)
             return _table(payload, len(batch), grouped), waited
 
     def _post(self, body: dict[str, Any]) -> tuple[Any, float]:
-        """One request under the shared rate limit, and the seconds waited for it; typed BackendErrors
-        for everything but a 200."""
+        """One scalar request (see `post`), keeping the limit's name as Datadog's answer gives it."""
+        payload, waited, self._limit_name = self.post(SCALAR_PATH, body, limit=self._limit_name)
+        return payload, waited
+
+    def post(
+        self, path: str, body: dict[str, Any], *, limit: str, max_wait: float = MAX_WAIT
+    ) -> tuple[Any, float, str]:
+        """One request to `path` of Datadog's API under the process's shared rate limit named `limit`: the
+        answer's payload, the seconds waited for the limit, and the limit's name as the answer gives it (the
+        caller passes it with its next request). Typed BackendErrors for everything but a 200; call it inside
+        `scrubbed()`, as an answer may quote the keys it was sent.
+
+        Public for the other endpoints sloplane reads with the same keys, session and limits (the rollup's
+        timeseries requests): one place speaks Datadog's rate limits and errors."""
         waited = 0.0
-        while (wait := self.limits.take(self._limit_name, self._clock())) > 0:
-            if wait > MAX_WAIT:
+        while (wait := self.limits.take(limit, self._clock())) > 0:
+            if wait > max_wait:
                 raise BackendError(FailureKind.RATE_LIMITED, f"Datadog rate limit: next request in {wait:.1f} s", wait)
             wait += self._jitter()
             self._sleep(wait)
             waited += wait
-        name = self._limit_name
+        name = limit
         self.limits.sent(name)
         try:
             response = send(
                 self._session,
                 "POST",
-                f"{self.url}{SCALAR_PATH}",
+                f"{self.url}{path}",
                 timeout=self.timeout,
                 json=body,
                 headers=self._headers,
@@ -370,43 +391,52 @@ class DatadogCounts:
             with self._count_lock:
                 self.requests_sent += 1
             now = self._clock()
-            self._limit_name = response.headers.get("X-RateLimit-Name", self._limit_name)
+            limit = response.headers.get("X-RateLimit-Name", limit)
             self.limits.record(response.headers, now)
         finally:
             self.limits.answered(name)
         if response.status_code == 429:
             told = retry_after(response.headers)
             seconds = told if told is not None else DEFAULT_RESET
-            self.limits.exhausted(self._limit_name, now + seconds)
+            self.limits.exhausted(limit, now + seconds)
             raise BackendError(FailureKind.RATE_LIMITED, f"Datadog answered 429; reset in {seconds:g} s", seconds)
         if response.status_code in (401, 403):
-            raise BackendError(FailureKind.BAD_RESPONSE, "Datadog refused the API or application key (HTTP 403)")
+            message = f"Datadog refused the API or application key (HTTP {response.status_code})"
+            raise BackendError(FailureKind.BAD_RESPONSE, message)
         payload = json_of(response, self.url)
         if response.status_code != 200:
             errors = payload.get("errors") if isinstance(payload, dict) else None
             kind = FailureKind.QUERY if response.status_code == 400 else FailureKind.BAD_RESPONSE
             raise BackendError(kind, f"HTTP {response.status_code}: {errors or payload!r:.300}")
-        return payload, waited
+        return payload, waited, limit
 
-    def _guarded(self, ask: Callable[[], T]) -> T:
-        """Retry what may pass on a second try (an outage, a short rate limit); feed the breaker."""
+    def scrubbed(self) -> AbstractContextManager[None]:
+        """Keys taken out of any message raised inside (`http.scrubbing`)."""
+        return scrubbing(self._secrets)
+
+    def guard(self, ask: Callable[[], T], *, retries: int | None = None, max_wait: float = MAX_WAIT) -> T:
+        """`ask` through this transport's circuit breaker, retried as `guarded` retries: an outage after a backoff,
+        a rate limit resetting within `max_wait` seconds at once (the next request's own check waits it out)."""
+
+        def wait_before_retry(error: BackendError, attempt: int) -> float | None:
+            if error.kind is FailureKind.UNAVAILABLE:
+                return 0.2 * (1 << (attempt + 1))
+            if error.kind is FailureKind.RATE_LIMITED and (error.retry_after or 0) <= max_wait:
+                return 0.0
+            return None
+
         return guarded(
             self.breaker,
             self.url,
             ask,
-            retries=self.retries,
-            wait_before_retry=self._wait_before_retry,
+            retries=self.retries if retries is None else retries,
+            wait_before_retry=wait_before_retry,
             sleep=self._sleep,
         )
 
-    @staticmethod
-    def _wait_before_retry(error: BackendError, attempt: int) -> float | None:
-        """Backoff for an outage; a short rate limit is waited for by the next request's own check."""
-        if error.kind is FailureKind.UNAVAILABLE:
-            return 0.2 * (1 << (attempt + 1))
-        if error.kind is FailureKind.RATE_LIMITED and (error.retry_after or 0) <= MAX_WAIT:
-            return 0.0
-        return None
+    def _guarded(self, ask: Callable[[], T]) -> T:
+        """Retry what may pass on a second try (an outage, a short rate limit); feed the breaker."""
+        return self.guard(ask)
 
     def healthy(self) -> tuple[bool, str]:
         """Whether the keys are accepted (`GET /api/v1/validate`)."""
