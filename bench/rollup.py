@@ -7,7 +7,9 @@ report over them: time and memory". What is measured, each as a whole process th
   once (a first backfill); then the same without `--from` (resuming each SLO from its last row: it should
   find nothing new; `--to END` is still given, else the hours after the history would be rolled up empty);
 - `sloplane report sla SLOS --db FILE --month YYYY-MM --format html|json|csv --out FILE` for the last
-  month that lies whole inside the history in every zone of the fleet.
+  month that lies whole inside the history in every zone of the fleet;
+- `sloplane report quarterly` of that month's quarter and `sloplane report budget` at the history's end, as
+  JSON: the other reports that read months of rows.
 
 Per run: wall time; the process's CPU and peak RSS (its own rusage, from a small wrapper that forks it:
 see RUSAGE_WRAPPER); Prometheus' CPU meanwhile (/proc/<pid>/stat); the 1-minute load average before it and the
@@ -404,6 +406,33 @@ def store_runs(
                     f"; {tally['slos']} SLOs: {tally['met']} met, {tally['missed']} missed, {tally['noData']} "
                     f"without data; {report['evidence']['rollupRows']:,} rows"
                 )
+        runs.append(run)
+    return [*runs, *other_reports(db, slos, history, month_label=label, folder=folder, prometheus_pid=sandbox.pid)]
+
+
+def other_reports(
+    db: str, slos: Path, history: History, *, month_label: str, folder: Path, prometheus_pid: int | None
+) -> list[Run]:
+    """The quarterly review of the quarter holding the SLA report's month (it reads that quarter and the one
+    before, with the decision log) and the budget report at the history's end, as JSON: the two other kinds
+    that read months of rows."""
+    year, month_number = (int(part) for part in month_label.split("-"))
+    quarter = f"{year}-Q{(month_number - 1) // 3 + 1}"
+    at = history.end.isoformat()
+    commands = {
+        "quarterly-json": ["report", "quarterly", str(slos), "--db", db, "--quarter", quarter, "--at", at],
+        "budget-json": ["report", "budget", str(slos), "--db", db, "--at", at],
+    }
+    runs = []
+    for name, arguments in commands.items():
+        target = folder / f"{name}.json"
+        command = [str(SLOPLANE), *arguments, "--format", "json", "--out", str(target)]
+        run, _ = measured(name, command, folder, prometheus_pid)
+        if run.exit_code == 0:
+            report = json.loads(target.read_text())
+            run.outcome = f"{target.stat().st_size / 1e6:,.2f} MB; {len(report['slos'])} SLOs"
+            if name == "quarterly-json":
+                run.outcome += f" ({quarter}: score {report['score']['value']}, {len(report['agenda'])} agenda items)"
         runs.append(run)
     return runs
 

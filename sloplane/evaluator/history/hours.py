@@ -12,6 +12,7 @@ on the quarter hours of UTC.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -46,8 +47,14 @@ def local_hour_starts(zone_info: tzinfo, since: datetime, until: datetime) -> li
 
 def local_hours(zone_info: tzinfo, since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
     """The zone's whole hours inside [since, until], as (start, end) UTC spans in order."""
-    starts = local_hour_starts(zone_info, since, until)
-    return list(pairwise(starts))
+    return list(_local_hours(zone_info, since, until))
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_hours(zone_info: tzinfo, since: datetime, until: datetime) -> tuple[tuple[datetime, datetime], ...]:
+    """Remembered: a report asks it for every SLO's period, and the SLOs of one zone share their periods (a
+    quarterly review of 2,000 SLOs asked 10,000 times, for a few dozen distinct answers)."""
+    return tuple(pairwise(local_hour_starts(zone_info, since, until)))
 
 
 def hour_alignment(start: datetime) -> timedelta:

@@ -66,6 +66,7 @@ from sloplane.evaluator.history.quarterly_slo import (
     EXHAUSTED,
     REVIEW_STATUSES,
     STATES,
+    previous_numbers,
     previous_quarter,
     review_horizon,
     slo_line,
@@ -138,7 +139,7 @@ def health_grid(lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _lines(fleet: Fleet, periods: dict[str, Period], at: datetime, read: Reader) -> list[dict[str, Any]]:
-    """Every SLO's line, its rows read `BATCH` SLOs at a time (the quarter, then the quarter before)."""
+    """Every SLO's line, its rows read `BATCH` SLOs at a time (the quarter before, then the quarter)."""
     declarations = reported(fleet)
     lines = []
     for offset in range(0, len(declarations), BATCH):
@@ -146,12 +147,16 @@ def _lines(fleet: Fleet, periods: dict[str, Period], at: datetime, read: Reader)
         names = [d.name for d in batch]
         now = [periods[name] for name in names]
         before = [quarter(previous_quarter(period.label), period.time_zone) for period in now]
-        current = _read(read, names, now, at)
+        keys = [(declaration.name, production_subject(declaration).stage) for declaration in batch]
         earlier = _read(read, names, before, at)
-        for declaration in batch:
-            key = (declaration.name, production_subject(declaration).stage)
-            period = periods[declaration.name]
-            lines.append(slo_line(declaration, period, current.get(key, []), earlier.get(key, []), at))
+        previous = [
+            previous_numbers(declaration, periods[declaration.name], earlier.get(key, []), at)
+            for declaration, key in zip(batch, keys, strict=True)
+        ]
+        del earlier  # the quarter before's rows go before the quarter's own arrive: one quarter held at a time
+        current = _read(read, names, now, at)
+        for declaration, key, numbers in zip(batch, keys, previous, strict=True):
+            lines.append(slo_line(declaration, periods[declaration.name], current.get(key, []), numbers, at))
     lines.sort(key=lambda line: (line["team"], TIER_RANK[line["tier"]], line["slo"]))
     return lines
 

@@ -12,6 +12,7 @@ PostgreSQL's (`rollups_postgres.py`); one behaviour suite runs against both.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -107,7 +108,14 @@ def rollup_from_row(row: Sequence[Any]) -> Rollup:
 
 
 def _instant(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return value if isinstance(value, datetime) else _parsed(str(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def _parsed(text: str) -> datetime:
+    """Remembered: the fleet's rows share their hours (2,000 SLOs' quarter is 8.7 million instants written as a
+    few thousand strings), and parsing them was a third of reading them."""
+    return datetime.fromisoformat(text)
 
 
 class SqliteRollups(SqliteStore):
