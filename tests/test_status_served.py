@@ -16,6 +16,7 @@ from selenium import webdriver
 
 from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.history.status import DAYS, INDICATOR
+from sloplane.evaluator.history.status_board import PUBLIC_WHY
 from sloplane.evaluator.http.auth import TokenStore, new_token
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Rollup
@@ -39,6 +40,16 @@ spec:
   owners: {team: payments}
   objective: 99.9
   statusPage: {public: true}
+  sli:
+    http: {metric: http_requests_total, selector: {job: checkout}}
+---
+apiVersion: sloplane.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: checkout-ledger}
+spec:
+  service: checkout
+  owners: {team: ledger}
+  objective: 99.5
   sli:
     http: {metric: http_requests_total, selector: {job: checkout}}
 ---
@@ -103,6 +114,7 @@ def _serving(
     issued = {
         "read": new_token("read", ["read"]),
         "read@search": new_token("read@search", ["read"], services=["search"]),
+        "read@payments": new_token("read@payments", ["read"], teams=["payments"]),
     }
     tokens = TokenStore(entry for _, entry in issued.values())
     config = ServerConfig(prometheus.url, db, tokens, public_status=public, status_name="Example", rollup_interval=None)
@@ -158,6 +170,19 @@ def test_a_token_limited_to_search_sees_search_alone(served: Served) -> None:
     assert [[c["id"] for c in incident["components"]] for incident in page["incidents"]] == [["search"]]
 
 
+def test_a_token_limited_to_a_team_sees_its_slos_of_a_shared_service_and_no_others(
+    served: Served, rows: list[Rollup]
+) -> None:
+    page = served.get("/status.json", "read@payments").json()
+    assert _names(page) == ["checkout"]
+    (checkout,) = page["components"]
+    assert [slo["slo"] for slo in checkout["sloplane"]["slos"]] == ["checkout-availability"]
+    assert "checkout-ledger" not in str(page)
+    theirs = [row for row in rows if row.slo == "checkout-availability" and row.total_events]
+    total = fsum(day["events"] or 0.0 for day in checkout["sloplane"]["days"])
+    assert total == pytest.approx(fsum(row.counted_total_events or 0.0 for row in theirs), rel=1e-9)  # theirs only
+
+
 def test_the_states_agree_with_the_catalog(served: Served) -> None:
     page = served.get("/status.json", "read").json()
     for component in page["components"]:
@@ -171,7 +196,8 @@ def test_the_bars_are_the_stores_rows_day_by_day(served: Served, rows: list[Roll
     for component in page["components"]:
         days = component["sloplane"]["days"]
         assert len(days) == DAYS
-        own = [row for row in rows if row.slo == f"{component['id']}-availability"]
+        slos = {slo["slo"] for slo in component["sloplane"]["slos"]}
+        own = [row for row in rows if row.slo in slos]
         for day in days:
             start = datetime.fromisoformat(day["day"]).replace(tzinfo=UTC)
             inside = [row for row in own if start <= row.start < start + timedelta(days=1) and row.total_events]
@@ -186,6 +212,7 @@ def test_the_bars_are_the_stores_rows_day_by_day(served: Served, rows: list[Roll
 def test_a_repeat_with_the_etag_is_304(served: Served) -> None:
     first = served.get("/status", "read")
     assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
+    assert first.headers["content-security-policy"].startswith("default-src 'none'")  # no script, nothing fetched
     again = served.get("/status", "read", **{"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
 
@@ -211,8 +238,10 @@ def test_no_token_gets_the_public_slos_and_nothing_else(public: Served) -> None:
     assert [(i["name"], [c["id"] for c in i["components"]]) for i in page["incidents"]] == [
         ("Service disruption", ["checkout"])
     ]
-    for secret in ("search", "abc123", "discovery"):  # the private service, the incident's title, its team
-        assert secret not in answer.text
+    for secret in ("search", "abc123", "discovery", "checkout-ledger", "127.0.0.1"):
+        assert secret not in answer.text  # the private service and SLO, the incident's title, a team, a backend
+    for slo in page["components"][0]["sloplane"]["slos"]:
+        assert slo["why"] == PUBLIC_WHY[slo["state"]]
     indicator, description = INDICATOR[page["components"][0]["status"]]
     assert page["status"] == {"indicator": indicator, "description": description}  # from checkout alone
 

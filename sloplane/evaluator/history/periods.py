@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
+from sloplane.core.instants import FIRST_YEAR, LAST_YEAR
 from sloplane.evaluator.history.hours import hour_alignment, zone
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -64,12 +65,21 @@ def _midnight(day: date, zone_info: tzinfo) -> datetime:
     return utc
 
 
+def _year(text: str, year: int) -> int:
+    """The year, when one sloplane measures in (`core.instants`: its period arithmetic stays inside datetime's)."""
+    if not FIRST_YEAR < year < LAST_YEAR:
+        raise PeriodError(
+            f"'{text}' is not a period sloplane reports on: give a year after {FIRST_YEAR} and before {LAST_YEAR}"
+        )
+    return year
+
+
 def month(text: str, time_zone: str) -> Period:
     """`YYYY-MM` in the zone."""
     found = _MONTH.match(text)
     if found is None:
         raise PeriodError(f"'{text}' is not a month: give YYYY-MM, e.g. 2025-10")
-    year, number = int(found[1]), int(found[2])
+    year, number = _year(text, int(found[1])), int(found[2])
     following = date(year + number // 12, number % 12 + 1, 1)
     zone_info = zone(time_zone)
     return Period(text, time_zone, _midnight(date(year, number, 1), zone_info), _midnight(following, zone_info))
@@ -80,7 +90,7 @@ def quarter(text: str, time_zone: str) -> Period:
     found = _QUARTER.match(text)
     if found is None:
         raise PeriodError(f"'{text}' is not a quarter: give YYYY-Qn, e.g. 2025-Q4")
-    year, number = int(found[1]), int(found[2])
+    year, number = _year(text, int(found[1])), int(found[2])
     first = date(year, 3 * number - 2, 1)
     following = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
     zone_info = zone(time_zone)
@@ -92,8 +102,9 @@ def week(text: str, time_zone: str) -> Period:
     found = _WEEK.match(text)
     if found is None:
         raise PeriodError(f"'{text}' is not an ISO week: give YYYY-Www, e.g. 2025-W44")
+    year = _year(text, int(found[1]))
     try:
-        monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
+        monday = date.fromisocalendar(year, int(found[2]), 1)
     except ValueError:
         raise PeriodError(f"'{text}' is not a week of {found[1]}") from None
     zone_info = zone(time_zone)

@@ -30,8 +30,8 @@ The report (JSON is this dict; CSV and HTML in `oncall_files`):
      "totals": {"services", "slos", "decisionsHeld", "revisionsHeld", "minutesHeld", "decisionsRead"},
      "contentHash": "sha256:…"}
 
-Consumers come most time held first. Reading walks the whole log once in `seq` order (`iter_with_seq`, in
-batches: memory holds the decisions in the span of S's consumers and of S, not the log).
+Consumers come most time held first. Reading walks the log twice in `seq` order (`iter_with_seq`, in batches):
+first to find the SLOs S held, then keeping S's decisions and theirs, so memory holds those, not the log.
 """
 
 from __future__ import annotations
@@ -147,9 +147,8 @@ def platform_report(
     provided = {name for name, declaration in fleet.items() if declaration.spec.service == service}
     consumers: dict[str, _Consumer] = {}
     provider: list[tuple[datetime, str]] = []
-    read = 0
-    for _, record in sorted(_records(log, since, until), key=lambda pair: (pair[0][0], pair[0][1])):
-        read += 1
+    read, relevant = _records(log, since, until, service, provided)
+    for _, record in relevant:
         decided = record["_decided"]
         if record.get("service") == service or record.get("slo") in provided:
             provider.append((decided, str(record["decision"])))
@@ -179,13 +178,25 @@ def platform_report(
 
 
 def _records(
-    log: DecisionStream, since: datetime | None, until: datetime
-) -> Iterator[tuple[tuple[datetime, int], dict[str, Any]]]:
-    """Live decisions in the span, keyed for time order (decided, seq), each with `_decided` parsed."""
+    log: DecisionStream, since: datetime | None, until: datetime, service: str, provided: set[str]
+) -> tuple[int, list[tuple[tuple[datetime, int], dict[str, Any]]]]:
+    """How many live decisions the span holds, and those the report follows, in time order (decided, seq), each
+    with `_decided` parsed: the provider's, and every decision of an SLO it held at least once (its passes close
+    holds). Two passes over the log, so that memory holds those alone, not the log."""
+    read, consumers = 0, set()
+    for _, record in log.iter_with_seq():
+        if _in_span(record, since, until) is not None:
+            read += 1
+            if _dependency_reasons(record, provided):
+                consumers.add(record["slo"])
+    kept = []
     for seq, record in log.iter_with_seq():
-        decided = _in_span(record, since, until)
+        mine = record.get("service") == service or record.get("slo") in provided or record.get("slo") in consumers
+        decided = _in_span(record, since, until) if mine else None
         if decided is not None:
-            yield (decided, seq), {**record, "_decided": decided}
+            kept.append(((decided, seq), {**record, "_decided": decided}))
+    kept.sort(key=lambda pair: pair[0])
+    return read, kept
 
 
 def _follow(

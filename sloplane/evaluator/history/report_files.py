@@ -46,12 +46,21 @@ SLA_COLUMNS = (
 
 
 def plain_cell(value: Any) -> str:
-    """A CSV cell: empty for none, numbers as Python writes them (exact enough to recompute), booleans as words."""
+    """A CSV cell: empty for none, numbers as Python writes them (exact enough to recompute), booleans as words;
+    text that a spreadsheet would run as a formula (starting `=`, `+`, `-`, `@`, a tab or a carriage return: a
+    revision or a break-glass reason is anyone's text) behind a `'`, as OWASP's CSV-injection advice has it; a
+    carriage return as a line feed, which the writer quotes (a bare one would end the row in a reader)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if not isinstance(value, str):
+        return str(value)
+    text = "'" + value if value.startswith(FORMULA_STARTS) else value
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # a line break the writer quotes (it knows only \n)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -9,6 +9,7 @@ naming it (the CLI turns it into a usage error naming `--month`, the API into a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -35,6 +36,7 @@ from sloplane.evaluator.history.oncall import (
 from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter, week
 from sloplane.evaluator.history.platform import PlatformError, check_service, platform_report
 from sloplane.evaluator.history.quarterly import quarterly_report
+from sloplane.evaluator.history.quarterly_slo import following_quarter, previous_quarter
 from sloplane.evaluator.history.sla import SlaInputs, reported, sla_report, slo_zone
 from sloplane.evaluator.measuring.backends.base import MetricsBackend
 from sloplane.evaluator.model import ReleaseSpan, Rollup
@@ -186,6 +188,7 @@ def sla_periods(fleet: Fleet, options: Mapping[str, str | None]) -> tuple[str, d
     label, make, option = (month_text, month, "month") if month_text is not None else (quarter_text, quarter, "quarter")
     assert label is not None  # exactly one is given (above)
     try:
+        make(label, "UTC")  # the label itself, whatever the fleet
         return label, {d.name: make(label, zone or slo_zone(d)) for d in reported(fleet)}
     except PeriodError as error:
         raise ReportOptionError(option, str(error)) from None
@@ -233,6 +236,8 @@ def quarter_label(options: Mapping[str, str | None]) -> str:
         raise ReportOptionError("quarter", "give the quarter, YYYY-Qn")
     try:
         quarter(text, "UTC")
+        for label in (previous_quarter(text), following_quarter(text)):  # the review reads both neighbours
+            quarter(label, "UTC")
     except PeriodError as error:
         raise ReportOptionError("quarter", str(error)) from None
     return text
@@ -311,9 +316,9 @@ def oncall_options(options: Mapping[str, str | None], at: datetime) -> OncallOpt
     except ValueError as error:
         raise ReportOptionError("shift", str(error)) from None
     target_text = options.get("target")
-    if target_text is not None and not target_text.isdigit():
-        raise ReportOptionError("target", f"'{excerpt(target_text)}' is not a number of pages (0 or more)")
-    target = DEFAULT_TARGET if target_text is None else int(target_text[:6])
+    if target_text is not None and not re.fullmatch(r"[0-9]{1,6}", target_text):
+        raise ReportOptionError("target", f"'{excerpt(target_text)}' is not a number of pages (0 to 999999)")
+    target = DEFAULT_TARGET if target_text is None else int(target_text)
     zone = time_zone(options.get("tz")) or "UTC"
     parsed = OncallOptions(since, until, shift, _shift_start(options.get("shift-start")), zone, target)
     try:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import fsum
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from sloplane.core.budget import error_budget
 from sloplane.core.durations import format_duration
@@ -193,7 +194,7 @@ def _links(declaration: Declaration, release: str) -> dict[str, str]:
     links = {
         "slo": f"/v1/slos/{declaration.name}",
         "burn": f"/v1/slos/{declaration.name}/burn",
-        "decisions": f"/v1/decisions?slo={declaration.name}&revision={release}",
+        "decisions": "/v1/decisions?" + urlencode({"slo": declaration.name, "revision": release}),
         "grafanaDashboard": f"/d/{dashboard_uid(declaration.name)}",
     }
     return {**links, "runbook": str(runbook)} if runbook else links

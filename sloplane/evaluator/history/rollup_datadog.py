@@ -35,10 +35,9 @@ waits up to `MAX_WAIT` seconds for a limit to reset (a gate waits 10), and a lon
 `rate-limited`. A request that fails (after the transport's retries) fails the subjects whose queries it
 carried, with the reason; the others go on, and a later run retries the failed ones from their last row.
 
-The transport: `DatadogCounts` (the gate's, `measuring/backends/datadog.py`) speaks the scalar endpoint only;
-`_Timeseries` here posts to the timeseries endpoint with the transport's session, keys, circuit breaker, clock
-and rate limits, reaching into its attributes in `_Timeseries.__init__` alone (a `post(path, body)` on the
-transport would make that unnecessary).
+The transport: `DatadogCounts` (the gate's, `measuring/backends/datadog.py`); `_Timeseries` here posts to the
+timeseries endpoint through its `post`, `guard` and `scrubbed`: the same session, keys, circuit breaker and rate
+limits, and one implementation of Datadog's errors and limits.
 
 Composites are never read here: they have no events of their own (their components are rolled up).
 """

@@ -31,6 +31,7 @@ from sloplane.evaluator.history.status import DAYS, narrowed, status_page
 from sloplane.evaluator.model import Incident, Rollup
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.rollups import RollupError
+from sloplane.semantics.subjects import Fleet
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,42 @@ class StoreRows:
             store.close()
 
 
+def _in_plain_words(page: dict[str, Any]) -> dict[str, Any]:
+    """The public page's components with `PUBLIC_WHY` in place of each SLO's `why` and the description made of
+    them."""
+    components = []
+    for component in page["components"]:
+        slos = [{**slo, "why": PUBLIC_WHY[slo["state"]]} for slo in component["sloplane"]["slos"]]
+        description = "; ".join(f"{slo['slo']}: {slo['why']}" for slo in slos)
+        components.append(
+            {**component, "description": description, "sloplane": {**component["sloplane"], "slos": slos}}
+        )
+    return {**page, "components": components}
+
+
 def is_public(declaration: Declaration) -> bool:
     """Whether the SLO's owners put it on the public page."""
     return declaration.spec.status_page.public
 
 
+PUBLIC_WHY = {
+    "operational": "Operating normally",
+    "under_maintenance": "Under maintenance",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+}
+"""What the public page says of an SLO in each state, instead of the `why` read tokens see: that names the backend
+that did not answer (its URL), an exclusion's reason, an emergency change's approver."""
+
+Viewer = frozenset[str] | None
+"""The SLOs a page shows: every one (None), or a limited token's."""
+
+
 class StatusBoard:
-    """The full and the public status page, each rebuilt at most once per `CACHE_SECONDS`."""
+    """The status page (every SLO), the public one, and the page of each limited token's SLOs, each built at most
+    once per `CACHE_SECONDS`, one build at a time per page (a burst of visitors during an outage waits for the
+    build under way rather than starting its own)."""
 
     def __init__(
         self,
@@ -86,25 +116,42 @@ class StatusBoard:
         self._rows = rows
         self._name = name
         self._clock = clock
-        self._cached: dict[bool, tuple[float, dict[str, Any]]] = {}
+        self._cached: dict[tuple[bool, Viewer], tuple[float, dict[str, Any]]] = {}
+        self._building: dict[tuple[bool, Viewer], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def page(self, *, public: bool) -> dict[str, Any]:
-        """The page as `status.json` holds it (Statuspage's summary shape)."""
-        now = self._clock()
+    @property
+    def fleet(self) -> Fleet:
+        """The SLOs the pages are about."""
+        return self._evaluator.fleet
+
+    def page(self, *, public: bool, slos: Viewer = None) -> dict[str, Any]:
+        """The page as `status.json` holds it (Statuspage's summary shape): the public one, or the one of `slos`
+        (a limited token's; None: every SLO)."""
+        key = (public, None if public else slos)
         with self._lock:
-            found = self._cached.get(public)
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            now = self._clock()
+            with self._lock:
+                found = self._cached.get(key)
             if found is not None and now - found[0] < CACHE_SECONDS:
                 return found[1]
-        page = self._build(public)
-        with self._lock:
-            self._cached[public] = (now, page)
-        return page
+            page = self._build(public, key[1])
+            with self._lock:
+                self._cached[key] = (now, page)
+            return page
 
-    def _build(self, public: bool) -> dict[str, Any]:
+    def _build(self, public: bool, slos: Viewer) -> dict[str, Any]:
         fleet = self._evaluator.fleet
         at = self._evaluator.now()  # the interval-aligned instant gates, `/v1/slos` and the catalog measure at
-        shown = [name for name in fleet if not public or is_public(fleet[name])]
+
+        def include(declaration: Declaration) -> bool:
+            if public:
+                return is_public(declaration)
+            return slos is None or declaration.name in slos
+
+        shown = [name for name in fleet if include(fleet[name])]
         measurements = self._evaluator.evaluate(at, shown) if shown else []
         incidents = self._incidents(public)
         page = status_page(
@@ -115,10 +162,13 @@ class StatusBoard:
             name=self._name,
             incidents=incidents,
             read=self._reader(at),
-            include=is_public if public else None,
+            include=include,
         )
-        # the public page names no service it does not show, not even in an incident covering several
-        return narrowed(page, lambda _service: True) if public else page
+        if not public and slos is None:
+            return page
+        # a narrower page names no service it does not show, not even in an incident covering several
+        page = narrowed(page, lambda _service: True)
+        return _in_plain_words(page) if public else page
 
     def _reader(self, at: datetime) -> Callable[[list[str]], Sequence[Rollup]]:
         since = at - timedelta(days=DAYS)

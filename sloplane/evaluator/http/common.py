@@ -35,6 +35,16 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 """Documented on every `/v1` operation: `RequestGuard` answers 401, `requires` and `RouteGuard` 403."""
 
 
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+"""Sent with every page the evaluator serves (reports, the status page): they are self-contained (inline CSS and
+SVG, no script, nothing fetched), so nothing else may run or load — should a link or text from a declaration or
+the decision log ever slip past the escaping, the browser still refuses it."""
+
+
 class OrjsonResponse(JSONResponse):
     """JSON via orjson: NaN and infinities (a 0/0 ratio from a backend) become null instead of a 500."""
 

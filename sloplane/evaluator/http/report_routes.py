@@ -6,9 +6,10 @@ bytes as the command (`history.report_kinds` is the one table both use). A param
 or one it cannot (a month that is none), is a 422 naming it.
 
 A token limited to services or teams gets the report over its own SLOs only. Reports read months of rows:
-one is built at a time per replica (`ReportDesk`), in a worker thread, so a burst of report requests queues
-behind the first instead of taking the CPU the gates need; one that cannot start within `WAIT_SECONDS` is
-answered 503 with `Retry-After`.
+one is built at a time per replica (`ReportDesk`), in a worker thread, so a burst of report requests does not
+take the CPU the gates need; a request's options are checked first (a bad one is a 422 at once), and one that
+cannot start within `WAIT_SECONDS` is answered 503 with `Retry-After` rather than holding a worker thread while
+it waits (a server's threads are few). A store that cannot be read is a 503 too, as for the gates.
 
 No `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
 """
@@ -35,13 +36,16 @@ from sloplane.evaluator.history.report_kinds import (
     report_now,
 )
 from sloplane.evaluator.http.auth import Principal, Scope
-from sloplane.evaluator.http.common import AUTH_RESPONSES, requires
+from sloplane.evaluator.http.common import AUTH_RESPONSES, PAGE_HEADERS, requires
 from sloplane.evaluator.http.guard import RouteGuard
 from sloplane.evaluator.http.schemas import Problem
+from sloplane.evaluator.storage.controls import ControlsError
+from sloplane.evaluator.storage.decisions import DecisionLogError
+from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
 
 REPORTS_PATH = "/v1/reports"
-WAIT_SECONDS = 30.0
+WAIT_SECONDS = 2.0
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 COMMON = ("format", "at")
 
@@ -58,10 +62,10 @@ class ReportDesk:
     ) -> dict[str, Any]:
         """The report over `fleet` (the caller's SLOs; `limited`: not the whole fleet, so the log is read through
         `FleetLog`); TimeoutError when another did not finish in time."""
+        kind.check(fleet, options, at)
         if not self._turn.acquire(timeout=WAIT_SECONDS):
             raise TimeoutError
         try:
-            kind.check(fleet, options, at)
             log = self.sources.log
             if limited and log is not None:
                 log = FleetLog(log, fleet)
@@ -146,9 +150,13 @@ def add_report_routes(app: FastAPI, desk: ReportDesk, guard: RouteGuard) -> None
             except ReportReadError as error:
                 raise HTTPException(502, str(error)) from None
             except TimeoutError:
-                raise HTTPException(503, "another report is being built: retry", {"Retry-After": "30"}) from None
+                busy = "another report is being built on this replica: retry shortly"
+                raise HTTPException(503, busy, {"Retry-After": "10"}) from None
+            except (RollupError, DecisionLogError, ControlsError) as error:
+                raise HTTPException(503, f"the store cannot be read: {error}") from None
             text = kind.file()(built, output_format)
-            return Response(text.encode(), media_type=MEDIA[output_format], headers={"Cache-Control": "no-store"})
+            headers = {"Cache-Control": "no-store", **(PAGE_HEADERS if output_format == "html" else {})}
+            return Response(text.encode(), media_type=MEDIA[output_format], headers=headers)
 
         return report
 
@@ -170,7 +178,10 @@ def add_report_routes(app: FastAPI, desk: ReportDesk, guard: RouteGuard) -> None
                 404: {"model": Problem, "description": "Nothing to report on (a revision no gate was asked about)."},
                 422: {"model": Problem, "description": "A parameter the report does not take, or cannot."},
                 502: {"model": Problem, "description": "Prometheus, which the report replays, did not answer."},
-                503: {"model": Problem, "description": "Another report did not finish in time; `Retry-After`."},
+                503: {
+                    "model": Problem,
+                    "description": "Another report is being built (`Retry-After`), or the store cannot be read.",
+                },
                 **AUTH_RESPONSES,
             },
             openapi_extra={"parameters": _parameters(kind)},

@@ -1,9 +1,10 @@
 """`/status` (HTML) and `/status.json` (Statuspage's summary shape): the status page, served by `serve`.
 
 Who sees what:
-- a `read` token: every service's component (a token limited to services or teams: theirs);
+- a `read` token: every service's component (a token limited to services or teams: its own SLOs, SLO by SLO);
 - with `serve --public-status`, a request without a token: the public page (only SLOs marked
-  `statusPage.public`, incidents without their internal titles; see `history.status_board`). A token, when
+  `statusPage.public`, each said in plain words, incidents without their internal titles; see
+  `history.status_board`). A token, when
   given, is still checked, and an unknown one refused: a caller who meant to be recognised must learn that
   they were not, rather than silently get the smaller page;
 - without `--public-status`, no token: 401, as every `/v1` route.
@@ -25,10 +26,9 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sloplane.core.serialize import wire_json
 from sloplane.evaluator.history.catalog import CACHE_SECONDS
 from sloplane.evaluator.history.report_files import status_html
-from sloplane.evaluator.history.status import narrowed
 from sloplane.evaluator.history.status_board import StatusBoard
 from sloplane.evaluator.http.auth import Principal, Scope
-from sloplane.evaluator.http.common import AUTH_RESPONSES, bearer_scheme, scope_refusal
+from sloplane.evaluator.http.common import AUTH_RESPONSES, PAGE_HEADERS, bearer_scheme, scope_refusal
 from sloplane.evaluator.http.guard import RouteGuard, unauthorised
 
 STATUS_PATH = "/status"
@@ -63,6 +63,8 @@ def _answer(request: Request, content: bytes, media_type: str, *, public: bool) 
     tag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
     visibility = "public" if public else "private"
     headers = {"ETag": tag, "Cache-Control": f"{visibility}, max-age={int(CACHE_SECONDS)}", "Vary": "Authorization"}
+    if media_type.startswith("text/html"):
+        headers |= PAGE_HEADERS
     if tag in {part.strip() for part in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
     return Response(content, media_type=media_type, headers=headers)
@@ -75,10 +77,12 @@ def add_status_routes(app: FastAPI, board: StatusBoard, guard: RouteGuard, *, pu
     def page_for(principal: Principal | None) -> dict[str, Any]:
         if principal is None:
             return board.page(public=True)
-        page = board.page(public=False)
         if not principal.limited:
-            return page
-        return narrowed(page, lambda service: guard.sees_services(principal, [service]))
+            return board.page(public=False)
+        # SLO by SLO, as `/v1/slos` lists them: a token limited to a team sees its SLOs of a shared service, and
+        # neither the other teams' SLOs nor their events in the service's bars
+        visible = frozenset(name for name in board.fleet if guard.sees_slo(principal, name))
+        return board.page(public=False, slos=visible)
 
     who = "Scope `read`" + (", or no token for the public page (SLOs marked `statusPage.public`)" if public else "")
 
