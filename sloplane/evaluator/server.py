@@ -298,6 +298,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     chain = ChainAudit(log)
     metrics.watch_chain(chain.state)
     rows = StoreRows(lambda: open_rollups(config.db))
+    report_backend = _report_backend(config)
     board = StatusBoard(evaluator, controls, rows, name=config.status_name)
     app = create_app(
         evaluator,
@@ -307,13 +308,15 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         chain,
         catalog=Catalog(evaluator, controls),
         status=(board, config.public_status),
-        reports=ReportDesk(ReportSources(fleet, rows, log, controls, _report_backend(config))),
+        reports=ReportDesk(ReportSources(fleet, rows, log, controls, report_backend)),
     )
     also = None if notifier is None else notifier.record_unrecorded  # kept notices, retried on every replica
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds(), also=also)
     sync_windows = _sync_windows(config, controls)
     service = EvaluatorService(app, evaluator, controls, notifier, None, sync_windows, probe, chain)
     service.closers.append(rows.close)
+    service.closers += [reader.close for reader in (backend, report_backend, datadog) if reader is not None]
+    service.closers.append(log.close)  # last of all (`close` runs the closers after the threads that write it stop)
     service.exporter_factory = lambda: _exporter(config, log)
     if (config.prometheus is not None or config.datadog is not None) and config.rollup_interval is not None:
         # Backends of its own: a week of the fleet's hours may take longer than a gate's timeout, and its
@@ -321,6 +324,8 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         # rate limits are the process's one view (`SHARED_LIMITS`), whichever transport asks.
         prometheus = config.prometheus
         reader = None if prometheus is None else PrometheusBackend(prometheus, timeout=ROLLUP_TIMEOUT_SECONDS)
+        if reader is not None:
+            service.closers.insert(0, reader.close)
         make_datadog, interval = config.datadog, config.rollup_interval
         service.rollup_factory = lambda: PeriodicRollup(
             open_rollups(config.db),

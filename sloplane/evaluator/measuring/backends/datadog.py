@@ -291,6 +291,10 @@ class DatadogCounts:
         self._limit_name = "query_scalar_public"
         """The scalar endpoint's limit, as Datadog's answers name it."""
 
+    def close(self) -> None:
+        """Close the pooled connections (a server closing down; a test's many servers in one process)."""
+        self._session.close()
+
     def window(self, at: datetime, length: timedelta) -> tuple[int, int]:
         """`[from, to)` in ms: ending at `at` minus the delay, rounded down to the rollup."""
         end = math.floor((at - self.delay).timestamp() / ROLLUP.total_seconds()) * int(ROLLUP.total_seconds())

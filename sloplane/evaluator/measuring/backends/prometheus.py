@@ -96,6 +96,10 @@ class PrometheusBackend:
         self._headers = headers or {}
         self._secrets = secret_values(self._auth, self._headers)
 
+    def close(self) -> None:
+        """Close the pooled connections (a server closing down; a test's many servers in one process)."""
+        self._session.close()
+
     def _post(self, path: str, form: dict[str, str]) -> requests.Response:
         return send(
             self._session,
