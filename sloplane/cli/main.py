@@ -3,6 +3,10 @@
 Exit codes: 0 success, 1 the declarations have errors (or warnings under --strict), 2 usage errors
 and internal faults. Problems are printed as `path:line:column: severity: field: message` on
 standard error; no traceback ever reaches the user.
+
+Size: the app itself and the declaration commands (validate, explain, render, preview, the importers) stay
+together because they share the loading, diagnostics and progress helpers here; every other command group lives
+in its own module and only registers here.
 """
 
 from __future__ import annotations
@@ -19,7 +23,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
-from sloplane.cli import comment, controls, decisions, evaluator, export, migrate, report, rollup, serve, terraform
+from sloplane.cli import (
+    comment,
+    controls,
+    decisions,
+    evaluator,
+    export,
+    govern,
+    migrate,
+    report,
+    rollup,
+    serve,
+    terraform,
+)
 from sloplane.cli.common import Consoles
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
@@ -474,7 +490,7 @@ def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
 
 
 _consoles = Consoles(_declarations, _out, _err)
-for _commands in (evaluator, decisions, serve, controls, comment, migrate, rollup, report):
+for _commands in (evaluator, decisions, serve, controls, comment, migrate, rollup, report, govern):
     _commands.register(app, _consoles)
 export.register(app, _err)
 

@@ -22,10 +22,12 @@ from sloplane.evaluator.notify.classify import IncidentClass, classify
 from sloplane.semantics.subjects import Fleet
 
 
-def _failed_on_breach(record: dict[str, Any]) -> bool:
+def failed_on_breach(record: dict[str, Any]) -> bool:
+    """A recorded decision that failed on a deployment-related breach (`notify.classify`), or would have but for a
+    break-glass override: the retro's detection and governance's change failures count the same ones."""
     if classify(as_decision(record)) is IncidentClass.DEPLOYMENT:
         return True
-    overridden = [r["values"].get("overridden") for r in record["reasons"] if r["code"] == "break-glass"]
+    overridden = [r.get("values", {}).get("overridden") for r in record["reasons"] if r["code"] == "break-glass"]
     return "fail" in overridden and classify(as_decision(record, "fail")) is IncidentClass.DEPLOYMENT
 
 
@@ -49,7 +51,7 @@ def _seen(record: dict[str, Any], window: timedelta) -> tuple[float | None, floa
 
 def detection(fleet: Fleet, records: list[dict[str, Any]], window: DeploymentWindow, lead: timedelta) -> dict[str, Any]:
     """The release's detection, measured and in theory (see the module's docstring)."""
-    found, by = next(((r, "failing-gate") for r in records if _failed_on_breach(r)), (None, None))
+    found, by = next(((r, "failing-gate") for r in records if failed_on_breach(r)), (None, None))
     if found is None:
         found, by = next(((r, "burn-above-factor") for r in records if _firing(fleet, r)), (None, None))
     answer: dict[str, Any] = {
