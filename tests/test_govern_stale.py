@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from rich.console import Console
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from sloplane.cli.common import Consoles
-from sloplane.cli.govern_stale import register
-from sloplane.cli.main import _consoles
 from sloplane.declaration.model import Window
 from sloplane.evaluator.governance.stale import DEFAULT_CADENCE, StaleOptionError, parse_cadence, stale_report
 from sloplane.evaluator.governance.stale_periods import last_periods, period_holding
@@ -31,6 +26,7 @@ from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.semantics.subjects import Fleet
 from tests.evaluator_data import load_fleet, make_decision
+from tests.govern_cli import run_govern
 
 AT = datetime(2026, 1, 7, 9, 30, tzinfo=UTC)
 MONTHS = ((2025, 10), (2025, 11), (2025, 12))
@@ -329,17 +325,11 @@ def test_a_bad_cadence_is_refused_by_name(text: str, words: str) -> None:
     assert parse_cadence("critical=2w, low=1y") == DEFAULT_CADENCE | {"critical": 14, "low": 365}
 
 
-# --- the command, through a local `govern` group until the lead wires it into `sloplane` ------------------------
+# --- the command ------------------------
 
 
 def _run(*args: str | Path, out: io.StringIO | None = None) -> Result:
-    app, govern = typer.Typer(), typer.Typer()
-    app.add_typer(govern, name="govern")
-    consoles = _consoles
-    if out is not None:
-        consoles = Consoles(_consoles.load, Console(file=out, width=250), _consoles.err)
-    register(govern, consoles)
-    return CliRunner().invoke(app, ["govern", "stale", *map(str, args)])
+    return run_govern("stale", *args, out=out)
 
 
 def test_the_command_prints_the_builders_json(store: tuple[Path, Path, Fleet]) -> None:

@@ -3,6 +3,7 @@ the page in a real browser, against a real Prometheus with the known history of 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,6 +180,16 @@ def _measurement(error_ratio: float, burn: float, exclusions: tuple[Exclusion, .
 )
 def test_each_state_comes_from_its_rule(history_fleet: Fleet, measurement: Measurement | None, state: str) -> None:
     assert slo_state(history_fleet["checkout"], measurement, BURNING).state == state
+
+
+def test_a_composite_has_a_ratio_and_no_events_of_its_own_and_is_judged_by_its_alerts(history_fleet: Fleet) -> None:
+    """A composite's measurement (`source: composite`) has the period's ratio but no events: that is data."""
+    composite = dataclasses.replace(
+        _measurement(0.09, 18.0), period_events=None, period_bad_events=None, period_error_ratio=0.09
+    )
+    assert slo_state(history_fleet["checkout"], composite, BURNING).state == "partial_outage"
+    nothing = dataclasses.replace(composite, period_error_ratio=None)
+    assert slo_state(history_fleet["checkout"], nothing, BURNING).state == "degraded_performance"
 
 
 def test_the_command_writes_the_page_that_reads_in_a_browser(

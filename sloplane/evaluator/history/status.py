@@ -59,7 +59,12 @@ class SloState:
 def slo_state(declaration: Declaration, measurement: Measurement | None, at: datetime) -> SloState:
     """The state of an SLO's production subject at `at` (see the module's docstring)."""
     name = declaration.name
-    if measurement is None or measurement.error is not None or measurement.period_events is None:
+    # a composite has its period's ratio and no events of its own: that is data too
+    if (
+        measurement is None
+        or measurement.error is not None
+        or (measurement.period_events is None and measurement.period_error_ratio is None)
+    ):
         reason = "no data" if measurement is None or measurement.error is None else f"no data: {measurement.error}"
         return SloState(name, "degraded_performance", reason)
     for exclusion in measurement.exclusions:
