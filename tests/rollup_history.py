@@ -13,9 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from sloplane.evaluator.history.rollup import roll_up
+from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
+from sloplane.evaluator.storage.controls import ReleaseControls
+from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, http_traffic
 from sloplane.semantics.subjects import Fleet
 from tests.evaluator_data import load_fleet
@@ -93,3 +98,18 @@ def history_prometheus(
 ) -> Iterator[str]:
     with PrometheusSandbox(tmp_path_factory.mktemp("prometheus"), list(history_traffic.values())) as sandbox:
         yield sandbox.url
+
+
+@pytest.fixture(scope="module")
+def history_database(tmp_path_factory: pytest.TempPathFactory, history_fleet: Fleet, history_prometheus: str) -> Path:
+    """The history's rows and a freeze of `search` (three hours before UNTIL), in one SQLite file as `serve`
+    keeps them: what the budget report and `/v1/reports` read."""
+    db = tmp_path_factory.mktemp("db") / "decisions.db"
+    store = SqliteRollups(db)
+    try:
+        store.write(roll_up(history_fleet, PrometheusBackend(history_prometheus), SINCE, UNTIL).rows, UNTIL)
+    finally:
+        store.close()
+    with ReleaseControls(db) as controls:
+        controls.freeze("search", "failover drill follow-up", "sre", at=UNTIL - timedelta(hours=3))
+    return db

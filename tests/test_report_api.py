@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -14,15 +13,11 @@ import pytest
 
 from sloplane.evaluator.history.report_format import FORMATS
 from sloplane.evaluator.history.report_kinds import KINDS
-from sloplane.evaluator.history.rollup import roll_up
 from sloplane.evaluator.http.auth import TokenStore, new_token
-from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.server import ServerConfig, build_service
-from sloplane.evaluator.storage.controls import ReleaseControls
-from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.semantics.subjects import Fleet
 from tests.conftest import run_cli
-from tests.rollup_history import SINCE, UNTIL
+from tests.rollup_history import UNTIL
 from tests.rollup_history import declarations as declarations_text
 from tests.servers import served_app
 
@@ -43,17 +38,8 @@ exit 1 from the command. Every kind is in one of the two (`test_every_kind_is_se
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory, history_fleet: Fleet, history_prometheus: str) -> Path:
-    """The history's rows and a freeze of `search`, in the file `serve` keeps its decision log in."""
-    db = tmp_path_factory.mktemp("db") / "decisions.db"
-    store = SqliteRollups(db)
-    try:
-        store.write(roll_up(history_fleet, PrometheusBackend(history_prometheus), SINCE, UNTIL).rows, UNTIL)
-    finally:
-        store.close()
-    with ReleaseControls(db) as controls:
-        controls.freeze("search", "failover drill follow-up", "sre", at=UNTIL - timedelta(hours=3))
-    return db
+def database(history_database: Path) -> Path:
+    return history_database
 
 
 @pytest.fixture(scope="module")

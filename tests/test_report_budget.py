@@ -14,8 +14,6 @@ import pytest
 from sloplane.evaluator.history.budget import budget_report
 from sloplane.evaluator.history.report_files import budget_file
 from sloplane.evaluator.history.report_format import FORMATS
-from sloplane.evaluator.history.rollup import roll_up
-from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.storage.controls import ReleaseControls
 from sloplane.evaluator.storage.rollups import SqliteRollups
@@ -33,17 +31,8 @@ UPDATE = os.environ.get("SLOPLANE_UPDATE_GOLDEN") == "1"
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory, history_fleet: Fleet, history_prometheus: str) -> Path:
-    """The history's rows and a freeze of `search`, in one SQLite file as `serve` keeps them."""
-    db = tmp_path_factory.mktemp("db") / "decisions.db"
-    store = SqliteRollups(db)
-    try:
-        store.write(roll_up(history_fleet, PrometheusBackend(history_prometheus), SINCE, UNTIL).rows, UNTIL)
-    finally:
-        store.close()
-    with ReleaseControls(db) as controls:
-        controls.freeze("search", "failover drill follow-up", "sre", at=UNTIL - timedelta(hours=3))
-    return db
+def database(history_database: Path) -> Path:
+    return history_database
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,8 @@ from typing import Any, Protocol
 from sloplane.evaluator.model import ChainReport, Decision, Freeze, Incident, ReleaseSpan, Rollup
 
 
-class DecisionLog(Protocol):
-    """Where decisions are kept: append-only, queryable."""
-
-    def append(self, decision: Decision) -> None:
-        """Record one decision (never changes or removes an earlier one)."""
+class DecisionQuery(Protocol):
+    """What readers of the log ask it: recorded decisions by filter (the routes, the reports, governance)."""
 
     def query(
         self,
@@ -30,6 +27,13 @@ class DecisionLog(Protocol):
     ) -> list[dict[str, Any]]:
         """Recorded decisions (their `to_dict()` form), newest first."""
         ...
+
+
+class DecisionLog(DecisionQuery, Protocol):
+    """Where decisions are kept: append-only, queryable."""
+
+    def append(self, decision: Decision) -> None:
+        """Record one decision (never changes or removes an earlier one)."""
 
     def count(self) -> int:
         """How many decisions are recorded."""

@@ -22,7 +22,7 @@ from sloplane.core.durations import format_duration, parse_duration
 from sloplane.core.instants import parse_instant_text
 from sloplane.core.text import excerpt
 from sloplane.declaration.types import TimeZone
-from sloplane.evaluator.contracts import ReleaseControlsView
+from sloplane.evaluator.contracts import DecisionQuery, ReleaseControlsView
 from sloplane.evaluator.history.budget import budget_report, earliest_start
 from sloplane.evaluator.history.oncall import (
     DEFAULT_SHIFT,
@@ -48,25 +48,12 @@ RowReader = Callable[[datetime, datetime, list[str]], Sequence[Rollup]]
 _ZONES: TypeAdapter[str] = TypeAdapter(TimeZone)
 
 
-class ReportLog(Protocol):
-    """What reports read of the decision log (both stores have it)."""
+class ReportLog(DecisionQuery, Protocol):
+    """What reports read of the decision log beyond `query` (both stores have it)."""
 
     def span(self, since: datetime, until: datetime) -> tuple[int, int | None, int | None]: ...
 
     def releases(self, service: str, since: datetime) -> list[ReleaseSpan]: ...
-
-    def query(
-        self,
-        *,
-        slo: str | None = None,
-        stage: str | None = None,
-        outcome: str | None = None,
-        revision: str | None = None,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]: ...
 
     def iter_with_seq(self, after_seq: int = 0, *, batch_size: int = 500) -> Iterator[tuple[int, dict[str, Any]]]: ...
 

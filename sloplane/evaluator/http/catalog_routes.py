@@ -5,7 +5,6 @@ interval with an ETag (a catalog page polled by every visitor answers 304 until 
 No `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
 """
 
-import hashlib
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -15,7 +14,7 @@ from sloplane.core.serialize import wire_json
 from sloplane.core.text import excerpt
 from sloplane.evaluator.history.catalog import CACHE_SECONDS, Catalog
 from sloplane.evaluator.http.auth import Principal, Scope
-from sloplane.evaluator.http.common import AUTH_RESPONSES, requires
+from sloplane.evaluator.http.common import AUTH_RESPONSES, requires, tagged
 from sloplane.evaluator.http.guard import RouteGuard
 from sloplane.evaluator.http.schemas import Problem
 
@@ -28,12 +27,8 @@ _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "descriptio
 
 def _cached(request: Request, body: Any) -> Response:
     """The answer with its ETag and max-age, or 304 when the caller holds it already."""
-    content = wire_json(body)
-    tag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-    headers = {"ETag": tag, "Cache-Control": f"private, max-age={int(CACHE_SECONDS)}"}
-    if tag in {part.strip() for part in request.headers.get("if-none-match", "").split(",")}:
-        return Response(status_code=304, headers=headers)
-    return Response(content, media_type="application/json", headers=headers)
+    headers = {"Cache-Control": f"private, max-age={int(CACHE_SECONDS)}"}
+    return tagged(request, wire_json(body), "application/json", headers)
 
 
 def add_catalog_routes(app: FastAPI, catalog: Catalog, guard: RouteGuard) -> None:

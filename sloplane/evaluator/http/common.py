@@ -4,10 +4,11 @@ Kept apart from the app so that route modules depend on it, and the app on them,
 No `from __future__ import annotations`: FastAPI must resolve the `Security(...)` annotation of `requires`.
 """
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Security
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -43,6 +44,16 @@ PAGE_HEADERS = {
 """Sent with every page the evaluator serves (reports, the status page): they are self-contained (inline CSS and
 SVG, no script, nothing fetched), so nothing else may run or load — should a link or text from a declaration or
 the decision log ever slip past the escaping, the browser still refuses it."""
+
+
+def tagged(request: Request, content: bytes, media_type: str, headers: dict[str, str]) -> Response:
+    """`content` with an ETag (a digest of it) beside `headers`, or 304 when the caller holds it already
+    (`If-None-Match`): the catalog's answers and the status page, polled by every visitor."""
+    tag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+    headers = {"ETag": tag, **headers}
+    if tag in {part.strip() for part in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(content, media_type=media_type, headers=headers)
 
 
 class OrjsonResponse(JSONResponse):

@@ -15,7 +15,6 @@ for the public page so a CDN in front may keep it, `private` otherwise, and `Var
 No `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
 """
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -28,7 +27,7 @@ from sloplane.evaluator.history.catalog import CACHE_SECONDS
 from sloplane.evaluator.history.report_files import status_html
 from sloplane.evaluator.history.status_board import StatusBoard
 from sloplane.evaluator.http.auth import Principal, Scope
-from sloplane.evaluator.http.common import AUTH_RESPONSES, PAGE_HEADERS, bearer_scheme, scope_refusal
+from sloplane.evaluator.http.common import AUTH_RESPONSES, PAGE_HEADERS, bearer_scheme, scope_refusal, tagged
 from sloplane.evaluator.http.guard import RouteGuard, unauthorised
 
 STATUS_PATH = "/status"
@@ -60,14 +59,11 @@ def _viewer(guard: RouteGuard, public: bool) -> Viewer:
 
 
 def _answer(request: Request, content: bytes, media_type: str, *, public: bool) -> Response:
-    tag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
     visibility = "public" if public else "private"
-    headers = {"ETag": tag, "Cache-Control": f"{visibility}, max-age={int(CACHE_SECONDS)}", "Vary": "Authorization"}
+    headers = {"Cache-Control": f"{visibility}, max-age={int(CACHE_SECONDS)}", "Vary": "Authorization"}
     if media_type.startswith("text/html"):
         headers |= PAGE_HEADERS
-    if tag in {part.strip() for part in request.headers.get("if-none-match", "").split(",")}:
-        return Response(status_code=304, headers=headers)
-    return Response(content, media_type=media_type, headers=headers)
+    return tagged(request, content, media_type, headers)
 
 
 def add_status_routes(app: FastAPI, board: StatusBoard, guard: RouteGuard, *, public: bool) -> None:
