@@ -4,6 +4,9 @@ public page in headless Chromium."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,10 +26,10 @@ from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.server import ServerConfig, build_service
 from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.interop import load_paths
-from sloplane.sandbox import PrometheusSandbox, aligned_now, http_traffic, incident_day
+from sloplane.sandbox import PrometheusSandbox, aligned_now, free_port, http_traffic, incident_day
 from sloplane.semantics.subjects import Fleet
 from tests.browser import open_page, screenshot
-from tests.servers import served_app
+from tests.servers import served_app, wait_until_up
 
 pytest_plugins = ("tests.browser",)
 
@@ -258,3 +261,26 @@ def test_the_public_page_in_a_browser(
     screenshot(browser, "status-served-public")
     plain = open_page(browser_without_javascript, public.url + "/status")
     assert "checkout" in plain.text()
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["none-public", "one-public"])
+def test_serve_warns_when_the_public_page_would_show_nothing(tmp_path: Path, declared: bool) -> None:
+    """`--public-status` with no SLO marked public serves an empty page: said at start, not left silent."""
+    text = DECLARATIONS if declared else DECLARATIONS.replace("  statusPage: {public: true}\n", "")
+    (tmp_path / "slos.yaml").write_text(text, encoding="utf-8")
+    _, entry = new_token("read", ["read"])
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(json.dumps(TokenStore([entry]).to_dict()))
+    tokens.chmod(0o600)
+    port = free_port()
+    command = [sys.executable, "-m", "sloplane", "serve", str(tmp_path / "slos.yaml"), "--tokens", str(tokens)]
+    command += ["--prometheus", f"http://127.0.0.1:{free_port()}", "--db", str(tmp_path / "decisions.db")]
+    command += ["--port", str(port), "--public-status", "--rollup-interval", "off"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    warned = "no SLO says statusPage: {public: true}" in stderr.decode()
+    assert warned is not declared

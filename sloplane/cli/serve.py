@@ -204,6 +204,12 @@ def register(app: typer.Typer, console: Consoles) -> None:
             status_name=status_name,
         )
         service = _built(console, lambda: build_service(load_fleet(console, paths), config))
+        fleet = service.evaluator.fleet
+        if public_status and not any(fleet[name].spec.status_page.public for name in fleet):
+            console.err.print(
+                "warning: --public-status, but no SLO says statusPage: {public: true}: the public page shows nothing",
+                markup=False,
+            )
         service.start()
         console.err.print(f"sloplane evaluator on http://{host}:{port} (OpenAPI at /openapi.json)", markup=False)
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
