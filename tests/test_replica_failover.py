@@ -393,8 +393,10 @@ def _restart_under_load(cluster: PostgresCluster, stream: GateStream, url: str) 
         SAFETY,
         "a gate asked and answered on each replica with the database down",
     )
-    cluster.start()
+    # taken before `start`: the server accepts connections before `pg_ctl start` returns, so a gate answered in
+    # that gap may rightly be recorded; the down window ends when the start begins
     restarted_at = time.monotonic()
+    cluster.start()
     stream.phase = "after"
     releader = until(lambda: leader(url) is not None, SAFETY, "a replica leads again", interval=0.05)
     until(
