@@ -21,10 +21,11 @@ def test_a_served_evaluator_closes_every_file_and_socket_it_opened(tmp_path: Pat
     for index in range(2):
         folder = tmp_path / f"replica-{index}"
         folder.mkdir()
+        gc.collect()  # what earlier tests left for the collector closes now, not inside the measurement
         before = _open_descriptors()
         service, _ = build(folder, "http://127.0.0.1:9")  # nothing listens: the rollup's round fails, as a leader's may
         service.start()
         service.close()
         gc.collect()
         counts.append(_open_descriptors() - before)
-    assert counts == [0, 0]
+    assert all(count <= 0 for count in counts), counts  # a leak was +9 per server
