@@ -21,6 +21,7 @@ from sloplane.core.durations import DurationError, parse_duration
 from sloplane.core.instants import parse_instant_text
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url, redacted
+from sloplane.interop.loader import LoadResult
 from sloplane.semantics.subjects import Fleet
 
 DEFAULT_DB = os.environ.get("SLOPLANE_DB", ".sloplane/decisions.db")
@@ -56,6 +57,8 @@ class Consoles:
     load: Loader
     out: Console
     err: Console
+    load_all: Callable[[list[Path], bool], LoadResult]
+    """Declarations and the reliability debt register, for the commands that read both (`govern`, `archive`)."""
 
 
 def load_fleet(console: Consoles, paths: list[Path]) -> Fleet:

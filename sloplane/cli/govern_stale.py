@@ -15,14 +15,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sloplane.cli.common import DEFAULT_DB, Consoles, Paths, load_fleet, parse_instant
+from sloplane.cli.common import DEFAULT_DB, Consoles, Paths, parse_instant
 from sloplane.cli.report_options import At, Db, opened_sources, require_store
 from sloplane.core.serialize import pretty_json
+from sloplane.evaluator.governance.debt import open_debt_lookup
 from sloplane.evaluator.governance.stale import StaleOptionError, parse_cadence, stale_report
 from sloplane.evaluator.history.report_kinds import report_now
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
 from sloplane.evaluator.storage.rollups import RollupError
+from sloplane.semantics.subjects import Fleet
 
 FORMATS = ("table", "json")
 
@@ -76,11 +78,15 @@ def register(govern: typer.Typer, console: Consoles) -> None:
         except StaleOptionError as error:
             raise typer.BadParameter(str(error), param_hint=f"--{error.option}") from None
         generated = (parse_instant(at) or report_now()).astimezone(UTC)
-        fleet = load_fleet(console, paths)
+        loaded = console.load_all(paths, False)
+        fleet = Fleet(loaded.declarations)
+        open_debt = open_debt_lookup([item.debt for item in loaded.debts])
         require_store(console, db)
         try:
             with opened_sources(db, fleet) as sources:
-                report = stale_report(fleet, sources.rows, generated, log=sources.log, cadence=days)
+                report = stale_report(
+                    fleet, sources.rows, generated, log=sources.log, cadence=days, open_debt=open_debt
+                )
         except (RollupError, DecisionLogError, ControlsError) as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None

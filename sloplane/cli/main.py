@@ -111,7 +111,8 @@ def _load(paths: list[Path], strict: bool, only: str | None = None, *, rendering
 def validate(paths: Paths, strict: Strict = False) -> None:
     """Check declarations: exit 0 when valid, 1 with every problem listed as path:line:column."""
     result = _load(paths, strict)
-    _out.print(f"{len(result.slos)} SLO(s) valid, {len(result.warnings)} warning(s)", markup=False)
+    debts = f", {len(result.debts)} reliability debt item(s)" if result.debts else ""
+    _out.print(f"{len(result.slos)} SLO(s) valid{debts}, {len(result.warnings)} warning(s)", markup=False)
 
 
 @app.command()
@@ -489,7 +490,12 @@ def _declarations(paths: list[Path], strict: bool) -> list[Declaration]:
     return _load(paths, strict, rendering=False).declarations
 
 
-_consoles = Consoles(_declarations, _out, _err)
+def _declarations_and_debt(paths: list[Path], strict: bool) -> LoadResult:
+    """`Consoles.load_all`: the declarations and the reliability debt register, nothing rendered."""
+    return _load(paths, strict, rendering=False)
+
+
+_consoles = Consoles(_declarations, _out, _err, _declarations_and_debt)
 for _commands in (evaluator, decisions, serve, controls, comment, migrate, rollup, report, govern):
     _commands.register(app, _consoles)
 export.register(app, _err)

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from sloplane.declaration.checks import check_renderable, run_checks
+from sloplane.declaration.debt import DEBT_KIND, LoadedDebt, ReliabilityDebt, check_register
 from sloplane.declaration.diagnostics import (
     DeclarationError,
     Diagnostic,
@@ -36,9 +37,11 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class LoadResult:
-    """What loading found: the declarations that are valid and every diagnostic."""
+    """What loading found: the declarations that are valid, the reliability debt register's valid items, and every
+    diagnostic."""
 
     slos: list[LoadedSLO] = field(default_factory=list)
+    debts: list[LoadedDebt] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -162,20 +165,24 @@ def _classify(
     return found
 
 
-def _validate_ours(documents: list[YamlDocument], diagnostics: list[Diagnostic]) -> list[LoadedSLO]:
-    slos: list[LoadedSLO] = []
+def _validate_ours(documents: list[YamlDocument], result: LoadResult) -> None:
+    """Our documents into `result`: SLOs and reliability debt items, each validated by its own model."""
     for document in documents:
         kind = document.data.get("kind")
+        if kind == DEBT_KIND:
+            debt, found = validate(ReliabilityDebt, document.data, document)
+            result.diagnostics.extend(found)
+            if debt is not None:
+                result.debts.append(LoadedDebt(debt, document))
+            continue
         if kind != KIND:
-            diagnostics.append(
-                _document_error(document, ("kind",), f"kind '{kind}' is not known in {API_VERSION}; use {KIND}", "kind")
-            )
+            message = f"kind '{kind}' is not known in {API_VERSION}; use {KIND} or {DEBT_KIND}"
+            result.diagnostics.append(_document_error(document, ("kind",), message, "kind"))
             continue
         declaration, found = validate(Declaration, document.data, document)
-        diagnostics.extend(found)
+        result.diagnostics.extend(found)
         if declaration is not None:
-            slos.append(LoadedSLO(declaration, document, API_VERSION))
-    return slos
+            result.slos.append(LoadedSLO(declaration, document, API_VERSION))
 
 
 def _raw_name(document: YamlDocument) -> str | None:
@@ -204,7 +211,7 @@ def load_paths(
     files = expand_paths([Path(p) for p in paths], result.diagnostics)
     documents = read_yaml_files(files, result.diagnostics)
     found = _classify(documents, result.diagnostics, formats)
-    result.slos.extend(_validate_ours(found.ours, result.diagnostics))
+    _validate_ours(found.ours, result)
     for foreign, foreign_documents in found.foreign.items():
         imported, diagnostics = foreign.read(foreign_documents)
         result.slos.extend(imported)
@@ -213,8 +220,13 @@ def load_paths(
         result.diagnostics.append(
             _file_error(", ".join(str(p) for p in paths) or "(no paths)", "no declarations found", "empty")
         )
-    declared = {name for document in found.all() if (name := _raw_name(document)) is not None}
+    declared = {
+        name
+        for document in found.all()
+        if (name := _raw_name(document)) is not None and document.data.get("kind") != DEBT_KIND
+    } | {slo.name for slo in result.slos}
     result.diagnostics.extend(run_checks(result.slos, today=today or date.today(), declared=declared))
+    result.diagnostics.extend(check_register(result.debts, declared))
     if renderable is not None:
         result.diagnostics.extend(check_renderable(result.slos, renderable))
     result.diagnostics = sorted_diagnostics(result.diagnostics)

@@ -17,8 +17,9 @@ own compliance period (`stale_periods.py`: the last 3 complete calendar weeks, m
   reliability debt (`open_debt`) and no change of the objective (between rows of those periods, or a declared
   objective that differs from the one the last period was rolled up with: the owners have already acted). Either
   the work goes on the debt register with a plan, or the objective is loosened to what users accept. The register
-  (a `ReliabilityDebt` kind) does not exist yet: by default no debt is known (`no_debt_known`), and the finding
-  says so. Not checked when periods without data could make up the two misses.
+  is the `ReliabilityDebt` items read with the declarations (`governance.debt.open_debt_lookup`, which the command
+  passes); a caller that gives none (`no_debt_known`) gets findings that say the register was not read. Not
+  checked when periods without data could make up the two misses.
 - `usage-drift` → review: events per hour with data in the last period ÷ the same in the period that held
   `review.last`, outside [0.5, 2] (bounds included). Per hour, not per period, so that a 31-day month against a
   28-day one, or a review period whose rollups began late, is not drift. Not checked (said in `notChecked`) when
@@ -97,7 +98,7 @@ class StaleOptionError(ValueError):
 
 
 def no_debt_known(slo: str) -> bool:
-    """The default debt register: none exists yet, so no SLO has open debt (findings say so)."""
+    """No register was read: no SLO is known to have open debt (findings say the register was unavailable)."""
     return False
 
 
@@ -257,7 +258,7 @@ def stale_report(
 
     `rows`: a rollup store's read; `log`: the decision log (None: `unused` is not checked); `cadence`: days
     between reviews per tier (`parse_cadence`; default `DEFAULT_CADENCE`); `open_debt`: whether an SLO has open
-    reliability debt (default: the register does not exist yet, none known).
+    reliability debt (`governance.debt.open_debt_lookup`; default: no register read, none known).
     """
     days = dict(DEFAULT_CADENCE) | dict(cadence or {})
     declarations = reported(fleet)
