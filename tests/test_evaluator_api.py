@@ -231,7 +231,8 @@ def test_gate_answers_the_decision_and_records_it(client: TestClient, stack: Sta
         }
     ]
     (decision,) = answer["decisions"]
-    assert decision["request"] == {**body, "service": None, "at": None, "requestedBy": "gate", "breakGlass": None}
+    assert decision["request"] == {**body, "service": None, "at": None, "requestedBy": "gate", "breakGlass": None,
+                                   "changeType": None}  # fmt: skip
     assert stack.log.query() == [decision]
 
 
@@ -460,6 +461,7 @@ def test_openapi_document_describes_paths_security_and_shapes(client: TestClient
         "rollout",
         "at",
         "breakGlass",
+        "changeType",
     }
     assert gate["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/GateAnswer"
@@ -542,6 +544,17 @@ def test_break_glass_is_recorded_with_the_tokens_name_and_needs_admin(client: Te
     assert stack.log.count() == 1  # the refused override decided nothing
     empty = client.post(GATE_PATH, json={**body, "breakGlass": {"reason": ""}}, headers=stack.headers("admin"))
     assert empty.json()["decision"] == "error" and empty.json()["reasons"][0]["code"] == "invalid-request"
+
+
+def test_change_type_reaches_the_decision_and_an_unknown_one_is_named(client: TestClient, stack: Stack) -> None:
+    body = {"slo": "checkout-availability", "revision": "v7", "changeType": "security"}
+    (decision,) = _gate(client, stack, body).json()["decisions"]
+    assert decision["request"]["changeType"] == "security"
+    assert stack.log.query(limit=1)[0]["request"]["changeType"] == "security"
+    refused = _gate(client, stack, {**body, "changeType": "refactor"}).json()
+    assert refused["decision"] == "error" and refused["reasons"][0]["code"] == "invalid-request"
+    assert "changeType" in refused["reasons"][0]["message"]
+    assert stack.log.count() == 1
 
 
 def test_burn_report_splits_deployments_from_background(client: TestClient, stack: Stack) -> None:

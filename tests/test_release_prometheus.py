@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sloplane.declaration.policy import ChangeType
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, Decision, GateRequest, Outcome
@@ -58,6 +59,7 @@ FLEET = "---\n".join(
         _slo("calm"),
         _slo("release"),
         _slo("orders"),
+        _slo("mended"),
     ]
 )
 
@@ -99,6 +101,8 @@ TRAFFIC = [
     _traffic("frontend", _ending([Segment(HALF_HOUR, 600.0, 0.5)])),
     _traffic("calm", _ending([])),
     _traffic("orders", _ending([Segment(HALF_HOUR, 600.0, 1.0)])),
+    # an outage 2h30 to 2h before END spends the day's budget (1.08M bad of 51,840 allowed); quiet since
+    _traffic("mended", _ending([Segment(HALF_HOUR, 600.0, 1.0), Segment(timedelta(hours=2), 600.0, BASE)])),
 ]
 RELEASE = _traffic("release", _release())
 
@@ -211,6 +215,20 @@ def test_break_glass_passes_and_is_recorded(evaluator: Evaluator) -> None:
     assert recorded["decision"] == "pass"
     assert recorded["request"]["breakGlass"] == {"reason": "rollback of the rollback: INC-7 fix", "identity": "carol"}
     assert recorded["reasons"][-1]["values"]["overridden"] == "fail"
+
+
+def test_a_spent_budget_lets_a_fix_through_as_a_recorded_exception(evaluator: Evaluator) -> None:
+    feature = _gate(evaluator, "mended", change_type=ChangeType.FEATURE)
+    assert feature.outcome is Outcome.FAIL
+    assert "budget-exhausted" in _codes(feature) and "changes-restricted" in _codes(feature)
+    assert not {"alert-active", "burn-rate"} & set(_codes(feature))  # the outage is over: only the budget fails
+    fix = _gate(evaluator, "mended", change_type=ChangeType.FIX)
+    assert fix.outcome is Outcome.PASS and "policy-exception" in _codes(fix)
+    (recorded,) = evaluator.log.query(slo="mended", limit=1)
+    assert recorded["decision"] == "pass" and recorded["request"]["changeType"] == "fix"
+    exception = next(reason for reason in recorded["reasons"] if reason["code"] == "policy-exception")
+    assert exception["values"]["overridden"] == "fail"
+    assert _gate(evaluator, "orders", change_type=ChangeType.FIX).outcome is Outcome.FAIL  # still burning now
 
 
 class Clock:

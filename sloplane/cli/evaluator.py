@@ -48,6 +48,7 @@ from sloplane.cli.common import (
 )
 from sloplane.core.durations import format_duration
 from sloplane.core.serialize import pretty_json
+from sloplane.declaration.policy import ChangeType
 from sloplane.declaration.validation import did_you_mean
 from sloplane.evaluator.deciding.deployments import BurnSplitError
 from sloplane.evaluator.measuring.backends.base import BackendError
@@ -378,6 +379,15 @@ def register(app: typer.Typer, console: Consoles) -> None:
                 "($SLOPLANE_USER or the OS user; the token's name with --evaluator, which needs scope admin).",
             ),
         ] = None,
+        change_type: Annotated[
+            ChangeType | None,
+            typer.Option(
+                "--change-type",
+                help="What the deployment changes. While the budget is spent, the policy's reliabilityChanges (fix, "
+                "reliability, security by default) pass when the budget is all that fails them (recorded).",
+                show_default=False,
+            ),
+        ] = None,
         db: Db = DEFAULT_DB,
         output_format: Format = "text",
     ) -> None:
@@ -393,7 +403,9 @@ def register(app: typer.Typer, console: Consoles) -> None:
             if not break_glass.strip():
                 raise typer.BadParameter("give a reason", param_hint="--break-glass")
             override = BreakGlass(break_glass.strip(), _identity())
-        request = GateRequest(slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli", override)
+        request = GateRequest(
+            slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli", override, change_type
+        )
         ask: Callable[[GateRequest], dict[str, Any]]
         if local_backends:
             if not paths:

@@ -272,6 +272,22 @@ class Analysis(SpecModel):
     """Render a ClusterAnalysisTemplate instead of a namespaced AnalysisTemplate."""
 
 
+class ChangeType(StrEnum):
+    """What a deployment changes, as the pipeline declares it on the gate request (`changeType`).
+
+    Why the gate asks: the Workbook's error budget policy halts changes while the budget is spent, except those that
+    restore reliability — a fix, reliability work, a security patch (curriculum module 6's reliability windows).
+    """
+
+    FEATURE = "feature"
+    FIX = "fix"
+    RELIABILITY = "reliability"
+    SECURITY = "security"
+
+
+DEFAULT_RELIABILITY_CHANGES = (ChangeType.FIX, ChangeType.RELIABILITY, ChangeType.SECURITY)
+
+
 class GatePolicy(SpecModel):
     """How deployments are judged against this SLO.
 
@@ -297,6 +313,9 @@ class GatePolicy(SpecModel):
     """An open major incident (`sloplane incident open`, or a war room opened by the notifier) fails every gate."""
     freeze_on_budget_exhausted: StrictBool = True
     """Any SLO of the service with its budget spent freezes the service's releases (break-glass still works)."""
+    reliability_changes: list[ChangeType] = Field(default_factory=lambda: list(DEFAULT_RELIABILITY_CHANGES))
+    """Change types that pass while the budget is spent, when the budget is all that fails them (a policy
+    exception, recorded as one); `[]` lets none through. Burn, alerts and a worse canary still stop them."""
     freezes: list[RecurringWindow] = Field(default_factory=list)
     """Scheduled release freezes (e.g. Friday afternoons, peak season)."""
     attribution: Attribution = Field(default_factory=Attribution)

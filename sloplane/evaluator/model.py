@@ -39,6 +39,8 @@ from pydantic import ConfigDict, Field, with_config
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
+from sloplane.declaration.policy import ChangeType
+
 
 class Outcome(StrEnum):
     """The four answers a gate gives. Exit codes: pass 0, fail 1, error 2, inconclusive 3."""
@@ -236,6 +238,8 @@ class GateRequest(JsonShape):
     """The name of the token that asked."""
     break_glass: BreakGlass | None = None
     """The override asked for, if any."""
+    change_type: ChangeType | None = None
+    """What the deployment changes (feature, fix, reliability, security), as the pipeline declares it."""
 
 
 @json_shape()

@@ -179,6 +179,56 @@ def dependency(context: GateContext, outcome: Outcome) -> Outcome:
     return Outcome.INCONCLUSIVE
 
 
+BUDGET_ONLY = frozenset({"budget-exhausted", "budget-low"})
+"""The reasons a reliability change may pass despite: the budget policy's own, not a breach happening now."""
+INFORMATIONAL = frozenset(
+    {"alerts", "budget", "burn-rate-ok", "canary-comparable", "traffic", "no-event-counts", "break-glass-unused"}
+)
+"""Reasons that describe without failing anything."""
+
+
+def _budget_only(context: GateContext, outcome: Outcome) -> bool:
+    """A fail whose every failing reason is the spent or low budget (its own, or a sibling's freeze)."""
+    if outcome is not Outcome.FAIL:
+        return False
+    failing = [reason for reason in context.reasons if reason.code not in INFORMATIONAL]
+    return bool(failing) and all(
+        reason.code in BUDGET_ONLY or (reason.code == "frozen" and reason.values.get("kind") == "budget")
+        for reason in failing
+    )
+
+
+def reliability_window(context: GateContext, outcome: Outcome) -> Outcome:
+    """While the budget is spent, a change the policy lists (`reliabilityChanges`: fix, reliability, security)
+    passes when the budget is all that fails it — the error budget policy's exception, recorded as one. A change
+    of another type, or none declared, is told which types would pass. A burn, an alert or a worse canary still
+    stops every change: the exception is for the budget, not for a breach happening now."""
+    if not _budget_only(context, outcome):
+        return outcome
+    allowed = context.policy.reliability_changes
+    change = context.request.change_type
+    names = ", ".join(kind.value for kind in allowed)
+    if change is not None and change in allowed:
+        context.note(
+            "policy-exception",
+            f"a {change.value} change may ship while the error budget is spent (the budget policy lets {names} "
+            "changes through); burn, alerts and the canary were checked and are clear",
+            change_type=change.value,
+            allowed=[kind.value for kind in allowed],
+            overridden=outcome.value,
+        )
+        return Outcome.PASS
+    declared = "no changeType was declared" if change is None else f"this is a {change.value} change"
+    passing = f"only {names} changes pass" if allowed else "no change passes (the policy's reliabilityChanges is [])"
+    context.note(
+        "changes-restricted",
+        f"while the error budget is spent {passing} ({declared})",
+        change_type=None if change is None else change.value,
+        allowed=[kind.value for kind in allowed],
+    )
+    return outcome
+
+
 def break_glass(context: GateContext, outcome: Outcome) -> Outcome:
     """Let a release through on a named person's reason; the overridden outcome stays in the record."""
     override = context.request.break_glass
@@ -202,4 +252,4 @@ def break_glass(context: GateContext, outcome: Outcome) -> Outcome:
     return Outcome.PASS
 
 
-ADJUSTERS: tuple[Adjuster, ...] = (background, dependency, break_glass)
+ADJUSTERS: tuple[Adjuster, ...] = (background, dependency, reliability_window, break_glass)

@@ -80,7 +80,7 @@ def _parse(body: bytes | None, principal: Principal, guard: RouteGuard) -> GateR
         guard.slo(principal, parsed.slo)
     if parsed.service is not None:
         guard.service(principal, parsed.service)
-    fields = parsed.model_dump(exclude={"breakGlass"})
+    fields = parsed.model_dump(exclude={"breakGlass", "changeType"})
     override = None
     if parsed.breakGlass is not None:
         if not principal.allows(Scope.ADMIN):
@@ -88,7 +88,7 @@ def _parse(body: bytes | None, principal: Principal, guard: RouteGuard) -> GateR
             logger.warning("refused a break-glass request from token %s", principal.name)
             return _error_answer("break-glass-refused", message, {"token": principal.name})
         override = BreakGlass(parsed.breakGlass.reason, principal.name)
-    return GateRequest(**fields, requested_by=principal.name, break_glass=override)
+    return GateRequest(**fields, requested_by=principal.name, break_glass=override, change_type=parsed.changeType)
 
 
 class _Names:

@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, m
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaMode
 
+from sloplane.declaration.policy import ChangeType
 from sloplane.evaluator.deciding.deployments import BurnReport
 from sloplane.evaluator.model import Decision, Freeze, GateResult, Incident, JsonShape
 
@@ -159,6 +160,12 @@ class GateRequest(BaseModel):
     )
     breakGlass: BreakGlassRequest | None = Field(  # noqa: N815 (the wire name)
         None, description="Override a failing gate (scope `admin`); the override and its reason are recorded."
+    )
+    changeType: ChangeType | None = Field(  # noqa: N815 (the wire name)
+        None,
+        description="What the deployment changes. While the budget is spent, the policy's `reliabilityChanges` "
+        "(fix, reliability, security by default) pass when the budget is all that fails them: a policy exception, "
+        "recorded.",
     )
 
     @model_validator(mode="after")
