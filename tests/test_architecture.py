@@ -92,20 +92,23 @@ def test_an_import_inside_a_function_says_why() -> None:
     unexplained = []
     for name, path in _modules().items():
         lines = path.read_text(encoding="utf-8").splitlines()
-        for node in _function_imports(ast.parse("\n".join(lines))):
-            if not _explained(lines, node):
+        imports = _function_imports(ast.parse("\n".join(lines)))
+        importing = {number for node in imports for number in range(node.lineno, (node.end_lineno or node.lineno) + 1)}
+        for node in imports:
+            if not _explained(lines, node, importing):
                 unexplained.append(f"{name}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert unexplained == []
 
 
-def _explained(lines: list[str], node: ast.Import | ast.ImportFrom) -> bool:
-    """A comment on the import's lines, or on the line before the block of imports it stands in."""
+def _explained(lines: list[str], node: ast.Import | ast.ImportFrom, importing: set[int]) -> bool:
+    """A comment on the import's lines, or on the line before the block of imports it stands in (`importing`: the
+    line numbers of every import, so that an import written over several lines stays in its block)."""
     if any("#" in line for line in lines[node.lineno - 1 : node.end_lineno or node.lineno]):
         return True
-    above = node.lineno - 2
-    while above >= 0 and lines[above].strip().startswith(("from ", "import ")):
+    above = node.lineno - 1
+    while above in importing:
         above -= 1
-    return above >= 0 and lines[above].strip().startswith("#")
+    return above >= 1 and lines[above - 1].strip().startswith("#")
 
 
 def test_modules_are_small_or_say_why() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from sloplane.core.serialize import wire_json
 from sloplane.core.text import control_character, excerpt
 from sloplane.evaluator.model import SEVERITIES, Freeze, Incident, Severity
 from sloplane.evaluator.storage.decisions import utc_text
-from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
+from sloplane.evaluator.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import ReleaseControlsView
@@ -192,11 +191,7 @@ class ReleaseControls(SqliteStore):
     """Freezes and incidents in a SQLite file (created, with its folder, when missing)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if str(path) == ":memory:":
-            raise ControlsError("release controls need a file: each thread would see its own in-memory database")
-        self._connections = ThreadConnections(self.path, "the release controls", ControlsError)
-        self._write_lock = threading.Lock()
+        self._attach(path, "the release controls", ControlsError)
         try:
             self._create()
         except ControlsError:
@@ -378,7 +373,6 @@ class ReleaseControls(SqliteStore):
     # --- the file --------------------------------------------------------------------------------------
 
     def _create(self) -> None:
-        create_folder(self.path, "the release controls", ControlsError)
         connection = self._connection()
         try:
             connection.execute("PRAGMA journal_mode = WAL")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +52,7 @@ from sloplane.evaluator.storage.decisions_schema import (
     roll_back,
 )
 from sloplane.evaluator.storage.group_commit import GroupCommit
-from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
+from sloplane.evaluator.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from sloplane.evaluator.contracts import DecisionLog
@@ -160,13 +159,8 @@ class SqliteDecisionLog(SqliteStore):
     """
 
     def __init__(self, path: str | Path, *, chain_key: bytes | None = None) -> None:
-        self.path = Path(path)
-        if str(path) == ":memory:":
-            raise DecisionLogError("the decision log needs a file: each thread would see its own in-memory database")
-        create_folder(self.path, "the decision log", DecisionLogError)
+        self._attach(path, "the decision log", DecisionLogError)
         self._key = chain_key if chain_key is not None else chain_key_from_environment()
-        self._connections = ThreadConnections(self.path, "the decision log", DecisionLogError)
-        self._write_lock = threading.Lock()
         self._appends: GroupCommit[dict[str, Any]] = GroupCommit(self._append_batch)
         self._write_problem: str | None = None
         self.journal_mode = prepare(self._connections.get(), self.path, self._key, DecisionLogError)

@@ -13,7 +13,6 @@ PostgreSQL's (`rollups_postgres.py`); one behaviour suite runs against both.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.storage.decisions import utc_text
 from sloplane.evaluator.storage.decisions_schema import roll_back
-from sloplane.evaluator.storage.sqlite import SqliteStore, ThreadConnections, create_folder
+from sloplane.evaluator.storage.sqlite import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollups (
@@ -122,12 +121,7 @@ class SqliteRollups(SqliteStore):
     """The rollups in a SQLite file (created, with its folder, when missing)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if str(path) == ":memory:":
-            raise RollupError("rollups need a file: each thread would see its own in-memory database")
-        create_folder(self.path, "the rollups", RollupError)
-        self._connections = ThreadConnections(self.path, "the rollups", RollupError)
-        self._write_lock = threading.Lock()
+        self._attach(path, "the rollups", RollupError)
         try:
             connection = self._connections.writer()
             connection.execute("PRAGMA journal_mode = WAL")

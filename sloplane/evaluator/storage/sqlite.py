@@ -115,10 +115,23 @@ def create_folder(path: Path, what: str, error: ErrorFactory) -> None:
 class SqliteStore:
     """A store on one SQLite file through `ThreadConnections`: closing it closes every thread's connection.
 
-    Shared by the decision log and the release controls so that both are context managers alike.
+    Shared by every SQLite store (decision log, release controls, rollups, assessments, feedback) so that each
+    opens its file alike and is a context manager alike.
     """
 
+    path: Path
     _connections: ThreadConnections
+    _write_lock: threading.Lock
+
+    def _attach(self, path: str | Path, what: str, error: ErrorFactory) -> None:
+        """Open `what` ("the rollups") on its file: `:memory:` refused (each thread's connection would see its own
+        database), the folder created when missing, a connection per thread, one writer at a time."""
+        self.path = Path(path)
+        if str(path) == ":memory:":
+            raise error(f"{what} needs a file: each thread would see its own in-memory database")
+        create_folder(self.path, what, error)
+        self._connections = ThreadConnections(self.path, what, error)
+        self._write_lock = threading.Lock()
 
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
