@@ -126,7 +126,7 @@ def canary_attribution(context: GateContext) -> Outcome | None:
     return None
 
 
-def _breach_only(context: GateContext, outcome: Outcome) -> bool:
+def breach_only(context: GateContext, outcome: Outcome) -> bool:
     """A fail that rests on breaches alone (not a freeze or a fault): the kind context may explain."""
     codes = {reason.code for reason in context.reasons}
     return outcome is Outcome.FAIL and bool(codes & BREACH_CODES) and not codes & NOT_A_BREACH
@@ -134,7 +134,7 @@ def _breach_only(context: GateContext, outcome: Outcome) -> bool:
 
 def background(context: GateContext, outcome: Outcome) -> Outcome:
     """A canary breach that its baseline shares (and is not worse than) is the day's, not the release's."""
-    if not _breach_only(context, outcome) or context.has_reason("canary-worse"):
+    if not breach_only(context, outcome) or context.has_reason("canary-worse"):
         return outcome
     policy = context.policy
     for baseline in context.related_as("baseline"):
@@ -157,7 +157,7 @@ def background(context: GateContext, outcome: Outcome) -> Outcome:
 
 def dependency(context: GateContext, outcome: Outcome) -> Outcome:
     """A breach while a declared dependency burns at page level is attributed to the dependency."""
-    if not _breach_only(context, outcome) or context.has_reason("canary-worse"):
+    if not breach_only(context, outcome) or context.has_reason("canary-worse"):
         return outcome
     burning = []
     for related in context.related_as("dependency"):

@@ -258,7 +258,7 @@ class _Replay:
     values: dict[str, dict[float, float]]
 
 
-def _read(
+def read_replays(
     backend: MetricsBackend, alerts: Sequence[ReplayedAlert], options: OncallOptions, skipped: dict[str, str]
 ) -> tuple[dict[tuple[str, Tier], _Replay], int]:
     """Every alert replayed, grouped by subject and tier; a query Prometheus refuses (a hand-written SLI's bad
@@ -374,7 +374,7 @@ def oncall_report(fleet: Fleet, backend: MetricsBackend, options: OncallOptions,
     Prometheus cannot be read."""
     options.check(at)
     alerts, skipped = replayed_alerts(fleet)
-    replays, queries = _read(backend, alerts, options, skipped)
+    replays, queries = read_replays(backend, alerts, options, skipped)
     pages: list[dict[str, Any]] = []
     tickets: list[dict[str, Any]] = []
     muted_minutes = 0.0
