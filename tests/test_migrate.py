@@ -11,7 +11,15 @@ from urllib.parse import quote
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.notify import outbox_postgres_schema
 from sloplane.evaluator.notify.outbox_postgres import PostgresOutbox
-from sloplane.evaluator.storage import postgres_controls_schema, postgres_schema, rollups_postgres_schema
+from sloplane.evaluator.storage import (
+    assessments_postgres_schema,
+    feedback_postgres_schema,
+    postgres_controls_schema,
+    postgres_schema,
+    rollups_postgres_schema,
+)
+from sloplane.evaluator.storage.assessments_postgres import PostgresAssessments
+from sloplane.evaluator.storage.feedback_postgres import PostgresFeedback
 from sloplane.evaluator.storage.postgres import PostgresDecisionLog
 from sloplane.evaluator.storage.postgres_conninfo import redacted
 from sloplane.evaluator.storage.postgres_controls import PostgresReleaseControls
@@ -37,6 +45,8 @@ DECISIONS = postgres_schema.LATEST
 CONTROLS = postgres_controls_schema.LATEST
 OUTBOX = outbox_postgres_schema.LATEST
 ROLLUPS = rollups_postgres_schema.LATEST
+ASSESSMENTS = assessments_postgres_schema.LATEST
+FEEDBACK = feedback_postgres_schema.LATEST
 
 
 def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
@@ -49,6 +59,8 @@ def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
         f"release controls: schema version {CONTROLS} (was 0)",
         f"notification outbox: schema version {OUTBOX} (was 0)",
         f"rollups: schema version {ROLLUPS} (was 0)",
+        f"change assessments: schema version {ASSESSMENTS} (was 0)",
+        f"support feedback: schema version {FEEDBACK} (was 0)",
     ]
     tables = {
         name
@@ -65,12 +77,21 @@ def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
         outbox_postgres_schema.DELIVERIES,
         outbox_postgres_schema.COUNTERS,
         "slo_rollups",
+        assessments_postgres_schema.ASSESSMENTS,
+        feedback_postgres_schema.FEEDBACK,
     }
     assert expected <= tables
     recorded = postgres_cluster.execute(
         "SELECT store, max(version) FROM schema_migrations GROUP BY store ORDER BY store", postgres_database
     )
-    assert recorded == [("controls", CONTROLS), ("decisions", DECISIONS), ("outbox", OUTBOX), ("rollups", ROLLUPS)]
+    assert recorded == [
+        ("assessments", ASSESSMENTS),
+        ("controls", CONTROLS),
+        ("decisions", DECISIONS),
+        ("feedback", FEEDBACK),
+        ("outbox", OUTBOX),
+        ("rollups", ROLLUPS),
+    ]
 
     again = run_cli("migrate", "--db", postgres_url)
     assert again.code == 0, again.stderr
@@ -79,9 +100,11 @@ def test_a_fresh_database_is_migrated_and_a_second_run_changes_nothing(
         f"release controls: already at schema version {CONTROLS}",
         f"notification outbox: already at schema version {OUTBOX}",
         f"rollups: already at schema version {ROLLUPS}",
+        f"change assessments: already at schema version {ASSESSMENTS}",
+        f"support feedback: already at schema version {FEEDBACK}",
     ]
     assert postgres_cluster.execute("SELECT count(*) FROM schema_migrations", postgres_database) == [
-        (DECISIONS + CONTROLS + OUTBOX + ROLLUPS,)
+        (DECISIONS + CONTROLS + OUTBOX + ROLLUPS + ASSESSMENTS + FEEDBACK,)
     ]
 
 
@@ -94,6 +117,8 @@ def test_a_partly_migrated_database_says_what_each_store_was_at(postgres_url: st
         f"release controls: schema version {CONTROLS} (was 0)",
         f"notification outbox: schema version {OUTBOX} (was 0)",
         f"rollups: schema version {ROLLUPS} (was 0)",
+        f"change assessments: schema version {ASSESSMENTS} (was 0)",
+        f"support feedback: schema version {FEEDBACK} (was 0)",
     ]
 
 
@@ -120,6 +145,8 @@ def test_after_the_owner_migrates_a_writer_only_role_opens_every_store(
         assert rollups.read(since=ROLLUP.start, until=ROLLUP.end) == [ROLLUP]
     finally:
         rollups.close()
+    PostgresAssessments(url).close()  # each opens as the writer: nothing left to migrate
+    PostgresFeedback(url).close()
     # The writer-only role may run `migrate` too: nothing is left to do, so it only reads.
     secret_file = tmp_path / "password"
     secret_file.write_text(SECRET + "\n")

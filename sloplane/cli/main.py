@@ -24,11 +24,15 @@ from rich.table import Table
 from rich.tree import Tree
 
 from sloplane.cli import (
+    archive,
+    assess,
     comment,
     controls,
     decisions,
     evaluator,
+    experiment,
     export,
+    feedback,
     govern,
     migrate,
     report,
@@ -496,7 +500,21 @@ def _declarations_and_debt(paths: list[Path], strict: bool) -> LoadResult:
 
 
 _consoles = Consoles(_declarations, _out, _err, _declarations_and_debt)
-for _commands in (evaluator, decisions, serve, controls, comment, migrate, rollup, report, govern):
+for _commands in (
+    evaluator,
+    decisions,
+    serve,
+    controls,
+    comment,
+    migrate,
+    rollup,
+    report,
+    govern,
+    assess,
+    experiment,
+    archive,
+    feedback,
+):
     _commands.register(app, _consoles)
 export.register(app, _err)
 

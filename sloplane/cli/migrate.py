@@ -3,9 +3,9 @@
 Why a command: every store migrates itself when it opens (`storage.postgres_schema`), which needs the schema
 owner's rights. For least privilege the pods log in as a role holding only `sloplane_writer`, which cannot
 migrate but starts normally once every migration is recorded; this command is how the owner records them
-first (from a CI job or a pre-deploy Job), without starting a server. It opens the four stores in turn
-(decision log, release controls, notification outbox, rollups), each under the one advisory lock, closes
-them, and prints one line per store: its version now and the one it had.
+first (from a CI job or a pre-deploy Job), without starting a server. It opens the six stores in turn
+(decision log, release controls, notification outbox, rollups, change assessments, support feedback), each under
+the one advisory lock, closes them, and prints one line per store: its version now and the one it had.
 
 "Was" is read on a connection of its own just before the stores open (`applied_versions`, no lock): a
 replica migrating at the same moment can make it stale, never wrong about the version the store ends at.
@@ -31,7 +31,8 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 MIGRATE_HELP = (
-    "Run the PostgreSQL stores' migrations (decision log, release controls, outbox, rollups), then exit. Run it "
+    "Run the PostgreSQL stores' migrations (decision log, release controls, outbox, rollups, assessments, "
+    "feedback), then exit. Run it "
     "with the owner's URL before a new version rolls out (a CI job, a pre-deploy Job), so that the evaluator's "
     "pods can log in as a role holding only sloplane_writer. Exit codes: 0 up to date, 1 the database refused "
     "(one line, without the password), 2 a usage error."
@@ -96,11 +97,18 @@ def _versions_before(db: str, password_file: Path | None) -> dict[str, int]:
 
 
 def _stores(db: str, password_file: Path | None) -> tuple[_Store, ...]:
-    """The four stores, in turn; each opened with one connection (it is closed at once)."""
+    """The six stores, in turn; each opened with one connection (it is closed at once)."""
     # why (this block): the PostgreSQL stores import psycopg, loaded only by the commands that reach PostgreSQL
     from sloplane.evaluator.notify import outbox_postgres_schema
     from sloplane.evaluator.notify.outbox_postgres import LEASE_SECONDS, PostgresOutbox
-    from sloplane.evaluator.storage import postgres_controls_schema, postgres_schema
+    from sloplane.evaluator.storage import (
+        assessments_postgres_schema,
+        feedback_postgres_schema,
+        postgres_controls_schema,
+        postgres_schema,
+    )
+    from sloplane.evaluator.storage.assessments_postgres import PostgresAssessments
+    from sloplane.evaluator.storage.feedback_postgres import PostgresFeedback
     from sloplane.evaluator.storage.postgres import PostgresDecisionLog
     from sloplane.evaluator.storage.postgres_controls import PostgresReleaseControls
     from sloplane.evaluator.storage.rollups_postgres import PostgresRollups
@@ -130,14 +138,28 @@ def _stores(db: str, password_file: Path | None) -> tuple[_Store, ...]:
         _Store(
             "rollups", ROLLUPS, ROLLUPS_LATEST, lambda: PostgresRollups(db, password_file=password_file, pool_size=1)
         ),
+        _Store(
+            "change assessments",
+            assessments_postgres_schema.STORE,
+            assessments_postgres_schema.LATEST,
+            lambda: PostgresAssessments(db, password_file=password_file, pool_size=1),
+        ),
+        _Store(
+            "support feedback",
+            feedback_postgres_schema.STORE,
+            feedback_postgres_schema.LATEST,
+            lambda: PostgresFeedback(db, password_file=password_file, pool_size=1),
+        ),
     )
 
 
 def _migrate(db: str, password_file: Path | None) -> list[str]:
     """Open (= migrate) and close each store; a line per store, or `RefusedError` with the store's own message."""
     from sloplane.evaluator.notify.outbox import OutboxError  # why: the outbox package is the server's, not the CLI's
+    from sloplane.evaluator.storage.assessments import AssessmentError  # why: as above
     from sloplane.evaluator.storage.controls import ControlsError  # why: loaded with the stores it reports on
     from sloplane.evaluator.storage.decisions import DecisionLogError  # why: as above
+    from sloplane.evaluator.storage.feedback import FeedbackError  # why: as above
     from sloplane.evaluator.storage.rollups import RollupError  # why: as above
 
     before = _versions_before(db, password_file)
@@ -145,7 +167,7 @@ def _migrate(db: str, password_file: Path | None) -> list[str]:
     for store in _stores(db, password_file):
         try:
             store.open().close()
-        except (DecisionLogError, ControlsError, OutboxError, RollupError) as error:
+        except (DecisionLogError, ControlsError, OutboxError, RollupError, AssessmentError, FeedbackError) as error:
             raise RefusedError(str(error)) from None
         lines.append(_line(store, before.get(store.name, 0)))
     return lines
