@@ -22,6 +22,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import Field, TypeAdapter
 
+from sloplane.declaration.policy import ChangeType, RiskLevel
 from sloplane.evaluator.deciding.deployments import BurnReport, BurnSplit, DeploymentWindow
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.app import create_app, openapi_document
@@ -95,6 +96,9 @@ def _decisions() -> list[Decision]:
         at=T0 - HOUR,
         requested_by="release-manager",
         break_glass=BreakGlass("INC-42: the fix must ship", "release-manager"),
+        change_type=ChangeType.FIX,
+        risk=RiskLevel.HIGH,
+        assessment="asm-0123456789ab",
     )
     overridden = Decision(
         id="d-glass",
@@ -274,6 +278,7 @@ def test_the_json_keeps_its_order_names_and_spellings() -> None:
     ]  # fmt: skip
     assert list(written["request"]) == [
         "slo", "service", "stage", "revision", "pipeline", "rollout", "at", "requestedBy", "breakGlass",
+        "changeType", "risk", "assessment",
     ]  # fmt: skip
     assert list(written["measurement"]) == [
         "slo", "stage", "objective", "at", "periodStart", "windows", "periodErrorRatio", "periodEvents",

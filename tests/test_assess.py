@@ -36,9 +36,9 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Measurement, Outcome, Reason
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.assessments import coverage
-from sloplane.evaluator.storage.assessments_open import open_assessments
 from sloplane.evaluator.storage.controls import ReleaseControls
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.evaluator.storage.open import open_assessments
 from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.sandbox import HttpTraffic, PrometheusSandbox, Segment, expected_counts, http_traffic
 from sloplane.semantics.subjects import Fleet

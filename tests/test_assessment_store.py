@@ -32,10 +32,9 @@ from sloplane.evaluator.storage.assessments import (
     UnknownAssessmentError,
     coverage,
 )
-from sloplane.evaluator.storage.assessments_open import open_assessments
 from sloplane.evaluator.storage.assessments_postgres import PostgresAssessments
 from sloplane.evaluator.storage.assessments_postgres_schema import LATEST
-from sloplane.evaluator.storage.open import open_decision_log, open_release_controls
+from sloplane.evaluator.storage.open import open_assessments, open_decision_log, open_release_controls
 from tests.evaluator_data import T0
 from tests.postgres import assert_secret_free, writer_login
 

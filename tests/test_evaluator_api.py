@@ -232,7 +232,7 @@ def test_gate_answers_the_decision_and_records_it(client: TestClient, stack: Sta
     ]
     (decision,) = answer["decisions"]
     assert decision["request"] == {**body, "service": None, "at": None, "requestedBy": "gate", "breakGlass": None,
-                                   "changeType": None}  # fmt: skip
+                                   "changeType": None, "risk": None, "assessment": None}  # fmt: skip
     assert stack.log.query() == [decision]
 
 
@@ -461,6 +461,8 @@ def test_openapi_document_describes_paths_security_and_shapes(client: TestClient
         "rollout",
         "at",
         "breakGlass",
+        "risk",
+        "assessment",
         "changeType",
     }
     assert gate["responses"]["200"]["content"]["application/json"]["schema"] == {

@@ -415,9 +415,7 @@ def test_a_service_without_missed_reports_is_no_finding(history: History) -> Non
 
 # --- the routes -------------------------------------------------------------------------------------------------
 
-FEEDBACK_SCOPE = next((scope for scope in Scope if scope.value == "feedback"), None)
-"""The lead adds `Scope.FEEDBACK`; until then the routes are tested guarded by `gate` in its place."""
-ROUTE_SCOPE = FEEDBACK_SCOPE or Scope.GATE
+ROUTE_SCOPE = Scope.FEEDBACK
 
 
 @dataclass

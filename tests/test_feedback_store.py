@@ -27,9 +27,9 @@ from sloplane.evaluator.storage.feedback import (
     UnknownFeedbackError,
     checked_report,
 )
-from sloplane.evaluator.storage.feedback_open import open_feedback
 from sloplane.evaluator.storage.feedback_postgres import PostgresFeedback
 from sloplane.evaluator.storage.feedback_postgres_schema import LATEST
+from sloplane.evaluator.storage.open import open_feedback
 from sloplane.evaluator.storage.postgres_schema import WRITER_ROLE
 
 pytest_plugins = ("tests.postgres",)

@@ -111,6 +111,12 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
             body = {"reason": f"for {caller}", "service": "checkout"}
             created = http.post("/v1/freezes", json=body, headers=admin).json()
             return {"url": f"/v1/freezes/{created['id']}", "params": {"reason": "matrix"}}
+        if path == "/v1/assessments/{assessment_id}":
+            made = http.post("/v1/assessments", json={"service": "checkout", "risk": "high"}, headers=admin)
+            return {"url": f"/v1/assessments/{made.json()['id']}"}
+        if path == "/v1/feedback/{report_id}":
+            made = http.post("/v1/feedback", json=FEEDBACK, headers=admin)
+            return {"url": f"/v1/feedback/{made.json()['id']}"}
         if path == "/v1/incidents/{incident_id}/resolve":
             body = {"title": f"for {caller}", "severity": "minor", "services": ["checkout"]}
             opened = http.post("/v1/incidents", json=body, headers=admin)
@@ -119,6 +125,8 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
         ("POST", "/v1/gates/evaluate"): {"slo": "checkout-availability", "revision": "matrix"},
         ("POST", "/v1/freezes"): {"reason": "matrix", "service": "checkout"},
         ("POST", "/v1/incidents"): {"title": "matrix", "severity": "minor", "services": ["checkout"]},
+        ("POST", "/v1/assessments"): {"service": "checkout", "risk": "high"},
+        ("POST", "/v1/feedback"): FEEDBACK,
     }
     params = {"slo": "checkout-availability"} if (method, path) == ("GET", "/v1/gates/evaluate") else None
     params = REPORT_QUERIES.get(path, params)
@@ -127,6 +135,14 @@ def _valid_request(surface: Running, method: str, path: str, caller: str) -> dic
 
 
 _HOUR_AGO = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+FEEDBACK = {
+    "service": "checkout",
+    "start": (_HOUR_AGO - timedelta(hours=2)).isoformat(),
+    "end": _HOUR_AGO.isoformat(),
+    "impact": "matrix",
+    "ticket": "T-1",
+}
+"""A customer report `POST /v1/feedback` accepts."""
 REPORT_QUERIES = {
     "/v1/reports/sla": {"month": "2025-10"},
     "/v1/reports/budget": {},
@@ -138,8 +154,9 @@ REPORT_QUERIES = {
 """A query each report kind accepts (the reports are lists: a limited token gets its own SLOs)."""
 NAMES_A_SERVICE = {"/v1/reports/platform"}
 """Reports about one service: refused (403) to a token limited to others, as the catalog's page of it is."""
-NOTHING_FOR_OTHERS = {"/v1/reports/retro"}
-"""Reports about a release: a token limited to other services finds nothing of its own about it (404)."""
+NOTHING_FOR_OTHERS = {"/v1/reports/retro", "/v1/assessments/{assessment_id}", "/v1/feedback/{report_id}"}
+"""A report about a release, an assessment or a customer report of checkout: a token limited to other services
+finds nothing of its own there (404)."""
 
 LISTS = {
     ("GET", "/v1/slos"),
@@ -147,6 +164,7 @@ LISTS = {
     ("GET", "/v1/freezes"),
     ("GET", "/v1/incidents"),
     ("GET", "/v1/catalog/services"),
+    ("GET", "/v1/feedback"),
     ("GET", "/status"),
     ("GET", "/status.json"),
     *(("GET", path) for path in REPORT_QUERIES if path not in NOTHING_FOR_OTHERS | NAMES_A_SERVICE),

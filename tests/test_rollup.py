@@ -249,6 +249,30 @@ def test_a_round_goes_on_from_the_last_row_and_a_second_writes_nothing_new(
         job.close()
 
 
+def test_work_after_a_round_runs_with_its_instant_and_its_faults_are_logged_not_raised(
+    history_fleet: Fleet, history_prometheus: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`after_round` (serve: support feedback classified again once its hours are rolled up) runs after each
+    round with the round's settled instant; a fault in it is logged and the next round runs it again."""
+    seen: list[datetime] = []
+
+    def after(until: datetime) -> None:
+        seen.append(until)
+        if len(seen) == 1:
+            raise RuntimeError("store away")
+
+    later = UNTIL + SETTLE
+    job = PeriodicRollup(SqliteRollups(tmp_path / "decisions.db"), history_fleet, PrometheusBackend(history_prometheus),
+                         interval=timedelta(hours=1), clock=lambda: later, after_round=after)  # fmt: skip
+    try:
+        job.roll_up_once()
+        job.roll_up_once()
+    finally:
+        job.close()
+    assert seen == [UNTIL, UNTIL]
+    assert "after the rollup: RuntimeError: store away" in caplog.text
+
+
 def test_a_round_that_cannot_read_prometheus_is_counted_not_raised(history_fleet: Fleet, tmp_path: Path) -> None:
     store = SqliteRollups(tmp_path / "decisions.db")
     job = PeriodicRollup(

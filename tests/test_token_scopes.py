@@ -218,6 +218,12 @@ def _no_search_control(answer: Any) -> bool:
     return OWN_SERVICE in str(answer) and OTHER_SERVICE not in str(answer)
 
 
+def _feedback(service: str) -> dict[str, str]:
+    """A customer report about `service` over the last hour but one."""
+    start = (_HOUR_AGO - timedelta(hours=1)).isoformat()
+    return {"service": service, "start": start, "end": _HOUR_AGO.isoformat(), "impact": "x", "ticket": "T-1"}
+
+
 CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/gates/evaluate"): Case(_gate_post(OWN), _gate_post(OTHER)),
     ("GET", "/v1/gates/evaluate"): Case(_gate_get(OWN), _gate_get(OTHER)),
@@ -297,6 +303,18 @@ CASES: dict[tuple[str, str], Case] = {
         lambda _: {"method": "GET", "url": "/v1/reports/platform", "params": {"service": OWN_SERVICE}},
         lambda _: {"method": "GET", "url": "/v1/reports/platform", "params": {"service": OTHER_SERVICE}},
     ),
+    ("POST", "/v1/assessments"): Case(
+        lambda _: {"method": "POST", "url": "/v1/assessments", "json": {"service": OWN_SERVICE, "risk": "high"}},
+        lambda _: {"method": "POST", "url": "/v1/assessments", "json": {"service": OTHER_SERVICE, "risk": "high"}},
+    ),
+    ("POST", "/v1/feedback"): Case(
+        lambda _: {"method": "POST", "url": "/v1/feedback", "json": _feedback(OWN_SERVICE)},
+        lambda _: {"method": "POST", "url": "/v1/feedback", "json": _feedback(OTHER_SERVICE)},
+    ),
+    ("GET", "/v1/feedback"): Case(
+        lambda _: {"method": "GET", "url": "/v1/feedback", "params": {"service": OWN_SERVICE}},
+        lambda _: {"method": "GET", "url": "/v1/feedback", "params": {"service": OTHER_SERVICE}},
+    ),
     ("GET", "/status.json"): Case(
         lambda _: {"method": "GET", "url": "/status.json"},
         lambda _: {"method": "GET", "url": "/status.json"},
@@ -322,6 +340,14 @@ NOT_SLO_SPECIFIC = {
 """Routes that neither act on nor reveal an SLO or a service."""
 
 
+BY_ID = {
+    ("GET", "/v1/assessments/{assessment_id}"): ("/v1/assessments", {"risk": "high"}),
+    ("GET", "/v1/feedback/{report_id}"): ("/v1/feedback", None),
+}
+"""Routes naming a record by its id: another service's record is not found (404), so that a limited token
+cannot learn which ids exist; how each record is made (the path it is posted to, and what the body adds)."""
+
+
 def _app_routes(routes: Iterable[Any], prefix: str = "") -> set[tuple[str, str]]:
     """Every (method, path) the app answers other than with 405 (its catch-alls name the methods it has),
     included routers' routes among them."""
@@ -339,9 +365,9 @@ def _app_routes(routes: Iterable[Any], prefix: str = "") -> set[tuple[str, str]]
 
 def test_every_route_is_in_the_table_or_declared_not_slo_specific(served: Served) -> None:
     routes = _app_routes(served.service.app.routes)
-    missing = routes - set(CASES) - set(NOT_SLO_SPECIFIC)
-    assert not missing, f"routes neither in CASES nor NOT_SLO_SPECIFIC: {sorted(missing)}"
-    assert set(CASES) | set(NOT_SLO_SPECIFIC) <= routes, "the table names routes the app does not have"
+    missing = routes - set(CASES) - set(NOT_SLO_SPECIFIC) - set(BY_ID)
+    assert not missing, f"routes neither in CASES, BY_ID nor NOT_SLO_SPECIFIC: {sorted(missing)}"
+    assert set(CASES) | set(NOT_SLO_SPECIFIC) | set(BY_ID) <= routes, "the table names routes the app does not have"
     assert all(path.startswith("/v1/") or path in {"/status", "/status.json"} for _, path in CASES)
     assert not any(path.startswith("/v1/") for _, path in NOT_SLO_SPECIFIC)
 
@@ -369,6 +395,25 @@ def test_a_limited_token_is_allowed_on_its_own_and_refused_on_another(
     after = served.refusals()
     assert sum(after.values()) == sum(before.values()) + 1, (before, after)
     assert served.service.evaluator.log.count() == recorded, "a refused request recorded a decision"
+
+
+@pytest.mark.parametrize("token", sorted(LIMITED))
+@pytest.mark.parametrize(("method", "path"), sorted(BY_ID), ids=[f"{m} {p}" for m, p in sorted(BY_ID)])
+def test_a_limited_token_reads_its_own_records_and_finds_no_others(
+    served: Served, token: str, method: str, path: str
+) -> None:
+    posted_to, extra = BY_ID[(method, path)]
+
+    def made(service: str) -> str:
+        body = {"service": service, **(extra or {})} if extra is not None else _feedback(service)
+        answer = served.call("admin", "POST", posted_to, json=body)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+    own, other = made(OWN_SERVICE), made(OTHER_SERVICE)
+    assert served.call(token, method, f"{posted_to}/{own}").status_code == 200
+    hidden = served.call(token, method, f"{posted_to}/{other}")
+    assert hidden.status_code == 404 and OTHER_SERVICE not in hidden.text, hidden.text
 
 
 def test_the_reason_names_the_token_its_limits_and_the_owner(served: Served) -> None:

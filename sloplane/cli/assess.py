@@ -46,10 +46,9 @@ from sloplane.evaluator.history.report_kinds import ReportOptionError
 from sloplane.evaluator.model import Freeze, Incident
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.assessments import AssessmentError
-from sloplane.evaluator.storage.assessments_open import open_assessments
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
-from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
+from sloplane.evaluator.storage.open import open_assessments, open_decision_log, open_release_controls, open_rollups
 from sloplane.evaluator.storage.rollups import RollupError
 
 if TYPE_CHECKING:

@@ -48,7 +48,7 @@ from sloplane.cli.common import (
 )
 from sloplane.core.durations import format_duration
 from sloplane.core.serialize import pretty_json
-from sloplane.declaration.policy import ChangeType
+from sloplane.declaration.policy import ChangeType, RiskLevel
 from sloplane.declaration.validation import did_you_mean
 from sloplane.evaluator.deciding.deployments import BurnSplitError
 from sloplane.evaluator.measuring.backends.base import BackendError
@@ -57,7 +57,7 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import BreakGlass, ChainReport, GateRequest, Measurement, Outcome, ReleaseSpan
 from sloplane.evaluator.service import Evaluator
 from sloplane.evaluator.storage.chain import GENESIS
-from sloplane.evaluator.storage.open import open_decision_log
+from sloplane.evaluator.storage.open import open_assessments, open_decision_log
 
 
 def _identity() -> str:
@@ -388,6 +388,23 @@ def register(app: typer.Typer, console: Consoles) -> None:
                 show_default=False,
             ),
         ] = None,
+        risk: Annotated[
+            RiskLevel | None,
+            typer.Option(
+                "--risk",
+                help="How risky the release is (the policy's requireAssessment asks from a level).",
+                show_default=False,
+            ),
+        ] = None,
+        assessment: Annotated[
+            str | None,
+            typer.Option(
+                "--assessment",
+                metavar="ID",
+                help="The impact assessment covering it (`sloplane assess --record`).",
+                show_default=False,
+            ),
+        ] = None,
         db: Db = DEFAULT_DB,
         output_format: Format = "text",
     ) -> None:
@@ -404,14 +421,28 @@ def register(app: typer.Typer, console: Consoles) -> None:
                 raise typer.BadParameter("give a reason", param_hint="--break-glass")
             override = BreakGlass(break_glass.strip(), _identity())
         request = GateRequest(
-            slo, service, stage, revision, pipeline, rollout, parse_instant(at), "cli", override, change_type
+            slo,
+            service,
+            stage,
+            revision,
+            pipeline,
+            rollout,
+            parse_instant(at),
+            "cli",
+            override,
+            change_type,
+            risk,
+            assessment,
         )
         ask: Callable[[GateRequest], dict[str, Any]]
         if local_backends:
             if not paths:
                 raise typer.BadParameter("give the declarations (PATHS) to decide here with --prometheus/--datadog")
             reader, counts = backends(prometheus, datadog, datadog_delay)
-            local = Evaluator(load_fleet(console, paths), reader, open_decision_log(db), datadog=counts)
+            fleet = load_fleet(console, paths)
+            asks = any(d.spec.effective_gate.require_assessment is not None for d in fleet.values())
+            store = open_assessments(db) if asks else None  # opened only when a policy reads it
+            local = Evaluator(fleet, reader, open_decision_log(db), datadog=counts, assessments=store)
             ask = functools.partial(_local, local)
         else:
             assert evaluator is not None

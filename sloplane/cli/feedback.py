@@ -24,7 +24,7 @@ from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
 from sloplane.evaluator.storage.feedback import FeedbackError, FeedbackReport, checked_report
-from sloplane.evaluator.storage.feedback_open import open_feedback
+from sloplane.evaluator.storage.open import open_feedback
 from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
 

@@ -288,6 +288,20 @@ class ChangeType(StrEnum):
 DEFAULT_RELIABILITY_CHANGES = (ChangeType.FIX, ChangeType.RELIABILITY, ChangeType.SECURITY)
 
 
+class RiskLevel(StrEnum):
+    """How risky a change is, as its owners judge it (`sloplane assess --risk`, `risk` on the gate request)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for low … 3 for critical: levels compare by rank."""
+        return list(RiskLevel).index(self)
+
+
 class GatePolicy(SpecModel):
     """How deployments are judged against this SLO.
 
@@ -313,6 +327,12 @@ class GatePolicy(SpecModel):
     """An open major incident (`sloplane incident open`, or a war room opened by the notifier) fails every gate."""
     freeze_on_budget_exhausted: StrictBool = True
     """Any SLO of the service with its budget spent freezes the service's releases (break-glass still works)."""
+    require_assessment: RiskLevel | None = None
+    """Releases at this risk or above must name an impact assessment (`sloplane assess --record`, `POST
+    /v1/assessments`) recorded for the service, whose window holds the gate's instant and whose verdict is not
+    defer; a request that declares no `risk` counts as at this level (the risk is the assessment's to state, not
+    the absence of one). Otherwise the gate fails `assessment-missing` (or `-unknown`, `-other-service`,
+    `-outside-window`, `-deferred`)."""
     reliability_changes: list[ChangeType] = Field(default_factory=lambda: list(DEFAULT_RELIABILITY_CHANGES))
     """Change types that pass while the budget is spent, when the budget is all that fails them (a policy
     exception, recorded as one); `[]` lets none through. Burn, alerts and a worse canary still stop them."""

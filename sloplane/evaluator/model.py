@@ -39,7 +39,7 @@ from pydantic import ConfigDict, Field, with_config
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
-from sloplane.declaration.policy import ChangeType
+from sloplane.declaration.policy import ChangeType, RiskLevel
 
 
 class Outcome(StrEnum):
@@ -240,6 +240,10 @@ class GateRequest(JsonShape):
     """The override asked for, if any."""
     change_type: ChangeType | None = None
     """What the deployment changes (feature, fix, reliability, security), as the pipeline declares it."""
+    risk: RiskLevel | None = None
+    """How risky the release is, as its owners judge it (`gate.requireAssessment` asks from a level on)."""
+    assessment: str | None = None
+    """The impact assessment's id (`sloplane assess --record`) that covers this release."""
 
 
 @json_shape()

@@ -23,11 +23,13 @@ from fastapi import FastAPI
 
 from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
+from sloplane.evaluator.governance.feedback import Sources, reclassify_due
 from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.history.periodic import PeriodicRollup
 from sloplane.evaluator.history.report_kinds import ReportSources
 from sloplane.evaluator.history.status_board import StatusBoard, StoreRows
 from sloplane.evaluator.http.app import create_app
+from sloplane.evaluator.http.assessment_routes import AssessmentSources, Assessor
 from sloplane.evaluator.http.auth import TokenStore
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.http.report_routes import ReportDesk
@@ -39,7 +41,13 @@ from sloplane.evaluator.notify import Notifier, WarRoom, load_receivers
 from sloplane.evaluator.service import Evaluator, utc_now
 from sloplane.evaluator.storage.chain_audit import ChainAudit
 from sloplane.evaluator.storage.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
-from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
+from sloplane.evaluator.storage.open import (
+    open_assessments,
+    open_decision_log,
+    open_feedback,
+    open_release_controls,
+    open_rollups,
+)
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
 from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
@@ -279,6 +287,8 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     datadog = None if config.datadog is None else config.datadog(config.timeout)
     controls = open_release_controls(config.controls or config.db)
     log = open_decision_log(config.db)
+    assessments = open_assessments(config.db)
+    feedback = open_feedback(config.db)
     notifier = _notifier(fleet, config, controls)
     evaluator = Evaluator(
         fleet,
@@ -289,6 +299,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         on_cache_lookup=cache_lookup,
         controls=controls,
         on_decision=None if notifier is None else notifier.on_decision,
+        assessments=assessments,
     )
     if notifier is not None:
         metrics.watch_notifications(notifier.stats)
@@ -300,6 +311,8 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     rows = StoreRows(lambda: open_rollups(config.db))
     report_backend = _report_backend(config)
     board = StatusBoard(evaluator, controls, rows, name=config.status_name)
+    classifying = Sources(fleet, rows, log, report_backend)
+    assessing = AssessmentSources(fleet, rows, log, controls, evaluator.evaluate)
     app = create_app(
         evaluator,
         config.tokens,
@@ -309,12 +322,14 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         catalog=Catalog(evaluator, controls),
         status=(board, config.public_status),
         reports=ReportDesk(ReportSources(fleet, rows, log, controls, report_backend)),
+        assessor=Assessor(assessments, assessing),
+        feedback=(feedback, classifying),
     )
     also = None if notifier is None else notifier.record_unrecorded  # kept notices, retried on every replica
     probe = HealthProbe(evaluator.backend, log, config.health_interval.total_seconds(), also=also)
     sync_windows = _sync_windows(config, controls)
     service = EvaluatorService(app, evaluator, controls, notifier, None, sync_windows, probe, chain)
-    service.closers.append(rows.close)
+    service.closers += [rows.close, assessments.close, feedback.close]
     service.closers += [reader.close for reader in (backend, report_backend, datadog) if reader is not None]
     service.closers.append(log.close)  # last of all (`close` runs the closers after the threads that write it stop)
     service.exporter_factory = lambda: _exporter(config, log)
@@ -333,6 +348,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
             reader,
             interval=interval,
             datadog=None if make_datadog is None else make_datadog(ROLLUP_TIMEOUT_SECONDS),
+            after_round=lambda until: reclassify_due(feedback, classifying, at=until),
         )
         metrics.watch_rollups(lambda: None if service.rollup is None else service.rollup.stats.as_series())
     if is_postgres_url(config.db):

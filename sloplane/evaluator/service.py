@@ -31,6 +31,7 @@ from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.health import BackendHealth, HealthRecordingBackend
 from sloplane.evaluator.measuring.measure import DeclaredSubject, Measurer
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason
+from sloplane.evaluator.storage.assessments import AssessmentReader, Coverage, coverage
 from sloplane.semantics.subjects import Fleet, Subject, production_subject, subjects
 
 QUERY_CACHE_ENTRIES = 100_000
@@ -86,8 +87,11 @@ class Evaluator:
         on_cache_lookup: Callable[[bool], None] | None = None,
         on_decision: DecisionHook | None = None,
         controls: ReleaseControlsView | None = None,
+        assessments: AssessmentReader | None = None,
     ) -> None:
         self.fleet = fleet
+        self.assessments = assessments
+        """Impact assessments, read for the SLOs whose policy requires one (`gate.requireAssessment`)."""
         self.health = BackendHealth()
         reads = backend or NoPrometheus(datadog.healthy if datadog is not None else None)
         self.backend = HealthRecordingBackend(reads, self.health)
@@ -258,6 +262,19 @@ class Evaluator:
         except Exception as error:  # any storage failure: the freeze guard fails closed and says why
             return [], [], f"{type(error).__name__}: {error}"
 
+    def _assessment(self, declaration: Declaration, request: GateRequest) -> tuple[Coverage | None, str | None]:
+        """Whether the request's assessment covers a release of the SLO's service now, read only when its policy
+        requires one; or why the store could not be read. At the real instant, as freezes are."""
+        if declaration.spec.effective_gate.require_assessment is None or self.assessments is None:
+            return None, None
+        try:
+            found = coverage(
+                self.assessments, request.assessment, declaration.spec.service, self._controls_instant(request)
+            )
+        except Exception as error:  # any storage failure: the policy for a backend fault decides
+            return None, f"{type(error).__name__}: {error}"
+        return found, None
+
     def _controls_instant(self, request: GateRequest) -> datetime:
         """Freezes are read at the real instant, not the interval-aligned one: a freeze made a few
         seconds ago must stop the next gate, even though that gate shares the interval's reads."""
@@ -280,6 +297,7 @@ class Evaluator:
             controls = self._controls(target.declaration.spec.service, self._controls_instant(request))
         freezes, incidents, controls_error = controls
         comparison, comparison_error = self._compare(target, at)
+        assessment, assessment_error = self._assessment(target.declaration, request)
         context = GateContext(
             target.declaration,
             target.subject,
@@ -296,6 +314,8 @@ class Evaluator:
             comparison=comparison,
             comparison_error=comparison_error,
             controls_error=controls_error,
+            assessment=assessment,
+            assessment_error=assessment_error,
         )
         outcome = self.pipeline.decide(context)
         policy: dict[str, Any] = context.policy.model_dump(mode="json", by_alias=True)

@@ -17,6 +17,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import GatePolicy
 from sloplane.evaluator.deciding.attribution import Comparison
 from sloplane.evaluator.model import Freeze, GateRequest, Incident, Measurement, Outcome, Reason
+from sloplane.evaluator.storage.assessments import Coverage
 from sloplane.semantics.subjects import Subject
 
 TIER_LOUDNESS = (Tier.TICKET, Tier.PAGE)
@@ -54,6 +55,10 @@ class GateContext:
     comparison: Comparison | None = None
     comparison_error: str | None = None
     """Why the canary could not be compared with its baseline (the backend failed), if it could not."""
+    assessment: Coverage | None = None
+    """Whether the request's impact assessment covers this release (read only when the policy requires one)."""
+    assessment_error: str | None = None
+    """Why the assessments could not be read, if they could not."""
     reasons: list[Reason] = field(default_factory=list)
 
     @property

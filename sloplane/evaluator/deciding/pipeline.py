@@ -24,7 +24,7 @@ from typing import Any
 from sloplane.core.durations import format_duration
 from sloplane.declaration.policy import BackendErrorPolicy, NoDataOutcome
 from sloplane.evaluator.deciding.context import Adjuster, GateContext, Related, Step, firing_alerts
-from sloplane.evaluator.deciding.release import ADJUSTERS, canary_attribution, frozen
+from sloplane.evaluator.deciding.release import ADJUSTERS, assessment_required, canary_attribution, frozen
 from sloplane.evaluator.model import Outcome
 
 __all__ = ["DecisionPipeline", "GateContext", "Related"]
@@ -160,7 +160,7 @@ def rollback_tier(context: GateContext) -> Outcome | None:
     return Outcome.FAIL
 
 
-GUARDS: tuple[Step, ...] = (frozen, backend_fault, stale_data, no_data, low_traffic)
+GUARDS: tuple[Step, ...] = (frozen, assessment_required, backend_fault, stale_data, no_data, low_traffic)
 CHECKS: tuple[Step, ...] = (budget_left, burn_during_analysis, rollback_tier, canary_attribution)
 
 

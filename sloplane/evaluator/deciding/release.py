@@ -81,6 +81,58 @@ def frozen(context: GateContext) -> Outcome | None:
     return Outcome.FAIL if context.has_reason("frozen") else None
 
 
+def assessment_required(context: GateContext) -> Outcome | None:
+    """Fail a release the policy's `requireAssessment` covers when it names no impact assessment that covers it.
+
+    A request that declares a risk below the policy's level needs none; one that declares none counts as at the
+    level (the risk is the assessment's to state). An unreadable store follows the policy for a backend fault:
+    fail closed by default, or let the release through saying so.
+    """
+    level = context.policy.require_assessment
+    declared = context.request.risk
+    if level is None or (declared is not None and declared.rank < level.rank):
+        return None
+    service = context.declaration.spec.service
+    if context.assessment_error is not None:
+        return _assessments_unreadable(context, context.assessment_error)
+    found = context.assessment
+    if found is None:  # no store given to the evaluator: nothing can be covered
+        context.note(
+            "assessment-missing",
+            f"releases of {service} at {level.value} risk or above need an impact assessment, and this evaluator "
+            "keeps none (serve --db)",
+            required_from=level.value,
+        )
+        return Outcome.FAIL
+    risk = "undeclared" if declared is None else declared.value
+    if not found.covered:
+        assert found.code is not None
+        values = {"assessment": context.request.assessment, "risk": risk, "required_from": level.value}
+        context.note(found.code, found.message, **values)
+        return Outcome.FAIL
+    recorded = found.assessment or {}
+    context.note(
+        "assessment",
+        found.message,
+        assessment=context.request.assessment,
+        verdict=recorded.get("verdict"),
+        conditions=[condition.get("message") for condition in recorded.get("conditions", [])],
+        risk=risk,
+    )
+    return None
+
+
+def _assessments_unreadable(context: GateContext, error: str) -> Outcome | None:
+    """The policy for a backend fault, applied to the assessments' store: fail closed (the default), or go on to
+    the other checks saying so (unlike the metrics backend's fault, this one leaves the measurements to judge)."""
+    closed = context.policy.on_backend_error is BackendErrorPolicy.FAIL_CLOSED
+    how = "failing closed by policy" if closed else "not checked, failing open by policy"
+    policy = "failClosed" if closed else "failOpen"
+    message = f"the impact assessments could not be read ({error}); {how}"
+    context.note("assessment-unavailable", message, policy=policy, error=error)
+    return Outcome.FAIL if closed else None
+
+
 def canary_attribution(context: GateContext) -> Outcome | None:
     """Fail a canary that is significantly and materially worse than its baseline; inconclusive on thin data."""
     if not context.related_as("baseline"):
@@ -182,7 +234,16 @@ def dependency(context: GateContext, outcome: Outcome) -> Outcome:
 BUDGET_ONLY = frozenset({"budget-exhausted", "budget-low"})
 """The reasons a reliability change may pass despite: the budget policy's own, not a breach happening now."""
 INFORMATIONAL = frozenset(
-    {"alerts", "budget", "burn-rate-ok", "canary-comparable", "traffic", "no-event-counts", "break-glass-unused"}
+    {
+        "alerts",
+        "budget",
+        "burn-rate-ok",
+        "canary-comparable",
+        "traffic",
+        "no-event-counts",
+        "break-glass-unused",
+        "assessment",
+    }
 )
 """Reasons that describe without failing anything."""
 

@@ -63,6 +63,7 @@ class PeriodicRollup:
         interval: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         datadog: DatadogCounts | None = None,
+        after_round: Callable[[datetime], object] | None = None,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError(f"the rollup interval must be positive, not {interval}")
@@ -73,6 +74,8 @@ class PeriodicRollup:
         self._clock = clock
         self._datadog = datadog
         """The Datadog transport when the evaluator reads Datadog: the SLIs the gate reads from it are read there."""
+        self._after_round = after_round
+        """Work that waits for the hours a round rolls up (support feedback classified again), run after it."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sloplane-rollup", daemon=True)
         self._lock = threading.Lock()
@@ -118,4 +121,14 @@ class PeriodicRollup:
                 self.stats.last_success = self._clock()
             if rows:
                 logger.info("rolled up %d hourly rows", rows)
+            self._then(until)
             return self.stats
+
+    def _then(self, until: datetime) -> None:
+        """`after_round`, its faults logged, never raised: the next round tries again."""
+        if self._after_round is None:
+            return
+        try:
+            self._after_round(until)
+        except Exception as error:
+            logger.warning("after the rollup: %s: %s", type(error).__name__, error)

@@ -16,14 +16,17 @@ from fastapi.exceptions import RequestValidationError
 from sloplane import __version__
 from sloplane.core.endpoints import GATE_PATH
 from sloplane.evaluator.contracts import ReleaseControlsStore
+from sloplane.evaluator.governance.feedback import Sources
 from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.history.status_board import StatusBoard
 from sloplane.evaluator.http import schemas
-from sloplane.evaluator.http.auth import TokenStore
+from sloplane.evaluator.http.assessment_routes import Assessor, assessment_router
+from sloplane.evaluator.http.auth import Scope, TokenStore
 from sloplane.evaluator.http.catalog_routes import add_catalog_routes
 from sloplane.evaluator.http.common import OrjsonResponse
 from sloplane.evaluator.http.contract import GateService
 from sloplane.evaluator.http.controls_routes import controls_router
+from sloplane.evaluator.http.feedback_routes import feedback_router
 from sloplane.evaluator.http.gate_routes import add_gate_routes
 from sloplane.evaluator.http.guard import MAX_BODY_BYTES, RequestGuard, RouteGuard, validation_failed
 from sloplane.evaluator.http.metrics import EvaluatorMetrics
@@ -31,14 +34,16 @@ from sloplane.evaluator.http.read_routes import add_operation_routes, add_read_r
 from sloplane.evaluator.http.report_routes import ReportDesk, add_report_routes
 from sloplane.evaluator.http.status_routes import add_status_routes
 from sloplane.evaluator.storage.chain_audit import ChainAudit
+from sloplane.evaluator.storage.feedback import FeedbackStore
 
 DESCRIPTION = """\
 Decides whether a deployment may proceed against its service-level objectives, and keeps every
 decision in an append-only log.
 
 **Authentication.** Every `/v1` endpoint takes `Authorization: Bearer <token>`. Tokens carry
-scopes: `read` (SLOs, decisions), `gate` (ask for decisions; implies `read`) and `admin`
-(everything). A missing or unknown token is answered 401, a token without the scope 403.
+scopes: `read` (SLOs, decisions), `gate` (ask for decisions and assess changes; implies `read`), `admin`
+(everything) and `feedback` (report customers' problems; support staff hold only it). A missing or unknown token
+is answered 401, a token without the scope 403.
 
 **Tokens limited to services or teams** act on, and see, only the SLOs of their services or owned by
 their teams: anything else (another team's SLO, gate, decisions, a freeze or incident of its
@@ -63,6 +68,8 @@ TAGS = [
     {"name": "catalog", "description": "Per service, for service catalogs and approval workflows (cached)."},
     {"name": "reports", "description": "The reports `sloplane report` writes (read scope; a limited token: its SLOs)."},
     {"name": "status", "description": "The status page (`/status`, `/status.json`): read scope, or public."},
+    {"name": "assessments", "description": "Impact assessments of risky changes, named on gate requests."},
+    {"name": "feedback", "description": "Problems customers reported, and whether monitoring saw them."},
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no authentication)."},
 ]
 
@@ -78,12 +85,15 @@ def create_app(
     catalog: Catalog | None = None,
     status: tuple[StatusBoard, bool] | None = None,
     reports: ReportDesk | None = None,
+    assessor: Assessor | None = None,
+    feedback: tuple[FeedbackStore, Sources] | None = None,
 ) -> FastAPI:
     """The evaluator's ASGI application around a gate service, its tokens and its metrics.
 
     With `controls`, also the freezes and incidents endpoints (`controls_api`); with `chain`, `/readyz`
     says what verifying the decision log's hash chain found; with `catalog`, the service-catalog endpoints; with
-    `status` (the board, and whether it is public), `/status` and `/status.json`; with `reports`, `/v1/reports/…`.
+    `status` (the board, and whether it is public), `/status` and `/status.json`; with `reports`, `/v1/reports/…`;
+    with `assessor`, `/v1/assessments`; with `feedback` (the store and what classifies), `/v1/feedback`.
     `direct_gate=False` leaves the gate's POST to its FastAPI route instead of the guard's direct one
     (`RequestGuard`): tests run both, which must answer alike.
     """
@@ -111,6 +121,10 @@ def create_app(
     add_operation_routes(app, service, metrics, chain)
     if controls is not None:
         app.include_router(controls_router(controls, guard))
+    if assessor is not None:
+        app.include_router(assessment_router(assessor, guard))
+    if feedback is not None:
+        app.include_router(feedback_router(feedback[0], feedback[1], guard, scope=Scope.FEEDBACK))
     _publish_components(app)
     return app
 

@@ -61,6 +61,8 @@ class Scope(StrEnum):
     """Ask for gate decisions (and read)."""
     ADMIN = "admin"
     """Everything."""
+    FEEDBACK = "feedback"
+    """Report and list customer-reported problems (`/v1/feedback`): support staff hold only this."""
 
     @property
     def implied(self) -> frozenset[Scope]:
@@ -73,6 +75,7 @@ _IMPLIED = {
     Scope.READ: frozenset({Scope.READ}),
     Scope.GATE: frozenset({Scope.GATE, Scope.READ}),
     Scope.ADMIN: frozenset(Scope),
+    Scope.FEEDBACK: frozenset({Scope.FEEDBACK}),
 }
 
 

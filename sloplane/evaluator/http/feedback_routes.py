@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +32,13 @@ from sloplane.core.text import PRINTABLE_NOT_BLANK, excerpt
 from sloplane.evaluator.governance.feedback import Sources, classify
 from sloplane.evaluator.http import schemas
 from sloplane.evaluator.http.auth import Principal, Scope
-from sloplane.evaluator.http.common import AUTH_RESPONSES, OrjsonResponse, method_not_allowed, requires
+from sloplane.evaluator.http.common import (
+    AUTH_RESPONSES,
+    OrjsonResponse,
+    invalid_field,
+    method_not_allowed,
+    requires,
+)
 from sloplane.evaluator.http.guard import RouteGuard
 from sloplane.evaluator.storage.decisions import DecisionLogError
 from sloplane.evaluator.storage.feedback import (
@@ -85,11 +90,6 @@ class FeedbackAnswer(BaseModel):
 _UNREADABLE = {"model": schemas.Problem, "description": "The feedback, the rollups or the decision log cannot be read."}
 
 
-def _invalid(field: str, message: str) -> RequestValidationError:
-    """A 422 naming `field` of the body, in FastAPI's own shape."""
-    return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error"}])
-
-
 @contextmanager
 def _answering() -> Iterator[None]:
     """Refusals naming a field as 422, an unknown id as 404, stores that cannot be read as 503."""
@@ -99,7 +99,7 @@ def _answering() -> Iterator[None]:
         raise HTTPException(404, str(error)) from None
     except FeedbackError as error:
         if error.field is not None:
-            raise _invalid(error.field, str(error)) from None
+            raise invalid_field(error.field, str(error)) from None
         raise HTTPException(503, str(error)) from None
     except (RollupError, DecisionLogError) as error:
         raise HTTPException(503, str(error)) from None
@@ -126,6 +126,7 @@ def feedback_router(feedback: FeedbackStore, sources: Sources, guard: RouteGuard
         response_model=None,
         responses={
             201: {"model": FeedbackAnswer, "description": "The report and its classification."},
+            400: {"model": schemas.Problem, "description": "The body is not JSON."},
             503: _UNREADABLE,
             **AUTH_RESPONSES,
         },
@@ -133,7 +134,7 @@ def feedback_router(feedback: FeedbackStore, sources: Sources, guard: RouteGuard
     def report_feedback(body: FeedbackRequest, principal: Annotated[Principal, Depends(allowed)]) -> Response:
         guard.service(principal, body.service, acting=False)
         if not _declared(sources, body.service):
-            raise _invalid("service", f"no SLO is declared for service {excerpt(body.service)!r}")
+            raise invalid_field("service", f"no SLO is declared for service {excerpt(body.service)!r}")
         at = datetime.now(UTC)
         with _answering():
             report = checked_report(

@@ -24,7 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, m
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaMode
 
-from sloplane.declaration.policy import ChangeType
+from sloplane.declaration.policy import ChangeType, RiskLevel
 from sloplane.evaluator.deciding.deployments import BurnReport
 from sloplane.evaluator.model import Decision, Freeze, GateResult, Incident, JsonShape
 
@@ -160,6 +160,15 @@ class GateRequest(BaseModel):
     )
     breakGlass: BreakGlassRequest | None = Field(  # noqa: N815 (the wire name)
         None, description="Override a failing gate (scope `admin`); the override and its reason are recorded."
+    )
+    risk: RiskLevel | None = Field(
+        None, description="How risky the release is; the policy's `requireAssessment` asks from a level on."
+    )
+    assessment: str | None = Field(
+        None,
+        min_length=1,
+        max_length=NAME_LENGTH,
+        description="The impact assessment (`sloplane assess --record`, `POST /v1/assessments`) covering it.",
     )
     changeType: ChangeType | None = Field(  # noqa: N815 (the wire name)
         None,
