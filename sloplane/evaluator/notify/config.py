@@ -9,6 +9,16 @@
     defaults: {deployment: payments-oncall, background: payments-oncall}
     grouping: {wait: 30s, window: 15m, minServices: 2}
     retry: {initial: 1s, max: 5m, maxAttempts: 0}   # 0: retry forever
+    roles:                                          # optional: routing by ownership role (`roles.py`)
+      dev: {default: dev-oncall, teams: {checkout: checkout-dev}}
+      ops: {default: sre}
+      product: {teams: {checkout: checkout-pm}}
+
+Without `roles`, incidents route by class exactly as before: the SLO's `spec.alerting.routing`, else
+`defaults`. With it, each incident is routed to owners by role (`roles.role_routes`): the SLO's declared
+routing still wins for its dev (deployment) and ops (background) receivers, then the role's receiver
+for the owning team (`spec.owners.team`), then the role's `default`, then `defaults` (dev as
+deployment, ops as background; product has no class to fall back on).
 
 Parsed with the declaration models' conventions (camelCase keys, unknown keys refused) and reported
 the same way (`file:line:column: error: field: message`), so a typo in the file that decides who
@@ -28,7 +38,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sloplane.declaration.diagnostics import Diagnostic, Position, Severity
 from sloplane.declaration.model import Declaration
 from sloplane.declaration.policy import Url
-from sloplane.declaration.types import Duration, SpecModel
+from sloplane.declaration.types import Duration, Name, SpecModel
 from sloplane.declaration.validation import did_you_mean, validate
 from sloplane.declaration.yamlsource import SourceError, YamlSyntaxError, read_documents, read_source
 
@@ -106,6 +116,40 @@ class Retry(SpecModel):
         return self
 
 
+class RoleReceivers(SpecModel):
+    """Where one ownership role's notifications go: per owning team, else the role's default."""
+
+    default: NonEmpty | None = None
+    teams: dict[Name, NonEmpty] = Field(default_factory=dict)
+    """`spec.owners.team` -> receiver; a team not listed gets `default`."""
+
+    def for_team(self, team: str) -> tuple[str, str] | None:
+        """(receiver, the file's key that chose it) for a team, or None when the role names none for it."""
+        if team in self.teams:
+            return self.teams[team], f"teams.{team}"
+        if self.default is not None:
+            return self.default, "default"
+        return None
+
+
+class Roles(SpecModel):
+    """Receivers by ownership role: dev (releases), ops (running it), product (the budget's owner)."""
+
+    dev: RoleReceivers = Field(default_factory=RoleReceivers)
+    ops: RoleReceivers = Field(default_factory=RoleReceivers)
+    product: RoleReceivers = Field(default_factory=RoleReceivers)
+
+    def named(self) -> list[tuple[tuple[str, ...], str]]:
+        """Every receiver the roles name, with where: (("dev", "teams", "checkout"), "checkout-dev")."""
+        found: list[tuple[tuple[str, ...], str]] = []
+        for role in ("dev", "ops", "product"):
+            receivers: RoleReceivers = getattr(self, role)
+            if receivers.default is not None:
+                found.append(((role, "default"), receivers.default))
+            found += [((role, "teams", team), name) for team, name in receivers.teams.items()]
+        return found
+
+
 class ReceiversConfig(SpecModel):
     """The whole receivers file."""
 
@@ -113,6 +157,19 @@ class ReceiversConfig(SpecModel):
     defaults: Defaults = Field(default_factory=Defaults)
     grouping: Grouping = Field(default_factory=Grouping)
     retry: Retry = Field(default_factory=Retry)
+    roles: Roles | None = None
+    """Routing by ownership role; None (absent) routes by incident class as before."""
+
+    def role_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """(field path, message) for each role naming a receiver the file does not define."""
+        if self.roles is None:
+            return []
+        known = sorted(self.receivers)
+        return [
+            (("roles", *where), f"unknown receiver '{name}'{did_you_mean(name, known)}")
+            for where, name in self.roles.named()
+            if name not in self.receivers
+        ]
 
     @field_validator("defaults")
     @classmethod
@@ -155,11 +212,18 @@ def load_receivers(path: str | Path) -> ReceiversConfig:
         raise _file_error(shown, error.message, error.position) from None
     if len(documents) != 1 or not isinstance(documents[0].data, dict):
         raise _file_error(
-            shown, "expected one YAML mapping with 'receivers' (and optionally defaults, grouping, retry)"
+            shown, "expected one YAML mapping with 'receivers' (and optionally defaults, grouping, retry, roles)"
         )
-    config, diagnostics = validate(ReceiversConfig, documents[0].data, documents[0])
+    document = documents[0]
+    config, diagnostics = validate(ReceiversConfig, document.data, document)
     if config is None:
         raise ReceiversFileError([diagnostic.render() for diagnostic in diagnostics])
+    problems = [
+        Diagnostic(shown, document.position(loc), ".".join(loc), message, Severity.ERROR, "receivers").render()
+        for loc, message in config.role_problems()
+    ]
+    if problems:
+        raise ReceiversFileError(problems)
     return config
 
 

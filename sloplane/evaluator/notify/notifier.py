@@ -13,6 +13,10 @@ dispatcher thread does the rest:
   room is recorded, and its exceptions are logged, not raised). Services failing later within the
   window join the room: the grouped event is sent again, with every member, under the same dedup
   key, to every member's receiver; PagerDuty merges it into the open incident.
+* Roles: with `roles` in the receivers file, an incident goes to its owners by role (`roles.role_routes`:
+  dev, ops, the dependency's ops, and the product owner on an exhausted budget), each notice saying its role
+  and rule; the incident's own deployment route is held and grouped as above, the others are sent at once.
+  Without `roles`, routing is by incident class exactly as before.
 * Delivery: see `delivery`. Nothing is dropped: pending work is in the outbox file and a new
   notifier on the same file resumes it.
 
@@ -37,10 +41,11 @@ import requests
 from sloplane.declaration.model import Declaration
 from sloplane.evaluator.model import Decision
 from sloplane.evaluator.notify.classify import Incident, IncidentClass, classify, incident
-from sloplane.evaluator.notify.config import ReceiversConfig, Routes, resolve_routes
+from sloplane.evaluator.notify.config import ReceiversConfig, ReceiversFileError, Routes, resolve_routes
 from sloplane.evaluator.notify.delivery import DEFAULT_TIMEOUT, backoff, post
 from sloplane.evaluator.notify.events import Notice, WarRoom, single_notice, war_room_notice
 from sloplane.evaluator.notify.outbox import DEAD, HELD, PENDING, Delivery, HeldIncident, Outbox
+from sloplane.evaluator.notify.roles import RoleRoute, role_routes, routed_notice, war_room_routed
 from sloplane.evaluator.storage.postgres_conninfo import is_postgres_url
 
 if TYPE_CHECKING:
@@ -97,7 +102,14 @@ class Notifier:
         rng: random.Random | None = None,
     ) -> None:
         self.config = receivers
-        self.routes: dict[str, Routes] = resolve_routes(fleet, receivers)
+        role_problems = [f"{'.'.join(loc)}: {message}" for loc, message in receivers.role_problems()]
+        try:
+            self.routes: dict[str, Routes] = resolve_routes(fleet, receivers)
+        except ReceiversFileError as error:  # every problem at once, the declarations' and the roles'
+            raise ReceiversFileError([*error.problems, *role_problems]) from None
+        if role_problems:
+            raise ReceiversFileError(role_problems)
+        self._fleet = fleet
         self._runbooks = {name: declaration.spec.alerting.runbook for name, declaration in fleet.items()}
         self.outbox = open_outbox(outbox_path)
         """The notifier's durable state (`open_outbox`: a file, a PostgreSQL URL, or an outbox opened by the
@@ -249,9 +261,20 @@ class Notifier:
             return routes.for_kind(kind.value)
         return self.config.defaults.deployment if kind is IncidentClass.DEPLOYMENT else self.config.defaults.background
 
+    def _role_routes(self, facts: Incident) -> list[RoleRoute]:
+        """The incident's routes by role; none without `roles` (or for an SLO the fleet does not declare)."""
+        if self.config.roles is None:
+            return []
+        return role_routes(facts, self._fleet, self.config)
+
     def _record(self, decision: Decision) -> None:
         kind = classify(decision)
         if kind is None:
+            return
+        facts = incident(decision, kind, runbook=self._runbooks.get(decision.slo))
+        routes = self._role_routes(facts)
+        if routes:
+            self._record_by_role(facts, routes)
             return
         receiver = self._receiver(decision.slo, kind)
         if receiver is None:
@@ -260,7 +283,6 @@ class Notifier:
                 "SLO %s has a %s incident but no receiver; set a default in the receivers file", decision.slo, kind
             )
             return
-        facts = incident(decision, kind, runbook=self._runbooks.get(decision.slo))
         now = self._now()
         grouping = self.config.grouping
         with self.outbox.transaction():
@@ -273,6 +295,45 @@ class Notifier:
             else:
                 self.outbox.hold(facts, receiver, now)
         self._wake.set()
+
+    def _record_by_role(self, facts: Incident, routes: list[RoleRoute]) -> None:
+        """Record one incident's role routes: the held one waits for grouping, the rest are enqueued now."""
+        for route in routes:
+            if route.receiver is None:
+                self.outbox.bump("unrouted")
+                log.warning(
+                    "SLO %s: no receiver for the %s role of team %s (%s); set roles.%s in the receivers file",
+                    facts.slo,
+                    route.role,
+                    route.team,
+                    route.rule,
+                    route.role,
+                )
+        routed = [(route, route.receiver) for route in routes if route.receiver is not None]
+        if not routed:
+            return
+        now = self._now()
+        with self.outbox.transaction():
+            if self.outbox.recently_sent(facts.dedup_key, now - self.config.grouping.window.total_seconds()):
+                self.outbox.bump("suppressed")
+                return
+            self.outbox.mark_sent(facts.dedup_key, now)
+            for route, receiver in routed:
+                if route.held:
+                    self.outbox.hold(facts, receiver, now)
+                else:
+                    self._enqueue({receiver}, routed_notice(single_notice(facts), route), now)
+        self._wake.set()
+
+    def _alone(self, facts: Incident) -> Notice:
+        """A held incident released on its own: under roles, the notice of its held (dev) route."""
+        notice = single_notice(facts)
+        held = next((route for route in self._role_routes(facts) if route.held), None)
+        return notice if held is None else routed_notice(notice, held)
+
+    def _room(self, room: WarRoom) -> Notice:
+        notice = war_room_notice(room)
+        return notice if self.config.roles is None else war_room_routed(notice)
 
     # -- the dispatcher ---------------------------------------------------------------------------
 
@@ -351,18 +412,18 @@ class Notifier:
         if members is not None:  # join the open room
             members = _merge(members, [(held.incident, held.receiver)])
             self.outbox.save_war_room(group, members, None)
-            self._enqueue({r for _, r in members}, war_room_notice(WarRoom(group, _incidents(members))), now)
+            self._enqueue({r for _, r in members}, self._room(WarRoom(group, _incidents(members))), now)
             self._mark(handled, [held.id])
             return None
         peers = self.outbox.in_group(group, since)
         if len({peer.incident.service for peer in peers}) < self.config.grouping.min_services:
-            self._enqueue({held.receiver}, single_notice(held.incident), now)
+            self._enqueue({held.receiver}, self._alone(held.incident), now)
             self._mark(handled, [held.id])
             return None
         members = _merge([], [(peer.incident, peer.receiver) for peer in peers])
         room = WarRoom(group, _incidents(members))
         self.outbox.save_war_room(group, members, now)
-        self._enqueue({r for _, r in members}, war_room_notice(room), now)
+        self._enqueue({r for _, r in members}, self._room(room), now)
         self._mark(handled, [peer.id for peer in peers if peer.state == HELD])
         self.outbox.bump("warRooms")
         return room
