@@ -339,9 +339,10 @@ def test_the_exemption_names_the_dependency_its_team_and_the_freeze(fleet: Fleet
     exemption = budget_exemption("checkout-availability", reasons, fleet)
     assert exemption == Exemption("shop", (("payments-availability", "pay"),))
     assert exemption.sentence() == (
-        "the budget was spent by the dependency 'payments-availability' of team pay: the error budget policy's "
-        "freeze does not apply to team shop's releases (a team may continue shipping when another team's failure "
-        "spent the budget; the gate still holds releases while the dependency burns)"
+        "the budget was spent by the dependency 'payments-availability' of team pay: under the error budget policy "
+        "team shop may continue shipping (another team's failure spent the budget); the gate holds releases while "
+        "the dependency burns and, once it recovers, keeps failing budget-exhausted until the product owner lets "
+        "each release through with a break-glass naming this exemption"
     )
 
 
@@ -456,9 +457,10 @@ def test_a_dependency_breach_pages_its_owner_and_tells_the_product_owner_of_the_
         }
     ]
     exemption_sentence = (
-        "the budget was spent by the dependency 'payments-availability' of team pay: the error budget policy's "
-        "freeze does not apply to team shop's releases (a team may continue shipping when another team's failure "
-        "spent the budget; the gate still holds releases while the dependency burns)"
+        "the budget was spent by the dependency 'payments-availability' of team pay: under the error budget policy "
+        "team shop may continue shipping (another team's failure spent the budget); the gate holds releases while "
+        "the dependency burns and, once it recovers, keeps failing budget-exhausted until the product owner lets "
+        "each release through with a break-glass naming this exemption"
     )
     product_routing = {
         "role": "product",
@@ -472,7 +474,8 @@ def test_a_dependency_breach_pages_its_owner_and_tells_the_product_owner_of_the_
         "exemption": {
             "team": "shop",
             "dependencies": [{"slo": "payments-availability", "team": "pay"}],
-            "freezeApplies": False,
+            "policyExempts": True,
+            "gateExempts": False,
         },
     }
     assert hooks(script) == {

@@ -11,8 +11,8 @@ The receivers file's `roles` (see `config.py`) turns routing by incident class i
 * an exhausted budget (a `budget-exhausted` reason) also goes to the SLO's **product** owner (rule
   `budget-exhausted`), who owns the error budget policy's consequences; when the breach is attributed to
   dependencies all owned by other teams, the rule is `budget-spent-by-dependency` and the notification says
-  so, and that the policy's freeze does not apply to this team's releases (the Workbook's "a team may
-  continue shipping when another team's failure spent the budget").
+  so: the Workbook's "a team may continue shipping when another team's failure spent the budget" applies, and
+  the gate does not apply it by itself (below), so the product owner is told how to (a break-glass naming it).
 
 Every route carries its role, rule, team, owner contact and where its receiver came from, and the
 notification carries them as `routing` (`routed_notice`), so a receiver can tell why it was told.
@@ -77,9 +77,10 @@ class Exemption:
         """What the product owner is told."""
         spent_by = ", ".join(f"'{slo}' of team {team}" for slo, team in self.dependencies)
         return (
-            f"the budget was spent by the dependency {spent_by}: the error budget policy's freeze does not apply "
-            f"to team {self.team}'s releases (a team may continue shipping when another team's failure spent the "
-            "budget; the gate still holds releases while the dependency burns)"
+            f"the budget was spent by the dependency {spent_by}: under the error budget policy team {self.team} may "
+            "continue shipping (another team's failure spent the budget); the gate holds releases while the "
+            "dependency burns and, once it recovers, keeps failing budget-exhausted until the product owner lets "
+            "each release through with a break-glass naming this exemption"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -87,7 +88,8 @@ class Exemption:
         return {
             "team": self.team,
             "dependencies": [{"slo": slo, "team": team} for slo, team in self.dependencies],
-            "freezeApplies": False,
+            "policyExempts": True,
+            "gateExempts": False,
         }
 
 
