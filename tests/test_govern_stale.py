@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from sloplane.evaluator.governance.stale import DEFAULT_CADENCE, StaleOptionErro
 from sloplane.evaluator.governance.stale_periods import last_periods, period_holding
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
+from sloplane.evaluator.storage.feedback import SqliteFeedback, checked_report
 from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.semantics.subjects import Fleet
 from tests.evaluator_data import load_fleet, make_decision
@@ -230,11 +232,12 @@ def _report(store: tuple[Path, Path, Fleet], **options: Any) -> dict[str, Any]:
 def test_each_rule_fires_where_built_and_not_on_its_near_miss(store: tuple[Path, Path, Fleet]) -> None:
     report = _report(store)
     assert {(f["slo"], f["rule"], f["action"]) for f in report["findings"]} == EXPECTED
-    assert {(n["slo"], n["rule"]) for n in report["notChecked"]} == EXPECTED_NOT_CHECKED
+    # without the support feedback store, blind spots are not checked (and said so)
+    assert {(n["slo"], n["rule"]) for n in report["notChecked"]} == EXPECTED_NOT_CHECKED | {(None, "blind-spot")}
     assert report["summary"] == {
         rule: sum(1 for _, found, _ in EXPECTED if found == rule)
         for rule in ("review-overdue", "never-burns", "chronically-missed", "usage-drift", "budget-too-small",
-                     "no-data", "unused", "ownership-gap")
+                     "no-data", "unused", "ownership-gap", "blind-spot")
     }  # fmt: skip
     assert report["cadence"] == DEFAULT_CADENCE and report["at"] == AT.isoformat()
     # ordered by tier, SLO, rule: the critical `late` first, the low ones last
@@ -244,6 +247,20 @@ def test_each_rule_fires_where_built_and_not_on_its_near_miss(store: tuple[Path,
     # the log's span the unused rule read: shop-a's decision, shop-d's (exactly 90 days back) and shop-c's replay;
     # shop-b's is a second before it
     assert report["decisionLog"]["decisions"] == 3
+
+
+def test_blind_spots_are_findings_of_their_services_after_each_tiers_slos(store: tuple[Path, Path, Fleet]) -> None:
+    """The feedback rule's findings (per service, `slo` null) join the SLOs' in tier order; a service without SLOs
+    (tier null) comes last. Their inputs are `feedback_blind_spots`' own (tested in tests/test_feedback.py)."""
+    spot = {"slo": None, "team": "sre", "rule": "blind-spot", "action": "add-sli", "message": "m", "inputs": {}}
+    spots = [spot | {"service": "nowhere", "tier": None}, spot | {"service": "late", "tier": "critical"}]
+    report = _report(store, blind_spots=spots)
+    rules = [(f["tier"], f["service"], f["rule"]) for f in report["findings"]]
+    assert rules[-1] == (None, "nowhere", "blind-spot")
+    critical = [entry for entry in rules if entry[0] == "critical"]
+    assert critical[-1] == ("critical", "late", "blind-spot")  # after the critical SLOs' own findings
+    assert report["summary"]["blind-spot"] == 2
+    assert "blind-spot" not in {n["rule"] for n in report["notChecked"]}
 
 
 def _finding(report: dict[str, Any], slo: str, rule: str) -> dict[str, Any]:
@@ -337,8 +354,10 @@ def test_the_command_prints_the_builders_json(store: tuple[Path, Path, Fleet]) -
     db, declarations, _ = store
     result = _run(declarations, "--db", db, "--at", AT.isoformat(), "--format", "json")
     assert result.exit_code == 0, result.output
-    # the command reads the register in the declarations' files (here none: every finding says it was read)
-    assert json.loads(result.stdout) == json.loads(json.dumps(_report(store, open_debt=open_debt_lookup([]))))
+    # the command reads the register in the declarations' files (here none: every finding says it was read) and the
+    # support feedback in the store (here none: blind spots checked, none found)
+    expected = _report(store, open_debt=open_debt_lookup([]), blind_spots=[])
+    assert json.loads(result.stdout) == json.loads(json.dumps(expected))
 
 
 def test_the_table_names_every_finding(store: tuple[Path, Path, Fleet]) -> None:
@@ -365,3 +384,26 @@ def test_the_command_refuses_bad_options_and_a_missing_store(store: tuple[Path, 
     missing = _run(declarations, "--db", tmp_path / "none.db")
     assert missing.exit_code == 1 and "no rollups at" in missing.output
     assert not (tmp_path / "none.db").exists()
+
+
+def test_the_command_reads_blind_spots_from_the_stores_support_feedback(
+    store: tuple[Path, Path, Fleet], tmp_path: Path
+) -> None:
+    """A report of `late`'s service that monitoring missed, started within 90 days of `AT`, is a blind-spot finding;
+    one started before the span is not (each report counts in the span its problem started)."""
+    shared, declarations, _ = store
+    db = tmp_path / "sloplane.db"
+    shutil.copy(shared, db)  # the module's store stays as the other tests read it
+    with SqliteFeedback(db) as feedback:
+        for began in (AT - timedelta(days=10), AT - timedelta(days=100)):
+            hour, later = began + timedelta(hours=1), began + timedelta(hours=2)
+            fields = {"impact": "slow", "ticket": "T-9", "reported_by": "support", "received_at": later}
+            report = checked_report(service="late", start=began, end=hour, **fields)
+            feedback.add(report, {"verdict": "missed", "blindSpot": "measured-fine"})
+    result = _run(declarations, "--db", db, "--at", AT.isoformat(), "--format", "json")
+    assert result.exit_code == 0, result.output
+    (spot,) = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "blind-spot"]
+    assert (spot["service"], spot["action"], spot["inputs"]["missed"]) == ("late", "add-sli", 1)
+    out = io.StringIO()
+    assert _run(declarations, "--db", db, "--at", AT.isoformat(), out=out).exit_code == 0
+    assert "service late" in out.getvalue()

@@ -19,10 +19,13 @@ from sloplane.cli.common import DEFAULT_DB, Consoles, Paths, parse_instant
 from sloplane.cli.report_options import At, Db, opened_sources, require_store
 from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.governance.debt import open_debt_lookup
+from sloplane.evaluator.governance.feedback_blind_spots import STALE_SPAN, blind_spots
 from sloplane.evaluator.governance.stale import StaleOptionError, parse_cadence, stale_report
 from sloplane.evaluator.history.report_kinds import report_now
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
+from sloplane.evaluator.storage.feedback import FeedbackError
+from sloplane.evaluator.storage.open import open_feedback
 from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
 
@@ -46,7 +49,8 @@ def stale_table(report: dict[str, Any]) -> Table:
     for column in ("tier", "slo", "rule", "action", "finding"):
         table.add_column(column, overflow="fold")
     for finding in report["findings"]:
-        table.add_row(finding["tier"], finding["slo"], finding["rule"], finding["action"], finding["message"])
+        where = finding["slo"] or f"service {finding['service']}"
+        table.add_row(finding["tier"] or "-", where, finding["rule"], finding["action"], finding["message"])
     return table
 
 
@@ -70,7 +74,8 @@ def register(govern: typer.Typer, console: Consoles) -> None:
         cadence: Cadence = None,
     ) -> None:
         """Stale and outdated SLOs: reviews overdue, objectives that never burn or keep missing, usage drift,
-        budgets too small to measure, no data, unused, ownership gaps — each with its rule, inputs and action."""
+        budgets too small to measure, no data, unused, ownership gaps, and services with customer reports monitoring
+        missed (blind spots) — each with its rule, inputs and action."""
         if output_format not in FORMATS:
             raise typer.BadParameter(f"give one of {', '.join(FORMATS)}", param_hint="--format")
         try:
@@ -82,12 +87,20 @@ def register(govern: typer.Typer, console: Consoles) -> None:
         fleet = Fleet(loaded.declarations)
         open_debt = open_debt_lookup([item.debt for item in loaded.debts])
         require_store(console, db)
+        since = generated - STALE_SPAN
         try:
-            with opened_sources(db, fleet) as sources:
+            with opened_sources(db, fleet) as sources, open_feedback(db) as feedback:
+                spots = blind_spots(feedback.reports(since=since, until=generated), fleet, since, generated)
                 report = stale_report(
-                    fleet, sources.rows, generated, log=sources.log, cadence=days, open_debt=open_debt
+                    fleet,
+                    sources.rows,
+                    generated,
+                    log=sources.log,
+                    cadence=days,
+                    open_debt=open_debt,
+                    blind_spots=spots,
                 )
-        except (RollupError, DecisionLogError, ControlsError) as error:
+        except (RollupError, DecisionLogError, ControlsError, FeedbackError) as error:
             console.err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         if output_format == "json":

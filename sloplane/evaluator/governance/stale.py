@@ -32,6 +32,9 @@ own compliance period (`stale_periods.py`: the last 3 complete calendar weeks, m
   service was gated (`stale_unused.py`; replays are not use). Without a decision log: not checked.
 - `ownership-gap` → assign-owners: a critical or high SLO without dev, ops and product contacts, or without a
   rationale.
+- `blind-spot` → add-sli or review, per service (`slo` null): customers reported problems in the 90 days up to
+  `at` that monitoring missed (`feedback_blind_spots`, given the reports by the caller: `blind_spots`). Without
+  the support feedback store: not checked.
 
 Rows are read through `rows` (since, until, SLO names → rows whose hour starts in [since, until)), `BATCH` SLOs
 at a time, SLOs sharing a span in one read: one span for their last three periods, one for their review's period.
@@ -40,7 +43,7 @@ The JSON (the dict returned):
 
     {"kind": "stale", "at": ISO, "cadence": {tier: days},
      "thresholds": {"periods": 3, "neverBurnsBelow": 0.1, "missedAtLeast": 2, "drift": [0.5, 2.0],
-                    "minAllowedBadEvents": 20.0, "unusedDays": 90},
+                    "minAllowedBadEvents": 20.0, "unusedDays": 90, "blindSpotDays": 90},
      "findings": [{"slo", "service", "team", "tier", "rule", "action", "message", "inputs": {...}}],
                    by tier (critical first), SLO, rule (`RULES` order); `inputs` per rule:
         review-overdue: {"last", "next", "today", "cadenceDays", "daysSinceLast", "daysPastNext",
@@ -54,6 +57,7 @@ The JSON (the dict returned):
         no-data: {"period": PERIOD}
         unused: {"since", "until", "days", "service", "gatedSiblings": [{"slo", "lastGate"}]}
         ownership-gap: {"missing": ["dev"|"ops"|"product"|"rationale"], "team"}
+        blind-spot: `feedback_blind_spots`' inputs (a finding per service, `slo` null; services without SLOs last)
         PERIOD: {"label", "start", "end", "objective", "events", "badEvents", "budgetUsed", "met",
                  "hours": {"expected", "withData"}}
      "notChecked": [{"slo": name | null, "tier": tier | null, "rule", "reason"}],   ordered as the findings
@@ -73,6 +77,8 @@ from sloplane.core.durations import DurationError, parse_duration
 from sloplane.core.text import excerpt
 from sloplane.declaration.model import Criticality, Declaration
 from sloplane.evaluator.governance import stale_rules as rules
+from sloplane.evaluator.governance.feedback_blind_spots import RULE as BLIND_SPOT
+from sloplane.evaluator.governance.feedback_blind_spots import STALE_SPAN as BLIND_SPOT_SPAN
 from sloplane.evaluator.governance.stale_periods import PERIODS, last_periods, period_holding
 from sloplane.evaluator.governance.stale_unused import UNUSED_DAYS, GateLog, unused
 from sloplane.evaluator.history.hours import zone
@@ -240,9 +246,16 @@ def _entries(declaration: Declaration, outcomes: Iterable[tuple[str, rules.Outco
     return findings, skipped
 
 
-def _order(entry: Mapping[str, Any]) -> tuple[int, str, int]:
-    tier = entry["tier"]
-    return (TIER_RANK[tier] if tier is not None else -1, entry["slo"] or "", rules.RULES.index(entry["rule"]))
+ORDERED_RULES = (*rules.RULES, BLIND_SPOT)
+"""Every rule, in the order an SLO's (and a service's) findings are listed."""
+
+
+def _order(entry: Mapping[str, Any]) -> tuple[int, bool, str, int, str]:
+    """By tier (the rules not checked for every SLO first, services without SLOs last), a tier's SLOs before its
+    services' blind spots, then SLO, rule and service."""
+    tier, per_service = entry["tier"], entry["rule"] == BLIND_SPOT
+    rank = TIER_RANK[tier] if tier is not None else (len(TIER_RANK) if per_service else -1)
+    return (rank, per_service, entry["slo"] or "", ORDERED_RULES.index(entry["rule"]), entry.get("service") or "")
 
 
 def stale_report(
@@ -253,12 +266,15 @@ def stale_report(
     log: GateLog | None = None,
     cadence: Mapping[str, int] | None = None,
     open_debt: Callable[[str], bool] = no_debt_known,
+    blind_spots: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The stale-SLO findings of the fleet at `at` (see the module's docstring for the rules and the JSON).
 
     `rows`: a rollup store's read; `log`: the decision log (None: `unused` is not checked); `cadence`: days
     between reviews per tier (`parse_cadence`; default `DEFAULT_CADENCE`); `open_debt`: whether an SLO has open
-    reliability debt (`governance.debt.open_debt_lookup`; default: no register read, none known).
+    reliability debt (`governance.debt.open_debt_lookup`; default: no register read, none known); `blind_spots`:
+    `feedback_blind_spots.blind_spots` over the reports of the `BLIND_SPOT_SPAN` up to `at` (None: no feedback
+    store, the rule is not checked).
     """
     days = dict(DEFAULT_CADENCE) | dict(cadence or {})
     declarations = reported(fleet)
@@ -291,6 +307,10 @@ def stale_report(
             )
             findings += found
             skipped += not_checked
+    if blind_spots is None:
+        skipped.append({"slo": None, "tier": None, "rule": BLIND_SPOT, "reason": "no support feedback store was read"})
+    else:
+        findings += [dict(finding) for finding in blind_spots]
     findings.sort(key=_order)
     skipped.sort(key=_order)
     return {
@@ -304,9 +324,10 @@ def stale_report(
             "drift": list(rules.DRIFT_RANGE),
             "minAllowedBadEvents": rules.MIN_ALLOWED_BAD_EVENTS,
             "unusedDays": UNUSED_DAYS,
+            "blindSpotDays": BLIND_SPOT_SPAN.days,
         },
         "findings": findings,
         "notChecked": skipped,
         "decisionLog": log_span,
-        "summary": {rule: sum(1 for finding in findings if finding["rule"] == rule) for rule in rules.RULES},
+        "summary": {rule: sum(1 for finding in findings if finding["rule"] == rule) for rule in ORDERED_RULES},
     }
