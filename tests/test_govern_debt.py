@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from sloplane.cli import report as report_commands
+from sloplane.cli.main import _consoles
 from sloplane.evaluator.model import Rollup
 from sloplane.evaluator.storage.rollups import SqliteRollups
 from sloplane.interop.loader import load_paths
@@ -242,3 +246,21 @@ def test_an_unknown_kind_names_both_kinds(tmp_path: Path) -> None:
     path.write_text(slo("a").replace("kind: ServiceLevelObjective", "kind: Debt"))
     (error,) = load_paths([path]).errors
     assert "use ServiceLevelObjective or ReliabilityDebt" in error.message and error.position.line == 3
+
+
+def test_the_quarterly_review_puts_the_registers_findings_on_its_agenda(register: tuple[Path, Path]) -> None:
+    """`report quarterly` reads the register in the declarations' files: its findings as of the quarter's end (or
+    `--at`) join the agenda, each owned by the team of the first SLO its item names."""
+    db, declarations = register
+    reports = typer.Typer()
+    report_commands.register(reports, _consoles)
+    quarter = CliRunner().invoke(reports, ["report", "quarterly", str(declarations), "--db", str(db), "--quarter",
+                                           "2025-Q4", "--at", AT.isoformat(), "--format", "json"])  # fmt: skip
+    assert quarter.exit_code == 0, quarter.output
+    agenda = json.loads(quarter.stdout)["agenda"]
+    debt_items = [(item["kind"], item["facts"].get("debt"), item["slo"]) for item in agenda if item["kind"] in
+                  {"debt-overdue", "debt-expired", "missed-without-debt"}]  # fmt: skip
+    # as of the quarter's end (2026-01-01 00:00, before AT): owed-pool is due that day (not yet overdue), the
+    # exception's revisit is 2026-01-06 (not yet expired); December missed by unowed and settled
+    assert debt_items == [("missed-without-debt", None, "settled"), ("missed-without-debt", None, "unowed")]
+    assert {item["team"] for item in agenda if item["kind"] == "missed-without-debt"} == {"sre"}

@@ -24,9 +24,13 @@ import pytest
 from typer.testing import CliRunner
 
 from sloplane.cli.main import app
+from sloplane.evaluator.governance.debt import open_debt_lookup
+from sloplane.evaluator.governance.quarterly_findings import governance_agenda
+from sloplane.evaluator.governance.stale import stale_report
 from sloplane.evaluator.history import quarterly_breakglass
 from sloplane.evaluator.history.periods import PeriodError, quarter
 from sloplane.evaluator.history.quarterly import quarterly_report
+from sloplane.evaluator.history.quarterly_agenda import AGENDA
 from sloplane.evaluator.history.quarterly_files import QUARTERLY_COLUMNS, quarterly_file
 from sloplane.evaluator.history.report_format import FORMATS
 from sloplane.evaluator.history.rollup import roll_up
@@ -241,6 +245,42 @@ def _build(fleet: Fleet, database: Path, **options: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def report(fleet: Fleet, database: Path) -> dict[str, Any]:
     return _build(fleet, database)
+
+
+@pytest.fixture(scope="module")
+def governed(fleet: Fleet, database: Path) -> dict[str, Any]:
+    """The review as the command and `/v1/reports/quarterly` build it: with governance's findings after the
+    review's own items (no register, no support feedback in this store: stale findings only)."""
+    store = SqliteRollups(database)
+    try:
+        with SqliteDecisionLog(database) as log:
+            rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
+            extras = governance_agenda(fleet, rows, log=log, feedback=lambda *_: [])("2025-Q4", AT)
+    finally:
+        store.close()
+    return _build(fleet, database, agenda_sources=(*AGENDA, *extras))
+
+
+def test_governance_findings_follow_the_reviews_own_agenda(
+    fleet: Fleet, database: Path, report: dict[str, Any], governed: dict[str, Any]
+) -> None:
+    """Every `govern stale` finding at the quarter's end, but the two the review lists itself, joins the agenda
+    after the review's own items, in the findings' order, with its rule and inputs."""
+    own = len(report["agenda"])
+    assert governed["agenda"][:own] == report["agenda"]
+    store = SqliteRollups(database)
+    try:
+        with SqliteDecisionLog(database) as log:
+            rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
+            stale = stale_report(fleet, rows, AT, log=log, open_debt=open_debt_lookup([]), blind_spots=[])
+    finally:
+        store.close()
+    expected = [f for f in stale["findings"] if f["rule"] not in {"review-overdue", "no-data"}]
+    assert expected, "the store's history gives stale findings to put on the agenda"
+    added = governed["agenda"][own:]
+    assert [(item["kind"], item["slo"]) for item in added] == [(f"stale-{f['rule']}", f["slo"]) for f in expected]
+    assert [item["facts"]["inputs"] for item in added] == [f["inputs"] for f in expected]
+    assert [item["position"] for item in added] == list(range(own + 1, own + 1 + len(added)))
 
 
 def _line(report: dict[str, Any], slo: str) -> dict[str, Any]:
@@ -600,10 +640,10 @@ def _run(*args: str | Path) -> Any:
     return CliRunner().invoke(app, ["report", "quarterly", *map(str, args)])  # the real `sloplane`, in process
 
 
-def test_the_command_writes_what_the_builder_says(declarations: Path, database: Path, report: dict[str, Any]) -> None:
+def test_the_command_writes_what_the_builder_says(declarations: Path, database: Path, governed: dict[str, Any]) -> None:
     result = _run(declarations, "--db", database, "--quarter", "2025-Q4", "--at", AT.isoformat(), "--format", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == json.loads(quarterly_file(report, "json"))
+    assert json.loads(result.stdout) == json.loads(quarterly_file(governed, "json"))
 
 
 @pytest.mark.parametrize(
@@ -634,7 +674,7 @@ def test_a_missing_store_exits_1(declarations: Path, tmp_path: Path) -> None:
 def test_the_page_reads_in_a_browser(
     declarations: Path,
     database: Path,
-    report: dict[str, Any],
+    governed: dict[str, Any],
     browser: Any,
     browser_without_javascript: Any,
 ) -> None:
@@ -643,14 +683,14 @@ def test_the_page_reads_in_a_browser(
     assert result.exit_code == 0, result.output
     page = open_page(browser, page_file)
     assert page.problems() == [] and page.count("script") == 0
-    teams, tiers = len(report["grid"]["teams"]), len(report["grid"]["tiers"])
+    teams, tiers = len(governed["grid"]["teams"]), len(governed["grid"]["tiers"])
     assert page.count("table.grid td.cell") == teams * tiers
-    chips = sum(1 for team in report["grid"]["teams"] for cell in team["cells"] for n in cell["counts"].values() if n)
+    chips = sum(1 for team in governed["grid"]["teams"] for cell in team["cells"] for n in cell["counts"].values() if n)
     assert page.count("table.grid tbody .chip") == chips
-    assert page.count("svg.trend") == len(report["slos"])
-    assert page.count("svg.trend rect") == 3 * len(report["slos"])
+    assert page.count("svg.trend") == len(governed["slos"])
+    assert page.count("svg.trend rect") == 3 * len(governed["slos"])
     assert page.count("svg.trend rect.bad") >= 1 and page.count("svg.trend rect.warn") >= 1
-    assert page.count("ol.agenda li") == len(report["agenda"])
+    assert page.count("ol.agenda li") == len(governed["agenda"])
     screenshot(browser, "quarterly")
     text = open_page(browser_without_javascript, page_file).text()
-    assert "Quarterly review 2025-Q4" in text and report["agenda"][0]["title"] in text
+    assert "Quarterly review 2025-Q4" in text and governed["agenda"][0]["title"] in text

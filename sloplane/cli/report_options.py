@@ -8,17 +8,20 @@ read alike and a new one needs no change to the others.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from sloplane.cli.common import DEFAULT_DB_SHOWN, Consoles, load_fleet, parse_instant, store_missing
+from sloplane.cli.common import DEFAULT_DB_SHOWN, Consoles, parse_instant, store_missing
 from sloplane.core.fileio import UnsafeOutputError, write_files
+from sloplane.declaration.debt import ReliabilityDebt
 from sloplane.declaration.types import TimeZone
+from sloplane.evaluator.governance.quarterly_findings import governance_agenda
 from sloplane.evaluator.history.report_format import FORMATS
 from sloplane.evaluator.history.report_kinds import (
     ROLLUPS_MISSING,
@@ -32,7 +35,8 @@ from sloplane.evaluator.history.report_kinds import (
 from sloplane.evaluator.measuring.backends.base import MetricsBackend
 from sloplane.evaluator.storage.controls import ControlsError
 from sloplane.evaluator.storage.decisions import DecisionLogError
-from sloplane.evaluator.storage.open import open_decision_log, open_release_controls, open_rollups
+from sloplane.evaluator.storage.feedback import FeedbackError, FeedbackReport
+from sloplane.evaluator.storage.open import open_decision_log, open_feedback, open_release_controls, open_rollups
 from sloplane.evaluator.storage.rollups import RollupError
 from sloplane.semantics.subjects import Fleet
 
@@ -98,24 +102,35 @@ def build_report(
     kind that reads Prometheus alone (`backend`)."""
     check_format(output_format)
     generated = parse_instant(at) or report_now()
-    fleet = load_fleet(console, paths)
+    loaded = console.load_all(paths, False)
+    fleet = Fleet(loaded.declarations)
     try:
         kind.check(fleet, options, generated)
         if db is None:
             return kind.build(ReportSources(fleet, lambda *_: [], backend=backend), options, generated)
         require_store(console, db, kind.missing)
-        with opened_sources(db, fleet, backend) as sources:
+        with opened_sources(db, fleet, backend, [item.debt for item in loaded.debts]) as sources:
             return kind.build(sources, options, generated)
     except ReportOptionError as error:
         raise typer.BadParameter(str(error), param_hint=f"--{error.option}") from None
-    except (RollupError, DecisionLogError, ControlsError, NothingToReportError, ReportReadError) as error:
+    except (
+        RollupError,
+        DecisionLogError,
+        ControlsError,
+        FeedbackError,
+        NothingToReportError,
+        ReportReadError,
+    ) as error:
         console.err.print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
 @contextmanager
-def opened_sources(db: str, fleet: Fleet, backend: MetricsBackend | None = None) -> Iterator[ReportSources]:
-    """The store's rollups, decision log and release controls for a report, closed afterwards."""
+def opened_sources(
+    db: str, fleet: Fleet, backend: MetricsBackend | None = None, debts: Sequence[ReliabilityDebt] = ()
+) -> Iterator[ReportSources]:
+    """The store's rollups, decision log and release controls for a report, closed afterwards; the quarterly
+    review's governance findings from them, the register (`debts`) and the store's support feedback."""
     store = open_rollups(db)
     try:
         log = open_decision_log(db)
@@ -123,13 +138,25 @@ def opened_sources(db: str, fleet: Fleet, backend: MetricsBackend | None = None)
             controls = open_release_controls(db)
             try:
                 rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
-                yield ReportSources(fleet, rows, log, controls, backend)
+                agenda = governance_agenda(fleet, rows, log=log, debts=debts, feedback=_feedback_reader(db))
+                yield ReportSources(fleet, rows, log, controls, backend, agenda)
             finally:
                 controls.close()
         finally:
             log.close()
     finally:
         store.close()
+
+
+def _feedback_reader(db: str) -> Callable[[datetime, datetime], Sequence[FeedbackReport]]:
+    """The store's support feedback reports over a span, the store opened only when they are read (a quarterly
+    review), so that every other report leaves it alone."""
+
+    def reports(since: datetime, until: datetime) -> Sequence[FeedbackReport]:
+        with open_feedback(db) as feedback:
+            return feedback.reports(since=since, until=until)
+
+    return reports
 
 
 def write_report(console: Consoles, text: str, out: Path | None) -> None:

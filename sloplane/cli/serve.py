@@ -22,7 +22,7 @@ from sloplane.cli.backends import (
     PrometheusOption,
     datadog_settings,
 )
-from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Paths, Staleness, load_fleet, parse_window
+from sloplane.cli.common import DEFAULT_DB, Consoles, Db, Paths, Staleness, parse_window
 from sloplane.core.serialize import pretty_json_ascii
 from sloplane.evaluator.http.auth import TokenFileError, TokenStore, new_token
 from sloplane.evaluator.http.token_sets import SetLimits, read_token_files
@@ -182,6 +182,7 @@ def register(app: typer.Typer, console: Consoles) -> None:
             raise typer.BadParameter("give a positive duration, or off", param_hint="--rollup-interval")
         settings = datadog_settings(datadog, datadog_delay)
         store = _token_store(tokens or [], limited_tokens or [], console)
+        loaded = console.load_all(paths, False)
         config = ServerConfig(
             prometheus,
             db,
@@ -202,8 +203,9 @@ def register(app: typer.Typer, console: Consoles) -> None:
             rollup_interval=rollups,
             public_status=public_status,
             status_name=status_name,
+            debts=tuple(item.debt for item in loaded.debts),
         )
-        service = _built(console, lambda: build_service(load_fleet(console, paths), config))
+        service = _built(console, lambda: build_service(Fleet(loaded.declarations), config))
         fleet = service.evaluator.fleet
         if public_status and not any(fleet[name].spec.status_page.public for name in fleet):
             console.err.print(

@@ -21,9 +21,11 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from sloplane.declaration.debt import ReliabilityDebt
 from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.governance.feedback import Sources, reclassify_due
+from sloplane.evaluator.governance.quarterly_findings import governance_agenda
 from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.history.periodic import PeriodicRollup
 from sloplane.evaluator.history.report_kinds import ReportSources
@@ -98,6 +100,8 @@ class ServerConfig:
     datadog: Callable[[float], DatadogCounts] | None = None
     """Makes the Datadog transport (given the timeout) when SLIs are read from Datadog; it holds the keys,
     which are therefore never a field of this config (nor in its repr)."""
+    debts: tuple[ReliabilityDebt, ...] = ()
+    """The reliability debt register read with the declarations: the quarterly review's governance findings."""
 
 
 @dataclass
@@ -313,6 +317,13 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     board = StatusBoard(evaluator, controls, rows, name=config.status_name)
     classifying = Sources(fleet, rows, log, report_backend)
     assessing = AssessmentSources(fleet, rows, log, controls, evaluator.evaluate)
+    agenda = governance_agenda(
+        fleet,
+        rows,
+        log=log,
+        debts=config.debts,
+        feedback=lambda since, until: feedback.reports(since=since, until=until),
+    )
     app = create_app(
         evaluator,
         config.tokens,
@@ -321,7 +332,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
         chain,
         catalog=Catalog(evaluator, controls),
         status=(board, config.public_status),
-        reports=ReportDesk(ReportSources(fleet, rows, log, controls, report_backend)),
+        reports=ReportDesk(ReportSources(fleet, rows, log, controls, report_backend, agenda)),
         assessor=Assessor(assessments, assessing),
         feedback=(feedback, classifying),
     )

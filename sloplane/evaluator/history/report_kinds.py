@@ -36,6 +36,7 @@ from sloplane.evaluator.history.oncall import (
 from sloplane.evaluator.history.periods import Period, PeriodError, month, quarter, week
 from sloplane.evaluator.history.platform import PlatformError, check_service, platform_report
 from sloplane.evaluator.history.quarterly import quarterly_report
+from sloplane.evaluator.history.quarterly_agenda import AGENDA, AgendaSource
 from sloplane.evaluator.history.quarterly_slo import following_quarter, previous_quarter
 from sloplane.evaluator.history.sla import SlaInputs, reported, sla_report, slo_zone
 from sloplane.evaluator.measuring.backends.base import MetricsBackend
@@ -44,6 +45,8 @@ from sloplane.semantics.subjects import Fleet
 
 RowReader = Callable[[datetime, datetime, list[str]], Sequence[Rollup]]
 """(since, until, SLO names) → their rollup rows: a store's `read`."""
+AgendaExtras = Callable[[str, datetime], Sequence[AgendaSource]]
+"""(quarter label, as of) → agenda sources the quarterly review adds after its own."""
 
 _ZONES: TypeAdapter[str] = TypeAdapter(TimeZone)
 
@@ -114,6 +117,9 @@ class ReportSources:
     controls: ReleaseControlsView | None = None
     backend: MetricsBackend | None = None
     """Prometheus, for the reports replayed from it (`oncall`); none: they cannot be built here."""
+    agenda: AgendaExtras | None = None
+    """The quarterly review's further agenda sources (governance's findings, `governance.quarterly_findings`),
+    given from above this layer; none: the review's own sources only."""
 
 
 ROLLUPS_MISSING = "no rollups at {db}: run `sloplane rollup` first"
@@ -245,6 +251,7 @@ def _quarterly(sources: ReportSources, options: Mapping[str, str | None], at: da
             lambda names, since, until: sources.rows(since, until, names),
             time_zone=zone,
             log=sources.log,
+            agenda_sources=(*AGENDA, *(() if sources.agenda is None else sources.agenda(label, at))),
         )
     except PeriodError as error:  # a zone cutting the rollups' hours in two
         raise ReportOptionError("tz", str(error)) from None
