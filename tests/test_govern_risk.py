@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import Result
 
 from sloplane.core.serialize import pretty_json
 from sloplane.evaluator.governance.risk import band, own_state, risk_report
+from sloplane.evaluator.governance.risk_now import BAND_NAMES, FleetRiskNow
+from sloplane.evaluator.http.metrics import EvaluatorMetrics
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Measurement
 from sloplane.evaluator.service import Evaluator
@@ -330,3 +333,42 @@ def test_the_table_names_bands_and_advice(folder: Path, prometheus: str) -> None
 def test_usage_errors_name_the_option(folder: Path, args: tuple[str, ...], option: str) -> None:
     result = _run(folder, *args)
     assert result.exit_code == 2 and option in result.output, result.output
+
+
+def test_serve_exports_the_risk_as_metrics_worked_out_once_per_instant(
+    fleet: Fleet, prometheus: str, report: dict[str, Any]
+) -> None:
+    """`/metrics`' risk series are the report's numbers (the hand-computed ones above), each band one series; the
+    fleet is measured once per evaluation instant however often it is scraped."""
+    clock = [END]
+    evaluator = Evaluator(fleet, PrometheusBackend(prometheus), _NoLog(), clock=lambda: clock[0])
+    asked: list[datetime] = []
+
+    def evaluate(at: datetime) -> list[Measurement]:
+        asked.append(at)
+        return evaluator.evaluate(at)
+
+    metrics = EvaluatorMetrics()
+    metrics.watch_risk(FleetRiskNow(fleet, evaluate, evaluator.now), BAND_NAMES)
+    risk = ("sloplane_fleet_risk", "sloplane_service_risk")
+    samples = {}
+    for _ in range(3):
+        families = text_string_to_metric_families(metrics.render()[0].decode())
+        found = [sample for family in families for sample in family.samples if sample.name.startswith(risk)]
+        samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value for sample in found}
+    assert asked == [END]
+    fleet_entry = report["fleet"]
+    assert samples[("sloplane_fleet_risk_score", ())] == pytest.approx(fleet_entry["score"])
+    assert samples[("sloplane_fleet_risk_no_data", ())] == pytest.approx(fleet_entry["noData"])
+    current = [labels for (name, labels), value in samples.items() if name == "sloplane_fleet_risk_band" and value]
+    assert current == [(("band", fleet_entry["band"]),)]
+    for service in report["services"]:
+        bands = {dict(labels)["band"]: value for (name, labels), value in samples.items()
+                 if name == "sloplane_service_risk_band" and dict(labels)["service"] == service["service"]}  # fmt: skip
+        assert bands == {band: float(band == service["band"]) for band in BAND_NAMES}
+        if service["score"] is not None:
+            key = ("sloplane_service_risk_score", (("service", service["service"]),))
+            assert samples[key] == pytest.approx(service["score"])
+    clock[0] = END + timedelta(minutes=1)  # the next evaluation instant: worked out again
+    metrics.render()
+    assert asked == [END, END + timedelta(minutes=1)]

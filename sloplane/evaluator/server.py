@@ -26,6 +26,7 @@ from sloplane.evaluator.contracts import ReleaseControlsStore
 from sloplane.evaluator.export import DecisionSource, FencedSource, PeriodicExporter, S3Location, s3_client
 from sloplane.evaluator.governance.feedback import Sources, reclassify_due
 from sloplane.evaluator.governance.quarterly_findings import governance_agenda
+from sloplane.evaluator.governance.risk_now import BAND_NAMES, FleetRiskNow
 from sloplane.evaluator.history.catalog import Catalog
 from sloplane.evaluator.history.periodic import PeriodicRollup
 from sloplane.evaluator.history.report_kinds import ReportSources
@@ -312,6 +313,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     )
     chain = ChainAudit(log)
     metrics.watch_chain(chain.state)
+    metrics.watch_risk(FleetRiskNow(fleet, evaluator.evaluate, evaluator.now), BAND_NAMES)
     rows = StoreRows(lambda: open_rollups(config.db))
     report_backend = _report_backend(config)
     board = StatusBoard(evaluator, controls, rows, name=config.status_name)

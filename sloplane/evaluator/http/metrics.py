@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -73,6 +74,8 @@ class DeclaredNames:
         return slo in self._services
 
 
+RISK_SCORE_HELP = "Tier-weighted share of SLOs with data that are at risk or exhausted (govern risk's score)."
+RISK_NO_DATA_HELP = "Tier-weighted share of the fleet's SLOs without data (left out of the score)."
 ROLLUP_SERIES = {
     "rounds": "Periodic rollup rounds run on this replica since it started.",
     "failed_rounds": "Rounds that failed whole (the store could not be written).",
@@ -240,6 +243,37 @@ class EvaluatorMetrics:
             for name, help_text in ROLLUP_SERIES.items():
                 if name in found:
                     yield GaugeMetricFamily(f"sloplane_rollup_{name}", help_text, value=found[name])
+
+        self.registry.register(_Scraped(families))
+
+    def watch_risk(self, report: Callable[[], Mapping[str, Any] | None], bands: Sequence[str]) -> None:
+        """Fleet risk (`governance.risk`) read at scrape time: the fleet's and each service's score (the tier-weighted
+        share at risk or exhausted; absent without data), the share without data, and the band as one series per
+        band (1 for the current one, `unknown` included), so an alert can say `band="severe" == 1`."""
+
+        def families() -> Iterable[Metric]:
+            found = report()
+            if found is None:
+                return
+            fleet = found["fleet"]
+            if fleet["score"] is not None:
+                yield GaugeMetricFamily("sloplane_fleet_risk_score", RISK_SCORE_HELP, value=fleet["score"])
+            yield GaugeMetricFamily("sloplane_fleet_risk_no_data", RISK_NO_DATA_HELP, value=fleet["noData"])
+            band = GaugeMetricFamily("sloplane_fleet_risk_band", "The fleet's risk band.", labels=("band",))
+            for name in bands:
+                band.add_metric((name,), float(fleet["band"] == name))
+            yield band
+            score = GaugeMetricFamily("sloplane_service_risk_score", RISK_SCORE_HELP, labels=("service",))
+            by_band = GaugeMetricFamily(
+                "sloplane_service_risk_band", "Each service's risk band.", labels=("service", "band")
+            )
+            for service in found["services"]:
+                if service["score"] is not None:
+                    score.add_metric((service["service"],), service["score"])
+                for name in bands:
+                    by_band.add_metric((service["service"], name), float(service["band"] == name))
+            yield score
+            yield by_band
 
         self.registry.register(_Scraped(families))
 
