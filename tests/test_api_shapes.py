@@ -37,6 +37,7 @@ from sloplane.evaluator.model import (
     Measurement,
     Outcome,
     Reason,
+    ShadowDecision,
     WindowMeasurement,
     json_shape,
 )
@@ -115,6 +116,15 @@ def _decisions() -> list[Decision]:
         measurement=broken,
         policy={"minBudgetRemaining": 0.0, "maxBurnRate": 14.4, "onError": "fail"},
         policy_version="fedcba9876543210",
+        shadow=ShadowDecision(
+            objective=99.95,
+            outcome=Outcome.FAIL,
+            reasons=(
+                Reason("budget-exhausted", "the error budget is exhausted (-20.0% left)", {"budget_remaining": -0.2}),
+            ),
+            policy={"minBudgetRemaining": 0.0},
+            policy_version="0123456789abcdef",
+        ),
     )
     return [make_decision(1), unmeasured, overridden]
 
@@ -274,7 +284,7 @@ def test_the_json_keeps_its_order_names_and_spellings() -> None:
     written = decision.to_dict()
     assert list(written) == [
         "id", "decision", "slo", "service", "stage", "decidedAt", "evaluatedAt",
-        "reasons", "request", "measurement", "policy", "policyVersion",
+        "reasons", "request", "measurement", "policy", "policyVersion", "shadow",
     ]  # fmt: skip
     assert list(written["request"]) == [
         "slo", "service", "stage", "revision", "pipeline", "rollout", "at", "requestedBy", "breakGlass",

@@ -45,9 +45,9 @@ def _decisions_table(found: list[dict[str, Any]]) -> Table:
     for record in found:
         first = record["reasons"][0]["message"] if record.get("reasons") else ""
         revision = (record.get("request") or {}).get("revision") or "-"
-        table.add_row(
-            record["decidedAt"], record["slo"], record.get("stage") or "-", record["decision"], revision, first
-        )
+        shadow = record.get("shadow")  # the declaration's shadow's outcome beside the real one (A/B of a policy)
+        decision = record["decision"] if shadow is None else f"{record['decision']} (shadow: {shadow['decision']})"
+        table.add_row(record["decidedAt"], record["slo"], record.get("stage") or "-", decision, revision, first)
     return table
 
 

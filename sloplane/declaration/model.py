@@ -175,6 +175,28 @@ class StatusPage(SpecModel):
     """Shown on the public status page (`serve --public-status`); every SLO is on the page a `read` token sees."""
 
 
+class Shadow(SpecModel):
+    """A candidate objective or gate policy tried beside the declared ones, without consequence (A/B of a policy
+    change): rendered as dry-run analysis metrics (Argo Rollouts' `dryRun`), and decided beside every real gate
+    decision, recorded in the same record as its `shadow`, never gating, alerting or notifying.
+
+    Why in the declaration, not a flag: the change to try is reviewed where the objective lives, and once its
+    shadow decisions have been compared with the real ones (`sloplane decisions`, the decision log), adopting it is
+    moving these values one level up.
+    """
+
+    objective: Objective | None = None
+    """The objective to try (stages with their own objective keep it)."""
+    gate: GatePolicy | None = None
+    """The gate policy to try, whole (the declared one, or the defaults, otherwise)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.objective is None and self.gate is None:
+            raise ValueError("a shadow tries an 'objective', a 'gate' policy, or both")
+        return self
+
+
 class Metadata(SpecModel):
     """Identity: the SLO's name (RFC 1123, unique in the fleet), labels and annotations."""
 
@@ -206,6 +228,8 @@ class Spec(SpecModel):
     exclusions: Exclusions = Field(default_factory=Exclusions)
     alerting: Alerting = Field(default_factory=Alerting)
     gate: GatePolicy | None = None
+    shadow: Shadow | None = None
+    """A candidate objective or gate policy decided beside the real ones, without consequence."""
     targets: list[TargetSystem] = Field(default_factory=lambda: list(DEFAULT_TARGETS), min_length=1)
 
     @model_validator(mode="after")
@@ -255,6 +279,17 @@ class Spec(SpecModel):
             return marked[0]
         return self.stage("production") or self.stages[-1]
 
+    def shadowed(self) -> Spec | None:
+        """The spec as the shadow would have it (its objective and gate policy in place, no shadow), or None."""
+        if self.shadow is None:
+            return None
+        update: dict[str, Any] = {"shadow": None}
+        if self.shadow.objective is not None:
+            update["objective"] = self.shadow.objective
+        if self.shadow.gate is not None:
+            update["gate"] = self.shadow.gate
+        return self.model_copy(update=update)
+
     def stage_objective(self, stage: Stage | None) -> float:
         """A stage's objective, falling back to the SLO's."""
         if stage is not None and stage.objective is not None:
@@ -274,3 +309,8 @@ class Declaration(SpecModel):
     def name(self) -> str:
         """The SLO's unique name."""
         return self.metadata.name
+
+    def shadowed(self) -> Declaration | None:
+        """The declaration as its shadow would have it (`Spec.shadowed`), or None without a shadow."""
+        spec = self.spec.shadowed()
+        return None if spec is None else self.model_copy(update={"spec": spec})

@@ -20,6 +20,10 @@ costs nothing to build (there is nothing to validate in what the evaluator compu
 its generated `to_dict` is the dict display one would write by hand, while pydantic is only needed
 to describe them, once, when the document is built. `tests/test_api_shapes.py` checks that what
 `to_dict` writes is exactly what the document publishes.
+
+Size: over 500 lines because the wire format is declared in one place: every shape the API, the decision log and
+the CLI write (with the `json_shape` machinery that generates their JSON) lives beside the others, so that a field
+added to a decision, its request or its shadow is seen with everything it is written next to.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pydantic import ConfigDict, Field, with_config
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
+from sloplane.core.budget import budget_remaining, burn_rate
 from sloplane.declaration.policy import ChangeType, RiskLevel
 
 
@@ -311,6 +316,22 @@ class Measurement(JsonShape):
         """Whether any window or the period has a value."""
         return self.period_error_ratio is not None or any(w.error_ratio is not None for w in self.windows)
 
+    def under(self, objective: float) -> Measurement:
+        """The same measurement read against another objective (a shadow's): error ratios, events and exclusions as
+        measured; burn rates and budget remaining recomputed (`core.budget`). Time to exhaustion, a projection of
+        the declared objective's burn, is left out rather than guessed."""
+        if objective == self.objective:
+            return self
+        windows = tuple(
+            dataclasses.replace(w, burn_rate=None if w.error_ratio is None else burn_rate(w.error_ratio, objective))
+            for w in self.windows
+        )
+        ratio = self.period_error_ratio
+        remaining = None if ratio is None else budget_remaining(ratio, objective)
+        return dataclasses.replace(
+            self, objective=objective, windows=windows, budget_remaining=remaining, time_to_exhaustion=None
+        )
+
 
 @json_shape()
 @dataclass(frozen=True)
@@ -336,6 +357,22 @@ class GateReason(Reason):
 
 @json_shape()
 @dataclass(frozen=True, kw_only=True)
+class ShadowDecision(JsonShape):
+    """What the declaration's shadow (`spec.shadow`: a candidate objective or policy) would have decided on the
+    same request at the same instant, recorded beside the real outcome and never acting."""
+
+    objective: float
+    """The objective the shadow decided against (the subject's, under the shadow)."""
+    outcome: Annotated[Outcome, Field(alias="decision")]
+    reasons: tuple[Reason, ...]
+    policy: dict[str, Any]
+    """The gate policy the shadow applied."""
+    policy_version: str
+    """A hash of the declaration as the shadow has it."""
+
+
+@json_shape()
+@dataclass(frozen=True, kw_only=True)
 class Decision(JsonShape):
     """The answer to a gate request, recorded in full in the decision log."""
 
@@ -357,6 +394,8 @@ class Decision(JsonShape):
     """The gate policy applied."""
     policy_version: str
     """A hash of the declaration the decision was made under."""
+    shadow: ShadowDecision | None = None
+    """What the declaration's shadow would have decided (none without a shadow); it never changes `decision`."""
 
     def __post_init__(self) -> None:
         """`evaluated_at` is derived, not given: a field all the same, so that it is written where the JSON has it."""

@@ -8,6 +8,7 @@ the same instant and share cached answers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import uuid
@@ -30,7 +31,7 @@ from sloplane.evaluator.measuring.backends.datadog import DatadogCounts
 from sloplane.evaluator.measuring.cache import TTLCache
 from sloplane.evaluator.measuring.health import BackendHealth, HealthRecordingBackend
 from sloplane.evaluator.measuring.measure import DeclaredSubject, Measurer
-from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason
+from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason, ShadowDecision
 from sloplane.evaluator.storage.assessments import AssessmentReader, Coverage, coverage
 from sloplane.semantics.subjects import Fleet, Subject, production_subject, subjects
 
@@ -320,6 +321,7 @@ class Evaluator:
         outcome = self.pipeline.decide(context)
         policy: dict[str, Any] = context.policy.model_dump(mode="json", by_alias=True)
         policy["declared"] = target.declaration.spec.gate is not None
+        shadow = self._shadow(target, context)
         return Decision(
             id=uuid.uuid4().hex,
             decided_at=self.clock(),
@@ -332,6 +334,30 @@ class Evaluator:
             policy=policy,
             policy_version=self._version(target.declaration),
             service=target.declaration.spec.service,
+            shadow=shadow,
+        )
+
+    def _shadow(self, target: DeclaredSubject, context: GateContext) -> ShadowDecision | None:
+        """What the declaration's shadow decides on the same request, measurements and controls: the subject under
+        the shadow's objective (its stage's own, if it has one) and policy, the measurement read against it."""
+        shadowed = target.declaration.shadowed()
+        if shadowed is None:
+            return None
+        subject = next(s for s in subjects(shadowed) if s.stage == target.subject.stage)
+        shadow_context = dataclasses.replace(
+            context,
+            declaration=shadowed,
+            subject=subject,
+            measurement=context.measurement.under(subject.objective),
+            reasons=[],
+        )
+        outcome = self.pipeline.decide(shadow_context)
+        return ShadowDecision(
+            objective=subject.objective,
+            outcome=outcome,
+            reasons=tuple(shadow_context.reasons),
+            policy=shadow_context.policy.model_dump(mode="json", by_alias=True),
+            policy_version=policy_version(shadowed),
         )
 
     def gate(self, request: GateRequest) -> GateResult:

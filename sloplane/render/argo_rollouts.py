@@ -281,6 +281,30 @@ def _args(provider: AnalysisProvider, options: PipelineOptions) -> list[dict[str
     return args
 
 
+SHADOW_PREFIX = "shadow-"
+"""The names of a shadow's dry-run metrics (`spec.shadow`): its metrics, prefixed."""
+
+
+def _shadow_metrics(
+    declaration: Declaration, subject: Subject, fleet: FleetLike, prometheus_url: str
+) -> list[dict[str, Any]]:
+    """The shadow's metrics (its objective and policy in place), for Argo to run in dry run: measured and shown
+    beside the real ones, never failing the rollout. The web provider has none: the evaluator decides the shadow
+    beside every real decision and records it there (`Decision.shadow`); a second web metric would gate twice."""
+    shadowed = declaration.shadowed()
+    if shadowed is None:
+        return []
+    provider = shadowed.spec.effective_gate.analysis.provider
+    if AnalysisProvider.WEB in (provider, declaration.spec.effective_gate.analysis.provider):
+        return []
+    own = next(found for found in subjects(shadowed) if found.stage == subject.stage)
+    if provider is AnalysisProvider.PROMETHEUS:
+        metrics = _prometheus_metrics(shadowed, own, fleet, prometheus_url)
+    else:
+        metrics = datadog_metrics(shadowed, own)
+    return [{**metric, "name": SHADOW_PREFIX + metric["name"]} for metric in metrics]
+
+
 def analysis_template(
     declaration: Declaration,
     subject: Subject,
@@ -289,7 +313,7 @@ def analysis_template(
     *,
     prometheus_url: str = DEFAULT_PROMETHEUS_URL,
 ) -> dict[str, Any]:
-    """The (Cluster)AnalysisTemplate of one subject."""
+    """The (Cluster)AnalysisTemplate of one subject, with its shadow's metrics in dry run."""
     analysis = declaration.spec.effective_gate.analysis
     schedule = gate_schedule(declaration)
     if analysis.provider is AnalysisProvider.PROMETHEUS:
@@ -298,13 +322,16 @@ def analysis_template(
         metrics = datadog_metrics(declaration, subject)
     else:
         metrics = [_web_metric(declaration, subject, options, schedule.interval)]
+    shadow = _shadow_metrics(declaration, subject, fleet, prometheus_url)
     shared = _schedule_fields(schedule)
     spec: dict[str, Any] = {
         "args": _args(analysis.provider, options),
-        "metrics": [{**metric, **shared} for metric in metrics],
+        "metrics": [{**metric, **shared} for metric in (*metrics, *shadow)],
     }
     if schedule.dry_run:
         spec["dryRun"] = [{"metricName": ".*"}]
+    elif shadow:
+        spec["dryRun"] = [{"metricName": f"{SHADOW_PREFIX}.*"}]
     return {
         "apiVersion": API_VERSION,
         "kind": _kind(declaration),
