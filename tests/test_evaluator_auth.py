@@ -46,7 +46,8 @@ def test_new_token_needs_a_name_and_known_scopes() -> None:
     [
         (Scope.READ, {Scope.READ}),
         (Scope.GATE, {Scope.GATE, Scope.READ}),
-        (Scope.ADMIN, {Scope.ADMIN, Scope.GATE, Scope.READ}),
+        (Scope.ADMIN, {Scope.ADMIN, Scope.GATE, Scope.READ, Scope.FEEDBACK}),
+        (Scope.FEEDBACK, {Scope.FEEDBACK}),  # support staff: customer reports, nothing else
     ],
 )
 def test_scopes_imply_the_lesser_ones(granted: Scope, effective: set[Scope]) -> None:

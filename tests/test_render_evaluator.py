@@ -23,6 +23,8 @@ from sloplane.declaration.writer import declaration_data
 from sloplane.evaluator.http.auth import new_token
 from sloplane.evaluator.notify.outbox_postgres import PostgresOutbox
 from sloplane.evaluator.storage import decisions, postgres_conninfo
+from sloplane.evaluator.storage.assessments_postgres import PostgresAssessments
+from sloplane.evaluator.storage.feedback_postgres import PostgresFeedback
 from sloplane.evaluator.storage.postgres import PostgresDecisionLog
 from sloplane.evaluator.storage.postgres_controls import PostgresReleaseControls
 from sloplane.interop import load_declarations
@@ -643,8 +645,10 @@ def test_the_rendered_pod_keeps_its_state_in_postgresql_as_a_writer_role(
         PostgresDecisionLog(postgres_url),
         PostgresReleaseControls(postgres_url),
         PostgresOutbox(postgres_url),
+        PostgresAssessments(postgres_url),
+        PostgresFeedback(postgres_url),
     ):
-        store.close()  # the owner's migrations, run once
+        store.close()  # the owner's migrations, run once (`sloplane migrate` opens these)
     role, password = f"evaluator_{uuid.uuid4().hex[:8]}", "pod-s3cret-pass"
     postgres_cluster.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'; GRANT sloplane_writer TO {role}")
     url = postgres_cluster.tcp_url(postgres_database, role, password)
