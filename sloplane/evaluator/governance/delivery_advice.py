@@ -11,8 +11,8 @@ The rules, in the order they are given (`delivery.py`'s docstring says where eve
   "deploy less" on its own: fewer, larger releases fail more and take longer to restore.
 - `budget-exhausted`: an SLO of the service has spent its whole budget over its current compliance period
   (from the rollups). The policy is the Workbook's: until it recovers, only fix, reliability and security
-  changes ship. Not enforced yet: gate requests carry no `changeType` (a later part of issue 18), so the gate
-  cannot tell a fix from a feature; the advice says so.
+  changes ship. The gate enforces it for requests that declare their `changeType` (`gate.reliabilityChanges`:
+  those pass as a recorded policy exception when the budget is all that fails them); the advice says how.
 - `deploy-more-often`: stable with budget to spare — change failure rate at most `CFR_STABLE`, every SLO of the
   service below `SPARE_BUDGET` of its budget in the current period, fewer than `HEAVY_REPEATS` budget-heavy
   deployments. Unspent budget is room to ship faster (the Workbook's "release faster"). Not given when any SLO's
@@ -123,7 +123,8 @@ def _exhausted(figures: DeliveryFigures) -> dict[str, Any] | None:
         "rule": "budget-exhausted",
         "message": (
             f"the error budget of {names} is spent for the current period: by policy only fix, reliability and "
-            "security changes ship until it recovers (not enforced yet: gate requests carry no `changeType`)"
+            "security changes ship until it recovers (the gate lets them through when the pipeline declares its "
+            "changeType: fix, reliability or security)"
         ),
         "inputs": {
             "slos": [
