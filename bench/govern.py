@@ -11,9 +11,9 @@ tables the governance commands open (the support feedback's, empty). What is mea
 - `sloplane govern debt SLOS DEBT --db STORE --at END --format json`: a register of one item per DEBT_EVERY SLOs
   (written here), ranked by the bad events of the last 90 days, and every SLO's last month judged for
   missed-without-debt;
-- `sloplane report quarterly SLOS DEBT --db STORE --quarter Q --at END --format json` for the last quarter that
-  lies whole inside the history: the review with `govern stale`'s and the register's findings as of the
-  quarter's end (before issue 18 the same run measured 26.1 s, 621 MB: `bench.rollup`).
+- `sloplane report quarterly SLOS DEBT --db STORE --quarter Q --at END --format json` for the quarter
+  `bench.rollup` reviews (the one holding the last whole month): the review with `govern stale`'s and the
+  register's findings as of the quarter's end or END (before issue 18 the same run measured 26.1 s, 621 MB).
 
 The store holds no decisions (`bench.rollup` gates nothing): `unused` finds no gated sibling and the log costs
 nothing here. Run: `.venv/bin/python -m bench.govern --workdir DIR` after `.venv/bin/python -m bench.rollup
@@ -28,7 +28,9 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.rollup import SLOPLANE, Run, measured, print_runs, say
+import yaml
+
+from bench.rollup import SLOPLANE, Run, last_whole_month, measured, print_runs, say
 
 DEBT_EVERY = 10
 """One register item per this many SLOs: 200 items for 2,000."""
@@ -36,7 +38,8 @@ DEBT_EVERY = 10
 
 def write_register(folder: Path, slos: Path, opened: datetime) -> Path:
     """A register of one open item per `DEBT_EVERY` SLOs of the fleet's files (every 20th one overdue)."""
-    names = sorted(path.stem for path in slos.glob("*.yaml"))[::DEBT_EVERY]
+    files = sorted(slos.glob("*.yaml"))[::DEBT_EVERY]
+    names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in files]
     documents = []
     for index, name in enumerate(names):
         due = (opened + timedelta(days=30 if index % 2 else 400)).date().isoformat()
@@ -52,15 +55,14 @@ def write_register(folder: Path, slos: Path, opened: datetime) -> Path:
     return path
 
 
-def last_whole_quarter(start: datetime, end: datetime) -> str | None:
-    """The last calendar quarter (UTC, with a day's margin for the fleet's zones) inside [start, end]."""
-    for back in range(0, 8):
-        index = end.year * 4 + (end.month - 1) // 3 - 1 - back
-        year, number = index // 4, index % 4 + 1
-        first = datetime(year, 3 * number - 2, 1, tzinfo=end.tzinfo)
-        if first - timedelta(days=1) >= start:
-            return f"{year}-Q{number}"
-    return None
+def review_quarter(start: datetime, end: datetime) -> str | None:
+    """The quarter `bench.rollup` reviews: the one holding the last month whole inside the history (it reads that
+    quarter and the one before), so that the figures compare."""
+    label = last_whole_month(start, end)
+    if label is None:
+        return None
+    year, number = (int(part) for part in label.split("-"))
+    return f"{year}-Q{(number - 1) // 3 + 1}"
 
 
 def main() -> None:
@@ -75,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sloplane-bench-govern-") as scratch:
         folder = Path(scratch)
         register = write_register(folder, slos, start)
-        quarter = last_whole_quarter(start, end)
+        quarter = review_quarter(start, end)
         say(f"{history['slos']:,} SLOs, {history['days']} days to {at}; register of {history['slos'] // DEBT_EVERY}")
         commands = {
             "govern-stale": ["govern", "stale", str(slos), "--db", str(store), "--at", at, "--format", "json"],
