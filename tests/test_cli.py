@@ -58,6 +58,32 @@ def test_schema_is_valid_and_accepts_every_example() -> None:
     assert list(validator.iter_errors(broken))
 
 
+def test_the_debt_registers_schema_accepts_an_item_and_refuses_a_misspelt_one() -> None:
+    result = run_cli("schema", "--kind", "ReliabilityDebt")
+    assert result.code == 0, result.stderr
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    item = {
+        "apiVersion": "sloplane.dev/v1alpha1",
+        "kind": "ReliabilityDebt",
+        "metadata": {"name": "checkout-pool"},
+        "spec": {
+            "slos": ["checkout-availability"],
+            "kind": "known-violation",
+            "owner": {"name": "Payments", "contact": "#payments"},
+            "cause": "The pool saturates.",
+            "evidence": ["missed 2025-12"],
+            "remediation": {"plan": "Shard it.", "tracker": "https://jira.example.com/PAY-1", "due": "2026-02-01"},
+            "opened": "2026-01-05",
+            "revisit": "2026-03-01",
+        },
+    }
+    assert list(validator.iter_errors(item)) == []
+    assert list(validator.iter_errors({**item, "spec": {**item["spec"], "kind": "debt"}}))
+    assert run_cli("schema", "--kind", "Debt").code == 2
+
+
 def test_explain_json_has_the_workbook_numbers() -> None:
     result = run_cli("explain", "--format", "json", EXAMPLES)
     assert result.code == 0, result.stderr

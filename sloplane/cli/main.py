@@ -44,7 +44,8 @@ from sloplane.cli.common import Consoles
 from sloplane.core.durations import format_duration, human_duration
 from sloplane.core.fileio import Plan, UnsafeOutputError, plan, write_files
 from sloplane.core.serialize import pretty_json_ascii
-from sloplane.declaration.model import Declaration
+from sloplane.declaration.debt import DEBT_KIND, ReliabilityDebt
+from sloplane.declaration.model import KIND, Declaration
 from sloplane.declaration.writer import declaration_data, dump_yaml
 from sloplane.interop import LoadResult, load_paths
 from sloplane.interop.formats import FOREIGN_FORMATS, by_command
@@ -119,13 +120,24 @@ def validate(paths: Paths, strict: Strict = False) -> None:
     _out.print(f"{len(result.slos)} SLO(s) valid{debts}, {len(result.warnings)} warning(s)", markup=False)
 
 
+SCHEMAS = {KIND: (Declaration, "service-level-objective"), DEBT_KIND: (ReliabilityDebt, "reliability-debt")}
+"""Each document kind's model and the name of its schema's file."""
+
+
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the declaration (for editors and pre-commit hooks)."""
+def schema(
+    kind: Annotated[
+        str, typer.Option("--kind", help=f"The document kind: {' or '.join(SCHEMAS)}.", show_default=True)
+    ] = KIND,
+) -> None:
+    """Print the JSON Schema of a document kind (for editors and pre-commit hooks)."""
+    if kind not in SCHEMAS:
+        raise typer.BadParameter(f"give one of {', '.join(SCHEMAS)}", param_hint="--kind")
+    model, name = SCHEMAS[kind]
     document: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://sloplane.dev/schemas/v1alpha1/service-level-objective.json",
-        **Declaration.model_json_schema(by_alias=True),
+        "$id": f"https://sloplane.dev/schemas/v1alpha1/{name}.json",
+        **model.model_json_schema(by_alias=True),
     }
     sys.stdout.write(pretty_json_ascii(document, sort_keys=True))
 
