@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sloplane.declaration.policy import ChangeType
-from sloplane.evaluator.deciding.pipeline import DecisionPipeline, GateContext
+from sloplane.evaluator.deciding.pipeline import DecisionPipeline, GateContext, Related
 from sloplane.evaluator.model import GateRequest, Outcome
 from sloplane.semantics.subjects import subjects
 from tests.test_decide import _declaration, _measurement
@@ -82,3 +82,41 @@ def test_a_healthy_budget_needs_no_exception() -> None:
 def test_the_request_writes_the_type_under_its_wire_name() -> None:
     assert GateRequest(slo="x", change_type=ChangeType.FIX).to_dict()["changeType"] == "fix"
     assert GateRequest(slo="x").to_dict()["changeType"] is None
+
+
+def _decide_beside_a_spent_sibling(
+    change: ChangeType | None, ratio: float | None = QUIET, gate: dict[str, Any] | None = None, period: Any = 0.0002
+) -> tuple[Outcome, dict[str, Any]]:
+    """The SLO itself has budget to spare (0.02% of 0.1% spent); a sibling of its service has spent its own, which
+    freezes the service's releases (`freezeOnBudgetExhausted`, the default)."""
+    declaration = _declaration(gate)
+    subject = subjects(declaration)[0]
+    sibling = Related("sibling", declaration, subject, _measurement(QUIET, period=SPENT))
+    request = GateRequest(slo="checkout-availability", change_type=change)
+    own = _measurement(ratio, period=period)
+    context = GateContext(declaration, subject, request, own, related=[sibling])
+    outcome = DecisionPipeline().decide(context)
+    return outcome, {reason.code: reason for reason in context.reasons}
+
+
+def test_a_fix_passes_a_siblings_budget_freeze_only_after_every_check() -> None:
+    outcome, reasons = _decide_beside_a_spent_sibling(ChangeType.FIX)
+    assert outcome is Outcome.PASS and reasons["frozen"].values["kind"] == "budget"
+    assert "policy-exception" in reasons and {"budget", "alerts"} <= set(reasons)  # the checks ran
+
+
+def test_a_siblings_budget_freeze_never_lets_a_burning_fix_through() -> None:
+    outcome, reasons = _decide_beside_a_spent_sibling(ChangeType.FIX, ratio=0.02)  # 20x: page alerts active
+    assert outcome is Outcome.FAIL and "alert-active" in reasons and "policy-exception" not in reasons
+
+
+def test_a_siblings_budget_freeze_never_skips_the_assessment_or_the_data() -> None:
+    outcome, reasons = _decide_beside_a_spent_sibling(ChangeType.FIX, gate={"requireAssessment": "high"})
+    assert outcome is Outcome.FAIL and "assessment-missing" in reasons and "policy-exception" not in reasons
+    outcome, reasons = _decide_beside_a_spent_sibling(ChangeType.SECURITY, ratio=None, period=None)
+    assert outcome is Outcome.INCONCLUSIVE and "no-data" in reasons and "policy-exception" not in reasons
+
+
+def test_a_feature_stays_frozen_by_a_siblings_spent_budget_and_is_told_why() -> None:
+    outcome, reasons = _decide_beside_a_spent_sibling(ChangeType.FEATURE)
+    assert outcome is Outcome.FAIL and "changes-restricted" in reasons and "budget" not in reasons  # guards ended

@@ -14,7 +14,7 @@ from sloplane.core.durations import format_duration
 from sloplane.core.schedules import occurrence_at
 from sloplane.declaration.policy import BackendErrorPolicy
 from sloplane.evaluator.deciding.context import Adjuster, GateContext, firing_alerts
-from sloplane.evaluator.model import Outcome
+from sloplane.evaluator.model import Outcome, Reason
 
 BREACH_CODES = frozenset({"budget-exhausted", "budget-low", "burn-rate", "alert-active", "canary-worse"})
 """Reasons that say the SLO itself is being breached (as opposed to a freeze or a fault)."""
@@ -78,7 +78,24 @@ def frozen(context: GateContext) -> Outcome | None:
                     slo=sibling.declaration.name,
                     budget_remaining=remaining,
                 )
-    return Outcome.FAIL if context.has_reason("frozen") else None
+    if not context.has_reason("frozen"):
+        return None
+    if _reliability_change(context) and not _other_freezes(context):
+        # a budget freeze and a change the policy exempts: the other guards and the checks still judge it, and
+        # `reliability_window` records the exception when nothing else stops it
+        return None
+    return Outcome.FAIL
+
+
+def _reliability_change(context: GateContext) -> bool:
+    """The request declares a change type the policy lets through a spent budget (`reliabilityChanges`)."""
+    change = context.request.change_type
+    return change is not None and change in context.policy.reliability_changes
+
+
+def _other_freezes(context: GateContext) -> bool:
+    """A freeze in force other than a spent budget's (by hand, an incident, a schedule, unreadable controls)."""
+    return any(reason.code == "frozen" and reason.values.get("kind") != "budget" for reason in context.reasons)
 
 
 def assessment_required(context: GateContext) -> Outcome | None:
@@ -253,32 +270,36 @@ def _budget_only(context: GateContext, outcome: Outcome) -> bool:
     if outcome is not Outcome.FAIL:
         return False
     failing = [reason for reason in context.reasons if reason.code not in INFORMATIONAL]
-    return bool(failing) and all(
-        reason.code in BUDGET_ONLY or (reason.code == "frozen" and reason.values.get("kind") == "budget")
-        for reason in failing
-    )
+    return bool(failing) and all(reason.code in BUDGET_ONLY or _budget_freeze(reason) for reason in failing)
 
 
 def reliability_window(context: GateContext, outcome: Outcome) -> Outcome:
     """While the budget is spent, a change the policy lists (`reliabilityChanges`: fix, reliability, security)
     passes when the budget is all that fails it — the error budget policy's exception, recorded as one. A change
-    of another type, or none declared, is told which types would pass. A burn, an alert or a worse canary still
-    stops every change: the exception is for the budget, not for a breach happening now."""
-    if not _budget_only(context, outcome):
+    of another type, or none declared, is told which types would pass. A burn, an alert, a worse canary, a missing
+    assessment or data that cannot be judged still stops every change: for such a change a spent budget's freeze
+    does not end the guards (`frozen`), so everything else was judged before this step."""
+    spent = [reason for reason in context.reasons if reason.code in BUDGET_ONLY or _budget_freeze(reason)]
+    if not spent:
         return outcome
     allowed = context.policy.reliability_changes
     change = context.request.change_type
     names = ", ".join(kind.value for kind in allowed)
-    if change is not None and change in allowed:
-        context.note(
-            "policy-exception",
-            f"a {change.value} change may ship while the error budget is spent (the budget policy lets {names} "
-            "changes through); burn, alerts and the canary were checked and are clear",
-            change_type=change.value,
-            allowed=[kind.value for kind in allowed],
-            overridden=outcome.value,
-        )
-        return Outcome.PASS
+    if _reliability_change(context):
+        assert change is not None
+        if outcome is Outcome.PASS or _budget_only(context, outcome):
+            context.note(
+                "policy-exception",
+                f"a {change.value} change may ship while the error budget is spent (the budget policy lets {names} "
+                "changes through); the other guards and checks were judged and are clear",
+                change_type=change.value,
+                allowed=[kind.value for kind in allowed],
+                overridden=Outcome.FAIL.value,
+            )
+            return Outcome.PASS
+        return outcome
+    if not _budget_only(context, outcome):
+        return outcome
     declared = "no changeType was declared" if change is None else f"this is a {change.value} change"
     passing = f"only {names} changes pass" if allowed else "no change passes (the policy's reliabilityChanges is [])"
     context.note(
@@ -288,6 +309,10 @@ def reliability_window(context: GateContext, outcome: Outcome) -> Outcome:
         allowed=[kind.value for kind in allowed],
     )
     return outcome
+
+
+def _budget_freeze(reason: Reason) -> bool:
+    return reason.code == "frozen" and reason.values.get("kind") == "budget"
 
 
 def break_glass(context: GateContext, outcome: Outcome) -> Outcome:
