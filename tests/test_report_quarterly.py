@@ -255,7 +255,7 @@ def governed(fleet: Fleet, database: Path) -> dict[str, Any]:
     try:
         with SqliteDecisionLog(database) as log:
             rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
-            extras = governance_agenda(fleet, rows, log=log, feedback=lambda *_: [])("2025-Q4", AT)
+            extras = governance_agenda(rows, feedback=lambda *_: [])("2025-Q4", AT, fleet, log)
     finally:
         store.close()
     return _build(fleet, database, agenda_sources=(*AGENDA, *extras))
@@ -694,3 +694,23 @@ def test_the_page_reads_in_a_browser(
     screenshot(browser, "quarterly")
     text = open_page(browser_without_javascript, page_file).text()
     assert "Quarterly review 2025-Q4" in text and governed["agenda"][0]["title"] in text
+
+
+def test_governance_findings_cover_only_the_reports_own_fleet(fleet: Fleet, database: Path) -> None:
+    """A limited token's review is built over its own SLOs and decisions: governance's findings follow them, never
+    another team's (the sources are the report's, not the server's whole fleet)."""
+    teams = sorted({fleet[name].spec.owners.team for name in fleet})
+    store = SqliteRollups(database)
+    try:
+        with SqliteDecisionLog(database) as log:
+            rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
+            agenda = governance_agenda(rows, feedback=lambda *_: [])
+            whole = [item for source in agenda("2025-Q4", AT, fleet, log) for item in source({})]
+            for team in teams:
+                own = Fleet([fleet[name] for name in fleet if fleet[name].spec.owners.team == team])
+                items = [item for source in agenda("2025-Q4", AT, own, log) for item in source({})]
+                assert {item["slo"] for item in items} <= set(own)
+                assert items == [item for item in whole if item["slo"] in own]
+    finally:
+        store.close()
+    assert whole, "the history gives findings to share out"

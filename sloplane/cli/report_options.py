@@ -138,7 +138,7 @@ def opened_sources(
             controls = open_release_controls(db)
             try:
                 rows = lambda since, until, names: store.read(since=since, until=until, slos=names)  # noqa: E731
-                agenda = governance_agenda(fleet, rows, log=log, debts=debts, feedback=_feedback_reader(db))
+                agenda = governance_agenda(rows, debts=debts, feedback=_feedback_reader(db))
                 yield ReportSources(fleet, rows, log, controls, backend, agenda)
             finally:
                 controls.close()

@@ -320,11 +320,7 @@ def build_service(fleet: Fleet, config: ServerConfig) -> EvaluatorService:
     classifying = Sources(fleet, rows, log, report_backend)
     assessing = AssessmentSources(fleet, rows, log, controls, evaluator.evaluate)
     agenda = governance_agenda(
-        fleet,
-        rows,
-        log=log,
-        debts=config.debts,
-        feedback=lambda since, until: feedback.reports(since=since, until=until),
+        rows, debts=config.debts, feedback=lambda since, until: feedback.reports(since=since, until=until)
     )
     app = create_app(
         evaluator,

@@ -67,28 +67,28 @@ def _items(
 
 
 def governance_agenda(
-    fleet: Fleet,
-    rows: RowReader,
-    *,
-    log: GateLog | None = None,
-    debts: Sequence[ReliabilityDebt] = (),
-    feedback: FeedbackReader | None = None,
+    rows: RowReader, *, debts: Sequence[ReliabilityDebt] = (), feedback: FeedbackReader | None = None
 ) -> AgendaExtras:
-    """The review's further agenda sources for a quarter (label) as of `at`: stale findings, then the register's.
+    """The review's further agenda sources for a quarter (label) as of `at`, over the fleet and log the review
+    covers (a limited token's: its own SLOs and decisions): stale findings, then the register's.
 
-    `log`: the decision log (`unused` not checked without it); `debts`: the register's items; `feedback`: the
-    support feedback reports (blind spots not checked without it)."""
+    `debts`: the register's items (those naming an SLO of the fleet are read); `feedback`: the support feedback
+    reports (those of the fleet's services are read; blind spots not checked without it). Without a log, `unused`
+    is not checked."""
 
-    def sources(label: str, at: datetime) -> list[AgendaSource]:
+    def sources(label: str, at: datetime, fleet: Fleet, log: GateLog | None) -> list[AgendaSource]:
         period = quarter(label, "UTC")
         as_of = min(period.end, at)
+        own = [debt for debt in debts if any(slo in fleet for slo in debt.spec.slos)]
         spots = None
         if feedback is not None:
-            spots = blind_spots(feedback(period.start, period.end), fleet, period.start, period.end)
-        stale = stale_report(fleet, rows, as_of, log=log, open_debt=open_debt_lookup(debts), blind_spots=spots)
-        register = debt_report(fleet, debts, rows, as_of)
+            services = {fleet[name].spec.service for name in fleet}
+            reports = [report for report in feedback(period.start, period.end) if report.service in services]
+            spots = blind_spots(reports, fleet, period.start, period.end)
+        stale = stale_report(fleet, rows, as_of, log=log, open_debt=open_debt_lookup(own), blind_spots=spots)
+        register = debt_report(fleet, own, rows, as_of)
         listed = [finding for finding in stale["findings"] if finding["rule"] not in REVIEW_LISTS_ALREADY]
-        by_name = {debt.name: debt for debt in debts}
+        by_name = {debt.name: debt for debt in own}
         stale_items = _items(listed, "stale-", fleet, by_name)
         debt_items = _items(register["findings"], "", fleet, by_name)
         return [lambda _report: stale_items, lambda _report: debt_items]

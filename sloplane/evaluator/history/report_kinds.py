@@ -45,8 +45,9 @@ from sloplane.semantics.subjects import Fleet
 
 RowReader = Callable[[datetime, datetime, list[str]], Sequence[Rollup]]
 """(since, until, SLO names) → their rollup rows: a store's `read`."""
-AgendaExtras = Callable[[str, datetime], Sequence[AgendaSource]]
-"""(quarter label, as of) → agenda sources the quarterly review adds after its own."""
+AgendaExtras = Callable[[str, datetime, Fleet, "ReportLog | None"], Sequence[AgendaSource]]
+"""(quarter label, as of, the fleet and log the review covers) → agenda sources it adds after its own: the fleet and
+log are the report's (a limited token's own SLOs and decisions), so that its agenda shows nothing else."""
 
 _ZONES: TypeAdapter[str] = TypeAdapter(TimeZone)
 
@@ -251,10 +252,15 @@ def _quarterly(sources: ReportSources, options: Mapping[str, str | None], at: da
             lambda names, since, until: sources.rows(since, until, names),
             time_zone=zone,
             log=sources.log,
-            agenda_sources=(*AGENDA, *(() if sources.agenda is None else sources.agenda(label, at))),
+            agenda_sources=(*AGENDA, *_extra_agenda(sources, label, at)),
         )
     except PeriodError as error:  # a zone cutting the rollups' hours in two
         raise ReportOptionError("tz", str(error)) from None
+
+
+def _extra_agenda(sources: ReportSources, label: str, at: datetime) -> Sequence[AgendaSource]:
+    """The further agenda sources over the report's own fleet and log (none without `sources.agenda`)."""
+    return () if sources.agenda is None else sources.agenda(label, at, sources.fleet, sources.log)
 
 
 def _retro_check(options: Mapping[str, str | None]) -> None:
