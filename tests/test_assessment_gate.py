@@ -18,6 +18,7 @@ import requests
 
 from sloplane.declaration.policy import RiskLevel
 from sloplane.evaluator.governance.assessment import assessment_report
+from sloplane.evaluator.governance.experiment_decisions import decide_again
 from sloplane.evaluator.http.auth import TokenStore, new_token
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import Decision, GateRequest, Outcome
@@ -103,7 +104,10 @@ def test_a_release_without_an_assessment_fails_unless_it_declares_a_lower_risk(g
 
 def test_a_covering_assessment_lets_it_through_with_its_verdict(gates: tuple[Evaluator, Any]) -> None:
     evaluator, assess = gates
-    found = assess("checkout", "high", WINDOW)
+    lower = assess("checkout", "high", WINDOW)
+    refused = _gate(evaluator, "checkout", risk=RiskLevel.CRITICAL, assessment=lower)
+    assert refused.outcome is Outcome.FAIL and _codes(refused)[0] == "assessment-lower-risk"
+    found = assess("checkout", "critical", WINDOW)
     decision = _gate(evaluator, "checkout", risk=RiskLevel.CRITICAL, assessment=found)
     assert decision.outcome is Outcome.PASS, _codes(decision)
     (reason,) = [reason for reason in decision.reasons if reason.code == "assessment"]
@@ -132,6 +136,8 @@ def test_an_assessment_that_does_not_cover_the_release_fails_naming_why(
 def test_an_unknown_or_deferred_assessment_fails(gates: tuple[Evaluator, Any], prometheus: PrometheusSandbox) -> None:
     evaluator, _ = gates
     assert _codes(_gate(evaluator, "checkout", assessment="asm-000000000000"))[0] == "assessment-unknown"
+    crafted = _gate(evaluator, "checkout", assessment="\x00' OR 1=1")  # no lookup: not an id the store makes
+    assert _codes(crafted)[0] == "assessment-unknown" and crafted.outcome is Outcome.FAIL
     controls = evaluator.controls
     assert isinstance(controls, ReleaseControls)
     freeze = controls.freeze(
@@ -156,6 +162,7 @@ def test_an_unreadable_store_follows_the_backend_error_policy(gates: tuple[Evalu
     closed = _gate(evaluator, "checkout", assessment="asm-000000000001")
     assert closed.outcome is Outcome.FAIL and _codes(closed)[0] == "assessment-unavailable"
     assert closed.reasons[0].values["policy"] == "failClosed"
+    assert str(store.path) not in closed.reasons[0].message  # the store's location stays in the evaluator's log
     opened = _gate(evaluator, "search", assessment="asm-000000000001")  # failOpen: the measurements judge
     assert opened.outcome is Outcome.PASS and _codes(opened)[0] == "assessment-unavailable"
 
@@ -203,6 +210,15 @@ def test_the_served_app_assesses_records_and_gates_on_it(
             unnamed = requests.post(f"{url}/v1/gates/evaluate", json=gate, headers=auth["pipeline"], timeout=30).json()
             assert unnamed["decision"] == "fail" and unnamed["reasons"][0]["code"] == "assessment-missing"
             assert requests.get(f"{url}/v1/assessments", headers=auth["reader"], timeout=10).status_code == 405
+            long = {"start": "2030-01-01T00:00:00Z", "end": "2030-03-01T00:00:00Z"}  # 59 days: over the 31 allowed
+            refused = requests.post(f"{url}/v1/assessments", json=body | {"window": long}, headers=auth["pipeline"],
+                                    timeout=10)  # fmt: skip
+            assert refused.status_code == 422 and "at most 31 days" in refused.text
+            unknown = requests.get(f"{url}/v1/assessments/asm-000000000000", headers=auth["reader"], timeout=10)
+            assert unknown.status_code == 404 and unknown.json()["detail"] == "no assessment 'asm-000000000000'"
+            crafted = requests.post(f"{url}/v1/gates/evaluate", json=gate | {"assessment": "\u0000"},
+                                    headers=auth["pipeline"], timeout=30).json()  # fmt: skip
+            assert crafted["decision"] == "error" and crafted["reasons"][0]["code"] == "invalid-request"
     finally:
         service.close()
 
@@ -255,3 +271,19 @@ def test_the_gate_command_names_the_risk_and_the_assessment(
     covered = run_cli(*common, "--risk", "high", "--assessment", found)
     assert covered.code == 0, covered.stdout
     assert run_cli(*common, "--risk", "extreme").code == 2
+
+
+def test_experiments_replay_the_assessment_the_gate_found(gates: tuple[Evaluator, Any]) -> None:
+    """`sloplane experiment` re-decides a recorded decision without reading the assessments again: a covered
+    release stays covered, a missing assessment stays missing (so these decisions reproduce and can flip)."""
+    evaluator, assess = gates
+    covered = _gate(evaluator, "checkout", risk=RiskLevel.HIGH, assessment=assess("checkout", "high", WINDOW))
+    missing = _gate(evaluator, "checkout", risk=RiskLevel.HIGH)
+    records = {record["id"]: record for record in evaluator.log.query(slo="checkout", limit=10)}
+    declaration = evaluator.fleet["checkout"]
+    for decision in (covered, missing):
+        outcome, reasons = decide_again(declaration, records[decision.id], 99.9, set())
+        assert outcome is decision.outcome, [reason.code for reason in reasons]
+        assert [r.code for r in reasons if r.code.startswith("assessment")] == [
+            r.code for r in decision.reasons if r.code.startswith("assessment")
+        ]

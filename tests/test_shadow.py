@@ -21,6 +21,7 @@ from sloplane.declaration.model import Declaration
 from sloplane.evaluator.measuring.backends.prometheus import PrometheusBackend
 from sloplane.evaluator.model import GateRequest, Outcome
 from sloplane.evaluator.service import Evaluator
+from sloplane.evaluator.storage.assessments import SqliteAssessments
 from sloplane.evaluator.storage.decisions import SqliteDecisionLog
 from sloplane.interop.loader import load_paths
 from sloplane.render.argo_rollouts import SHADOW_PREFIX, analysis_template
@@ -146,3 +147,16 @@ def test_the_decisions_command_shows_the_shadow_beside_the_outcome(evaluator: Ev
     listed = run_cli("decisions", "--db", str(tmp_path / "decisions.db"))
     assert listed.code == 0, listed.stderr
     assert "pass (shadow: fail)" in listed.stdout
+
+
+def test_a_shadow_that_requires_an_assessment_reads_the_store(prometheus: PrometheusSandbox, tmp_path: Path) -> None:
+    """Trying `requireAssessment` in the shadow reads the assessments as the real gate would: the shadow fails
+    `assessment-missing` for a release that names none (not "this evaluator keeps none"), the real gate passes."""
+    fleet = load_fleet(tmp_path, _slo("shadow: {gate: {requireAssessment: high}}"))
+    with SqliteDecisionLog(tmp_path / "d.db") as log, SqliteAssessments(tmp_path / "d.db") as store:
+        evaluator = Evaluator(fleet, PrometheusBackend(prometheus.url), log, assessments=store)
+        (decision,) = evaluator.gate(GateRequest(slo="shop", at=END)).decisions
+    assert decision.outcome is Outcome.PASS and decision.shadow is not None
+    (first, *_) = decision.shadow.reasons
+    assert (decision.shadow.outcome, first.code) == (Outcome.FAIL, "assessment-missing")
+    assert "keeps none" not in first.message

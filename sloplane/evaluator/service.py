@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,6 +35,8 @@ from sloplane.evaluator.measuring.measure import DeclaredSubject, Measurer
 from sloplane.evaluator.model import Decision, GateRequest, GateResult, Measurement, Outcome, Reason, ShadowDecision
 from sloplane.evaluator.storage.assessments import AssessmentReader, Coverage, coverage
 from sloplane.semantics.subjects import Fleet, Subject, production_subject, subjects
+
+logger = logging.getLogger(__name__)
 
 QUERY_CACHE_ENTRIES = 100_000
 """Answers kept per interval: a gate for one SLO asks about 20 narrow queries, so a fleet of a few
@@ -264,16 +267,21 @@ class Evaluator:
             return [], [], f"{type(error).__name__}: {error}"
 
     def _assessment(self, declaration: Declaration, request: GateRequest) -> tuple[Coverage | None, str | None]:
-        """Whether the request's assessment covers a release of the SLO's service now, read only when its policy
-        requires one; or why the store could not be read. At the real instant, as freezes are."""
-        if declaration.spec.effective_gate.require_assessment is None or self.assessments is None:
+        """Whether the request's assessment covers a release of the SLO's service now, read only when its policy (or
+        its shadow's) requires one; or that the store could not be read — in words that name no database: the
+        reason reaches the caller and the log, the details go to the evaluator's log. At the real instant, as
+        freezes are."""
+        shadowed = declaration.spec.shadowed()
+        asking = [declaration.spec, *([] if shadowed is None else [shadowed])]
+        if self.assessments is None or all(spec.effective_gate.require_assessment is None for spec in asking):
             return None, None
         try:
-            found = coverage(
-                self.assessments, request.assessment, declaration.spec.service, self._controls_instant(request)
-            )
+            instant = self._controls_instant(request)
+            risk = None if request.risk is None else request.risk.value
+            found = coverage(self.assessments, request.assessment, declaration.spec.service, instant, risk)
         except Exception as error:  # any storage failure: the policy for a backend fault decides
-            return None, f"{type(error).__name__}: {error}"
+            logger.warning("the impact assessments could not be read: %s: %s", type(error).__name__, error)
+            return None, "the store could not be read; the evaluator's log says why"
         return found, None
 
     def _controls_instant(self, request: GateRequest) -> datetime:

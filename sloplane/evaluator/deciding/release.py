@@ -78,11 +78,17 @@ def frozen(context: GateContext) -> Outcome | None:
                     slo=sibling.declaration.name,
                     budget_remaining=remaining,
                 )
+    return freeze_outcome(context)
+
+
+def freeze_outcome(context: GateContext) -> Outcome | None:
+    """What the freezes noted so far decide: nothing without one; a fail; or, for a spent budget's freeze and a
+    change the policy exempts, nothing yet — the other guards and the checks still judge it, and
+    `reliability_window` records the exception when nothing else stops it. (Experiments replay recorded freezes
+    through this same rule.)"""
     if not context.has_reason("frozen"):
         return None
     if _reliability_change(context) and not _other_freezes(context):
-        # a budget freeze and a change the policy exempts: the other guards and the checks still judge it, and
-        # `reliability_window` records the exception when nothing else stops it
         return None
     return Outcome.FAIL
 

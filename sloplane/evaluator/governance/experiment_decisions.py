@@ -35,10 +35,12 @@ from sloplane.evaluator.deciding.context import Adjuster, GateContext, Step
 from sloplane.evaluator.deciding.pipeline import CHECKS, GUARDS, DecisionPipeline, rate_limit_wait
 from sloplane.evaluator.deciding.release import (
     ADJUSTERS,
+    assessment_required,
     background,
     breach_only,
     canary_attribution,
     dependency,
+    freeze_outcome,
     frozen,
 )
 from sloplane.evaluator.history.retro_records import instant
@@ -117,9 +119,18 @@ def replay_pipeline(record: Record) -> DecisionPipeline:
     """The gate's own pipeline, with the steps whose inputs the record does not hold replayed as recorded."""
 
     def frozen_as_recorded(context: GateContext) -> Outcome | None:
-        found = _recorded(record, frozenset({"frozen"}))
-        context.reasons += found
-        return Outcome.FAIL if found else None
+        context.reasons += _recorded(record, frozenset({"frozen"}))
+        return freeze_outcome(context)
+
+    def assessment_as_recorded(context: GateContext) -> Outcome | None:
+        """The impact assessment as the gate found it then (the store is not read again): covered, missing or
+        not covering, or unreadable and judged by the policy it was."""
+        found = [reason for reason in record["reasons"] if str(reason["code"]).startswith("assessment")]
+        context.reasons += _recorded(record, frozenset(str(reason["code"]) for reason in found))
+        failed = [reason for reason in found if reason["code"] not in {"assessment", "assessment-unavailable"}]
+        unreadable = [reason for reason in found if reason["code"] == "assessment-unavailable"]
+        closed = any(reason.get("values", {}).get("policy") == "failClosed" for reason in unreadable)
+        return Outcome.FAIL if failed or closed else None
 
     def canary_as_recorded(context: GateContext) -> Outcome | None:
         found = _recorded(record, CANARY_CODES)
@@ -146,6 +157,7 @@ def replay_pipeline(record: Record) -> DecisionPipeline:
 
     steps: dict[Callable[..., Any], Any] = {
         frozen: frozen_as_recorded,
+        assessment_required: assessment_as_recorded,
         canary_attribution: canary_as_recorded,
         background: attribution_as_recorded("background"),
         dependency: attribution_as_recorded("dependency"),

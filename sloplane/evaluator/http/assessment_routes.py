@@ -200,10 +200,14 @@ def assessment_router(assessor: Assessor, guard: RouteGuard) -> APIRouter:
         },
     )
     def get_assessment(assessment_id: str, principal: Annotated[Principal, Depends(reader)]) -> Response:
-        with _answering():
-            found = assessor.store.get(assessment_id)
+        not_found = HTTPException(404, f"no assessment {excerpt(assessment_id)!r}")  # one answer: no store named
+        try:
+            with _answering():
+                found = assessor.store.get(assessment_id)
+        except HTTPException as error:
+            raise not_found if error.status_code == 404 else error from None
         if not guard.sees_services(principal, [str(found.get("service"))]):
-            raise HTTPException(404, f"no assessment {excerpt(assessment_id)!r}")
+            raise not_found
         return OrjsonResponse(found)
 
     method_not_allowed(router, ASSESSMENTS_PATH, "POST")

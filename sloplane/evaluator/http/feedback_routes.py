@@ -18,6 +18,7 @@ Handlers are plain functions (FastAPI runs them in its thread pool): SQLite bloc
 `from __future__ import annotations`: FastAPI must resolve the closures' `Depends(...)` annotations.
 """
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -54,6 +55,16 @@ from sloplane.evaluator.storage.feedback import (
 from sloplane.evaluator.storage.rollups import RollupError
 
 FEEDBACK_PATH = "/v1/feedback"
+WAIT_SECONDS = 2.0
+"""How long a report waits for the one classification a replica runs at a time before it is told to come back."""
+
+
+@contextmanager
+def _released(lock: threading.Semaphore) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class FeedbackRequest(BaseModel):
@@ -87,7 +98,11 @@ class FeedbackAnswer(BaseModel):
     classification: dict[str, Any]
 
 
-_UNREADABLE = {"model": schemas.Problem, "description": "The feedback, the rollups or the decision log cannot be read."}
+_UNREADABLE = {
+    "model": schemas.Problem,
+    "description": "The feedback, the rollups or the decision log cannot be read, or another report is being "
+    "classified (`Retry-After`).",
+}
 
 
 @contextmanager
@@ -114,6 +129,9 @@ def feedback_router(feedback: FeedbackStore, sources: Sources, guard: RouteGuard
     for tokens holding `scope` (the app passes `Scope.FEEDBACK`)."""
     router = APIRouter()
     allowed = requires(guard, scope)
+    one_at_a_time = threading.Semaphore(1)
+    """A classification reads hours of rollups and decisions (and may replay alerts on Prometheus): one at a time
+    per replica, so that reports never take the gates' worker threads; a request that cannot start soon is a 503."""
 
     @router.post(
         FEEDBACK_PATH,
@@ -136,7 +154,11 @@ def feedback_router(feedback: FeedbackStore, sources: Sources, guard: RouteGuard
         if not _declared(sources, body.service):
             raise invalid_field("service", f"no SLO is declared for service {excerpt(body.service)!r}")
         at = datetime.now(UTC)
-        with _answering():
+        if not one_at_a_time.acquire(timeout=WAIT_SECONDS):
+            raise HTTPException(
+                503, "a report is being classified: send it again shortly", headers={"Retry-After": "2"}
+            )
+        with _answering(), _released(one_at_a_time):
             report = checked_report(
                 service=body.service,
                 start=body.start,
@@ -186,10 +208,14 @@ def feedback_router(feedback: FeedbackStore, sources: Sources, guard: RouteGuard
         },
     )
     def get_feedback(report_id: str, principal: Annotated[Principal, Depends(allowed)]) -> Response:
-        with _answering():
-            report = feedback.get(report_id)
+        not_found = HTTPException(404, f"no report {excerpt(report_id)!r}")  # one answer: no store named
+        try:
+            with _answering():
+                report = feedback.get(report_id)
+        except HTTPException as error:
+            raise not_found if error.status_code == 404 else error from None
         if not guard.sees_services(principal, [report.service]):
-            raise HTTPException(404, f"no report {excerpt(report_id)!r}")
+            raise not_found
         return OrjsonResponse(report.to_dict())
 
     method_not_allowed(router, FEEDBACK_PATH, "GET, POST")

@@ -166,8 +166,7 @@ class GateRequest(BaseModel):
     )
     assessment: str | None = Field(
         None,
-        min_length=1,
-        max_length=NAME_LENGTH,
+        pattern=r"^asm-[0-9a-f]{12}$",
         description="The impact assessment (`sloplane assess --record`, `POST /v1/assessments`) covering it.",
     )
     changeType: ChangeType | None = Field(  # noqa: N815 (the wire name)

@@ -17,6 +17,7 @@ written once where every caller may import it. It reads only what the store retu
 
 from __future__ import annotations
 
+import re
 import secrets
 import sqlite3
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from sloplane.core.serialize import wire_json
+from sloplane.core.text import excerpt
 from sloplane.evaluator.storage.decisions import utc_text
 from sloplane.evaluator.storage.decisions_schema import roll_back
 from sloplane.evaluator.storage.sqlite import SqliteStore
@@ -60,13 +62,17 @@ END;
 COLUMNS = "id, recorded_at, body"
 VERDICTS = ("proceed", "proceed-with-conditions", "defer")
 
-MISSING, UNKNOWN, OTHER_SERVICE, OUTSIDE_WINDOW, DEFERRED = (
+MISSING, UNKNOWN, OTHER_SERVICE, OUTSIDE_WINDOW, DEFERRED, LOWER_RISK = (
     "assessment-missing",
     "assessment-unknown",
     "assessment-other-service",
     "assessment-outside-window",
     "assessment-deferred",
+    "assessment-lower-risk",
 )
+ID_PATTERN = r"^asm-[0-9a-f]{12}$"
+"""What `new_id` makes: anything else names no assessment, and is not looked up."""
+RISKS = ("low", "medium", "high", "critical")
 """The codes `coverage` answers with when an assessment does not cover a release (`assessment-missing`: no id)."""
 
 
@@ -245,20 +251,30 @@ class Coverage:
     assessment: dict[str, Any] | None = None
 
 
-def coverage(store: AssessmentReader, assessment_id: str | None, service: str, at: datetime) -> Coverage:
-    """Does assessment `assessment_id` cover a release of `service` at `at`? It must exist, be for that service,
-    have a window holding `at` (start ≤ at < end) and a verdict other than `defer`; the first rule it breaks is
-    the answer. `AssessmentError` (the store cannot be read) is left to the caller: an unreadable store is no
-    missing assessment, and the gate's policy for a backend fault decides."""
+def coverage(
+    store: AssessmentReader, assessment_id: str | None, service: str, at: datetime, risk: str | None = None
+) -> Coverage:
+    """Does assessment `assessment_id` cover a release of `service` at `at` (declared at `risk`, if it says)? It
+    must exist, be for that service, have a window holding `at` (start ≤ at < end), a verdict other than `defer`,
+    and a risk no lower than the release's; the first rule it breaks is the answer. An id `new_id` could not have
+    made is unknown without a lookup. `AssessmentError` (the store cannot be read) is left to the caller: an
+    unreadable store is no missing assessment, and the gate's policy for a backend fault decides. Messages name
+    only `service` and the id: a limited token reads them."""
     if assessment_id is None or not assessment_id.strip():
         return Coverage(False, MISSING, f"a high-risk release of {service} must name an impact assessment")
+    if re.fullmatch(ID_PATTERN, assessment_id) is None:
+        return Coverage(False, UNKNOWN, f"no assessment {excerpt(assessment_id)!r} is recorded")
     try:
         found = store.get(assessment_id)
     except UnknownAssessmentError:
         return Coverage(False, UNKNOWN, f"no assessment {assessment_id!r} is recorded")
     if found.get("service") != service:
-        message = f"assessment {assessment_id} is for {found.get('service')!r}, not {service!r}"
+        message = f"assessment {assessment_id} is not for service {service!r}"
         return Coverage(False, OTHER_SERVICE, message, found)
+    assessed = found.get("risk")
+    if risk is not None and assessed in RISKS and RISKS.index(str(assessed)) < RISKS.index(risk):
+        message = f"assessment {assessment_id} assessed a {assessed}-risk change; this release is {risk} risk"
+        return Coverage(False, LOWER_RISK, message, found)
     start, end = _instant(found, "window", "start"), _instant(found, "window", "end")
     when = at.astimezone(UTC)
     if not start <= when < end:
