@@ -337,8 +337,10 @@ def test_concurrent_appends_share_commits_and_a_repeated_id_is_refused_alone(sto
     numbers = [*range(400), *range(0, 400, 40)]
 
     def append(number: int) -> str:
+        # one instant for all: 32 threads append in no set order, and decisions a minute apart (`make_decision`'s
+        # default) would read as backdated whenever one thread fell a few appends behind (a clean run saw it once)
         try:
-            store.log.append(make_decision(number))
+            store.log.append(make_decision(number, decided_at=T0))
         except DecisionLogError as error:
             return str(error)
         return "ok"
