@@ -31,7 +31,6 @@ import orjson
 from sloplane.core.serialize import wire_json
 from sloplane.core.text import excerpt
 from sloplane.evaluator.storage.decisions import utc_text
-from sloplane.evaluator.storage.decisions_schema import roll_back
 from sloplane.evaluator.storage.sqlite import SqliteStore
 
 _SCHEMA = """
@@ -184,22 +183,13 @@ class SqliteAssessments(SqliteStore):
             "recorded_at": utc_text(at or _now()),
             "body": body_text(assessment),
         }
-        connection = self._connections.writer()
-        with self._write_lock:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                connection.execute(
-                    "INSERT INTO assessments (id, service, risk, verdict, window_start, window_end, assessed_at, "
-                    "recorded_at, body) VALUES (:id, :service, :risk, :verdict, :window_start, :window_end, "
-                    ":assessed_at, :recorded_at, :body)",
-                    row,
-                )
-                connection.execute("COMMIT")
-            except AssessmentError:
-                raise
-            except Exception as exc:
-                roll_back(connection)
-                raise AssessmentError(f"cannot record an assessment in {self.path}: {exc}") from None
+        with self._writing("record an assessment") as connection:
+            connection.execute(
+                "INSERT INTO assessments (id, service, risk, verdict, window_start, window_end, assessed_at, "
+                "recorded_at, body) VALUES (:id, :service, :risk, :verdict, :window_start, :window_end, "
+                ":assessed_at, :recorded_at, :body)",
+                row,
+            )
         return assessment_id
 
     def get(self, assessment_id: str) -> dict[str, Any]:

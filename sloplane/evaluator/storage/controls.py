@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -398,24 +397,6 @@ class ReleaseControls(SqliteStore):
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit, FULL sync: a recorded freeze survives a crash)."""
         return self._connections.get()
-
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding SQLite's write lock, so a check and the write it guards are atomic."""
-        connection = self._connection()
-        with self._write_lock:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    yield connection
-                except BaseException:
-                    connection.rollback()
-                    raise
-                connection.commit()
-            except sqlite3.Error as exc:
-                if connection.in_transaction:
-                    connection.rollback()
-                raise ControlsError(f"cannot {what} in {self.path}: {exc}") from exc
 
     def _read(self, sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         try:

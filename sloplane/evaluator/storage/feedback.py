@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -362,24 +361,6 @@ class SqliteFeedback(SqliteStore):
             if connection.in_transaction:
                 connection.rollback()
             raise FeedbackError(f"cannot write the support feedback at {self.path}: {exc}") from exc
-
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding SQLite's write lock."""
-        connection = self._connections.get()
-        with self._write_lock:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    yield connection
-                except BaseException:
-                    connection.rollback()
-                    raise
-                connection.commit()
-            except sqlite3.Error as exc:
-                if connection.in_transaction:
-                    connection.rollback()
-                raise FeedbackError(f"cannot {what} in {self.path}: {exc}") from exc
 
     def _read(self, sql: str, values: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
         try:

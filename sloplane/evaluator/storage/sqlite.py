@@ -11,7 +11,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -122,6 +123,7 @@ class SqliteStore:
     path: Path
     _connections: ThreadConnections
     _write_lock: threading.Lock
+    _error: ErrorFactory
 
     def _attach(self, path: str | Path, what: str, error: ErrorFactory) -> None:
         """Open `what` ("the rollups") on its file: `:memory:` refused (each thread's connection would see its own
@@ -132,6 +134,27 @@ class SqliteStore:
         create_folder(self.path, what, error)
         self._connections = ThreadConnections(self.path, what, error)
         self._write_lock = threading.Lock()
+        self._error = error
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writing connection, holding SQLite's write lock (`BEGIN IMMEDIATE`), so a
+        check and the write it guards are atomic; a failure rolled back and raised as the store's error ("cannot
+        `what`")."""
+        connection = self._connections.writer()
+        with self._write_lock:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+            except sqlite3.Error as exc:
+                if connection.in_transaction:
+                    connection.rollback()
+                raise self._error(f"cannot {what} in {self.path}: {exc}") from exc
 
     def close(self) -> None:
         """Close every thread's connection; the store cannot be used afterwards."""
