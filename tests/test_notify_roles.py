@@ -602,6 +602,19 @@ def test_a_file_without_roles_routes_as_before(receiver: tuple[EventReceiver, st
 # -- the receivers file -----------------------------------------------------------------------------
 
 
+def test_a_role_for_a_team_no_slo_declares_is_said_at_start(
+    tmp_path: Path, fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every team the file's roles name owns an SLO here; a misspelt one would route nothing, and is said."""
+    config = load_receivers(receivers_file(tmp_path, "http://127.0.0.1:9"))
+    owners = {fleet[name].spec.owners.team for name in fleet}
+    assert config.unowned_teams(owners) == []
+    assert config.unowned_teams(owners - {"pay"}) == ["roles.ops.teams.pay"]
+    thinned = Fleet([fleet[name] for name in fleet if fleet[name].spec.owners.team != "pay"])
+    Notifier(thinned, config, tmp_path / "outbox.db").close()
+    assert "roles.ops.teams.pay names a team no SLO declares as its owner" in caplog.text
+
+
 def test_roles_are_read_from_the_receivers_file(config: ReceiversConfig) -> None:
     assert config.roles is not None
     assert (config.roles.dev.default, config.roles.dev.teams) == (None, {"shop": "shop-dev"})

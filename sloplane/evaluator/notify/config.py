@@ -171,6 +171,18 @@ class ReceiversConfig(SpecModel):
             if name not in self.receivers
         ]
 
+    def unowned_teams(self, teams: set[str]) -> list[str]:
+        """`roles.<role>.teams.<team>` keys naming a team no declaration owns (`teams`): routes nothing would ever
+        take, most likely a misspelt team, said rather than ignored."""
+        if self.roles is None:
+            return []
+        return [
+            f"roles.{role}.teams.{team}"
+            for role in ("dev", "ops", "product")
+            for team in getattr(self.roles, role).teams
+            if team not in teams
+        ]
+
     @field_validator("defaults")
     @classmethod
     def _defaults_exist(cls, defaults: Defaults, info: ValidationInfo) -> Defaults:

@@ -109,6 +109,9 @@ class Notifier:
             raise ReceiversFileError([*error.problems, *role_problems]) from None
         if role_problems:
             raise ReceiversFileError(role_problems)
+        owners = {declaration.spec.owners.team for declaration in fleet.values()}
+        for key in receivers.unowned_teams(owners):
+            log.warning("receivers file: %s names a team no SLO declares as its owner: nothing is routed by it", key)
         self._fleet = fleet
         self._runbooks = {name: declaration.spec.alerting.runbook for name, declaration in fleet.items()}
         self.outbox = open_outbox(outbox_path)
